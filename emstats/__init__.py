@@ -1,0 +1,115 @@
+"""emstats: maximum-likelihood estimation by the EM algorithm.
+
+Formula interfaces build models; ``fit()`` returns statsmodels-style results
+with Louis-method standard errors and convergence diagnostics.
+
+>>> import emstats
+>>> df = emstats.datasets.load("affairs")
+>>> res = emstats.tobit("affairs ~ age + yearsmarried + religiousness + occupation + rating",
+...                     data=df, censor_left=0).fit()
+>>> round(res.llf, 4)
+-705.5762
+"""
+
+from __future__ import annotations
+
+import patsy as _patsy
+
+__version__ = "0.1.0"
+
+from . import datasets  # noqa: E402
+from ._config import show_config  # noqa: E402
+from .em import EMModel, LouisPieces, run_em  # noqa: E402
+from .exceptions import (  # noqa: E402
+    ConvergenceWarning,
+    DataError,
+    LikelihoodDecreaseWarning,
+    SingularDesignError,
+)
+from .inference import EMResults  # noqa: E402
+from .models import CensoredRegression, CensoredResults, IntervalRegression, Tobit  # noqa: E402
+
+
+def tobit(formula: str, data, censor_left=0.0, censor_right=None, *, weights=None, offset=None,
+          missing: str = "drop") -> Tobit:
+    """Tobit (censored normal) regression from a formula.
+
+    Parameters
+    ----------
+    formula : str
+        A patsy formula, ``"y ~ x1 + x2"``.
+    data : pandas.DataFrame
+        The data (never modified).
+    censor_left, censor_right : float, str, array_like or None
+        Censoring limits: a scalar, the name of a column of ``data``, an array of
+        per-row limits (``-inf``/``+inf`` for none), or None for no censoring on
+        that side.  Defaults: left-censoring at 0, no right censoring.
+    weights : str or array_like, optional
+        Frequency weights (column name or array).
+    offset : str or array_like, optional
+        Offset added to the linear predictor (column name or array).
+    missing : {"drop", "raise"}
+        Rows with missing values are dropped (and counted in the summary) or
+        raise an error.
+
+    Returns
+    -------
+    Tobit
+        Call ``.fit()`` on it.
+
+    Examples
+    --------
+    >>> import emstats
+    >>> df = emstats.datasets.load("affairs")
+    >>> res = emstats.tobit("affairs ~ age + yearsmarried + rating", data=df).fit()
+    >>> res.params.index.tolist()
+    ['Intercept', 'age', 'yearsmarried', 'rating', 'Log(scale)']
+    """
+    return Tobit.from_formula(formula, data, censor_left=censor_left, censor_right=censor_right,
+                              weights=weights, offset=offset, missing=missing,
+                              eval_env=_patsy.EvalEnvironment.capture(1))
+
+
+def intreg(formula: str, data, *, weights=None, offset=None,
+           missing: str = "drop") -> IntervalRegression:
+    """Interval regression from ``"lower + upper ~ x1 + x2"`` (Stata's ``intreg``).
+
+    Parameters
+    ----------
+    formula : str
+        Two response terms joined by ``+`` on the left-hand side.  A missing or
+        ``-inf`` lower bound means left-censored at the upper one; a missing or
+        ``+inf`` upper bound right-censored at the lower one; equal bounds an
+        exact value; otherwise the response lies in the interval.
+    data : pandas.DataFrame
+    weights, offset, missing :
+        As in :func:`tobit`.
+
+    Returns
+    -------
+    IntervalRegression
+    """
+    return IntervalRegression.from_formula(formula, data, weights=weights, offset=offset,
+                                           missing=missing,
+                                           eval_env=_patsy.EvalEnvironment.capture(1))
+
+
+__all__ = [
+    "CensoredRegression",
+    "CensoredResults",
+    "ConvergenceWarning",
+    "DataError",
+    "EMModel",
+    "EMResults",
+    "IntervalRegression",
+    "LikelihoodDecreaseWarning",
+    "LouisPieces",
+    "SingularDesignError",
+    "Tobit",
+    "__version__",
+    "datasets",
+    "intreg",
+    "run_em",
+    "show_config",
+    "tobit",
+]

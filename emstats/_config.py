@@ -1,0 +1,78 @@
+"""Build and runtime configuration: OpenMP and thread counts."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+
+def available_cores() -> int:
+    """Cores this process may run on (affinity-aware)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_threads(n_threads: int | None) -> int:
+    """Threads for a kernel: the argument, else ``OMP_NUM_THREADS``, else all cores.
+
+    A serial build always uses one thread.
+    """
+    from ._kernels._openmp import openmp_enabled
+
+    if not openmp_enabled():
+        return 1
+    if n_threads is None:
+        env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+        if env:
+            try:
+                return max(1, int(env))
+            except ValueError:
+                pass
+        return available_cores()
+    if isinstance(n_threads, bool) or int(n_threads) != n_threads:
+        raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
+    n = int(n_threads)
+    if n < 1:
+        raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
+    return n
+
+
+def show_config(file=None) -> dict:
+    """Print and return how emstats was built and what it will use at run time.
+
+    Returns
+    -------
+    dict
+        Keys ``version``, ``openmp``, ``default_threads``, ``cores``, ``python``,
+        ``numpy``, ``scipy``, ``platform``.
+    """
+    import numpy
+    import scipy
+
+    from . import __version__
+    from ._kernels._openmp import omp_max_threads, openmp_enabled
+
+    info = {
+        "version": __version__,
+        "openmp": bool(openmp_enabled()),
+        "omp_max_threads": int(omp_max_threads()),
+        "default_threads": resolve_threads(None),
+        "cores": available_cores(),
+        "python": sys.version.split()[0],
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "platform": platform.platform(),
+    }
+    out = file or sys.stdout
+    print(f"emstats {info['version']}", file=out)
+    print(
+        "  kernels: "
+        + ("OpenMP (parallel)" if info["openmp"] else "serial (built without OpenMP)"),
+        file=out,
+    )
+    for key in ("default_threads", "cores", "python", "numpy", "scipy", "platform"):
+        print(f"  {key}: {info[key]}", file=out)
+    return info

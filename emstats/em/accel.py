@@ -1,0 +1,170 @@
+"""Iteration schemes of the engine: plain EM, SQUAREM and the Louis-Newton finish.
+
+Each scheme turns the current :class:`State` into the next one using only the
+model's protocol methods; the loop, the stopping rule and the diagnostics live
+in :mod:`emstats.em.engine`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .protocol import EMModel
+
+
+@dataclass
+class State:
+    """Parameters, the E-step statistics and the log-likelihood at them."""
+
+    params: Any
+    stats: Any
+    loglik: float
+
+
+def _evaluate(model: EMModel, params) -> State:
+    stats, ll = model.e_step(params)
+    return State(params, stats, float(ll))
+
+
+def em_map(model: EMModel, state: State) -> State:
+    """One EM step: M-step from the state's statistics, then the E-step at the result."""
+    return _evaluate(model, model.m_step(state.stats, state.params))
+
+
+class Method:
+    """An iteration scheme.  Subclasses implement :meth:`step`."""
+
+    name = "?"
+    description = ""
+
+    def __init__(self, **options):
+        if options:
+            raise TypeError(f"method {self.name!r} takes no options {sorted(options)}")
+        self.n_em_steps = 0
+
+    def not_applicable(self, model: EMModel) -> str | None:
+        """Why this method cannot fit ``model`` (None when it can)."""
+        return None
+
+    def step(self, model: EMModel, state: State) -> State:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class PlainEM(Method):
+    """Dempster, Laird & Rubin's EM: one E-step and one M-step per iteration."""
+
+    name = "em"
+    description = "plain EM (monotone, linear rate = fraction of missing information)"
+
+    def step(self, model, state):
+        self.n_em_steps += 1
+        return em_map(model, state)
+
+
+class Squarem(Method):
+    """SQUAREM, scheme S3 of Varadhan & Roland (2008).
+
+    Two EM steps give r = u1 - u0 and v = u2 - 2 u1 + u0 in the packed
+    coordinates; the step length is alpha = -max(1, |r| / |v|), capped by an
+    adaptive maximum; the extrapolated point u0 - 2 alpha r + alpha^2 v is
+    followed by one stabilising EM step.  Whenever the result is not finite or
+    its log-likelihood is below that of the second plain EM step, that EM step
+    is kept instead, so the log-likelihood never decreases.
+    """
+
+    name = "squarem"
+    description = "SQUAREM (Varadhan & Roland 2008, S3) with a monotone fall-back to EM"
+
+    def __init__(self, step_max0: float = 1.0, mstep: float = 4.0):
+        super().__init__()
+        self.step_max0 = float(step_max0)
+        self.step_max = float(step_max0)
+        self.mstep = float(mstep)
+        self.n_fallbacks = 0
+
+    def step(self, model, state):
+        s1 = em_map(model, state)
+        s2 = em_map(model, s1)
+        self.n_em_steps += 2
+        u0 = model.pack(state.params)
+        u1 = model.pack(s1.params)
+        u2 = model.pack(s2.params)
+        r = u1 - u0
+        v = u2 - 2.0 * u1 + u0
+        nv = float(np.sqrt(v @ v))
+        if not np.isfinite(nv) or nv == 0.0:
+            return s2
+        alpha = -max(1.0, float(np.sqrt(r @ r)) / nv)
+        alpha = max(alpha, -self.step_max)
+        try:
+            u_new = u0 - 2.0 * alpha * r + alpha * alpha * v
+            if not np.all(np.isfinite(u_new)):
+                raise FloatingPointError
+            extrap = _evaluate(model, model.unpack(u_new))
+            if not np.isfinite(extrap.loglik):
+                raise FloatingPointError
+            stab = em_map(model, extrap)
+            self.n_em_steps += 1
+        except (FloatingPointError, ValueError, np.linalg.LinAlgError):
+            stab = None
+        if stab is None or not np.isfinite(stab.loglik) or stab.loglik < s2.loglik:
+            self.n_fallbacks += 1
+            self.step_max = max(self.step_max0, self.step_max / self.mstep)
+            return s2
+        if alpha == -self.step_max:
+            self.step_max *= self.mstep
+        return stab
+
+
+class LouisNewton(Method):
+    """Newton-Raphson on the observed log-likelihood with Louis' observed information.
+
+    Louis (1982, section 4) proposed this acceleration: the information that
+    the standard errors need anyway gives a quadratically convergent step.
+    Each step solves I(theta) d = score(theta) in the inference coordinates and
+    halves d until the log-likelihood increases; when the information is not
+    positive definite or no halving helps, a plain EM step is taken instead,
+    so the log-likelihood never decreases.
+    """
+
+    name = "newton"
+    description = "Newton steps with Louis' observed information, EM step as the fall-back"
+
+    def __init__(self, max_halvings: int = 30):
+        super().__init__()
+        self.max_halvings = int(max_halvings)
+        self.n_fallbacks = 0
+
+    def not_applicable(self, model):
+        if not model.has_louis:
+            return "the model does not supply Louis' information pieces"
+        return None
+
+    def step(self, model, state):
+        theta = model.to_inference(state.params)
+        try:
+            g, pieces = model.score_and_louis(state.params)
+            info = pieces.observed
+            chol = np.linalg.cholesky(0.5 * (info + info.T))
+            d = np.linalg.solve(chol.T, np.linalg.solve(chol, g))
+        except np.linalg.LinAlgError:
+            d = None
+        if d is not None and np.all(np.isfinite(d)):
+            t = 1.0
+            for _ in range(self.max_halvings):
+                try:
+                    cand = _evaluate(model, model.from_inference(theta + t * d))
+                except (ValueError, FloatingPointError):
+                    cand = None
+                if cand is not None and np.isfinite(cand.loglik) and cand.loglik >= state.loglik:
+                    return cand
+                t *= 0.5
+        self.n_fallbacks += 1
+        self.n_em_steps += 1
+        return em_map(model, state)
+
+
+METHODS: dict[str, type[Method]] = {m.name: m for m in (PlainEM, Squarem, LouisNewton)}

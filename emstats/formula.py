@@ -1,0 +1,238 @@
+"""The one module that speaks patsy: formula + data -> arrays, names and design info."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import patsy
+
+from .exceptions import DataError
+
+
+@dataclass
+class Design:
+    """Arrays built from a formula, with what is needed to rebuild new data.
+
+    Attributes
+    ----------
+    endog : ndarray, shape (n, q)
+        Response column(s); NaN kept where the response may be missing.
+    exog : ndarray, shape (n, p)
+    endog_names, exog_names : list of str
+    design_info : patsy.DesignInfo
+        Right-hand-side design information, for ``predict`` on new data.
+    row_labels : pandas.Index
+        Labels of the rows used, in the caller's index.
+    n_dropped : int
+        Rows dropped because of missing values.
+    extras : dict of str to ndarray
+        Extra per-row columns (limits, weights, offsets) aligned to the rows used.
+    """
+
+    endog: np.ndarray
+    exog: np.ndarray
+    endog_names: list[str]
+    exog_names: list[str]
+    design_info: patsy.DesignInfo
+    row_labels: pd.Index
+    n_dropped: int = 0
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+_NAME_RE = re.compile(r"name '([^']+)' is not defined")
+
+
+def _explain_patsy_error(err: Exception, data: pd.DataFrame, what: str) -> DataError:
+    msg = str(err)
+    m = _NAME_RE.search(msg)
+    if m:
+        cols = ", ".join(map(str, list(data.columns)[:30]))
+        return DataError(f"{what} names column {m.group(1)!r}, which is not in the data "
+                         f"(columns: {cols})")
+    first = msg.strip().splitlines()[0] if msg.strip() else type(err).__name__
+    return DataError(f"cannot evaluate {what}: {first}")
+
+
+def _check_frame(data) -> pd.DataFrame:
+    if isinstance(data, dict):
+        data = pd.DataFrame(data)
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame (or dict of columns), got {type(data)!r}")
+    if len(data) == 0:
+        raise DataError("data is empty (0 rows)")
+    return data
+
+
+def split_formula(formula: str) -> tuple[str, str]:
+    """Split ``"lhs ~ rhs"`` into its two sides (lhs may be empty)."""
+    if not isinstance(formula, str) or formula.count("~") != 1:
+        raise DataError(f"formula must be a string with exactly one '~', got {formula!r}")
+    lhs, rhs = formula.split("~")
+    return lhs.strip(), rhs.strip()
+
+
+def _response_columns(
+    lhs: str, data: pd.DataFrame, n_response: int, env: patsy.EvalEnvironment
+) -> tuple[np.ndarray, list[str]]:
+    """Evaluate the response terms (``y`` or ``lower + upper``) keeping NaN."""
+    terms = [t.strip() for t in lhs.split("+")] if n_response > 1 else [lhs]
+    if len(terms) != n_response or not all(terms):
+        raise DataError(
+            f"the left-hand side {lhs!r} must name {n_response} response term(s)"
+            + (" joined by '+', e.g. 'lower + upper'" if n_response > 1 else "")
+        )
+    cols, names = [], []
+    for term in terms:
+        if term in data.columns:
+            raw = data[term]
+        else:
+            try:
+                mat = patsy.dmatrix(
+                    f"0 + {term}", data, NA_action=patsy.NAAction(NA_types=[]),
+                    eval_env=env, return_type="dataframe",
+                )
+            except patsy.PatsyError as err:
+                raise _explain_patsy_error(err, data, f"response {term!r}") from None
+            if mat.shape[1] != 1:
+                raise DataError(
+                    f"response {term!r} is not numeric (it expands to {mat.shape[1]} columns)"
+                )
+            raw = mat.iloc[:, 0]
+        if not (pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw)):
+            raise DataError(f"response {term!r} is not numeric (dtype {raw.dtype})")
+        cols.append(np.asarray(raw, dtype=float))
+        names.append(term)
+    return np.column_stack(cols), names
+
+
+def build_design(
+    formula: str,
+    data,
+    *,
+    n_response: int = 1,
+    extras: dict[str, object] | None = None,
+    missing: str = "drop",
+    response_may_be_nan: bool = False,
+    eval_env: patsy.EvalEnvironment | None = None,
+) -> Design:
+    """Build response and design matrices from a formula.
+
+    Parameters
+    ----------
+    formula : str
+        ``"y ~ x1 + x2"`` (or ``"lower + upper ~ ..."`` with ``n_response=2``).
+    data : DataFrame
+        Never modified.
+    n_response : int
+        Number of response terms on the left-hand side.
+    extras : dict
+        Extra per-row inputs: a scalar, a column name of ``data`` or an array of
+        length ``len(data)``; returned aligned with the rows kept.
+    missing : {"drop", "raise"}
+        What to do with rows where a regressor, an extra column or (unless
+        ``response_may_be_nan``) the response is NaN.
+    response_may_be_nan : bool
+        NaN in the response is meaningful (interval bounds) and never drops a row
+        by itself; rows whose responses are *all* NaN are still missing.
+    """
+    if missing not in ("drop", "raise"):
+        raise ValueError(f"missing must be 'drop' or 'raise', got {missing!r}")
+    data = _check_frame(data)
+    lhs, rhs = split_formula(formula)
+    if not lhs:
+        raise DataError(f"formula {formula!r} has no response on the left of '~'")
+    env = eval_env if eval_env is not None else patsy.EvalEnvironment.capture(1)
+    endog, endog_names = _response_columns(lhs, data, n_response, env)
+    try:
+        rhs_frame = patsy.dmatrix(
+            rhs, data, NA_action=patsy.NAAction(on_NA="drop"),
+            eval_env=env, return_type="dataframe",
+        )
+    except Exception as err:  # patsy lets evaluation errors of user code through
+        raise _explain_patsy_error(err, data, f"right-hand side {rhs!r}") from None
+    design_info = rhs_frame.design_info
+    n = len(data)
+    keep = np.zeros(n, dtype=bool)
+    pos = data.index.get_indexer(rhs_frame.index) if data.index.is_unique else None
+    if pos is None or np.any(pos < 0):
+        raise DataError("data must have a unique index")
+    keep[pos] = True
+    reasons: dict[str, int] = {}
+    if (~keep).any():
+        reasons["regressors"] = int((~keep).sum())
+    exog_full = np.full((n, rhs_frame.shape[1]), np.nan)
+    exog_full[pos] = rhs_frame.to_numpy(dtype=float)
+
+    if response_may_be_nan:
+        bad = np.all(np.isnan(endog), axis=1)
+    else:
+        bad = np.any(np.isnan(endog), axis=1)
+    if bad.any():
+        reasons["response " + " + ".join(endog_names)] = int(bad.sum())
+    keep &= ~bad
+    out_extras: dict[str, np.ndarray] = {}
+    for name, spec in (extras or {}).items():
+        arr = resolve_column(spec, data, name)
+        if arr is None:
+            continue
+        miss = np.isnan(arr)
+        if miss.any():
+            reasons[name] = int(miss.sum())
+        keep &= ~miss
+        out_extras[name] = arr
+    n_drop = int((~keep).sum())
+    if n_drop and missing == "raise":
+        detail = ", ".join(f"{k}: {v} row(s)" for k, v in reasons.items())
+        raise DataError(f"missing values in {detail} (use missing='drop' to drop them)")
+    if not keep.any():
+        raise DataError(f"no complete rows: all {n} rows have missing values")
+    return Design(
+        endog=endog[keep],
+        exog=np.ascontiguousarray(exog_full[keep]),
+        endog_names=endog_names,
+        exog_names=list(design_info.column_names),
+        design_info=design_info,
+        row_labels=data.index[keep],
+        n_dropped=n_drop,
+        extras={k: np.ascontiguousarray(v[keep]) for k, v in out_extras.items()},
+    )
+
+
+def resolve_column(spec, data: pd.DataFrame | None, what: str, n: int | None = None):
+    """Turn a scalar, a column name or an array into a float array (None stays None)."""
+    if spec is None:
+        return None
+    n = len(data) if data is not None else n
+    if isinstance(spec, str):
+        if data is None or spec not in data.columns:
+            raise DataError(f"{what}: column {spec!r} is not in the data")
+        col = data[spec]
+        if not pd.api.types.is_numeric_dtype(col):
+            raise DataError(f"{what}: column {spec!r} is not numeric (dtype {col.dtype})")
+        return np.asarray(col, dtype=float).copy()
+    if np.isscalar(spec):
+        try:
+            val = float(spec)
+        except (TypeError, ValueError):
+            raise DataError(f"{what} must be numeric, got {spec!r}") from None
+        return np.full(n, val)
+    arr = np.asarray(spec, dtype=float).copy()
+    if arr.ndim != 1 or (n is not None and arr.shape[0] != n):
+        raise DataError(f"{what} must be a scalar, a column name or an array of length {n}, "
+                        f"got shape {arr.shape}")
+    return arr
+
+
+def new_exog(design_info: patsy.DesignInfo, data) -> np.ndarray:
+    """Design matrix for new data through a fitted model's design information."""
+    if isinstance(data, dict):
+        data = pd.DataFrame(data)
+    try:
+        (mat,) = patsy.build_design_matrices([design_info], data, NA_action="raise")
+    except patsy.PatsyError as err:
+        frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame()
+        raise _explain_patsy_error(err, frame, "new data") from None
+    return np.asarray(mat, dtype=float)

@@ -1,0 +1,89 @@
+"""Covariance of the MLE: Louis' method, a numerical Hessian, or the bootstrap."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from statsmodels.tools.numdiff import approx_fprime, approx_hess3
+
+from ..em.protocol import EMModel, LouisPieces
+
+COV_TYPES = ("louis", "numerical", "bootstrap")
+COV_LABELS = {
+    "louis": "Louis (1982) observed information",
+    "numerical": "numerical Hessian of the log-likelihood",
+    "bootstrap": "nonparametric bootstrap",
+}
+
+
+class InformationWarning(RuntimeWarning):
+    """The observed information is not positive definite at the solution."""
+
+
+def invert_information(info: np.ndarray, names: list[str] | None = None) -> np.ndarray:
+    """Invert an observed information matrix, warning (not failing) when it is not PD."""
+    info = 0.5 * (info + info.T)
+    try:
+        c = np.linalg.cholesky(info)
+        ci = np.linalg.inv(c)
+        return ci.T @ ci
+    except np.linalg.LinAlgError:
+        w, v = np.linalg.eigh(info)
+        bad = ", ".join(str(names[i]) for i in np.argsort(w)[:1]) if names else ""
+        warnings.warn(
+            "observed information is not positive definite at the solution (smallest "
+            f"eigenvalue {w.min():.3g}{'; direction dominated by ' + bad if bad else ''}); "
+            "standard errors are not available (NaN). The fit may be at a saddle point or the "
+            "model may not be identified.",
+            InformationWarning,
+            stacklevel=3,
+        )
+        return np.full_like(info, np.nan)
+
+
+def numerical_information(model: EMModel, params) -> np.ndarray:
+    """Negative numerical Hessian of the observed log-likelihood (inference coordinates)."""
+    theta = np.asarray(model.to_inference(params), dtype=float)
+    return -approx_hess3(theta, model.loglike_inference)
+
+
+def numerical_score(model: EMModel, params) -> np.ndarray:
+    """Central-difference gradient of the observed log-likelihood (inference coordinates)."""
+    theta = np.asarray(model.to_inference(params), dtype=float)
+    return approx_fprime(theta, model.loglike_inference, centered=True)
+
+
+def louis_pieces(model: EMModel, params) -> LouisPieces | None:
+    """Louis' pieces when the model provides them, else None."""
+    return model.louis(params) if model.has_louis else None
+
+
+def bootstrap_covariance(
+    model, params, fit_one, n_boot: int = 200, seed: int | None = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nonparametric bootstrap over the model's independent units.
+
+    ``fit_one(submodel, start)`` must return the estimate (inference coordinates)
+    for a resampled model; resampling uses ``model.bootstrap_model(idx)``.
+    Returns the covariance and the array of replicate estimates.
+    """
+    if not hasattr(model, "bootstrap_model"):
+        raise ValueError(f"{type(model).__name__} does not support bootstrap standard errors")
+    if int(n_boot) < 2:
+        raise ValueError(f"n_boot must be at least 2, got {n_boot!r}")
+    rng = np.random.default_rng(seed)
+    n = model.n_units
+    reps = []
+    for _ in range(int(n_boot)):
+        idx = rng.integers(0, n, size=n)
+        try:
+            reps.append(fit_one(model.bootstrap_model(idx), params))
+        except ValueError:
+            continue  # e.g. a resample with every row censored: not estimable
+    reps = np.asarray(reps)
+    if len(reps) < max(2, int(0.9 * n_boot)):
+        raise ValueError(
+            f"only {len(reps)} of {n_boot} bootstrap replicates could be fitted"
+        )
+    return np.cov(reps, rowvar=False), reps

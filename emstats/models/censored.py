@@ -1,0 +1,744 @@
+"""Censored and interval-censored normal regression: Tobit and ``intreg``.
+
+The latent response is y* = x'beta + offset + sigma * e with e ~ N(0, 1).  Each
+row says either that y* was observed (``lo == hi``) or that it lies in
+``[lo, hi]`` (one side may be infinite).  Tobit (left, right or two-limit
+censoring with fixed or per-row limits) and interval regression only differ in
+how they turn the data into ``(lo, hi)``; they share this model and one kernel.
+
+EM treats the censored y* as missing data (the E-step needs the truncated-normal
+moments of y*) and the M-step is least squares on E[y*]:
+
+    beta_new  = beta + (X'WX)^-1 X'W e,       e = E[y* | data] - x'beta - offset
+    sigma_new^2 = (sum w (e^2 + Var[y* | data]) - (beta_new - beta)' X'W e) / sum w
+
+with X'WX factorised once per fit.  Parameters are (beta, log sigma), the
+coordinates of R's ``survreg``/``AER::tobit``; they are unconstrained, so the
+same vector serves acceleration and inference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import patsy
+import scipy.linalg as sla
+from scipy import stats
+from statsmodels.iolib.summary import Summary, summary_params
+from statsmodels.tools.numdiff import approx_fprime
+
+from .._config import resolve_threads
+from .._kernels import censnorm
+from ..em.protocol import EMModel, LouisPieces
+from ..exceptions import DataError, SingularDesignError
+from ..formula import build_design, new_exog, resolve_column
+from ..inference.fit import fit_model
+from ..inference.results import EMResults
+
+#: iteration scheme used when ``fit(method=None)``; see docs/methods.md for the measurements
+DEFAULT_METHOD = "newton"
+
+
+def _labels(index, mask, limit: int = 5) -> str:
+    bad = list(index[mask][:limit])
+    more = int(mask.sum()) - len(bad)
+    return ", ".join(map(str, bad)) + (f" and {more} more" if more > 0 else "")
+
+
+class CensoredRegression(EMModel):
+    """Normal linear regression with censored or interval-censored responses.
+
+    Parameters
+    ----------
+    lower, upper : array_like, shape (n,)
+        Bounds of the latent response for each row: ``lower == upper`` means the
+        response was observed; ``-inf`` / ``+inf`` mean unbounded on that side.
+    exog : array_like, shape (n, p)
+        Regressors (include a constant column yourself).
+    weights : array_like, optional
+        Frequency weights (a row with weight 2 counts as two observations).
+    offset : array_like, optional
+        Added to the linear predictor with coefficient 1.
+    exog_names : list of str, optional
+    endog_name : str, optional
+    row_labels : pandas.Index, optional
+        Labels used in error messages.
+    n_dropped : int
+        Rows removed because of missing values (reported in the summary).
+
+    Notes
+    -----
+    Most users build this model through :func:`emstats.tobit` or
+    :func:`emstats.intreg`.
+    """
+
+    def __init__(
+        self,
+        lower,
+        upper,
+        exog,
+        *,
+        weights=None,
+        offset=None,
+        exog_names: list[str] | None = None,
+        endog_name: str = "y",
+        row_labels: pd.Index | None = None,
+        n_dropped: int = 0,
+        design_info: patsy.DesignInfo | None = None,
+        censoring: dict | None = None,
+    ):
+        X = np.asarray(exog, dtype=float)
+        if X.ndim == 1:
+            X = X[:, None]
+        if X.ndim != 2:
+            raise DataError(f"exog must be 2-dimensional, got shape {X.shape}")
+        n, p = X.shape
+        if n == 0:
+            raise DataError("no observations (0 rows)")
+        lo = np.asarray(lower, dtype=float).ravel()
+        hi = np.asarray(upper, dtype=float).ravel()
+        if lo.shape[0] != n or hi.shape[0] != n:
+            raise DataError(
+                f"response bounds have {lo.shape[0]} and {hi.shape[0]} rows but exog has {n}"
+            )
+        labels = pd.RangeIndex(n) if row_labels is None else pd.Index(row_labels)
+        self.exog_names = list(exog_names) if exog_names is not None else [
+            f"x{j}" for j in range(p)
+        ]
+        if len(self.exog_names) != p:
+            raise DataError(f"{len(self.exog_names)} exog_names for {p} columns")
+        bad_x = ~np.all(np.isfinite(X), axis=1)
+        if bad_x.any():
+            raise DataError(f"exog has non-finite values in {int(bad_x.sum())} row(s) "
+                            f"(rows {_labels(labels, bad_x)})")
+        for name, arr in (("lower bound", lo), ("upper bound", hi)):
+            if np.isnan(arr).any():
+                raise DataError(f"{name} is NaN in rows {_labels(labels, np.isnan(arr))}")
+        flip = lo > hi
+        if flip.any():
+            raise DataError(
+                f"the lower limit is above the upper limit in {int(flip.sum())} row(s) "
+                f"(rows {_labels(labels, flip)})"
+            )
+        inf_both = (lo == hi) & ~np.isfinite(lo)
+        unbounded = (lo == -np.inf) & (hi == np.inf)
+        if inf_both.any() or unbounded.any():
+            m = inf_both | unbounded
+            raise DataError(f"the response carries no information in {int(m.sum())} row(s) "
+                            f"(infinite or unbounded on both sides; rows {_labels(labels, m)})")
+        w = np.ones(n) if weights is None else np.asarray(weights, dtype=float).ravel()
+        if w.shape[0] != n:
+            raise DataError(f"weights have {w.shape[0]} rows but the data have {n}")
+        if not np.all(np.isfinite(w)) or np.any(w <= 0):
+            m = ~(np.isfinite(w) & (w > 0))
+            raise DataError(f"weights must be positive and finite; rows {_labels(labels, m)}")
+        off = np.zeros(n) if offset is None else np.asarray(offset, dtype=float).ravel()
+        if off.shape[0] != n or not np.all(np.isfinite(off)):
+            raise DataError("offset must be finite with one value per row")
+
+        exact = lo == hi
+        self.n_exact = int(exact.sum())
+        self.n_left = int(((lo == -np.inf) & np.isfinite(hi)).sum())
+        self.n_right = int((np.isfinite(lo) & (hi == np.inf)).sum())
+        self.n_interval = int((np.isfinite(lo) & np.isfinite(hi) & ~exact).sum())
+        if self.n_exact == 0 and self.n_interval == 0:
+            raise DataError(
+                f"all {n} observations are censored (none is observed exactly or within a "
+                "bounded interval): the model is not identified"
+            )
+        self._check_rank(X, w)
+
+        self.X = np.ascontiguousarray(X)
+        self.lo = np.ascontiguousarray(lo)
+        self.hi = np.ascontiguousarray(hi)
+        self.w = np.ascontiguousarray(w)
+        self.offset = np.ascontiguousarray(off)
+        self.has_weights = weights is not None
+        self.has_offset = offset is not None
+        self.endog_name = endog_name
+        self.row_labels = labels
+        self.n_dropped = int(n_dropped)
+        self.design_info = design_info
+        self.censoring = dict(censoring or {})
+        self.param_names = list(self.exog_names) + ["Log(scale)"]
+        self.k_exog = p
+        self._n_threads = resolve_threads(None)
+        # X'WX is factorised once per model, not per iteration
+        self._gram_cho = sla.cho_factor(X.T @ (X * w[:, None]), lower=True)
+        self._sum_w = float(w.sum())
+        self._nch = censnorm.n_chunks(n)
+
+    # -- validation ---------------------------------------------------------------
+    def _check_rank(self, X: np.ndarray, w: np.ndarray) -> None:
+        Xw = X * np.sqrt(w)[:, None]
+        if X.shape[0] < X.shape[1]:
+            raise SingularDesignError(
+                f"the design has {X.shape[1]} columns but only {X.shape[0]} rows"
+            )
+        _, r, piv = sla.qr(Xw, mode="economic", pivoting=True)
+        d = np.abs(np.diag(r))
+        tol = d[0] * max(X.shape) * np.finfo(float).eps if d.size and d[0] > 0 else 0.0
+        rank = int((d > tol).sum()) if d[0] > 0 else 0
+        if rank < X.shape[1]:
+            dropped = [self.exog_names[j] for j in piv[rank:]]
+            raise SingularDesignError(
+                f"the design matrix is singular (rank {rank} < {X.shape[1]} columns): "
+                f"{', '.join(map(repr, dropped))} "
+                + ("is" if len(dropped) == 1 else "are")
+                + " a linear combination of the other columns (or constant zero)"
+            )
+
+    # -- subsetting for the bootstrap ----------------------------------------------
+    @property
+    def n_units(self) -> int:
+        """Number of independent rows."""
+        return self.X.shape[0]
+
+    def bootstrap_model(self, idx: np.ndarray) -> CensoredRegression:
+        """The same model on rows ``idx`` (with repetition)."""
+        new = CensoredRegression(
+            self.lo[idx], self.hi[idx], self.X[idx],
+            weights=self.w[idx] if self.has_weights else None,
+            offset=self.offset[idx] if self.has_offset else None,
+            exog_names=self.exog_names, endog_name=self.endog_name,
+        )
+        new._n_threads = self._n_threads
+        return new
+
+    # -- EM protocol ------------------------------------------------------------------
+    def _split(self, theta: np.ndarray) -> tuple[np.ndarray, float]:
+        theta = np.asarray(theta, dtype=float)
+        return np.ascontiguousarray(theta[:-1]), float(np.exp(theta[-1]))
+
+    def start_params(self) -> np.ndarray:
+        """Weighted least squares on a completed response (bounds or midpoints)."""
+        lo, hi = self.lo, self.hi
+        y = np.where(np.isfinite(lo) & np.isfinite(hi), 0.5 * (lo + hi),
+                     np.where(np.isfinite(lo), lo, hi)) - self.offset
+        beta = sla.cho_solve(self._gram_cho, self.X.T @ (self.w * y))
+        resid = y - self.X @ beta
+        s2 = float(self.w @ resid**2) / max(self._sum_w - self.k_exog, 1.0)
+        if not np.isfinite(s2) or s2 <= 0:
+            s2 = float(np.var(y)) or 1.0
+        return np.concatenate([beta, [0.5 * np.log(s2)]])
+
+    def e_step(self, params):
+        beta, sigma = self._split(params)
+        if not (np.isfinite(sigma) and sigma > 0 and np.all(np.isfinite(beta))):
+            return None, -np.inf
+        part_xe = np.zeros((self._nch, self.k_exog))
+        part_s = np.zeros((self._nch, 3))
+        censnorm.censreg_estep(self.X, self.lo, self.hi, self.offset, self.w, beta, sigma,
+                               part_xe, part_s, self._n_threads)
+        s = part_s.sum(axis=0)
+        if s[2] > 0:
+            return None, -np.inf
+        return (part_xe.sum(axis=0), float(s[1])), float(s[0])
+
+    def m_step(self, stats, params):
+        s_xe, s_e2 = stats
+        theta = np.asarray(params, dtype=float)
+        delta = sla.cho_solve(self._gram_cho, s_xe)
+        s2 = (s_e2 - float(delta @ s_xe)) / self._sum_w
+        if not s2 > 0:
+            raise FloatingPointError("non-positive scale in the M-step")
+        return np.concatenate([theta[:-1] + delta, [0.5 * np.log(s2)]])
+
+    def pack(self, params) -> np.ndarray:
+        return np.asarray(params, dtype=float).copy()
+
+    def unpack(self, vec) -> np.ndarray:
+        return np.asarray(vec, dtype=float).copy()
+
+    def linear_predictor(self, params) -> np.ndarray:
+        """x'beta + offset for the rows of the model."""
+        beta, _ = self._split(params)
+        return self.X @ beta + self.offset
+
+    def row_moments(self, params) -> np.ndarray:
+        """Per-row (loglik, m, c2, c3, c4) of the standardised latent response."""
+        _, sigma = self._split(params)
+        out = np.empty((self.X.shape[0], 5))
+        censnorm.censreg_moments(self.lo, self.hi, self.linear_predictor(params), sigma, out,
+                                 self._n_threads)
+        return out
+
+    def loglikeobs(self, params) -> np.ndarray:
+        """Per-row observed-data log-likelihood (unweighted)."""
+        return self.row_moments(params)[:, 0]
+
+    def score_and_louis(self, params):
+        _, sigma = self._split(params)
+        mom = self.row_moments(params)
+        m, c2, c3, c4 = mom[:, 1], mom[:, 2], mom[:, 3], mom[:, 4]
+        X, w = self.X, self.w
+        ez2 = c2 + m * m
+        score = np.concatenate([X.T @ (w * m) / sigma, [float(w @ (ez2 - 1.0))]])
+        p = self.k_exog
+        comp = np.empty((p + 1, p + 1))
+        miss = np.zeros((p + 1, p + 1))
+        comp[:p, :p] = X.T @ (X * w[:, None]) / sigma**2
+        comp[:p, p] = comp[p, :p] = X.T @ (w * 2.0 * m) / sigma
+        comp[p, p] = 2.0 * float(w @ ez2)
+        cens = self.lo != self.hi
+        if cens.any():
+            Xc, wc = X[cens], w[cens]
+            mc, c2c, c3c, c4c = m[cens], c2[cens], c3[cens], c4[cens]
+            miss[:p, :p] = Xc.T @ (Xc * (wc * c2c)[:, None]) / sigma**2
+            miss[:p, p] = miss[p, :p] = Xc.T @ (wc * (c3c + 2.0 * mc * c2c)) / sigma
+            miss[p, p] = float(wc @ (c4c - c2c**2 + 4.0 * mc * c3c + 4.0 * mc**2 * c2c))
+        return score, LouisPieces(comp, miss)
+
+    def score(self, params) -> np.ndarray:
+        return self.score_and_louis(params)[0]
+
+    def louis(self, params) -> LouisPieces:
+        return self.score_and_louis(params)[1]
+
+    # -- fitting ----------------------------------------------------------------------
+    def fit(
+        self,
+        start_params=None,
+        method: str | None = None,
+        maxiter: int = 1000,
+        tol: float = 1e-8,
+        ptol: float | None = None,
+        cov_type: str = "louis",
+        n_boot: int = 200,
+        seed: int | None = 0,
+        n_threads: int | None = None,
+        progress: bool = False,
+        callback=None,
+    ) -> CensoredResults:
+        """Maximum-likelihood fit by EM.
+
+        Parameters
+        ----------
+        start_params : array_like, optional
+            ``(beta, log(scale))``; default: least squares on a completed response.
+        method : {"newton", "squarem", "em"}, optional
+            Iteration scheme (default ``"newton"``: EM's Louis-Newton acceleration;
+            see the methods page of the docs for the measurements behind it).
+        maxiter : int
+            Maximum number of iterations.
+        tol : float
+            Tolerance on the relative change in the log-likelihood.
+        ptol : float, optional
+            Tolerance on the change of the parameters.
+        cov_type : {"louis", "numerical", "bootstrap"}
+            Standard errors: Louis' observed information (default), a numerical
+            Hessian of the log-likelihood, or a nonparametric bootstrap.
+        n_boot : int
+            Bootstrap replicates (``cov_type="bootstrap"``).
+        seed : int, optional
+            Seed of the bootstrap.
+        n_threads : int, optional
+            Threads for the kernels (default ``OMP_NUM_THREADS`` or all cores).
+        progress : bool
+            Show a progress bar.
+        callback : callable, optional
+            ``callback(iteration, params, loglik)``; return True to stop.
+
+        Returns
+        -------
+        CensoredResults
+        """
+        self._n_threads = resolve_threads(n_threads)
+        if start_params is not None:
+            start_params = np.asarray(start_params, dtype=float).ravel()
+            if start_params.shape[0] != self.k_exog + 1 or not np.all(np.isfinite(start_params)):
+                raise ValueError(
+                    f"start_params must hold {self.k_exog + 1} finite values "
+                    f"({', '.join(self.param_names)})"
+                )
+        nobs = self._sum_w if self.has_weights else self.X.shape[0]
+        const = int(np.any(np.all(self.X == 1.0, axis=0)))
+        return fit_model(
+            self, CensoredResults, start_params=start_params,
+            method=DEFAULT_METHOD if method is None else method,
+            maxiter=maxiter, tol=tol, ptol=ptol, cov_type=cov_type, n_boot=n_boot,
+            seed=seed, progress=progress, callback=callback, nobs=nobs,
+            df_model=self.k_exog - const,
+        )
+
+
+class Tobit(CensoredRegression):
+    """Tobit (censored normal) regression with left, right or two-limit censoring.
+
+    Parameters
+    ----------
+    endog : array_like, shape (n,)
+        Observed response.
+    exog : array_like, shape (n, p)
+        Regressors (include a constant column yourself).
+    censor_left, censor_right : float, array_like or None
+        Censoring limits: a scalar, per-row limits (``-inf``/``+inf`` for none) or
+        None for no censoring on that side.  A response equal to (or beyond, for
+        per-row limits at infinity) its limit is censored; a response strictly
+        outside its limits is an error.
+    weights, offset, exog_names, endog_name :
+        As in :class:`CensoredRegression`.
+
+    Examples
+    --------
+    >>> import numpy as np, emstats
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=200); X = np.column_stack([np.ones(200), x])
+    >>> y = np.maximum(0.5 + x + rng.normal(size=200), 0.0)
+    >>> res = emstats.Tobit(y, X, censor_left=0).fit()
+    >>> bool(res.convergence.converged)
+    True
+    """
+
+    def __init__(self, endog, exog, censor_left=0.0, censor_right=None, *, weights=None,
+                 offset=None, exog_names=None, endog_name="y", row_labels=None, n_dropped=0,
+                 design_info=None):
+        y = np.asarray(endog, dtype=float)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise DataError(f"endog must be one column, got shape {y.shape}")
+        n = y.shape[0]
+        labels = pd.RangeIndex(n) if row_labels is None else pd.Index(row_labels)
+        if np.isnan(y).any():
+            raise DataError(f"response {endog_name!r} has missing values in rows "
+                            f"{_labels(labels, np.isnan(y))}")
+        left = resolve_column(-np.inf if censor_left is None else censor_left, None,
+                              "censor_left", n)
+        right = resolve_column(np.inf if censor_right is None else censor_right, None,
+                               "censor_right", n)
+        for name, arr in (("censor_left", left), ("censor_right", right)):
+            if np.isnan(arr).any():
+                raise DataError(f"{name} is NaN in rows {_labels(labels, np.isnan(arr))}")
+        if np.any(left >= right):
+            m = left >= right
+            raise DataError(f"censor_left is not below censor_right in {int(m.sum())} row(s) "
+                            f"(rows {_labels(labels, m)})")
+        outside = (y < left) | (y > right)
+        if outside.any():
+            raise DataError(
+                f"response {endog_name!r} lies outside its censoring limits in "
+                f"{int(outside.sum())} row(s) (rows {_labels(labels, outside)}); "
+                "censored values must equal their limit"
+            )
+        lo = np.where(y <= left, -np.inf, np.where(y >= right, right, y))
+        hi = np.where(y >= right, np.inf, np.where(y <= left, left, y))
+        self.endog = y
+        self.censor_left = censor_left
+        self.censor_right = censor_right
+        super().__init__(lo, hi, exog, weights=weights, offset=offset, exog_names=exog_names,
+                         endog_name=endog_name, row_labels=labels, n_dropped=n_dropped,
+                         design_info=design_info,
+                         censoring={"left": left, "right": right})
+
+    @classmethod
+    def from_formula(cls, formula: str, data, censor_left=0.0, censor_right=None, *,
+                     weights=None, offset=None, missing: str = "drop", eval_env=None) -> Tobit:
+        """Build a Tobit model from a patsy formula; see :func:`emstats.tobit`."""
+        env = eval_env if eval_env is not None else patsy.EvalEnvironment.capture(1)
+        extras = {"censor_left": censor_left, "censor_right": censor_right,
+                  "weights": weights, "offset": offset}
+        design = build_design(formula, data, n_response=1, missing=missing, eval_env=env,
+                              extras={k: v for k, v in extras.items() if v is not None})
+        ex = design.extras
+        return cls(design.endog[:, 0], design.exog,
+                   censor_left=ex.get("censor_left"), censor_right=ex.get("censor_right"),
+                   weights=ex.get("weights"), offset=ex.get("offset"),
+                   exog_names=design.exog_names, endog_name=design.endog_names[0],
+                   row_labels=design.row_labels, n_dropped=design.n_dropped,
+                   design_info=design.design_info)
+
+
+class IntervalRegression(CensoredRegression):
+    """Interval regression (Stata's ``intreg``, R's ``Surv(lower, upper, type="interval2")``).
+
+    Parameters
+    ----------
+    lower, upper : array_like, shape (n,)
+        A missing (NaN) or ``-inf`` lower bound means left-censored at ``upper``;
+        a missing or ``+inf`` upper bound means right-censored at ``lower``;
+        equal bounds an exact value; otherwise the response lies in the interval.
+    exog, weights, offset, exog_names, endog_name :
+        As in :class:`CensoredRegression`.
+    """
+
+    def __init__(self, lower, upper, exog, *, weights=None, offset=None, exog_names=None,
+                 endog_name="lower + upper", row_labels=None, n_dropped=0, design_info=None):
+        lo = np.asarray(lower, dtype=float).ravel().copy()
+        hi = np.asarray(upper, dtype=float).ravel().copy()
+        n = lo.shape[0]
+        labels = pd.RangeIndex(n) if row_labels is None else pd.Index(row_labels)
+        both = np.isnan(lo) & np.isnan(hi)
+        if both.any():
+            raise DataError(f"both bounds are missing in rows {_labels(labels, both)}")
+        lo[np.isnan(lo)] = -np.inf
+        hi[np.isnan(hi)] = np.inf
+        super().__init__(lo, hi, exog, weights=weights, offset=offset, exog_names=exog_names,
+                         endog_name=endog_name, row_labels=labels, n_dropped=n_dropped,
+                         design_info=design_info)
+
+    @classmethod
+    def from_formula(cls, formula: str, data, *, weights=None, offset=None,
+                     missing: str = "drop", eval_env=None) -> IntervalRegression:
+        """Build from ``"lower + upper ~ x1 + x2"``; see :func:`emstats.intreg`."""
+        env = eval_env if eval_env is not None else patsy.EvalEnvironment.capture(1)
+        extras = {"weights": weights, "offset": offset}
+        design = build_design(formula, data, n_response=2, missing=missing, eval_env=env,
+                              response_may_be_nan=True,
+                              extras={k: v for k, v in extras.items() if v is not None})
+        ex = design.extras
+        return cls(design.endog[:, 0], design.endog[:, 1], design.exog,
+                   weights=ex.get("weights"), offset=ex.get("offset"),
+                   exog_names=design.exog_names,
+                   endog_name=" + ".join(design.endog_names), row_labels=design.row_labels,
+                   n_dropped=design.n_dropped, design_info=design.design_info)
+
+
+# -- results -------------------------------------------------------------------------
+
+PREDICT_WHICH = ("linear", "mean", "prob_uncensored", "conditional_mean")
+
+
+class MarginalEffects:
+    """Marginal effects with delta-method standard errors.
+
+    Attributes
+    ----------
+    margeff, margeff_se : pandas.Series
+    at : str
+        ``"overall"`` (average of the effects over the sample) or ``"mean"``
+        (effects at the mean of the regressors).
+    which : str
+        The prediction whose derivative is reported.
+    """
+
+    def __init__(self, names, effect, cov, at, which):
+        self.margeff = pd.Series(effect, index=names, name="dy/dx")
+        self.margeff_cov = pd.DataFrame(cov, index=names, columns=names)
+        self.margeff_se = pd.Series(np.sqrt(np.diag(cov)), index=names, name="std err")
+        self.at = at
+        self.which = which
+
+    def summary_frame(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Table of effects, standard errors, z, p-values and confidence limits."""
+        z = self.margeff / self.margeff_se
+        q = stats.norm.isf(alpha / 2)
+        return pd.DataFrame({
+            "dy/dx": self.margeff, "std err": self.margeff_se, "z": z,
+            "P>|z|": 2 * stats.norm.sf(np.abs(z)),
+            f"[{alpha / 2:g}": self.margeff - q * self.margeff_se,
+            f"{1 - alpha / 2:g}]": self.margeff + q * self.margeff_se,
+        })
+
+    def summary(self, alpha: float = 0.05) -> Summary:
+        """A statsmodels ``Summary`` of the effects."""
+        s = Summary()
+        ci = np.column_stack([self.margeff - stats.norm.isf(alpha / 2) * self.margeff_se,
+                              self.margeff + stats.norm.isf(alpha / 2) * self.margeff_se])
+        z = (self.margeff / self.margeff_se).to_numpy()
+        tab = summary_params(
+            (None, self.margeff.to_numpy(), self.margeff_se.to_numpy(), z,
+             2 * stats.norm.sf(np.abs(z)), ci),
+            yname=self.which, xname=list(self.margeff.index), alpha=alpha, use_t=False,
+            title=f"Marginal effects on E[{self.which}] (at={self.at}), delta-method s.e.",
+        )
+        s.tables.append(tab)
+        return s
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
+
+class CensoredResults(EMResults):
+    """Results of a Tobit or interval regression.
+
+    Adds the scale, predictions and marginal effects to :class:`EMResults`.
+    """
+
+    @property
+    def scale(self) -> float:
+        """The standard deviation of the latent errors, exp(Log(scale))."""
+        return float(np.exp(self.params.iloc[-1]))
+
+    @property
+    def scale_se(self) -> float:
+        """Delta-method standard error of the scale."""
+        return float(self.scale * self.bse.iloc[-1])
+
+    def _summary_rows(self):
+        m = self.model
+        left = [("Left-censored:", [str(m.n_left)]), ("Right-censored:", [str(m.n_right)])]
+        if m.n_interval:
+            left.append(("Interval-censored:", [str(m.n_interval)]))
+        left.append(("Uncensored:", [str(m.n_exact)]))
+        right = [("Scale:", [f"{self.scale:#.6g} ({self.scale_se:.3g})"])]
+        if m.n_dropped:
+            right.append(("Rows dropped (NA):", [str(m.n_dropped)]))
+        return left, right
+
+    # -- prediction -------------------------------------------------------------------
+    def _exog_offset(self, exog, offset):
+        m = self.model
+        if exog is None:
+            return m.X, m.offset
+        if isinstance(exog, (pd.DataFrame, dict)) and m.design_info is not None:
+            X = new_exog(m.design_info, exog)
+        else:
+            X = np.atleast_2d(np.asarray(exog, dtype=float))
+        if X.shape[1] != m.k_exog:
+            raise DataError(f"new exog has {X.shape[1]} columns, the model has {m.k_exog}")
+        if offset is None:
+            if m.has_offset:
+                raise DataError("the model has an offset: pass offset= for the new data")
+            off = np.zeros(X.shape[0])
+        else:
+            off = resolve_column(offset, exog if isinstance(exog, pd.DataFrame) else None,
+                                 "offset", X.shape[0])
+        return X, off
+
+    def _limits(self, n, exog, censor_left, censor_right, default_data: bool):
+        m = self.model
+        frame = exog if isinstance(exog, pd.DataFrame) else None
+        if default_data and censor_left is None and censor_right is None and \
+                "left" in m.censoring:
+            return m.censoring["left"], m.censoring["right"]
+        if censor_left is None and censor_right is None:
+            if not isinstance(m, Tobit):
+                raise DataError("pass censor_left= and/or censor_right= to predict censored "
+                                "quantities for an interval regression")
+            for side, val in (("censor_left", m.censor_left), ("censor_right", m.censor_right)):
+                if val is not None and not np.isscalar(val):
+                    raise DataError(f"the model has per-row {side}: pass {side}= for new data")
+            censor_left, censor_right = m.censor_left, m.censor_right
+        lo = resolve_column(-np.inf if censor_left is None else censor_left, frame,
+                            "censor_left", n)
+        hi = resolve_column(np.inf if censor_right is None else censor_right, frame,
+                            "censor_right", n)
+        return lo, hi
+
+    def _predict_from(self, theta, X, off, lo, hi, which):
+        beta, sigma = theta[:-1], float(np.exp(theta[-1]))
+        mu = X @ beta + off
+        if which == "linear":
+            return mu
+        a = (lo - mu) / sigma
+        b = (hi - mu) / sigma
+        mom = np.empty((len(mu), 5))
+        censnorm.truncnorm_moments(np.ascontiguousarray(a), np.ascontiguousarray(b), mom)
+        prob = np.exp(mom[:, 0])
+        cmean = mu + sigma * mom[:, 1]
+        if which == "prob_uncensored":
+            return prob
+        if which == "conditional_mean":
+            return cmean
+        # mean of the censored response: limits times their probabilities plus the middle
+        pl = np.where(np.isfinite(lo), stats.norm.cdf(a), 0.0)
+        pr = np.where(np.isfinite(hi), stats.norm.sf(b), 0.0)
+        return (np.where(pl > 0, lo, 0.0) * pl + np.where(pr > 0, hi, 0.0) * pr
+                + prob * cmean)
+
+    def predict(self, exog=None, which: str = "mean", *, offset=None, censor_left=None,
+                censor_right=None) -> pd.Series | np.ndarray:
+        """Predictions for the estimation data or new data.
+
+        Parameters
+        ----------
+        exog : DataFrame or array_like, optional
+            New data; a DataFrame goes through the formula's design information.
+            Default: the estimation data.
+        which : {"mean", "linear", "prob_uncensored", "conditional_mean"}
+            ``"linear"``: the latent mean x'beta + offset; ``"mean"``: E[y] of the
+            censored response; ``"prob_uncensored"``: P(lower < y* < upper);
+            ``"conditional_mean"``: E[y* | lower < y* < upper].
+        offset : scalar, column name or array, optional
+            Offset for new data (required when the model has one).
+        censor_left, censor_right : scalar, column name or array, optional
+            Censoring limits for new data (default: the model's scalar limits).
+
+        Returns
+        -------
+        pandas.Series (DataFrame input or estimation data) or ndarray
+        """
+        if which not in PREDICT_WHICH:
+            raise ValueError(f"which must be one of {PREDICT_WHICH}, got {which!r}")
+        X, off = self._exog_offset(exog, offset)
+        if which == "linear":
+            lo = hi = None
+        else:
+            lo, hi = self._limits(X.shape[0], exog, censor_left, censor_right, exog is None)
+        pred = self._predict_from(self.params.to_numpy(), X, off, lo, hi, which)
+        if exog is None:
+            return pd.Series(pred, index=self.model.row_labels, name=which)
+        if isinstance(exog, pd.DataFrame):
+            return pd.Series(pred, index=exog.index, name=which)
+        return pred
+
+    def get_margeff(self, at: str = "overall", which: str = "mean") -> MarginalEffects:
+        """Marginal effects of the regressors with delta-method standard errors.
+
+        The effect of regressor j is the derivative of the prediction ``which``
+        with respect to x_j: beta_j times P(uncensored) for ``"mean"``, beta_j for
+        ``"linear"``, -beta_j (phi(b) - phi(a)) / sigma for ``"prob_uncensored"``
+        and beta_j Var[z | uncensored] for ``"conditional_mean"``.
+
+        Parameters
+        ----------
+        at : {"overall", "mean"}
+            Average of the effects over the sample (weighted by the frequency
+            weights), or the effect at the mean of the regressors.
+        which : {"mean", "linear", "prob_uncensored", "conditional_mean"}
+
+        Returns
+        -------
+        MarginalEffects
+        """
+        if at not in ("overall", "mean"):
+            raise ValueError(f"at must be 'overall' or 'mean', got {at!r}")
+        if which not in PREDICT_WHICH:
+            raise ValueError(f"which must be one of {PREDICT_WHICH}, got {which!r}")
+        m = self.model
+        keep = [j for j in range(m.k_exog) if not np.all(m.X[:, j] == m.X[0, j])]
+        names = [m.exog_names[j] for j in keep]
+        w = m.w / m.w.sum()
+        if "left" in m.censoring:
+            lo_all, hi_all = m.censoring["left"], m.censoring["right"]
+        else:
+            lo_all = np.where(m.lo == m.hi, -np.inf, m.lo)
+            hi_all = np.where(m.lo == m.hi, np.inf, m.hi)
+        if at == "mean":
+            X = (w @ m.X)[None, :]
+            off = np.array([float(w @ m.offset)])
+            lo = np.array([float(w @ lo_all)]) if np.all(np.isfinite(lo_all)) else \
+                np.array([lo_all[0] if np.all(lo_all == lo_all[0]) else -np.inf])
+            hi = np.array([float(w @ hi_all)]) if np.all(np.isfinite(hi_all)) else \
+                np.array([hi_all[0] if np.all(hi_all == hi_all[0]) else np.inf])
+            wt = np.ones(1)
+        else:
+            X, off, lo, hi, wt = m.X, m.offset, lo_all, hi_all, w
+
+        def effects(theta):
+            beta, sigma = theta[:-1], float(np.exp(theta[-1]))
+            mu = X @ beta + off
+            if which == "linear":
+                factor = np.ones_like(mu)
+            else:
+                a = (lo - mu) / sigma
+                b = (hi - mu) / sigma
+                mom = np.empty((len(mu), 5))
+                censnorm.truncnorm_moments(np.ascontiguousarray(a), np.ascontiguousarray(b),
+                                           mom)
+                if which == "mean":
+                    factor = np.exp(mom[:, 0])
+                elif which == "conditional_mean":
+                    factor = mom[:, 2]
+                else:
+                    pa = np.where(np.isfinite(a), stats.norm.pdf(a), 0.0)
+                    pb = np.where(np.isfinite(b), stats.norm.pdf(b), 0.0)
+                    factor = (pa - pb) / sigma
+            return float(wt @ factor) * beta[keep]
+
+        theta = self.params.to_numpy()
+        eff = effects(theta)
+        jac = np.atleast_2d(approx_fprime(theta, effects, centered=True))
+        cov = jac @ self._cov @ jac.T
+        return MarginalEffects(names, eff, cov, at, which)
