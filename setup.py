@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import warnings
 
@@ -17,7 +16,6 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-KERNELS = ["censnorm", "_openmp"]
 DIRECTIVES = {
     "language_level": 3,
     "boundscheck": False,
@@ -33,7 +31,10 @@ def _compiler_supports_openmp(compiler) -> bool:
     """Try to compile and link a tiny OpenMP program with the configured compiler."""
     if os.environ.get("EMSTATS_NO_OPENMP", "").strip() not in ("", "0"):
         return False
-    code = "#include <omp.h>\nint main(void){\n#pragma omp parallel\n{}\nreturn omp_get_max_threads() > 0 ? 0 : 1;}\n"
+    code = (
+        "#include <omp.h>\nint main(void){\n#pragma omp parallel\n{}\n"
+        "return omp_get_max_threads() > 0 ? 0 : 1;}\n"
+    )
     tmp = tempfile.mkdtemp(prefix="emstats-omp-")
     try:
         src = os.path.join(tmp, "probe.c")
@@ -73,6 +74,12 @@ class BuildExtOpenMP(build_ext):
         super().build_extensions()
 
 
+# every .pyx in emstats/_kernels is one extension module
+KERNELS = sorted(
+    os.path.splitext(f)[0]
+    for f in os.listdir(os.path.join("emstats", "_kernels"))
+    if f.endswith(".pyx")
+)
 extensions = [
     Extension(
         f"emstats._kernels.{name}",
