@@ -60,7 +60,7 @@ def fit_model(
     theta = np.asarray(model.to_inference(params), dtype=float)
     if not np.all(np.isfinite(theta)):
         raise FloatingPointError(
-            f"EM produced non-finite estimates {dict(zip(model.param_names, theta))}"
+            f"EM produced non-finite estimates {dict(zip(model.param_names, theta, strict=True))}"
         )
     conv = run.convergence
     pieces = None
