@@ -31,7 +31,7 @@ from .models import CensoredRegression, CensoredResults, IntervalRegression, Tob
 
 
 def tobit(formula: str, data, censor_left=0.0, censor_right=None, *, weights=None, offset=None,
-          missing: str = "drop") -> Tobit:
+          beyond_limits: str = "censor", missing: str = "drop") -> Tobit:
     """Tobit (censored normal) regression from a formula.
 
     Parameters
@@ -43,11 +43,14 @@ def tobit(formula: str, data, censor_left=0.0, censor_right=None, *, weights=Non
     censor_left, censor_right : float, str, array_like or None
         Censoring limits: a scalar, the name of a column of ``data``, an array of
         per-row limits (``-inf``/``+inf`` for none), or None for no censoring on
-        that side.  Defaults: left-censoring at 0, no right censoring.
+        that side.  Defaults: left-censoring at 0, no right censoring.  A response
+        at or beyond a limit is censored at it (R's ``AER::tobit`` convention).
     weights : str or array_like, optional
         Frequency weights (column name or array).
     offset : str or array_like, optional
         Offset added to the linear predictor (column name or array).
+    beyond_limits : {"censor", "raise"}
+        ``"raise"`` makes a response strictly outside its limits an error.
     missing : {"drop", "raise"}
         Rows with missing values are dropped (and counted in the summary) or
         raise an error.
@@ -66,8 +69,8 @@ def tobit(formula: str, data, censor_left=0.0, censor_right=None, *, weights=Non
     ['Intercept', 'age', 'yearsmarried', 'rating', 'Log(scale)']
     """
     return Tobit.from_formula(formula, data, censor_left=censor_left, censor_right=censor_right,
-                              weights=weights, offset=offset, missing=missing,
-                              eval_env=_patsy.EvalEnvironment.capture(1))
+                              weights=weights, offset=offset, beyond_limits=beyond_limits,
+                              missing=missing, eval_env=_patsy.EvalEnvironment.capture(1))
 
 
 def intreg(formula: str, data, *, weights=None, offset=None,

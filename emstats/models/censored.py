@@ -373,11 +373,14 @@ class Tobit(CensoredRegression):
         Regressors (include a constant column yourself).
     censor_left, censor_right : float, array_like or None
         Censoring limits: a scalar, per-row limits (``-inf``/``+inf`` for none) or
-        None for no censoring on that side.  A response equal to (or beyond, for
-        per-row limits at infinity) its limit is censored; a response strictly
-        outside its limits is an error.
+        None for no censoring on that side.  A response at or beyond a limit is
+        censored at it (as in R's ``AER::tobit`` and Stata's ``tobit``).
     weights, offset, exog_names, endog_name :
         As in :class:`CensoredRegression`.
+    beyond_limits : {"censor", "raise"}
+        What to do with a response strictly outside its limits: treat it as
+        censored (default, R and Stata's convention) or raise ``DataError``
+        (for data where such values signal a coding error).
 
     Examples
     --------
@@ -391,8 +394,8 @@ class Tobit(CensoredRegression):
     """
 
     def __init__(self, endog, exog, censor_left=0.0, censor_right=None, *, weights=None,
-                 offset=None, exog_names=None, endog_name="y", row_labels=None, n_dropped=0,
-                 design_info=None):
+                 offset=None, beyond_limits: str = "censor", exog_names=None, endog_name="y",
+                 row_labels=None, n_dropped=0, design_info=None):
         y = np.asarray(endog, dtype=float)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
@@ -414,13 +417,16 @@ class Tobit(CensoredRegression):
             m = left >= right
             raise DataError(f"censor_left is not below censor_right in {int(m.sum())} row(s) "
                             f"(rows {_labels(labels, m)})")
+        if beyond_limits not in ("censor", "raise"):
+            raise ValueError(f"beyond_limits must be 'censor' or 'raise', got {beyond_limits!r}")
         outside = (y < left) | (y > right)
-        if outside.any():
+        if outside.any() and beyond_limits == "raise":
             raise DataError(
                 f"response {endog_name!r} lies outside its censoring limits in "
                 f"{int(outside.sum())} row(s) (rows {_labels(labels, outside)}); "
-                "censored values must equal their limit"
+                "censored values must equal their limit (or use beyond_limits='censor')"
             )
+        self.n_beyond_limits = int(outside.sum())
         lo = np.where(y <= left, -np.inf, np.where(y >= right, right, y))
         hi = np.where(y >= right, np.inf, np.where(y <= left, left, y))
         self.endog = y
@@ -433,7 +439,8 @@ class Tobit(CensoredRegression):
 
     @classmethod
     def from_formula(cls, formula: str, data, censor_left=0.0, censor_right=None, *,
-                     weights=None, offset=None, missing: str = "drop", eval_env=None) -> Tobit:
+                     weights=None, offset=None, beyond_limits: str = "censor",
+                     missing: str = "drop", eval_env=None) -> Tobit:
         """Build a Tobit model from a patsy formula; see :func:`emstats.tobit`."""
         env = eval_env if eval_env is not None else patsy.EvalEnvironment.capture(1)
         extras = {"censor_left": censor_left, "censor_right": censor_right,
@@ -444,6 +451,7 @@ class Tobit(CensoredRegression):
         return cls(design.endog[:, 0], design.exog,
                    censor_left=ex.get("censor_left"), censor_right=ex.get("censor_right"),
                    weights=ex.get("weights"), offset=ex.get("offset"),
+                   beyond_limits=beyond_limits,
                    exog_names=design.exog_names, endog_name=design.endog_names[0],
                    row_labels=design.row_labels, n_dropped=design.n_dropped,
                    design_info=design.design_info)
