@@ -162,7 +162,11 @@ def build_design(
     keep[pos] = True
     reasons: dict[str, int] = {}
     if (~keep).any():
-        reasons["regressors"] = int((~keep).sum())
+        named = [c for c in data.columns if isinstance(c, str)
+                 and re.search(r"(?<![\w.])" + re.escape(c) + r"(?![\w.])", rhs)
+                 and data[c].isna().any()]
+        label = "regressors " + ", ".join(named) if named else "regressors"
+        reasons[label] = int((~keep).sum())
     exog_full = np.full((n, rhs_frame.shape[1]), np.nan)
     exog_full[pos] = rhs_frame.to_numpy(dtype=float)
 

@@ -443,13 +443,18 @@ class Tobit(CensoredRegression):
                      missing: str = "drop", eval_env=None) -> Tobit:
         """Build a Tobit model from a patsy formula; see :func:`emstats.tobit`."""
         env = eval_env if eval_env is not None else patsy.EvalEnvironment.capture(1)
-        extras = {"censor_left": censor_left, "censor_right": censor_right,
-                  "weights": weights, "offset": offset}
+        # scalar limits stay scalars (so predict() can reuse them); columns and arrays
+        # are aligned with the rows kept
+        limits = {"censor_left": censor_left, "censor_right": censor_right}
+        per_row = {k: v for k, v in limits.items() if v is not None and not np.isscalar(v)
+                   or isinstance(v, str)}
+        extras = {"weights": weights, "offset": offset, **per_row}
         design = build_design(formula, data, n_response=1, missing=missing, eval_env=env,
                               extras={k: v for k, v in extras.items() if v is not None})
         ex = design.extras
+        limits.update({k: ex[k] for k in per_row})
         return cls(design.endog[:, 0], design.exog,
-                   censor_left=ex.get("censor_left"), censor_right=ex.get("censor_right"),
+                   censor_left=limits["censor_left"], censor_right=limits["censor_right"],
                    weights=ex.get("weights"), offset=ex.get("offset"),
                    beyond_limits=beyond_limits,
                    exog_names=design.exog_names, endog_name=design.endog_names[0],
