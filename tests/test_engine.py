@@ -1,0 +1,143 @@
+"""The engine alone, on a 20-line model: Dempster, Laird & Rubin's (1977) genetic linkage.
+
+Multinomial counts y = (125, 18, 20, 34) with cell probabilities
+(1/2 + t/4, (1 - t)/4, (1 - t)/4, t/4).  The first cell is split into latent
+counts with probabilities 1/2 and t/4.  DLR (1977, section 1, Table 1) report the
+MLE t = 0.6268214980 (the positive root of 197 t^2 - 15 t - 68) and a rate of convergence of 0.1328.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from emstats.em import EMModel, LouisPieces, run_em
+from emstats.em.monitor import ConvergenceMonitor
+from emstats.inference import EMResults, fit_model
+
+Y = np.array([125.0, 18.0, 20.0, 34.0])
+T_HAT = (15 + np.sqrt(15**2 + 4 * 197 * 68)) / (2 * 197)  # root of 197 t^2 - 15 t - 68
+
+
+class Linkage(EMModel):
+    param_names = ["theta"]
+
+    def start_params(self):
+        return 0.5
+
+    def e_step(self, t):
+        x2 = Y[0] * (t / 4) / (0.5 + t / 4)  # expected latent count of the t/4 part
+        p = np.array([0.5 + t / 4, (1 - t) / 4, (1 - t) / 4, t / 4])
+        return x2, float(Y @ np.log(p))
+
+    def m_step(self, x2, t):
+        return (x2 + Y[3]) / (x2 + Y[1] + Y[2] + Y[3])
+
+    def pack(self, t):
+        return np.array([np.log(t / (1 - t))])
+
+    def unpack(self, u):
+        return float(1 / (1 + np.exp(-u[0])))
+
+    def to_inference(self, t):
+        return np.array([t])
+
+    def from_inference(self, v):
+        return float(v[0])
+
+    def score(self, t):
+        return np.array([Y[0] / (2 + t) - (Y[1] + Y[2]) / (1 - t) + Y[3] / t])
+
+    def louis(self, t):
+        x2 = self.e_step(t)[0]
+        pr = t / (2 + t)
+        comp = (x2 + Y[3]) / t**2 + (Y[1] + Y[2]) / (1 - t) ** 2
+        miss = Y[0] * pr * (1 - pr) / t**2
+        return LouisPieces(np.array([[comp]]), np.array([[miss]]))
+
+
+def test_plain_em_reproduces_dlr_table_1():
+    run = run_em(Linkage(), method="em", tol=1e-15, ptol=1e-13, maxiter=100)
+    assert_allclose(run.params, T_HAT, rtol=1e-12)
+    assert_allclose(run.params, 0.6268214980, atol=5e-11)
+    t = [0.5]
+    m = Linkage()
+    for _ in range(8):
+        t.append(m.m_step(m.e_step(t[-1])[0], t[-1]))
+    # DLR Table 1: theta^(p) and the ratio of successive errors (~0.1328)
+    assert_allclose(t[1:4], [0.608247423, 0.624321051, 0.626488879], atol=1e-9)
+    err = np.abs(np.array(t) - T_HAT)
+    assert_allclose(err[5] / err[4], 0.1328, atol=5e-4)
+    assert np.all(np.diff(run.convergence.loglik) >= -1e-12)  # up to round-off
+
+
+@pytest.mark.parametrize("method", ["em", "squarem", "newton"])
+def test_methods_reach_the_mle(method):
+    run = run_em(Linkage(), method=method, tol=1e-14, ptol=1e-12)
+    assert run.convergence.converged
+    assert_allclose(run.params, T_HAT, rtol=1e-11)
+    assert run.convergence.n_decreases == 0
+
+
+def test_squarem_needs_fewer_em_steps_than_em():
+    em = run_em(Linkage(), method="em", tol=1e-14, ptol=1e-14)
+    sq = run_em(Linkage(), method="squarem", tol=1e-14, ptol=1e-14)
+    assert sq.convergence.n_em_steps < em.convergence.n_em_steps
+
+
+def test_louis_rate_and_standard_error():
+    res = fit_model(Linkage(), EMResults, method="em", tol=1e-14, nobs=197, df_model=1)
+    # rate = fraction of missing information (DLR: 0.1328)
+    assert_allclose(res.convergence.em_rate, 0.1328, atol=5e-4)
+    # observed information by direct differentiation of the multinomial log-likelihood
+    t = T_HAT
+    info = Y[0] / (2 + t) ** 2 + (Y[1] + Y[2]) / (1 - t) ** 2 + Y[3] / t**2
+    assert_allclose(res.bse["theta"], 1 / np.sqrt(info), rtol=1e-7)
+    assert "theta" in res.summary().as_text()
+
+
+def test_numerical_covariance_without_louis():
+    class NoLouis(Linkage):
+        louis = EMModel.louis
+        score = EMModel.score
+
+    m = NoLouis()
+    assert not m.has_louis
+    with pytest.warns(RuntimeWarning, match="numerical Hessian"):
+        res = fit_model(m, EMResults, method="squarem", tol=1e-14, nobs=197, df_model=1)
+    assert res.cov_type == "numerical"
+    t = T_HAT
+    info = Y[0] / (2 + t) ** 2 + (Y[1] + Y[2]) / (1 - t) ** 2 + Y[3] / t**2
+    assert_allclose(res.bse["theta"], 1 / np.sqrt(info), rtol=1e-5)
+    # EM rate estimated from the trace of plain EM when Louis is unavailable
+    res = fit_model(m, EMResults, method="em", tol=1e-14, nobs=197, df_model=1,
+                    cov_type="numerical")
+    assert_allclose(res.convergence.em_rate, 0.1328, atol=5e-3)
+    with pytest.raises(ValueError, match="does not apply to NoLouis.*'em', 'squarem'"):
+        run_em(m, method="newton")
+
+
+def test_decrease_is_detected_and_warned():
+    class Bad(Linkage):
+        def m_step(self, x2, t):  # a broken M-step that moves away from the MLE
+            return 0.5 * t
+
+    from emstats.em import LikelihoodDecreaseWarning
+
+    with pytest.warns(LikelihoodDecreaseWarning):
+        run = run_em(Bad(), start=0.62, method="em", maxiter=5, warn=False)
+    assert run.convergence.n_decreases >= 1
+
+
+def test_monitor_validates_arguments():
+    with pytest.raises(ValueError, match="tol must be positive"):
+        ConvergenceMonitor(tol=0)
+    with pytest.raises(ValueError, match="maxiter must be at least 1"):
+        ConvergenceMonitor(maxiter=0)
+
+
+def test_ptol_requires_parameter_change():
+    run = run_em(Linkage(), method="em", tol=1e-3, ptol=1e-12, maxiter=200)
+    assert abs(run.params - T_HAT) < 1e-11
+    assert "ptol" in run.convergence.reason
