@@ -98,17 +98,17 @@ cdef inline Moments _straddle(double a, double b) noexcept nogil:
     """Moments for a < 0 < b (either may be infinite), about zero."""
     cdef double qa = 0.0, qb = 0.0, pa = 0.0, pb = 0.0, ta1 = 0.0, tb1 = 0.0
     cdef double ta2 = 0.0, tb2 = 0.0, ta3 = 0.0, tb3 = 0.0, P, E1, E2, E3, E4
-    if isfinite(a):
+    if a != -INFINITY:   # (NaN propagates)
         qa = 0.5 * erfc(-a * SQRT1_2)             # Phi(a)
-    if isfinite(b):
+    if b != INFINITY:
         qb = 0.5 * erfc(b * SQRT1_2)              # 1 - Phi(b)
     P = 1.0 - qa - qb
-    if isfinite(a):
+    if a != -INFINITY:   # (NaN propagates)
         pa = exp(-0.5 * a * a - LOG_SQRT_2PI) / P
         ta1 = a * pa
         ta2 = a * ta1
         ta3 = a * ta2
-    if isfinite(b):
+    if b != INFINITY:
         pb = exp(-0.5 * b * b - LOG_SQRT_2PI) / P
         tb1 = b * pb
         tb2 = b * tb1
