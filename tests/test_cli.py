@@ -1,0 +1,54 @@
+"""The command line: python -m emstats {demo,datasets,config,fit}."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from emstats.__main__ import main
+
+
+def test_demo_runs_as_a_module():
+    out = subprocess.run([sys.executable, "-m", "emstats", "demo"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "Tobit Regression Results" in out
+    assert "-705.57622" in out  # AER::tobit's log-likelihood
+    assert "Average marginal effects" in out
+
+
+def test_datasets_and_config(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "affairs" in out and "faithful" in out and "earthquakes" in out
+    assert main(["config"]) == 0
+    assert "kernels:" in capsys.readouterr().out
+
+
+def test_fit_tobit_from_dataset_and_csv(capsys, tmp_path):
+    assert main(["fit", "tobit", "affairs ~ age + rating", "--data", "affairs",
+                 "--censor-left", "0", "--censor-right", "4", "--method", "squarem"]) == 0
+    out = capsys.readouterr().out
+    assert "Right-censored:" in out and "SQUAREM" in out
+    import emstats
+
+    path = tmp_path / "a.csv"
+    emstats.datasets.load("affairs").to_csv(path, index=False)
+    assert main(["fit", "tobit", "affairs ~ age", "--data", str(path),
+                 "--censor-left", "none"]) == 0
+    assert "Uncensored:                            601" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["fit", "tobit", "affairs ~ nosuch", "--data", "affairs"], "names column 'nosuch'"),
+    (["fit", "tobit", "y ~ x", "--data", "missing.csv"], "does not exist"),
+    (["fit", "tobit", "y ~ x", "--data", "nosuchdataset"], "Available datasets"),
+    (["fit", "tobit", "affairs ~ age", "--data", "affairs", "--censor-left", "99"],
+     "censored"),
+])
+def test_errors_are_one_line_with_status_2(capsys, argv, msg):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("emstats: error:") and msg in err
+    assert err.count("\n") == 1
