@@ -1,7 +1,7 @@
 """The model-agnostic EM engine."""
 
 from .accel import METHODS, LouisNewton, Method, PlainEM, Squarem, State
-from .engine import EMRun, available_methods, resolve_method, run_em
+from .engine import EMRun, available_methods, default_method, resolve_method, run_em
 from .monitor import (
     ConvergenceInfo,
     ConvergenceMonitor,
@@ -23,6 +23,7 @@ __all__ = [
     "Squarem",
     "State",
     "available_methods",
+    "default_method",
     "resolve_method",
     "run_em",
 ]

@@ -127,7 +127,9 @@ class LouisNewton(Method):
     Each step solves I(theta) d = score(theta) in the inference coordinates and
     halves d until the log-likelihood increases; when the information is not
     positive definite or no halving helps, a plain EM step is taken instead,
-    so the log-likelihood never decreases.
+    so the log-likelihood never decreases.  The model's ``newton_pieces`` gives
+    the log-likelihood, score and information of a trial point together, so an
+    accepted step costs one pass over the data.
     """
 
     name = "newton"
@@ -137,6 +139,7 @@ class LouisNewton(Method):
         super().__init__()
         self.max_halvings = int(max_halvings)
         self.n_fallbacks = 0
+        self._cached = None  # (state, score, Louis pieces) computed with the state's loglik
 
     def not_applicable(self, model):
         if not model.has_louis:
@@ -145,8 +148,11 @@ class LouisNewton(Method):
 
     def step(self, model, state):
         theta = model.to_inference(state.params)
+        if self._cached is not None and self._cached[0] is state:
+            _, g, pieces = self._cached
+        else:
+            _, g, pieces = model.newton_pieces(state.params)
         try:
-            g, pieces = model.score_and_louis(state.params)
             info = pieces.observed
             chol = np.linalg.cholesky(0.5 * (info + info.T))
             d = np.linalg.solve(chol.T, np.linalg.solve(chol, g))
@@ -156,14 +162,19 @@ class LouisNewton(Method):
             t = 1.0
             for _ in range(self.max_halvings):
                 try:
-                    cand = _evaluate(model, model.from_inference(theta + t * d))
-                except (ValueError, FloatingPointError):
-                    cand = None
-                if cand is not None and np.isfinite(cand.loglik) and cand.loglik >= state.loglik:
-                    return cand
+                    cand = model.from_inference(theta + t * d)
+                    ll, g_new, pieces_new = model.newton_pieces(cand)
+                except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+                    ll = -np.inf
+                if np.isfinite(ll) and ll >= state.loglik:
+                    new = State(cand, None, float(ll))  # E-step statistics only if needed
+                    self._cached = (new, g_new, pieces_new)
+                    return new
                 t *= 0.5
         self.n_fallbacks += 1
         self.n_em_steps += 1
+        if state.stats is None:
+            state = _evaluate(model, state.params)
         return em_map(model, state)
 
 

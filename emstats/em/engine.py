@@ -30,8 +30,16 @@ def available_methods() -> list[str]:
     return sorted(METHODS)
 
 
-def resolve_method(model: EMModel, method: str | Method) -> Method:
+def default_method(model: EMModel) -> str:
+    """The scheme used when none is named: Louis-Newton when the model supplies Louis'
+    pieces, SQUAREM otherwise (measured in benchmarks/bench_tobit.py; see docs/methods.md)."""
+    return "newton" if model.has_louis else "squarem"
+
+
+def resolve_method(model: EMModel, method: str | Method | None) -> Method:
     """Return a fresh :class:`Method` for ``method`` or raise naming the choices."""
+    if method is None:
+        method = default_method(model)
     if isinstance(method, Method):
         meth = method
     else:
@@ -56,7 +64,7 @@ def run_em(
     model: EMModel,
     start: Any = None,
     *,
-    method: str | Method = "em",
+    method: str | Method | None = None,
     maxiter: int = 1000,
     tol: float = 1e-8,
     ptol: float | None = None,
@@ -72,8 +80,8 @@ def run_em(
         Anything implementing the protocol of :mod:`emstats.em.protocol`.
     start : model parameters, optional
         Start values (default ``model.start_params()``).
-    method : {"em", "squarem", "newton"} or Method
-        Iteration scheme.
+    method : {"em", "squarem", "newton"}, Method or None
+        Iteration scheme; None picks :func:`default_method`.
     maxiter : int
         Maximum number of iterations of the scheme.
     tol : float

@@ -16,7 +16,9 @@ dataclass); the engine touches them only through the model's methods:
   probabilities as log-ratios...), the space in which SQUAREM extrapolates;
 * ``to_inference(params)`` / ``from_inference(vec)`` with ``param_names`` -- the
   coordinates in which standard errors are reported (default: the packed ones);
-* ``score(params)`` and ``louis(params)`` -- optional: the observed-data score
+* ``score(params)`` and ``louis(params)`` -- optional (``score_and_louis`` and
+  ``newton_pieces`` combine them with the log-likelihood when one pass over the
+  data can give all): the observed-data score
   and Louis' pieces, both in inference coordinates.  ``louis`` returns the
   expected complete-data information E[-d2 log Lc | y] and the conditional
   covariance of the complete-data score Var[d log Lc | y], summed over
@@ -128,6 +130,11 @@ class EMModel(ABC):
     def score_and_louis(self, params: Params) -> tuple[np.ndarray, LouisPieces]:
         """Score and Louis' pieces together (override when one pass gives both)."""
         return self.score(params), self.louis(params)
+
+    def newton_pieces(self, params: Params) -> tuple[float, np.ndarray, LouisPieces]:
+        """Log-likelihood, score and Louis' pieces at once (override when one pass gives all)."""
+        score, pieces = self.score_and_louis(params)
+        return self.loglike(params), score, pieces
 
     @property
     def has_louis(self) -> bool:

@@ -38,7 +38,7 @@ def fit_model(
     results_class,
     *,
     start_params=None,
-    method: str = "em",
+    method: str | None = None,
     maxiter: int = 1000,
     tol: float = 1e-8,
     ptol: float | None = None,
@@ -64,8 +64,12 @@ def fit_model(
         )
     conv = run.convergence
     pieces = None
+    cached = getattr(run.method, "_cached", None)
     if model.has_louis:
-        score, pieces = model.score_and_louis(params)
+        if cached is not None and cached[0].params is params:
+            score, pieces = cached[1], cached[2]  # the Newton finish computed them already
+        else:
+            score, pieces = model.score_and_louis(params)
         info_obs = pieces.observed
         conv.em_rate = pieces.fraction_missing()
         conv.em_rate_source = "Louis: largest eigenvalue of I_complete^-1 I_missing"

@@ -35,9 +35,6 @@ from ..formula import build_design, new_exog, resolve_column
 from ..inference.fit import fit_model
 from ..inference.results import EMResults
 
-#: iteration scheme used when ``fit(method=None)``; see docs/methods.md for the measurements
-DEFAULT_METHOD = "newton"
-
 
 def _labels(index, mask, limit: int = 5) -> str:
     bad = list(index[mask][:limit])
@@ -164,7 +161,8 @@ class CensoredRegression(EMModel):
         self.k_exog = p
         self._n_threads = resolve_threads(None)
         # X'WX is factorised once per model, not per iteration
-        self._gram_cho = sla.cho_factor(X.T @ (X * w[:, None]), lower=True)
+        self._gram = X.T @ (X * w[:, None])
+        self._gram_cho = sla.cho_factor(self._gram, lower=True)
         self._sum_w = float(w.sum())
         self._nch = censnorm.n_chunks(n)
 
@@ -267,27 +265,38 @@ class CensoredRegression(EMModel):
         """Per-row observed-data log-likelihood (unweighted)."""
         return self.row_moments(params)[:, 0]
 
-    def score_and_louis(self, params):
-        _, sigma = self._split(params)
-        mom = self.row_moments(params)
-        m, c2, c3, c4 = mom[:, 1], mom[:, 2], mom[:, 3], mom[:, 4]
-        X, w = self.X, self.w
-        ez2 = c2 + m * m
-        score = np.concatenate([X.T @ (w * m) / sigma, [float(w @ (ez2 - 1.0))]])
+    def newton_pieces(self, params):
+        """Log-likelihood, score and Louis' pieces from one pass of the Cython kernel."""
+        beta, sigma = self._split(params)
+        if not (np.isfinite(sigma) and sigma > 0 and np.all(np.isfinite(beta))):
+            raise FloatingPointError("non-finite parameters")
         p = self.k_exog
+        part_v = np.zeros((self._nch, 2 * p))
+        part_mm = np.zeros((self._nch, p, p))
+        part_s = np.zeros((self._nch, 4))
+        censnorm.censreg_louis(self.X, self.lo, self.hi, self.offset, self.w, beta, sigma,
+                               part_v, part_mm, part_s, self._n_threads)
+        v = part_v.sum(axis=0)
+        s = part_s.sum(axis=0)
+        if s[3] > 0:
+            raise FloatingPointError("non-finite conditional moments")
+        wmx, wmisx = v[:p], v[p:]
+        mm = np.triu(part_mm.sum(axis=0))
+        mm = mm + np.triu(mm, 1).T
+        score = np.concatenate([wmx / sigma, [s[1] - self._sum_w]])
         comp = np.empty((p + 1, p + 1))
-        miss = np.zeros((p + 1, p + 1))
-        comp[:p, :p] = X.T @ (X * w[:, None]) / sigma**2
-        comp[:p, p] = comp[p, :p] = X.T @ (w * 2.0 * m) / sigma
-        comp[p, p] = 2.0 * float(w @ ez2)
-        cens = self.lo != self.hi
-        if cens.any():
-            Xc, wc = X[cens], w[cens]
-            mc, c2c, c3c, c4c = m[cens], c2[cens], c3[cens], c4[cens]
-            miss[:p, :p] = Xc.T @ (Xc * (wc * c2c)[:, None]) / sigma**2
-            miss[:p, p] = miss[p, :p] = Xc.T @ (wc * (c3c + 2.0 * mc * c2c)) / sigma
-            miss[p, p] = float(wc @ (c4c - c2c**2 + 4.0 * mc * c3c + 4.0 * mc**2 * c2c))
-        return score, LouisPieces(comp, miss)
+        miss = np.empty((p + 1, p + 1))
+        comp[:p, :p] = self._gram / sigma**2
+        comp[:p, p] = comp[p, :p] = 2.0 * wmx / sigma
+        comp[p, p] = 2.0 * s[1]
+        miss[:p, :p] = mm / sigma**2
+        miss[:p, p] = miss[p, :p] = wmisx / sigma
+        miss[p, p] = s[2]
+        return float(s[0]), score, LouisPieces(comp, miss)
+
+    def score_and_louis(self, params):
+        _, score, pieces = self.newton_pieces(params)
+        return score, pieces
 
     def score(self, params) -> np.ndarray:
         return self.score_and_louis(params)[0]
@@ -317,8 +326,8 @@ class CensoredRegression(EMModel):
         start_params : array_like, optional
             ``(beta, log(scale))``; default: least squares on a completed response.
         method : {"newton", "squarem", "em"}, optional
-            Iteration scheme (default ``"newton"``: EM's Louis-Newton acceleration;
-            see the methods page of the docs for the measurements behind it).
+            Iteration scheme (default ``"newton"``: Louis' Newton acceleration of
+            EM; docs/methods.md gives the measurements behind the choice).
         maxiter : int
             Maximum number of iterations.
         tol : float
@@ -355,7 +364,7 @@ class CensoredRegression(EMModel):
         const = int(np.any(np.all(self.X == 1.0, axis=0)))
         return fit_model(
             self, CensoredResults, start_params=start_params,
-            method=DEFAULT_METHOD if method is None else method,
+            method=method,
             maxiter=maxiter, tol=tol, ptol=ptol, cov_type=cov_type, n_boot=n_boot,
             seed=seed, progress=progress, callback=callback, nobs=nobs,
             df_model=self.k_exog - const,
