@@ -211,7 +211,7 @@ class EMResults:
         smry = Summary()
         smry.add_table_2cols(
             self, gleft=left, gright=right,
-            title=title or f"{type(m).__name__} Regression Results",
+            title=title or getattr(m, "summary_title", f"{type(m).__name__} Results"),
             yname=str(getattr(m, "endog_name", "y")), xname=self.param_names,
         )
         ci = self.conf_int(alpha).to_numpy()

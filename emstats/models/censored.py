@@ -69,6 +69,8 @@ class CensoredRegression(EMModel):
     :func:`emstats.intreg`.
     """
 
+    summary_title = "Censored Regression Results"
+
     def __init__(
         self,
         lower,
@@ -402,6 +404,8 @@ class Tobit(CensoredRegression):
     True
     """
 
+    summary_title = "Tobit Regression Results"
+
     def __init__(self, endog, exog, censor_left=0.0, censor_right=None, *, weights=None,
                  offset=None, beyond_limits: str = "censor", exog_names=None, endog_name="y",
                  row_labels=None, n_dropped=0, design_info=None):
@@ -483,6 +487,8 @@ class IntervalRegression(CensoredRegression):
     exog, weights, offset, exog_names, endog_name :
         As in :class:`CensoredRegression`.
     """
+
+    summary_title = "Interval Regression Results"
 
     def __init__(self, lower, upper, exog, *, weights=None, offset=None, exog_names=None,
                  endog_name="lower + upper", row_labels=None, n_dropped=0, design_info=None):
