@@ -141,3 +141,20 @@ def test_ptol_requires_parameter_change():
     run = run_em(Linkage(), method="em", tol=1e-3, ptol=1e-12, maxiter=200)
     assert abs(run.params - T_HAT) < 1e-11
     assert "ptol" in run.convergence.reason
+
+
+def test_supplemented_em_standard_error():
+    res = fit_model(Linkage(), EMResults, tol=1e-14, ptol=1e-13, nobs=197, df_model=1,
+                    cov_type="sem")
+    t = T_HAT
+    info = Y[0] / (2 + t) ** 2 + (Y[1] + Y[2]) / (1 - t) ** 2 + Y[3] / t**2
+    assert_allclose(res.bse["theta"], 1 / np.sqrt(info), rtol=1e-6)
+    assert_allclose(res.extra["em_jacobian"][0, 0], 0.1328, atol=5e-4)
+
+
+def test_sem_needs_complete_information():
+    class NoLouis(Linkage):
+        louis = EMModel.louis
+
+    with pytest.raises(ValueError, match="needs the complete-data information"):
+        fit_model(NoLouis(), EMResults, method="em", nobs=197, df_model=1, cov_type="sem")

@@ -386,3 +386,13 @@ def test_array_interface_names(rng):
     assert list(res.params.index) == ["x0", "x1", "x2", "Log(scale)"]
     res = emstats.Tobit(y, X, exog_names=["c", "a", "b"], **lim).fit()
     assert list(res.params.index) == ["c", "a", "b", "Log(scale)"]
+
+
+def test_supplemented_em_equals_louis(affairs):
+    a = emstats.tobit(FORMULA, affairs).fit(tol=1e-12)
+    b = emstats.tobit(FORMULA, affairs).fit(tol=1e-12, cov_type="sem")
+    assert b.cov_type == "sem" and "supplemented EM" in b.summary().as_text()
+    assert_allclose(b.cov_params().to_numpy(), a.cov_params().to_numpy(), rtol=1e-6, atol=1e-12)
+    # the EM map's Jacobian has the fractions of missing information as eigenvalues
+    eig = np.max(np.abs(np.linalg.eigvals(b.extra["em_jacobian"])))
+    assert_allclose(eig, a.convergence.em_rate, rtol=1e-6)

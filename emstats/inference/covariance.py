@@ -9,11 +9,12 @@ from statsmodels.tools.numdiff import approx_fprime, approx_hess3
 
 from ..em.protocol import EMModel, LouisPieces
 
-COV_TYPES = ("louis", "numerical", "bootstrap")
+COV_TYPES = ("louis", "numerical", "bootstrap", "sem")
 COV_LABELS = {
     "louis": "Louis (1982) observed information",
     "numerical": "numerical Hessian of the log-likelihood",
     "bootstrap": "nonparametric bootstrap",
+    "sem": "supplemented EM (Meng & Rubin 1991)",
 }
 
 
@@ -87,3 +88,50 @@ def bootstrap_covariance(
             f"only {len(reps)} of {n_boot} bootstrap replicates could be fitted"
         )
     return np.cov(reps, rowvar=False), reps
+
+
+def em_map_jacobian(model: EMModel, params, rel_step: float = 1e-5) -> np.ndarray:
+    """Central-difference Jacobian of the EM map in inference coordinates.
+
+    ``J[j, i] = d M_j / d theta_i`` where ``M(theta)`` is one E-step and one M-step.
+    At the MLE its eigenvalues are the fractions of missing information.
+    """
+    theta = np.asarray(model.to_inference(params), dtype=float)
+
+    def em_map(t):
+        p = model.from_inference(t)
+        stats, _ = model.e_step(p)
+        return np.asarray(model.to_inference(model.m_step(stats, p)), dtype=float)
+
+    k = len(theta)
+    jac = np.empty((k, k))
+    for i in range(k):
+        h = rel_step * max(1.0, abs(theta[i]))
+        e = np.zeros(k)
+        e[i] = h
+        jac[:, i] = (em_map(theta + e) - em_map(theta - e)) / (2 * h)
+    return jac
+
+
+def sem_covariance(model: EMModel, params) -> tuple[np.ndarray, np.ndarray]:
+    """Supplemented EM (Meng & Rubin 1991): covariance from the EM map's Jacobian.
+
+    With J the Jacobian of the EM map at the MLE and I_c the expected complete-data
+    information, the observed information is I_c (I - J), so the covariance is
+    (I - J)^-1 I_c^-1.  Needs the complete-data information (Louis' ``complete``
+    piece, or a model method ``complete_information(params)``).  Returns the
+    covariance and J.
+    """
+    if hasattr(model, "complete_information"):
+        i_c = np.asarray(model.complete_information(params), dtype=float)
+    elif model.has_louis:
+        i_c = model.louis(params).complete
+    else:
+        raise ValueError(
+            f"cov_type='sem' needs the complete-data information, which "
+            f"{type(model).__name__} does not provide; use cov_type='numerical'"
+        )
+    jac = em_map_jacobian(model, params)
+    k = jac.shape[0]
+    cov = np.linalg.solve(np.eye(k) - jac, np.linalg.inv(i_c))
+    return 0.5 * (cov + cov.T), jac

@@ -14,6 +14,7 @@ from .covariance import (
     invert_information,
     numerical_information,
     numerical_score,
+    sem_covariance,
 )
 
 
@@ -93,6 +94,10 @@ def fit_model(
         info_num = numerical_information(model, params)
         info_obs = info_num if info_obs is None else info_obs
         cov = invert_information(info_num, model.param_names)
+    elif cov_type == "sem":
+        cov, jac = sem_covariance(model, params)
+        results_kwargs = dict(results_kwargs or {})
+        results_kwargs.setdefault("extra", {})["em_jacobian"] = jac
     elif cov_type == "bootstrap":
         def fit_one(sub, start):
             r = run_em(sub, start, method=method, maxiter=maxiter, tol=tol, warn=False)

@@ -336,9 +336,10 @@ class CensoredRegression(EMModel):
             Tolerance on the relative change in the log-likelihood.
         ptol : float, optional
             Tolerance on the change of the parameters.
-        cov_type : {"louis", "numerical", "bootstrap"}
+        cov_type : {"louis", "numerical", "bootstrap", "sem"}
             Standard errors: Louis' observed information (default), a numerical
-            Hessian of the log-likelihood, or a nonparametric bootstrap.
+            Hessian of the log-likelihood, a nonparametric bootstrap, or
+            supplemented EM (the numerically differentiated EM map).
         n_boot : int
             Bootstrap replicates (``cov_type="bootstrap"``).
         seed : int, optional
