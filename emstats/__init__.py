@@ -116,3 +116,16 @@ __all__ = [
     "show_config",
     "tobit",
 ]
+
+from .models.gmm import (  # noqa: E402
+    DegenerateComponentWarning,
+    GaussianMixture,
+    GMMParams,
+    GMMResults,
+    GMMSelection,
+    gmm,
+    gmm_select,
+)
+
+__all__ += ["DegenerateComponentWarning", "GMMParams", "GMMResults", "GMMSelection",
+            "GaussianMixture", "gmm", "gmm_select"]

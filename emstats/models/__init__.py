@@ -3,3 +3,7 @@
 from .censored import CensoredRegression, CensoredResults, IntervalRegression, Tobit
 
 __all__ = ["CensoredRegression", "CensoredResults", "IntervalRegression", "Tobit"]
+
+from .gmm import GaussianMixture, GMMParams, GMMResults, GMMSelection  # noqa: E402
+
+__all__ += ["GMMParams", "GMMResults", "GMMSelection", "GaussianMixture"]

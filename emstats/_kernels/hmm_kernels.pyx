@@ -1,0 +1,437 @@
+"""Hidden Markov model kernels: emission densities, scaled forward-backward, Viterbi.
+
+The observations of all sequences are stacked in one array of T rows;
+``seq_start`` (n_seq + 1 offsets) says where each sequence begins.  Sequences
+are grouped by the caller into *blocks* of consecutive sequences
+(``blocks[c] = (first, last + 1)`` sequence indices); each block owns one row of the
+partial-sum array ``part`` (a per-block accumulator), blocks are processed in
+parallel with ``prange`` and the caller reduces ``part`` in block order.  The
+partition depends only on the data, so results are bitwise identical for any
+number of threads.  Very long sequences form blocks of their own and are
+handled by the row-chunked functions (``emission_rows``, ``forward_backward_one``,
+``stats_rows``) so that their emission densities and statistics still use all
+threads.
+
+Scaling.  For each row t the log-densities l_t(k) are shifted by their maximum
+m_t and exponentiated once, b_t(k) = exp(l_t(k) - m_t).  The forward variables
+are renormalised to sum to one at every step (Rabiner's scaling): with
+c_t = sum_k (alpha_(t-1) A)_k b_t(k), log L = sum_t (log c_t + m_t).  The
+backward pass reuses c_t, overwrites alpha_t by the smoothed probability
+gamma_t = alpha_t * beta_t and accumulates the expected transition counts
+sum_t xi_t(i, j) = sum_t alpha_t(i) A_ij b_(t+1)(j) beta_(t+1)(j) / c_(t+1).
+Nothing underflows however long the sequence, and the memory is the T x K
+arrays ``b`` and ``alpha`` plus T scale factors.
+
+Emission types (``etype``): 0 Poisson, 1 Gaussian with diagonal covariance,
+2 Gaussian with full covariance, 3 categorical.  Parameter arrays ``p1``,
+``p2``, ``p3`` mean, per type:
+
+* Poisson: log rates (K), rates (K), log(x!) per row (T);
+* Gaussian diagonal: means (K*d), inverse variances (K*d), log constants (K);
+* Gaussian full: means (K*d), inverse Cholesky factors L_k^-1 (K*d*d, lower
+  triangular, row-major), log constants (K);
+* categorical: log probabilities (K*M), unused, unused (codes in ``codes``).
+
+Layout of a row of ``part`` (S = 2 + K + K*K + emission statistics):
+``[loglik, n_bad, gamma_0 (K), xi (K*K), n (K), emission sums]`` with the
+emission sums: Poisson sum gamma*x (K); Gaussian sum gamma*x (K*d) then
+sum gamma*x^2 (K*d, diagonal) or sum gamma*x x' (K*d*d, full); categorical
+sum gamma per symbol (K*M).
+"""
+
+from cython.parallel cimport prange
+from libc.math cimport exp, log, INFINITY, isfinite
+from libc.stdint cimport int64_t
+from libc.stdlib cimport malloc, free
+
+cdef Py_ssize_t CHUNK = 4096
+
+cdef struct Emis:
+    int etype
+    Py_ssize_t K
+    Py_ssize_t d
+    Py_ssize_t M
+    const double* X
+    const int64_t* codes
+    const double* p1
+    const double* p2
+    const double* p3
+
+
+def n_emission_stats(int etype, Py_ssize_t K, Py_ssize_t d, Py_ssize_t M):
+    """Number of emission statistics (after the K state occupancies)."""
+    if etype == 0:
+        return K
+    if etype == 1:
+        return 2 * K * d
+    if etype == 2:
+        return K * d + K * d * d
+    return K * M
+
+
+def chunk_rows():
+    """Rows per chunk of the row-parallel functions."""
+    return CHUNK
+
+
+cdef inline void _logdens(const Emis* e, Py_ssize_t t, double* out) noexcept nogil:
+    """Write the K log-densities of row t."""
+    cdef Py_ssize_t k, j, i, K = e.K, d = e.d
+    cdef double s, q, x, r
+    cdef const double* xt
+    if e.etype == 0:
+        x = e.X[t]
+        for k in range(K):
+            if x == 0.0:
+                out[k] = -e.p2[k] - e.p3[t]
+            else:
+                out[k] = x * e.p1[k] - e.p2[k] - e.p3[t]
+    elif e.etype == 1:
+        xt = e.X + t * d
+        for k in range(K):
+            q = 0.0
+            for j in range(d):
+                r = xt[j] - e.p1[k * d + j]
+                q = q + r * r * e.p2[k * d + j]
+            out[k] = e.p3[k] - 0.5 * q
+    elif e.etype == 2:
+        xt = e.X + t * d
+        for k in range(K):
+            q = 0.0
+            for i in range(d):
+                s = 0.0
+                for j in range(i + 1):
+                    s = s + e.p2[(k * d + i) * d + j] * (xt[j] - e.p1[k * d + j])
+                q = q + s * s
+            out[k] = e.p3[k] - 0.5 * q
+    else:
+        for k in range(K):
+            out[k] = e.p1[k * e.M + e.codes[t]]
+
+
+cdef inline int _emis_rows(const Emis* e, Py_ssize_t r0, Py_ssize_t r1, double* b,
+                           double* m, double* logd) noexcept nogil:
+    """b[t] = exp(l_t - m_t), m[t] = max_k l_t(k) for rows [r0, r1).
+
+    When ``logd`` is not NULL the log-densities are written there instead (no
+    exponentials, m untouched).  Returns the number of rows whose densities are
+    all zero or not finite."""
+    cdef Py_ssize_t t, k, K = e.K
+    cdef double mx
+    cdef double* row
+    cdef int bad = 0
+    for t in range(r0, r1):
+        if logd != NULL:
+            row = logd + t * K
+            _logdens(e, t, row)
+            continue
+        row = b + t * K
+        _logdens(e, t, row)
+        mx = -INFINITY
+        for k in range(K):
+            if row[k] > mx:
+                mx = row[k]
+        if not isfinite(mx):
+            bad = bad + 1
+            mx = 0.0
+            for k in range(K):
+                row[k] = 0.0
+        else:
+            for k in range(K):
+                row[k] = exp(row[k] - mx)
+        m[t] = mx
+    return bad
+
+
+cdef double _forward_backward(const double* b, const double* m, double* al, double* cs,
+                              Py_ssize_t n, Py_ssize_t K, const double* A,
+                              const double* init, double* xi, double* g0, double* work,
+                              int backward) noexcept nogil:
+    """Scaled forward-backward on one sequence of n rows (pointers at its first row).
+
+    Returns the log-likelihood (-inf when a scale factor is zero or not finite).
+    ``al`` receives the filtered probabilities, then (backward) the smoothed ones;
+    xi and g0 are incremented; ``work`` holds 2K doubles."""
+    cdef Py_ssize_t t, i, j, k
+    cdef double c, s, ll = 0.0, ai, aw, inv
+    cdef double* beta = work
+    cdef double* w = work + K
+    cdef const double* bt
+    cdef double* at
+    cdef double* ap
+    # forward
+    c = 0.0
+    for k in range(K):
+        al[k] = init[k] * b[k]
+        c = c + al[k]
+    if not (c > 0.0 and isfinite(c)):
+        return -INFINITY
+    cs[0] = c
+    ll = log(c) + m[0]
+    inv = 1.0 / c
+    for k in range(K):
+        al[k] = al[k] * inv
+    for t in range(1, n):
+        at = al + t * K
+        ap = al + (t - 1) * K
+        bt = b + t * K
+        for j in range(K):
+            at[j] = 0.0
+        for i in range(K):
+            ai = ap[i]
+            for j in range(K):
+                at[j] = at[j] + ai * A[i * K + j]
+        c = 0.0
+        for j in range(K):
+            at[j] = at[j] * bt[j]
+            c = c + at[j]
+        if not (c > 0.0 and isfinite(c)):
+            return -INFINITY
+        cs[t] = c
+        ll = ll + log(c) + m[t]
+        inv = 1.0 / c
+        for j in range(K):
+            at[j] = at[j] * inv
+    if not backward:
+        return ll
+    # backward: gamma_t overwrites alpha_t
+    for k in range(K):
+        beta[k] = 1.0
+    for t in range(n - 2, -1, -1):
+        bt = b + (t + 1) * K
+        inv = 1.0 / cs[t + 1]
+        for j in range(K):
+            w[j] = bt[j] * beta[j] * inv
+        at = al + t * K
+        for i in range(K):
+            s = 0.0
+            ai = at[i]
+            for j in range(K):
+                aw = A[i * K + j] * w[j]
+                s = s + aw
+                xi[i * K + j] = xi[i * K + j] + ai * aw
+            beta[i] = s
+        for i in range(K):
+            at[i] = at[i] * beta[i]
+    for k in range(K):
+        g0[k] = g0[k] + al[k]
+    return ll
+
+
+cdef void _stats_rows(const Emis* e, const double* gam, Py_ssize_t r0, Py_ssize_t r1,
+                      double* acc) noexcept nogil:
+    """Add gamma-weighted emission statistics of rows [r0, r1) to acc (n, then sums)."""
+    cdef Py_ssize_t t, k, j, i, K = e.K, d = e.d
+    cdef double g, x, xj
+    cdef double* sx = acc + K
+    cdef double* sxx = acc + K + K * d
+    cdef const double* xt
+    cdef const double* gt
+    for t in range(r0, r1):
+        gt = gam + t * K
+        for k in range(K):
+            acc[k] = acc[k] + gt[k]
+        if e.etype == 0:
+            x = e.X[t]
+            for k in range(K):
+                sx[k] = sx[k] + gt[k] * x
+        elif e.etype == 1:
+            xt = e.X + t * d
+            for k in range(K):
+                g = gt[k]
+                for j in range(d):
+                    xj = g * xt[j]
+                    sx[k * d + j] = sx[k * d + j] + xj
+                    sxx[k * d + j] = sxx[k * d + j] + xj * xt[j]
+        elif e.etype == 2:
+            xt = e.X + t * d
+            for k in range(K):
+                g = gt[k]
+                for i in range(d):
+                    xj = g * xt[i]
+                    sx[k * d + i] = sx[k * d + i] + xj
+                    for j in range(d):
+                        sxx[(k * d + i) * d + j] = sxx[(k * d + i) * d + j] + xj * xt[j]
+        else:
+            for k in range(K):
+                sx[k * e.M + e.codes[t]] = sx[k * e.M + e.codes[t]] + gt[k]
+
+
+cdef Emis _make_emis(int etype, const double[:, ::1] X, const int64_t[::1] codes,
+                     const double[::1] p1, const double[::1] p2, const double[::1] p3,
+                     Py_ssize_t K, Py_ssize_t M):
+    cdef Emis e
+    e.etype = etype
+    e.K = K
+    e.d = X.shape[1]
+    e.M = M
+    e.X = &X[0, 0]
+    e.codes = &codes[0]
+    e.p1 = &p1[0]
+    e.p2 = &p2[0]
+    e.p3 = &p3[0]
+    return e
+
+
+def estep(int etype, const double[:, ::1] X, const int64_t[::1] codes,
+          const double[::1] p1, const double[::1] p2, const double[::1] p3, Py_ssize_t M,
+          const double[:, ::1] A, const double[::1] init,
+          const int64_t[::1] seq_start, const int64_t[:, ::1] blocks,
+          double[:, ::1] b, double[::1] m, double[:, ::1] al, double[::1] cs,
+          double[::1] seq_ll, double[:, ::1] part, int mode, int n_threads):
+    """E-step (mode 1) or forward pass only (mode 0) over the given blocks.
+
+    Each block c processes its sequences blocks[c, 0] .. blocks[c, 1] - 1 one
+    after the other: emission densities
+    (once), forward, backward (mode 1) and the emission statistics, accumulated
+    in ``part[c]`` (zero-initialised by the caller; layout in the module
+    docstring).  ``al`` receives filtered (mode 0) or smoothed (mode 1)
+    probabilities; ``seq_ll`` the log-likelihood of each sequence.
+    """
+    cdef Py_ssize_t K = A.shape[0]
+    cdef Py_ssize_t nb = blocks.shape[0]
+    cdef Py_ssize_t c, s, r0, r1, off_xi = 2 + K, off_em = 2 + K + K * K
+    cdef double ll
+    cdef double* work
+    cdef int bad
+    cdef Emis e = _make_emis(etype, X, codes, p1, p2, p3, K, M)
+    for c in prange(nb, nogil=True, schedule="dynamic", num_threads=n_threads):
+        work = <double*> malloc(2 * K * sizeof(double))
+        for s in range(blocks[c, 0], blocks[c, 1]):
+            r0 = seq_start[s]
+            r1 = seq_start[s + 1]
+            bad = _emis_rows(&e, r0, r1, &b[0, 0], &m[0], NULL)
+            if bad > 0:
+                part[c, 1] = part[c, 1] + bad
+                seq_ll[s] = -INFINITY
+                continue
+            ll = _forward_backward(&b[r0, 0], &m[r0], &al[r0, 0], &cs[r0], r1 - r0, K,
+                                   &A[0, 0], &init[0], &part[c, off_xi], &part[c, 2], work,
+                                   mode)
+            seq_ll[s] = ll
+            if not isfinite(ll):
+                part[c, 1] = part[c, 1] + 1.0
+                continue
+            part[c, 0] = part[c, 0] + ll
+            if mode == 1:
+                _stats_rows(&e, &al[0, 0], r0, r1, &part[c, off_em])
+        free(work)
+
+
+def emission_rows(int etype, const double[:, ::1] X, const int64_t[::1] codes,
+                  const double[::1] p1, const double[::1] p2, const double[::1] p3,
+                  Py_ssize_t M, Py_ssize_t K, Py_ssize_t r0, Py_ssize_t r1,
+                  double[:, ::1] b, double[::1] m, int log_only, int n_threads):
+    """Scaled densities (or, with log_only, log-densities into b) of rows [r0, r1),
+    in parallel over row chunks.  Returns the number of rows with no finite density."""
+    cdef Py_ssize_t nch = (r1 - r0 + CHUNK - 1) // CHUNK
+    cdef Py_ssize_t ch, a, z
+    cdef int bad = 0
+    cdef Emis e = _make_emis(etype, X, codes, p1, p2, p3, K, M)
+    for ch in prange(nch, nogil=True, schedule="static", num_threads=n_threads):
+        a = r0 + ch * CHUNK
+        z = a + CHUNK
+        if z > r1:
+            z = r1
+        if log_only:
+            _emis_rows(&e, a, z, &b[0, 0], &m[0], &b[0, 0])
+        else:
+            bad += _emis_rows(&e, a, z, &b[0, 0], &m[0], NULL)
+    return bad
+
+
+def forward_backward_one(const double[:, ::1] A, const double[::1] init, Py_ssize_t r0,
+                         Py_ssize_t r1, double[:, ::1] b, double[::1] m, double[:, ::1] al,
+                         double[::1] cs, double[::1] acc, int mode):
+    """Forward(-backward) on the sequence of rows [r0, r1) with densities already in b, m.
+
+    ``acc`` holds ``[loglik, n_bad, gamma_0 (K), xi (K*K)]`` and is incremented.
+    Returns the log-likelihood."""
+    cdef Py_ssize_t K = A.shape[0]
+    cdef double ll
+    cdef double* work = <double*> malloc(2 * K * sizeof(double))
+    with nogil:
+        ll = _forward_backward(&b[r0, 0], &m[r0], &al[r0, 0], &cs[r0], r1 - r0, K, &A[0, 0],
+                               &init[0], &acc[2 + K], &acc[2], work, mode)
+    free(work)
+    if isfinite(ll):
+        acc[0] += ll
+    else:
+        acc[1] += 1.0
+    return ll
+
+
+def stats_rows(int etype, const double[:, ::1] X, const int64_t[::1] codes, Py_ssize_t M,
+               Py_ssize_t K, Py_ssize_t r0, Py_ssize_t r1, const double[:, ::1] gam,
+               double[:, ::1] part, int n_threads):
+    """Emission statistics of rows [r0, r1), one row of ``part`` per chunk of CHUNK rows."""
+    cdef Py_ssize_t nch = (r1 - r0 + CHUNK - 1) // CHUNK
+    cdef Py_ssize_t ch, a, z
+    cdef Emis e
+    e.etype = etype
+    e.K = K
+    e.d = X.shape[1]
+    e.M = M
+    e.X = &X[0, 0]
+    e.codes = &codes[0]
+    for ch in prange(nch, nogil=True, schedule="static", num_threads=n_threads):
+        a = r0 + ch * CHUNK
+        z = a + CHUNK
+        if z > r1:
+            z = r1
+        _stats_rows(&e, &gam[0, 0], a, z, &part[ch, 0])
+
+
+cdef double _viterbi_seq(const double* ld, Py_ssize_t n, Py_ssize_t K, const double* logA,
+                         const double* loginit, double* dcur, double* dnext, int* bp,
+                         int64_t* path) noexcept nogil:
+    cdef Py_ssize_t t, i, j
+    cdef double best, v
+    cdef int arg
+    cdef double* tmp
+    for j in range(K):
+        dcur[j] = loginit[j] + ld[j]
+    for t in range(1, n):
+        for j in range(K):
+            best = -INFINITY
+            arg = 0
+            for i in range(K):
+                v = dcur[i] + logA[i * K + j]
+                if v > best:
+                    best = v
+                    arg = <int> i
+            dnext[j] = best + ld[t * K + j]
+            bp[t * K + j] = arg
+        tmp = dcur
+        dcur = dnext
+        dnext = tmp
+    best = -INFINITY
+    arg = 0
+    for j in range(K):
+        if dcur[j] > best:
+            best = dcur[j]
+            arg = <int> j
+    path[n - 1] = arg
+    for t in range(n - 1, 0, -1):
+        path[t - 1] = bp[t * K + path[t]]
+    return best
+
+
+def viterbi(const double[:, ::1] logd, const double[:, ::1] logA, const double[::1] loginit,
+            const int64_t[::1] seq_start, const int64_t[:, ::1] blocks, int[:, ::1] bp,
+            int64_t[::1] path, double[::1] seq_logp, int n_threads):
+    """Most likely state path of every sequence, given the log-densities ``logd``.
+
+    ``seq_logp[s]`` receives the joint log-probability of sequence s and its path."""
+    cdef Py_ssize_t K = logA.shape[0]
+    cdef Py_ssize_t nb = blocks.shape[0]
+    cdef Py_ssize_t c, s, r0, r1
+    cdef double* work
+    for c in prange(nb, nogil=True, schedule="dynamic", num_threads=n_threads):
+        work = <double*> malloc(2 * K * sizeof(double))
+        for s in range(blocks[c, 0], blocks[c, 1]):
+            r0 = seq_start[s]
+            r1 = seq_start[s + 1]
+            seq_logp[s] = _viterbi_seq(&logd[r0, 0], r1 - r0, K, &logA[0, 0], &loginit[0],
+                                       work, work + K, &bp[r0, 0], &path[r0])
+        free(work)
