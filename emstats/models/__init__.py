@@ -4,6 +4,10 @@ from .censored import CensoredRegression, CensoredResults, IntervalRegression, T
 
 __all__ = ["CensoredRegression", "CensoredResults", "IntervalRegression", "Tobit"]
 
-from .hmm import HiddenMarkovModel, HMMParams, HMMResults  # noqa: E402
+from .gmm import GaussianMixture, GMMParams, GMMResults, GMMSelection  # noqa: E402
 
-__all__ += ["HMMParams", "HMMResults", "HiddenMarkovModel"]
+__all__ += ["GMMParams", "GMMResults", "GMMSelection", "GaussianMixture"]
+
+from .gmm import GaussianMixture, GMMParams, GMMResults, GMMSelection  # noqa: E402
+
+__all__ += ["GMMParams", "GMMResults", "GMMSelection", "GaussianMixture"]

@@ -1,0 +1,1584 @@
+"""Gaussian mixture models with mclust's covariance structures.
+
+The density of a row x is sum_k pi_k phi(x; mu_k, Sigma_k).  The covariance
+structures follow mclust's geometric names (Banfield & Raftery 1993; Celeux &
+Govaert 1995): Sigma_k = lambda_k D_k A_k D_k' with volume lambda_k, shape A_k
+(diagonal, det 1) and orientation D_k, each Equal (E) or Variable (V) across
+components, or the identity (I).  scikit-learn's names are accepted as aliases:
+``"full"`` = VVV, ``"tied"`` = EEE, ``"diag"`` = VVI, ``"spherical"`` = VII.
+
+EM.  The E-step is one pass of a Cython/OpenMP kernel (:mod:`emstats._kernels.gmm_kernels`)
+that returns, for each component, N_k = sum r_ik, sum r_ik (x_i - mu_k) and
+sum r_ik (x_i - mu_k)(x_i - mu_k)' about the *current* means, and the observed
+log-likelihood.  The M-step turns them into the new means and the scatter
+matrices W_k = sum r_ik (x_i - xbar_k)(x_i - xbar_k)' and applies the structure's
+M-step (closed form for most structures; conditional maximisation steps, i.e.
+ECM, for VEI, VEE and VEV).
+
+Coordinates.  SQUAREM works in unconstrained coordinates (``pack``): log-ratios
+log(pi_k / pi_1), means, and per structure log-variances or Cholesky factors
+with log-diagonal.  Standard errors are reported for the free parameters on
+their own scale (``to_inference``): weights pi_2..pi_K (pi_1 = 1 - sum), means,
+and the unique covariance elements of the structure.  Louis' method gives them
+for the structures whose covariances are linear in those elements (EII, VII,
+EEI, VVI, EEE, VVV); the other structures use a numerical Hessian of the
+observed log-likelihood in their packed coordinates.
+
+Label switching.  Components are reported in a deterministic order: sorted by
+their mean vectors, lexicographically (first coordinate, then the second...).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import patsy
+from scipy import linalg as sla
+from scipy.special import logsumexp
+
+from .._config import resolve_threads
+from .._kernels import gmm_kernels
+from ..em.engine import run_em
+from ..em.protocol import EMModel, LouisPieces
+from ..exceptions import DataError
+from ..inference.covariance import InformationWarning
+from ..inference.fit import fit_model
+from ..inference.results import EMResults
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+class DegenerateComponentWarning(UserWarning):
+    """A mixture component collapsed (its covariance became numerically singular)."""
+
+
+# ----------------------------------------------------------------------------------
+# covariance structures
+# ----------------------------------------------------------------------------------
+
+ALIASES = {"full": "VVV", "tied": "EEE", "diag": "VVI", "spherical": "VII"}
+ALL_STRUCTURES = ("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EEV", "VEV",
+                  "EVV", "VVV")
+
+
+def _sym(a: np.ndarray) -> np.ndarray:
+    return 0.5 * (a + np.swapaxes(a, -1, -2))
+
+
+def _tril_pairs(d: int) -> list[tuple[int, int]]:
+    return [(a, b) for a in range(d) for b in range(a + 1)]
+
+
+class Structure:
+    """A covariance structure: M-step, coordinates and parameter count.
+
+    Subclasses set ``name``; the six linear structures are described by
+    ``kind`` ("spherical", "diagonal", "full") and ``shared`` (one covariance for
+    every component).
+    """
+
+    name = "?"
+    diag = False
+    linear = False
+    iterative = False
+
+    def __init__(self, K: int, d: int):
+        self.K, self.d = K, d
+
+    # number of free covariance parameters (mclust's nVarParams)
+    def n_var(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def mstep(self, Nk, W, n, old):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def pack(self, covs) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def unpack(self, vec) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # inference coordinates (default: the packed ones)
+    def to_inf(self, covs):
+        return self.pack(covs)
+
+    def from_inf(self, vec):
+        return self.unpack(vec)
+
+    def inf_names(self, cols) -> list[str]:
+        return [f"cov_param[{j}]" for j in range(self.n_var())]
+
+
+class LinearStructure(Structure):
+    """Covariances linear in their free elements: Sigma_k = sum_m theta_m B_m^(k)."""
+
+    linear = True
+    kind = "full"
+    shared = False
+
+    def __init__(self, K, d):
+        super().__init__(K, d)
+        self.diag = self.kind != "full"
+        if self.kind == "full":
+            elems = _tril_pairs(d)
+        elif self.kind == "diagonal":
+            elems = [(a, a) for a in range(d)]
+        else:
+            elems = [None]
+        self.elems = elems
+        B = []
+        for e in elems:
+            m = np.zeros((d, d))
+            if e is None:
+                m[:] = np.eye(d)
+            else:
+                a, b = e
+                m[a, b] = m[b, a] = 1.0
+            B.append(m)
+        self.B = np.array(B)
+        ne = len(elems)
+        self.n_elem = ne
+        # global (within the covariance block) indices of component k's elements
+        self.idx = [np.arange(ne) if self.shared else k * ne + np.arange(ne) for k in range(K)]
+
+    def n_var(self):
+        return self.n_elem * (1 if self.shared else self.K)
+
+    def mstep(self, Nk, W, n, old):
+        K, d = self.K, self.d
+        if self.kind == "full":
+            S = W.sum(axis=0)[None] / n if self.shared else W / Nk[:, None, None]
+            S = np.broadcast_to(S, (K, d, d)).copy()
+        elif self.kind == "diagonal":
+            dg = np.diagonal(W, axis1=1, axis2=2)
+            v = dg.sum(axis=0)[None] / n if self.shared else dg / Nk[:, None]
+            S = np.zeros((K, d, d))
+            S[:, range(d), range(d)] = np.broadcast_to(v, (K, d))
+        else:
+            tr = np.trace(W, axis1=1, axis2=2)
+            v = tr.sum() / (n * d) if self.shared else tr / (Nk * d)
+            S = np.broadcast_to(np.asarray(v, dtype=float).reshape(-1, 1, 1) * np.eye(d),
+                                (K, d, d)).copy()
+        return S
+
+    def _elements(self, covs):
+        src = covs[:1] if self.shared else covs
+        if self.kind == "full":
+            a, b = np.tril_indices(self.d)
+            return src[:, a, b]
+        if self.kind == "diagonal":
+            return np.diagonal(src, axis1=1, axis2=2)
+        return src[:, :1, 0]
+
+    def _build(self, el):
+        el = el.reshape(-1, self.n_elem)
+        S = np.einsum("km,mab->kab", el, self.B)
+        return np.broadcast_to(S, (self.K, self.d, self.d)).copy()
+
+    def to_inf(self, covs):
+        return self._elements(np.asarray(covs)).ravel()
+
+    def from_inf(self, vec):
+        return self._build(np.asarray(vec, dtype=float))
+
+    def pack(self, covs):
+        covs = np.asarray(covs)
+        src = covs[:1] if self.shared else covs
+        if self.kind == "full":
+            L = np.linalg.cholesky(src)
+            a, b = np.tril_indices(self.d)
+            out = L[:, a, b].copy()
+            dg = a == b
+            out[:, dg] = np.log(out[:, dg])
+            return out.ravel()
+        return np.log(self._elements(covs)).ravel()
+
+    def unpack(self, vec):
+        vec = np.asarray(vec, dtype=float)
+        if self.kind == "full":
+            v = vec.reshape(-1, self.n_elem).copy()
+            a, b = np.tril_indices(self.d)
+            dg = a == b
+            v[:, dg] = np.exp(v[:, dg])
+            L = np.zeros((v.shape[0], self.d, self.d))
+            L[:, a, b] = v
+            S = L @ np.swapaxes(L, 1, 2)
+            return np.broadcast_to(S, (self.K, self.d, self.d)).copy()
+        return self._build(np.exp(vec))
+
+    def inf_names(self, cols):
+        names = []
+        comps = [None] if self.shared else range(1, self.K + 1)
+        for k in comps:
+            tag = "" if k is None else f"[{k}]"
+            for e in self.elems:
+                if e is None:
+                    names.append(f"var{tag}")
+                elif e[0] == e[1]:
+                    names.append(f"var{tag}({cols[e[0]]})")
+                else:
+                    names.append(f"cov{tag}({cols[e[1]]},{cols[e[0]]})")
+        return names
+
+
+def _linear(name, kind, shared):
+    return type(f"Structure{name}", (LinearStructure,),
+                {"name": name, "kind": kind, "shared": shared})
+
+
+class _Decomposed(Structure):
+    """Structures written as Sigma_k = lambda_k D_k A_k D_k' (mclust's extra models).
+
+    Packed coordinates: log lambda (per component or common), log shape
+    (d - 1 free values per shape, the last fixed by det A = 1), and the
+    orientation D through its Cayley transform (a skew-symmetric matrix, d(d-1)/2
+    values).  Standard errors use a numerical Hessian in these coordinates.
+    """
+
+    vol = "E"
+    shape = "E"
+    orient = "I"
+
+    def __init__(self, K, d):
+        super().__init__(K, d)
+        self.diag = self.orient == "I"
+        self.iterative = self.name in ("VEI", "VEE", "VEV")
+
+    def n_var(self):
+        K, d = self.K, self.d
+        nv = 1 if self.vol == "E" else K
+        nv += (d - 1) * (1 if self.shape == "E" else K)
+        if self.orient != "I":
+            nv += d * (d - 1) // 2 * (1 if self.orient == "E" else K)
+        return nv
+
+    # -- M-step -----------------------------------------------------------------
+    def mstep(self, Nk, W, n, old):
+        d = self.d
+        name = self.name
+        Nk = np.maximum(Nk, 1e-300)
+        if name == "EVI":
+            dg = np.diagonal(W, axis1=1, axis2=2)
+            det = np.exp(np.mean(np.log(dg), axis=1))
+            A = dg / det[:, None]
+            lam = det.sum() / n
+            return _diag_stack(lam * A)
+        if name == "EVV":
+            det = np.exp(np.linalg.slogdet(W)[1] / d)
+            C = W / det[:, None, None]
+            lam = det.sum() / n
+            return lam * C
+        if name == "EEV":
+            w, V = np.linalg.eigh(W)
+            w, V = w[:, ::-1], V[:, :, ::-1]
+            A = w.sum(axis=0)
+            A = A / np.exp(np.mean(np.log(A)))
+            lam = float((w / A).sum() / (n * d))
+            return lam * (V * A[None, None, :]) @ np.swapaxes(V, 1, 2)
+        # iterative (ECM) structures: alternate volumes and the shape/orientation
+        lam = np.array([np.exp(np.linalg.slogdet(c)[1] / d) for c in old])
+        lam = np.where(np.isfinite(lam) & (lam > 0), lam, np.trace(W, axis1=1, axis2=2) /
+                       (Nk * d))
+        for _ in range(1000 if self.iterative else 1):
+            lam_old = lam.copy()
+            if name == "VEI":
+                dg = np.diagonal(W, axis1=1, axis2=2)
+                B = (dg / lam[:, None]).sum(axis=0)
+                A = B / np.exp(np.mean(np.log(B)))
+                lam = (dg / A[None, :]).sum(axis=1) / (d * Nk)
+                res = _diag_stack(lam[:, None] * A[None, :])
+            elif name == "VEE":
+                C = (W / lam[:, None, None]).sum(axis=0)
+                C = C / np.exp(np.linalg.slogdet(C)[1] / d)
+                Ci = np.linalg.inv(C)
+                lam = np.einsum("ab,kba->k", Ci, W) / (d * Nk)
+                res = lam[:, None, None] * C[None]
+            elif name == "VEV":
+                w, V = np.linalg.eigh(W)
+                w, V = w[:, ::-1], V[:, :, ::-1]
+                A = (w / lam[:, None]).sum(axis=0)
+                A = A / np.exp(np.mean(np.log(A)))
+                lam = (w / A[None, :]).sum(axis=1) / (d * Nk)
+                res = lam[:, None, None] * (V * A[None, None, :]) @ np.swapaxes(V, 1, 2)
+            else:  # pragma: no cover - guarded by the registry
+                raise ValueError(name)
+            if np.max(np.abs(lam - lam_old) / lam) < 1e-13:
+                break
+        return res
+
+    # -- coordinates ----------------------------------------------------------------
+    def _decompose(self, covs):
+        K, d = self.K, self.d
+        if self.orient == "I":
+            dg = np.diagonal(covs, axis1=1, axis2=2)
+            lam = np.exp(np.mean(np.log(dg), axis=1))
+            A = dg / lam[:, None]
+            D = np.broadcast_to(np.eye(d), (K, d, d))
+        else:
+            w, D = np.linalg.eigh(covs)
+            w, D = w[:, ::-1], D[:, :, ::-1]
+            lam = np.exp(np.mean(np.log(w), axis=1))
+            A = w / lam[:, None]
+            # eigenvector signs: non-negative diagonal, then det D = +1 (flip the column
+            # with the smallest diagonal entry), so that the Cayley transform applies
+            D = D * np.where(np.diagonal(D, axis1=1, axis2=2) < 0, -1.0, 1.0)[:, None, :]
+            for k in range(K):
+                if np.linalg.det(D[k]) < 0:
+                    D[k, :, np.argmin(np.diag(D[k]))] *= -1.0
+        return lam, A, D
+
+    def pack(self, covs):
+        lam, A, D = self._decompose(np.asarray(covs))
+        out = [np.log(lam[:1] if self.vol == "E" else lam)]
+        la = np.log(A[:1] if self.shape == "E" else A)[:, :-1]
+        out.append(la.ravel())
+        if self.orient != "I":
+            Ds = D[:1] if self.orient == "E" else D
+            iu = np.triu_indices(self.d, 1)
+            eye = np.eye(self.d)
+            for Dk in Ds:
+                # Cayley transform: D = (I - S)^-1 (I + S), S = (D - I)(D + I)^-1 skew
+                S = np.linalg.solve((Dk + eye).T, (Dk - eye).T).T
+                out.append(_sym_skew(S)[iu])
+        return np.concatenate(out)
+
+    def unpack(self, vec):
+        K, d = self.K, self.d
+        vec = np.asarray(vec, dtype=float)
+        nl = 1 if self.vol == "E" else K
+        ns = 1 if self.shape == "E" else K
+        lam = np.broadcast_to(np.exp(vec[:nl]), (K,))
+        pos = nl
+        la = vec[pos:pos + ns * (d - 1)].reshape(ns, d - 1)
+        pos += ns * (d - 1)
+        la = np.column_stack([la, -la.sum(axis=1)])
+        A = np.broadcast_to(np.exp(la), (K, d))
+        if self.orient == "I":
+            return _diag_stack(lam[:, None] * A)
+        no = 1 if self.orient == "E" else K
+        m = d * (d - 1) // 2
+        iu = np.triu_indices(d, 1)
+        Ds = []
+        for j in range(no):
+            S = np.zeros((d, d))
+            S[iu] = vec[pos + j * m: pos + (j + 1) * m]
+            S = S - S.T
+            eye = np.eye(d)
+            Ds.append(np.linalg.solve(eye - S, eye + S))
+        D = np.broadcast_to(np.array(Ds), (K, d, d))
+        return lam[:, None, None] * (D * A[:, None, :]) @ np.swapaxes(D, 1, 2)
+
+    def inf_names(self, cols):
+        K, d = self.K, self.d
+        names = ["log_volume"] if self.vol == "E" else [f"log_volume[{k}]" for k in
+                                                          range(1, K + 1)]
+        comps = [""] if self.shape == "E" else [f"[{k}]" for k in range(1, K + 1)]
+        for t in comps:
+            names += [f"log_shape{t}({cols[j]})" for j in range(d - 1)]
+        if self.orient != "I":
+            comps = [""] if self.orient == "E" else [f"[{k}]" for k in range(1, K + 1)]
+            for t in comps:
+                names += [f"rotation{t}({cols[a]},{cols[b]})" for a, b in
+                          zip(*np.triu_indices(d, 1), strict=True)]
+        return names
+
+
+def _sym_skew(S):
+    return 0.5 * (S - S.T)
+
+
+def _diag_stack(v):
+    v = np.asarray(v)
+    K, d = v.shape
+    out = np.zeros((K, d, d))
+    out[:, range(d), range(d)] = v
+    return out
+
+
+def _decomposed(name):
+    return type(f"Structure{name}", (_Decomposed,),
+                {"name": name, "vol": name[0], "shape": name[1], "orient": name[2]})
+
+
+STRUCTURES: dict[str, type[Structure]] = {
+    "EII": _linear("EII", "spherical", True),
+    "VII": _linear("VII", "spherical", False),
+    "EEI": _linear("EEI", "diagonal", True),
+    "VVI": _linear("VVI", "diagonal", False),
+    "EEE": _linear("EEE", "full", True),
+    "VVV": _linear("VVV", "full", False),
+    **{nm: _decomposed(nm) for nm in ("EVI", "VEI", "EVV", "EEV", "VEE", "VEV")},
+}
+
+
+def resolve_structure(covariance: str, d: int) -> str:
+    """mclust name for ``covariance`` (mclust names, sklearn aliases, "E"/"V" in 1-D)."""
+    if not isinstance(covariance, str):
+        raise ValueError(f"covariance must be a string, got {covariance!r}")
+    key = covariance.strip()
+    name = ALIASES.get(key.lower(), key.upper())
+    if d == 1 and name in ("E", "V"):
+        name = {"E": "EII", "V": "VII"}[name]
+    if name not in STRUCTURES:
+        raise ValueError(
+            f"unknown covariance structure {covariance!r}; use one of "
+            + ", ".join(STRUCTURES) + " or the aliases " + ", ".join(ALIASES)
+            + (" ('E' or 'V' for univariate data)" if d == 1 else "")
+        )
+    if d == 1:
+        # in one dimension every structure is 'equal' (E) or 'variable' (V) variance
+        name = "EII" if name[0] == "E" else "VII"
+    return name
+
+
+# ----------------------------------------------------------------------------------
+# parameters
+# ----------------------------------------------------------------------------------
+
+@dataclass
+class GMMParams:
+    """Mixture parameters: weights (K,), means (K, d), covariances (K, d, d)."""
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+
+    def copy(self) -> GMMParams:
+        return GMMParams(self.weights.copy(), self.means.copy(), self.covariances.copy())
+
+    def sorted(self) -> GMMParams:
+        """Components in the canonical order (means sorted lexicographically)."""
+        order = np.lexsort(self.means.T[::-1])
+        return GMMParams(self.weights[order], self.means[order], self.covariances[order])
+
+
+@dataclass
+class _Stats:
+    N: np.ndarray      # (K,)
+    S1: np.ndarray     # (K, d) sum r (x - mu)
+    S2: np.ndarray     # (K, d, d) sum r (x - mu)(x - mu)'
+    means: np.ndarray  # mu at which they were computed
+
+
+# ----------------------------------------------------------------------------------
+# data handling
+# ----------------------------------------------------------------------------------
+
+def _labels(index, mask, limit=5) -> str:
+    bad = list(index[mask][:limit])
+    more = int(mask.sum()) - len(bad)
+    return ", ".join(map(str, bad)) + (f" and {more} more" if more > 0 else "")
+
+
+def _prepare_data(spec, data, missing):
+    """Return (X, column names, row labels, n dropped, design_info)."""
+    if missing not in ("raise", "drop"):
+        raise ValueError(f"missing must be 'raise' or 'drop', got {missing!r}")
+    design_info = None
+    if isinstance(spec, str):
+        if data is None:
+            raise DataError("a formula needs data=: gmm('~ x + y', data=frame, k=...)")
+        frame = pd.DataFrame(data) if isinstance(data, dict) else data
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(f"data must be a DataFrame with a formula, got {type(frame)!r}")
+        f = spec.strip()
+        if "~" in f:
+            lhs, rhs = f.split("~", 1)
+            if lhs.strip():
+                raise DataError(f"use a one-sided formula ('~ x + y'), got {spec!r}")
+        else:
+            rhs = f
+        env = patsy.EvalEnvironment.capture(2)
+        try:
+            mat = patsy.dmatrix(rhs + " - 1", frame, NA_action=patsy.NAAction(NA_types=[]),
+                                eval_env=env, return_type="dataframe")
+        except Exception as err:  # patsy or evaluation errors
+            msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise DataError(f"cannot evaluate the formula {spec!r}: {msg}") from None
+        info = mat.design_info
+        for fac, finfo in info.factor_infos.items():
+            if finfo.type == "categorical":
+                raise DataError(f"column {fac.name()!r} in the formula is not numeric: a "
+                                "Gaussian mixture needs numeric columns")
+        design_info = info
+        names = list(mat.columns)
+        X = mat.to_numpy(dtype=float)
+        labels = frame.index
+    else:
+        if data is not None:
+            raise TypeError("pass the data either positionally or as data=, not both")
+        obj = spec
+        if isinstance(obj, pd.Series):
+            obj = obj.to_frame()
+        if isinstance(obj, pd.DataFrame):
+            for c in obj.columns:
+                col = obj[c]
+                if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+                    raise DataError(f"column {c!r} is not numeric (dtype {col.dtype})")
+            names = [str(c) for c in obj.columns]
+            X = obj.to_numpy(dtype=float, na_value=np.nan)
+            labels = obj.index
+        else:
+            try:
+                X = np.array(obj, dtype=float)
+            except (TypeError, ValueError):
+                raise DataError("data must be numeric (an array, a DataFrame or a formula "
+                                "with data=)") from None
+            if X.ndim == 1:
+                X = X[:, None]
+            if X.ndim != 2:
+                raise DataError(f"data must be 2-dimensional (rows x variables), got shape "
+                                f"{X.shape}")
+            names = [f"x{j}" for j in range(X.shape[1])]
+            labels = pd.RangeIndex(X.shape[0])
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise DataError(f"no data (shape {X.shape})")
+    inf = np.isinf(X).any(axis=1)
+    if inf.any():
+        raise DataError(f"infinite values in rows {_labels(labels, inf)}")
+    nan = np.isnan(X).any(axis=1)
+    n_drop = 0
+    if nan.any():
+        cols = [names[j] for j in np.flatnonzero(np.isnan(X).any(axis=0))]
+        if missing == "raise":
+            raise DataError(
+                f"missing values (NaN) in {int(nan.sum())} row(s) (rows {_labels(labels, nan)}; "
+                f"columns {', '.join(map(repr, cols))}); use missing='drop' to drop them"
+            )
+        X = X[~nan]
+        labels = labels[~nan]
+        n_drop = int(nan.sum())
+        if X.shape[0] == 0:
+            raise DataError("no complete rows: every row has a missing value")
+    return np.ascontiguousarray(X), names, labels, n_drop, design_info
+
+
+# ----------------------------------------------------------------------------------
+# the model
+# ----------------------------------------------------------------------------------
+
+class GaussianMixture(EMModel):
+    """A finite mixture of multivariate normal distributions, fitted by EM.
+
+    Parameters
+    ----------
+    data : array_like or DataFrame, shape (n, d)
+        The observations (rows).  Use :func:`emstats.gmm` for formulas.
+    k : int
+        Number of components.
+    covariance : str
+        Covariance structure: an mclust name (``"VVV"``, ``"EEE"``, ``"VVI"``,
+        ``"VII"``, ``"EII"``, ``"EEI"``, ``"EVI"``, ``"VEI"``, ``"EVV"``,
+        ``"EEV"``, ``"VEE"``, ``"VEV"``) or a scikit-learn alias (``"full"``,
+        ``"tied"``, ``"diag"``, ``"spherical"``); ``"E"``/``"V"`` for one variable.
+    reg_covar : float
+        Added to the diagonal of every covariance in the M-step (default 0: the
+        plain MLE, as mclust).
+    prior : bool or dict, optional
+        Conjugate normal / inverse-Wishart prior for MAP-EM, as mclust's
+        ``priorControl()`` (VVV, EEE, VVI, EEI, VII, EII).  ``True`` uses mclust's
+        default hyperparameters; a dict may override ``shrinkage``, ``mean``,
+        ``dof`` and ``scale``.
+    missing : {"raise", "drop"}
+        Rows with NaN raise an error (default) or are dropped.
+
+    Notes
+    -----
+    Memory: the model keeps the data (n x d) and, per E-step, per-chunk partial
+    sums of size (n / 2048) x K (d^2 + d + 2) plus two 256 x K d buffers per
+    thread; responsibilities (n x K) are materialised only by ``predict_proba``
+    and for the standard errors.  So O(n d + n K) at most.
+    """
+
+    def __init__(self, data, k, covariance: str = "VVV", *, reg_covar: float = 0.0,
+                 prior=None, missing: str = "raise", _prepared=None):
+        if _prepared is None:
+            _prepared = _prepare_data(data, None, missing)
+        X, names, labels, n_drop, design_info = _prepared
+        n, d = X.shape
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise ValueError(f"k (the number of components) must be a positive integer, "
+                             f"got {k!r}")
+        K = int(k)
+        if K < 1:
+            raise ValueError(f"k (the number of components) must be at least 1, got {K}")
+        if K > 256:
+            raise ValueError(f"k = {K} components is more than the kernel supports (256)")
+        sd = X.std(axis=0)
+        const = sd <= 1e-14 * np.maximum(np.abs(X).max(axis=0), 1e-300)
+        if const.any():
+            raise DataError(
+                "constant column(s) " + ", ".join(repr(names[j]) for j in np.flatnonzero(const))
+                + ": a Gaussian mixture needs variation in every variable (drop them)"
+            )
+        n_distinct = len(np.unique(X, axis=0)) if n <= 2_000_000 else n
+        if K > n_distinct:
+            raise DataError(f"k = {K} components but the data have only {n_distinct} distinct "
+                            "row(s)")
+        if reg_covar < 0 or not np.isfinite(reg_covar):
+            raise ValueError(f"reg_covar must be non-negative, got {reg_covar!r}")
+        self.X = X
+        self.n, self.d, self.K = n, d, K
+        self.columns = names
+        self.row_labels = labels
+        self.n_dropped = n_drop
+        self.design_info = design_info
+        self.covariance = resolve_structure(covariance, d)
+        self.structure = STRUCTURES[self.covariance](K, d)
+        self.reg_covar = float(reg_covar)
+        self.endog_name = " + ".join(names)
+        self._n_threads = resolve_threads(None)
+        self._data_var = X.var(axis=0)
+        self._floor = 1e-10 * float(np.mean(self._data_var))
+        self._collapsed: set[int] = set()
+        self.prior = self._make_prior(prior)
+        self.param_names = self._make_names()
+
+    # -- prior ------------------------------------------------------------------------
+    def _make_prior(self, prior):
+        if prior is None or prior is False:
+            return None
+        if self.covariance != "VVV":
+            raise ValueError(f"prior= is implemented for the VVV structure only, not "
+                             f"{self.covariance}")
+        opts = {} if prior is True else dict(prior)
+        unknown = set(opts) - {"shrinkage", "mean", "dof", "scale"}
+        if unknown:
+            raise ValueError(f"unknown prior hyperparameters {sorted(unknown)}")
+        X, K, d = self.X, self.K, self.d
+        fac = (1.0 / K) ** (2.0 / d)
+        if self.structure.kind == "full":
+            scale = fac * np.cov(X, rowvar=False).reshape(d, d)
+        else:
+            scale = fac * float(np.sum(X.var(axis=0, ddof=1))) / d
+        out = {"shrinkage": 0.01, "mean": X.mean(axis=0), "dof": d + 2.0, "scale": scale}
+        out.update(opts)
+        out["mean"] = np.asarray(out["mean"], dtype=float).reshape(d)
+        out["scale"] = np.asarray(out["scale"], dtype=float)
+        return out
+
+    # -- names ----------------------------------------------------------------------
+    def _make_names(self):
+        K = self.K
+        names = [f"weight[{k}]" for k in range(2, K + 1)]
+        names += [f"mean[{k}]({c})" for k in range(1, K + 1) for c in self.columns]
+        names += self.structure.inf_names(self.columns)
+        return names
+
+    @property
+    def n_free(self) -> int:
+        """Number of free parameters: (K - 1) + K d + covariance parameters."""
+        return self.K - 1 + self.K * self.d + self.structure.n_var()
+
+    # -- EM protocol ------------------------------------------------------------------
+    def start_params(self) -> GMMParams:
+        """k-means++ seeding (seed 0) followed by a few k-means iterations."""
+        return self._init_kmeans(np.random.default_rng(0))
+
+    def _factors(self, params: GMMParams):
+        covs = params.covariances
+        try:
+            L = np.linalg.cholesky(covs)
+        except np.linalg.LinAlgError:
+            return None
+        if not np.all(np.isfinite(L)):
+            return None
+        return L
+
+    def _kernel(self, X, params, L, want_resp=False, want_ll=False):
+        K, d = self.K, self.d
+        n = X.shape[0]
+        eye = np.broadcast_to(np.eye(d), (K, d, d))
+        Linv = np.linalg.solve(L, eye)                   # L^-1, lower
+        U = np.swapaxes(Linv, 1, 2)                      # U = L^-T, Sigma^-1 = U U'
+        W = np.ascontiguousarray(np.concatenate(list(U), axis=1))  # d x K d
+        b = np.ascontiguousarray(np.einsum("kab,ka->kb", U, params.means).ravel())
+        with np.errstate(divide="ignore"):
+            logw = np.log(params.weights)
+        logc = logw - 0.5 * d * LOG_2PI - np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+        logc = np.ascontiguousarray(logc)
+        nch = gmm_kernels.n_chunks(n)
+        nt = max(1, min(self._n_threads, nch))
+        sub = gmm_kernels.sub_size()
+        part_n = np.zeros((nch, K))
+        part_s = np.zeros((nch, K * d))
+        part_t = np.zeros((nch, K, d * d))
+        part_ll = np.zeros((nch, 2))
+        ybuf = np.empty((nt, sub * K * d))
+        zbuf = np.empty((nt, sub * K * d))
+        resp = np.empty((n, K)) if want_resp else np.empty((0, K))
+        llo = np.empty(n) if want_ll else np.empty(0)
+        diag = int(self.structure.diag)
+        gmm_kernels.gmm_estep(X, W, b, logc, diag, part_n, part_s, part_t, part_ll, ybuf,
+                              zbuf, resp, llo, nt)
+        N = part_n.sum(axis=0)
+        s = part_s.sum(axis=0).reshape(K, d)
+        T = part_t.sum(axis=0).reshape(K, d, d)
+        ll = part_ll.sum(axis=0)
+        S1 = np.einsum("kab,kb->ka", L, s)
+        S2 = _sym(L @ T @ np.swapaxes(L, 1, 2))
+        if self.structure.diag:
+            # only the diagonal of T was accumulated; L is diagonal
+            S2 = _diag_stack(np.diagonal(S2, axis1=1, axis2=2))
+        return N, S1, S2, float(ll[0]), int(ll[1]), resp, llo
+
+    def e_step(self, params: GMMParams):
+        if not (np.all(np.isfinite(params.means)) and np.all(params.weights >= 0)
+                and np.all(np.isfinite(params.weights))):
+            return None, -np.inf
+        L = self._factors(params)
+        if L is None:
+            return None, -np.inf
+        N, S1, S2, ll, bad, _, _ = self._kernel(self.X, params, L)
+        if bad or not np.isfinite(ll):
+            return None, -np.inf
+        if self.prior is not None:
+            ll += self._log_prior(params)
+        return _Stats(N, S1, S2, params.means.copy()), ll
+
+    def m_step(self, stats: _Stats, params: GMMParams) -> GMMParams:
+        d = self.d
+        N = stats.N
+        n = float(N.sum())
+        tiny = 1e-10 * max(n, 1.0)
+        empty = N <= tiny
+        Nk = np.where(empty, tiny, N)
+        shift = stats.S1 / Nk[:, None]
+        means = stats.means + shift
+        W = stats.S2 - np.einsum("ka,kb->kab", stats.S1, shift)
+        W = _sym(W)
+        pr = self.prior
+        if pr is not None:
+            kap = pr["shrinkage"]
+            dm = means - pr["mean"][None]
+            means = (Nk[:, None] * means + kap * pr["mean"][None]) / (Nk + kap)[:, None]
+            W_extra = (kap * Nk / (Nk + kap))[:, None, None] * np.einsum("ka,kb->kab", dm, dm)
+            covs = self._map_covs(Nk, W, W_extra, n)
+        else:
+            covs = self.structure.mstep(Nk, W, n, params.covariances)
+        if empty.any():
+            for k in np.flatnonzero(empty):
+                means[k] = params.means[k]
+                covs[k] = params.covariances[k]
+                self._collapsed.add(int(k))
+        if self.reg_covar > 0:
+            covs = covs + self.reg_covar * np.eye(d)[None]
+        covs = self._guard(covs)
+        weights = np.maximum(N, 0.0) / n
+        return GMMParams(weights, means, covs)
+
+    def _map_covs(self, Nk, W, W_extra, n):
+        """MAP covariances under the conjugate prior (VVV; Fraley & Raftery 2007)."""
+        pr = self.prior
+        d = self.d
+        return (pr["scale"][None] + W + W_extra) / (pr["dof"] + Nk + d + 2.0)[:, None, None]
+
+    def _log_prior(self, params: GMMParams) -> float:
+        """Log density of the normal / inverse-Wishart prior, up to a constant."""
+        pr = self.prior
+        d = self.d
+        kap, nu, scale, m0 = pr["shrinkage"], pr["dof"], pr["scale"], pr["mean"]
+        out = 0.0
+        for mu, S in zip(params.means, params.covariances, strict=True):
+            c = sla.cho_factor(S, lower=True)
+            logdet = 2.0 * float(np.log(np.diag(c[0])).sum())
+            e = mu - m0
+            out += (-0.5 * (nu + d + 2.0) * logdet - 0.5 * kap * float(e @ sla.cho_solve(c, e))
+                    - 0.5 * float(np.trace(sla.cho_solve(c, scale))))
+        return out
+
+    def _guard(self, covs):
+        """Floor numerically singular covariances (collapsing components) and record them."""
+        w = np.linalg.eigvalsh(covs)
+        bad = ~(w[:, 0] > self._floor) | ~np.all(np.isfinite(w), axis=1)
+        if bad.any():
+            covs = covs.copy()
+            for k in np.flatnonzero(bad):
+                self._collapsed.add(int(k))
+                c = np.where(np.isfinite(covs[k]), covs[k], 0.0)
+                wk, vk = np.linalg.eigh(_sym(c))
+                wk = np.maximum(wk, self._floor)
+                covs[k] = (vk * wk) @ vk.T
+        return covs
+
+    def pack(self, params: GMMParams) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            lw = np.log(params.weights)
+        lr = np.clip(lw[1:] - lw[0], -700.0, 700.0)
+        return np.concatenate([lr, params.means.ravel(),
+                               self.structure.pack(params.covariances)])
+
+    def unpack(self, vec) -> GMMParams:
+        K, d = self.K, self.d
+        vec = np.asarray(vec, dtype=float)
+        lr = np.concatenate([[0.0], vec[:K - 1]])
+        w = np.exp(lr - logsumexp(lr))
+        means = vec[K - 1:K - 1 + K * d].reshape(K, d).copy()
+        covs = self.structure.unpack(vec[K - 1 + K * d:])
+        return GMMParams(w, means, covs)
+
+    def to_inference(self, params: GMMParams) -> np.ndarray:
+        return np.concatenate([params.weights[1:], params.means.ravel(),
+                               self.structure.to_inf(params.covariances)])
+
+    def from_inference(self, vec) -> GMMParams:
+        K, d = self.K, self.d
+        vec = np.asarray(vec, dtype=float)
+        w = np.concatenate([[1.0 - vec[:K - 1].sum()], vec[:K - 1]])
+        means = vec[K - 1:K - 1 + K * d].reshape(K, d).copy()
+        covs = self.structure.from_inf(vec[K - 1 + K * d:])
+        return GMMParams(w, means, covs)
+
+    def loglike_data(self, params: GMMParams) -> float:
+        """Observed-data log-likelihood (without the prior, if any)."""
+        L = self._factors(params)
+        if L is None:
+            return -np.inf
+        return self._kernel(self.X, params, L)[3]
+
+    @property
+    def has_louis(self) -> bool:
+        return self.structure.linear and self.prior is None
+
+    # -- Louis' method ------------------------------------------------------------------
+    def score_and_louis(self, params: GMMParams):
+        """Observed score and Louis' pieces in the inference coordinates.
+
+        For component k with P = Sigma_k^-1, e = x - mu_k, z = P e, the complete-data
+        score of a row is (weights) d log pi_k / d pi_j, (mean) z, (covariance element
+        m with Sigma_k = sum theta_m B_m) (z'B_m z - tr(P B_m)) / 2.  The observed
+        score of a row is s_i = sum_k r_ik g_ik and the missing information is
+        sum_i [sum_k r_ik g_ik g_ik' - s_i s_i'].  The complete information is the
+        responsibility-weighted sum of the complete-data negative Hessians, which
+        depends on the data only through N_k, sum r e and sum r e e'.
+        """
+        if not self.has_louis:
+            raise NotImplementedError("Louis' pieces are available for the linear structures "
+                                      "without a prior")
+        st = self.structure
+        K, d = self.K, self.d
+        X = self.X
+        L = self._factors(params)
+        if L is None:
+            raise np.linalg.LinAlgError("a covariance is not positive definite")
+        N, S1, S2, _, _, resp, _ = self._kernel(X, params, L, want_resp=True)
+        pi = params.weights
+        Pm = np.linalg.inv(params.covariances)
+        Pm = _sym(Pm)
+        nw = K - 1
+        off_mu = nw
+        off_cov = nw + K * d
+        P = self.n_free
+        # local index maps
+        idx = []
+        for k in range(K):
+            idx.append(np.concatenate([np.arange(nw), off_mu + k * d + np.arange(d),
+                                       off_cov + st.idx[k]]))
+        # weights part of the complete-data score of component k (constant in x)
+        aw = np.zeros((K, nw))
+        for k in range(K):
+            if k >= 1:
+                aw[k, k - 1] = 1.0 / pi[k]
+            aw[k, :] -= (1.0 / pi[0]) if k == 0 else 0.0
+        # per-component constant trace terms tr(P B_m)
+        trPB = np.einsum("kab,mba->km", Pm, st.B)
+        miss1 = np.zeros((P, P))
+        ss = np.zeros((P, P))
+        score = np.zeros(P)
+        blk = 4096
+        elems = st.elems
+        for s0 in range(0, self.n, blk):
+            Xb = X[s0:s0 + blk]
+            Rb = resp[s0:s0 + blk]
+            m = Xb.shape[0]
+            S = np.zeros((m, P))
+            for k in range(K):
+                z = (Xb - params.means[k]) @ Pm[k]
+                if st.kind == "full":
+                    q = np.column_stack([z[:, a] * z[:, b] * (1.0 if a == b else 2.0)
+                                         for a, b in elems])
+                elif st.kind == "diagonal":
+                    q = z * z
+                else:
+                    q = (z * z).sum(axis=1, keepdims=True)
+                gc = 0.5 * (q - trPB[k][None, :])
+                G = np.concatenate([np.broadcast_to(aw[k], (m, nw)), z, gc], axis=1)
+                r = Rb[:, k]
+                rG = r[:, None] * G
+                S[:, idx[k]] += rG
+                miss1[np.ix_(idx[k], idx[k])] += G.T @ rG
+            ss += S.T @ S
+            score += S.sum(axis=0)
+        missing = _sym(miss1 - ss)
+        comp = np.zeros((P, P))
+        comp[:nw, :nw] = N[0] / pi[0] ** 2
+        comp[np.arange(nw), np.arange(nw)] += N[1:] / pi[1:] ** 2
+        for k in range(K):
+            Pk = Pm[k]
+            im = off_mu + k * d + np.arange(d)
+            ic = off_cov + st.idx[k]
+            comp[np.ix_(im, im)] += N[k] * Pk
+            Q = np.einsum("ab,mbc,cd->mad", Pk, st.B, Pk)           # P B_m P
+            mc = np.einsum("mad,d->am", Q, S1[k])                    # (d, nb)
+            comp[np.ix_(im, ic)] += mc
+            comp[np.ix_(ic, im)] += mc.T
+            SP = S2[k] @ Pk
+            t1 = np.einsum("mab,nbc,ca->mn", st.B, Q, SP)
+            t2 = np.einsum("nab,mba->mn", Q, st.B)
+            comp[np.ix_(ic, ic)] += t1 - 0.5 * N[k] * t2
+        return score, LouisPieces(_sym(comp), missing)
+
+    def score(self, params):
+        return self.score_and_louis(params)[0]
+
+    def louis(self, params):
+        return self.score_and_louis(params)[1]
+
+    # -- initialisation -------------------------------------------------------------------
+    def _params_from_resp(self, resp: np.ndarray) -> GMMParams:
+        """One M-step from responsibilities (n x K), e.g. a hard partition."""
+        X = self.X
+        N = resp.sum(axis=0)
+        if np.any(N <= 0):
+            empty = [int(k) + 1 for k in np.flatnonzero(N <= 0)]
+            raise DataError(f"the initial partition leaves component(s) {empty} empty")
+        mu = (resp.T @ X) / N[:, None]
+        S2 = np.empty((self.K, self.d, self.d))
+        for k in range(self.K):
+            e = X - mu[k]
+            S2[k] = e.T @ (e * resp[:, k:k + 1])
+        stats = _Stats(N, np.zeros((self.K, self.d)), _sym(S2), mu)
+        # the previous covariances only seed the inner iterations of VEI, VEE, VEV
+        cov0 = _sym(S2 / N[:, None, None])
+        cov0 = self._guard(cov0 + 1e-12 * np.eye(self.d)[None])
+        return self.m_step(stats, GMMParams(N / N.sum(), mu, cov0))
+
+    def _params_from_labels(self, labels) -> GMMParams:
+        lab = np.asarray(labels)
+        if lab.shape != (self.n,):
+            raise ValueError(f"an initial partition needs one label per row ({self.n}), got "
+                             f"shape {lab.shape}")
+        uniq, codes = np.unique(lab, return_inverse=True)
+        if len(uniq) != self.K:
+            raise ValueError(f"the initial partition has {len(uniq)} distinct labels, expected "
+                             f"k = {self.K}")
+        resp = np.zeros((self.n, self.K))
+        resp[np.arange(self.n), codes] = 1.0
+        return self._params_from_resp(resp)
+
+    def _kmeans_labels(self, centers, iters):
+        X = self.X
+        for _ in range(iters + 1):
+            lab = np.empty(self.n, dtype=np.intp)
+            cc = (centers ** 2).sum(axis=1)
+            for s0 in range(0, self.n, 65536):
+                Xb = X[s0:s0 + 65536]
+                dist = cc[None, :] - 2.0 * Xb @ centers.T
+                lab[s0:s0 + 65536] = np.argmin(dist, axis=1)
+            counts = np.bincount(lab, minlength=self.K)
+            if np.any(counts == 0):
+                break
+            new = np.empty_like(centers)
+            for j in range(self.d):
+                new[:, j] = np.bincount(lab, weights=X[:, j], minlength=self.K)
+            new /= counts[:, None]
+            if np.array_equal(new, centers):
+                break
+            centers = new
+        return lab
+
+    def _init_kmeans(self, rng, iters: int = 10) -> GMMParams:
+        """k-means++ seeding (Arthur & Vassilvitskii 2007), then Lloyd iterations."""
+        X = self.X
+        scale = np.sqrt(self._data_var)
+        Z = X / scale
+        n, K = self.n, self.K
+        centers = np.empty((K, self.d))
+        first = rng.integers(n)
+        centers[0] = Z[first]
+        d2 = ((Z - centers[0]) ** 2).sum(axis=1)
+        for j in range(1, K):
+            tot = d2.sum()
+            if tot <= 0:
+                i = rng.integers(n)
+            else:
+                i = int(np.searchsorted(np.cumsum(d2), rng.random() * tot))
+                i = min(i, n - 1)
+            centers[j] = Z[i]
+            d2 = np.minimum(d2, ((Z - centers[j]) ** 2).sum(axis=1))
+        lab = self._kmeans_labels(centers * scale, iters)
+        if np.bincount(lab, minlength=K).min() == 0:
+            # fall back to the seeds themselves
+            lab = self._kmeans_labels(centers * scale, 0)
+        if np.bincount(lab, minlength=K).min() == 0:
+            return self._init_random(rng)
+        return self._params_from_labels(lab)
+
+    def _init_random(self, rng) -> GMMParams:
+        """K distinct rows as means, the data covariance for every component."""
+        uniq = np.unique(self.X, axis=0) if self.n <= 200_000 else self.X
+        pick = rng.choice(uniq.shape[0], size=self.K, replace=False)
+        means = uniq[pick].copy()
+        cov = np.cov(self.X, rowvar=False).reshape(self.d, self.d)
+        covs = np.broadcast_to(cov, (self.K, self.d, self.d)).copy()
+        if self.structure.diag:
+            covs = _diag_stack(np.diagonal(covs, axis1=1, axis2=2))
+        p = GMMParams(np.full(self.K, 1.0 / self.K), means, covs)
+        # one EM step puts the covariances into the structure
+        stats, ll = self.e_step(p)
+        if not np.isfinite(ll):
+            raise DataError("the random start has a non-finite log-likelihood")
+        return self.m_step(stats, p)
+
+    def _user_start(self, start) -> GMMParams:
+        K, d = self.K, self.d
+        if isinstance(start, GMMParams):
+            w, m, c = start.weights, start.means, start.covariances
+        elif isinstance(start, dict):
+            try:
+                w, m, c = start["weights"], start["means"], start["covariances"]
+            except KeyError as err:
+                raise ValueError("start values need 'weights', 'means' and 'covariances'") \
+                    from err
+        else:
+            raise ValueError("start_params must be a GMMParams or a dict with 'weights', "
+                             "'means' and 'covariances'")
+        w = np.asarray(w, dtype=float).ravel()
+        m = np.asarray(m, dtype=float).reshape(K, d)
+        c = np.asarray(c, dtype=float)
+        if c.shape == (d, d):
+            c = np.broadcast_to(c, (K, d, d)).copy()
+        if c.shape == (K, d) and self.structure.diag:
+            c = _diag_stack(c)
+        if c.shape != (K, d, d):
+            raise ValueError(f"start covariances must have shape ({K}, {d}, {d}), got {c.shape}")
+        if w.shape != (K,) or np.any(w <= 0) or not np.isclose(w.sum(), 1.0):
+            raise ValueError(f"start weights must be {K} positive numbers summing to 1")
+        p = GMMParams(w / w.sum(), m.copy(), _sym(c))
+        if self._factors(p) is None:
+            raise ValueError("start covariances must be positive definite")
+        return p
+
+    # -- fitting ----------------------------------------------------------------------
+    def _run_starts(self, init, n_init, seed, start_params, method, maxiter, tol):
+        starts = []
+        if start_params is not None:
+            starts.append(("user", self._user_start(start_params)))
+        elif isinstance(init, str):
+            if init not in ("kmeans++", "random"):
+                raise ValueError(f"init must be 'kmeans++', 'random', a partition (labels) or "
+                                 f"responsibilities, got {init!r}")
+            if int(n_init) < 1:
+                raise ValueError(f"n_init must be at least 1, got {n_init!r}")
+            rngs = [np.random.default_rng(s) for s in
+                    np.random.SeedSequence(seed).spawn(int(n_init))]
+            for r in rngs:
+                p = self._init_kmeans(r) if init == "kmeans++" else self._init_random(r)
+                starts.append((init, p))
+        else:
+            arr = np.asarray(init)
+            if arr.ndim == 2:
+                if arr.shape != (self.n, self.K):
+                    raise ValueError(f"initial responsibilities must have shape "
+                                     f"({self.n}, {self.K}), got {arr.shape}")
+                starts.append(("responsibilities", self._params_from_resp(arr.astype(float))))
+            else:
+                starts.append(("partition", self._params_from_labels(arr)))
+        runs = []
+        for how, p in starts:
+            self._collapsed = set()
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    run = run_em(self, p, method=method, maxiter=maxiter, tol=tol, warn=False)
+            except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
+                runs.append((how, None, -np.inf, set(), str(err)))
+                continue
+            runs.append((how, run, run.loglik, set(self._collapsed), None))
+        ok = [r for r in runs if r[1] is not None and np.isfinite(r[2])]
+        if not ok:
+            raise FloatingPointError("EM failed from every start: " +
+                                     "; ".join(str(r[4]) for r in runs))
+        # prefer non-degenerate fits
+        clean = [r for r in ok if not r[3]]
+        best = max(clean or ok, key=lambda r: r[2])
+        return best, runs
+
+    def fit(self, start_params=None, *, init="kmeans++", n_init: int = 5, seed: int = 0,
+            method: str = "em", maxiter: int = 5000, tol: float = 1e-10,
+            cov_type: str | None = None, n_threads: int | None = None,
+            progress: bool = False) -> GMMResults:
+        """Fit by EM from several starts and keep the best.
+
+        Parameters
+        ----------
+        start_params : GMMParams or dict, optional
+            Start values (``weights``, ``means``, ``covariances``); overrides ``init``.
+        init : {"kmeans++", "random"}, array_like
+            ``"kmeans++"``: k-means++ seeding (seeded by ``seed``) refined by a few
+            k-means iterations, then one M-step from the partition; ``"random"``: k
+            distinct rows as means with the data covariance.  An array of n labels is
+            an initial partition (e.g. mclust's hierarchical classes), an n x k array
+            initial responsibilities.
+        n_init : int
+            Independent starts for ``"kmeans++"``/``"random"``; the fit with the
+            largest log-likelihood is kept (non-degenerate fits preferred) and the
+            spread of the final log-likelihoods is reported in ``results.init_logliks``.
+        seed : int
+            Seed of the starts.
+        method : {"em", "squarem"}
+            Iteration scheme of the engine.
+        maxiter : int
+        tol : float
+            Relative change of the log-likelihood at convergence.
+        cov_type : {"louis", "numerical"}, optional
+            Standard errors (default: Louis for EII, VII, EEI, VVI, EEE, VVV; a
+            numerical Hessian otherwise and with a prior).
+        n_threads : int, optional
+            Threads of the E-step kernel.
+        progress : bool
+
+        Returns
+        -------
+        GMMResults
+        """
+        self._n_threads = resolve_threads(n_threads)
+        if method not in ("em", "squarem", "newton"):
+            raise ValueError(f"method must be 'em', 'squarem' or 'newton', got {method!r}")
+        best, runs = self._run_starts(init, n_init, seed, start_params, method, maxiter, tol)
+        how, run, _, collapsed, _ = best
+        params = run.params.sorted()
+        if cov_type is None:
+            cov_type = "louis" if self.has_louis else "numerical"
+        self._collapsed = set()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DegenerateComponentWarning)
+            if collapsed:
+                # the information is singular at a collapsed component; the warning below
+                # says so, and the standard errors are NaN
+                warnings.simplefilter("ignore", InformationWarning)
+            res = fit_model(self, GMMResults, start_params=params, method=method,
+                            maxiter=maxiter, tol=tol, cov_type=cov_type, progress=progress,
+                            nobs=self.n, df_model=self.n_free,
+                            results_kwargs={"extra": {}})
+        conv = res.convergence
+        best_conv = run.convergence
+        conv.loglik = np.concatenate([best_conv.loglik, conv.loglik[1:]])
+        conv.step = np.concatenate([best_conv.step, conv.step[1:]])
+        conv.seconds = np.concatenate([best_conv.seconds, conv.seconds[1:]])
+        conv.n_iter += best_conv.n_iter
+        conv.n_em_steps += best_conv.n_em_steps
+        conv.wall_time += best_conv.wall_time
+        conv.n_decreases += best_conv.n_decreases
+        conv.converged = bool(best_conv.converged)
+        if not best_conv.converged:
+            conv.reason = best_conv.reason
+            from ..em.monitor import warn_not_converged
+            warn_not_converged(conv)
+        res.init = how
+        res.log_posterior = None
+        if self.prior is not None:
+            # the engine maximised the log-posterior; report the log-likelihood as llf
+            res.log_posterior = res.llf
+            res.llf = self.loglike_data(params=res.raw_params)
+        res.init_logliks = np.array([r[2] for r in runs])
+        res.collapsed = sorted(collapsed | self._collapsed)
+        if res.collapsed:
+            warnings.warn(
+                f"component(s) {[k + 1 for k in res.collapsed]} of the {self.covariance} "
+                f"mixture with k = {self.K} collapsed (a covariance became numerically "
+                "singular, or a component emptied) and was floored; the likelihood is "
+                "unbounded there, and standard errors are not available.  Use fewer "
+                "components, reg_covar > 0 or prior=True.",
+                DegenerateComponentWarning, stacklevel=2,
+            )
+        return res
+
+
+# ----------------------------------------------------------------------------------
+# results
+# ----------------------------------------------------------------------------------
+
+class GMMResults(EMResults):
+    """Results of a Gaussian mixture fit.
+
+    Components are ordered by their means (lexicographically, first coordinate
+    first), so the labels do not depend on the starting values.
+
+    Attributes
+    ----------
+    init_logliks : ndarray
+        Final log-likelihood of every start (its spread shows how multimodal the
+        likelihood is).
+    collapsed : list of int
+        Components (0-based) whose covariance had to be floored.
+    """
+
+    @property
+    def _p(self) -> GMMParams:
+        return self.model.from_inference(self.params.to_numpy())
+
+    @property
+    def k(self) -> int:
+        return self.model.K
+
+    @property
+    def covariance_type(self) -> str:
+        """mclust name of the covariance structure."""
+        return self.model.covariance
+
+    @property
+    def weights(self) -> pd.Series:
+        """Mixing proportions, indexed by component (1..K)."""
+        return pd.Series(self._p.weights, index=pd.RangeIndex(1, self.k + 1, name="component"),
+                         name="weight")
+
+    @property
+    def weights_se(self) -> pd.Series:
+        """Standard errors of the weights (weight 1 by the delta method)."""
+        K = self.k
+        cov = self._cov[:K - 1, :K - 1]
+        se1 = math.sqrt(max(float(cov.sum()), 0.0)) if K > 1 else 0.0
+        se = np.concatenate([[se1], np.sqrt(np.diag(cov))])
+        return pd.Series(se, index=self.weights.index, name="bse")
+
+    @property
+    def means(self) -> pd.DataFrame:
+        """Component means, components x variables."""
+        return pd.DataFrame(self._p.means, index=pd.RangeIndex(1, self.k + 1, name="component"),
+                            columns=self.model.columns)
+
+    @property
+    def covariances(self) -> pd.DataFrame:
+        """Covariance matrices stacked: rows (component, variable), columns variables."""
+        cols = self.model.columns
+        K, d = self.k, self.model.d
+        idx = pd.MultiIndex.from_product([range(1, K + 1), cols], names=["component", "variable"])
+        return pd.DataFrame(self._p.covariances.reshape(K * d, d), index=idx, columns=cols)
+
+    def covariance(self, k: int) -> pd.DataFrame:
+        """Covariance matrix of component ``k`` (1-based), labelled."""
+        if not 1 <= int(k) <= self.k:
+            raise ValueError(f"component must be in 1..{self.k}, got {k!r}")
+        cols = self.model.columns
+        return pd.DataFrame(self._p.covariances[int(k) - 1], index=cols, columns=cols)
+
+    @property
+    def n_free(self) -> int:
+        return self.model.n_free
+
+    @property
+    def bic_mclust(self) -> float:
+        """mclust's BIC, 2 llf - npar log(n): larger is better (``bic`` is -1 times this)."""
+        return -self.bic
+
+    @property
+    def icl(self) -> float:
+        """Integrated completed likelihood in mclust's sign (larger is better).
+
+        ICL = BIC_mclust + 2 sum_i sum_k c_ik log r_ik with c the MAP classification.
+        """
+        r = self.predict_proba().to_numpy()
+        top = r[np.arange(r.shape[0]), np.argmax(r, axis=1)]
+        with np.errstate(divide="ignore"):
+            ent = np.log(np.maximum(top, np.finfo(float).tiny)).sum()
+        return self.bic_mclust + 2.0 * float(ent)
+
+    # -- prediction -------------------------------------------------------------------
+    def _new_data(self, data):
+        m = self.model
+        if data is None:
+            return m.X, m.row_labels
+        if m.design_info is not None and isinstance(data, (pd.DataFrame, dict)):
+            frame = pd.DataFrame(data) if isinstance(data, dict) else data
+            try:
+                (mat,) = patsy.build_design_matrices([m.design_info], frame,
+                                                     NA_action="raise")
+            except patsy.PatsyError as err:
+                raise DataError(f"cannot build the variables for new data: "
+                                f"{str(err).splitlines()[0]}") from None
+            X = np.asarray(mat, dtype=float)
+            labels = frame.index
+        elif isinstance(data, pd.DataFrame):
+            missing = [c for c in m.columns if c not in data.columns]
+            if missing:
+                raise DataError(f"new data lack column(s) {missing}")
+            X = data[m.columns].to_numpy(dtype=float)
+            labels = data.index
+        else:
+            X = np.asarray(data, dtype=float)
+            if X.ndim == 1:
+                X = X[None, :] if m.d > 1 else X[:, None]
+            labels = pd.RangeIndex(X.shape[0])
+        if X.ndim != 2 or X.shape[1] != m.d:
+            raise DataError(f"new data must have {m.d} columns, got shape {X.shape}")
+        bad = ~np.all(np.isfinite(X), axis=1)
+        if bad.any():
+            raise DataError(f"new data have missing or infinite values in rows "
+                            f"{_labels(pd.Index(labels), bad)}")
+        return np.ascontiguousarray(X), labels
+
+    def _pass(self, data, resp=False, ll=False):
+        X, labels = self._new_data(data)
+        p = self._p
+        L = self.model._factors(p)
+        out = self.model._kernel(X, p, L, want_resp=resp, want_ll=ll)
+        return out[5], out[6], labels
+
+    def predict_proba(self, data=None) -> pd.DataFrame:
+        """Posterior component probabilities (responsibilities), rows x components."""
+        r, _, labels = self._pass(data, resp=True)
+        return pd.DataFrame(r, index=labels,
+                            columns=pd.RangeIndex(1, self.k + 1, name="component"))
+
+    def predict(self, data=None) -> pd.Series:
+        """Most probable component (1..K) of each row."""
+        r = self.predict_proba(data)
+        return pd.Series(np.argmax(r.to_numpy(), axis=1) + 1, index=r.index, name="component")
+
+    def score_samples(self, data=None) -> pd.Series:
+        """Log-density of the mixture at each row."""
+        _, ll, labels = self._pass(data, ll=True)
+        return pd.Series(ll, index=labels, name="logpdf")
+
+    def score(self, data=None) -> float:
+        """Mean log-density per row (as scikit-learn's ``score``)."""
+        return float(self.score_samples(data).mean())
+
+    def sample(self, n: int, seed=None) -> tuple[pd.DataFrame, np.ndarray]:
+        """Draw ``n`` rows from the fitted mixture.
+
+        Returns
+        -------
+        (DataFrame of draws, ndarray of their components 1..K)
+        """
+        rng = np.random.default_rng(seed)
+        p = self._p
+        comp = rng.choice(self.k, size=int(n), p=p.weights / p.weights.sum())
+        L = np.linalg.cholesky(p.covariances)
+        z = rng.standard_normal((int(n), self.model.d))
+        x = p.means[comp] + np.einsum("nab,nb->na", L[comp], z)
+        return pd.DataFrame(x, columns=self.model.columns), comp + 1
+
+    def density(self, data) -> np.ndarray:
+        """Mixture density (not log) at the rows of ``data``."""
+        return np.exp(self.score_samples(data).to_numpy())
+
+    # -- presentation -----------------------------------------------------------------
+    def _summary_rows(self):
+        m = self.model
+        left = [("Components:", [str(self.k)]), ("Covariance:", [m.covariance])]
+        right = [("BIC (mclust):", [f"{self.bic_mclust:#.6g}"]),
+                 ("ICL (mclust):", [f"{self.icl:#.6g}"])]
+        if m.n_dropped:
+            right.append(("Rows dropped (NA):", [str(m.n_dropped)]))
+        return left, right
+
+    def summary(self, alpha: float = 0.05, title: str | None = None):
+        """Summary table; see :meth:`EMResults.summary`.  BIC there is -2 llf + npar log n
+        (smaller is better); ``BIC (mclust)`` is its negative (larger is better)."""
+        s = super().summary(alpha=alpha, title=title or
+                            f"Gaussian mixture ({self.model.covariance}, k = {self.k})")
+        notes = [f"Components ordered by their means (first variable first). Starts: "
+                 f"{len(self.init_logliks)} ({self.init}); final log-likelihoods range "
+                 f"{np.min(self.init_logliks):.6f} .. {np.max(self.init_logliks):.6f}."]
+        if self.model.prior is not None:
+            notes.append("MAP-EM with a conjugate prior; standard errors from a numerical "
+                         "Hessian of the log-posterior are not reported as Louis'.")
+        if self.collapsed:
+            notes.append(f"WARNING: component(s) {[k + 1 for k in self.collapsed]} collapsed.")
+        s.add_extra_txt(notes)
+        return s
+
+    def plot_density(self, ax=None, levels: int = 10, grid: int = 200, points: bool = True):
+        """Contours of the fitted density over the first two variables (matplotlib)."""
+        import matplotlib.pyplot as plt
+
+        m = self.model
+        if m.d != 2:
+            raise ValueError("plot_density needs two variables")
+        if ax is None:
+            _, ax = plt.subplots()
+        lo, hi = m.X.min(axis=0), m.X.max(axis=0)
+        pad = 0.1 * (hi - lo)
+        g0 = np.linspace(lo[0] - pad[0], hi[0] + pad[0], grid)
+        g1 = np.linspace(lo[1] - pad[1], hi[1] + pad[1], grid)
+        G0, G1 = np.meshgrid(g0, g1)
+        pts = np.column_stack([G0.ravel(), G1.ravel()])
+        z = self.score_samples(pts).to_numpy().reshape(G0.shape)
+        ax.contour(G0, G1, np.exp(z), levels=levels)
+        if points:
+            ax.scatter(m.X[:, 0], m.X[:, 1], c=self.predict().to_numpy(), s=8, cmap="tab10")
+        ax.set_xlabel(m.columns[0])
+        ax.set_ylabel(m.columns[1])
+        return ax
+
+
+# ----------------------------------------------------------------------------------
+# model selection
+# ----------------------------------------------------------------------------------
+
+class GMMSelection:
+    """Model selection by BIC over numbers of components and covariance structures.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per fitted model: ``covariance``, ``k``, ``loglik``, ``npar``,
+        ``bic`` (mclust's sign: 2 loglik - npar log n, larger is better),
+        ``bic_min`` (-2 loglik + npar log n, smaller is better), ``icl`` (mclust's
+        sign), ``degenerate`` (a component collapsed: such fits are not selected).
+    best : GMMResults
+        The fit with the largest BIC (mclust's sign) among non-degenerate fits.
+    """
+
+    def __init__(self, table, best, fits):
+        self.table = table
+        self.best = best
+        self.fits = fits
+
+    @property
+    def bic_table(self) -> pd.DataFrame:
+        """BIC (mclust's sign) as a k x covariance table, like ``mclustBIC``."""
+        return self.table.pivot(index="k", columns="covariance", values="bic")
+
+    @property
+    def icl_table(self) -> pd.DataFrame:
+        return self.table.pivot(index="k", columns="covariance", values="icl")
+
+    def plot(self, ax=None, criterion: str = "bic"):
+        """BIC (mclust's sign, larger is better) against k, one line per structure."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots()
+        tab = self.bic_table if criterion == "bic" else self.icl_table
+        for col in tab.columns:
+            ax.plot(tab.index, tab[col], marker="o", ms=4, label=col)
+        ax.set_xlabel("number of components k")
+        ax.set_ylabel(f"{criterion.upper()} = 2 loglik - npar log n (larger is better)")
+        ax.legend(ncol=2, fontsize="small")
+        return ax
+
+    def __repr__(self):
+        b = self.best
+        return (f"GMMSelection(best={b.model.covariance}, k={b.k}, bic={b.bic_mclust:.6f}; "
+                f"{len(self.table)} models)")
+
+
+def gmm(spec=None, k=None, covariance: str = "VVV", *, data=None, reg_covar: float = 0.0,
+        prior=None, missing: str = "raise") -> GaussianMixture:
+    """Gaussian mixture model from an array, a DataFrame or a one-sided formula.
+
+    Parameters
+    ----------
+    spec : array_like, DataFrame or str
+        The data (rows x variables), or a one-sided formula such as
+        ``"~ eruptions + waiting"`` evaluated in ``data``.
+    k : int
+        Number of components.
+    covariance : str
+        mclust structure name or scikit-learn alias; see :class:`GaussianMixture`.
+    data : DataFrame, optional
+        Data for a formula (or the data themselves when ``spec`` is omitted).
+    reg_covar : float
+        Ridge added to the covariances' diagonal in each M-step (default 0).
+    prior : bool or dict, optional
+        Conjugate prior for MAP-EM (mclust's ``priorControl()``).
+    missing : {"raise", "drop"}
+
+    Returns
+    -------
+    GaussianMixture
+        Call ``.fit()`` on it.
+
+    Examples
+    --------
+    >>> import emstats
+    >>> faithful = emstats.datasets.load("faithful")
+    >>> res = emstats.gmm("~ eruptions + waiting", data=faithful, k=2).fit()
+    >>> round(res.llf, 4)
+    -1130.264
+    """
+    if k is None:
+        raise ValueError("k (the number of components) is required")
+    if spec is None:
+        if data is None:
+            raise ValueError("no data: pass an array, a DataFrame or a formula with data=")
+        spec, data = data, None
+    prepared = _prepare_data(spec, data, missing)
+    return GaussianMixture(None, k, covariance, reg_covar=reg_covar, prior=prior,
+                           missing=missing, _prepared=prepared)
+
+
+def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII", "EII", "EEI"),
+               *, data=None, init="kmeans++", n_init: int = 5, seed: int = 0,
+               method: str = "em", maxiter: int = 5000, tol: float = 1e-10,
+               reg_covar: float = 0.0, prior=None, missing: str = "raise",
+               n_threads: int | None = None) -> GMMSelection:
+    """Fit mixtures for every k and covariance structure and select by BIC.
+
+    BIC follows mclust: 2 loglik - npar log(n), larger is better (the table also
+    gives ``bic_min`` = -2 loglik + npar log(n), the sign of statsmodels and
+    scikit-learn, smaller is better).
+
+    Parameters
+    ----------
+    spec, data, missing :
+        As in :func:`gmm`.
+    k : iterable of int
+        Numbers of components.
+    covariance : iterable of str
+        Structures to try.
+    init : str or mapping
+        As in :meth:`GaussianMixture.fit`; a mapping k -> initial partition gives a
+        partition per k (e.g. mclust's hierarchical classes).
+    n_init, seed, method, maxiter, tol, reg_covar, prior, n_threads :
+        As in :meth:`GaussianMixture.fit` and :func:`gmm`.
+
+    Returns
+    -------
+    GMMSelection
+    """
+    if spec is None:
+        if data is None:
+            raise ValueError("no data: pass an array, a DataFrame or a formula with data=")
+        spec, data = data, None
+    prepared = _prepare_data(spec, data, missing)
+    ks = list(k) if not isinstance(k, (int, np.integer)) else [int(k)]
+    covs = [covariance] if isinstance(covariance, str) else list(covariance)
+    if not ks or not covs:
+        raise ValueError("give at least one k and one covariance structure")
+    rows, fits = [], {}
+    n = prepared[0].shape[0]
+    for cv in covs:
+        for kk in ks:
+            model = GaussianMixture(None, kk, cv, reg_covar=reg_covar, prior=prior,
+                                    _prepared=prepared)
+            model._n_threads = resolve_threads(n_threads)
+            this_init = init[kk] if isinstance(init, dict) else init
+            best, _ = model._run_starts(this_init, n_init, seed, None, method, maxiter, tol)
+            run = best[1]
+            ll = run.loglik
+            npar = model.n_free
+            p = run.params.sorted()
+            L = model._factors(p)
+            _, _, _, _, _, r, _ = model._kernel(model.X, p, L, want_resp=True)
+            top = r[np.arange(n), np.argmax(r, axis=1)]
+            ent = float(np.log(np.maximum(top, np.finfo(float).tiny)).sum())
+            bic = 2.0 * ll - npar * math.log(n)
+            rows.append({"covariance": model.covariance, "k": kk, "loglik": ll, "npar": npar,
+                         "bic": bic, "bic_min": -bic, "icl": bic + 2.0 * ent,
+                         "degenerate": bool(best[3]), "converged": run.convergence.converged})
+            fits[(model.covariance, kk)] = (model, p)
+    table = pd.DataFrame(rows)
+    ok = table[~table["degenerate"]]
+    pick = (ok if len(ok) else table).sort_values("bic", ascending=False).iloc[0]
+    model, p = fits[(pick["covariance"], int(pick["k"]))]
+    best = model.fit(start_params=p, method=method, maxiter=maxiter, tol=tol,
+                     n_threads=n_threads)
+    return GMMSelection(table, best, fits)
