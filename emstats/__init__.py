@@ -117,18 +117,9 @@ __all__ = [
     "tobit",
 ]
 
-from .models.gmm import (  # noqa: E402
-    DegenerateComponentWarning,
-    GaussianMixture,
-    GMMParams,
-    GMMResults,
-    GMMSelection,
-    gmm,
-    gmm_select,
-)
+from .models.hmm import HiddenMarkovModel, HMMParams, HMMResults, hmm  # noqa: E402
 
-__all__ += ["DegenerateComponentWarning", "GMMParams", "GMMResults", "GMMSelection",
-            "GaussianMixture", "gmm", "gmm_select"]
+__all__ += ["HMMParams", "HMMResults", "HiddenMarkovModel", "hmm"]
 
 from .models.gmm import (  # noqa: E402
     DegenerateComponentWarning,

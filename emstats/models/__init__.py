@@ -4,9 +4,9 @@ from .censored import CensoredRegression, CensoredResults, IntervalRegression, T
 
 __all__ = ["CensoredRegression", "CensoredResults", "IntervalRegression", "Tobit"]
 
-from .gmm import GaussianMixture, GMMParams, GMMResults, GMMSelection  # noqa: E402
+from .hmm import HiddenMarkovModel, HMMParams, HMMResults  # noqa: E402
 
-__all__ += ["GMMParams", "GMMResults", "GMMSelection", "GaussianMixture"]
+__all__ += ["HMMParams", "HMMResults", "HiddenMarkovModel"]
 
 from .gmm import GaussianMixture, GMMParams, GMMResults, GMMSelection  # noqa: E402
 
