@@ -541,3 +541,18 @@ def test_vignette_numbers(tmp_path, monkeypatch, capsys):
     assert "BIC prefers 3 states, AIC 3." in out
     assert "-329.46028" in out and "342.318" in out
     assert len(list(tmp_path.glob("*.png"))) == 3
+
+
+def test_kernel_exponential_accuracy():
+    # the kernels' exponential (table + polynomial) against numpy's, for x <= 0
+    from emstats._kernels import hmm_kernels as hk
+
+    rng = np.random.default_rng(0)
+    x = -np.concatenate([np.linspace(0.0, 745.0, 400_001), rng.exponential(3.0, 200_000),
+                         np.logspace(-300, 0, 1000)])
+    out = np.empty_like(x)
+    hk.exp_nonpositive(x, out)
+    ref = np.exp(x)
+    ok = ref > 1e-300
+    assert np.max(np.abs(out[ok] - ref[ok]) / ref[ok]) < 1e-15
+    assert np.all(out[x < -708.0] == 0.0)

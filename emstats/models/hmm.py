@@ -70,7 +70,7 @@ from ..inference.results import EMResults
 #: sequences at least this long get row-parallel emission and statistics passes
 LONG_SEQUENCE = 1 << 16
 #: short sequences are grouped into blocks of about this many rows (one accumulator each)
-BLOCK_ROWS = 4096
+BLOCK_ROWS = 2048
 EMISSIONS = ("poisson", "gaussian", "categorical")
 LOG_2PI = float(np.log(2.0 * np.pi))
 
