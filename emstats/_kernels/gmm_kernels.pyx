@@ -28,10 +28,11 @@ are formed elementwise and only the diagonal of T_k is accumulated.
 Per-chunk partial sums are written to ``part_*[c]`` and reduced by the caller in
 chunk order, so the results are bitwise identical for any number of threads.
 The working memory is two SUB x K d buffers per thread: no N x K x d temporary.
+The row arithmetic (residuals, log-sum-exp with a vectorisable exponential, the
+weighted sums) is in ``gmm_rows.h``.
 """
 
 from cython.parallel cimport prange, threadid
-from libc.math cimport exp, log, INFINITY, isfinite
 from scipy.linalg.cython_blas cimport dgemm
 
 cdef Py_ssize_t CHUNK = 2048
@@ -53,122 +54,101 @@ def n_chunks(Py_ssize_t n):
     return (n + CHUNK - 1) // CHUNK
 
 
-cdef void _block(const double* Xp, Py_ssize_t m, Py_ssize_t d, Py_ssize_t K,
-                 const double* Wp, const double* bp, const double* logc, int diag,
-                 double* Y, double* Z, double* pn, double* ps, double* pt, double* pll,
-                 double* resp, double* llo) noexcept nogil:
-    """One sub-block of m rows (row-major X of stride d).  Y, Z: m x K d buffers."""
-    cdef int one_i = 1
-    cdef double one = 1.0, zero = 0.0
-    cdef int im = <int>m, id_ = <int>d, iKd = <int>(K * d)
-    cdef Py_ssize_t i, j, k, Kd = K * d, o
-    cdef double q, v, mx, s, ll, r, yv
+cdef extern from "gmm_rows.h":
+    void emstats_gmm_logdens(const double* Xt, long ldx, long m, long d, long K,
+                             const double* u,
+                             const double* b, const double* logc, int diag, double* Yt,
+                             double* Lt) noexcept nogil
+    long emstats_gmm_lse(long m, long K, double* Lt, double* llrow,
+                         double* rowsum) noexcept nogil
+    void emstats_gmm_stats(long m, long d, long K, int diag, const double* Rt,
+                           const double* Yt, double* Zt, double* pn, double* ps,
+                           double* td) noexcept nogil
+    void emstats_gmm_untranspose(const double* Rt, long m, long K, double* resp) noexcept nogil
+
+
+cdef void _block(const double* XTp, Py_ssize_t ldx, Py_ssize_t m, Py_ssize_t d, Py_ssize_t K,
+                 const double* Wtp, const double* up, const double* bp, const double* logc,
+                 int diag, double* work, double* pn, double* ps, double* pt, double* td,
+                 double* pll, double* resp, double* llo) noexcept nogil:
+    """One sub-block of m <= SUB rows, read from the transposed data XT (d x n, row
+    stride ldx) at the block's first column, and held transposed in ``work``:
+    Yt, Zt (K d x m), Lt (K x m), llrow, rowsum (m)."""
+    cdef double one = 1.0, zero = 0.0, acc = 0.0
+    cdef int im = <int>m, id_ = <int>d, iKd = <int>(K * d), ildx = <int>ldx
+    cdef Py_ssize_t i, k, Kd = K * d
     cdef char tn = b'N'
     cdef char tt = b'T'
-    cdef double lk[256]
+    cdef double* Yt = work
+    cdef double* Zt = work + SUB * Kd
+    cdef double* Lt = work + 2 * SUB * Kd
+    cdef double* llrow = Lt + SUB * K
+    cdef double* rowsum = llrow + SUB
+    if llo != NULL:
+        llrow = llo
     if not diag:
-        # Y (m x Kd, row-major) = X_b (m x d) W (d x Kd): column-major Y' = W' X_b'
-        dgemm(&tn, &tn, &iKd, &im, &id_, &one, <double*>Wp, &iKd, <double*>Xp, &id_,
-              &zero, Y, &iKd)
+        # Yt (K d x m, row-major) = W' X_b', i.e. column-major (m x K d) = X_b (m x d) W,
+        # with X_b column-major in XT (ld ldx) and W' stored row-major (K d x d)
+        dgemm(&tn, &tn, &im, &iKd, &id_, &one, <double*>XTp, &ildx, <double*>Wtp, &id_,
+              &zero, Yt, &im)
+    emstats_gmm_logdens(XTp, ldx, m, d, K, up, bp, logc, diag, Yt, Lt)
+    pll[1] = pll[1] + <double>emstats_gmm_lse(m, K, Lt, llrow, rowsum)
     for i in range(m):
-        mx = -INFINITY
-        for k in range(K):
-            o = i * Kd + k * d
-            q = 0.0
-            if diag:
-                for j in range(d):
-                    yv = Xp[i * d + j] * Wp[j * Kd + k * d + j] - bp[k * d + j]
-                    Y[o + j] = yv
-                    q = q + yv * yv
-            else:
-                for j in range(d):
-                    yv = Y[o + j] - bp[k * d + j]
-                    Y[o + j] = yv
-                    q = q + yv * yv
-            v = logc[k] - 0.5 * q
-            lk[k] = v
-            if v > mx:
-                mx = v
-        s = 0.0
-        for k in range(K):
-            v = exp(lk[k] - mx)
-            lk[k] = v
-            s = s + v
-        ll = mx + log(s)
-        if not isfinite(ll):
-            pll[1] = pll[1] + 1.0
-            if llo != NULL:
-                llo[i] = ll
-            if resp != NULL:
-                for k in range(K):
-                    resp[i * K + k] = 0.0
-            if not diag:
-                for j in range(Kd):
-                    Z[i * Kd + j] = 0.0
-            continue
-        pll[0] = pll[0] + ll
-        if llo != NULL:
-            llo[i] = ll
-        s = 1.0 / s
-        for k in range(K):
-            r = lk[k] * s
-            if resp != NULL:
-                resp[i * K + k] = r
-            pn[k] = pn[k] + r
-            o = i * Kd + k * d
-            if diag:
-                for j in range(d):
-                    yv = r * Y[o + j]
-                    ps[k * d + j] = ps[k * d + j] + yv
-                    pt[k * d * d + j * d + j] = pt[k * d * d + j * d + j] + yv * Y[o + j]
-            else:
-                for j in range(d):
-                    yv = r * Y[o + j]
-                    Z[o + j] = yv
-                    ps[k * d + j] = ps[k * d + j] + yv
+        acc = acc + llrow[i]
+    pll[0] = pll[0] + acc
+    if resp != NULL:
+        emstats_gmm_untranspose(Lt, m, K, resp)
+    emstats_gmm_stats(m, d, K, diag, Lt, Yt, Zt, pn, ps, td)
     if not diag:
-        # T_k (d x d) += Z_k' Y_k, with Z_k' the column-major d x m block at Z + k d
+        # T_k (d x d) += Z_k Y_k' with Z_k, Y_k the d x m row blocks (column-major m x d)
         for k in range(K):
-            dgemm(&tn, &tt, &id_, &id_, &im, &one, Z + k * d, &iKd, Y + k * d, &iKd,
+            dgemm(&tt, &tn, &id_, &id_, &im, &one, Zt + k * d * m, &im, Yt + k * d * m, &im,
                   &one, pt + k * d * d, &id_)
 
 
-def gmm_estep(const double[:, ::1] X, const double[:, ::1] W, const double[::1] b,
-              const double[::1] logc, int diag,
+def gmm_estep(const double[:, ::1] XT, const double[:, ::1] Wt, const double[::1] u,
+              const double[::1] b, const double[::1] logc, int diag,
               double[:, ::1] part_n, double[:, ::1] part_s, double[:, :, ::1] part_t,
-              double[:, ::1] part_ll, double[:, ::1] ybuf, double[:, ::1] zbuf,
+              double[:, ::1] part_ll, double[:, ::1] scratch,
               double[:, ::1] resp_out, double[::1] ll_out, int n_threads):
     """One E-step pass; see the module docstring.
 
     Parameters
     ----------
-    X : (n, d) data.
-    W : (d, K d) whitening factors side by side, W[:, k d:(k+1) d] = U_k
-        (only the diagonals are read when ``diag``).
+    XT : (d, n) the data, transposed (one column per row of the data).
+    Wt : (K d, d) whitening factors stacked, Wt[k d:(k+1) d, :] = U_k'
+        (not read when ``diag``).
+    u : (K d,) diagonals of the U_k (read when ``diag``).
     b : (K d,) b_k = U_k' mu_k.
     logc : (K,) log pi_k - d/2 log(2 pi) + log det U_k.
     diag : 1 when every U_k is diagonal.
     part_n, part_s, part_t, part_ll : zero-initialised outputs of shapes
         (nch, K), (nch, K d), (nch, K, d d), (nch, 2); part_ll[c] holds the
-        log-likelihood of the chunk and the number of rows whose density
-        underflowed (or was not finite) everywhere.
-    ybuf, zbuf : (n_threads, SUB K d) scratch.
+        log-likelihood of the chunk and the number of rows whose log-density was
+        not finite in every component.
+    scratch : (n_threads, scratch_size(K, d)) work space.
     resp_out : (n, K) responsibilities, or (0, K) not to write them.
     ll_out : (n,) per-row log-likelihood, or (0,) not to write them.
     """
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], K = logc.shape[0]
+    cdef Py_ssize_t n = XT.shape[1], d = XT.shape[0], K = logc.shape[0]
     cdef Py_ssize_t nch = (n + CHUNK - 1) // CHUNK
-    cdef Py_ssize_t c, start, stop, s0, m, tid
+    cdef Py_ssize_t c, start, stop, s0, m, tid, j, Kd = K * d
     cdef int want_r = resp_out.shape[0] == n and n > 0
     cdef int want_l = ll_out.shape[0] == n and n > 0
+    cdef double* work
+    cdef double* td
     cdef double* rp
     cdef double* lp
-    if K > 256:
-        raise ValueError("at most 256 components")
+    if scratch.shape[1] < _scratch(K, d) or scratch.shape[0] < n_threads:
+        raise ValueError("scratch is too small")
     if n == 0:
         return
     for c in prange(nch, nogil=True, schedule="static", num_threads=n_threads):
         tid = threadid()
+        work = &scratch[tid, 0]
+        td = work + _scratch(K, d) - Kd
+        for j in range(Kd):
+            td[j] = 0.0
         start = c * CHUNK
         stop = start + CHUNK
         if stop > n:
@@ -184,7 +164,20 @@ def gmm_estep(const double[:, ::1] X, const double[:, ::1] W, const double[::1] 
                 rp = &resp_out[s0, 0]
             if want_l:
                 lp = &ll_out[s0]
-            _block(&X[s0, 0], m, d, K, &W[0, 0], &b[0], &logc[0], diag,
-                   &ybuf[tid, 0], &zbuf[tid, 0], &part_n[c, 0], &part_s[c, 0],
-                   &part_t[c, 0, 0], &part_ll[c, 0], rp, lp)
+            _block(&XT[0, s0], n, m, d, K, &Wt[0, 0], &u[0], &b[0], &logc[0], diag, work,
+                   &part_n[c, 0], &part_s[c, 0], &part_t[c, 0, 0], td, &part_ll[c, 0],
+                   rp, lp)
             s0 = s0 + m
+        if diag:
+            for j in range(Kd):
+                part_t[c, j // d, (j % d) * (d + 1)] = td[j]
+
+
+cdef inline Py_ssize_t _scratch(Py_ssize_t K, Py_ssize_t d) noexcept nogil:
+    return 2 * SUB * K * d + SUB * K + 2 * SUB + K * d
+
+
+def scratch_size(Py_ssize_t K, Py_ssize_t d):
+    """Doubles of scratch per thread: Yt, Zt (K d x SUB), Lt (K x SUB), two SUB
+    vectors and the diagonal sums (K d)."""
+    return _scratch(K, d)

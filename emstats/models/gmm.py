@@ -622,6 +622,8 @@ class GaussianMixture(EMModel):
         if reg_covar < 0 or not np.isfinite(reg_covar):
             raise ValueError(f"reg_covar must be non-negative, got {reg_covar!r}")
         self.X = X
+        # the kernel reads the data transposed (d x n): BLAS-friendly row blocks
+        self.XT = np.ascontiguousarray(X.T)
         self.n, self.d, self.K = n, d, K
         self.columns = names
         self.row_labels = labels
@@ -695,7 +697,8 @@ class GaussianMixture(EMModel):
         eye = np.broadcast_to(np.eye(d), (K, d, d))
         Linv = np.linalg.solve(L, eye)                   # L^-1, lower
         U = np.swapaxes(Linv, 1, 2)                      # U = L^-T, Sigma^-1 = U U'
-        W = np.ascontiguousarray(np.concatenate(list(U), axis=1))  # d x K d
+        Wt = np.ascontiguousarray(np.swapaxes(U, 1, 2).reshape(K * d, d))  # rows: U_k'
+
         b = np.ascontiguousarray(np.einsum("kab,ka->kb", U, params.means).ravel())
         with np.errstate(divide="ignore"):
             logw = np.log(params.weights)
@@ -703,18 +706,18 @@ class GaussianMixture(EMModel):
         logc = np.ascontiguousarray(logc)
         nch = gmm_kernels.n_chunks(n)
         nt = max(1, min(self._n_threads, nch))
-        sub = gmm_kernels.sub_size()
         part_n = np.zeros((nch, K))
         part_s = np.zeros((nch, K * d))
         part_t = np.zeros((nch, K, d * d))
         part_ll = np.zeros((nch, 2))
-        ybuf = np.empty((nt, sub * K * d))
-        zbuf = np.empty((nt, sub * K * d))
+        scratch = np.empty((nt, gmm_kernels.scratch_size(K, d)))
         resp = np.empty((n, K)) if want_resp else np.empty((0, K))
         llo = np.empty(n) if want_ll else np.empty(0)
         diag = int(self.structure.diag)
-        gmm_kernels.gmm_estep(X, W, b, logc, diag, part_n, part_s, part_t, part_ll, ybuf,
-                              zbuf, resp, llo, nt)
+        u = np.ascontiguousarray(np.diagonal(U, axis1=1, axis2=2).ravel())
+        XT = self.XT if X is self.X else np.ascontiguousarray(X.T)
+        gmm_kernels.gmm_estep(XT, Wt, u, b, logc, diag, part_n, part_s, part_t, part_ll,
+                              scratch, resp, llo, nt)
         N = part_n.sum(axis=0)
         s = part_s.sum(axis=0).reshape(K, d)
         T = part_t.sum(axis=0).reshape(K, d, d)
