@@ -32,17 +32,20 @@ Emission types (``etype``): 0 Poisson, 1 Gaussian with diagonal covariance,
   triangular, row-major), log constants (K);
 * categorical: log probabilities (K*M), unused, unused (codes in ``codes``).
 
-Layout of a row of ``part`` (S = 2 + K + K*K + emission statistics):
-``[loglik, n_bad, gamma_0 (K), xi (K*K), n (K), emission sums]`` with the
-emission sums: Poisson sum gamma*x (K); Gaussian sum gamma*x (K*d) then
-sum gamma*x^2 (K*d, diagonal) or sum gamma*x x' (K*d*d, full); categorical
-sum gamma per symbol (K*M).
+Layout of a row of ``part`` in :func:`estep`: ``[loglik, n_bad, gamma_0 (K),
+sum_t alpha_t w_(t+1)' (K*K), emission sums]``.  The emission sums are the K x q
+matrix sum_t gamma_t' Y_t of the features Y = [1, x] (Poisson), [1, x, x^2]
+(Gaussian, diagonal) or [1, x, vec(x x')] (Gaussian, full), computed with the data
+centred by the caller; categorical: the occupancies (K) then the symbol counts (K*M).
+Both matrix products are BLAS dgemm calls on one sequence (or one chunk of rows):
+small enough that the BLAS runs single-threaded, so the result is deterministic.
 """
 
 from cython.parallel cimport prange
 from libc.math cimport exp2, log, INFINITY, isfinite
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
+from scipy.linalg.cython_blas cimport dgemm
 
 cdef Py_ssize_t CHUNK = 4096
 cdef double INV_STEP = 92.332482616893656877      # 64 / log(2)
@@ -99,17 +102,6 @@ cdef struct Emis:
     const double* p1
     const double* p2
     const double* p3
-
-
-def n_emission_stats(int etype, Py_ssize_t K, Py_ssize_t d, Py_ssize_t M):
-    """Number of emission statistics (after the K state occupancies)."""
-    if etype == 0:
-        return K
-    if etype == 1:
-        return 2 * K * d
-    if etype == 2:
-        return K * d + K * d * d
-    return K * M
 
 
 def chunk_rows():
@@ -186,49 +178,63 @@ cdef inline int _emis_rows(const Emis* e, Py_ssize_t r0, Py_ssize_t r1, double* 
     return bad
 
 
-cdef double _forward_backward(const double* b, const double* m, double* al, double* cs,
-                              Py_ssize_t n, Py_ssize_t K, const double* A,
-                              const double* init, double* xi, double* g0, double* work,
+cdef inline double _dot(const double* x, const double* y, Py_ssize_t K) noexcept nogil:
+    """x . y with two partial sums (halves the dependency chain of the additions)."""
+    cdef double s0 = 0.0, s1 = 0.0
+    cdef Py_ssize_t i = 0
+    while i + 1 < K:
+        s0 = s0 + x[i] * y[i]
+        s1 = s1 + x[i + 1] * y[i + 1]
+        i = i + 2
+    if i < K:
+        s0 = s0 + x[i] * y[i]
+    return s0 + s1
+
+
+cdef double _forward_backward(double* b, const double* m, double* al, double* gam,
+                              double* cs, Py_ssize_t n, Py_ssize_t K, const double* A,
+                              const double* AT, const double* init, double* g0, double* work,
                               int backward) noexcept nogil:
     """Scaled forward-backward on one sequence of n rows (pointers at its first row).
 
     Returns the log-likelihood (-inf when a scale factor is zero or not finite).
-    ``al`` receives the filtered probabilities, then (backward) the smoothed ones;
-    xi and g0 are incremented; ``work`` holds 2K + K*K doubles.  The logarithm of
-    the product of the scale factors is taken only when the running product
-    leaves [1e-200, 1e200], not at every step."""
+    ``al`` receives the filtered probabilities alpha_t; with ``backward``, ``gam`` the
+    smoothed ones and row t of ``b`` (t >= 1) is overwritten by
+    w_t = b_t * beta_t / c_t, so that the expected transition counts are
+    A_ij * sum_t alpha_t(i) w_(t+1)(j) (a matrix product done by the caller).
+    g0 is incremented; ``AT`` is A transposed; ``work`` holds 2K doubles.
+
+    The forward recursion carries v_t = c_t alpha_t: v_t = ((v_(t-1) A) * b_t) / c_(t-1),
+    c_t = sum v_t, so the sum and the division of step t-1 run alongside the products
+    of step t.  The logarithm of the product of the scale factors is taken only when the
+    running product leaves [1e-200, 1e200]."""
     cdef Py_ssize_t t, i, j, k
-    cdef double c, s, ll = 0.0, msum = 0.0, prod = 1.0, ai, inv
+    cdef double c, ll = 0.0, msum = 0.0, prod = 1.0, inv, sprev
     cdef double* beta = work
-    cdef double* w = work + K
-    cdef double* outer = work + 2 * K
-    cdef const double* bt
+    cdef double* v = work + K
+    cdef double* bt
     cdef double* at
-    cdef double* ap
     # forward
     c = 0.0
     for k in range(K):
-        al[k] = init[k] * b[k]
-        c = c + al[k]
+        v[k] = init[k] * b[k]
+        c = c + v[k]
     if not (c > 0.0 and isfinite(c)):
         return -INFINITY
     cs[0] = c
     prod = c
     msum = m[0]
-    inv = 1.0 / c
+    sprev = 1.0 / c
     for k in range(K):
-        al[k] = al[k] * inv
+        al[k] = v[k] * sprev
     for t in range(1, n):
         at = al + t * K
-        ap = al + (t - 1) * K
         bt = b + t * K
         for j in range(K):
-            s = 0.0
-            for i in range(K):
-                s = s + ap[i] * A[i * K + j]
-            at[j] = s * bt[j]
+            at[j] = _dot(v, AT + j * K, K) * bt[j]
         c = 0.0
         for j in range(K):
+            at[j] = at[j] * sprev
             c = c + at[j]
         if not (c > 0.0 and c < INFINITY):
             return -INFINITY
@@ -238,37 +244,42 @@ cdef double _forward_backward(const double* b, const double* m, double* al, doub
         if prod < SMALL or prod > BIG:
             ll = ll + log(prod)
             prod = 1.0
-        inv = 1.0 / c
+        sprev = 1.0 / c
         for j in range(K):
-            at[j] = at[j] * inv
+            v[j] = at[j]
+            at[j] = at[j] * sprev
     ll = ll + log(prod) + msum
     if not backward:
         return ll
-    # backward: gamma_t overwrites alpha_t; xi_ij = A_ij * sum_t alpha_t(i) w_(t+1)(j)
-    for k in range(K * K):
-        outer[k] = 0.0
+    # backward
+    at = al + (n - 1) * K
     for k in range(K):
         beta[k] = 1.0
+        gam[(n - 1) * K + k] = at[k]
     for t in range(n - 2, -1, -1):
         bt = b + (t + 1) * K
         inv = 1.0 / cs[t + 1]
         for j in range(K):
-            w[j] = bt[j] * beta[j] * inv
+            bt[j] = bt[j] * beta[j] * inv
         at = al + t * K
         for i in range(K):
-            s = 0.0
-            ai = at[i]
-            for j in range(K):
-                s = s + A[i * K + j] * w[j]
-                outer[i * K + j] = outer[i * K + j] + ai * w[j]
-            beta[i] = s
-        for i in range(K):
-            at[i] = at[i] * beta[i]
-    for k in range(K * K):
-        xi[k] = xi[k] + A[k] * outer[k]
+            beta[i] = _dot(A + i * K, bt, K)
+            gam[t * K + i] = at[i] * beta[i]
     for k in range(K):
-        g0[k] = g0[k] + al[k]
+        g0[k] = g0[k] + gam[k]
     return ll
+
+
+cdef inline void _gemm_tn(const double* Y, Py_ssize_t ldy, const double* G, Py_ssize_t K,
+                          Py_ssize_t n, double* S) noexcept nogil:
+    """S (K x ldy, row-major) += G' Y for row-major G (n x K) and Y (n x ldy)."""
+    cdef int im = <int> ldy, ik = <int> K, inn = <int> n
+    cdef double one = 1.0
+    cdef char tn = b'N'
+    cdef char tt = b'T'
+    if n <= 0:
+        return
+    dgemm(&tn, &tt, &im, &ik, &inn, &one, <double*> Y, &im, <double*> G, &ik, &one, S, &im)
 
 
 cdef void _stats_rows(const Emis* e, const double* gam, Py_ssize_t r0, Py_ssize_t r1,
@@ -328,28 +339,31 @@ cdef Emis _make_emis(int etype, const double[:, ::1] X, const int64_t[::1] codes
 
 def estep(int etype, const double[:, ::1] X, const int64_t[::1] codes,
           const double[::1] p1, const double[::1] p2, const double[::1] p3, Py_ssize_t M,
-          const double[:, ::1] A, const double[::1] init,
-          const int64_t[::1] seq_start, const int64_t[:, ::1] blocks,
-          double[:, ::1] b, double[::1] m, double[:, ::1] al, double[::1] cs,
-          double[::1] seq_ll, double[:, ::1] part, int mode, int n_threads):
+          const double[:, ::1] Y, const double[:, ::1] A, const double[:, ::1] AT,
+          const double[::1] init, const int64_t[::1] seq_start, const int64_t[:, ::1] blocks,
+          double[:, ::1] b, double[::1] m, double[:, ::1] al, double[:, ::1] gam,
+          double[::1] cs, double[::1] seq_ll, double[:, ::1] part, int mode, int n_threads):
     """E-step (mode 1) or forward pass only (mode 0) over the given blocks.
 
-    Each block c processes its sequences blocks[c, 0] .. blocks[c, 1] - 1 one
-    after the other: emission densities
-    (once), forward, backward (mode 1) and the emission statistics, accumulated
-    in ``part[c]`` (zero-initialised by the caller; layout in the module
-    docstring).  ``al`` receives filtered (mode 0) or smoothed (mode 1)
-    probabilities; ``seq_ll`` the log-likelihood of each sequence.
+    Each block c processes its sequences blocks[c, 0] .. blocks[c, 1] - 1 one after the
+    other: emission densities (once), forward, backward (mode 1), then two matrix
+    products accumulated in ``part[c]`` (zero-initialised by the caller): the K x K sums
+    alpha_t w_(t+1)' (the caller multiplies them by A to get the expected transition
+    counts) and the K x Y.shape[1] sums gamma_t' Y_t of the emission features
+    Y = [1, x, ...] (categorical emissions: occupancies and symbol counts instead).
+    ``al`` receives filtered and ``gam`` (mode 1) smoothed probabilities; ``seq_ll`` the
+    log-likelihood of each sequence.
     """
     cdef Py_ssize_t K = A.shape[0]
     cdef Py_ssize_t nb = blocks.shape[0]
-    cdef Py_ssize_t c, s, r0, r1, off_xi = 2 + K, off_em = 2 + K + K * K
+    cdef Py_ssize_t dy = Y.shape[1]
+    cdef Py_ssize_t c, s, r0, r1, off_out = 2 + K, off_em = 2 + K + K * K
     cdef double ll
     cdef double* work
     cdef int bad
     cdef Emis e = _make_emis(etype, X, codes, p1, p2, p3, K, M)
     for c in prange(nb, nogil=True, schedule="dynamic", num_threads=n_threads):
-        work = <double*> malloc((2 * K + K * K) * sizeof(double))
+        work = <double*> malloc(2 * K * sizeof(double))
         for s in range(blocks[c, 0], blocks[c, 1]):
             r0 = seq_start[s]
             r1 = seq_start[s + 1]
@@ -358,16 +372,20 @@ def estep(int etype, const double[:, ::1] X, const int64_t[::1] codes,
                 part[c, 1] = part[c, 1] + bad
                 seq_ll[s] = -INFINITY
                 continue
-            ll = _forward_backward(&b[r0, 0], &m[r0], &al[r0, 0], &cs[r0], r1 - r0, K,
-                                   &A[0, 0], &init[0], &part[c, off_xi], &part[c, 2], work,
-                                   mode)
+            ll = _forward_backward(&b[r0, 0], &m[r0], &al[r0, 0], &gam[r0, 0], &cs[r0],
+                                   r1 - r0, K, &A[0, 0], &AT[0, 0], &init[0], &part[c, 2],
+                                   work, mode)
             seq_ll[s] = ll
             if not isfinite(ll):
                 part[c, 1] = part[c, 1] + 1.0
                 continue
             part[c, 0] = part[c, 0] + ll
             if mode == 1:
-                _stats_rows(&e, &al[0, 0], r0, r1, &part[c, off_em])
+                _gemm_tn(&b[r0 + 1, 0], K, &al[r0, 0], K, r1 - r0 - 1, &part[c, off_out])
+                if etype == 3:
+                    _stats_rows(&e, &gam[0, 0], r0, r1, &part[c, off_em])
+                else:
+                    _gemm_tn(&Y[r0, 0], dy, &gam[r0, 0], K, r1 - r0, &part[c, off_em])
         free(work)
 
 
@@ -393,19 +411,20 @@ def emission_rows(int etype, const double[:, ::1] X, const int64_t[::1] codes,
     return bad
 
 
-def forward_backward_one(const double[:, ::1] A, const double[::1] init, Py_ssize_t r0,
-                         Py_ssize_t r1, double[:, ::1] b, double[::1] m, double[:, ::1] al,
-                         double[::1] cs, double[::1] acc, int mode):
+def forward_backward_one(const double[:, ::1] A, const double[:, ::1] AT,
+                         const double[::1] init, Py_ssize_t r0, Py_ssize_t r1,
+                         double[:, ::1] b, double[::1] m, double[:, ::1] al,
+                         double[:, ::1] gam, double[::1] cs, double[::1] acc, int mode):
     """Forward(-backward) on the sequence of rows [r0, r1) with densities already in b, m.
 
-    ``acc`` holds ``[loglik, n_bad, gamma_0 (K), xi (K*K)]`` and is incremented.
-    Returns the log-likelihood."""
+    ``acc`` holds ``[loglik, n_bad, gamma_0 (K)]`` and is incremented.  Returns the
+    log-likelihood."""
     cdef Py_ssize_t K = A.shape[0]
     cdef double ll
-    cdef double* work = <double*> malloc((2 * K + K * K) * sizeof(double))
+    cdef double* work = <double*> malloc(2 * K * sizeof(double))
     with nogil:
-        ll = _forward_backward(&b[r0, 0], &m[r0], &al[r0, 0], &cs[r0], r1 - r0, K, &A[0, 0],
-                               &init[0], &acc[2 + K], &acc[2], work, mode)
+        ll = _forward_backward(&b[r0, 0], &m[r0], &al[r0, 0], &gam[r0, 0], &cs[r0], r1 - r0,
+                               K, &A[0, 0], &AT[0, 0], &init[0], &acc[2], work, mode)
     free(work)
     if isfinite(ll):
         acc[0] += ll
@@ -415,11 +434,15 @@ def forward_backward_one(const double[:, ::1] A, const double[::1] init, Py_ssiz
 
 
 def stats_rows(int etype, const double[:, ::1] X, const int64_t[::1] codes, Py_ssize_t M,
-               Py_ssize_t K, Py_ssize_t r0, Py_ssize_t r1, const double[:, ::1] gam,
+               const double[:, ::1] Y, Py_ssize_t K, Py_ssize_t r0, Py_ssize_t r1,
+               const double[:, ::1] al, const double[:, ::1] w, const double[:, ::1] gam,
                double[:, ::1] part, int n_threads):
-    """Emission statistics of rows [r0, r1), one row of ``part`` per chunk of CHUNK rows."""
+    """For the sequence of rows [r0, r1) after forward-backward: one row of ``part`` per
+    chunk of CHUNK rows holds the chunk's K x K sums alpha_t w_(t+1)' and its emission
+    sums (layout as in :func:`estep` after the two header entries and gamma_0)."""
     cdef Py_ssize_t nch = (r1 - r0 + CHUNK - 1) // CHUNK
-    cdef Py_ssize_t ch, a, z
+    cdef Py_ssize_t dy = Y.shape[1]
+    cdef Py_ssize_t ch, a, z, zz
     cdef Emis e
     e.etype = etype
     e.K = K
@@ -432,7 +455,14 @@ def stats_rows(int etype, const double[:, ::1] X, const int64_t[::1] codes, Py_s
         z = a + CHUNK
         if z > r1:
             z = r1
-        _stats_rows(&e, &gam[0, 0], a, z, &part[ch, 0])
+        zz = z
+        if zz > r1 - 1:
+            zz = r1 - 1
+        _gemm_tn(&w[a + 1, 0], K, &al[a, 0], K, zz - a, &part[ch, 0])
+        if etype == 3:
+            _stats_rows(&e, &gam[0, 0], a, z, &part[ch, K * K])
+        else:
+            _gemm_tn(&Y[a, 0], dy, &gam[a, 0], K, z - a, &part[ch, K * K])
 
 
 cdef double _viterbi_seq(const double* ld, Py_ssize_t n, Py_ssize_t K, const double* logA,

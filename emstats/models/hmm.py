@@ -829,6 +829,7 @@ class HiddenMarkovModel(EMModel):
         self._setup_structure()
         self._setup_blocks()
         self._buffers = None
+        self._Y = None
 
     # -- structure and bookkeeping ------------------------------------------------------------
     def _setup_structure(self):
@@ -892,10 +893,35 @@ class HiddenMarkovModel(EMModel):
         return new
 
     def _get_buffers(self):
+        """Work arrays of the kernels: scaled densities (then w), row maxima, filtered and
+        smoothed probabilities, scale factors (O(T K) memory)."""
         if self._buffers is None:
             T, K = self.T, self.K
-            self._buffers = (np.empty((T, K)), np.empty(T), np.empty((T, K)), np.empty(T))
+            self._buffers = (np.empty((T, K)), np.empty(T), np.empty((T, K)), np.empty(T),
+                             np.empty((T, K)))
         return self._buffers
+
+    def _features(self):
+        """Emission features Y whose posterior-weighted sums the M-step needs."""
+        if self._Y is None:
+            e = self.emission.etype
+            one = np.ones((self.T, 1))
+            if e == 0:
+                Y = np.hstack([one, self.X])
+            elif e == 1:
+                Y = np.hstack([one, self._Xk, self._Xk**2])
+            elif e == 2:
+                xx = (self._Xk[:, :, None] * self._Xk[:, None, :]).reshape(self.T, -1)
+                Y = np.hstack([one, self._Xk, xx])
+            else:
+                Y = np.zeros((1, 1))
+            self._Y = np.ascontiguousarray(Y)
+        return self._Y
+
+    def _n_emission_stats(self):
+        if self.emission.etype == 3:
+            return self.K + self.K * self.M
+        return self.K * self._features().shape[1]
 
     @property
     def n_units(self) -> int:
@@ -974,48 +1000,62 @@ class HiddenMarkovModel(EMModel):
         p1, p2, p3 = (np.ascontiguousarray(a, dtype=float) for a in em.kernel_args(p.emission,
                                                                                     self))
         A = np.ascontiguousarray(p.transmat)
+        AT = np.ascontiguousarray(p.transmat.T)
         init = np.ascontiguousarray(p.startprob)
-        b, m, al, cs = self._get_buffers()
-        ne = hk.n_emission_stats(em.etype, K, self.d, self.M)
-        S = 2 + K + K * K + K + ne
+        b, m, al, cs, gam = self._get_buffers()
+        Y = self._features()
+        ne = self._n_emission_stats()
+        S = 2 + K + K * K + ne
         part = np.zeros((len(self._blocks), S))
         seq_ll = np.full(self.n_seq, np.nan)
         nt = self._n_threads
         if len(self._blocks):
-            hk.estep(em.etype, self._Xk, self.codes, p1, p2, p3, self.M, A, init,
-                     self.seq_start, self._blocks, b, m, al, cs, seq_ll, part, mode, nt)
+            hk.estep(em.etype, self._Xk, self.codes, p1, p2, p3, self.M, Y, A, AT, init,
+                     self.seq_start, self._blocks, b, m, al, gam, cs, seq_ll, part, mode, nt)
         tot = part.sum(axis=0)
         for s in self._long:
             r0, r1 = int(self.seq_start[s]), int(self.seq_start[s + 1])
             bad = hk.emission_rows(em.etype, self._Xk, self.codes, p1, p2, p3, self.M, K, r0, r1,
                                    b, m, 0, nt)
-            acc = np.zeros(2 + K + K * K)
+            acc = np.zeros(2 + K)
             if bad:
                 acc[1] = bad
                 seq_ll[s] = -np.inf
             else:
-                seq_ll[s] = hk.forward_backward_one(A, init, r0, r1, b, m, al, cs, acc, mode)
-            tot[:2 + K + K * K] += acc
+                seq_ll[s] = hk.forward_backward_one(A, AT, init, r0, r1, b, m, al, gam, cs, acc,
+                                                    mode)
+            tot[:2 + K] += acc
             if mode == 1 and acc[1] == 0:
                 nch = (r1 - r0 + hk.chunk_rows() - 1) // hk.chunk_rows()
-                sp = np.zeros((nch, K + ne))
-                hk.stats_rows(em.etype, self._Xk, self.codes, self.M, K, r0, r1, al, sp, nt)
-                tot[2 + K + K * K:] += sp.sum(axis=0)
+                sp = np.zeros((nch, K * K + ne))
+                hk.stats_rows(em.etype, self._Xk, self.codes, self.M, Y, K, r0, r1, al, b, gam,
+                              sp, nt)
+                tot[2 + K:] += sp.sum(axis=0)
         return tot, seq_ll
 
-    def _unpack_stats(self, tot):
+    def _unpack_stats(self, tot, A):
         K = self.K
         o = 2 + K
+        em = tot[o + K * K:]
+        if self.emission.etype == 3:
+            n, sums = em[:K].copy(), em[K:].copy()
+        else:
+            Sm = em.reshape(K, -1)
+            n = Sm[:, 0].copy()
+            if self.emission.etype == 0:
+                sums = Sm[:, 1].copy()
+            else:
+                d = self.d
+                sums = np.concatenate([Sm[:, 1:1 + d].ravel(), Sm[:, 1 + d:].ravel()])
         return {"ll": float(tot[0]), "bad": float(tot[1]), "g0": tot[2:o].copy(),
-                "xi": tot[o:o + K * K].reshape(K, K).copy(),
-                "n": tot[o + K * K:o + K * K + K].copy(), "sums": tot[o + K * K + K:].copy()}
+                "xi": A * tot[o:o + K * K].reshape(K, K), "n": n, "sums": sums}
 
     # -- EM protocol --------------------------------------------------------------------------
     def e_step(self, params: HMMParams):
         if not self._valid(params):
             return None, -np.inf
         tot, _ = self._kernel_estep(params, 1)
-        st = self._unpack_stats(tot)
+        st = self._unpack_stats(tot, params.transmat)
         if st["bad"] > 0 or not np.isfinite(st["ll"]):
             return None, -np.inf
         return st, st["ll"]
@@ -1272,7 +1312,7 @@ class HiddenMarkovModel(EMModel):
         e0 = self.n_init_params + self.n_trans_params
         if stats is None:
             stats, _ = self.e_step(params)
-        gam = self._get_buffers()[2]          # smoothed probabilities of that E-step
+        gam = self._get_buffers()[4]          # smoothed probabilities of that E-step
         info = np.zeros((P, P))
         dd, d2d = self._init_derivs(params)
         d0 = params.startprob
@@ -1318,7 +1358,7 @@ class HiddenMarkovModel(EMModel):
         if kind not in ("smoothed", "filtered"):
             raise ValueError(f"kind must be 'smoothed' or 'filtered', got {kind!r}")
         self._kernel_estep(params, 1 if kind == "smoothed" else 0)
-        return self._get_buffers()[2].copy()
+        return self._get_buffers()[4 if kind == "smoothed" else 2].copy()
 
     def viterbi(self, params: HMMParams) -> tuple[np.ndarray, np.ndarray]:
         """Most likely state path (stacked row order, states 0..K-1) and the joint
