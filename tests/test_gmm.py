@@ -174,7 +174,7 @@ def test_nonlinear_structure_uses_numerical_hessian():
 
 # -- EM properties ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("cov", ["VVV", "EEE", "VEI", "EEV"])
+@pytest.mark.parametrize("cov", ["VVV", "EEE", "VEI", "EEV", "VEE", "VEV"])
 def test_em_loglik_never_decreases(cov):
     res = gmm(FAITHFUL, k=3, covariance=cov).fit(init=HC[3], n_init=1, maxiter=300)
     ll = res.convergence.loglik
@@ -347,6 +347,15 @@ def test_vignette_runs(tmp_path, monkeypatch):
         ns = runpy.run_path(path, run_name="__main__")
     assert ns["selection"].best.k >= 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gmm_bic.png", "gmm_density.png"]
+
+
+def test_docstring_examples():
+    import doctest
+
+    import emstats.models.gmm as mod
+
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_gmmparams_sorted():

@@ -557,6 +557,15 @@ def _prepare_data(spec, data, missing):
     return np.ascontiguousarray(X), names, labels, n_drop, design_info
 
 
+def _count_distinct(X: np.ndarray, at_least: int) -> int:
+    """Number of distinct rows, or any number >= ``at_least`` once that many are seen."""
+    head = X[: max(10 * at_least, 1000)]
+    m = len(np.unique(head, axis=0))
+    if m >= at_least or head.shape[0] == X.shape[0]:
+        return m
+    return len(np.unique(X, axis=0))
+
+
 # ----------------------------------------------------------------------------------
 # the model
 # ----------------------------------------------------------------------------------
@@ -608,22 +617,22 @@ class GaussianMixture(EMModel):
             raise ValueError(f"k (the number of components) must be at least 1, got {K}")
         if K > 256:
             raise ValueError(f"k = {K} components is more than the kernel supports (256)")
-        sd = X.std(axis=0)
-        const = sd <= 1e-14 * np.maximum(np.abs(X).max(axis=0), 1e-300)
+        XT = np.ascontiguousarray(X.T)      # the kernel reads the data transposed (d x n)
+        var = XT.var(axis=1)
+        const = np.sqrt(var) <= 1e-14 * np.maximum(np.abs(XT).max(axis=1), 1e-300)
         if const.any():
             raise DataError(
                 "constant column(s) " + ", ".join(repr(names[j]) for j in np.flatnonzero(const))
                 + ": a Gaussian mixture needs variation in every variable (drop them)"
             )
-        n_distinct = len(np.unique(X, axis=0)) if n <= 2_000_000 else n
+        n_distinct = _count_distinct(X, K)
         if K > n_distinct:
             raise DataError(f"k = {K} components but the data have only {n_distinct} distinct "
                             "row(s)")
         if reg_covar < 0 or not np.isfinite(reg_covar):
             raise ValueError(f"reg_covar must be non-negative, got {reg_covar!r}")
         self.X = X
-        # the kernel reads the data transposed (d x n): BLAS-friendly row blocks
-        self.XT = np.ascontiguousarray(X.T)
+        self.XT = XT
         self.n, self.d, self.K = n, d, K
         self.columns = names
         self.row_labels = labels
@@ -634,7 +643,7 @@ class GaussianMixture(EMModel):
         self.reg_covar = float(reg_covar)
         self.endog_name = " + ".join(names)
         self._n_threads = resolve_threads(None)
-        self._data_var = X.var(axis=0)
+        self._data_var = var
         self._floor = 1e-10 * float(np.mean(self._data_var))
         self._collapsed: set[int] = set()
         self.prior = self._make_prior(prior)
