@@ -47,7 +47,14 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from scipy.linalg.cython_blas cimport dgemm
 
+cdef extern from "hmm_rows.h" nogil:
+    void hmm_diag_logdens(const double* Xt, int64_t T, int64_t r0, int64_t m, int64_t d,
+                          int64_t K, const double* mu, const double* iv, const double* lc,
+                          double* L)
+    int hmm_max_exp(double* L, int64_t m, int64_t K, double* b, double* mx, int log_only)
+
 cdef Py_ssize_t CHUNK = 4096
+cdef Py_ssize_t EBLOCK = 256      # rows per transposed block of the emission pass
 cdef double INV_STEP = 92.332482616893656877      # 64 / log(2)
 cdef double STEP_HI = 6.93147180369123816490e-01 / 64.0   # log(2)/64, high part (exact n * STEP_HI)
 cdef double STEP_LO = 1.90821492927058770002e-10 / 64.0   # and the rest
@@ -97,7 +104,9 @@ cdef struct Emis:
     Py_ssize_t K
     Py_ssize_t d
     Py_ssize_t M
+    Py_ssize_t T
     const double* X
+    const double* Xt
     const int64_t* codes
     const double* p1
     const double* p2
@@ -144,37 +153,36 @@ cdef inline void _logdens(const Emis* e, Py_ssize_t t, double* out) noexcept nog
             out[k] = e.p1[k * e.M + e.codes[t]]
 
 
-cdef inline int _emis_rows(const Emis* e, Py_ssize_t r0, Py_ssize_t r1, double* b,
-                           double* m, double* logd) noexcept nogil:
-    """b[t] = exp(l_t - m_t), m[t] = max_k l_t(k) for rows [r0, r1).
-
-    When ``logd`` is not NULL the log-densities are written there instead (no
-    exponentials, m untouched).  Returns the number of rows whose densities are
-    all zero or not finite."""
-    cdef Py_ssize_t t, k, K = e.K
-    cdef double mx
-    cdef double* row
+cdef int _emis_rows(const Emis* e, Py_ssize_t r0, Py_ssize_t r1, double* b,
+                    double* m, double* logd) noexcept nogil:
+    """b[t] = exp(l_t - m_t), m[t] = max_k l_t(k) for rows [r0, r1), in transposed blocks
+    of EBLOCK rows (hmm_rows.h).  When ``logd`` is not NULL the log-densities are written
+    there instead (no exponentials, m untouched).  Returns the number of rows whose
+    densities are all zero or not finite."""
+    cdef Py_ssize_t a, z, mm, i, k, K = e.K
     cdef int bad = 0
-    for t in range(r0, r1):
-        if logd != NULL:
-            row = logd + t * K
-            _logdens(e, t, row)
-            continue
-        row = b + t * K
-        _logdens(e, t, row)
-        mx = -INFINITY
-        for k in range(K):
-            if row[k] > mx:
-                mx = row[k]
-        if not isfinite(mx):
-            bad = bad + 1
-            mx = 0.0
-            for k in range(K):
-                row[k] = 0.0
+    cdef double* L = <double*> malloc(K * EBLOCK * sizeof(double))
+    cdef double* row = <double*> malloc(K * sizeof(double))
+    a = r0
+    while a < r1:
+        z = a + EBLOCK
+        if z > r1:
+            z = r1
+        mm = z - a
+        if e.etype == 1:
+            hmm_diag_logdens(e.Xt, e.T, a, mm, e.d, K, e.p1, e.p2, e.p3, L)
         else:
-            for k in range(K):
-                row[k] = _exp_neg(row[k] - mx)
-        m[t] = mx
+            for i in range(mm):
+                _logdens(e, a + i, row)
+                for k in range(K):
+                    L[k * mm + i] = row[k]
+        if logd != NULL:
+            hmm_max_exp(L, mm, K, logd + a * K, NULL, 1)
+        else:
+            bad = bad + hmm_max_exp(L, mm, K, b + a * K, m + a, 0)
+        a = z
+    free(row)
+    free(L)
     return bad
 
 
@@ -321,15 +329,17 @@ cdef void _stats_rows(const Emis* e, const double* gam, Py_ssize_t r0, Py_ssize_
                 sx[k * e.M + e.codes[t]] = sx[k * e.M + e.codes[t]] + gt[k]
 
 
-cdef Emis _make_emis(int etype, const double[:, ::1] X, const int64_t[::1] codes,
-                     const double[::1] p1, const double[::1] p2, const double[::1] p3,
-                     Py_ssize_t K, Py_ssize_t M):
+cdef Emis _make_emis(int etype, const double[:, ::1] X, const double[:, ::1] Xt,
+                     const int64_t[::1] codes, const double[::1] p1, const double[::1] p2,
+                     const double[::1] p3, Py_ssize_t K, Py_ssize_t M):
     cdef Emis e
     e.etype = etype
     e.K = K
     e.d = X.shape[1]
     e.M = M
+    e.T = X.shape[0]
     e.X = &X[0, 0]
+    e.Xt = &Xt[0, 0]
     e.codes = &codes[0]
     e.p1 = &p1[0]
     e.p2 = &p2[0]
@@ -337,7 +347,8 @@ cdef Emis _make_emis(int etype, const double[:, ::1] X, const int64_t[::1] codes
     return e
 
 
-def estep(int etype, const double[:, ::1] X, const int64_t[::1] codes,
+def estep(int etype, const double[:, ::1] X, const double[:, ::1] Xt,
+          const int64_t[::1] codes,
           const double[::1] p1, const double[::1] p2, const double[::1] p3, Py_ssize_t M,
           const double[:, ::1] Y, const double[:, ::1] A, const double[:, ::1] AT,
           const double[::1] init, const int64_t[::1] seq_start, const int64_t[:, ::1] blocks,
@@ -361,7 +372,7 @@ def estep(int etype, const double[:, ::1] X, const int64_t[::1] codes,
     cdef double ll
     cdef double* work
     cdef int bad
-    cdef Emis e = _make_emis(etype, X, codes, p1, p2, p3, K, M)
+    cdef Emis e = _make_emis(etype, X, Xt, codes, p1, p2, p3, K, M)
     for c in prange(nb, nogil=True, schedule="dynamic", num_threads=n_threads):
         work = <double*> malloc(2 * K * sizeof(double))
         for s in range(blocks[c, 0], blocks[c, 1]):
@@ -389,16 +400,18 @@ def estep(int etype, const double[:, ::1] X, const int64_t[::1] codes,
         free(work)
 
 
-def emission_rows(int etype, const double[:, ::1] X, const int64_t[::1] codes,
+def emission_rows(int etype, const double[:, ::1] X, const double[:, ::1] Xt,
+                  const int64_t[::1] codes,
                   const double[::1] p1, const double[::1] p2, const double[::1] p3,
                   Py_ssize_t M, Py_ssize_t K, Py_ssize_t r0, Py_ssize_t r1,
                   double[:, ::1] b, double[::1] m, int log_only, int n_threads):
     """Scaled densities (or, with log_only, log-densities into b) of rows [r0, r1),
-    in parallel over row chunks.  Returns the number of rows with no finite density."""
+    in parallel over row chunks (``Xt``: the data transposed, used by the diagonal
+    Gaussian).  Returns the number of rows with no finite density."""
     cdef Py_ssize_t nch = (r1 - r0 + CHUNK - 1) // CHUNK
     cdef Py_ssize_t ch, a, z
     cdef int bad = 0
-    cdef Emis e = _make_emis(etype, X, codes, p1, p2, p3, K, M)
+    cdef Emis e = _make_emis(etype, X, Xt, codes, p1, p2, p3, K, M)
     for ch in prange(nch, nogil=True, schedule="static", num_threads=n_threads):
         a = r0 + ch * CHUNK
         z = a + CHUNK

@@ -579,6 +579,7 @@ class CategoricalEmission(_Emission):
 
 _DUMMY = np.zeros(1)
 _DUMMY_CODES = np.zeros(1, dtype=np.int64)
+_DUMMY2 = np.zeros((1, 1))
 
 
 def _kmeans_init(rng, model, K, attempt, full):
@@ -784,10 +785,12 @@ class HiddenMarkovModel(EMModel):
             colvar = self.X.var(axis=0)
             self.var_floor = 1e-10 * np.where(colvar > 0, colvar, 1.0)
             self._Xk = np.ascontiguousarray(self.X - self._xbar)
+            self._Xt = np.ascontiguousarray(self._Xk.T) if covariance == "diag" else _DUMMY2
         else:
             self._xbar = np.zeros(d)
             self.var_floor = np.full(d, 1e-10)
             self._Xk = self.X
+            self._Xt = _DUMMY2
         self._lgx = np.ascontiguousarray(special.gammaln(self.X[:, 0] + 1.0)) \
             if emission == "poisson" else _DUMMY
 
@@ -1010,13 +1013,13 @@ class HiddenMarkovModel(EMModel):
         seq_ll = np.full(self.n_seq, np.nan)
         nt = self._n_threads
         if len(self._blocks):
-            hk.estep(em.etype, self._Xk, self.codes, p1, p2, p3, self.M, Y, A, AT, init,
+            hk.estep(em.etype, self._Xk, self._Xt, self.codes, p1, p2, p3, self.M, Y, A, AT, init,
                      self.seq_start, self._blocks, b, m, al, gam, cs, seq_ll, part, mode, nt)
         tot = part.sum(axis=0)
         for s in self._long:
             r0, r1 = int(self.seq_start[s]), int(self.seq_start[s + 1])
-            bad = hk.emission_rows(em.etype, self._Xk, self.codes, p1, p2, p3, self.M, K, r0, r1,
-                                   b, m, 0, nt)
+            bad = hk.emission_rows(em.etype, self._Xk, self._Xt, self.codes, p1, p2, p3, self.M,
+                                   K, r0, r1, b, m, 0, nt)
             acc = np.zeros(2 + K)
             if bad:
                 acc[1] = bad
@@ -1368,8 +1371,8 @@ class HiddenMarkovModel(EMModel):
         p1, p2, p3 = (np.ascontiguousarray(a, dtype=float) for a in em.kernel_args(params.emission,
                                                                                     self))
         logd = np.empty((self.T, K))
-        hk.emission_rows(em.etype, self._Xk, self.codes, p1, p2, p3, self.M, K, 0, self.T,
-                         logd, np.empty(1), 1, self._n_threads)
+        hk.emission_rows(em.etype, self._Xk, self._Xt, self.codes, p1, p2, p3, self.M, K, 0,
+                         self.T, logd, np.empty(1), 1, self._n_threads)
         with np.errstate(divide="ignore"):
             logA = np.log(params.transmat)
             logi = np.log(params.startprob)
