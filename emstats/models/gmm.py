@@ -13,7 +13,7 @@ sum r_ik (x_i - mu_k)(x_i - mu_k)' about the *current* means, and the observed
 log-likelihood.  The M-step turns them into the new means and the scatter
 matrices W_k = sum r_ik (x_i - xbar_k)(x_i - xbar_k)' and applies the structure's
 M-step (closed form for most structures; conditional maximisation steps, i.e.
-ECM, for VEI, VEE and VEV).
+ECM, for VEI, VEE, VEV, EVE and VVE).
 
 Coordinates.  SQUAREM works in unconstrained coordinates (``pack``): log-ratios
 log(pi_k / pi_1), means, and per structure log-variances or Cholesky factors
@@ -61,8 +61,8 @@ class DegenerateComponentWarning(UserWarning):
 # ----------------------------------------------------------------------------------
 
 ALIASES = {"full": "VVV", "tied": "EEE", "diag": "VVI", "spherical": "VII"}
-ALL_STRUCTURES = ("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EEV", "VEV",
-                  "EVV", "VVV")
+ALL_STRUCTURES = ("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EVE", "VVE",
+                  "EEV", "VEV", "EVV", "VVV")
 
 
 def _sym(a: np.ndarray) -> np.ndarray:
@@ -246,7 +246,7 @@ class _Decomposed(Structure):
     def __init__(self, K, d):
         super().__init__(K, d)
         self.diag = self.orient == "I"
-        self.iterative = self.name in ("VEI", "VEE", "VEV")
+        self.iterative = self.name in ("VEI", "VEE", "VEV", "EVE", "VVE")
 
     def n_var(self):
         K, d = self.K, self.d
@@ -279,6 +279,8 @@ class _Decomposed(Structure):
             A = A / np.exp(np.mean(np.log(A)))
             lam = float((w / A).sum() / (n * d))
             return lam * (V * A[None, None, :]) @ np.swapaxes(V, 1, 2)
+        if name in ("EVE", "VVE"):
+            return self._mstep_common_orientation(Nk, W, n, old)
         # iterative (ECM) structures: alternate volumes and the shape/orientation
         lam = np.array([np.exp(np.linalg.slogdet(c)[1] / d) for c in old])
         lam = np.where(np.isfinite(lam) & (lam > 0), lam, np.trace(W, axis1=1, axis2=2) /
@@ -310,9 +312,50 @@ class _Decomposed(Structure):
                 break
         return res
 
+    def _mstep_common_orientation(self, Nk, W, n, old):
+        """EVE / VVE: a common orientation D with variable shapes.
+
+        Conditional maximisation: given D, the volumes and shapes are those of EVI /
+        VVI in the rotated coordinates D'x; given them, D minimises
+        sum_k tr(W_k D Lambda_k^-1 D') over orthogonal matrices, by the MM algorithm
+        of Browne & McNicholas (2014): with w_k the largest eigenvalue of W_k,
+        (W_k - w_k I) is negative semi-definite, the objective is majorised by its
+        linearisation at the current D, and the minimiser of that linear function is
+        D = -U V' from the SVD U S V' of sum_k (W_k - w_k I) D Lambda_k^-1.
+        """
+        d = self.d
+        D = _orientation(old[0])
+        wmax = np.linalg.eigvalsh(W)[:, -1]
+        eye = np.eye(d)
+        obj_old = np.inf
+        for _ in range(5000):
+            R = np.einsum("ba,kbc,cd->kad", D, W, D)            # D' W_k D
+            dg = np.maximum(np.diagonal(R, axis1=1, axis2=2), 1e-300)
+            if self.name == "EVE":
+                det = np.exp(np.mean(np.log(dg), axis=1))
+                Lam = (det.sum() / n) * dg / det[:, None]
+            else:
+                Lam = dg / Nk[:, None]
+            G = np.einsum("kab,bc,kc->ac", W - wmax[:, None, None] * eye, D, 1.0 / Lam)
+            U, _, Vt = np.linalg.svd(G)
+            D = -U @ Vt
+            R = np.einsum("ba,kbc,cd->kad", D, W, D)
+            obj = float(np.sum(np.diagonal(R, axis1=1, axis2=2) / Lam)
+                        + np.sum(Nk * np.log(Lam).sum(axis=1)))
+            if abs(obj_old - obj) <= 1e-14 * abs(obj):
+                break
+            obj_old = obj
+        return np.einsum("ab,kb,cb->kac", D, Lam, D)
+
     # -- coordinates ----------------------------------------------------------------
     def _decompose(self, covs):
         K, d = self.K, self.d
+        if self.orient == "E" and self.shape == "V":
+            D1 = _orientation(covs[0])
+            R = np.einsum("ba,kbc,cd->kad", D1, covs, D1)
+            dg = np.diagonal(R, axis1=1, axis2=2)
+            lam = np.exp(np.mean(np.log(dg), axis=1))
+            return lam, dg / lam[:, None], np.broadcast_to(D1, (K, d, d))
         if self.orient == "I":
             dg = np.diagonal(covs, axis1=1, axis2=2)
             lam = np.exp(np.mean(np.log(dg), axis=1))
@@ -399,6 +442,17 @@ def _diag_stack(v):
     return out
 
 
+def _orientation(S):
+    """Eigenvectors of S (descending eigenvalues), signs fixed: non-negative diagonal and
+    det +1 (flipping the column with the smallest diagonal entry), for the Cayley map."""
+    _, V = np.linalg.eigh(S)
+    V = V[:, ::-1]
+    V = V * np.where(np.diag(V) < 0, -1.0, 1.0)[None, :]
+    if np.linalg.det(V) < 0:
+        V[:, np.argmin(np.diag(V))] *= -1.0
+    return V
+
+
 def _decomposed(name):
     return type(f"Structure{name}", (_Decomposed,),
                 {"name": name, "vol": name[0], "shape": name[1], "orient": name[2]})
@@ -411,7 +465,8 @@ STRUCTURES: dict[str, type[Structure]] = {
     "VVI": _linear("VVI", "diagonal", False),
     "EEE": _linear("EEE", "full", True),
     "VVV": _linear("VVV", "full", False),
-    **{nm: _decomposed(nm) for nm in ("EVI", "VEI", "EVV", "EEV", "VEE", "VEV")},
+    **{nm: _decomposed(nm) for nm in ("EVI", "VEI", "EVV", "EEV", "VEE", "VEV", "EVE",
+                                      "VVE")},
 }
 
 
@@ -582,7 +637,8 @@ class GaussianMixture(EMModel):
     covariance : str
         Covariance structure: an mclust name (``"VVV"``, ``"EEE"``, ``"VVI"``,
         ``"VII"``, ``"EII"``, ``"EEI"``, ``"EVI"``, ``"VEI"``, ``"EVV"``,
-        ``"EEV"``, ``"VEE"``, ``"VEV"``) or a scikit-learn alias (``"full"``,
+        ``"EEV"``, ``"VEE"``, ``"VEV"``, ``"EVE"``, ``"VVE"``) or a scikit-learn
+        alias (``"full"``,
         ``"tied"``, ``"diag"``, ``"spherical"``); ``"E"``/``"V"`` for one variable.
     reg_covar : float
         Added to the diagonal of every covariance in the M-step (default 0: the

@@ -19,6 +19,7 @@
 #   bic_default   mclustBIC() with mclust's default control (tol 1e-5), as Mclust(faithful)
 #   vvv           Mclust(G = 2 and 3, "VVV", tight control): pro, mean, sigma, loglik
 #   vvv_prior     the same with the default conjugate prior, priorControl() (MAP-EM)
+#   vve           Mclust(G = 2, "VVE", tight control): pro, mean, sigma, loglik
 #   mixtools      normalmixEM on faithful$waiting from fixed starting values,
 #                 k = 2 with unequal variances and with equal variances (arbvar = FALSE)
 
@@ -82,6 +83,11 @@ for (g in 2:3) {
   vvv_prior[[as.character(g)]] <- rec
 }
 
+# VVE, G = 2: mclust's estimate (its EM fixed point is checked in the tests: one exact
+# EM step from it still increases the log-likelihood)
+vve <- fit_record(Mclust(X, G = 2, modelNames = "VVE", initialization = list(hcPairs = hcp),
+                         control = ctl, verbose = FALSE))
+
 # mixtools on the waiting times, from fixed start values
 w <- faithful$waiting
 start <- list(lambda = c(0.5, 0.5), mu = c(55, 80), sigma = c(6, 6))
@@ -122,6 +128,7 @@ result <- list(
   bic_default = cols(b_def),
   vvv = vvv,
   vvv_prior = vvv_prior,
+  vve = vve,
   mixtools = mix
 )
 
