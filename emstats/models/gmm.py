@@ -1455,8 +1455,8 @@ class GMMResults(EMResults):
                  f"{len(self.init_logliks)} ({self.init}); final log-likelihoods range "
                  f"{np.min(self.init_logliks):.6f} .. {np.max(self.init_logliks):.6f}."]
         if self.model.prior is not None:
-            notes.append("MAP-EM with a conjugate prior; standard errors from a numerical "
-                         "Hessian of the log-posterior are not reported as Louis'.")
+            notes.append("MAP-EM with a conjugate prior: Log-Likelihood is at the MAP estimate; "
+                         "standard errors from a numerical Hessian of the log-posterior.")
         if self.collapsed:
             notes.append(f"WARNING: component(s) {[k + 1 for k in self.collapsed]} collapsed.")
         s.add_extra_txt(notes)
