@@ -42,12 +42,13 @@ small enough that the BLAS runs single-threaded, so the result is deterministic.
 """
 
 from cython.parallel cimport prange
-from libc.math cimport exp2, log, INFINITY, isfinite
+from libc.math cimport log, INFINITY, isfinite
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from scipy.linalg.cython_blas cimport dgemm
 
 cdef extern from "hmm_rows.h" nogil:
+    double hmm_exp_clamped(double y)
     void hmm_diag_logdens(const double* Xt, int64_t T, int64_t r0, int64_t m, int64_t d,
                           int64_t K, const double* mu, const double* iv, const double* lc,
                           double* L)
@@ -55,49 +56,17 @@ cdef extern from "hmm_rows.h" nogil:
 
 cdef Py_ssize_t CHUNK = 4096
 cdef Py_ssize_t EBLOCK = 256      # rows per transposed block of the emission pass
-cdef double INV_STEP = 92.332482616893656877      # 64 / log(2)
-cdef double STEP_HI = 6.93147180369123816490e-01 / 64.0   # log(2)/64, high part (exact n * STEP_HI)
-cdef double STEP_LO = 1.90821492927058770002e-10 / 64.0   # and the rest
 cdef double BIG = 1e200
 cdef double SMALL = 1e-200
-cdef double EXP_TAB[64]                           # 2^(j/64)
-cdef int _j
-for _j in range(64):
-    EXP_TAB[_j] = exp2(_j / 64.0)
-
-
-cdef union _Bits:
-    double d
-    int64_t i
-
-
-cdef inline double _exp_neg(double x) noexcept nogil:
-    """exp(x) for x <= 0 (0 below -708).  x = (64 m + j) log(2)/64 + r with |r| <= log(2)/128
-    (Cody-Waite reduction), exp(x) = 2^m 2^(j/64) exp(r): a 64-entry table, exp(r) by its
-    Taylor polynomial of degree 5 (truncation error below 4e-17 relative) and 2^m from the
-    exponent bits.  Short, inlined and branch-light, unlike a call to libm's exp; relative
-    error within a few units in the last place (checked against numpy in the tests)."""
-    cdef double r, p
-    cdef int64_t n
-    cdef _Bits u
-    if x < -708.0:
-        return 0.0
-    n = <int64_t> (x * INV_STEP - 0.5)
-    r = (x - n * STEP_HI) - n * STEP_LO
-    p = r * (1.0 / 120.0) + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
-    u.i = ((n >> 6) + 1023) << 52
-    return EXP_TAB[n & 63] * p * u.d
 
 
 def exp_nonpositive(const double[::1] x, double[::1] out):
-    """The kernels' exponential of non-positive arguments (for tests)."""
+    """The kernels' exponential (``hmm_exp_clamped`` of hmm_rows.h) of x <= 0, zero below
+    -708 as in the emission pass (for tests)."""
     cdef Py_ssize_t i
     for i in range(x.shape[0]):
-        out[i] = _exp_neg(x[i])
+        out[i] = 0.0 if x[i] < -708.0 else hmm_exp_clamped(x[i])
+
 
 cdef struct Emis:
     int etype
