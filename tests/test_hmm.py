@@ -420,6 +420,9 @@ def test_n_init_and_seed():
     assert r4.llf >= r1.llf - 1e-8 * abs(r1.llf) or r4.llf == max(r4.extra["start_logliks"])
     r4b = m.fit(n_init=4, seed=3)
     assert r4b.llf == r4.llf
+    r0 = m.fit(n_init=4, seed=3, cov_type=None)
+    assert r0.llf == pytest.approx(r4.llf, rel=1e-9) and r0.bse.isna().all()
+    assert "None" in str(r0.summary()) or "none" in str(r0.summary()).lower()
 
 
 # ----------------------------------------------------------------------------------------

@@ -1434,8 +1434,10 @@ class HiddenMarkovModel(EMModel):
             best is finished and reported.
         seed : int, optional
             Seed of the random starts.
-        cov_type : {"louis", "numerical"}
-            Exact observed information (default) or a numerical Hessian.
+        cov_type : {"louis", "numerical"} or None
+            Exact observed information (default), a numerical Hessian, or None to
+            skip standard errors (they cost O(T P^2 K^2) for P parameters, which
+            matters for long data with many states).
         n_threads : int, optional
             Threads of the kernels.
         boundary_tol : float
@@ -1496,6 +1498,11 @@ class HiddenMarkovModel(EMModel):
                  "boundary": boundary, "full_model": self}
         n_free = self.n_params
         c0 = run.convergence
+        if cov_type is None:
+            theta = model.to_inference(p)
+            return HMMResults(model, theta, np.full((len(theta), len(theta)), np.nan),
+                              llf=model.loglike(p), nobs=self.T, df_model=float(n_free),
+                              cov_type="none", convergence=c0, raw_params=p, extra=extra)
         # finish (a step or two from the converged start) and compute the information
         res = fit_model(model, HMMResults, start_params=p, method=method,
                         maxiter=max(1, int(maxiter) - c0.n_iter), tol=tol, cov_type=cov_type,
