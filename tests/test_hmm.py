@@ -249,6 +249,10 @@ def test_gradient_and_hessian_away_from_the_mle():
     np.testing.assert_allclose(g, gn, rtol=1e-6, atol=1e-6 * np.abs(gn).max())
     hn = approx_hess3(th, m.loglike_inference)
     assert np.abs(h - hn).max() <= 1e-4 * np.abs(hn).max()
+    # Louis' identity with the exact second moments gives the same score and information
+    score, pieces = m.score_and_louis(p)
+    np.testing.assert_allclose(score, g, rtol=1e-10, atol=1e-10 * np.abs(g).max())
+    np.testing.assert_allclose(pieces.observed, -h, rtol=1e-9, atol=1e-11 * np.abs(h).max())
 
 
 # ----------------------------------------------------------------------------------------

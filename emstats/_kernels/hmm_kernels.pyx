@@ -55,6 +55,7 @@ cdef extern from "hmm_rows.h" nogil:
     int hmm_max_exp(double* L, int64_t m, int64_t K, double* b, double* mx, int log_only)
 
 cdef Py_ssize_t CHUNK = 4096
+cdef double GAMMA_MIN = 1e-280   # smoothed probabilities below this count as zero (Louis)
 cdef Py_ssize_t EBLOCK = 256      # rows per transposed block of the emission pass
 cdef double BIG = 1e200
 cdef double SMALL = 1e-200
@@ -500,3 +501,95 @@ def viterbi(const double[:, ::1] logd, const double[:, ::1] logA, const double[:
             seq_logp[s] = _viterbi_seq(&logd[r0, 0], r1 - r0, K, &logA[0, 0], &loginit[0],
                                        work, work + K, &bp[r0, 0], &path[r0])
         free(work)
+
+
+def louis_rows(Py_ssize_t r0, Py_ssize_t r1, const double[:, ::1] al, const double[:, ::1] w,
+               const double[:, ::1] gam, const double[:, ::1] A, const double[:, ::1] g,
+               Py_ssize_t goff, const int64_t[::1] trow, const int64_t[::1] tcol,
+               const int64_t[::1] tlast, Py_ssize_t oA, Py_ssize_t e0, Py_ssize_t q,
+               double[:, ::1] mu, double[:, ::1] C, double[:, ::1] FF):
+    """Louis' second moments of the complete-data score: advance over rows t in [r0, r1),
+    none of them the first row of its sequence.
+
+    Uses alpha_(t-1) (``al``), w_t = b_t beta_t / c_t (``w``), gamma_t (``gam``), the
+    emission gradients g_t (row t - goff of ``g``: K blocks of q) and the transition
+    coordinates (row, column, last free column of each; ``oA`` is the first).  With
+    xi_t(k, l) = alpha_(t-1)(k) A_kl w_t(l) and mu(l) = E[F_(t-1) | S_(t-1) = l, y] on
+    entry (F_t: complete-data score of the rows up to t), it adds to ``C`` the products
+    sum_kl xi_t(k, l) mu(k) f_t(k, l)' and the same-time transition-emission products
+    sum_kl xi_t(k, l) fA(k, l) g_t(l)', to ``FF`` the same-time emission products
+    sum_l gamma_t(l) g_t(l) g_t(l)', and leaves mu(l) = E[F_t | S_t = l, y] (the
+    posterior of the states is a Markov chain with backward transition probabilities
+    xi_t(k, l) / gamma_t(l)).  Cost O(P (K^2 + K q + P_A)) per row for P coordinates.
+    """
+    cdef Py_ssize_t K = A.shape[0], P = mu.shape[1], PA = trow.shape[0]
+    cdef Py_ssize_t t, k, l, p, a, c, pp, j, last
+    cdef double x, inv, coef
+    cdef const double* ap
+    cdef const double* wt
+    cdef const double* gt
+    cdef const double* gr
+    cdef double* nu = <double*> malloc(K * P * sizeof(double))
+    with nogil:
+        for t in range(r0, r1):
+            ap = &al[t - 1, 0]
+            wt = &w[t, 0]
+            gt = &gam[t, 0]
+            gr = &g[t - goff, 0]
+            for c in range(K * P):
+                nu[c] = 0.0
+            for k in range(K):
+                for l in range(K):
+                    x = ap[k] * A[k, l] * wt[l]
+                    if x != 0.0:
+                        for p in range(P):
+                            nu[l * P + p] = nu[l * P + p] + x * mu[k, p]
+            # C: sum_l nu(l) g_t(l)'  (emission part of f_t)
+            for l in range(K):
+                for p in range(P):
+                    x = nu[l * P + p]
+                    if x != 0.0:
+                        for a in range(q):
+                            C[p, e0 + l * q + a] = C[p, e0 + l * q + a] + x * gr[l * q + a]
+            # C: transition part of f_t, and same-time transition x emission products
+            for pp in range(PA):
+                k = trow[pp]
+                j = tcol[pp]
+                last = tlast[pp]
+                coef = ap[k] * (wt[j] - wt[last])
+                for p in range(P):
+                    C[p, oA + pp] = C[p, oA + pp] + mu[k, p] * coef
+                for a in range(q):
+                    C[oA + pp, e0 + j * q + a] = (C[oA + pp, e0 + j * q + a]
+                                                  + ap[k] * wt[j] * gr[j * q + a])
+                    C[oA + pp, e0 + last * q + a] = (C[oA + pp, e0 + last * q + a]
+                                                     - ap[k] * wt[last] * gr[last * q + a])
+            # FF: same-time emission x emission
+            for l in range(K):
+                for a in range(q):
+                    x = gt[l] * gr[l * q + a]
+                    for c in range(q):
+                        FF[e0 + l * q + a, e0 + l * q + c] = (FF[e0 + l * q + a, e0 + l * q + c]
+                                                              + x * gr[l * q + c])
+            # mu(l) = E[F_t | S_t = l, y]
+            # (a state with posterior probability below GAMMA_MIN contributes nothing that
+            # double precision can see; its conditional mean is set to zero)
+            for l in range(K):
+                if gt[l] > GAMMA_MIN:
+                    inv = gt[l]
+                    for p in range(P):
+                        mu[l, p] = nu[l * P + p] / inv
+                    for a in range(q):
+                        mu[l, e0 + l * q + a] = mu[l, e0 + l * q + a] + gr[l * q + a]
+                else:
+                    for p in range(P):
+                        mu[l, p] = 0.0
+            for pp in range(PA):
+                k = trow[pp]
+                j = tcol[pp]
+                last = tlast[pp]
+                if gt[j] > GAMMA_MIN:
+                    mu[j, oA + pp] = mu[j, oA + pp] + ap[k] * wt[j] / gt[j]
+                if gt[last] > GAMMA_MIN:
+                    mu[last, oA + pp] = mu[last, oA + pp] - ap[k] * wt[last] / gt[last]
+    free(nu)

@@ -26,19 +26,23 @@ variances to logs, full covariances to log-Cholesky factors.  Inference
 except the last free one (which is the complement), rates, means, variances
 and the lower triangle of each covariance matrix.
 
-Standard errors.  The observed information is computed exactly by
-differentiating the scaled forward recursion twice (Lystig & Hughes 2002,
-J. Comput. Graph. Statist. 11, 678-689): with a_t the normalised forward
-vector, D_t and E_t its first and second derivatives (divided by the same
-scale factors), a_t = u_t * b_t / c_t with u_t = a_(t-1) A gives
+Standard errors.  The observed information is exact, by Louis' identity with the
+exact conditional second moments of the complete-data score (``score_and_louis``).
+The score is a sum of terms f_t(S_(t-1), S_t), each sparse (one row of transition
+coordinates and one state's emission block).  Given the data the states form a
+Markov chain with backward transition probabilities xi_t(k, l) / gamma_t(l), so
+E[Sc Sc' | y] follows from one forward pass carrying, for each state l, the
+conditional mean mu_t(l) = E[f_1 + ... + f_t | S_t = l, y]:
 
-    D_t = (Du_t * b_t + u_t * db_t) / c_t
-    E_t = (Eu_t * b_t + Du_t x db_t + db_t x Du_t + u_t * d2b_t) / c_t
+    mu_t(l) = sum_k xi_t(k, l) (mu_(t-1)(k) + f_t(k, l)) / gamma_t(l),
+    E[Sc Sc'] = sum_t sum_kl xi_t(k, l) (f_t f_t' + mu_(t-1)(k) f_t' + f_t mu_(t-1)(k)'),
 
-and at the end grad log L = D_T 1, Hess log L = E_T 1 - (D_T 1)(D_T 1)'.
-The expected complete-data information follows from the posterior counts and
-emission statistics; Louis' missing information is their difference, which
-gives the fraction of missing information (EM's rate) in the diagnostics.
+at O(P (K^2 + K q + P_A)) per row (kernel ``louis_rows``).  The missing information
+is E[Sc Sc' | y] - E[Sc | y] E[Sc | y]' summed over sequences; the expected
+complete-data information comes from the posterior counts and emission statistics.
+An independent exact route, differentiating the scaled forward recursion twice
+(Lystig & Hughes 2002, J. Comput. Graph. Statist. 11, 678-689;
+``loglike_derivatives``, O(T P^2 K^2)), agrees to rounding and serves as a check.
 
 Probabilities that converge to zero (e.g. a start distribution estimated from
 one sequence, which always ends on a vertex) lie on the boundary of the
@@ -238,10 +242,12 @@ class PoissonEmission(_Emission):
         x = X[:, :1]
         return special.xlogy(x, lam[None, :]) - lam[None, :] - special.gammaln(x + 1.0)
 
-    def derivs(self, X, codes, em):
+    def derivs(self, X, codes, em, hess=True):
         lam = em["rates"]
         x = X[:, :1]
         g = (x / lam - 1.0)[:, :, None]
+        if not hess:
+            return g, None
         h = (-x / lam**2)[:, :, None, None]
         return g, h
 
@@ -323,13 +329,15 @@ class GaussianDiagEmission(_Emission):
         return (-0.5 * self.d * LOG_2PI - 0.5 * np.log(v).sum(axis=1)[None]
                 - 0.5 * (r**2 / v[None]).sum(axis=2))
 
-    def derivs(self, X, codes, em):
+    def derivs(self, X, codes, em, hess=True):
         mu, v = em["means"], em["vars"]
         d = self.d
         r = X[:, None, :] - mu[None]                     # (n, K, d)
         iv = 1.0 / v[None]
         n = X.shape[0]
         g = np.concatenate([r * iv, -0.5 * iv + 0.5 * r**2 * iv**2], axis=2)
+        if not hess:
+            return g, None
         h = np.zeros((n, self.K, 2 * d, 2 * d))
         idx = np.arange(d)
         h[:, :, idx, idx] = -iv
@@ -454,11 +462,11 @@ class GaussianFullEmission(_Emission):
                          - 0.5 * (z**2).sum(axis=0))
         return out
 
-    def derivs(self, X, codes, em):
+    def derivs(self, X, codes, em, hess=True):
         n, d, K, q = X.shape[0], self.d, self.K, self.q
         E = self._E
         g = np.empty((n, K, q))
-        h = np.empty((n, K, q, q))
+        h = np.empty((n, K, q, q)) if hess else None
         for k in range(K):
             S = np.linalg.inv(em["covs"][k])
             S = 0.5 * (S + S.T)
@@ -468,6 +476,8 @@ class GaussianFullEmission(_Emission):
             zz = np.einsum("nia,na->ni", W, z)              # z' E_i z
             trSE = np.einsum("iab,ba->i", E, S)             # tr(S E_i)
             g[:, k, d:] = 0.5 * (zz - trSE)
+            if not hess:
+                continue
             h[:, k, :d, :d] = -S
             hms = -np.einsum("ab,nib->nai", S, W)           # -S E_i z
             h[:, k, :d, d:] = hms
@@ -547,19 +557,21 @@ class CategoricalEmission(_Emission):
         with np.errstate(divide="ignore"):
             return np.log(em["probs"][:, codes].T)
 
-    def derivs(self, X, codes, em):
+    def derivs(self, X, codes, em, hess=True):
         n, K, M = len(codes), self.K, self.M
         p = em["probs"]
         g = np.zeros((n, K, M - 1))
-        h = np.zeros((n, K, M - 1, M - 1))
-        for k in range(K):
-            inner = codes < M - 1
-            rows = np.flatnonzero(inner)
-            g[rows, k, codes[rows]] = 1.0 / p[k, codes[rows]]
-            h[rows, k, codes[rows], codes[rows]] = -1.0 / p[k, codes[rows]] ** 2
-            last = ~inner
-            g[last, k, :] = -1.0 / p[k, M - 1]
-            h[last, k] = -1.0 / p[k, M - 1] ** 2
+        h = np.zeros((n, K, M - 1, M - 1)) if hess else None
+        inner = codes < M - 1
+        rows = np.flatnonzero(inner)
+        last = ~inner
+        with np.errstate(divide="ignore"):
+            for k in range(K):
+                g[rows, k, codes[rows]] = 1.0 / p[k, codes[rows]]
+                g[last, k, :] = -1.0 / p[k, M - 1]
+                if hess:
+                    h[rows, k, codes[rows], codes[rows]] = -1.0 / p[k, codes[rows]] ** 2
+                    h[last, k] = -1.0 / p[k, M - 1] ** 2
         return g, h
 
     def init(self, rng, model, attempt):
@@ -1333,7 +1345,7 @@ class HiddenMarkovModel(EMModel):
         for r0 in range(0, self.T, ch):
             rows = np.arange(r0, min(self.T, r0 + ch))
             Xr, cr = self._emission_rows(rows)
-            _, h = self.emission.derivs(Xr, cr, params.emission)
+            _, h = self.emission.derivs(Xr, cr, params.emission, hess=True)
             hk_ = -np.einsum("nk,nkab->kab", gam[rows], h)
             for k in range(K):
                 sl = slice(e0 + k * q, e0 + (k + 1) * q)
@@ -1341,15 +1353,71 @@ class HiddenMarkovModel(EMModel):
         return 0.5 * (info + info.T)
 
     def score_and_louis(self, params: HMMParams):
+        """Observed-data score and Louis' pieces, exactly, in inference coordinates.
+
+        The complete-data score is a sum over time of terms f_t(S_t-1, S_t) that are
+        sparse (one row of transition coordinates, one state's emission block).  Given
+        the data the states form a Markov chain, so E[Sc Sc' | y] needs only, per
+        state l, the conditional mean mu_t(l) = E[F_t | S_t = l, y] of the score of the
+        rows up to t, carried forward with the backward transition probabilities
+        xi_t(k, l) / gamma_t(l) (kernel ``louis_rows``).  Then the missing information
+        is E[Sc Sc' | y] - E[Sc | y] E[Sc | y]' (summed over sequences), the complete
+        information comes from the posterior counts, and the score is E[Sc | y].
+        """
         stats, ll = self.e_step(params)
         if stats is None:
             raise FloatingPointError("the log-likelihood is not finite at these parameters")
         comp = self.complete_information(params, stats)
-        grad, hess = self.loglike_derivatives(params)
-        return grad, LouisPieces(comp, comp + hess)
+        b, _, al, _, gam = self._get_buffers()
+        P, K = self.n_params, self.K
+        q = self.emission.q
+        oA = self.n_init_params
+        e0 = oA + self.n_trans_params
+        A = np.ascontiguousarray(params.transmat)
+        d0 = params.startprob
+        dd, _ = self._init_derivs(params)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fdelta = np.where(d0 > 0, dd / d0, 0.0).T          # (K, P): d log delta_l
+        idx = self._rows_A.index
+        trow = np.array([i for i, _, _ in idx], dtype=np.int64)
+        tcol = np.array([j for _, j, _ in idx], dtype=np.int64)
+        tlast = np.array([la for _, _, la in idx], dtype=np.int64)
+        C = np.zeros((P, P))
+        FF = np.zeros((P, P))
+        SS = np.zeros((P, P))
+        score = np.zeros(P)
+        ch = 16384
+        for s in range(self.n_seq):
+            r0, r1 = int(self.seq_start[s]), int(self.seq_start[s + 1])
+            mu = None
+            for c0 in range(r0, r1, ch):
+                c1 = min(r1, c0 + ch)
+                rows = np.arange(c0, c1)
+                Xr, cr = self._emission_rows(rows)
+                g = self.emission.derivs(Xr, cr, params.emission, hess=False)[0]
+                g = np.ascontiguousarray(g.reshape(c1 - c0, K * q))
+                start = c0
+                if c0 == r0:
+                    mu = fdelta.copy()
+                    for k in range(K):
+                        mu[k, e0 + k * q:e0 + (k + 1) * q] += g[0, k * q:(k + 1) * q]
+                    FF += mu.T @ (gam[r0][:, None] * mu)
+                    start = r0 + 1
+                hk.louis_rows(start, c1, al, b, gam, A, g, c0, trow, tcol, tlast, oA, e0, q,
+                              mu, C, FF)
+            sc = gam[r1 - 1] @ mu
+            score += sc
+            SS += np.outer(sc, sc)
+        dA = self._trans_derivs()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            wA = np.where(A > 0, stats["xi"] / A**2, 0.0)
+        FA = np.einsum("pij,ij,qij->pq", dA, wA, dA)
+        missing = FF + FA + C + C.T - SS
+        missing = 0.5 * (missing + missing.T)
+        return score, LouisPieces(comp, missing)
 
     def score(self, params: HMMParams) -> np.ndarray:
-        return self.loglike_derivatives(params)[0]
+        return self.score_and_louis(params)[0]
 
     def louis(self, params: HMMParams) -> LouisPieces:
         return self.score_and_louis(params)[1]
