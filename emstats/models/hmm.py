@@ -1341,7 +1341,7 @@ class HiddenMarkovModel(EMModel):
         with np.errstate(divide="ignore", invalid="ignore"):
             wA = np.where(A > 0, stats["xi"] / A**2, 0.0)
         info += np.einsum("pij,ij,qij->pq", dA, wA, dA)
-        ch = 8192
+        ch = max(64, 4_000_000 // (K * q * q))       # rows per chunk: h has K q^2 per row
         for r0 in range(0, self.T, ch):
             rows = np.arange(r0, min(self.T, r0 + ch))
             Xr, cr = self._emission_rows(rows)
