@@ -138,6 +138,28 @@ def test_map_prior_matches_mclust(k):
     assert res.log_posterior > -np.inf
 
 
+@pytest.mark.parametrize("cov", ["EEE", "VVI", "VII"])
+def test_map_prior_other_structures_match_mclust(cov):
+    ref = FX["prior_other"][cov]
+    pr = ref["prior"]
+    m = gmm(FAITHFUL, k=2, covariance=cov, prior=True)
+    np.testing.assert_allclose(m.prior["scale"], np.array(pr["scale"]), rtol=1e-12)
+    assert m.prior["dof"] == pr["dof"]
+    res = m.fit(init=HC[2], tol=1e-13)
+    pro, mu, sig = _sorted_ref(ref)
+    assert _rel(res.means, mu) < 1e-5
+    assert _rel(np.diagonal(res.covariances.to_numpy().reshape(2, 2, 2), axis1=1, axis2=2),
+                np.diagonal(sig, axis1=1, axis2=2)) < 1e-5
+    assert _rel(res.weights, pro) < 1e-5
+    assert _rel(res.llf, ref["loglik"]) < 1e-8
+    assert res.convergence.n_decreases == 0
+
+
+def test_prior_not_available_for_other_structures():
+    with pytest.raises(ValueError, match="prior= is implemented for"):
+        gmm(FAITHFUL, k=2, covariance="EII", prior=True)
+
+
 @pytest.mark.parametrize("case,cov", [("unequal", "V"), ("equal", "E")])
 def test_mixtools_normalmixem(case, cov):
     ref = FX["mixtools"][case]

@@ -50,6 +50,7 @@ from ..inference.fit import fit_model
 from ..inference.results import EMResults
 
 LOG_2PI = math.log(2.0 * math.pi)
+PRIOR_STRUCTURES = ("VVV", "EEE", "VVI", "VII")
 
 
 class DegenerateComponentWarning(UserWarning):
@@ -645,7 +646,7 @@ class GaussianMixture(EMModel):
         plain MLE, as mclust).
     prior : bool or dict, optional
         Conjugate normal / inverse-Wishart prior for MAP-EM, as mclust's
-        ``priorControl()`` (VVV, EEE, VVI, EEI, VII, EII).  ``True`` uses mclust's
+        ``priorControl()`` (VVV, EEE, VVI, VII).  ``True`` uses mclust's
         default hyperparameters; a dict may override ``shrinkage``, ``mean``,
         ``dof`` and ``scale``.
     missing : {"raise", "drop"}
@@ -709,8 +710,8 @@ class GaussianMixture(EMModel):
     def _make_prior(self, prior):
         if prior is None or prior is False:
             return None
-        if self.covariance != "VVV":
-            raise ValueError(f"prior= is implemented for the VVV structure only, not "
+        if self.covariance not in PRIOR_STRUCTURES:
+            raise ValueError(f"prior= is implemented for {', '.join(PRIOR_STRUCTURES)}, not "
                              f"{self.covariance}")
         opts = {} if prior is True else dict(prior)
         unknown = set(opts) - {"shrinkage", "mean", "dof", "scale"}
@@ -839,24 +840,67 @@ class GaussianMixture(EMModel):
         weights = np.maximum(N, 0.0) / n
         return GMMParams(weights, means, covs)
 
+    def _prior_power(self) -> float:
+        """The exponent a of the prior's determinant term, -(a/2) log|Sigma| per covariance
+        unit (a matrix, a diagonal element or a spherical variance), as in mclust's M-steps
+        with a prior (the MAP covariance is (scale + W~) / (N + a), N the rows behind the
+        unit, times d for a spherical variance)."""
+        nu, d, K = self.prior["dof"], self.d, self.K
+        return {"VVV": nu + d + 2.0, "EEE": nu + d + 1.0 + K, "VVI": nu + 3.0,
+                "VII": nu + d + 2.0}[self.covariance]
+
     def _map_covs(self, Nk, W, W_extra, n):
-        """MAP covariances under the conjugate prior (VVV; Fraley & Raftery 2007)."""
+        """MAP covariances under the conjugate prior (Fraley & Raftery 2007): the scatter
+        W~ = W + kappa N/(N + kappa) (xbar - m)(xbar - m)' plus the prior scale, over the
+        weight of the data and of the prior."""
         pr = self.prior
-        d = self.d
-        return (pr["scale"][None] + W + W_extra) / (pr["dof"] + Nk + d + 2.0)[:, None, None]
+        st = self.structure
+        K, d = self.K, self.d
+        a = self._prior_power()
+        scale = pr["scale"]
+        Wt = W + W_extra
+        if st.kind == "full":
+            if st.shared:
+                S = (scale + Wt.sum(axis=0)) / (n + a)
+                return np.broadcast_to(S, (K, d, d)).copy()
+            return (scale[None] + Wt) / (Nk + a)[:, None, None]
+        if st.kind == "diagonal":
+            dg = np.diagonal(Wt, axis1=1, axis2=2)
+            if st.shared:
+                return _diag_stack(np.broadcast_to((scale + dg.sum(axis=0)) / (n + a), (K, d)))
+            return _diag_stack((scale + dg) / (Nk + a)[:, None])
+        tr = np.trace(Wt, axis1=1, axis2=2)
+        if st.shared:
+            v = np.full(K, (scale + tr.sum()) / (n * d + a))
+        else:
+            v = (scale + tr) / (Nk * d + a)
+        return _diag_stack(np.repeat(v[:, None], d, axis=1))
 
     def _log_prior(self, params: GMMParams) -> float:
-        """Log density of the normal / inverse-Wishart prior, up to a constant."""
+        """Log density of the prior whose MAP M-step is :meth:`_map_covs`, up to a constant:
+        -(a/2) log|Sigma| - tr(Sigma^-1 scale)/2 per covariance unit, and
+        -(kappa/2) (mu_k - m)' Sigma_k^-1 (mu_k - m) per component."""
         pr = self.prior
-        d = self.d
-        kap, nu, scale, m0 = pr["shrinkage"], pr["dof"], pr["scale"], pr["mean"]
+        st = self.structure
+        kap, scale, m0 = pr["shrinkage"], pr["scale"], pr["mean"]
+        a = self._prior_power()
+        covs = params.covariances
         out = 0.0
-        for mu, S in zip(params.means, params.covariances, strict=True):
-            c = sla.cho_factor(S, lower=True)
-            logdet = 2.0 * float(np.log(np.diag(c[0])).sum())
+        for mu, S in zip(params.means, covs, strict=True):
             e = mu - m0
-            out += (-0.5 * (nu + d + 2.0) * logdet - 0.5 * kap * float(e @ sla.cho_solve(c, e))
-                    - 0.5 * float(np.trace(sla.cho_solve(c, scale))))
+            out -= 0.5 * kap * float(e @ np.linalg.solve(S, e))
+        units = covs[:1] if st.shared else covs
+        for S in units:
+            if st.kind == "full":
+                c = sla.cho_factor(S, lower=True)
+                logdet = 2.0 * float(np.log(np.diag(c[0])).sum())
+                out += -0.5 * a * logdet - 0.5 * float(np.trace(sla.cho_solve(c, scale)))
+            elif st.kind == "diagonal":
+                v = np.diag(S)
+                out += float(np.sum(-0.5 * a * np.log(v) - 0.5 * scale / v))
+            else:
+                v = S[0, 0]
+                out += -0.5 * a * math.log(v) - 0.5 * float(scale) / v
         return out
 
     def _guard(self, covs):

@@ -19,6 +19,7 @@
 #   bic_default   mclustBIC() with mclust's default control (tol 1e-5), as Mclust(faithful)
 #   vvv           Mclust(G = 2 and 3, "VVV", tight control): pro, mean, sigma, loglik
 #   vvv_prior     the same with the default conjugate prior, priorControl() (MAP-EM)
+#   prior_other   Mclust(G = 2, "EEE" / "VVI" / "VII", priorControl()), as vvv_prior
 #   vve           Mclust(G = 2, "VVE", tight control): pro, mean, sigma, loglik
 #   mixtools      normalmixEM on faithful$waiting from fixed starting values,
 #                 k = 2 with unequal variances and with equal variances (arbvar = FALSE)
@@ -83,6 +84,16 @@ for (g in 2:3) {
   vvv_prior[[as.character(g)]] <- rec
 }
 
+# MAP with the default prior for the other structures emstats supports, G = 2
+prior_other <- list()
+for (m in c("EEE", "VVI", "VII")) {
+  f <- Mclust(X, G = 2, modelNames = m, initialization = list(hcPairs = hcp),
+              control = ctl, prior = priorControl(), verbose = FALSE)
+  rec <- fit_record(f)
+  rec$prior <- defaultPrior(X, G = 2, modelName = m)
+  prior_other[[m]] <- rec
+}
+
 # VVE, G = 2: mclust's estimate (its EM fixed point is checked in the tests: one exact
 # EM step from it still increases the log-likelihood)
 vve <- fit_record(Mclust(X, G = 2, modelNames = "VVE", initialization = list(hcPairs = hcp),
@@ -128,6 +139,7 @@ result <- list(
   bic_default = cols(b_def),
   vvv = vvv,
   vvv_prior = vvv_prior,
+  prior_other = prior_other,
   vve = vve,
   mixtools = mix
 )
