@@ -1262,6 +1262,11 @@ class GaussianMixture(EMModel):
         if method not in ("em", "squarem", "newton"):
             raise ValueError(f"method must be 'em', 'squarem' or 'newton', got {method!r}")
         best, runs = self._run_starts(init, n_init, seed, start_params, method, maxiter, tol)
+        return self._finish(best, runs, method, maxiter, tol, cov_type, progress)
+
+    def _finish(self, best, runs, method, maxiter, tol, cov_type=None, progress=False):
+        """Results from the best start: refit through ``fit_model`` for the standard errors
+        and diagnostics, with the convergence record of the whole run."""
         how, run, _, collapsed, _ = best
         params = run.params.sorted()
         if cov_type is None:
@@ -1306,7 +1311,7 @@ class GaussianMixture(EMModel):
                 "singular, or a component emptied) and was floored; the likelihood is "
                 "unbounded there, and standard errors are not available.  Use fewer "
                 "components, reg_covar > 0 or prior=True.",
-                DegenerateComponentWarning, stacklevel=2,
+                DegenerateComponentWarning, stacklevel=3,
             )
         return res
 
@@ -1546,6 +1551,8 @@ class GMMSelection:
         sign), ``degenerate`` (a component collapsed: such fits are not selected).
     best : GMMResults
         The fit with the largest BIC (mclust's sign) among non-degenerate fits.
+    fits : dict
+        The fitted models, keyed by (structure, k).
     """
 
     def __init__(self, table, best, fits):
@@ -1673,7 +1680,7 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
                                     _prepared=prepared)
             model._n_threads = resolve_threads(n_threads)
             this_init = init[kk] if isinstance(init, dict) else init
-            best, _ = model._run_starts(this_init, n_init, seed, None, method, maxiter, tol)
+            best, runs = model._run_starts(this_init, n_init, seed, None, method, maxiter, tol)
             run = best[1]
             ll = run.loglik
             npar = model.n_free
@@ -1686,11 +1693,10 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
             rows.append({"covariance": model.covariance, "k": kk, "loglik": ll, "npar": npar,
                          "bic": bic, "bic_min": -bic, "icl": bic + 2.0 * ent,
                          "degenerate": bool(best[3]), "converged": run.convergence.converged})
-            fits[(model.covariance, kk)] = (model, p)
+            fits[(model.covariance, kk)] = (model, best, runs)
     table = pd.DataFrame(rows)
     ok = table[~table["degenerate"]]
     pick = (ok if len(ok) else table).sort_values("bic", ascending=False).iloc[0]
-    model, p = fits[(pick["covariance"], int(pick["k"]))]
-    best = model.fit(start_params=p, method=method, maxiter=maxiter, tol=tol,
-                     n_threads=n_threads)
-    return GMMSelection(table, best, fits)
+    model, best_run, runs = fits[(pick["covariance"], int(pick["k"]))]
+    best = model._finish(best_run, runs, method, maxiter, tol)
+    return GMMSelection(table, best, {key: val[0] for key, val in fits.items()})
