@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from results.fixtures import load_fixture
 from scipy import stats
 from statsmodels.tools.numdiff import approx_hess3
 
@@ -23,7 +24,6 @@ from emstats.models.gmm import (
     gmm,
     gmm_select,
 )
-from tests.results.fixtures import load_fixture
 
 FX = load_fixture("gmm_faithful")
 FAITHFUL = emstats.datasets.load("faithful")
