@@ -316,6 +316,31 @@ def test_results_objects_predict_and_sample():
     assert res.icl <= res.bic_mclust
 
 
+def test_plot_density_marginal_matches_two_variable_fit():
+    """The contours of a 3-variable fit use the 2-D marginal mixture."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = gmm(_sim3(), k=2, covariance="VVV").fit(n_init=1)
+    pts = np.array([[0.0, 0.5], [3.0, 2.5], [1.0, -1.0]])
+    p = res.raw_params
+    ref = sum(p.weights[k] * stats.multivariate_normal(
+        p.means[k, [0, 2]], p.covariances[k][np.ix_([0, 2], [0, 2])]).pdf(pts) for k in range(2))
+    np.testing.assert_allclose(res._marginal_density(pts, [0, 2]), ref, rtol=1e-12)
+    r2 = gmm(FAITHFUL, k=2).fit(n_init=1)
+    new = np.array([[2.0, 50.0], [4.0, 80.0]])
+    np.testing.assert_allclose(r2._marginal_density(new, [0, 1]),
+                               np.exp(r2.score_samples(new)), rtol=1e-12)
+    fig, ax = plt.subplots()
+    res.plot_density(ax=ax, variables=("x0", "x2"), grid=30)
+    assert ax.get_xlabel() == "x0" and ax.get_ylabel() == "x2"
+    with pytest.raises(ValueError, match="two different variables"):
+        res.plot_density(ax=ax, variables=(0, 0))
+    plt.close(fig)
+
+
 def test_caller_frame_not_modified():
     df = FAITHFUL.copy()
     df.loc[3, "waiting"] = np.nan

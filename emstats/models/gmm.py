@@ -1511,27 +1511,66 @@ class GMMResults(EMResults):
         s.add_extra_txt(notes)
         return s
 
-    def plot_density(self, ax=None, levels: int = 10, grid: int = 200, points: bool = True):
-        """Contours of the fitted density over the first two variables (matplotlib)."""
+    def _marginal_density(self, pts: np.ndarray, idx) -> np.ndarray:
+        """Density of the marginal mixture of variables ``idx`` at the rows of ``pts``."""
+        p = self._p
+        dens = np.zeros(pts.shape[0])
+        q = len(idx)
+        for w, mu, S in zip(p.weights, p.means, p.covariances, strict=True):
+            S2 = S[np.ix_(idx, idx)]
+            e = pts - mu[idx]
+            maha = np.einsum("na,ab,nb->n", e, np.linalg.inv(S2), e)
+            dens += w * np.exp(-0.5 * maha) / math.sqrt((2.0 * math.pi) ** q *
+                                                        np.linalg.det(S2))
+        return dens
+
+    def plot_density(self, ax=None, variables=(0, 1), levels: int = 10, grid: int = 200,
+                     points: bool = True):
+        """Contours of the fitted density of two variables (matplotlib required).
+
+        With more than two variables the contours are those of the two-dimensional
+        marginal, itself a Gaussian mixture (the means and covariance blocks of the two
+        variables).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+        variables : pair of int or str
+            The two variables (positions or names).
+        levels : int
+            Number of contour levels.
+        grid : int
+            Grid points per axis.
+        points : bool
+            Also draw the data, coloured by their most probable component.
+
+        Returns
+        -------
+        matplotlib Axes
+        """
         import matplotlib.pyplot as plt
 
         m = self.model
-        if m.d != 2:
-            raise ValueError("plot_density needs two variables")
+        if m.d < 2:
+            raise ValueError("plot_density needs at least two variables")
+        idx = [m.columns.index(v) if isinstance(v, str) else int(v) for v in variables]
+        if len(idx) != 2 or len(set(idx)) != 2 or not all(0 <= j < m.d for j in idx):
+            raise ValueError(f"variables must name two different variables of {m.columns}")
         if ax is None:
             _, ax = plt.subplots()
-        lo, hi = m.X.min(axis=0), m.X.max(axis=0)
+        X2 = m.X[:, idx]
+        lo, hi = X2.min(axis=0), X2.max(axis=0)
         pad = 0.1 * (hi - lo)
         g0 = np.linspace(lo[0] - pad[0], hi[0] + pad[0], grid)
         g1 = np.linspace(lo[1] - pad[1], hi[1] + pad[1], grid)
         G0, G1 = np.meshgrid(g0, g1)
         pts = np.column_stack([G0.ravel(), G1.ravel()])
-        z = self.score_samples(pts).to_numpy().reshape(G0.shape)
-        ax.contour(G0, G1, np.exp(z), levels=levels)
+        dens = self._marginal_density(pts, idx)
+        ax.contour(G0, G1, dens.reshape(G0.shape), levels=levels)
         if points:
-            ax.scatter(m.X[:, 0], m.X[:, 1], c=self.predict().to_numpy(), s=8, cmap="tab10")
-        ax.set_xlabel(m.columns[0])
-        ax.set_ylabel(m.columns[1])
+            ax.scatter(X2[:, 0], X2[:, 1], c=self.predict().to_numpy(), s=8, cmap="tab10")
+        ax.set_xlabel(m.columns[idx[0]])
+        ax.set_ylabel(m.columns[idx[1]])
         return ax
 
 
@@ -1578,6 +1617,10 @@ class GMMSelection:
         tab = self.bic_table if criterion == "bic" else self.icl_table
         for col in tab.columns:
             ax.plot(tab.index, tab[col], marker="o", ms=4, label=col)
+        b = self.best
+        best_val = tab.loc[b.k, b.covariance_type]
+        ax.plot([b.k], [best_val], marker="o", ms=12, mfc="none", mec="black",
+                label=f"selected: {b.covariance_type}, k = {b.k}")
         ax.set_xlabel("number of components k")
         ax.set_ylabel(f"{criterion.upper()} = 2 loglik - npar log n (larger is better)")
         ax.legend(ncol=2, fontsize="small")
