@@ -259,6 +259,16 @@ def test_threads_bitwise_equal_and_kernel_stats():
             np.testing.assert_allclose(st.S2[k], S2, rtol=1e-10, atol=1e-8)
 
 
+@pytest.mark.filterwarnings("ignore::emstats.inference.covariance.InformationWarning")
+def test_not_converged_warns():
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        res = gmm(FAITHFUL, k=3).fit(n_init=1, maxiter=3)
+    assert not res.convergence.converged
+    assert np.all(np.isfinite(res.params))
+
+
 def test_squarem_same_optimum():
     a = gmm(FAITHFUL, k=2).fit(method="em", tol=1e-13)
     b = gmm(FAITHFUL, k=2).fit(method="squarem", tol=1e-13)
