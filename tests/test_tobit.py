@@ -146,7 +146,7 @@ def test_maxiter_warns(affairs):
 
 
 def test_unknown_method_names_the_choices(affairs):
-    with pytest.raises(ValueError, match="'em', 'newton', 'squarem'"):
+    with pytest.raises(ValueError, match="'em', 'gradient', 'incremental', 'mcem', 'newton'"):
         emstats.tobit(FORMULA, affairs).fit(method="bogus")
 
 

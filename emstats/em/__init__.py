@@ -1,13 +1,22 @@
 """The model-agnostic EM engine."""
 
-from .accel import METHODS, LouisNewton, Method, PlainEM, Squarem, State
-from .engine import EMRun, available_methods, default_method, resolve_method, run_em
+from .accel import LouisNewton, Method, PlainEM, Squarem, State
+from .engine import (
+    METHODS,
+    EMRun,
+    applicable_methods,
+    available_methods,
+    default_method,
+    resolve_method,
+    run_em,
+)
 from .monitor import (
     ConvergenceInfo,
     ConvergenceMonitor,
     LikelihoodDecreaseWarning,
 )
 from .protocol import EMModel, LouisPieces
+from .variants import GradientEM, IncrementalEM, MonteCarloEM, StochasticEM
 
 __all__ = [
     "METHODS",
@@ -15,13 +24,18 @@ __all__ = [
     "ConvergenceMonitor",
     "EMModel",
     "EMRun",
+    "GradientEM",
+    "IncrementalEM",
     "LikelihoodDecreaseWarning",
     "LouisNewton",
     "LouisPieces",
     "Method",
+    "MonteCarloEM",
     "PlainEM",
     "Squarem",
     "State",
+    "StochasticEM",
+    "applicable_methods",
     "available_methods",
     "default_method",
     "resolve_method",

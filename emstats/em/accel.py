@@ -35,22 +35,55 @@ def em_map(model: EMModel, state: State) -> State:
 
 
 class Method:
-    """An iteration scheme.  Subclasses implement :meth:`step`."""
+    """An iteration scheme.  Subclasses implement :meth:`step`.
+
+    Hooks the engine calls, with defaults suiting deterministic, monotone schemes:
+    :meth:`initial_state` (the E-step at the start values), :meth:`stop` (None:
+    the engine's log-likelihood rule decides), :meth:`finish` (the last state is
+    the answer) and :meth:`diagnostics` (extra entries for ``ConvergenceInfo``).
+    ``monotone = False`` tells the engine that log-likelihood decreases are
+    expected (Monte Carlo noise) and are not violations.  ``rng`` is set by the
+    engine from its ``seed`` before the loop.
+    """
 
     name = "?"
     description = ""
+    monotone = True
+    #: the method needs the model's exact E-step
+    needs_exact_e_step = True
 
-    def __init__(self, **options):
-        if options:
-            raise TypeError(f"method {self.name!r} takes no options {sorted(options)}")
+    def __init__(self):
         self.n_em_steps = 0
+        self.rng: np.random.Generator | None = None
 
     def not_applicable(self, model: EMModel) -> str | None:
         """Why this method cannot fit ``model`` (None when it can)."""
+        if self.needs_exact_e_step and not getattr(model, "has_exact_e_step", True):
+            return "the model has no closed-form E-step"
         return None
+
+    def initial_state(self, model: EMModel, params) -> State:
+        """The state at the start values."""
+        return _evaluate(model, params)
 
     def step(self, model: EMModel, state: State) -> State:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def stop(self, model: EMModel, state: State) -> str | None:
+        """A reason to stop now, or None to let the engine's rule decide."""
+        return None
+
+    def uses_engine_rule(self) -> bool:
+        """Whether the engine's log-likelihood rule applies to this method."""
+        return True
+
+    def finish(self, model: EMModel, state: State) -> State:
+        """The final state (e.g. an average over a chain)."""
+        return state
+
+    def diagnostics(self) -> dict:
+        """Method-specific diagnostics for ``ConvergenceInfo.extra``."""
+        return {}
 
 
 class PlainEM(Method):
@@ -144,7 +177,7 @@ class LouisNewton(Method):
     def not_applicable(self, model):
         if not model.has_louis:
             return "the model does not supply Louis' information pieces"
-        return None
+        return super().not_applicable(model)
 
     def step(self, model, state):
         theta = model.to_inference(state.params)
@@ -178,4 +211,3 @@ class LouisNewton(Method):
         return em_map(model, state)
 
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (PlainEM, Squarem, LouisNewton)}

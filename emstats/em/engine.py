@@ -8,9 +8,17 @@ from typing import Any
 
 import numpy as np
 
-from .accel import METHODS, Method, State
+from .accel import LouisNewton, Method, PlainEM, Squarem
 from .monitor import ConvergenceInfo, ConvergenceMonitor, warn_not_converged
 from .protocol import EMModel
+from .variants import GradientEM, IncrementalEM, MonteCarloEM, StochasticEM
+
+#: the registered iteration schemes, by name
+METHODS: dict[str, type[Method]] = {
+    m.name: m
+    for m in (PlainEM, Squarem, LouisNewton, GradientEM, IncrementalEM, MonteCarloEM,
+              StochasticEM)
+}
 
 Callback = Callable[[int, Any, float], Any]
 
@@ -32,27 +40,41 @@ def available_methods() -> list[str]:
 
 def default_method(model: EMModel) -> str:
     """The scheme used when none is named: Louis-Newton when the model supplies Louis'
-    pieces, SQUAREM otherwise (measured in benchmarks/bench_tobit.py; see docs/methods.md)."""
+    pieces, SQUAREM otherwise (measured in benchmarks/bench_tobit.py; see docs/methods.md),
+    and Monte Carlo EM when the model has no closed-form E-step."""
+    if not getattr(model, "has_exact_e_step", True):
+        return "mcem"
     return "newton" if model.has_louis else "squarem"
 
 
-def resolve_method(model: EMModel, method: str | Method | None) -> Method:
+def applicable_methods(model: EMModel) -> list[str]:
+    """Names of the schemes that can fit ``model``."""
+    return [m for m in available_methods() if METHODS[m]().not_applicable(model) is None]
+
+
+def resolve_method(
+    model: EMModel, method: str | Method | None, options: dict | None = None
+) -> Method:
     """Return a fresh :class:`Method` for ``method`` or raise naming the choices."""
     if method is None:
         method = default_method(model)
     if isinstance(method, Method):
+        if options:
+            raise ValueError("method_options apply to a method given by name")
         meth = method
     else:
         if not isinstance(method, str) or method.lower() not in METHODS:
-            ok = [m for m in available_methods() if METHODS[m]().not_applicable(model) is None]
             raise ValueError(
                 f"unknown EM method {method!r}; methods for {type(model).__name__}: "
-                + ", ".join(repr(m) for m in ok)
+                + ", ".join(repr(m) for m in applicable_methods(model))
             )
-        meth = METHODS[method.lower()]()
+        try:
+            meth = METHODS[method.lower()](**(options or {}))
+        except TypeError as err:
+            raise ValueError(f"bad method_options for {method!r}: {err}") from None
     why = meth.not_applicable(model)
     if why is not None:
-        ok = [m for m in available_methods() if METHODS[m]().not_applicable(model) is None]
+        ok = applicable_methods(model)
         raise ValueError(
             f"method {meth.name!r} does not apply to {type(model).__name__}: {why}; "
             "use one of " + ", ".join(repr(m) for m in ok)
@@ -71,6 +93,8 @@ def run_em(
     progress: bool = False,
     callback: Callback | None = None,
     warn: bool = True,
+    seed: int | np.random.Generator | None = None,
+    method_options: dict | None = None,
 ) -> EMRun:
     """Run an EM iteration scheme on ``model`` until convergence.
 
@@ -80,8 +104,9 @@ def run_em(
         Anything implementing the protocol of :mod:`emstats.em.protocol`.
     start : model parameters, optional
         Start values (default ``model.start_params()``).
-    method : {"em", "squarem", "newton"}, Method or None
-        Iteration scheme; None picks :func:`default_method`.
+    method : str, Method or None
+        Iteration scheme (see :func:`available_methods`); None picks
+        :func:`default_method`.
     maxiter : int
         Maximum number of iterations of the scheme.
     tol : float
@@ -95,20 +120,30 @@ def run_em(
         ``callback(iteration, params, loglik)``; returning True stops the loop.
     warn : bool
         Emit ``ConvergenceWarning`` when ``maxiter`` is reached.
+    seed : int or Generator, optional
+        Random numbers for the simulation-based schemes.
+    method_options : dict, optional
+        Options of the scheme named by ``method`` (e.g. ``{"burn_in": 200}``).
 
     Returns
     -------
     EMRun
     """
-    meth = resolve_method(model, method)
-    monitor = ConvergenceMonitor(tol=tol, ptol=ptol, maxiter=int(maxiter))
+    meth = resolve_method(model, method, method_options)
+    meth.rng = np.random.default_rng(seed)
+    needed = getattr(meth, "n_iterations", None)
+    if needed is not None and needed > int(maxiter):
+        raise ValueError(f"method {meth.name!r} needs {needed} iterations but maxiter is "
+                         f"{int(maxiter)}; raise maxiter")
+    monitor = ConvergenceMonitor(tol=tol, ptol=ptol, maxiter=int(maxiter),
+                                 monotone=meth.monotone)
     params = model.start_params() if start is None else start
-    stats, ll = model.e_step(params)
-    if not np.isfinite(ll):
+    state = meth.initial_state(model, params)
+    if not np.isfinite(state.loglik):
         raise ValueError(
-            f"the log-likelihood at the start values is {ll}; supply finite start_params"
+            f"the log-likelihood at the start values is {state.loglik}; "
+            "supply finite start_params"
         )
-    state = State(params, stats, float(ll))
     monitor.record(state.loglik, float("nan"))
     bar = None
     if progress:
@@ -135,7 +170,12 @@ def run_em(
             if callback is not None and callback(it, state.params, state.loglik):
                 reason = "stopped by callback"
                 break
-            if monitor.converged(scale):
+            why = meth.stop(model, state)
+            if why is not None:
+                converged = True
+                reason = why
+                break
+            if meth.uses_engine_rule() and monitor.converged(scale):
                 converged = True
                 reason = "relative change in log-likelihood below tol"
                 if ptol is not None:
@@ -144,6 +184,7 @@ def run_em(
     finally:
         if bar is not None:
             bar.close()
+    state = meth.finish(model, state)
     info = ConvergenceInfo(
         converged=converged,
         reason=reason,
@@ -156,6 +197,7 @@ def run_em(
         n_decreases=monitor.n_decreases,
         final_delta=monitor.delta(),
         wall_time=monitor.wall_time,
+        extra=meth.diagnostics(),
     )
     if not converged and warn and reason != "stopped by callback":
         warn_not_converged(info)

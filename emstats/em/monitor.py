@@ -37,6 +37,7 @@ class ConvergenceMonitor:
     ptol: float | None = None
     maxiter: int = 1000
     decrease_tol: float = 1e-10
+    monotone: bool = True
     loglik: list[float] = field(default_factory=list)
     step: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
@@ -56,7 +57,7 @@ class ConvergenceMonitor:
     def record(self, loglik: float, step: float) -> None:
         """Record one iteration's log-likelihood and parameter step (max abs change)."""
         now = time.perf_counter()
-        if self.loglik:
+        if self.loglik and self.monotone:
             prev = self.loglik[-1]
             if loglik < prev - self.decrease_tol * (1.0 + abs(prev)):
                 self.n_decreases += 1
@@ -151,6 +152,7 @@ class ConvergenceInfo:
     min_eig_information: float = float("nan")
     em_rate: float = float("nan")
     em_rate_source: str = "unavailable"
+    extra: dict = field(default_factory=dict)
 
     def summary_line(self) -> str:
         """One line for the bottom of a summary table."""

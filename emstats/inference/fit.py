@@ -48,6 +48,7 @@ def fit_model(
     seed: int | None = 0,
     progress: bool = False,
     callback=None,
+    method_options: dict | None = None,
     nobs: int,
     df_model: float,
     results_kwargs: dict | None = None,
@@ -56,7 +57,8 @@ def fit_model(
     if cov_type not in COV_TYPES:
         raise ValueError(f"cov_type must be one of {COV_TYPES}, got {cov_type!r}")
     run = run_em(model, start_params, method=method, maxiter=maxiter, tol=tol, ptol=ptol,
-                 progress=progress, callback=callback)
+                 progress=progress, callback=callback, seed=seed,
+                 method_options=method_options)
     params = run.params
     theta = np.asarray(model.to_inference(params), dtype=float)
     if not np.all(np.isfinite(theta)):
@@ -100,7 +102,8 @@ def fit_model(
         results_kwargs.setdefault("extra", {})["em_jacobian"] = jac
     elif cov_type == "bootstrap":
         def fit_one(sub, start):
-            r = run_em(sub, start, method=method, maxiter=maxiter, tol=tol, warn=False)
+            r = run_em(sub, start, method=method, maxiter=maxiter, tol=tol, warn=False,
+                       seed=seed, method_options=method_options)
             return np.asarray(sub.to_inference(r.params))
 
         cov, reps = bootstrap_covariance(model, params, fit_one, n_boot=n_boot, seed=seed)

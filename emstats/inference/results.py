@@ -233,6 +233,16 @@ class EMResults:
             f"max |score| {_fmt(conv.max_abs_score, '.3g')}, EM rate (fraction of missing "
             f"information) {_fmt(conv.em_rate, '.4f')}.",
         ]
+        if "mc_se" in conv.extra and len(conv.extra["mc_se"]):
+            notes.append(
+                f"Monte Carlo EM: final sample size {int(conv.extra['mc_size'][-1])}, "
+                f"largest Monte Carlo s.e. of the last update "
+                f"{np.max(conv.extra['mc_se'][-1]):.3g}."
+            )
+        if "chain" in conv.extra:
+            n_avg = len(conv.extra["chain"]) - conv.extra["burn_in"]
+            notes.append(f"Stochastic EM: average of {n_avg} iterations after a burn-in of "
+                         f"{conv.extra['burn_in']}.")
         if not conv.converged:
             notes.append(f"WARNING: the fit did not converge ({conv.reason}).")
         if conv.n_decreases:

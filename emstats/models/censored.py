@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import patsy
 import scipy.linalg as sla
-from scipy import stats
+from scipy import special, stats
 from statsmodels.iolib.summary import Summary, summary_params
 from statsmodels.tools.numdiff import approx_fprime
 
@@ -34,6 +34,26 @@ from ..exceptions import DataError, SingularDesignError
 from ..formula import build_design, new_exog, resolve_column
 from ..inference.fit import fit_model
 from ..inference.results import EMResults
+
+
+def _truncnorm_draws(a: np.ndarray, b: np.ndarray, rng: np.random.Generator,
+                     size: int) -> np.ndarray:
+    """``size`` draws of N(0, 1) restricted to (a_i, b_i) for each i, shape (size, n).
+
+    Inverse-CDF sampling in log space (``log_ndtr`` / ``ndtri_exp``), on the side of
+    zero where the interval's probability is not a difference of numbers near 1:
+    intervals above zero are sampled by reflection.  Accurate deep in the tails.
+    """
+    flip = a > 0
+    lo = np.where(flip, -b, a)
+    hi = np.where(flip, -a, b)
+    lp_lo = special.log_ndtr(lo)
+    lp_hi = special.log_ndtr(hi)
+    u = rng.random((size, len(a)))
+    # Phi(lo) + u (Phi(hi) - Phi(lo)) = Phi(hi) (u + (1 - u) Phi(lo) / Phi(hi))
+    z = special.ndtri_exp(lp_hi + np.log(u + (1.0 - u) * np.exp(lp_lo - lp_hi)))
+    z = np.clip(z, lo, hi)
+    return np.where(flip, -z, z)
 
 
 def _labels(index, mask, limit: int = 5) -> str:
@@ -244,6 +264,63 @@ class CensoredRegression(EMModel):
             raise FloatingPointError("non-positive scale in the M-step")
         return np.concatenate([theta[:-1] + delta, [0.5 * np.log(s2)]])
 
+    # -- EM variants: simulated E-step, additive block statistics ---------------------
+    def sample_stats(self, params, rng: np.random.Generator, size: int):
+        """E-step statistics from ``size`` imputations of each censored latent response.
+
+        The same statistics as :meth:`e_step` (centred at the current linear
+        predictor), with the conditional moments replaced by Monte Carlo averages
+        over draws from the truncated normal distributions.
+        """
+        beta, sigma = self._split(params)
+        mu = self.linear_predictor(params)
+        exact = self.lo == self.hi
+        e = np.where(exact, self.lo - mu, 0.0)
+        e2 = e * e
+        cens = ~exact
+        if cens.any():
+            a = (self.lo[cens] - mu[cens]) / sigma
+            b = (self.hi[cens] - mu[cens]) / sigma
+            z = _truncnorm_draws(a, b, rng, int(size))
+            e[cens] = sigma * z.mean(axis=0)
+            e2[cens] = sigma**2 * (z * z).mean(axis=0)
+        return self.X.T @ (self.w * e), float(self.w @ e2)
+
+    def _block_gram(self, rows: slice) -> np.ndarray:
+        key = (rows.start, rows.stop)
+        cache = self.__dict__.setdefault("_block_grams", {})
+        if key not in cache:
+            Xb = self.X[rows]
+            cache[key] = Xb.T @ (Xb * self.w[rows, None])
+        return cache[key]
+
+    def block_stats(self, params, rows: slice):
+        """Additive (natural) statistics and log-likelihood of the rows ``rows``.
+
+        Returns ``((sum w x E[y* - offset], sum w E[(y* - offset)^2]), loglik)``.
+        """
+        beta, sigma = self._split(params)
+        Xb = self.X[rows]
+        nch = censnorm.n_chunks(Xb.shape[0])
+        part_xe, part_s = np.zeros((nch, self.k_exog)), np.zeros((nch, 3))
+        censnorm.censreg_estep(Xb, self.lo[rows], self.hi[rows], self.offset[rows],
+                               self.w[rows], beta, sigma, part_xe, part_s, self._n_threads)
+        s_xe = part_xe.sum(axis=0)
+        s = part_s.sum(axis=0)
+        G = self._block_gram(rows)
+        t1 = s_xe + G @ beta
+        t2 = float(s[1] + 2.0 * beta @ s_xe + beta @ G @ beta)
+        return (t1, t2), float(s[0]) if s[2] == 0 else -np.inf
+
+    def m_step_natural(self, stats):
+        """M-step from the additive statistics of :meth:`block_stats` summed over rows."""
+        t1, t2 = stats
+        beta = sla.cho_solve(self._gram_cho, t1)
+        s2 = (t2 - float(beta @ t1)) / self._sum_w
+        if not s2 > 0:
+            raise FloatingPointError("non-positive scale in the M-step")
+        return np.concatenate([beta, [0.5 * np.log(s2)]])
+
     def pack(self, params) -> np.ndarray:
         return np.asarray(params, dtype=float).copy()
 
@@ -320,6 +397,7 @@ class CensoredRegression(EMModel):
         n_threads: int | None = None,
         progress: bool = False,
         callback=None,
+        method_options: dict | None = None,
     ) -> CensoredResults:
         """Maximum-likelihood fit by EM.
 
@@ -327,9 +405,11 @@ class CensoredRegression(EMModel):
         ----------
         start_params : array_like, optional
             ``(beta, log(scale))``; default: least squares on a completed response.
-        method : {"newton", "squarem", "em"}, optional
-            Iteration scheme (default ``"newton"``: Louis' Newton acceleration of
-            EM; docs/methods.md gives the measurements behind the choice).
+        method : str, optional
+            Iteration scheme: ``"newton"`` (default: Louis' Newton acceleration of
+            EM; docs/methods.md gives the measurements behind the choice),
+            ``"squarem"``, ``"em"``, ``"gradient"``, ``"incremental"``, ``"mcem"``
+            or ``"stochastic"``.
         maxiter : int
             Maximum number of iterations.
         tol : float
@@ -343,13 +423,16 @@ class CensoredRegression(EMModel):
         n_boot : int
             Bootstrap replicates (``cov_type="bootstrap"``).
         seed : int, optional
-            Seed of the bootstrap.
+            Seed of the bootstrap and of the simulation-based methods.
         n_threads : int, optional
             Threads for the kernels (default ``OMP_NUM_THREADS`` or all cores).
         progress : bool
             Show a progress bar.
         callback : callable, optional
             ``callback(iteration, params, loglik)``; return True to stop.
+        method_options : dict, optional
+            Options of the method, e.g. ``{"n_blocks": 20}`` for ``"incremental"``
+            or ``{"burn_in": 100, "n_keep": 400}`` for ``"stochastic"``.
 
         Returns
         -------
@@ -370,6 +453,7 @@ class CensoredRegression(EMModel):
             method=method,
             maxiter=maxiter, tol=tol, ptol=ptol, cov_type=cov_type, n_boot=n_boot,
             seed=seed, progress=progress, callback=callback, nobs=nobs,
+            method_options=method_options,
             df_model=self.k_exog - const,
         )
 

@@ -1,0 +1,290 @@
+"""Variants of EM as iteration schemes of the one engine.
+
+* :class:`GradientEM` -- Lange's (1995) EM gradient algorithm: one Newton step on
+  Q(. | theta) in place of the M-step, using the complete-data information.
+* :class:`MonteCarloEM` -- Wei & Tanner's (1990) Monte Carlo EM with a growing
+  Monte Carlo sample (a geometric schedule, or Booth & Hobert's (1999) automatic
+  rule), and Booth & Hobert's stopping rule.
+* :class:`StochasticEM` -- Celeux & Diebolt's stochastic EM: one imputation per
+  iteration; the estimate is the average of the chain after burn-in.
+* :class:`IncrementalEM` -- Neal & Hinton's (1998) incremental EM: the data in
+  blocks, one block's statistics refreshed before each M-step.
+
+Each uses only protocol methods of the model (see :mod:`emstats.em.protocol`):
+``sample_stats`` for the simulation-based schemes, ``block_stats`` and
+``m_step_natural`` for the incremental one, ``score_and_louis`` for the
+gradient one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats as _stats
+
+from .accel import Method, State, _evaluate
+from .protocol import EMModel
+
+
+def _combine(items, weights):
+    """Weighted average of statistics given as arrays, floats or tuples/lists of them."""
+    first = items[0]
+    if isinstance(first, (tuple, list)):
+        return type(first)(_combine([it[i] for it in items], weights) for i in range(len(first)))
+    total = sum(w * np.asarray(it, dtype=float) for w, it in zip(weights, items, strict=True))
+    return total / float(sum(weights))
+
+
+def _add(a, b, sign=1.0):
+    if isinstance(a, (tuple, list)):
+        return type(a)(_add(x, y, sign) for x, y in zip(a, b, strict=True))
+    return np.asarray(a, dtype=float) + sign * np.asarray(b, dtype=float)
+
+
+class GradientEM(Method):
+    """Lange's (1995) EM gradient algorithm.
+
+    The M-step is replaced by one Newton step on the expected complete-data
+    log-likelihood Q(. | theta_t) from theta_t: since grad Q(theta_t | theta_t) is
+    the observed score and -hess Q is the expected complete-data information,
+    the step is I_complete^-1 score, halved until the log-likelihood increases.
+    It needs no closed-form M-step, only the score and the complete information
+    (Louis' ``complete`` piece); its rate equals plain EM's near the MLE.
+    """
+
+    name = "gradient"
+    description = "EM gradient (Lange 1995): one Newton step on Q per iteration"
+
+    def __init__(self, max_halvings: int = 30):
+        super().__init__()
+        self.max_halvings = int(max_halvings)
+
+    def not_applicable(self, model):
+        if not model.has_louis:
+            return "the model does not supply the score and complete-data information"
+        return super().not_applicable(model)
+
+    def step(self, model, state):
+        theta = model.to_inference(state.params)
+        g, pieces = model.score_and_louis(state.params)
+        d = np.linalg.solve(pieces.complete, g)
+        t = 1.0
+        for _ in range(self.max_halvings):
+            try:
+                cand = _evaluate(model, model.from_inference(theta + t * d))
+            except (ValueError, FloatingPointError):
+                cand = None
+            if cand is not None and np.isfinite(cand.loglik) and cand.loglik >= state.loglik:
+                self.n_em_steps += 1
+                return cand
+            t *= 0.5
+        return state
+
+
+class MonteCarloEM(Method):
+    """Monte Carlo EM (Wei & Tanner 1990) with a growing Monte Carlo sample.
+
+    Each iteration draws ``size`` imputations per unit in ``n_batches`` batches
+    (``model.sample_stats(params, rng, size)``), M-steps on their average, and
+    estimates the Monte Carlo standard error of the update from the spread of the
+    batch-wise M-steps.  The sample size grows geometrically (``schedule=
+    "geometric"``: times ``growth`` per iteration) or by Booth & Hobert's (1999)
+    rule (``"auto"``): when the previous value lies inside the approximate
+    (1 - alpha) Monte Carlo interval of the update -- the step is swamped by
+    Monte Carlo error -- the size grows by a factor (1 + 1/k).  The loop stops
+    when the relative change max |theta_t - theta_(t-1)| / (|theta_(t-1)| +
+    delta1) stays below ``delta2`` for ``n_stable`` consecutive iterations.
+    """
+
+    name = "mcem"
+    description = "Monte Carlo EM (Wei & Tanner 1990; Booth & Hobert 1999)"
+    monotone = False
+    needs_exact_e_step = False
+
+    def __init__(self, size0: int = 50, schedule: str = "auto", growth: float = 1.25,
+                 alpha: float = 0.25, k: float = 3.0, n_batches: int = 10,
+                 delta1: float = 1e-3, delta2: float = 2e-3, n_stable: int = 3,
+                 max_size: int = 1_000_000):
+        super().__init__()
+        if schedule not in ("auto", "geometric"):
+            raise ValueError(f"schedule must be 'auto' or 'geometric', got {schedule!r}")
+        if int(size0) < 1 or int(n_batches) < 2:
+            raise ValueError("size0 must be >= 1 and n_batches >= 2")
+        self.size = int(size0)
+        self.schedule = schedule
+        self.growth = float(growth)
+        self.z = float(_stats.norm.isf(alpha / 2))
+        self.k = float(k)
+        self.n_batches = int(n_batches)
+        self.delta1, self.delta2 = float(delta1), float(delta2)
+        self.n_stable = int(n_stable)
+        self.max_size = int(max_size)
+        self._stable = 0
+        self.sizes: list[int] = []
+        self.mc_se: list[np.ndarray] = []
+        self.rel_change: list[float] = []
+
+    def not_applicable(self, model):
+        if not hasattr(model, "sample_stats"):
+            return "the model has no simulated E-step (sample_stats)"
+        return super().not_applicable(model)
+
+    def initial_state(self, model, params):
+        return State(params, None, float(model.loglike(params)))
+
+    def _draw(self, model, params, size):
+        sizes = [max(1, math.ceil(size / self.n_batches))] * self.n_batches
+        batches = [model.sample_stats(params, self.rng, m) for m in sizes]
+        average = getattr(model, "average_stats", _combine)
+        return batches, average(batches, sizes)
+
+    def step(self, model, state):
+        params = state.params
+        batches, total = self._draw(model, params, self.size)
+        new = model.m_step(total, params)
+        th_old = np.asarray(model.to_inference(params), dtype=float)
+        th_new = np.asarray(model.to_inference(new), dtype=float)
+        reps = np.array([model.to_inference(model.m_step(b, params)) for b in batches])
+        se = reps.std(axis=0, ddof=1) / np.sqrt(len(batches))
+        self.sizes.append(self.size)
+        self.mc_se.append(se)
+        self.n_em_steps += 1
+        delta = th_new - th_old
+        rel = float(np.max(np.abs(delta) / (np.abs(th_old) + self.delta1)))
+        self.rel_change.append(rel)
+        self._stable = self._stable + 1 if rel < self.delta2 else 0
+        if self.schedule == "geometric":
+            self.size = math.ceil(self.size * self.growth)
+        elif np.all(np.abs(delta) <= self.z * np.maximum(se, 1e-300)):
+            self.size = math.ceil(self.size * (1.0 + 1.0 / self.k))
+        self.size = min(self.size, self.max_size)
+        return State(new, None, float(model.loglike(new)))
+
+    def uses_engine_rule(self):
+        return False
+
+    def stop(self, model, state):
+        if self._stable >= self.n_stable:
+            return (f"relative change below {self.delta2:g} for {self.n_stable} consecutive "
+                    "iterations (Booth & Hobert's rule)")
+        return None
+
+    def diagnostics(self):
+        return {"mc_size": np.array(self.sizes), "mc_se": np.array(self.mc_se),
+                "rel_change": np.array(self.rel_change)}
+
+
+class StochasticEM(Method):
+    """Stochastic EM (Celeux & Diebolt 1985): one imputation per iteration.
+
+    The chain theta_t does not converge to a point but fluctuates around the MLE;
+    the estimate is the average of the chain (inference coordinates) after
+    ``burn_in`` iterations, over ``n_keep`` further iterations.  The chain is kept
+    in the diagnostics (``extra["chain"]``) for plotting.
+    """
+
+    name = "stochastic"
+    description = "stochastic EM (Celeux & Diebolt 1985), chain average after burn-in"
+    monotone = False
+    needs_exact_e_step = False
+
+    def __init__(self, burn_in: int = 200, n_keep: int = 300):
+        super().__init__()
+        if int(burn_in) < 0 or int(n_keep) < 1:
+            raise ValueError("burn_in must be >= 0 and n_keep >= 1")
+        self.burn_in = int(burn_in)
+        self.n_keep = int(n_keep)
+        self.n_iterations = self.burn_in + self.n_keep
+        self.chain: list[np.ndarray] = []
+
+    def not_applicable(self, model):
+        if not hasattr(model, "sample_stats"):
+            return "the model has no simulated E-step (sample_stats)"
+        return super().not_applicable(model)
+
+    def initial_state(self, model, params):
+        return State(params, None, float(model.loglike(params)))
+
+    def step(self, model, state):
+        new = model.m_step(model.sample_stats(state.params, self.rng, 1), state.params)
+        self.chain.append(np.asarray(model.to_inference(new), dtype=float))
+        self.n_em_steps += 1
+        return State(new, None, float(model.loglike(new)))
+
+    def uses_engine_rule(self):
+        return False
+
+    def stop(self, model, state):
+        if len(self.chain) >= self.burn_in + self.n_keep:
+            return f"chain complete: {self.n_keep} iterations averaged after {self.burn_in} burn-in"
+        return None
+
+    def finish(self, model, state):
+        kept = np.array(self.chain[self.burn_in:])
+        if len(kept) == 0:
+            return state
+        params = model.from_inference(kept.mean(axis=0))
+        return State(params, None, float(model.loglike(params)))
+
+    def diagnostics(self):
+        return {"chain": np.array(self.chain), "burn_in": self.burn_in}
+
+
+class IncrementalEM(Method):
+    """Incremental EM (Neal & Hinton 1998).
+
+    The units are split into ``n_blocks`` contiguous blocks; within a sweep each
+    block's sufficient statistics are recomputed at the current parameters, the
+    total is updated and an M-step follows -- ``n_blocks`` M-steps per pass over
+    the data.  Needs additive natural statistics: ``model.block_stats(params,
+    rows) -> (stats, loglik)`` and ``model.m_step_natural(stats)``.  The trace
+    records the sum of the blocks' log-likelihoods, each at the parameters current
+    when the block was visited; the final log-likelihood is exact.
+    """
+
+    name = "incremental"
+    description = "incremental EM (Neal & Hinton 1998), M-step after each block"
+    monotone = False
+
+    def __init__(self, n_blocks: int = 10):
+        super().__init__()
+        if int(n_blocks) < 1:
+            raise ValueError(f"n_blocks must be >= 1, got {n_blocks!r}")
+        self.n_blocks = int(n_blocks)
+        self.n_passes = 0
+
+    def not_applicable(self, model):
+        if not (hasattr(model, "block_stats") and hasattr(model, "m_step_natural")):
+            return "the model has no additive block statistics (block_stats, m_step_natural)"
+        return super().not_applicable(model)
+
+    def initial_state(self, model: EMModel, params):
+        n = model.n_units
+        edges = np.linspace(0, n, min(self.n_blocks, n) + 1).round().astype(int)
+        self.blocks = [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        parts = [model.block_stats(params, rows) for rows in self.blocks]
+        self.block_s = [p[0] for p in parts]
+        self.block_ll = [float(p[1]) for p in parts]
+        self.total = self.block_s[0]
+        for s in self.block_s[1:]:
+            self.total = _add(self.total, s)
+        return State(params, None, float(sum(self.block_ll)))
+
+    def step(self, model, state):
+        params = state.params
+        for b, rows in enumerate(self.blocks):
+            s, ll = model.block_stats(params, rows)
+            self.total = _add(_add(self.total, self.block_s[b], -1.0), s)
+            self.block_s[b] = s
+            self.block_ll[b] = float(ll)
+            params = model.m_step_natural(self.total)
+            self.n_em_steps += 1
+        self.n_passes += 1
+        return State(params, None, float(sum(self.block_ll)))
+
+    def finish(self, model, state):
+        return State(state.params, None, float(model.loglike(state.params)))
+
+    def diagnostics(self):
+        return {"n_passes": self.n_passes, "n_blocks": len(self.blocks)}
