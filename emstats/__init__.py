@@ -31,7 +31,8 @@ from .models import CensoredRegression, CensoredResults, IntervalRegression, Tob
 
 
 def tobit(formula: str, data, censor_left=0.0, censor_right=None, *, weights=None, offset=None,
-          beyond_limits: str = "censor", missing: str = "drop") -> Tobit:
+          beyond_limits: str = "censor", missing: str = "drop",
+          scale_formula: str | None = None):
     """Tobit (censored normal) regression from a formula.
 
     Parameters
@@ -54,10 +55,13 @@ def tobit(formula: str, data, censor_left=0.0, censor_right=None, *, weights=Non
     missing : {"drop", "raise"}
         Rows with missing values are dropped (and counted in the summary) or
         raise an error.
+    scale_formula : str, optional
+        A one-sided formula such as ``"~ z1 + z2"`` for log-linear
+        heteroskedasticity, log sigma_i = z_i'gamma, fitted by ECM.
 
     Returns
     -------
-    Tobit
+    Tobit or HeteroskedasticCensoredRegression
         Call ``.fit()`` on it.
 
     Examples
@@ -68,6 +72,14 @@ def tobit(formula: str, data, censor_left=0.0, censor_right=None, *, weights=Non
     >>> res.params.index.tolist()
     ['Intercept', 'age', 'yearsmarried', 'rating', 'Log(scale)']
     """
+    if scale_formula is not None:
+        from .models.hetero import heteroskedastic_tobit
+
+        return heteroskedastic_tobit(formula, data, scale_formula, censor_left=censor_left,
+                                     censor_right=censor_right, weights=weights,
+                                     offset=offset, beyond_limits=beyond_limits,
+                                     missing=missing,
+                                     eval_env=_patsy.EvalEnvironment.capture(1))
     return Tobit.from_formula(formula, data, censor_left=censor_left, censor_right=censor_right,
                               weights=weights, offset=offset, beyond_limits=beyond_limits,
                               missing=missing, eval_env=_patsy.EvalEnvironment.capture(1))

@@ -365,18 +365,18 @@ def censreg_louis(const double[:, ::1] X, const double[::1] lo, const double[::1
 
 
 def censreg_moments(const double[::1] lo, const double[::1] hi, const double[::1] mu,
-                    double sigma, double[:, ::1] out, int n_threads):
+                    const double[::1] sigma, double[:, ::1] out, int n_threads):
     """Per-row standardised conditional moments for the censored-normal model.
 
     Fills ``out[i] = (loglik_i, m, c2, c3, c4)`` where m and c_k are the mean and
-    central moments of Z = (y* - mu_i) / sigma given the observation.  For an
-    exact row m = z and the central moments are zero.  Louis' method and the
-    Newton finish use these; the log-likelihood is not weighted.
+    central moments of Z = (y* - mu_i) / sigma_i given the observation (one scale
+    per row: a constant array for the homoskedastic model).  For an exact row
+    m = z and the central moments are zero.  The log-likelihood is not weighted.
     """
     cdef Py_ssize_t n = lo.shape[0]
     cdef Py_ssize_t nch = (n + CHUNK - 1) // CHUNK
     cdef Py_ssize_t c, i, start, stop
-    cdef double z, logsig = log(sigma), inv_sig = 1.0 / sigma
+    cdef double z, inv_sig
     cdef Moments mo
     for c in prange(nch, nogil=True, schedule="static", num_threads=n_threads):
         start = c * CHUNK
@@ -384,9 +384,10 @@ def censreg_moments(const double[::1] lo, const double[::1] hi, const double[::1
         if stop > n:
             stop = n
         for i in range(start, stop):
+            inv_sig = 1.0 / sigma[i]
             if lo[i] == hi[i]:
                 z = (lo[i] - mu[i]) * inv_sig
-                out[i, 0] = -0.5 * z * z - logsig - LOG_SQRT_2PI
+                out[i, 0] = -0.5 * z * z + log(inv_sig) - LOG_SQRT_2PI
                 out[i, 1] = z
                 out[i, 2] = 0.0
                 out[i, 3] = 0.0

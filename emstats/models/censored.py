@@ -336,7 +336,8 @@ class CensoredRegression(EMModel):
         """Per-row (loglik, m, c2, c3, c4) of the standardised latent response."""
         _, sigma = self._split(params)
         out = np.empty((self.X.shape[0], 5))
-        censnorm.censreg_moments(self.lo, self.hi, self.linear_predictor(params), sigma, out,
+        censnorm.censreg_moments(self.lo, self.hi, self.linear_predictor(params),
+                                 np.full(self.X.shape[0], sigma), out,
                                  self._n_threads)
         return out
 
