@@ -26,7 +26,7 @@ from .exceptions import (  # noqa: E402
     LikelihoodDecreaseWarning,
     SingularDesignError,
 )
-from .inference import EMResults  # noqa: E402
+from .inference import EMResults, fit_em  # noqa: E402
 from .models import CensoredRegression, CensoredResults, IntervalRegression, Tobit  # noqa: E402
 
 
@@ -123,6 +123,7 @@ __all__ = [
     "Tobit",
     "__version__",
     "datasets",
+    "fit_em",
     "intreg",
     "run_em",
     "show_config",

@@ -35,3 +35,12 @@ def test_public_api_has_docstrings():
         obj = getattr(emstats, name)
         if callable(obj) and not isinstance(obj, type(re)):
             assert obj.__doc__ and obj.__doc__.strip(), name
+
+
+def test_own_model_page_runs(capsys):
+    """The example in docs/own_model.md runs and reproduces DLR's Table 1."""
+    text = (ROOT / "docs" / "own_model.md").read_text()
+    code = text.split("```python", 1)[1].split("```", 1)[0]
+    exec(compile(code, "own_model.md", "exec"), {"__name__": "own_model"})
+    out = capsys.readouterr().out
+    assert "0.6082474227" in out and "0.6243210504" in out and "0.1328" in out

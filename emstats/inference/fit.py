@@ -120,3 +120,41 @@ def fit_model(
         model, theta, cov, llf=run.loglik, nobs=nobs, df_model=df_model, cov_type=cov_type,
         convergence=conv, raw_params=params, **(results_kwargs or {}),
     )
+
+
+def fit_em(model: EMModel, *, nobs: int | None = None, df_model: float | None = None,
+           results_class=None, **kwargs):
+    """Fit any :class:`~emstats.em.EMModel` -- including your own -- and return results.
+
+    Parameters
+    ----------
+    model : EMModel
+        An object implementing the protocol of :mod:`emstats.em.protocol`.
+    nobs : int, optional
+        Number of observations for AIC/BIC and ``df_resid`` (default ``model.nobs``).
+    df_model : float, optional
+        Model degrees of freedom (default: the number of parameters).
+    results_class : type, optional
+        Subclass of :class:`EMResults` to build (default ``EMResults``).
+    **kwargs
+        Passed to :func:`fit_model`: ``start_params``, ``method``, ``maxiter``, ``tol``,
+        ``ptol``, ``cov_type``, ``n_boot``, ``seed``, ``progress``, ``callback``,
+        ``method_options``.
+
+    Returns
+    -------
+    EMResults
+        Louis standard errors when the model supplies Louis' pieces, a numerical
+        Hessian otherwise.
+    """
+    from .results import EMResults
+
+    if nobs is None:
+        nobs = getattr(model, "nobs", None)
+        if nobs is None:
+            raise ValueError("pass nobs= (or give the model an attribute nobs)")
+    if df_model is None:
+        df_model = len(model.param_names)
+    if "cov_type" not in kwargs and not model.has_louis:
+        kwargs["cov_type"] = "numerical"
+    return fit_model(model, results_class or EMResults, nobs=nobs, df_model=df_model, **kwargs)
