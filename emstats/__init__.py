@@ -146,3 +146,7 @@ from .models.gmm import (  # noqa: E402
 
 __all__ += ["DegenerateComponentWarning", "GMMParams", "GMMResults", "GMMSelection",
             "GaussianMixture", "gmm", "gmm_select"]
+
+from .models.vbgmm import VariationalGaussianMixture, VBGMMResults, VBParams, vbgmm  # noqa: E402
+
+__all__ += ["VBGMMResults", "VBParams", "VariationalGaussianMixture", "vbgmm"]

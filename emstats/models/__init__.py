@@ -11,3 +11,7 @@ __all__ += ["HMMParams", "HMMResults", "HiddenMarkovModel"]
 from .gmm import GaussianMixture, GMMParams, GMMResults, GMMSelection  # noqa: E402
 
 __all__ += ["GMMParams", "GMMResults", "GMMSelection", "GaussianMixture"]
+
+from .vbgmm import VariationalGaussianMixture, VBGMMResults, VBParams  # noqa: E402
+
+__all__ += ["VBGMMResults", "VBParams", "VariationalGaussianMixture"]
