@@ -1,0 +1,622 @@
+"""Random-intercept logistic regression fitted by Monte Carlo EM.
+
+The model, for rows j of group i,
+
+    y_ij | b_i ~ Binomial(n_ij, expit(x_ij'beta + b_i)),     b_i ~ N(0, tau^2),
+
+with the random intercepts b_i as the missing data.  The E-step needs
+expectations under p(b_i | y_i), which has no closed form, so the model has
+``has_exact_e_step = False`` and is fitted by the engine's Monte Carlo EM
+(``method="mcem"``, the default):
+
+* ``sample_stats`` draws the intercepts of every group by importance sampling
+  (Booth & Hobert 1999): a Student t proposal with ``df_proposal`` degrees of
+  freedom centred at the mode of b -> log p(y_i, b) with the Laplace scale
+  (the inverse square root of the curvature there).  The importance weights are
+  kept unnormalised, relative to a reference that depends only on the
+  parameters, so batches of draws combine exactly (``average_stats``
+  concatenates them).
+* ``m_step`` maximises the Monte Carlo estimate of Q: beta by Newton's method on
+  the importance-weighted logistic log-likelihood over the draws, and
+  tau^2 = (1/G) sum_i E[b_i^2].
+* ``loglike`` is the marginal log-likelihood by adaptive Gauss-Hermite
+  quadrature (25 nodes by default) -- the criterion that ``lme4::glmer(...,
+  nAGQ = 25)`` maximises, including the binomial coefficients.
+* ``louis`` gives Louis' (1982) information pieces with the posterior
+  expectations computed by the same adaptive quadrature (deterministic).
+
+Parameters are ``(beta, log tau)``; the same vector serves the engine and
+inference (standard errors of the random-intercept SD by the delta method).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import patsy
+from scipy import special
+
+from ..em.protocol import EMModel, LouisPieces
+from ..exceptions import DataError, SingularDesignError
+from ..formula import build_design
+from ..inference.fit import fit_model
+from ..inference.results import EMResults
+
+#: draws per block in the Monte Carlo passes (bounds the memory at _CHUNK x rows)
+_CHUNK = 2048
+
+
+def _labels(index, mask, limit: int = 5) -> str:
+    bad = list(index[mask][:limit])
+    more = int(mask.sum()) - len(bad)
+    return ", ".join(map(str, bad)) + (f" and {more} more" if more > 0 else "")
+
+
+def _log1pexp(x: np.ndarray) -> np.ndarray:
+    """log(1 + exp(x)) without overflow."""
+    return np.logaddexp(0.0, x)
+
+
+@dataclass(frozen=True)
+class ImportanceDraws:
+    """Weighted draws of the random intercepts (the simulated E-step statistics).
+
+    Attributes
+    ----------
+    b : ndarray, shape (m, G)
+        ``m`` draws of each group's intercept.
+    logw : ndarray, shape (m, G)
+        Log importance weights, unnormalised but relative to a reference that
+        depends only on the parameters (so draws of several batches at the same
+        parameters can be pooled).
+    """
+
+    b: np.ndarray
+    logw: np.ndarray
+
+    def normalised_weights(self) -> np.ndarray:
+        """Self-normalised weights, summing to one over the draws of each group."""
+        w = np.exp(self.logw - self.logw.max(axis=0))
+        return w / w.sum(axis=0)
+
+    def effective_size(self) -> np.ndarray:
+        """Kish's effective sample size per group, 1 / sum w^2."""
+        w = self.normalised_weights()
+        return 1.0 / np.sum(w * w, axis=0)
+
+
+class RandomInterceptLogit(EMModel):
+    """Logistic (binomial) regression with a normal random intercept per group.
+
+    Parameters
+    ----------
+    endog : array_like, shape (n,)
+        Successes: 0/1 without ``trials``, counts in ``0..trials`` with it.
+    exog : array_like, shape (n, p)
+        Fixed-effects design (include a constant column yourself).
+    groups : array_like, shape (n,)
+        Group labels (any hashable values; no missing values).
+    trials : array_like, optional
+        Number of binomial trials per row (positive integers).
+    n_agq : int
+        Nodes of the adaptive Gauss-Hermite quadrature of the log-likelihood.
+    df_proposal : float
+        Degrees of freedom of the Student t importance proposal.
+    exog_names, endog_name, group_name : str
+        Labels for output.
+    row_labels : pandas.Index, optional
+        Labels of the rows, used in error messages.
+    n_dropped : int
+        Rows removed because of missing values (reported in the summary).
+
+    Notes
+    -----
+    Most users build this model with :func:`emstats.glmm_logit`.  The EM
+    iteration is Monte Carlo EM; see ``docs/glmm.md``.
+    """
+
+    has_exact_e_step = False
+    summary_title = "Random-Intercept Logistic Regression Results"
+
+    def __init__(self, endog, exog, groups, trials=None, *, n_agq: int = 25,
+                 df_proposal: float = 5.0, exog_names: list[str] | None = None,
+                 endog_name: str = "y", group_name: str = "group",
+                 row_labels: pd.Index | None = None, n_dropped: int = 0,
+                 design_info: patsy.DesignInfo | None = None):
+        X = np.asarray(exog, dtype=float)
+        if X.ndim == 1:
+            X = X[:, None]
+        if X.ndim != 2:
+            raise DataError(f"exog must be 2-dimensional, got shape {X.shape}")
+        n, p = X.shape
+        if n == 0:
+            raise DataError("no observations (0 rows)")
+        labels = pd.RangeIndex(n) if row_labels is None else pd.Index(row_labels)
+        y = np.asarray(endog, dtype=float)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1 or y.shape[0] != n:
+            raise DataError(f"endog must be one column of {n} rows, got shape {y.shape}")
+        self.exog_names = list(exog_names) if exog_names is not None else [
+            f"x{j}" for j in range(p)]
+        if len(self.exog_names) != p:
+            raise DataError(f"{len(self.exog_names)} exog_names for {p} columns")
+        bad = ~np.all(np.isfinite(X), axis=1)
+        if bad.any():
+            raise DataError(f"exog has non-finite values in rows {_labels(labels, bad)}")
+        if np.isnan(y).any():
+            raise DataError(f"response {endog_name!r} has missing values in rows "
+                            f"{_labels(labels, np.isnan(y))}")
+        if trials is None:
+            nt = np.ones(n)
+            bad = (y != 0) & (y != 1)
+            if bad.any():
+                raise DataError(
+                    f"response {endog_name!r} takes values other than 0 and 1 in rows "
+                    f"{_labels(labels, bad)}; for binomial counts pass trials= (the column "
+                    "of numbers of trials)")
+        else:
+            nt = np.asarray(trials, dtype=float).ravel()
+            if nt.shape[0] != n:
+                raise DataError(f"trials has {nt.shape[0]} rows but the data have {n}")
+            bad = ~np.isfinite(nt) | (nt < 1) | (nt != np.round(nt))
+            if bad.any():
+                raise DataError(f"trials must be positive integers; rows {_labels(labels, bad)}")
+            bad = (y < 0) | (y != np.round(y))
+            if bad.any():
+                raise DataError(f"response {endog_name!r} must be a non-negative integer count "
+                                f"with trials=; rows {_labels(labels, bad)}")
+            bad = y > nt
+            if bad.any():
+                raise DataError(f"response {endog_name!r} exceeds the number of trials in rows "
+                                f"{_labels(labels, bad)}")
+        g_raw = pd.Series(np.asarray(groups, dtype=object) if not isinstance(groups, pd.Series)
+                          else groups.to_numpy(dtype=object))
+        if len(g_raw) != n:
+            raise DataError(f"groups has {len(g_raw)} values but the data have {n} rows")
+        miss = g_raw.isna().to_numpy()
+        if miss.any():
+            raise DataError(f"group column {group_name!r} has missing values in rows "
+                            f"{_labels(labels, miss)}")
+        codes, uniques = pd.factorize(g_raw, sort=True)
+        G = len(uniques)
+        if G < 2:
+            raise DataError(f"group column {group_name!r} has {G} level(s); the random-intercept "
+                            "variance needs at least 2 groups")
+        if n < p or np.linalg.matrix_rank(X) < p:
+            raise SingularDesignError(
+                f"the fixed-effects design matrix (columns {', '.join(self.exog_names)}) does "
+                "not have full column rank")
+
+        # rows sorted by group, so that per-group sums are np.add.reduceat
+        order = np.argsort(codes, kind="stable")
+        self.order = order
+        self.X = np.ascontiguousarray(X[order])
+        self.y = np.ascontiguousarray(y[order])
+        self.ntrials = np.ascontiguousarray(nt[order])
+        self.g = np.ascontiguousarray(codes[order])
+        self.starts = np.flatnonzero(np.r_[True, np.diff(self.g) != 0])
+        self.group_levels = pd.Index(uniques)
+        self.group_sizes = np.diff(np.r_[self.starts, n])
+        self.n_groups = G
+        self.k_exog = p
+        self.has_trials = trials is not None
+        self.endog_name = endog_name
+        self.group_name = group_name
+        self.row_labels = labels
+        self.n_dropped = int(n_dropped)
+        self.design_info = design_info
+        self.n_agq = int(n_agq)
+        if self.n_agq < 1:
+            raise ValueError(f"n_agq must be >= 1, got {n_agq!r}")
+        self.df_proposal = float(df_proposal)
+        # log binomial coefficients (lme4's logLik includes them)
+        self._logchoose = float(np.sum(special.gammaln(self.ntrials + 1)
+                                       - special.gammaln(self.y + 1)
+                                       - special.gammaln(self.ntrials - self.y + 1)))
+        z, w = np.polynomial.hermite.hermgauss(self.n_agq)
+        self._gh_z = z * np.sqrt(2.0)                  # nodes for N(0, 1)
+        self._gh_logw = np.log(w) + z * z + 0.5 * np.log(2.0)   # log of w e^{z^2} sqrt(2)
+        self.param_names = list(self.exog_names) + [f"Log({group_name} SD)"]
+
+    # -- helpers --------------------------------------------------------------------
+    @property
+    def n_units(self) -> int:
+        """Number of independent units (groups)."""
+        return self.n_groups
+
+    def _split(self, params):
+        theta = np.asarray(params, dtype=float)
+        return theta[:-1], float(np.exp(theta[-1]))
+
+    def _gsum(self, a: np.ndarray) -> np.ndarray:
+        """Sum over the rows of each group along the last axis."""
+        return np.add.reduceat(a, self.starts, axis=-1)
+
+    def _cond_loglik(self, eta0: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """sum_j log p(y_ij | b) for intercepts ``b`` of shape (..., G) (no binomial coefs)."""
+        eta = eta0 + b[..., self.g]
+        return self._gsum(self.y * eta - self.ntrials * _log1pexp(eta))
+
+    def modes(self, params) -> tuple[np.ndarray, np.ndarray]:
+        """Mode of b_i -> log p(y_i | b_i) + log N(b_i; 0, tau^2), and the curvature there.
+
+        Newton's method on each group's strictly concave log-density, with step
+        halving; returns ``(mode, -second derivative)``, both of shape (G,).
+        """
+        beta, tau = self._split(params)
+        eta0 = self.X @ beta
+        prec = 1.0 / (tau * tau)
+        b = np.zeros(self.n_groups)
+
+        def h(bb):
+            return self._cond_loglik(eta0, bb) - 0.5 * prec * bb * bb
+
+        hb = h(b)
+        for _ in range(100):
+            eta = eta0 + b[self.g]
+            p = special.expit(eta)
+            grad = self._gsum(self.y - self.ntrials * p) - prec * b
+            curv = self._gsum(self.ntrials * p * (1.0 - p)) + prec
+            step = grad / curv
+            t = np.ones_like(b)
+            for _ in range(50):
+                cand = b + t * step
+                hc = h(cand)
+                ok = hc >= hb - 1e-12 * np.abs(hb)
+                if ok.all():
+                    break
+                t = np.where(ok, t, 0.5 * t)
+            b, hb = cand, hc
+            if np.max(np.abs(t * step)) < 1e-11 * (1.0 + np.max(np.abs(b))):
+                break
+        p = special.expit(eta0 + b[self.g])
+        curv = self._gsum(self.ntrials * p * (1.0 - p)) + prec
+        return b, curv
+
+    def _quadrature(self, params):
+        """Adaptive Gauss-Hermite nodes (G, K) and their log weights incl. the integrand."""
+        beta, tau = self._split(params)
+        eta0 = self.X @ beta
+        mode, curv = self.modes(params)
+        scale = 1.0 / np.sqrt(curv)
+        nodes = mode[:, None] + scale[:, None] * self._gh_z[None, :]        # (G, K)
+        lc = self._cond_loglik(eta0, nodes.T).T                             # (G, K)
+        lprior = -0.5 * (nodes / tau) ** 2 - np.log(tau) - 0.5 * np.log(2 * np.pi)
+        logint = lc + lprior + self._gh_logw[None, :] + np.log(scale)[:, None]
+        return nodes, logint, eta0
+
+    # -- EM protocol ------------------------------------------------------------------
+    def start_params(self) -> np.ndarray:
+        """Pooled logistic regression (no random effect) and a random-intercept SD of 0.5."""
+        beta = self._newton_beta(np.zeros(self.k_exog),
+                                 ImportanceDraws(np.zeros((1, self.n_groups)),
+                                                 np.zeros((1, self.n_groups))))
+        return np.concatenate([beta, [np.log(0.5)]])
+
+    def e_step(self, params):
+        raise NotImplementedError(
+            "the E-step of the random-intercept logistic model has no closed form: fit it "
+            "by Monte Carlo EM (method='mcem', the default) or 'stochastic', which use "
+            "sample_stats")
+
+    def sample_stats(self, params, rng: np.random.Generator, size: int) -> ImportanceDraws:
+        """Importance-sampled draws of every group's random intercept.
+
+        ``size`` draws per group from a Student t proposal (``df_proposal`` degrees
+        of freedom) centred at the mode of p(b_i | y_i) with the Laplace scale;
+        log weights log p(y_i, b) - log q(b) relative to the value at the mode.
+        """
+        beta, tau = self._split(params)
+        eta0 = self.X @ beta
+        mode, curv = self.modes(params)
+        scale = 1.0 / np.sqrt(curv)
+        nu = self.df_proposal
+        t = rng.standard_t(nu, size=(int(size), self.n_groups))
+        b = mode + scale * t
+        logw = np.empty_like(b)
+        ref = self._cond_loglik(eta0, mode) - 0.5 * (mode / tau) ** 2
+        for s in range(0, b.shape[0], _CHUNK):
+            bb = b[s:s + _CHUNK]
+            logw[s:s + _CHUNK] = self._cond_loglik(eta0, bb) - 0.5 * (bb / tau) ** 2
+        # minus the log proposal density (up to constants shared by all draws of a group)
+        logw += 0.5 * (nu + 1.0) * np.log1p(t * t / nu)
+        logw -= ref
+        return ImportanceDraws(b, logw)
+
+    def average_stats(self, stats: list[ImportanceDraws], weights) -> ImportanceDraws:
+        """Pool batches of draws at the same parameters (the weights are implied)."""
+        return ImportanceDraws(np.concatenate([s.b for s in stats]),
+                               np.concatenate([s.logw for s in stats]))
+
+    def _newton_beta(self, beta: np.ndarray, draws: ImportanceDraws,
+                     maxiter: int = 50) -> np.ndarray:
+        """Maximise sum_i sum_k w_ik log p(y_i | beta, b_ik) over beta by Newton's method."""
+        w = draws.normalised_weights()
+        b = draws.b
+        X, y, nt = self.X, self.y, self.ntrials
+        beta = np.array(beta, dtype=float)
+        for _ in range(maxiter):
+            eta0 = X @ beta
+            mp = np.zeros(len(y))
+            mv = np.zeros(len(y))
+            for s in range(0, b.shape[0], _CHUNK):
+                pr = special.expit(eta0 + b[s:s + _CHUNK][:, self.g])
+                ww = w[s:s + _CHUNK][:, self.g]
+                mp += np.sum(ww * pr, axis=0)
+                mv += np.sum(ww * pr * (1.0 - pr), axis=0)
+            grad = X.T @ (y - nt * mp)
+            hess = X.T @ (X * (nt * mv)[:, None])
+            try:
+                step = np.linalg.solve(hess, grad)
+            except np.linalg.LinAlgError:
+                raise FloatingPointError("singular Hessian in the M-step for beta") from None
+            big = np.max(np.abs(step))
+            if big > 5.0:  # guard against overshooting from a poor start
+                step *= 5.0 / big
+            beta = beta + step
+            if big < 1e-10 * (1.0 + np.max(np.abs(beta))):
+                break
+        if not np.all(np.isfinite(beta)):
+            raise FloatingPointError("non-finite fixed effects in the M-step")
+        return beta
+
+    def m_step(self, stats: ImportanceDraws, params) -> np.ndarray:
+        """beta by Newton on the weighted complete-data log-likelihood; tau^2 = mean E[b^2]."""
+        beta, _ = self._split(params)
+        beta = self._newton_beta(beta, stats)
+        w = stats.normalised_weights()
+        tau2 = float(np.sum(w * stats.b ** 2) / self.n_groups)
+        if not tau2 > 0:
+            raise FloatingPointError("non-positive random-intercept variance in the M-step")
+        return np.concatenate([beta, [0.5 * np.log(tau2)]])
+
+    def pack(self, params) -> np.ndarray:
+        return np.asarray(params, dtype=float).copy()
+
+    def unpack(self, vec) -> np.ndarray:
+        return np.asarray(vec, dtype=float).copy()
+
+    # -- likelihood and information ---------------------------------------------------
+    def loglike_groups(self, params) -> np.ndarray:
+        """Per-group marginal log-likelihoods by adaptive Gauss-Hermite quadrature.
+
+        Binomial coefficients are not included (see :meth:`loglike`).
+        """
+        theta = np.asarray(params, dtype=float)
+        if not np.all(np.isfinite(theta)):
+            return np.full(self.n_groups, -np.inf)
+        _, logint, _ = self._quadrature(theta)
+        return special.logsumexp(logint, axis=1)
+
+    def loglike(self, params) -> float:
+        """Marginal log-likelihood by adaptive Gauss-Hermite quadrature (``n_agq`` nodes).
+
+        Includes the binomial coefficients, as ``lme4``'s ``logLik`` does; with
+        ``n_agq = 25`` it is the criterion of ``glmer(..., nAGQ = 25)``.
+        """
+        ll = float(np.sum(self.loglike_groups(params))) + self._logchoose
+        return ll if np.isfinite(ll) else -np.inf
+
+    def _posterior(self, params):
+        """Quadrature nodes (G, K) with normalised posterior weights (G, K)."""
+        nodes, logint, eta0 = self._quadrature(params)
+        w = np.exp(logint - special.logsumexp(logint, axis=1, keepdims=True))
+        return nodes, w, eta0
+
+    def score_and_louis(self, params) -> tuple[np.ndarray, LouisPieces]:
+        """Observed score and Louis' pieces, posterior moments by adaptive quadrature.
+
+        With S_i(b) = (sum_j x_ij (y_ij - n_ij p_ij(b)), b^2 / tau^2 - 1) the
+        complete-data score of group i in (beta, log tau): score = sum_i E[S_i],
+        missing information = sum_i Var[S_i], complete information =
+        sum_i E[(sum_j n p (1 - p) x x', 0; 0, 2 b^2 / tau^2)].
+        """
+        beta, tau = self._split(params)
+        nodes, w, eta0 = self._posterior(params)
+        p, G, K = self.k_exog, self.n_groups, nodes.shape[1]
+        eta = eta0[None, :] + nodes.T[:, self.g]                             # (K, n)
+        pr = special.expit(eta)
+        resid = self.y - self.ntrials * pr                                   # (K, n)
+        # per-group, per-node score of beta: (K, G, p)
+        s_beta = np.add.reduceat(resid[:, :, None] * self.X[None, :, :], self.starts, axis=1)
+        s_om = (nodes.T / tau) ** 2 - 1.0                                    # (K, G)
+        S = np.concatenate([s_beta, s_om[:, :, None]], axis=2)              # (K, G, p+1)
+        wt = w.T[:, :, None]                                                  # (K, G, 1)
+        mean = np.sum(wt * S, axis=0)                                         # (G, p+1)
+        centred = S - mean[None]
+        missing = np.einsum("kgi,kgj->ij", wt * centred, centred)
+        v = self.ntrials * pr * (1.0 - pr)                                   # (K, n)
+        ev = np.sum(w.T[:, self.g] * v, axis=0)                              # (n,)
+        complete = np.zeros((p + 1, p + 1))
+        complete[:p, :p] = self.X.T @ (self.X * ev[:, None])
+        complete[p, p] = 2.0 * float(np.sum(w * nodes ** 2)) / tau ** 2
+        del G, K
+        return mean.sum(axis=0), LouisPieces(complete=complete, missing=missing)
+
+    def score(self, params) -> np.ndarray:
+        return self.score_and_louis(params)[0]
+
+    def louis(self, params) -> LouisPieces:
+        return self.score_and_louis(params)[1]
+
+    def conditional_modes(self, params) -> pd.Series:
+        """Conditional modes of the random intercepts (lme4's ``ranef``), by group."""
+        mode, _ = self.modes(params)
+        return pd.Series(mode, index=self.group_levels, name=f"{self.group_name} intercept")
+
+    # -- construction and fitting -------------------------------------------------------
+    @classmethod
+    def from_formula(cls, formula: str, data, groups, trials=None, *, missing: str = "drop",
+                     n_agq: int = 25, eval_env=None) -> RandomInterceptLogit:
+        """Build the model from a patsy formula; see :func:`emstats.glmm_logit`."""
+        env = eval_env if eval_env is not None else patsy.EvalEnvironment.capture(1)
+        if not isinstance(data, pd.DataFrame):
+            data = pd.DataFrame(data)
+        if isinstance(groups, str):
+            if groups not in data.columns:
+                raise DataError(f"groups: column {groups!r} is not in the data (columns: "
+                                f"{', '.join(map(str, list(data.columns)[:30]))})")
+            gcol, gname = data[groups], groups
+        else:
+            gcol = pd.Series(np.asarray(groups, dtype=object), index=data.index)
+            gname = "group"
+            if len(gcol) != len(data):
+                raise DataError(f"groups has {len(gcol)} values but data has {len(data)} rows")
+        gmiss = gcol.isna().to_numpy()
+        if gmiss.any():
+            raise DataError(f"group column {gname!r} has missing values in rows "
+                            f"{_labels(data.index, gmiss)}")
+        if isinstance(trials, str) and trials not in data.columns:
+            raise DataError(f"trials: column {trials!r} is not in the data")
+        extras = {"trials": trials} if trials is not None else None
+        design = build_design(formula, data, n_response=1, missing=missing, eval_env=env,
+                              extras=extras)
+        g = gcol.loc[design.row_labels]
+        return cls(design.endog[:, 0], design.exog, g,
+                   trials=design.extras.get("trials"), n_agq=n_agq,
+                   exog_names=design.exog_names, endog_name=design.endog_names[0],
+                   group_name=gname, row_labels=design.row_labels,
+                   n_dropped=design.n_dropped, design_info=design.design_info)
+
+    def fit(self, start_params=None, method: str | None = None, maxiter: int = 500,
+            tol: float = 1e-8, cov_type: str = "louis", seed: int | None = 0,
+            method_options: dict | None = None, progress: bool = False,
+            callback=None) -> GLMMResults:
+        """Maximum-likelihood fit by Monte Carlo EM.
+
+        Parameters
+        ----------
+        start_params : array_like, optional
+            ``(beta, log tau)``; default: pooled logistic regression and tau = 0.5.
+        method : str, optional
+            ``"mcem"`` (default) or ``"stochastic"``; the other schemes need an
+            exact E-step.
+        maxiter : int
+            Maximum number of iterations.
+        tol : float
+            Passed to the engine (the Monte Carlo schemes use their own stopping rule).
+        cov_type : {"louis", "numerical", "bootstrap"}
+            Louis' observed information with posterior moments by adaptive
+            quadrature (default), or a numerical Hessian of the quadrature
+            log-likelihood, or a bootstrap over groups.
+        seed : int, optional
+            Seed of the Monte Carlo draws (results are reproducible for a fixed seed).
+        method_options : dict, optional
+            Options of the scheme, e.g. ``{"size0": 100, "delta2": 1e-3, "max_size":
+            20000}`` for ``"mcem"`` (see :class:`emstats.em.variants.MonteCarloEM`).
+        progress : bool
+            Show a progress bar.
+        callback : callable, optional
+            ``callback(iteration, params, loglik)``; return True to stop.
+
+        Returns
+        -------
+        GLMMResults
+        """
+        if start_params is not None:
+            start_params = np.asarray(start_params, dtype=float).ravel()
+            if start_params.shape[0] != self.k_exog + 1 or not np.all(np.isfinite(start_params)):
+                raise ValueError(f"start_params must hold {self.k_exog + 1} finite values "
+                                 f"({', '.join(self.param_names)})")
+        const = int(np.any(np.all(self.X == 1.0, axis=0)))
+        return fit_model(self, GLMMResults, start_params=start_params, method=method,
+                         maxiter=maxiter, tol=tol, cov_type=cov_type, seed=seed,
+                         progress=progress, callback=callback, method_options=method_options,
+                         nobs=self.X.shape[0], df_model=self.k_exog - const + 1)
+
+    def bootstrap_model(self, idx: np.ndarray) -> RandomInterceptLogit:
+        """The model on groups ``idx`` (with repetition; a repeated group is a new group)."""
+        rows, gid = [], []
+        for new, i in enumerate(np.asarray(idx)):
+            r = np.arange(self.starts[i], self.starts[i] + self.group_sizes[i])
+            rows.append(r)
+            gid.append(np.full(len(r), new))
+        rows = np.concatenate(rows)
+        return RandomInterceptLogit(
+            self.y[rows], self.X[rows], np.concatenate(gid),
+            trials=self.ntrials[rows] if self.has_trials else None, n_agq=self.n_agq,
+            df_proposal=self.df_proposal, exog_names=self.exog_names,
+            endog_name=self.endog_name, group_name=self.group_name)
+
+
+class GLMMResults(EMResults):
+    """Results of a random-intercept logistic regression.
+
+    Parameters are the fixed effects and the log of the random-intercept SD; the
+    SD itself (lme4's "Std.Dev.") is :attr:`group_sd`, with a delta-method
+    standard error :attr:`group_sd_se`.
+    """
+
+    @property
+    def group_sd(self) -> float:
+        """Standard deviation of the random intercepts, tau."""
+        return float(np.exp(self.params.iloc[-1]))
+
+    @property
+    def group_sd_se(self) -> float:
+        """Delta-method standard error of tau: tau * se(log tau)."""
+        return float(self.group_sd * self.bse.iloc[-1])
+
+    @property
+    def fe_params(self) -> pd.Series:
+        """The fixed effects (lme4's ``fixef``)."""
+        return self.params.iloc[:-1]
+
+    def random_effects(self) -> pd.Series:
+        """Conditional modes of the random intercepts at the estimates."""
+        return self.model.conditional_modes(self.params.to_numpy())
+
+    def _summary_rows(self):
+        m = self.model
+        left = [("No. Groups:", [f"{m.n_groups} ({m.group_name})"]),
+                ("Group sizes:", [f"{m.group_sizes.min()} to {m.group_sizes.max()}"])]
+        right = [(f"{m.group_name} SD:", [f"{self.group_sd:#.6g} ({self.group_sd_se:.3g})"]),
+                 ("Quadrature:", [f"AGQ, {m.n_agq} nodes"])]
+        if m.n_dropped:
+            right.append(("Rows dropped (NA):", [str(m.n_dropped)]))
+        return left, right
+
+
+def glmm_logit(formula: str, data, groups, trials=None, *, missing: str = "drop",
+               n_agq: int = 25) -> RandomInterceptLogit:
+    """Random-intercept logistic regression from a formula, fitted by Monte Carlo EM.
+
+    Parameters
+    ----------
+    formula : str
+        ``"y ~ x1 + x2"`` (patsy) for the fixed effects.  ``y`` is 0/1, or the
+        number of successes when ``trials`` is given.
+    data : pandas.DataFrame
+        The data (never modified).
+    groups : str or array_like
+        Column of ``data`` (or array) with the group of each row; one normal
+        random intercept per group.
+    trials : str or array_like, optional
+        Column (or array) with the number of binomial trials per row.
+    missing : {"drop", "raise"}
+        Rows with missing values in the response, regressors or trials are
+        dropped or raise; missing group labels always raise.
+    n_agq : int
+        Nodes of the adaptive Gauss-Hermite quadrature used for the
+        log-likelihood and the standard errors.
+
+    Returns
+    -------
+    RandomInterceptLogit
+        Call ``.fit()`` on it.
+
+    Examples
+    --------
+    >>> import emstats
+    >>> cbpp = emstats.datasets.load("cbpp")  # doctest: +SKIP
+    >>> res = emstats.glmm_logit("incidence ~ period", data=cbpp, groups="herd",
+    ...                          trials="size").fit()  # doctest: +SKIP
+    >>> round(res.group_sd, 2)  # doctest: +SKIP
+    0.65
+    """
+    return RandomInterceptLogit.from_formula(formula, data, groups, trials, missing=missing,
+                                             n_agq=n_agq,
+                                             eval_env=patsy.EvalEnvironment.capture(1))
