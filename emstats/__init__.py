@@ -150,3 +150,7 @@ __all__ += ["DegenerateComponentWarning", "GMMParams", "GMMResults", "GMMSelecti
 from .models.vbgmm import VariationalGaussianMixture, VBGMMResults, VBParams, vbgmm  # noqa: E402
 
 __all__ += ["VBGMMResults", "VBParams", "VariationalGaussianMixture", "vbgmm"]
+
+from .models.glmm import GLMMResults, RandomInterceptLogit, glmm_logit  # noqa: E402
+
+__all__ += ["GLMMResults", "RandomInterceptLogit", "glmm_logit"]

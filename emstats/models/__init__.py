@@ -15,3 +15,7 @@ __all__ += ["GMMParams", "GMMResults", "GMMSelection", "GaussianMixture"]
 from .vbgmm import VariationalGaussianMixture, VBGMMResults, VBParams  # noqa: E402
 
 __all__ += ["VBGMMResults", "VBParams", "VariationalGaussianMixture"]
+
+from .glmm import GLMMResults, RandomInterceptLogit  # noqa: E402
+
+__all__ += ["GLMMResults", "RandomInterceptLogit"]
