@@ -225,7 +225,7 @@ def test_sklearn_converged_faithful():
                          (p.mean_precision, sk.mean_precision_), (p.means, sk.means_),
                          (p.degrees_of_freedom, sk.degrees_of_freedom_),
                          (p.covariances, sk.covariances_)]:
-        assert _rel(ours, theirs) < 1e-6
+        assert _rel(ours, theirs) < 1e-9       # measured: 1e-14 (both take 60 iterations)
     assert res.elbo == pytest.approx(sk.lower_bound_ + m.sklearn_constant(), rel=1e-12, abs=0)
     assert _rel(res.weights.to_numpy(), sk.weights_) < 1e-6
     assert _rel(res.posterior_mean_covariances[p.degrees_of_freedom > 3],
