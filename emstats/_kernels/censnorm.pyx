@@ -167,17 +167,24 @@ cdef inline Moments _narrow(double a, double b) noexcept nogil:
 
 cdef inline Moments _moments(double a, double b) noexcept nogil:
     cdef Moments r
-    if b <= 0.0:
-        # reflect Z -> -Z so that the interval does not lie below zero
-        r = _moments(-b, -a)
+    cdef double t
+    cdef bint flip = b <= 0.0
+    if flip:
+        # reflect Z -> -Z so that the interval does not lie below zero (no recursion:
+        # this function is inlined into the kernels' row loops)
+        t = a
+        a = -b
+        b = -t
+    if isfinite(a) and isfinite(b) and (b - a) * (1.0 + fabs(a)) < 1.0:
+        r = _narrow(a, b)
+    elif a >= 0.0:
+        r = _upper(a, b)
+    else:
+        r = _straddle(a, b)
+    if flip:
         r.m = -r.m
         r.c3 = -r.c3
-        return r
-    if isfinite(a) and isfinite(b) and (b - a) * (1.0 + fabs(a)) < 1.0:
-        return _narrow(a, b)
-    if a >= 0.0:
-        return _upper(a, b)
-    return _straddle(a, b)
+    return r
 
 
 cdef inline double _dot(const double* x, const double* y, Py_ssize_t p) noexcept nogil:

@@ -41,7 +41,3 @@ __all__ = [
     "resolve_method",
     "run_em",
 ]
-
-from .online import GMMAdapter, OnlineEM, TobitAdapter, online_gmm, online_tobit  # noqa: E402
-
-__all__ += ["GMMAdapter", "OnlineEM", "TobitAdapter", "online_gmm", "online_tobit"]
