@@ -170,6 +170,29 @@ def test_importance_sampler_matches_quadrature_moments(model):
     assert np.array_equal(pooled.logw[10:], b2.logw)
 
 
+def test_exact_draws_match_quadrature_moments(model):
+    draws = model.exact_draws(THETA_R, np.random.default_rng(1), 20000)
+    assert draws.exact and np.all(draws.logw == 0)
+    nodes, pw, _ = model._posterior(THETA_R)
+    q1 = np.sum(pw * nodes, axis=1)
+    sd = np.sqrt(np.sum(pw * nodes**2, axis=1) - q1**2)
+    assert np.all(np.abs(draws.b.mean(axis=0) - q1) <= 4.5 * sd / np.sqrt(20000))
+    assert_allclose(draws.b.std(axis=0), sd, rtol=0.05)
+    # a single draw (stochastic EM) is exact, never one unweighted importance draw
+    assert model.sample_stats(THETA_R, np.random.default_rng(2), 1).exact
+    with pytest.raises(ValueError, match="cannot pool"):
+        model.average_stats([draws, model.sample_stats(THETA_R, np.random.default_rng(2), 5)],
+                            [1, 1])
+
+
+def test_stochastic_em_chain_average(model):
+    res = model.fit(method="stochastic", method_options={"burn_in": 100, "n_keep": 400},
+                    cov_type="numerical")
+    assert res.convergence.method == "stochastic"
+    # the chain average is within a fraction of the statistical error of the MLE
+    assert np.all(np.abs(res.params.to_numpy() - THETA_R) <= 0.5 * res.bse.to_numpy())
+
+
 def test_m_step_at_exact_moments_is_the_em_map(model, mle):
     """With the posterior given by quadrature nodes, the M-step has the MLE as fixed point."""
     from emstats.models.glmm import ImportanceDraws

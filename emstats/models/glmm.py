@@ -10,7 +10,8 @@ expectations under p(b_i | y_i), which has no closed form, so the model has
 (``method="mcem"``, the default):
 
 * ``sample_stats`` draws the intercepts of every group by importance sampling
-  (Booth & Hobert 1999): a Student t proposal with ``df_proposal`` degrees of
+  (Booth & Hobert 1999; exact rejection sampling for a single draw, as
+  stochastic EM needs): a Student t proposal with ``df_proposal`` degrees of
   freedom centred at the mode of b -> log p(y_i, b) with the Laplace scale
   (the inverse square root of the curvature there).  The importance weights are
   kept unnormalised, relative to a reference that depends only on the
@@ -71,10 +72,13 @@ class ImportanceDraws:
         Log importance weights, unnormalised but relative to a reference that
         depends only on the parameters (so draws of several batches at the same
         parameters can be pooled).
+    exact : bool
+        The draws are exact posterior draws (rejection sampling; weights all 0).
     """
 
     b: np.ndarray
     logw: np.ndarray
+    exact: bool = False
 
     def normalised_weights(self) -> np.ndarray:
         """Self-normalised weights, summing to one over the draws of each group."""
@@ -303,18 +307,24 @@ class RandomInterceptLogit(EMModel):
             "sample_stats")
 
     def sample_stats(self, params, rng: np.random.Generator, size: int) -> ImportanceDraws:
-        """Importance-sampled draws of every group's random intercept.
+        """Simulated E-step: ``size`` weighted draws of every group's random intercept.
 
-        ``size`` draws per group from a Student t proposal (``df_proposal`` degrees
-        of freedom) centred at the mode of p(b_i | y_i) with the Laplace scale;
-        log weights log p(y_i, b) - log q(b) relative to the value at the mode.
+        For ``size > 1``: importance sampling from a Student t proposal
+        (``df_proposal`` degrees of freedom) centred at the mode of p(b_i | y_i)
+        with the Laplace scale; log weights log p(y_i, b) - log q(b) relative to
+        the value at the mode.  For ``size == 1`` (stochastic EM, where a single
+        importance draw would be a draw from the proposal) exact posterior draws
+        by rejection sampling, see :meth:`exact_draws`.
         """
+        size = int(size)
+        if size == 1:
+            return self.exact_draws(params, rng, 1)
         beta, tau = self._split(params)
         eta0 = self.X @ beta
         mode, curv = self.modes(params)
         scale = 1.0 / np.sqrt(curv)
         nu = self.df_proposal
-        t = rng.standard_t(nu, size=(int(size), self.n_groups))
+        t = rng.standard_t(nu, size=(size, self.n_groups))
         b = mode + scale * t
         logw = np.empty_like(b)
         ref = self._cond_loglik(eta0, mode) - 0.5 * (mode / tau) ** 2
@@ -326,8 +336,42 @@ class RandomInterceptLogit(EMModel):
         logw -= ref
         return ImportanceDraws(b, logw)
 
+    def exact_draws(self, params, rng: np.random.Generator, size: int,
+                    max_rounds: int = 100_000) -> ImportanceDraws:
+        """Exact draws from p(b_i | y_i) by rejection sampling.
+
+        h_i(b) = log p(y_i | b) - b^2 / (2 tau^2) has h_i'' <= -1/tau^2, so
+        h_i(b) <= h_i(m_i) - (b - m_i)^2 / (2 tau^2) at the mode m_i: the
+        proposal N(m_i, tau^2) dominates, and a candidate is accepted with
+        probability exp(h_i(b) - h_i(m_i) + (b - m_i)^2 / (2 tau^2)).  The
+        acceptance rate is about (Laplace scale) / tau, so this suits few draws
+        (stochastic EM) rather than large Monte Carlo samples.
+        """
+        beta, tau = self._split(params)
+        eta0 = self.X @ beta
+        mode, _ = self.modes(params)
+        ref = self._cond_loglik(eta0, mode) - 0.5 * (mode / tau) ** 2
+        out = np.zeros((int(size), self.n_groups))
+        todo = np.ones(out.shape, dtype=bool)
+        for _ in range(int(max_rounds)):
+            if not todo.any():
+                break
+            cand = mode + tau * rng.standard_normal(out.shape)
+            la = (self._cond_loglik(eta0, cand) - 0.5 * (cand / tau) ** 2 - ref
+                  + 0.5 * ((cand - mode) / tau) ** 2)
+            acc = todo & (np.log(rng.random(out.shape)) < la)
+            out[acc] = cand[acc]
+            todo &= ~acc
+        else:
+            if todo.any():
+                raise FloatingPointError("rejection sampling of the random intercepts did not "
+                                         f"finish in {max_rounds} rounds")
+        return ImportanceDraws(out, np.zeros_like(out), exact=True)
+
     def average_stats(self, stats: list[ImportanceDraws], weights) -> ImportanceDraws:
         """Pool batches of draws at the same parameters (the weights are implied)."""
+        if len({s.exact for s in stats}) > 1:
+            raise ValueError("cannot pool exact and importance-weighted draws")
         return ImportanceDraws(np.concatenate([s.b for s in stats]),
                                np.concatenate([s.logw for s in stats]))
 
