@@ -13,7 +13,7 @@ import pytest
 
 from emstats import datasets
 
-NAMES = ["affairs", "earthquakes", "faithful"]
+NAMES = ["affairs", "cbpp", "earthquakes", "faithful"]
 
 AFFAIRS_COLUMNS = [
     "affairs",
@@ -50,6 +50,7 @@ def test_list_datasets():
     assert table["name"].tolist() == NAMES
     assert dict(zip(table["name"], table["nobs"], strict=True)) == {
         "affairs": 601,
+        "cbpp": 56,
         "earthquakes": 107,
         "faithful": 272,
     }
@@ -85,7 +86,7 @@ def test_load_case_insensitive():
 
 @pytest.mark.parametrize("bad", ["nonexistent", "", "affair"])
 def test_unknown_name(bad):
-    with pytest.raises(ValueError, match="affairs, earthquakes, faithful"):
+    with pytest.raises(ValueError, match="affairs, cbpp, earthquakes, faithful"):
         datasets.load(bad)
     with pytest.raises(ValueError, match="Available datasets"):
         datasets.describe(bad)
@@ -102,6 +103,7 @@ def test_non_string_name():
         ("affairs", ["Fair", "1978", "Journal of Political Economy", "AER", "Kleiber"]),
         ("faithful", ["Härdle", "Azzalini", "Bowman", "minutes"]),
         ("earthquakes", ["Zucchini", "MacDonald", "2009", "ifsm/apollon", "19.364"]),
+        ("cbpp", ["Lesnoff", "2004", "Ethiopia", "Preventive", "lme4"]),
     ],
 )
 def test_describe(name, needles):
@@ -119,6 +121,7 @@ def test_describe(name, needles):
         (datasets.load_affairs, "affairs"),
         (datasets.load_faithful, "faithful"),
         (datasets.load_earthquakes, "earthquakes"),
+        (datasets.load_cbpp, "cbpp"),
     ],
 )
 def test_convenience_loaders(func, name):

@@ -9,6 +9,9 @@ Available datasets
 ------------------
 affairs
     Fair's (1978) extramarital affairs survey data, as in R's ``AER::Affairs``.
+cbpp
+    Contagious bovine pleuropneumonia incidence in 15 herds over four periods,
+    as in R's ``lme4::cbpp`` (Lesnoff et al. 2004).
 faithful
     Old Faithful geyser eruption durations and waiting times, as in R's
     ``datasets::faithful``.
@@ -37,6 +40,7 @@ __all__ = [
     "list_datasets",
     "load",
     "load_affairs",
+    "load_cbpp",
     "load_earthquakes",
     "load_faithful",
 ]
@@ -178,6 +182,51 @@ The counts are overdispersed relative to a Poisson distribution
 example for Poisson mixtures and Poisson hidden Markov models.
 """
 
+_CBPP_NOTE = """\
+Contagious bovine pleuropneumonia (cbpp)
+========================================
+
+56 observations on 4 variables: the serological incidence of contagious bovine
+pleuropneumonia (CBPP, a mycoplasma disease of cattle) in zebu cattle of 15
+commercial herds in the Boji district of Ethiopia, followed over four periods
+to study the within-herd spread of the disease in newly infected herds (CBPP
+status from blood samples taken quarterly and tested by competitive ELISA).
+The values are identical to the data frame ``cbpp`` of the R package lme4
+(version 1.1-31), exported by tests/results/r_scripts/glmm_cbpp.R.  Some
+herd-periods were lost to follow-up (herd 2 has three periods, herd 8 only
+one), hence 56 rather than 60 rows.
+
+Variables
+---------
+herd : category
+    Herd identifier, categories 1 to 15 (a factor in R).
+incidence : int
+    Number of new serological cases of CBPP in the herd during the period.
+size : int
+    Herd size at the beginning of the period (the number of animals at risk).
+period : category
+    Follow-up period, categories 1 to 4 (a factor in R).
+
+Sources
+-------
+Lesnoff, M., Laval, G., Bonnet, P., Abdicho, S., Workalemahu, A., Kifle, D.,
+Peyraud, A., Lancelot, R. and Thiaucourt, F. (2004). Within-herd spread of
+contagious bovine pleuropneumonia in Ethiopian highlands. Preventive
+Veterinary Medicine, 64, 27-40.
+
+Bates, D., Maechler, M., Bolker, B. and Walker, S. (2015). Fitting linear
+mixed-effects models using lme4. Journal of Statistical Software, 67(1),
+1-48.  R package lme4, data set ``cbpp``.
+
+Notes
+-----
+The standard example for a binomial generalised linear mixed model:
+``incidence`` out of ``size`` with a fixed effect of ``period`` and a random
+intercept per ``herd`` (lme4: ``glmer(cbind(incidence, size - incidence) ~
+period + (1 | herd), family = binomial, data = cbpp)``; emstats:
+``glmm_logit("incidence ~ period", data, groups="herd", trials="size")``).
+"""
+
 _DATASETS: dict[str, _DatasetInfo] = {
     "affairs": _DatasetInfo(
         filename="affairs.csv",
@@ -195,6 +244,14 @@ _DATASETS: dict[str, _DatasetInfo] = {
             "rating": "int64",
         },
         note=_AFFAIRS_NOTE,
+    ),
+    "cbpp": _DatasetInfo(
+        filename="cbpp.csv",
+        nobs=56,
+        title="Contagious bovine pleuropneumonia in 15 herds (R: lme4::cbpp)",
+        dtypes={"herd": "category", "incidence": "int64", "size": "int64",
+                "period": "category"},
+        note=_CBPP_NOTE,
     ),
     "earthquakes": _DatasetInfo(
         filename="earthquakes.csv",
@@ -253,7 +310,7 @@ def list_datasets() -> pd.DataFrame:
     --------
     >>> from emstats.datasets import list_datasets
     >>> list_datasets()["name"].tolist()
-    ['affairs', 'earthquakes', 'faithful']
+    ['affairs', 'cbpp', 'earthquakes', 'faithful']
     """
     rows = [
         {"name": name, "nobs": info.nobs, "description": info.title}
@@ -345,6 +402,19 @@ def load_faithful() -> pd.DataFrame:
         identical to R's ``datasets::faithful``.  See ``describe("faithful")``.
     """
     return load("faithful")
+
+
+def load_cbpp() -> pd.DataFrame:
+    """Load the contagious bovine pleuropneumonia data (R: ``lme4::cbpp``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        56 rows and columns ``herd`` (categorical), ``incidence``, ``size``
+        (integers) and ``period`` (categorical), identical to ``lme4::cbpp``.
+        See ``describe("cbpp")``.
+    """
+    return load("cbpp")
 
 
 def load_earthquakes() -> pd.DataFrame:
