@@ -86,6 +86,30 @@ class Method:
         return {}
 
 
+def line_search(model: EMModel, state: State, theta, d, max_halvings: int, evaluate=None):
+    """Halve the step ``d`` (inference coordinates) until the log-likelihood does not drop.
+
+    ``evaluate(params)`` returns ``(loglik, *extra)`` (default: the E-step's
+    log-likelihood).  Returns ``(State, *extra)`` for the accepted point, or None.
+    """
+    t = 1.0
+    for _ in range(max_halvings):
+        try:
+            cand = model.from_inference(theta + t * d)
+            if evaluate is None:
+                stats, ll = model.e_step(cand)
+                extra = ()
+            else:
+                ll, *extra = evaluate(cand)
+                stats = None  # E-step statistics only if a fall-back needs them
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+            ll = -np.inf
+        if np.isfinite(ll) and ll >= state.loglik:
+            return (State(cand, stats, float(ll)), *extra)
+        t *= 0.5
+    return None
+
+
 class PlainEM(Method):
     """Dempster, Laird & Rubin's EM: one E-step and one M-step per iteration."""
 
@@ -192,18 +216,12 @@ class LouisNewton(Method):
         except np.linalg.LinAlgError:
             d = None
         if d is not None and np.all(np.isfinite(d)):
-            t = 1.0
-            for _ in range(self.max_halvings):
-                try:
-                    cand = model.from_inference(theta + t * d)
-                    ll, g_new, pieces_new = model.newton_pieces(cand)
-                except (ValueError, FloatingPointError, np.linalg.LinAlgError):
-                    ll = -np.inf
-                if np.isfinite(ll) and ll >= state.loglik:
-                    new = State(cand, None, float(ll))  # E-step statistics only if needed
-                    self._cached = (new, g_new, pieces_new)
-                    return new
-                t *= 0.5
+            new = line_search(model, state, theta, d, self.max_halvings,
+                              model.newton_pieces)
+            if new is not None:
+                new_state, g_new, pieces_new = new
+                self._cached = (new_state, g_new, pieces_new)
+                return new_state
         self.n_fallbacks += 1
         self.n_em_steps += 1
         if state.stats is None:

@@ -95,13 +95,17 @@ class EMModel(ABC):
     def m_step(self, stats: Stats, params: Params) -> Params:
         """Return the parameters maximising the expected complete-data log-likelihood."""
 
-    @abstractmethod
     def pack(self, params: Params) -> np.ndarray:
-        """Map parameters to a flat unconstrained vector."""
+        """Map parameters to a flat unconstrained vector.
 
-    @abstractmethod
+        The default serves models whose parameters already are such a vector (a
+        copy of it); override it for anything else.
+        """
+        return np.array(params, dtype=float, copy=True).ravel()
+
     def unpack(self, vec: np.ndarray) -> Params:
-        """Inverse of :meth:`pack`."""
+        """Inverse of :meth:`pack` (default: a copy of the vector)."""
+        return np.array(vec, dtype=float, copy=True)
 
     def loglike(self, params: Params) -> float:
         """Observed-data log-likelihood (default: from the E-step)."""

@@ -23,7 +23,7 @@ import math
 import numpy as np
 from scipy import stats as _stats
 
-from .accel import Method, State, _evaluate
+from .accel import Method, State, line_search
 from .protocol import EMModel
 
 
@@ -68,21 +68,33 @@ class GradientEM(Method):
     def step(self, model, state):
         theta = model.to_inference(state.params)
         g, pieces = model.score_and_louis(state.params)
-        d = np.linalg.solve(pieces.complete, g)
-        t = 1.0
-        for _ in range(self.max_halvings):
-            try:
-                cand = _evaluate(model, model.from_inference(theta + t * d))
-            except (ValueError, FloatingPointError):
-                cand = None
-            if cand is not None and np.isfinite(cand.loglik) and cand.loglik >= state.loglik:
-                self.n_em_steps += 1
-                return cand
-            t *= 0.5
-        return state
+        new = line_search(model, state, theta, np.linalg.solve(pieces.complete, g),
+                          self.max_halvings)
+        if new is None:
+            return state
+        self.n_em_steps += 1
+        return new[0]
 
 
-class MonteCarloEM(Method):
+class _Simulated(Method):
+    """Base of the schemes whose E-step is simulated by ``model.sample_stats``."""
+
+    monotone = False
+    needs_exact_e_step = False
+
+    def not_applicable(self, model):
+        if not hasattr(model, "sample_stats"):
+            return "the model has no simulated E-step (sample_stats)"
+        return super().not_applicable(model)
+
+    def initial_state(self, model, params):
+        return State(params, None, float(model.loglike(params)))
+
+    def uses_engine_rule(self):
+        return False
+
+
+class MonteCarloEM(_Simulated):
     """Monte Carlo EM (Wei & Tanner 1990) with a growing Monte Carlo sample.
 
     Each iteration draws ``size`` imputations per unit in ``n_batches`` batches
@@ -99,8 +111,6 @@ class MonteCarloEM(Method):
 
     name = "mcem"
     description = "Monte Carlo EM (Wei & Tanner 1990; Booth & Hobert 1999)"
-    monotone = False
-    needs_exact_e_step = False
 
     def __init__(self, size0: int = 50, schedule: str = "auto", growth: float = 1.25,
                  alpha: float = 0.25, k: float = 3.0, n_batches: int = 10,
@@ -125,13 +135,6 @@ class MonteCarloEM(Method):
         self.mc_se: list[np.ndarray] = []
         self.rel_change: list[float] = []
 
-    def not_applicable(self, model):
-        if not hasattr(model, "sample_stats"):
-            return "the model has no simulated E-step (sample_stats)"
-        return super().not_applicable(model)
-
-    def initial_state(self, model, params):
-        return State(params, None, float(model.loglike(params)))
 
     def _draw(self, model, params, size):
         sizes = [max(1, math.ceil(size / self.n_batches))] * self.n_batches
@@ -161,9 +164,6 @@ class MonteCarloEM(Method):
         self.size = min(self.size, self.max_size)
         return State(new, None, float(model.loglike(new)))
 
-    def uses_engine_rule(self):
-        return False
-
     def stop(self, model, state):
         if self._stable >= self.n_stable:
             return (f"relative change below {self.delta2:g} for {self.n_stable} consecutive "
@@ -175,7 +175,7 @@ class MonteCarloEM(Method):
                 "rel_change": np.array(self.rel_change)}
 
 
-class StochasticEM(Method):
+class StochasticEM(_Simulated):
     """Stochastic EM (Celeux & Diebolt 1985): one imputation per iteration.
 
     The chain theta_t does not converge to a point but fluctuates around the MLE;
@@ -186,8 +186,6 @@ class StochasticEM(Method):
 
     name = "stochastic"
     description = "stochastic EM (Celeux & Diebolt 1985), chain average after burn-in"
-    monotone = False
-    needs_exact_e_step = False
 
     def __init__(self, burn_in: int = 200, n_keep: int = 300):
         super().__init__()
@@ -198,22 +196,12 @@ class StochasticEM(Method):
         self.n_iterations = self.burn_in + self.n_keep
         self.chain: list[np.ndarray] = []
 
-    def not_applicable(self, model):
-        if not hasattr(model, "sample_stats"):
-            return "the model has no simulated E-step (sample_stats)"
-        return super().not_applicable(model)
-
-    def initial_state(self, model, params):
-        return State(params, None, float(model.loglike(params)))
 
     def step(self, model, state):
         new = model.m_step(model.sample_stats(state.params, self.rng, 1), state.params)
         self.chain.append(np.asarray(model.to_inference(new), dtype=float))
         self.n_em_steps += 1
         return State(new, None, float(model.loglike(new)))
-
-    def uses_engine_rule(self):
-        return False
 
     def stop(self, model, state):
         if len(self.chain) >= self.burn_in + self.n_keep:

@@ -321,11 +321,6 @@ class CensoredRegression(EMModel):
             raise FloatingPointError("non-positive scale in the M-step")
         return np.concatenate([beta, [0.5 * np.log(s2)]])
 
-    def pack(self, params) -> np.ndarray:
-        return np.asarray(params, dtype=float).copy()
-
-    def unpack(self, vec) -> np.ndarray:
-        return np.asarray(vec, dtype=float).copy()
 
     def linear_predictor(self, params) -> np.ndarray:
         """x'beta + offset for the rows of the model."""
@@ -613,6 +608,15 @@ class IntervalRegression(CensoredRegression):
 PREDICT_WHICH = ("linear", "mean", "prob_uncensored", "conditional_mean")
 
 
+def censoring_rows(m) -> list:
+    """Summary-header rows counting left, right, interval-censored and exact observations."""
+    rows = [("Left-censored:", [str(m.n_left)]), ("Right-censored:", [str(m.n_right)])]
+    if m.n_interval:
+        rows.append(("Interval-censored:", [str(m.n_interval)]))
+    rows.append(("Uncensored:", [str(m.n_exact)]))
+    return rows
+
+
 class MarginalEffects:
     """Marginal effects with delta-method standard errors.
 
@@ -681,10 +685,7 @@ class CensoredResults(EMResults):
 
     def _summary_rows(self):
         m = self.model
-        left = [("Left-censored:", [str(m.n_left)]), ("Right-censored:", [str(m.n_right)])]
-        if m.n_interval:
-            left.append(("Interval-censored:", [str(m.n_interval)]))
-        left.append(("Uncensored:", [str(m.n_exact)]))
+        left = censoring_rows(m)
         right = [("Scale:", [f"{self.scale:#.6g} ({self.scale_se:.3g})"])]
         if m.n_dropped:
             right.append(("Rows dropped (NA):", [str(m.n_dropped)]))

@@ -417,11 +417,6 @@ class RandomInterceptLogit(EMModel):
             raise FloatingPointError("non-positive random-intercept variance in the M-step")
         return np.concatenate([beta, [0.5 * np.log(tau2)]])
 
-    def pack(self, params) -> np.ndarray:
-        return np.asarray(params, dtype=float).copy()
-
-    def unpack(self, vec) -> np.ndarray:
-        return np.asarray(vec, dtype=float).copy()
 
     # -- likelihood and information ---------------------------------------------------
     def loglike_groups(self, params) -> np.ndarray:

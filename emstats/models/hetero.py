@@ -29,7 +29,7 @@ from ..exceptions import DataError
 from ..formula import build_design
 from ..inference.fit import fit_model
 from ..inference.results import EMResults
-from .censored import CensoredRegression, Tobit
+from .censored import CensoredRegression, Tobit, censoring_rows
 
 
 class HeteroskedasticCensoredRegression(EMModel):
@@ -138,11 +138,6 @@ class HeteroskedasticCensoredRegression(EMModel):
                 break
         return np.concatenate([beta, gamma])
 
-    def pack(self, params):
-        return np.asarray(params, dtype=float).copy()
-
-    def unpack(self, vec):
-        return np.asarray(vec, dtype=float).copy()
 
     def score_and_louis(self, params):
         _, sig, out = self._moments(params)
@@ -198,10 +193,7 @@ class HeteroskedasticResults(EMResults):
 
     def _summary_rows(self):
         m = self.model
-        left = [("Left-censored:", [str(m.n_left)]), ("Right-censored:", [str(m.n_right)])]
-        if m.n_interval:
-            left.append(("Interval-censored:", [str(m.n_interval)]))
-        left.append(("Uncensored:", [str(m.n_exact)]))
+        left = censoring_rows(m)
         right = [("Scale model:", ["log-linear"])]
         if m.n_dropped:
             right.append(("Rows dropped (NA):", [str(m.n_dropped)]))
