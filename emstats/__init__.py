@@ -147,6 +147,10 @@ from .models.gmm import (  # noqa: E402
 __all__ += ["DegenerateComponentWarning", "GMMParams", "GMMResults", "GMMSelection",
             "GaussianMixture", "gmm", "gmm_select"]
 
+from .em.online import OnlineEM, online_gmm, online_tobit  # noqa: E402
+
+__all__ += ["OnlineEM", "online_gmm", "online_tobit"]
+
 from .models.vbgmm import VariationalGaussianMixture, VBGMMResults, VBParams, vbgmm  # noqa: E402
 
 __all__ += ["VBGMMResults", "VBParams", "VariationalGaussianMixture", "vbgmm"]

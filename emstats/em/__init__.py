@@ -41,3 +41,7 @@ __all__ = [
     "resolve_method",
     "run_em",
 ]
+
+from .online import GMMAdapter, OnlineEM, TobitAdapter, online_gmm, online_tobit  # noqa: E402
+
+__all__ += ["GMMAdapter", "OnlineEM", "TobitAdapter", "online_gmm", "online_tobit"]

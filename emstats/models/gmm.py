@@ -1175,6 +1175,123 @@ class GaussianMixture(EMModel):
             raise ValueError("start covariances must be positive definite")
         return p
 
+    # -- simulated E-step (stochastic EM, Monte Carlo EM) -------------------------------
+    def sample_stats(self, params: GMMParams, rng: np.random.Generator, size: int) -> _Stats:
+        """E-step statistics from component labels drawn from the responsibilities.
+
+        Each row's label is drawn ``size`` times from its responsibilities r_i.;
+        the statistics are those of :meth:`e_step` (about the current means) with
+        r_ik replaced by the fraction of the draws that chose component k.  With
+        ``size = 1`` this is the S-step of stochastic EM (Celeux & Diebolt 1985).
+        """
+        L = self._factors(params)
+        if L is None:
+            raise np.linalg.LinAlgError("a covariance is not positive definite")
+        resp = self._kernel(self.X, params, L, want_resp=True)[5]
+        resp = np.maximum(resp, 0.0)
+        resp /= resp.sum(axis=1, keepdims=True)
+        size = int(size)
+        if size < 1:
+            raise ValueError(f"size must be at least 1, got {size}")
+        if size == 1:
+            u = rng.random(self.n)
+            lab = np.minimum((np.cumsum(resp, axis=1) < u[:, None]).sum(axis=1), self.K - 1)
+            c = np.zeros_like(resp)
+            c[np.arange(self.n), lab] = 1.0
+        else:
+            c = rng.multinomial(size, resp) / float(size)
+        return self._weighted_stats(self.X, c, params.means)
+
+    def _weighted_stats(self, X: np.ndarray, c: np.ndarray, means: np.ndarray) -> _Stats:
+        """N_k, sum c_ik (x_i - mu_k) and sum c_ik (x_i - mu_k)(x_i - mu_k)' for weights c."""
+        K, d = self.K, self.d
+        N = c.sum(axis=0)
+        S1 = np.empty((K, d))
+        S2 = np.empty((K, d, d))
+        for k in range(K):
+            e = X - means[k]
+            ce = e * c[:, k:k + 1]
+            S1[k] = ce.sum(axis=0)
+            S2[k] = e.T @ ce
+        S2 = _sym(S2)
+        if self.structure.diag:
+            S2 = _diag_stack(np.diagonal(S2, axis1=1, axis2=2))
+        return _Stats(N, S1, S2, np.array(means, dtype=float, copy=True))
+
+    def average_stats(self, items: list[_Stats], weights) -> _Stats:
+        """Weighted average of statistics computed at the same parameters."""
+        w = np.asarray(weights, dtype=float)
+        w = w / w.sum()
+        return _Stats(sum(wi * it.N for wi, it in zip(w, items, strict=True)),
+                      sum(wi * it.S1 for wi, it in zip(w, items, strict=True)),
+                      sum(wi * it.S2 for wi, it in zip(w, items, strict=True)),
+                      items[0].means.copy())
+
+    def _fit_simulated(self, start_params, init, seed, method, maxiter, tol, cov_type,
+                       progress, method_options) -> GMMResults:
+        """Stochastic EM or Monte Carlo EM from one start (component order kept)."""
+        if start_params is not None:
+            p = self._user_start(start_params)
+            how = "user"
+        elif isinstance(init, str) and init in ("kmeans++", "random"):
+            rng = np.random.default_rng(seed)
+            p = self._init_kmeans(rng) if init == "kmeans++" else self._init_random(rng)
+            how = init
+        else:
+            raise ValueError(f"method={method!r} runs from one start: init must be "
+                             "'kmeans++' or 'random', or pass start_params")
+        p = p.sorted()
+        if cov_type is None:
+            cov_type = "louis" if self.has_louis else "numerical"
+        self._collapsed = set()
+        res = fit_model(self, GMMResults, start_params=p, method=method, maxiter=maxiter,
+                        tol=tol, cov_type=cov_type, progress=progress, seed=seed,
+                        method_options=method_options, nobs=self.n, df_model=self.n_free,
+                        results_kwargs={"extra": {}})
+        est = res.raw_params
+        if not np.array_equal(np.lexsort(est.means.T[::-1]), np.arange(self.K)):
+            warnings.warn("the components of the simulated-EM estimate are not in the "
+                          "canonical order (labels switched during the chain); they keep "
+                          "the order of the start", UserWarning, stacklevel=3)
+        res.init = how
+        res.log_posterior = None
+        if self.prior is not None:
+            res.log_posterior = res.llf
+            res.llf = self.loglike_data(params=est)
+        res.init_logliks = np.array([res.llf])
+        res.collapsed = sorted(self._collapsed)
+        return res
+
+    # -- online EM support ---------------------------------------------------------------
+    def batch_stats(self, X: np.ndarray, params: GMMParams):
+        """E-step sums of new rows ``X`` (m x d) at ``params``, without storing them.
+
+        Returns
+        -------
+        (N, S1, S2, loglik)
+            N_k = sum r_ik, S1_k = sum r_ik (x_i - mu_k), S2_k = sum r_ik (x_i - mu_k)
+            (x_i - mu_k)' about the means of ``params``, and the log-likelihood of the
+            rows (without any prior).
+        """
+        X = np.ascontiguousarray(np.asarray(X, dtype=float))
+        if X.ndim != 2 or X.shape[1] != self.d:
+            raise DataError(f"the rows must have {self.d} columns, got shape {X.shape}")
+        L = self._factors(params)
+        if L is None:
+            raise np.linalg.LinAlgError("a covariance is not positive definite")
+        N, S1, S2, ll, bad, _, _ = self._kernel(X, params, L)
+        if bad or not np.isfinite(ll):
+            raise FloatingPointError("non-finite log-likelihood of the rows")
+        return N, S1, S2, ll
+
+    def best_start(self, n_init: int = 1, seed: int = 0, maxiter: int = 500,
+                   tol: float = 1e-8) -> GMMParams:
+        """EM from ``n_init`` k-means++ starts on the model's data; the best, sorted."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DegenerateComponentWarning)
+            best, _ = self._run_starts("kmeans++", n_init, seed, None, "em", maxiter, tol)
+        return best[1].params.sorted()
+
     # -- fitting ----------------------------------------------------------------------
     def _run_starts(self, init, n_init, seed, start_params, method, maxiter, tol):
         starts = []
@@ -1223,7 +1340,7 @@ class GaussianMixture(EMModel):
     def fit(self, start_params=None, *, init="kmeans++", n_init: int = 5, seed: int = 0,
             method: str = "em", maxiter: int = 5000, tol: float = 1e-10,
             cov_type: str | None = None, n_threads: int | None = None,
-            progress: bool = False) -> GMMResults:
+            progress: bool = False, method_options: dict | None = None) -> GMMResults:
         """Fit by EM from several starts and keep the best.
 
         Parameters
@@ -1242,8 +1359,13 @@ class GaussianMixture(EMModel):
             spread of the final log-likelihoods is reported in ``results.init_logliks``.
         seed : int
             Seed of the starts.
-        method : {"em", "squarem"}
-            Iteration scheme of the engine.
+        method : {"em", "squarem", "newton", "stochastic", "mcem"}
+            Iteration scheme of the engine.  ``"stochastic"`` is Celeux & Diebolt's
+            stochastic EM (one draw of the component labels from the
+            responsibilities per iteration; the estimate is the chain average after
+            burn-in, the chain is in ``res.convergence.extra["chain"]``) and
+            ``"mcem"`` Monte Carlo EM; both run from one k-means++ start (seeded by
+            ``seed``) and keep its component order.
         maxiter : int
         tol : float
             Relative change of the log-likelihood at convergence.
@@ -1253,14 +1375,23 @@ class GaussianMixture(EMModel):
         n_threads : int, optional
             Threads of the E-step kernel.
         progress : bool
+        method_options : dict, optional
+            Options of the simulation-based methods, e.g. ``{"burn_in": 200,
+            "n_keep": 300}`` for ``"stochastic"``.
 
         Returns
         -------
         GMMResults
         """
         self._n_threads = resolve_threads(n_threads)
+        if method in ("stochastic", "mcem"):
+            return self._fit_simulated(start_params, init, seed, method, maxiter, tol,
+                                       cov_type, progress, method_options)
         if method not in ("em", "squarem", "newton"):
-            raise ValueError(f"method must be 'em', 'squarem' or 'newton', got {method!r}")
+            raise ValueError(f"method must be 'em', 'squarem', 'newton', 'stochastic' or "
+                             f"'mcem', got {method!r}")
+        if method_options:
+            raise ValueError("method_options apply to method='stochastic' or 'mcem'")
         best, runs = self._run_starts(init, n_init, seed, start_params, method, maxiter, tol)
         return self._finish(best, runs, method, maxiter, tol, cov_type, progress)
 
