@@ -461,7 +461,7 @@ def online_tobit(censor_left=0.0, censor_right=None, *, alpha: float = 0.6, warm
 
 
 def online_gmm(k: int, covariance: str = "VVV", *, alpha: float = 0.6, warmup: int = 0,
-               burn_in: float = 0.2, reg_covar: float = 0.0, n_init: int = 1, seed: int = 0,
+               burn_in: float = 0.2, reg_covar: float = 0.0, n_init: int = 10, seed: int = 0,
                n_threads: int | None = None, max_trace: int = 1000) -> OnlineEM:
     """Online EM estimator of a Gaussian mixture, fed with ``partial_fit(X)``.
 
