@@ -19,10 +19,11 @@ Coordinates.  SQUAREM works in unconstrained coordinates (``pack``): log-ratios
 log(pi_k / pi_1), means, and per structure log-variances or Cholesky factors
 with log-diagonal.  Standard errors are reported for the free parameters on
 their own scale (``to_inference``): weights pi_2..pi_K (pi_1 = 1 - sum), means,
-and the unique covariance elements of the structure.  Louis' method gives them
-for the structures whose covariances are linear in those elements (EII, VII,
-EEI, VVI, EEE, VVV); the other structures use a numerical Hessian of the
-observed log-likelihood in their packed coordinates.
+and the unique covariance elements of the structure (EII, VII, EEI, VVI, EEE,
+VVV, whose covariances are linear in them), or for the other structures the
+volumes, shapes (natural scale) and the Cayley coordinates of the orientations.
+Louis' method gives the observed information for all of them (the nonlinear
+structures through the Jacobian and curvature of the map to Sigma_k).
 
 Label switching.  Components are reported in a deterministic order: sorted by
 their mean vectors, lexicographically (first coordinate, then the second...).
@@ -183,6 +184,13 @@ class LinearStructure(Structure):
     def to_inf(self, covs):
         return self._elements(np.asarray(covs)).ravel()
 
+    def jacobian(self, vec):
+        """d Sigma_k / d vec, shape (K, d, d, P): the basis matrices B_m."""
+        J = np.zeros((self.K, self.d, self.d, self.n_var()))
+        for k in range(self.K):
+            J[k][:, :, self.idx[k]] = np.moveaxis(self.B, 0, -1)
+        return J
+
     def from_inf(self, vec):
         return self._build(np.asarray(vec, dtype=float))
 
@@ -237,7 +245,9 @@ class _Decomposed(Structure):
     Packed coordinates: log lambda (per component or common), log shape
     (d - 1 free values per shape, the last fixed by det A = 1), and the
     orientation D through its Cayley transform (a skew-symmetric matrix, d(d-1)/2
-    values).  Standard errors use a numerical Hessian in these coordinates.
+    values).  Inference coordinates: the same with lambda and the shapes on their
+    natural scale; :meth:`derivatives` gives Sigma's first and second derivatives in
+    them for Louis' method.
     """
 
     vol = "E"
@@ -416,13 +426,139 @@ class _Decomposed(Structure):
         D = np.broadcast_to(np.array(Ds), (K, d, d))
         return lam[:, None, None] * (D * A[:, None, :]) @ np.swapaxes(D, 1, 2)
 
+    # -- inference coordinates and Louis' method ---------------------------------------
+    def _n_scale(self) -> int:
+        """Number of volume and shape coordinates (log scale packed, natural for inference)."""
+        return (1 if self.vol == "E" else self.K) + (self.d - 1) * (1 if self.shape == "E"
+                                                                    else self.K)
+
+    def to_inf(self, covs):
+        """Volumes lambda, shapes a_1..a_{d-1} (a_d = 1 / prod) on their own scale, and the
+        Cayley coordinates of the orientations (as :meth:`pack`)."""
+        v = self.pack(covs)
+        ns = self._n_scale()
+        v[:ns] = np.exp(v[:ns])
+        return v
+
+    def from_inf(self, vec):
+        v = np.array(vec, dtype=float)
+        ns = self._n_scale()
+        if not np.all(v[:ns] > 0):
+            # outside the parameter space (a trial Newton step): not positive definite
+            return np.full((self.K, self.d, self.d), np.nan)
+        v[:ns] = np.log(v[:ns])
+        return self.unpack(v)
+
+    def _layout(self):
+        """Positions, in the covariance coordinates, of each component's volume (K,),
+        shape (K, d - 1) and orientation (K, d(d-1)/2) parameters; shared ones repeat."""
+        K, d = self.K, self.d
+        nl = 1 if self.vol == "E" else K
+        ns = 1 if self.shape == "E" else K
+        m = d * (d - 1) // 2
+        comp = np.arange(K)
+        iv = np.zeros(K, dtype=int) if self.vol == "E" else comp
+        sk = np.zeros(K, dtype=int) if self.shape == "E" else comp
+        ish = nl + sk[:, None] * (d - 1) + np.arange(d - 1)[None]
+        if self.orient == "I":
+            io = np.zeros((K, 0), dtype=int)
+        else:
+            ok = np.zeros(K, dtype=int) if self.orient == "E" else comp
+            io = nl + ns * (d - 1) + ok[:, None] * m + np.arange(m)[None]
+        return iv, ish, io
+
+    def derivatives(self, vec):
+        """Analytic first and second derivatives of Sigma_k = lambda_k D_k A_k D_k' with
+        respect to the inference coordinates ``vec`` (see :meth:`to_inf`).
+
+        With M = (I - S)^-1 the Cayley map is D = 2M - I, so dD/ds_p = 2 M E_p M and
+        d2D/ds_p ds_q = 2 M (E_p M E_q + E_q M E_p) M (E_p the skew basis matrices);
+        the last shape is a_d = 1 / prod a_j, da_d/da_j = -a_d / a_j,
+        d2a_d/da_i da_j = (1 + [i = j]) a_d / (a_i a_j).
+
+        Returns
+        -------
+        list of (loc, J_k, H_k), one per component
+            ``loc`` the positions of the component's parameters in ``vec`` (volume,
+            shapes, orientation), J_k (n_loc, d, d) and H_k (n_loc, n_loc, d, d) the
+            derivatives of Sigma_k with respect to them (every other derivative is 0).
+        """
+        K, d = self.K, self.d
+        vec = np.asarray(vec, dtype=float)
+        iv, ish, io = self._layout()
+        m = io.shape[1]
+        eye = np.eye(d)
+        iu = np.triu_indices(d, 1)
+        E = np.zeros((m, d, d))                       # skew basis of the Cayley coordinates
+        if m:
+            E[np.arange(m), iu[0], iu[1]] = 1.0
+            E[np.arange(m), iu[1], iu[0]] = -1.0
+        out = []
+        q = d - 1                                     # shape coordinates per component
+
+        def tsym(x):
+            return x + np.swapaxes(x, -1, -2)
+
+        for k in range(K):
+            lam = vec[iv[k]]
+            a = vec[ish[k]]
+            ad = 1.0 / np.prod(a)
+            A = np.append(a, ad)
+            dA = np.zeros((q, d))
+            dA[np.arange(q), np.arange(q)] = 1.0
+            dA[:, -1] = -ad / a
+            d2A = np.zeros((q, q, d))
+            d2A[:, :, -1] = ad / np.outer(a, a) * (1.0 + np.eye(q))
+            if m:
+                S = np.zeros((d, d))
+                S[iu] = vec[io[k]]
+                S = S - S.T
+                Mi = np.linalg.inv(eye - S)
+                D = 2.0 * Mi - eye
+                ME = Mi @ E                                     # M E_p
+                dD = 2.0 * ME @ Mi
+                MEME = np.einsum("pab,qbc->pqac", ME, ME)       # M E_p M E_q
+                d2D = 2.0 * (MEME + np.swapaxes(MEME, 0, 1)) @ Mi
+            else:
+                D = eye
+            nl = 1 + q + m
+            Jl = np.zeros((nl, d, d))
+            Hl = np.zeros((nl, nl, d, d))
+            AD = A[:, None] * D.T                               # A D'
+            dAD = dA[:, :, None] * D.T[None]                    # dA_j D'
+            Jl[0] = D @ AD
+            Jl[1:1 + q] = lam * (D @ dAD)
+            Hl[0, 1:1 + q] = Hl[1:1 + q, 0] = D @ dAD
+            Hl[1:1 + q, 1:1 + q] = lam * (D @ (d2A[..., None] * D.T))
+            if m:
+                X = tsym(dD @ AD)                               # dD A D' + D A dD'
+                Jl[1 + q:] = lam * X
+                Hl[0, 1 + q:] = Hl[1 + q:, 0] = X
+                Y = lam * tsym(np.einsum("pab,jbc->jpac", dD, dAD))
+                Hl[1:1 + q, 1 + q:] = Y
+                Hl[1 + q:, 1:1 + q] = np.swapaxes(Y, 0, 1)
+                W = np.einsum("pab,b,qcb->pqac", dD, A, dD)       # dD_p A dD_q'
+                Hl[1 + q:, 1 + q:] = lam * (tsym(d2D @ AD) + tsym(W))
+            out.append((np.concatenate([[iv[k]], ish[k], io[k]]), Jl, Hl))
+        return out
+
+    def jacobian(self, vec):
+        """d Sigma_k / d vec, shape (K, d, d, P)."""
+        vec = np.asarray(vec, dtype=float)
+        J = np.zeros((self.K, self.d, self.d, vec.size))
+        for k, (loc, Jl, _) in enumerate(self.derivatives(vec)):
+            J[k][:, :, loc] = np.moveaxis(Jl, 0, -1)
+        return J
+
     def inf_names(self, cols):
         K, d = self.K, self.d
-        names = ["log_volume"] if self.vol == "E" else [f"log_volume[{k}]" for k in
-                                                          range(1, K + 1)]
+        names = ["volume"] if self.vol == "E" else [f"volume[{k}]" for k in range(1, K + 1)]
         comps = [""] if self.shape == "E" else [f"[{k}]" for k in range(1, K + 1)]
+        # shapes follow the variables when the orientation is the identity, otherwise the
+        # principal axes (in decreasing order of the eigenvalues, of component 1 for EVE/VVE)
+        axes = list(cols) if self.orient == "I" else [f"axis{j + 1}" for j in range(d)]
         for t in comps:
-            names += [f"log_shape{t}({cols[j]})" for j in range(d - 1)]
+            names += [f"shape{t}({axes[j]})" for j in range(d - 1)]
         if self.orient != "I":
             comps = [""] if self.orient == "E" else [f"[{k}]" for k in range(1, K + 1)]
             for t in comps:
@@ -954,7 +1090,7 @@ class GaussianMixture(EMModel):
 
     @property
     def has_louis(self) -> bool:
-        return self.structure.linear and self.prior is None
+        return self.prior is None
 
     # -- Louis' method ------------------------------------------------------------------
     def score_and_louis(self, params: GMMParams):
@@ -969,10 +1105,12 @@ class GaussianMixture(EMModel):
         depends on the data only through N_k, sum r e and sum r e e'.
         """
         if not self.has_louis:
-            raise NotImplementedError("Louis' pieces are available for the linear structures "
-                                      "without a prior")
-        st = self.structure
+            raise NotImplementedError("Louis' pieces are not available with a prior")
         K, d = self.K, self.d
+        # the other structures: first in the coordinates of the unconstrained (VVV) or
+        # diagonal (VVI) covariances, then transformed (see _louis_to_structure)
+        st = (self.structure if self.structure.linear
+              else STRUCTURES["VVI" if self.structure.diag else "VVV"](K, d))
         X = self.X
         L = self._factors(params)
         if L is None:
@@ -984,7 +1122,7 @@ class GaussianMixture(EMModel):
         nw = K - 1
         off_mu = nw
         off_cov = nw + K * d
-        P = self.n_free
+        P = off_cov + st.n_var()
         # local index maps
         idx = []
         for k in range(K):
@@ -1042,7 +1180,38 @@ class GaussianMixture(EMModel):
             t1 = np.einsum("mab,nbc,ca->mn", st.B, Q, SP)
             t2 = np.einsum("nab,mba->mn", Q, st.B)
             comp[np.ix_(ic, ic)] += t1 - 0.5 * N[k] * t2
+        if st is not self.structure:
+            return self._louis_to_structure(params, st, score, comp, missing)
         return score, LouisPieces(_sym(comp), missing)
+
+    def _louis_to_structure(self, params, base, score, comp, missing):
+        """Louis' pieces of a structure parameterised by volumes, shapes and orientations
+        (theta), from those in the covariance elements sigma of ``base``.
+
+        With J = d sigma / d theta (block T = diag(I, J) over all parameters) and g the
+        observed score in sigma (= E[complete-data score | y], which is not zero at the MLE
+        of a constrained structure), the complete-data score in theta is J' S_c, so the
+        missing information is T' I_m T and the complete information
+        T' I_c T - sum_m g_m d2 sigma_m / d theta2 (the curvature of the map); their
+        difference is the chain rule applied to the observed information.
+        """
+        st = self.structure
+        K = self.K
+        off = K - 1 + K * self.d
+        a = np.array([e[0] for e in base.elems])
+        b = np.array([e[1] for e in base.elems])
+        ne = a.size
+        nc = st.n_var()
+        T = np.zeros((off + K * ne, off + nc))
+        T[:off, :off] = np.eye(off)
+        curv = np.zeros((nc, nc))
+        for k, (loc, Jl, Hl) in enumerate(st.derivatives(st.to_inf(params.covariances))):
+            rows = off + k * ne + np.arange(ne)
+            T[np.ix_(rows, off + loc)] = Jl[:, a, b].T
+            curv[np.ix_(loc, loc)] += np.einsum("m,pqm->pq", score[rows], Hl[:, :, a, b])
+        comp_t = T.T @ comp @ T
+        comp_t[off:, off:] -= curv
+        return T.T @ score, LouisPieces(_sym(comp_t), _sym(T.T @ missing @ T))
 
     def score(self, params):
         return self.score_and_louis(params)[0]
@@ -1371,7 +1540,8 @@ class GaussianMixture(EMModel):
             Relative change of the log-likelihood at convergence.
         cov_type : {"louis", "numerical"}, optional
             Standard errors (default: Louis for EII, VII, EEI, VVI, EEE, VVV; a
-            numerical Hessian otherwise and with a prior).
+            numerical Hessian otherwise and with a prior).  ``"louis"`` gives
+            Louis' analytic standard errors for every structure without a prior.
         n_threads : int, optional
             Threads of the E-step kernel.
         progress : bool
@@ -1401,7 +1571,11 @@ class GaussianMixture(EMModel):
         how, run, _, collapsed, _ = best
         params = run.params.sorted()
         if cov_type is None:
-            cov_type = "louis" if self.has_louis else "numerical"
+            # Louis' pieces exist for every structure (without a prior); the default for
+            # the structures not linear in their covariance elements stays the numerical
+            # Hessian for now (cov_type="louis" selects Louis for them)
+            cov_type = ("louis" if self.has_louis and self.structure.linear
+                        else "numerical")
         self._collapsed = set()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DegenerateComponentWarning)
@@ -1507,6 +1681,25 @@ class GMMResults(EMResults):
         K, d = self.k, self.model.d
         idx = pd.MultiIndex.from_product([range(1, K + 1), cols], names=["component", "variable"])
         return pd.DataFrame(self._p.covariances.reshape(K * d, d), index=idx, columns=cols)
+
+    @property
+    def covariances_se(self) -> pd.DataFrame:
+        """Standard errors of the covariance elements, laid out as :attr:`covariances`.
+
+        By the delta method, J V J' with J = d Sigma / d (covariance coordinates) and V
+        their covariance; for the linear structures the coordinates are the elements
+        themselves (J holds 0/1 entries), for the others J is the analytic Jacobian of
+        Sigma_k = lambda_k D_k A_k D_k'.
+        """
+        m = self.model
+        K, d = self.k, m.d
+        off = K - 1 + K * d
+        J = m.structure.jacobian(self.params.to_numpy()[off:]).reshape(K * d * d, -1)
+        V = self._cov[off:, off:]
+        var = np.einsum("ip,pq,iq->i", J, V, J)
+        se = np.sqrt(np.maximum(var, 0.0))         # NaN stays NaN
+        return pd.DataFrame(se.reshape(K * d, d), index=self.covariances.index,
+                            columns=m.columns)
 
     def covariance(self, k: int) -> pd.DataFrame:
         """Covariance matrix of component ``k`` (1-based), labelled."""
