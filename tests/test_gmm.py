@@ -208,9 +208,9 @@ def test_louis_score_is_the_gradient():
     np.testing.assert_allclose(m.score(p), g, rtol=1e-5, atol=1e-6 * np.abs(g).max())
 
 
-def test_nonlinear_structure_uses_numerical_hessian():
+def test_nonlinear_structure_uses_louis():
     res = gmm(FAITHFUL, k=2, covariance="VEV").fit()
-    assert res.cov_type == "numerical"
+    assert res.cov_type == "louis"
     assert np.all(np.isfinite(res.bse))
     assert res.param_names[:1] == ["weight[2]"]
 

@@ -1539,9 +1539,8 @@ class GaussianMixture(EMModel):
         tol : float
             Relative change of the log-likelihood at convergence.
         cov_type : {"louis", "numerical"}, optional
-            Standard errors (default: Louis for EII, VII, EEI, VVI, EEE, VVV; a
-            numerical Hessian otherwise and with a prior).  ``"louis"`` gives
-            Louis' analytic standard errors for every structure without a prior.
+            Standard errors (default: Louis' method for every structure without a
+            prior; a numerical Hessian of the log-posterior with a prior).
         n_threads : int, optional
             Threads of the E-step kernel.
         progress : bool
@@ -1571,11 +1570,8 @@ class GaussianMixture(EMModel):
         how, run, _, collapsed, _ = best
         params = run.params.sorted()
         if cov_type is None:
-            # Louis' pieces exist for every structure (without a prior); the default for
-            # the structures not linear in their covariance elements stays the numerical
-            # Hessian for now (cov_type="louis" selects Louis for them)
-            cov_type = ("louis" if self.has_louis and self.structure.linear
-                        else "numerical")
+            # Louis' pieces exist for every structure without a prior
+            cov_type = "louis" if self.has_louis else "numerical"
         self._collapsed = set()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DegenerateComponentWarning)
