@@ -29,8 +29,12 @@ implementing its extra hook (documented here so the protocol has room for
 them):
 
 * Monte Carlo / stochastic EM: ``sample_stats(params, rng, size)``, an E-step
-  by simulation returning the same kind of ``stats``;
-* online EM: ``batch_stats(batch, params)`` and ``combine_stats(s, t, gamma)``.
+  by simulation returning the same kind of ``stats`` (and ``has_exact_e_step =
+  False`` for a model that has no other E-step);
+* incremental EM: ``block_stats(params, rows)`` (additive statistics of a block
+  of units) and ``m_step_natural(total)``;
+* online EM: a plug-in of :mod:`emstats.em.online` (per-row averaged batch
+  statistics and an M-step on them), which drives its own recursion.
 """
 
 from __future__ import annotations
