@@ -120,3 +120,38 @@ def test_methods_that_do_not_apply_are_named():
         run_em(Linkage(), method="mcem")
     with pytest.raises(ValueError, match="no additive block statistics"):
         run_em(Linkage(), method="incremental")
+
+
+def test_incremental_em_for_gaussian_mixtures():
+    """Incremental EM on a mixture: the EM MLE on Old Faithful, and fewer passes than EM."""
+    import warnings
+
+    faithful = emstats.datasets.load("faithful")
+    m = emstats.gmm(faithful, 2)
+    a = m.fit(method="em", tol=1e-13)
+    b = m.fit(method="incremental", tol=1e-13)
+    assert_allclose(b.llf, a.llf, rtol=1e-12)
+    assert_allclose(b.params, a.params, rtol=1e-5, atol=1e-6)
+
+    rng = np.random.default_rng(5)
+    centres = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
+    X = centres[rng.integers(0, 3, size=50000)] + rng.normal(size=(50000, 2))
+    g = emstats.gmm(X, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = g.fit(n_init=1, maxiter=2, tol=1e-3, cov_type="numerical").raw_params
+    target = run_em(g, start, method="squarem", tol=1e-15, maxiter=5000, warn=False).loglik
+    target -= 1e-8 * abs(target)
+
+    def passes(method, **kw):
+        trace = []
+
+        def cb(it, params, ll):
+            trace.append(g.loglike(params))
+            return trace[-1] >= target
+
+        run_em(g, start, method=method, tol=1e-15, maxiter=500, callback=cb, warn=False, **kw)
+        assert trace[-1] >= target
+        return len(trace)
+
+    assert passes("incremental", method_options={"n_blocks": 20}) < 0.7 * passes("em")

@@ -226,7 +226,7 @@ class IncrementalEM(Method):
     block's sufficient statistics are recomputed at the current parameters, the
     total is updated and an M-step follows -- ``n_blocks`` M-steps per pass over
     the data.  Needs additive natural statistics: ``model.block_stats(params,
-    rows) -> (stats, loglik)`` and ``model.m_step_natural(stats)``.  The trace
+    rows) -> (stats, loglik)`` and ``model.m_step_natural(stats, params)``.  The trace
     records the sum of the blocks' log-likelihoods, each at the parameters current
     when the block was visited; the final log-likelihood is exact.
     """
@@ -266,7 +266,7 @@ class IncrementalEM(Method):
             self.total = _add(_add(self.total, self.block_s[b], -1.0), s)
             self.block_s[b] = s
             self.block_ll[b] = float(ll)
-            params = model.m_step_natural(self.total)
+            params = model.m_step_natural(self.total, params)
             self.n_em_steps += 1
         self.n_passes += 1
         return State(params, None, float(sum(self.block_ll)))

@@ -312,7 +312,7 @@ class CensoredRegression(EMModel):
         t2 = float(s[1] + 2.0 * beta @ s_xe + beta @ G @ beta)
         return (t1, t2), float(s[0]) if s[2] == 0 else -np.inf
 
-    def m_step_natural(self, stats):
+    def m_step_natural(self, stats, params=None):
         """M-step from the additive statistics of :meth:`block_stats` summed over rows."""
         t1, t2 = stats
         beta = sla.cho_solve(self._gram_cho, t1)

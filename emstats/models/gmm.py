@@ -945,6 +945,41 @@ class GaussianMixture(EMModel):
             ll += self._log_prior(params)
         return _Stats(N, S1, S2, params.means.copy()), ll
 
+    # -- incremental EM (Neal & Hinton 1998): additive statistics of a block of rows
+    @property
+    def n_units(self) -> int:
+        """Number of independent rows."""
+        return self.X.shape[0]
+
+    def _block_ref(self) -> np.ndarray:
+        # one fixed centre for every block's statistics (the column means), so that
+        # statistics computed at different parameters add up without cancellation
+        ref = self.__dict__.get("_ref")
+        if ref is None:
+            ref = self._ref = self.X.mean(axis=0)
+        return ref
+
+    def block_stats(self, params: GMMParams, rows: slice):
+        """Additive statistics (N_k, sum r (x - c), sum r (x - c)(x - c)') of rows ``rows``
+        about the fixed centre c, and their log-likelihood."""
+        L = self._factors(params)
+        if L is None:
+            raise FloatingPointError("a covariance is not positive definite")
+        N, S1, S2, ll, bad, _, _ = self._kernel(self.X[rows], params, L)
+        if bad or not np.isfinite(ll):
+            raise FloatingPointError("non-finite log-likelihood in a block")
+        dmu = params.means - self._block_ref()[None]
+        cross = np.einsum("ka,kb->kab", S1, dmu)
+        S2c = S2 + cross + np.swapaxes(cross, 1, 2) + N[:, None, None] * np.einsum(
+            "ka,kb->kab", dmu, dmu)
+        return (N, S1 + N[:, None] * dmu, S2c), ll
+
+    def m_step_natural(self, stats, params: GMMParams) -> GMMParams:
+        """M-step from block statistics summed over all rows (see :meth:`block_stats`)."""
+        N, S1, S2 = stats
+        centre = np.broadcast_to(self._block_ref(), (self.K, self.d)).copy()
+        return self.m_step(_Stats(N, S1, _sym(S2), centre), params)
+
     def m_step(self, stats: _Stats, params: GMMParams) -> GMMParams:
         d = self.d
         N = stats.N
@@ -1528,7 +1563,7 @@ class GaussianMixture(EMModel):
             spread of the final log-likelihoods is reported in ``results.init_logliks``.
         seed : int
             Seed of the starts.
-        method : {"em", "squarem", "newton", "stochastic", "mcem"}
+        method : {"em", "squarem", "newton", "incremental", "stochastic", "mcem"}
             Iteration scheme of the engine.  ``"stochastic"`` is Celeux & Diebolt's
             stochastic EM (one draw of the component labels from the
             responsibilities per iteration; the estimate is the chain average after
@@ -1556,9 +1591,9 @@ class GaussianMixture(EMModel):
         if method in ("stochastic", "mcem"):
             return self._fit_simulated(start_params, init, seed, method, maxiter, tol,
                                        cov_type, progress, method_options)
-        if method not in ("em", "squarem", "newton"):
-            raise ValueError(f"method must be 'em', 'squarem', 'newton', 'stochastic' or "
-                             f"'mcem', got {method!r}")
+        if method not in ("em", "squarem", "newton", "incremental"):
+            raise ValueError(f"method must be 'em', 'squarem', 'newton', 'incremental', "
+                             f"'stochastic' or 'mcem', got {method!r}")
         if method_options:
             raise ValueError("method_options apply to method='stochastic' or 'mcem'")
         best, runs = self._run_starts(init, n_init, seed, start_params, method, maxiter, tol)
