@@ -1,8 +1,17 @@
 """Exceptions and warnings raised by emstats."""
 
+import numpy as np
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from .em.monitor import LikelihoodDecreaseWarning
+
+
+def describe_rows(index, mask, limit: int = 5) -> str:
+    """The labels of the first ``limit`` rows where ``mask`` holds, for error messages."""
+    mask = np.asarray(mask, dtype=bool)
+    bad = list(index[mask][:limit])
+    more = int(mask.sum()) - len(bad)
+    return ", ".join(map(str, bad)) + (f" and {more} more" if more > 0 else "")
 
 
 class DataError(ValueError):
@@ -13,4 +22,10 @@ class SingularDesignError(DataError):
     """The design matrix does not have full column rank."""
 
 
-__all__ = ["ConvergenceWarning", "DataError", "LikelihoodDecreaseWarning", "SingularDesignError"]
+__all__ = [
+    "ConvergenceWarning",
+    "DataError",
+    "LikelihoodDecreaseWarning",
+    "SingularDesignError",
+    "describe_rows",
+]

@@ -31,6 +31,7 @@ from .._config import resolve_threads
 from .._kernels import censnorm
 from ..em.protocol import EMModel, LouisPieces
 from ..exceptions import DataError, SingularDesignError
+from ..exceptions import describe_rows as _labels
 from ..formula import build_design, new_exog, resolve_column
 from ..inference.fit import fit_model
 from ..inference.results import EMResults
@@ -56,10 +57,6 @@ def _truncnorm_draws(a: np.ndarray, b: np.ndarray, rng: np.random.Generator,
     return np.where(flip, -z, z)
 
 
-def _labels(index, mask, limit: int = 5) -> str:
-    bad = list(index[mask][:limit])
-    more = int(mask.sum()) - len(bad)
-    return ", ".join(map(str, bad)) + (f" and {more} more" if more > 0 else "")
 
 
 class CensoredRegression(EMModel):

@@ -41,6 +41,7 @@ from scipy import special
 
 from ..em.protocol import EMModel, LouisPieces
 from ..exceptions import DataError, SingularDesignError
+from ..exceptions import describe_rows as _labels
 from ..formula import build_design
 from ..inference.fit import fit_model
 from ..inference.results import EMResults
@@ -49,10 +50,6 @@ from ..inference.results import EMResults
 _CHUNK = 2048
 
 
-def _labels(index, mask, limit: int = 5) -> str:
-    bad = list(index[mask][:limit])
-    more = int(mask.sum()) - len(bad)
-    return ", ".join(map(str, bad)) + (f" and {more} more" if more > 0 else "")
 
 
 def _log1pexp(x: np.ndarray) -> np.ndarray:

@@ -46,6 +46,7 @@ from .._kernels import gmm_kernels
 from ..em.engine import run_em
 from ..em.protocol import EMModel, LouisPieces
 from ..exceptions import DataError
+from ..exceptions import describe_rows as _labels
 from ..inference.covariance import InformationWarning
 from ..inference.fit import fit_model
 from ..inference.results import EMResults
@@ -660,10 +661,6 @@ class _Stats:
 # data handling
 # ----------------------------------------------------------------------------------
 
-def _labels(index, mask, limit=5) -> str:
-    bad = list(index[mask][:limit])
-    more = int(mask.sum()) - len(bad)
-    return ", ".join(map(str, bad)) + (f" and {more} more" if more > 0 else "")
 
 
 def _prepare_data(spec, data, missing):

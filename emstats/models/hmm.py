@@ -68,6 +68,7 @@ from ..em.engine import run_em
 from ..em.monitor import ConvergenceInfo
 from ..em.protocol import EMModel, LouisPieces
 from ..exceptions import DataError
+from ..exceptions import describe_rows as _labels
 from ..inference.fit import fit_model
 from ..inference.results import EMResults
 
@@ -79,10 +80,6 @@ EMISSIONS = ("poisson", "gaussian", "categorical")
 LOG_2PI = float(np.log(2.0 * np.pi))
 
 
-def _labels(index, mask, limit: int = 5) -> str:
-    bad = list(index[np.asarray(mask)][:limit])
-    more = int(np.sum(mask)) - len(bad)
-    return ", ".join(map(str, bad)) + (f" and {more} more" if more > 0 else "")
 
 
 # ---------------------------------------------------------------------------------------
