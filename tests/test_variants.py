@@ -36,7 +36,7 @@ def test_gradient_em_is_monotone_and_reaches_mle(affairs_model, exact):
     res = affairs_model.fit(method="gradient", tol=1e-13, maxiter=5000)
     assert res.convergence.converged and res.convergence.n_decreases == 0
     assert np.all(np.diff(res.convergence.loglik) >= -1e-9)
-    assert_allclose(res.llf, exact.llf, rtol=1e-11)
+    assert_allclose(res.llf, exact.llf, rtol=1e-10)  # tol 1e-13 and rate < 0.999
     assert_allclose(res.params, exact.params, rtol=1e-4, atol=1e-5)
 
 
@@ -130,7 +130,8 @@ def test_incremental_em_for_gaussian_mixtures():
     m = emstats.gmm(faithful, 2)
     a = m.fit(method="em", tol=1e-13)
     b = m.fit(method="incremental", tol=1e-13)
-    assert_allclose(b.llf, a.llf, rtol=1e-12)
+    # both stop on a relative change of 1e-13: the remaining gap is tol * rate / (1 - rate)
+    assert_allclose(b.llf, a.llf, rtol=1e-10)
     assert_allclose(b.params, a.params, rtol=1e-5, atol=1e-6)
 
     rng = np.random.default_rng(5)

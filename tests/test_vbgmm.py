@@ -214,18 +214,37 @@ def test_sklearn_same_trajectory():
 
 
 def test_sklearn_converged_faithful():
-    k = 4
+    """The fixed point of the coordinate ascent is scikit-learn's, and a default fit stops at it.
+
+    Both iterations are run to their fixed point (400 iterations from the same start, far
+    more than the ~60 that reach a relative ELBO change of 1e-15), so the comparison does not
+    depend on where two different stopping rules stop.  A fit stopped by the ELBO rule is
+    then compared with that fixed point to what the rule guarantees: the ELBO is flat to
+    second order, so it agrees to round-off, while the parameters are only within about
+    sqrt(tol) of the fixed point (the near-empty components converge slowly).
+    """
+    k, iters = 4, 400
     m = vbgmm(XF, k)
     r0 = m._init_resp("random", np.random.default_rng(11))
-    res = m.fit(init=r0, tol=1e-15, maxiter=5000)
-    sk = _sklearn(r0, k, tol=1e-12, max_iter=5000).fit(XF)
-    assert res.convergence.converged and sk.converged_
-    p = res.params
+    sk = _sklearn(r0, k, tol=0.0, max_iter=iters)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkConvergenceWarning)
+        sk.fit(XF)
+    p = m.params_from_resp(r0)
+    for _ in range(iters):
+        p = m.m_step(m.e_step(p)[0], p)
+    again = m.m_step(m.e_step(p)[0], p)
+    assert _rel(again.means, p.means) < 1e-12          # a fixed point up to round-off
     for ours, theirs in [(p.weight_concentration, sk.weight_concentration_),
                          (p.mean_precision, sk.mean_precision_), (p.means, sk.means_),
                          (p.degrees_of_freedom, sk.degrees_of_freedom_),
                          (p.covariances, sk.covariances_)]:
-        assert _rel(ours, theirs) < 1e-9       # measured: 1e-14 (both take 60 iterations)
+        # the same fixed point up to round-off amplified by the iteration's conditioning
+        assert _rel(ours, theirs) < 1e-9
+    res = m.fit(init=r0, tol=1e-15, maxiter=5000)
+    assert res.convergence.converged
+    for name in ("weight_concentration", "means", "covariances"):
+        assert _rel(getattr(res.params, name), getattr(p, name)) < 1e-5
     assert res.elbo == pytest.approx(sk.lower_bound_ + m.sklearn_constant(), rel=1e-12, abs=0)
     assert _rel(res.weights.to_numpy(), sk.weights_) < 1e-6
     assert _rel(res.posterior_mean_covariances[p.degrees_of_freedom > 3],
