@@ -9,9 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-
-class LikelihoodDecreaseWarning(RuntimeWarning):
-    """The observed log-likelihood decreased between EM iterations beyond round-off."""
+from ..exceptions import LikelihoodDecreaseWarning
 
 
 @dataclass

@@ -31,6 +31,9 @@ from .stats import Stats
 def _combine(items, weights):
     """Weighted average of statistics given as arrays, floats or tuples/lists of them."""
     first = items[0]
+    if isinstance(first, Stats):
+        return sum(float(w) * it for w, it in zip(weights, items, strict=True)) / float(
+            sum(weights))
     if isinstance(first, (tuple, list)):
         return type(first)(_combine([it[i] for it in items], weights) for i in range(len(first)))
     total = sum(w * np.asarray(it, dtype=float) for w, it in zip(weights, items, strict=True))

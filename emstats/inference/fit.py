@@ -80,7 +80,10 @@ def fit_model(
                               tol=opts.tol, ptol=opts.ptol, progress=opts.progress,
                               callback=opts.callback, seed=opts.seed,
                               method_options=opts.method_options)
-    params = run.params
+    params, cached = run.params, run.louis
+    canonical = getattr(model, "canonical", None)
+    if canonical is not None:      # e.g. mixture components in a fixed order
+        params, cached = canonical(params), None
     theta = np.asarray(problem.to_inference(params), dtype=float)
     if not np.all(np.isfinite(theta)):
         raise FloatingPointError(
@@ -92,8 +95,8 @@ def fit_model(
         extra["starts"] = records
     score = pieces = info_obs = None
     want_se = cov_type is not None
-    if problem.has_louis and (want_se or run.louis is not None):
-        score, pieces = run.louis if run.louis is not None else problem.score_and_louis(params)
+    if problem.has_louis and (want_se or cached is not None):
+        score, pieces = cached if cached is not None else problem.score_and_louis(params)
         info_obs = pieces.observed
         conv.em_rate = pieces.fraction_missing()
         conv.em_rate_source = "Louis: largest eigenvalue of I_complete^-1 I_missing"
