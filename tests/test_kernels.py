@@ -132,6 +132,8 @@ def test_estep_flags_non_finite_rows():
 def test_compiled_modules_are_up_to_date():
     """An editable install does not rebuild on import: a .pyx newer than its .so is stale."""
     kdir = Path(censnorm.__file__).parent
+    if not (kdir.parents[1] / "setup.py").exists():
+        pytest.skip("installed from a wheel: the .pyx files are copies, nothing to rebuild")
     for pyx in kdir.glob("*.pyx"):
         built = list(kdir.glob(pyx.stem + ".*.so")) + list(kdir.glob(pyx.stem + ".*.pyd"))
         if not built:
