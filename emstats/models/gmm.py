@@ -47,6 +47,7 @@ from ..components.gaussian_data import prepare_data
 from ..components.gaussian_data import sym as _sym
 from ..components.init import distinct_rows, kmeans_plusplus, lloyd
 from ..em.engine import run_em
+from ..em.params import Cholesky, Positive
 from ..em.protocol import EMModel, LouisPieces
 from ..exceptions import DataError, describe_rows
 from ..inference.covariance import InformationWarning
@@ -143,6 +144,11 @@ class LinearStructure(Structure):
         self.B = np.array(B)
         ne = len(elems)
         self.n_elem = ne
+        # the coordinates: full covariances by their log-Cholesky factors, variances on the
+        # log scale (packed) and the covariance elements themselves (inference)
+        nu = 1 if self.shared else K
+        self.block = Cholesky("cov", d, (nu,)) if self.kind == "full" else \
+            Positive("cov", (nu, ne))
         # global (within the covariance block) indices of component k's elements
         self.idx = [np.arange(ne) if self.shared else k * ne + np.arange(ne) for k in range(K)]
 
@@ -168,9 +174,6 @@ class LinearStructure(Structure):
 
     def _elements(self, covs):
         src = covs[:1] if self.shared else covs
-        if self.kind == "full":
-            a, b = np.tril_indices(self.d)
-            return src[:, a, b]
         if self.kind == "diagonal":
             return np.diagonal(src, axis1=1, axis2=2)
         return src[:, :1, 0]
@@ -180,8 +183,27 @@ class LinearStructure(Structure):
         S = np.einsum("km,mab->kab", el, self.B)
         return np.broadcast_to(S, (self.K, self.d, self.d)).copy()
 
+    def _natural(self, covs):
+        covs = np.asarray(covs)
+        return (covs[:1] if self.shared else covs) if self.kind == "full" else \
+            self._elements(covs)
+
+    def _from_block(self, x):
+        if self.kind == "full":
+            return np.broadcast_to(x, (self.K, self.d, self.d)).copy()
+        return self._build(x)
+
+    def pack(self, covs):
+        return self.block.pack(self._natural(covs))
+
+    def unpack(self, vec):
+        return self._from_block(self.block.unpack(vec))
+
     def to_inf(self, covs):
-        return self._elements(np.asarray(covs)).ravel()
+        return self.block.to_inference(self._natural(covs))
+
+    def from_inf(self, vec):
+        return self._from_block(self.block.from_inference(vec))
 
     def jacobian(self, vec):
         """d Sigma_k / d vec, shape (K, d, d, P): the basis matrices B_m."""
@@ -189,34 +211,6 @@ class LinearStructure(Structure):
         for k in range(self.K):
             J[k][:, :, self.idx[k]] = np.moveaxis(self.B, 0, -1)
         return J
-
-    def from_inf(self, vec):
-        return self._build(np.asarray(vec, dtype=float))
-
-    def pack(self, covs):
-        covs = np.asarray(covs)
-        src = covs[:1] if self.shared else covs
-        if self.kind == "full":
-            L = np.linalg.cholesky(src)
-            a, b = np.tril_indices(self.d)
-            out = L[:, a, b].copy()
-            dg = a == b
-            out[:, dg] = np.log(out[:, dg])
-            return out.ravel()
-        return np.log(self._elements(covs)).ravel()
-
-    def unpack(self, vec):
-        vec = np.asarray(vec, dtype=float)
-        if self.kind == "full":
-            v = vec.reshape(-1, self.n_elem).copy()
-            a, b = np.tril_indices(self.d)
-            dg = a == b
-            v[:, dg] = np.exp(v[:, dg])
-            L = np.zeros((v.shape[0], self.d, self.d))
-            L[:, a, b] = v
-            S = L @ np.swapaxes(L, 1, 2)
-            return np.broadcast_to(S, (self.K, self.d, self.d)).copy()
-        return self._build(np.exp(vec))
 
     def inf_names(self, cols):
         names = []

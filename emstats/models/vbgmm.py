@@ -43,6 +43,7 @@ from ..components.gaussian_data import prepare_data, sym
 from ..components.init import kmeans, random_responsibilities
 from ..em.engine import run_em
 from ..em.monitor import ConvergenceInfo, warn_not_converged
+from ..em.params import Cholesky
 from ..em.protocol import EMModel
 from ..exceptions import DataError, describe_rows
 
@@ -180,6 +181,7 @@ class VariationalGaussianMixture(EMModel):
         self.n_dropped = n_drop
         self.design_info = design_info
         self.covariance = "full"
+        self._chol = Cholesky("covariances", d, (K,))     # packed: log-Cholesky factors
         self._n_threads = resolve_threads(None)
         self._set_priors(weight_concentration_prior, mean_precision_prior, mean_prior,
                          degrees_of_freedom_prior, covariance_prior)
@@ -474,13 +476,10 @@ class VariationalGaussianMixture(EMModel):
     # -- coordinates (SQUAREM) ------------------------------------------------------------
     def pack(self, params: VBParams) -> np.ndarray:
         d = self.d
-        L = np.linalg.cholesky(params.covariances)
-        a, b = np.tril_indices(d)
-        ch = L[:, a, b].copy()
-        ch[:, a == b] = np.log(ch[:, a == b])
         return np.concatenate([np.log(params.weight_concentration),
                                np.log(params.mean_precision), params.means.ravel(),
-                               np.log(params.degrees_of_freedom - (d - 1)), ch.ravel()])
+                               np.log(params.degrees_of_freedom - (d - 1)),
+                               self._chol.pack(params.covariances)])
 
     def unpack(self, vec) -> VBParams:
         K, d = self.K, self.d
@@ -492,12 +491,7 @@ class VariationalGaussianMixture(EMModel):
         pos += K * d
         nu = np.exp(vec[pos:pos + K]) + (d - 1)
         pos += K
-        a, b = np.tril_indices(d)
-        ch = vec[pos:].reshape(K, -1).copy()
-        ch[:, a == b] = np.exp(ch[:, a == b])
-        L = np.zeros((K, d, d))
-        L[:, a, b] = ch
-        return VBParams(alpha, beta, means, nu, L @ np.swapaxes(L, 1, 2))
+        return VBParams(alpha, beta, means, nu, self._chol.unpack(vec[pos:]))
 
     def to_inference(self, params: VBParams) -> np.ndarray:
         """Posterior means of the weights and of the component means."""
