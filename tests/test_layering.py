@@ -42,9 +42,7 @@ KNOWN = {
     ("emstats.models.glmm", "patsy"),
     ("emstats.models.vbgmm", "patsy"),
     ("emstats", "patsy"),
-    ("emstats.models.vbgmm", "emstats.models.gmm._labels"),
-    ("emstats.models.vbgmm", "emstats.models.gmm._prepare_data"),
-    ("emstats.models.vbgmm", "emstats.models.gmm._sym"),
+    ("emstats.components.gaussian_data", "patsy"),
 }
 
 
