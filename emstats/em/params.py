@@ -65,7 +65,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["Block", "Cholesky", "Free", "ParamSpec", "Positive", "Simplex"]
+__all__ = ["Block", "Cholesky", "Free", "ParamSpec", "Positive", "Simplex", "SpecMaps"]
 
 #: probabilities are floored here before taking logs (log(1e-300) = -690.8)
 TINY = 1e-300
@@ -597,3 +597,30 @@ class ParamSpec:
             J[self.natural_slices[b.name], self.slices[b.name]] = \
                 b.jacobian(theta[self.slices[b.name]])
         return J
+
+
+class SpecMaps:
+    """A model's parameter maps, written by its ``spec`` (a :class:`ParamSpec`).
+
+    Mix in before the protocol class (``class M(SpecMaps, FitMixin, ChunkedModel)``) and
+    set ``self.spec``; ``pack``, ``unpack``, ``to_inference``, ``from_inference`` and
+    ``param_names`` then come from the spec.
+    """
+
+    spec: ParamSpec
+
+    @property
+    def param_names(self) -> list[str]:
+        return self.spec.names()
+
+    def pack(self, params) -> np.ndarray:
+        return self.spec.pack(params)
+
+    def unpack(self, vec) -> dict[str, np.ndarray]:
+        return self.spec.unpack(vec)
+
+    def to_inference(self, params) -> np.ndarray:
+        return self.spec.to_inference(params)
+
+    def from_inference(self, theta) -> dict[str, np.ndarray]:
+        return self.spec.from_inference(theta)

@@ -19,7 +19,7 @@ import pandas as pd
 from ..components.mixture import louis_pieces, responsibilities
 from ..components.poisson import Poisson, check_counts
 from ..em.data import ArrayData
-from ..em.params import ParamSpec, Simplex
+from ..em.params import ParamSpec, Simplex, SpecMaps
 from ..em.protocol import ChunkedModel, LouisPieces
 from ..em.stats import Stats
 from ..exceptions import DataError
@@ -27,7 +27,7 @@ from ..inference.fit import FitMixin
 from ..inference.results import EMResults
 
 
-class PoissonMixture(FitMixin, ChunkedModel):
+class PoissonMixture(SpecMaps, FitMixin, ChunkedModel):
     """Mixture of ``k`` Poisson distributions, fitted by EM.
 
     Parameters
@@ -72,24 +72,11 @@ class PoissonMixture(FitMixin, ChunkedModel):
         self.component = Poisson(self.k)
         self.spec = ParamSpec([Simplex("weights", (self.k,), reference="first"),
                                self.component.spec_block()])
-        self.param_names = self.spec.names()
         self.data = ArrayData({"y": y, "w": w, "logc": Poisson.log_const(y)})
         self.nobs = float(w.sum())
         self.df_model = float(self.spec.size)
 
     # -- parameters -----------------------------------------------------------------
-    def pack(self, params):
-        return self.spec.pack(params)
-
-    def unpack(self, vec):
-        return self.spec.unpack(vec)
-
-    def to_inference(self, params):
-        return self.spec.to_inference(params)
-
-    def from_inference(self, vec):
-        return self.spec.from_inference(vec)
-
     def canonical(self, params) -> dict:
         """The same mixture with its components in increasing order of rate."""
         o = np.argsort(params["rate"], kind="stable")
