@@ -76,10 +76,18 @@ def fit_model(
                          f"got {cov_type!r}")
     problem = bind(model, resolve_threads(opts.n_threads))
     starts = _starts(model, opts)
-    run, records = run_starts(problem, starts, method=opts.method, maxiter=opts.maxiter,
-                              tol=opts.tol, ptol=opts.ptol, progress=opts.progress,
-                              callback=opts.callback, seed=opts.seed,
-                              method_options=opts.method_options)
+    try:
+        run, records = run_starts(problem, starts, method=opts.method, maxiter=opts.maxiter,
+                                  tol=opts.tol, ptol=opts.ptol, progress=opts.progress,
+                                  callback=opts.callback, seed=opts.seed,
+                                  method_options=opts.method_options)
+    except (FloatingPointError, np.linalg.LinAlgError) as err:
+        # a numerical failure usually means degenerate data: let the model say what
+        diagnose = getattr(model, "diagnose_failure", None)
+        explained = diagnose(err) if diagnose is not None else None
+        if explained is not None:
+            raise explained from err
+        raise
     params, cached = run.params, run.louis
     canonical = getattr(model, "canonical", None)
     if canonical is not None:      # e.g. mixture components in a fixed order

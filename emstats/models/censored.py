@@ -277,6 +277,27 @@ class CensoredRegression(FitMixin, ChunkedModel):
             )
         return start
 
+    def diagnose_failure(self, err: Exception) -> DataError | None:
+        """A :class:`DataError` saying what is degenerate in the data, when a numerical
+        failure of the fit (``err``) comes from data that cannot identify the model."""
+        n, p = self.X.shape
+        exact = self.lo == self.hi
+        if n < p + 1:
+            return DataError(f"{n} row(s) cannot identify {p} coefficient(s) and a scale")
+        if self.n_interval == 0 and exact.any():
+            Xe, ye = self.X[exact], self.lo[exact] - self.offset[exact]
+            beta = np.linalg.lstsq(Xe * np.sqrt(self.w[exact])[:, None],
+                                   ye * np.sqrt(self.w[exact]), rcond=None)[0]
+            resid = ye - Xe @ beta
+            if np.max(np.abs(resid)) <= 1e-10 * (1.0 + np.max(np.abs(ye))):
+                what = ("the response is constant" if np.ptp(ye) == 0 else
+                        "the regressors fit them without error")
+                return DataError(
+                    f"the {int(exact.sum())} exactly observed response(s) leave no residual "
+                    f"variation ({what}): the scale is not identified and its estimate goes "
+                    "to zero")
+        return None
+
     def chunk_stats(self, params, chunk):
         """E-step of a chunk: ``xe = sum w x E[y* - ref]``, ``e2 = sum w E[(y* - ref)^2]``.
 
