@@ -268,17 +268,20 @@ def headline(report: Report, title: str, fitters: dict, ref: str, threads: list[
     report.table(title, headers, rows, fm,
                  note=f"peer = {ref}; 'peer / this' > 1 means faster than the peer.  "
                  + (note + "  " if note else "") + f"One pass over the input "
-                 f"({pass_bytes / 1e6:.0f} MB) at the measured bandwidth: {pass_s * 1e3:.2f} ms.")
+                 f"({pass_bytes / 1e6:.3g} MB) at the measured bandwidth: {pass_s * 1e3:.2f} ms.")
     return {"times": times, "outs": outs}
 
 
 def per_iteration(report: Report, title: str, runners: dict, ref: str, threads: list[int],
                   m: int, repeat: int, flops: float, nbytes: float,
-                  note: str | None = None) -> dict:
+                  note: str | None = None, n_exp: float = 0.0) -> dict:
     """Marginal seconds per iteration: (t(2m) - t(m)) / (iterations(2m) - iterations(m)).
 
-    ``runners``: ``{name: fn(maxiter, threads) -> iterations actually run}``.  The limit is
-    max(flops / DGEMM rate with the same threads, nbytes / read bandwidth).
+    ``runners``: ``{name: fn(maxiter, threads) -> iterations actually run}``, or
+    ``(iterations, seconds)`` when the fitter's own clock must replace the wall time (a fit
+    that cannot skip its standard errors reports its engine time).  The limits are
+    flops / DGEMM rate with the same threads (+ ``n_exp`` / numpy's exp rate) and
+    nbytes / read bandwidth.
     """
     per: dict = {k: {} for k in runners}
     for t in threads:
@@ -286,10 +289,13 @@ def per_iteration(report: Report, title: str, runners: dict, ref: str, threads: 
             for k, fn in runners.items():
                 r = alternate({"m": lambda fn=fn, t=t: fn(m, t),
                                "2m": lambda fn=fn, t=t: fn(2 * m, t)}, repeat)
-                dit = r["2m"][1] - r["m"][1]
-                per[k][t] = (r["2m"][0] - r["m"][0]) / dit if dit > 0 else float("nan")
+                (s1, o1), (s2, o2) = r["m"], r["2m"]
+                if isinstance(o1, tuple):
+                    (o1, s1), (o2, s2) = o1, o2
+                per[k][t] = (s2 - s1) / (o2 - o1) if o2 > o1 else float("nan")
     t1, tn = threads[0], threads[-1]
     mach = report.machine
+    flop_s = mach.flop_seconds(flops, tn) + n_exp / mach.exp_per_s
     headers = ["fitter"] + [f"ms/iter ({t} thr)" for t in threads]
     if len(threads) > 1:
         headers.append(f"speed-up {tn} vs {t1}")
@@ -301,14 +307,16 @@ def per_iteration(report: Report, title: str, runners: dict, ref: str, threads: 
         if len(threads) > 1:
             row.append(ratio(per[k][t1], per[k][tn]))
         row += [ratio(per[ref][t], per[k][t]) for t in threads]
-        row += [ratio(per[k][tn], mach.flop_seconds(flops, tn)),
+        row += [ratio(per[k][tn], flop_s),
                 ratio(per[k][tn], mach.byte_seconds(nbytes))]
         rows.append(row)
     report.table(title, headers, rows,
                  note=f"peer = {ref}.  " + (note + "  " if note else "") +
-                 f"Model of one iteration: {flops / 1e9:.3g} GFLOP -> "
-                 f"{mach.flop_seconds(flops, tn) * 1e3:.3g} ms at the DGEMM rate with {tn} "
-                 f"threads; {nbytes / 1e6:.0f} MB -> {mach.byte_seconds(nbytes) * 1e3:.3g} ms "
+                 f"Model of one iteration: {flops / 1e9:.3g} GFLOP"
+                 + (f" + {n_exp / 1e6:.3g} M exp" if n_exp else "") +
+                 f" -> {flop_s * 1e3:.3g} ms at the DGEMM rate with {tn} threads"
+                 + (" (+ numpy's exp rate)" if n_exp else "")
+                 + f"; {nbytes / 1e6:.3g} MB -> {mach.byte_seconds(nbytes) * 1e3:.3g} ms "
                  f"at the read bandwidth.")
     return per
 
@@ -319,7 +327,8 @@ def memory_table(report: Report, title: str, script: str, names: list[str], data
     for k in names:
         r = memory(script, k, data_dir, extra_args)
         out[k] = r
-        rows.append([k, input_bytes / 2**20, r.get("traced_peak", float("nan")) / 2**20,
+        rows.append([k.split("::")[-1], input_bytes / 2**20,
+                     r.get("traced_peak", float("nan")) / 2**20,
                      ratio(r.get("traced_peak"), input_bytes),
                      r.get("rss_growth", float("nan")) / 2**20,
                      ratio(r.get("rss_growth"), input_bytes), r.get("error", "")])
