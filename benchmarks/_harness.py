@@ -292,7 +292,8 @@ def per_iteration(report: Report, title: str, runners: dict, ref: str, threads: 
                 (s1, o1), (s2, o2) = r["m"], r["2m"]
                 if isinstance(o1, tuple):
                     (o1, s1), (o2, s2) = o1, o2
-                per[k][t] = (s2 - s1) / (o2 - o1) if o2 > o1 else float("nan")
+                # a non-positive difference means the noise exceeded it: reported as "-"
+                per[k][t] = (s2 - s1) / (o2 - o1) if o2 > o1 and s2 > s1 else float("nan")
     t1, tn = threads[0], threads[-1]
     mach = report.machine
     flop_s = mach.flop_seconds(flops, tn) + n_exp / mach.exp_per_s
