@@ -140,9 +140,7 @@ def run_em(
     EMRun
     """
     if not isinstance(model, Problem):
-        from .._config import resolve_threads
-
-        model = bind(model, resolve_threads(n_threads))
+        model = bind(model, n_threads)
     meth = resolve_method(model, method, method_options)
     meth.rng = np.random.default_rng(seed)
     needed = getattr(meth, "n_iterations", None)
@@ -332,9 +330,7 @@ def run_starts(
     its continuation, and ``maxiter`` bounds their total.
     """
     if not isinstance(model, Problem):
-        from .._config import resolve_threads
-
-        model = bind(model, resolve_threads(n_threads))
+        model = bind(model, n_threads)
     common = dict(ptol=ptol, seed=seed, method_options=method_options)
     if len(starts) == 1:
         label, p = starts[0]
