@@ -267,6 +267,12 @@ def test_methods_reach_the_same_maximum(gauss, npreg):
     a, b = mp.fit(n_init=5), mp.fit(method="em", n_init=5, tol=1e-13, maxiter=20000)
     assert abs(a.llf - b.llf) < 1e-8 * abs(a.llf)
     assert b.convergence.n_decreases == 0
+    # incremental EM needs statistics additive over parameter values: Gaussian only
+    ri = m.fit(method="incremental", n_init=5, tol=1e-12, maxiter=20000,
+               method_options={"n_blocks": 4})
+    assert abs(ri.llf - r.llf) < 1e-7 * abs(r.llf)
+    with pytest.raises(ValueError, match="do not add across parameter values"):
+        mp.fit(method="incremental")
 
 
 def test_starts_order_and_state(gauss, npreg):

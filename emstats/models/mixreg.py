@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.special import logsumexp
 
 from ..components.glm import get_family, weighted_irls
 from ..em.data import ArrayData
@@ -74,8 +73,15 @@ from ..inference.results import EMResults
 _LOUIS_BLOCK = 20_000
 
 
+def _lse(a: np.ndarray) -> np.ndarray:
+    """Row-wise log-sum-exp of (n, K) (plain numpy: scipy's is slower on tall arrays)."""
+    mx = a.max(axis=1, keepdims=True)
+    mx = np.where(np.isfinite(mx), mx, 0.0)
+    return (mx + np.log(np.exp(a - mx).sum(axis=1, keepdims=True)))[:, 0]
+
+
 def _log_softmax(a: np.ndarray) -> np.ndarray:
-    return a - logsumexp(a, axis=1, keepdims=True)
+    return a - _lse(a)[:, None]
 
 
 class MixtureRegression(FitMixin, ChunkedModel):
@@ -151,6 +157,12 @@ class MixtureRegression(FitMixin, ChunkedModel):
         self.nobs = float(w.sum())
         self.df_model = float(self.spec.size)
         self.n_units_total = n_units
+
+    @property
+    def stats_additive_in_params(self) -> bool:
+        """Whether ``chunk_stats`` adds over parameter values (incremental EM applies):
+        Gaussian components with constant weights only."""
+        return self.family.name == "gaussian" and (self.k == 1 or self.const_prior)
 
     # -- parameters -----------------------------------------------------------------
     def pack(self, params):
@@ -292,9 +304,15 @@ class MixtureRegression(FitMixin, ChunkedModel):
             Zu, wu = ch["Z"][first], ch["w"][first]
         else:
             Zu, wu = ch["Z"], ch["w"]
-        logpi = _log_softmax(Zu @ P["prior"].T) if K > 1 else np.zeros((len(wu), 1))
+        if K == 1:
+            logpi = np.zeros((len(wu), 1))
+        elif self.const_prior:
+            logpi = np.broadcast_to(_log_softmax(Zu[:1] @ P["prior"].T), (len(wu), K))
+        else:
+            logpi = _log_softmax(Zu @ P["prior"].T)
         joint = ld + logpi
-        ll = logsumexp(joint, axis=1)
+        with np.errstate(invalid="ignore"):
+            ll = _lse(joint)
         with np.errstate(invalid="ignore"):
             r = np.exp(joint - ll[:, None])
         return eta, phi, logpi, r, ll, Zu, wu
@@ -359,8 +377,8 @@ class MixtureRegression(FitMixin, ChunkedModel):
         if self.family.name == "gaussian":
             D = np.hstack([chunk["X"], chunk["X2"]])
             yo = chunk["y"] - chunk["off"]
-            out["DD"] = np.einsum("nk,na,nb->kab", cr, D, D)
-            out["Dy"] = np.einsum("nk,na,n->ka", cr, D, yo)
+            out["DD"] = np.stack([(D * cr[:, j, None]).T @ D for j in range(self.k)])
+            out["Dy"] = (cr * yo[:, None]).T @ D
             out["yy"] = cr.T @ (yo * yo)
         else:
             g, H, _, _ = self._comp_pieces(chunk, eta, phi, cr)
@@ -467,7 +485,7 @@ class MixtureRegression(FitMixin, ChunkedModel):
                 for a in range(1, K):
                     A[:, j, nc + (a - 1) * q: nc + a * q] = ((j == a) - pb[:, a])[:, None] * z
             rb, wb = r[u0:u1], wu[u0:u1]
-            mvec = np.einsum("uk,ukp->up", rb, A)
+            mvec = (A * rb[:, :, None]).sum(axis=1)
             B = (A * np.sqrt(wb[:, None] * rb)[:, :, None]).reshape(-1, Ptot)
             M = mvec * np.sqrt(wb)[:, None]
             miss += B.T @ B - M.T @ M
