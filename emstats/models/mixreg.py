@@ -656,16 +656,15 @@ class MixtureRegressionResults(EMResults):
                                 else [df[c].iloc[0]]) * n_grid for c in df.columns})
         new[x] = grid
         mu = self.predict(new, which="component_means").to_numpy()
+        trials = self._designs(new)[4]
         cls = np.repeat(self.classes, np.diff(m.data._bounds()))
         yv = m.data["y"] / (m.data["m"] if m.family.name == "binomial" else 1.0)
         xv = df[x].to_numpy()[m.row_order] if m.row_order is not None else df[x].to_numpy()
         for j in range(m.k):
             sel = cls == j + 1
             pts = ax.scatter(xv[sel], yv[sel], s=10, alpha=0.6, label=f"class {j + 1}")
-            if m.family.name == "binomial":
-                mu_j = mu[:, j] / new.get("_trials_", 1.0)
-            else:
-                mu_j = mu[:, j]
+            # binomial: the success probability, like the plotted proportions
+            mu_j = mu[:, j] / trials if m.family.name == "binomial" else mu[:, j]
             ax.plot(grid, mu_j, color=pts.get_facecolor()[0][:3], lw=2)
         ax.set_xlabel(x)
         ax.set_ylabel(m.endog_name)
