@@ -182,7 +182,7 @@ def test_drop_and_raise():
 # the engine contract
 # ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("method", ["em", "squarem", "newton", "incremental"])
+@pytest.mark.parametrize("method", ["em", "squarem", "newton", "incremental", "gradient"])
 def test_every_method_reaches_the_mle(method):
     model = emstats.mvn(emstats.datasets.load("nhanes"))
     best = model.fit(method="newton", tol=1e-13)
