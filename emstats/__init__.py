@@ -173,3 +173,38 @@ from .models.mixreg import (  # noqa: E402
 
 __all__ += ["MixregSelection", "MixtureRegression", "MixtureRegressionResults", "mixreg",
             "mixreg_select"]
+from .inference.mi import MIResults, mi_fit  # noqa: E402
+from .models.mvn import MVN, MCARTest, MVNResults  # noqa: E402
+from .models.mvn import mvn as _mvn  # noqa: E402
+
+
+def mvn(x=None, data=None, *, missing: str = "em") -> MVN:
+    """Multivariate normal mean and covariance by EM with values missing at random.
+
+    Parameters
+    ----------
+    x : pandas.DataFrame, array_like or str
+        The data (NaN = missing), or a one-sided formula ``"~ a + b + c"`` naming
+        numeric columns of ``data``.
+    data : pandas.DataFrame, optional
+        The data of a formula (or the data itself when ``x`` is omitted).
+    missing : {"em", "drop", "raise"}
+        ``"em"``: maximum likelihood under MAR (rows with no observed value dropped and
+        counted); ``"drop"``: complete cases; ``"raise"``: missing values are an error.
+
+    Returns
+    -------
+    MVN
+        Call ``.fit()``; see :class:`emstats.models.mvn.MVN`.
+
+    Examples
+    --------
+    >>> import emstats
+    >>> res = emstats.mvn(emstats.datasets.load("nhanes")).fit()
+    >>> round(res.llf, 4)
+    -150.8587
+    """
+    return _mvn(x, data, missing=missing, eval_env=_patsy.EvalEnvironment.capture(1))
+
+
+__all__ += ["MCARTest", "MIResults", "MVN", "MVNResults", "mi_fit", "mvn"]

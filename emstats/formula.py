@@ -290,3 +290,59 @@ def cbind_response(formula: str) -> tuple[str, bool]:
 def check_frame(data) -> pd.DataFrame:
     """``data`` as a non-empty DataFrame (a dict of columns is converted)."""
     return _check_frame(data)
+def numeric_columns(formula: str, data, *, eval_env=None) -> pd.DataFrame:
+    """Evaluate the terms of a one-sided formula ``"~ a + b + np.log(c)"`` as numeric
+    columns, keeping NaN (for models of incomplete data).
+
+    Parameters
+    ----------
+    formula : str
+        ``"~ term + term ..."``; each term must give one numeric column (no intercept,
+        no categorical expansion).
+    data : DataFrame
+    eval_env : patsy.EvalEnvironment or int, optional
+        Where names that are not columns are looked up (default: the caller of the
+        function that called this one).
+
+    Returns
+    -------
+    DataFrame
+        One column per term, named by the term, indexed like ``data``.
+    """
+    data = _check_frame(data)
+    lhs, rhs = split_formula(formula)
+    if lhs:
+        raise DataError(f"formula {formula!r} must be one-sided: '~ a + b + c'")
+    if isinstance(eval_env, int) or eval_env is None:
+        env = patsy.EvalEnvironment.capture(2 if eval_env is None else eval_env + 1)
+    else:
+        env = eval_env
+    terms = [t.strip() for t in rhs.split("+")]
+    terms = [t for t in terms if t not in ("0", "1", "-1")]
+    if not terms or not all(terms):
+        raise DataError(f"formula {formula!r} names no variables")
+    out = {}
+    bad = []
+    for term in terms:
+        if term in data.columns:
+            raw = data[term]
+            if not (pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw)):
+                bad.append(f"{term} (dtype {raw.dtype})")
+                continue
+            out[term] = np.asarray(raw, dtype=float)
+            continue
+        try:
+            mat = patsy.dmatrix(f"0 + {term}", data, NA_action=patsy.NAAction(NA_types=[]),
+                                eval_env=env, return_type="dataframe")
+        except Exception as err:  # patsy lets evaluation errors of user code through
+            raise _explain_patsy_error(err, data, f"term {term!r}") from None
+        if mat.shape[1] != 1:
+            bad.append(f"{term} (expands to {mat.shape[1]} columns)")
+            continue
+        out[term] = mat.iloc[:, 0].to_numpy(dtype=float)
+    if bad:
+        raise DataError("not numeric: " + ", ".join(bad)
+                        + "; every term must be one numeric column")
+    if len(out) != len(terms):
+        raise DataError(f"formula {formula!r} names a variable twice")
+    return pd.DataFrame(out, index=data.index)

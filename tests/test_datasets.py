@@ -13,7 +13,7 @@ import pytest
 
 from emstats import datasets
 
-NAMES = ["affairs", "cbpp", "earthquakes", "faithful", "patent"]
+NAMES = ["affairs", "cbpp", "earthquakes", "faithful", "nhanes", "patent"]
 
 AFFAIRS_COLUMNS = [
     "affairs",
@@ -54,6 +54,7 @@ def test_list_datasets():
         "earthquakes": 107,
         "faithful": 272,
         "patent": 70,
+        "nhanes": 25,
     }
     assert all(isinstance(d, str) and d for d in table["description"])
 
@@ -87,7 +88,7 @@ def test_load_case_insensitive():
 
 @pytest.mark.parametrize("bad", ["nonexistent", "", "affair"])
 def test_unknown_name(bad):
-    with pytest.raises(ValueError, match="affairs, cbpp, earthquakes, faithful"):
+    with pytest.raises(ValueError, match="affairs, cbpp, earthquakes, faithful, nhanes"):
         datasets.load(bad)
     with pytest.raises(ValueError, match="Available datasets"):
         datasets.describe(bad)
@@ -105,6 +106,7 @@ def test_non_string_name():
         ("faithful", ["Härdle", "Azzalini", "Bowman", "minutes"]),
         ("earthquakes", ["Zucchini", "MacDonald", "2009", "ifsm/apollon", "19.364"]),
         ("cbpp", ["Lesnoff", "2004", "Ethiopia", "Preventive", "lme4"]),
+        ("nhanes", ["Schafer", "1997", "mice", "cholesterol"]),
     ],
 )
 def test_describe(name, needles):
@@ -123,6 +125,7 @@ def test_describe(name, needles):
         (datasets.load_faithful, "faithful"),
         (datasets.load_earthquakes, "earthquakes"),
         (datasets.load_cbpp, "cbpp"),
+        (datasets.load_nhanes, "nhanes"),
     ],
 )
 def test_convenience_loaders(func, name):

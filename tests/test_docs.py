@@ -9,13 +9,16 @@ from pathlib import Path
 import pytest
 
 import emstats
+import emstats.inference.mi
 import emstats.models.censored
 import emstats.models.mixreg
+import emstats.models.mvn
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("module", [emstats, emstats.models.censored, emstats.models.mixreg])
+@pytest.mark.parametrize("module", [emstats, emstats.models.censored, emstats.models.mixreg,
+                                    emstats.models.mvn, emstats.inference.mi])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0

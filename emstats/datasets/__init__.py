@@ -18,6 +18,9 @@ faithful
 patent
     Patents and R&D spending of 70 pharmaceutical companies (Wang, Cockburn &
     Puterman 1998), as in R's ``flexmix::patent``.
+nhanes
+    Age, body mass index, hypertension and cholesterol of 25 people with missing
+    values, as in R's ``mice::nhanes`` (Schafer 1997).
 earthquakes
     Annual counts of major (magnitude 7 and above) earthquakes worldwide,
     1900--2006, from Zucchini & MacDonald (2009).
@@ -46,6 +49,7 @@ __all__ = [
     "load_cbpp",
     "load_earthquakes",
     "load_faithful",
+    "load_nhanes",
 ]
 
 
@@ -58,6 +62,7 @@ class _DatasetInfo:
     title: str
     dtypes: dict[str, str]  # "str" = text column, left to pandas' default string dtype
     note: str
+    na_values: tuple[str, ...] = ()  # strings read as missing (none unless listed)
 
 
 _AFFAIRS_NOTE = """\
@@ -268,6 +273,43 @@ FLXMRglm(family = "poisson"), concomitant = FLXPmultinom(~ RDS))``; emstats:
 ``mixreg("Patents ~ lgRD", data, k=3, family="poisson", concomitant="~ RDS")``.
 """
 
+_NHANES_NOTE = """\
+NHANES example with missing values (nhanes)
+===========================================
+
+25 observations on 4 variables from the US National Health and Nutrition
+Examination Study, with missing values in bmi (9), hyp (8) and chl (10); the
+small example of Schafer (1997) used throughout R's mice.  The values are
+identical to the data frame ``nhanes`` of the R package mice (version 3.15.0),
+exported by ``write.csv(mice::nhanes, ..., row.names = FALSE)`` (see
+tests/results/r_scripts/mvn_missing.R); ``NA`` marks a missing value.
+
+Variables
+---------
+age : float
+    Age group: 1 = 20-39, 2 = 40-59, 3 = 60+ years.
+bmi : float
+    Body mass index (kg/m**2).
+hyp : float
+    Hypertensive: 1 = no, 2 = yes.
+chl : float
+    Total serum cholesterol (mg/dL).
+
+Sources
+-------
+Schafer, J.L. (1997). Analysis of Incomplete Multivariate Data. London:
+Chapman & Hall, Table 6.14.
+
+van Buuren, S. and Groothuis-Oudshoorn, K. (2011). mice: Multivariate
+Imputation by Chained Equations in R. Journal of Statistical Software, 45(3),
+1-67.  R package mice, data set ``nhanes``.
+
+Notes
+-----
+The standard small example for EM and multiple imputation of multivariate
+normal data (``emstats.mvn``): five missingness patterns, 13 complete cases.
+"""
+
 _DATASETS: dict[str, _DatasetInfo] = {
     "affairs": _DatasetInfo(
         filename="affairs.csv",
@@ -315,6 +357,14 @@ _DATASETS: dict[str, _DatasetInfo] = {
         dtypes={"eruptions": "float64", "waiting": "float64"},
         note=_FAITHFUL_NOTE,
     ),
+    "nhanes": _DatasetInfo(
+        filename="nhanes.csv",
+        nobs=25,
+        title="NHANES example with missing values (R: mice::nhanes)",
+        dtypes={"age": "float64", "bmi": "float64", "hyp": "float64", "chl": "float64"},
+        note=_NHANES_NOTE,
+        na_values=("NA",),
+    ),
 }
 
 # Parsed frames are cached; ``load`` always hands out a deep copy.
@@ -335,7 +385,8 @@ def _read(info: _DatasetInfo) -> pd.DataFrame:
     resource = resources.files(__name__).joinpath("data", info.filename)
     numeric = {col: dt for col, dt in info.dtypes.items() if dt != "str"}
     with resource.open("r", encoding="utf-8") as fh:
-        df = pd.read_csv(fh, dtype=numeric, keep_default_na=False)
+        df = pd.read_csv(fh, dtype=numeric, keep_default_na=False,
+                         na_values=list(info.na_values) or None)
     if list(df.columns) != list(info.dtypes) or len(df) != info.nobs:
         raise RuntimeError(
             f"Corrupt data file {info.filename!r}: got columns {list(df.columns)} "
@@ -358,7 +409,7 @@ def list_datasets() -> pd.DataFrame:
     --------
     >>> from emstats.datasets import list_datasets
     >>> list_datasets()["name"].tolist()
-    ['affairs', 'cbpp', 'earthquakes', 'faithful']
+    ['affairs', 'cbpp', 'earthquakes', 'faithful', 'nhanes']
     """
     rows = [
         {"name": name, "nobs": info.nobs, "description": info.title}
@@ -476,3 +527,15 @@ def load_earthquakes() -> pd.DataFrame:
         (2009), Table 1.1.  See ``describe("earthquakes")``.
     """
     return load("earthquakes")
+
+
+def load_nhanes() -> pd.DataFrame:
+    """Load the NHANES example with missing values (R: ``mice::nhanes``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        25 rows and float columns ``age``, ``bmi``, ``hyp``, ``chl`` with NaN for
+        the missing values.  See ``describe("nhanes")``.
+    """
+    return load("nhanes")

@@ -23,7 +23,7 @@ import math
 import numpy as np
 from scipy import stats as _stats
 
-from .accel import Method, State, line_search
+from .accel import Method, State, em_map, line_search
 from .protocol import EMModel
 from .stats import Stats
 
@@ -65,6 +65,7 @@ class GradientEM(Method):
     def __init__(self, max_halvings: int = 30):
         super().__init__()
         self.max_halvings = int(max_halvings)
+        self.n_fallbacks = 0
 
     def not_applicable(self, model):
         if not model.has_louis:
@@ -74,11 +75,21 @@ class GradientEM(Method):
     def step(self, model, state):
         theta = model.to_inference(state.params)
         g, pieces = model.score_and_louis(state.params)
-        new = line_search(model, state, theta, np.linalg.solve(pieces.complete, g),
-                          self.max_halvings)
-        if new is None:
-            return state
+        try:
+            d = np.linalg.solve(pieces.complete, g)
+        except np.linalg.LinAlgError:
+            d = None
+        new = None if d is None else line_search(model, state, theta, d, self.max_halvings)
         self.n_em_steps += 1
+        if new is None:
+            # no ascent along I_complete^-1 score (the complete information need not be
+            # positive definite far from the MLE): a plain EM step instead of stalling,
+            # which the engine's rule would take for convergence
+            self.n_fallbacks += 1
+            if state.stats is None:
+                stats, ll = model.e_step(state.params)
+                state = State(state.params, stats, float(ll))
+            return em_map(model, state)
         return new[0]
 
 
