@@ -5,6 +5,7 @@ Measures, for the full (VVV) and diagonal (VVI) structures,
 * seconds per EM iteration (E-step + M-step), with 1 and 2 threads;
 * iterations and seconds to convergence from the same start under the same
   stopping rule, and the final log-likelihoods (they must agree);
+* seconds of Louis' pieces (the standard errors) at the last timed iterate;
 * the ratio to this machine's limit: the multiply-adds of an iteration (two
   n x K d x d matrix products for the full structure, 4 n K d^2 flops) divided
   by the machine's large-dgemm rate with the same number of threads.
@@ -29,6 +30,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import emstats
+from emstats.em.problem import Problem
 from emstats.models.gmm import GMMParams
 
 SK_NAME = {"full": "full", "diag": "diag"}
@@ -95,15 +97,22 @@ def time_sklearn(X, p, structure, nt, iters):
 
 
 def time_emstats(model, p, nt, iters):
-    model._n_threads = nt
+    """Seconds per EM iteration (E-step over the chunks + M-step) and, at the last
+    iterate, seconds of Louis' pieces (score, complete and missing information)."""
+    problem = Problem(model, nt)
     with threadpool_limits(1, user_api="blas"):
-        st, _ = model.e_step(p)
+        st, _ = problem.e_step(p)
         q = p
         t = time.perf_counter()
         for _ in range(iters):
             q = model.m_step(st, q)
-            st, _ = model.e_step(q)
-        return (time.perf_counter() - t) / iters
+            st, _ = problem.e_step(q)
+        per_iter = (time.perf_counter() - t) / iters
+    with threadpool_limits(nt, user_api="blas"):
+        t = time.perf_counter()
+        problem.newton_pieces(q)
+        louis = time.perf_counter() - t
+    return per_iter, louis
 
 
 def converge_sklearn(X, p, structure, nt, tol):
@@ -118,10 +127,10 @@ def converge_sklearn(X, p, structure, nt, tol):
 
 
 def converge_emstats(model, p, nt, tol_rel, method):
-    model._n_threads = nt
     with threadpool_limits(1, user_api="blas"):
         t = time.perf_counter()
-        run = emstats.run_em(model, p, method=method, maxiter=100_000, tol=tol_rel, warn=False)
+        run = emstats.run_em(model, p, method=method, maxiter=100_000, tol=tol_rel, warn=False,
+                             n_threads=nt)
         sec = time.perf_counter() - t
     return run.convergence.n_iter, run.convergence.n_em_steps, sec, run.loglik
 
@@ -152,10 +161,10 @@ def main(argv=None):
         model = emstats.gmm(X, k=args.k, covariance=EM_NAME[st])
         for nt in threads:
             sk = time_sklearn(X, p, st, nt, args.iters)
-            em = time_emstats(model, p, nt, args.iters)
+            em, louis = time_emstats(model, p, nt, args.iters)
             limit = flops / (rates[nt] * 1e9)
             row = {"structure": st, "threads": nt, "sk_iter": sk, "em_iter": em,
-                   "limit": limit}
+                   "limit": limit, "louis": louis}
             if not args.no_convergence:
                 it_sk, sec_sk, ll_sk = converge_sklearn(X, p, st, nt, args.tol)
                 ll0 = model.loglike(p)
@@ -172,14 +181,16 @@ def main(argv=None):
     print(f"flops per iteration (full structure, 4 n k d^2): {flops / 1e9:.2f} GFLOP")
     print()
     hdr = (f"{'structure':>9} {'thr':>3} | {'sklearn s/it':>12} {'emstats s/it':>12} "
-           f"{'speed-up':>8} | {'limit s/it':>10} {'emstats/limit':>13}")
+           f"{'speed-up':>8} | {'limit s/it':>10} {'emstats/limit':>13} | "
+           f"{'Louis s':>8} {'Louis/it':>8}")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
         lim = f"{r['limit']:10.4f} {r['em_iter'] / r['limit']:13.1f}" if r["structure"] == "full" \
             else f"{'-':>10} {'-':>13}"
         print(f"{r['structure']:>9} {r['threads']:>3} | {r['sk_iter']:12.4f} {r['em_iter']:12.4f} "
-              f"{r['sk_iter'] / r['em_iter']:8.1f} | {lim}")
+              f"{r['sk_iter'] / r['em_iter']:8.1f} | {lim} | {r['louis']:8.3f} "
+              f"{r['louis'] / r['em_iter']:8.1f}")
     if not args.no_convergence:
         print()
         hdr = (f"{'structure':>9} {'thr':>3} | {'sklearn it':>10} {'s':>8} | {'EM it':>6} "

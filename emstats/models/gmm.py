@@ -676,8 +676,8 @@ def _count_distinct(X: np.ndarray, at_least: int) -> int:
 #: rows of a block in the per-row Louis computations
 LOUIS_BLOCK = 8192
 #: a row's share of the missing information is dropped when its membership is this
-#: certain (the products r_ik r_il and r_ik (1 - r_ik) are below it): a relative change of
-#: the information far below rounding of its sums
+#: certain (1 - max_k r_ik below it, so every r_ik r_il and r_ik (1 - r_ik) is too): a
+#: relative change of the information far below the rounding of its sums
 LOUIS_CERTAIN = 1e-13
 
 
@@ -1106,8 +1106,9 @@ class GaussianMixture(FitMixin, ChunkedModel):
 
             sum_k sum_i r_ik (1 - r_ik) g_ik g_ik' - sum_(k != l) sum_i r_ik r_il g_ik g_il'
 
-        by blocks of rows (matrix products), over the rows whose membership is uncertain
-        (a row with r_i. one-hot to rounding contributes nothing).
+        by blocks of rows (one matrix product per component and block), over the rows
+        whose membership is uncertain (a row with r_i. one-hot to rounding contributes
+        nothing, so near the MLE of well-separated components few rows cost anything).
         """
         if not self.has_louis:
             raise NotImplementedError("Louis' pieces are not available with a prior")
@@ -1190,19 +1191,21 @@ class GaussianMixture(FitMixin, ChunkedModel):
                         q = (z * z).sum(axis=1, keepdims=True)
                     G.append(np.concatenate([np.broadcast_to(aw[k], (m, nw)), z,
                                              0.5 * (q - trPB[k][None, :])], axis=1))
+                # all pairs (k, l > k) of a component in one product: columns
+                # r_il g_il of the later components against r_ik g_ik
+                q = G[0].shape[1]
+                H = np.concatenate([G[j] * Rb[:, j:j + 1] for j in range(K)], axis=1)
                 for k in range(K):
-                    w = Rb[:, k] * one_minus[:, k]
-                    keep = w > LOUIS_CERTAIN
-                    if keep.any():
-                        Gk = G[k][keep]
-                        missing[np.ix_(idx[k], idx[k])] += Gk.T @ (Gk * w[keep, None])
+                    Gk = G[k]
+                    missing[np.ix_(idx[k], idx[k])] += Gk.T @ (
+                        Gk * (Rb[:, k] * one_minus[:, k])[:, None])
+                    if k == K - 1:
+                        break
+                    C = (Gk * Rb[:, k:k + 1]).T @ H[:, (k + 1) * q:]
                     for j in range(k + 1, K):
-                        w = Rb[:, k] * Rb[:, j]
-                        keep = w > LOUIS_CERTAIN
-                        if keep.any():
-                            C = G[k][keep].T @ (G[j][keep] * w[keep, None])
-                            missing[np.ix_(idx[k], idx[j])] -= C
-                            missing[np.ix_(idx[j], idx[k])] -= C.T
+                        Cj = C[:, (j - k - 1) * q:(j - k) * q]
+                        missing[np.ix_(idx[k], idx[j])] -= Cj
+                        missing[np.ix_(idx[j], idx[k])] -= Cj.T
         return Stats(loglik=ll, score=score, complete=comp, missing=missing)
 
     def louis_from_stats(self, params: GMMParams, total):
