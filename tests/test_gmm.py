@@ -513,3 +513,19 @@ def test_predict_which():
     assert (res.predict() == res.predict(which="label")).all()
     with pytest.raises(ValueError, match="which"):
         res.predict(which="nope")
+
+
+@pytest.mark.parametrize("cov", ["VVV", "EEE", "VVI", "VII", "EII", "VEV"])
+def test_missing_information_by_moments_equals_per_row_scores(cov):
+    """The missing information from the weighted monomials of degree <= 4 equals the one
+    from the per-row complete-data scores."""
+    X = _sim3(3)
+    m = gmm(X, k=3, covariance=cov)
+    p = m._init_kmeans(np.random.default_rng(2))
+    p = m.m_step(m.e_step(p)[0], p)
+    ch = m.data.chunks(1, 1)[0]
+    a = m.chunk_louis(p, ch, method="moments")
+    b = m.chunk_louis(p, ch, method="rows")
+    scale = np.abs(b["missing"]).max()
+    assert np.max(np.abs(a["missing"] - b["missing"])) < 1e-10 * scale
+    np.testing.assert_array_equal(a["complete"], b["complete"])

@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -660,6 +661,29 @@ def _module_name(filename: str) -> str | None:
     return ".".join(parts[len(parts) - 1 - parts[::-1].index("emstats"):])
 
 
+@lru_cache(maxsize=16)
+def _poly_basis(d: int):
+    """The basis phi(y) = (1, y_1..y_d, y_a y_b for a <= b) and the monomials of degree <= 4
+    in phi phi': ``I``, ``J`` (phi_I * phi_J is each monomial once), ``where`` (the monomial
+    of phi_p phi_r) and the pairs (qa, qb) of the quadratic terms."""
+    quad = [(a, b) for a in range(d) for b in range(a, d)]
+    phi = [()] + [(a,) for a in range(d)] + quad
+    mono: dict = {}
+    I, J = [], []
+    where = np.empty((len(phi), len(phi)), dtype=np.intp)
+    for p, u in enumerate(phi):
+        for r, v in enumerate(phi):
+            key = tuple(sorted(u + v))
+            if key not in mono:
+                mono[key] = len(I)
+                I.append(p)
+                J.append(r)
+            where[p, r] = mono[key]
+    qa = np.array([a for a, _ in quad], dtype=np.intp)
+    qb = np.array([b for _, b in quad], dtype=np.intp)
+    return np.array(I, dtype=np.intp), np.array(J, dtype=np.intp), where, qa, qb
+
+
 def _count_distinct(X: np.ndarray, at_least: int) -> int:
     """Number of distinct rows, or any number >= ``at_least`` once that many are seen."""
     head = X[: max(10 * at_least, 1000)]
@@ -1092,7 +1116,7 @@ class GaussianMixture(FitMixin, ChunkedModel):
             return self.structure
         return STRUCTURES["VVI" if self.structure.diag else "VVV"](self.K, self.d)
 
-    def chunk_louis(self, params: GMMParams, chunk) -> Stats:
+    def chunk_louis(self, params: GMMParams, chunk, method: str | None = None) -> Stats:
         """The chunk's share of the log-likelihood, the score and Louis' pieces, in the
         coordinates of :meth:`_louis_base`.
 
@@ -1106,9 +1130,12 @@ class GaussianMixture(FitMixin, ChunkedModel):
 
             sum_k sum_i r_ik (1 - r_ik) g_ik g_ik' - sum_(k != l) sum_i r_ik r_il g_ik g_il'
 
-        by blocks of rows (one matrix product per component and block), over the rows
-        whose membership is uncertain (a row with r_i. one-hot to rounding contributes
-        nothing, so near the MLE of well-separated components few rows cost anything).
+        over the rows whose membership is uncertain (a row with r_i. one-hot to rounding
+        contributes nothing, so near the MLE of well-separated components few rows cost
+        anything), by blocks of rows: for the full structures from the weighted monomials
+        of degree <= 4 of the rows (:meth:`_missing_moments`, one matrix product per
+        block), for the diagonal ones from the per-row scores (:meth:`_missing_rows`);
+        ``method="moments"`` or ``"rows"`` chooses.
         """
         if not self.has_louis:
             raise NotImplementedError("Louis' pieces are not available with a prior")
@@ -1119,7 +1146,6 @@ class GaussianMixture(FitMixin, ChunkedModel):
             raise np.linalg.LinAlgError("a covariance is not positive definite or the "
                                         "log-likelihood is not finite")
         N, S1, S2, ll, _, resp, _ = out
-        X = chunk["X"]
         pi = params.weights
         Pm = _sym(np.linalg.inv(params.covariances))
         nw = K - 1
@@ -1162,51 +1188,130 @@ class GaussianMixture(FitMixin, ChunkedModel):
         # -- the missing information, from the rows of uncertain membership
         missing = np.zeros((P, P))
         if K > 1:
-            top = np.argmax(resp, axis=1)
-            rows = np.arange(resp.shape[0])
-            rmax = resp[rows, top]
-            rest = resp.sum(axis=1) - rmax
-            unc = np.flatnonzero(rest > LOUIS_CERTAIN)
-            if st.kind == "full":
-                ia, ib = (np.array([e[i] for e in st.elems]) for i in (0, 1))
-                fac = np.where(ia == ib, 1.0, 2.0)
-            for s0 in range(0, unc.size, LOUIS_BLOCK):
-                sel = unc[s0:s0 + LOUIS_BLOCK]
-                Rb = resp[sel]
-                m = sel.size
-                # 1 - r_ik as the sum of the other responsibilities (no cancellation)
-                rz = Rb.copy()
-                rz[np.arange(m), top[sel]] = 0.0
-                rest_b = rz.sum(axis=1)
-                one_minus = rest_b[:, None] + rmax[sel][:, None] - Rb
-                one_minus[np.arange(m), top[sel]] = rest_b
-                G = []
-                for k in range(K):
-                    z = (X[sel] - params.means[k]) @ Pm[k]
-                    if st.kind == "full":
-                        q = z[:, ia] * z[:, ib] * fac
-                    elif st.kind == "diagonal":
-                        q = z * z
-                    else:
-                        q = (z * z).sum(axis=1, keepdims=True)
-                    G.append(np.concatenate([np.broadcast_to(aw[k], (m, nw)), z,
-                                             0.5 * (q - trPB[k][None, :])], axis=1))
-                # all pairs (k, l > k) of a component in one product: columns
-                # r_il g_il of the later components against r_ik g_ik
-                q = G[0].shape[1]
-                H = np.concatenate([G[j] * Rb[:, j:j + 1] for j in range(K)], axis=1)
-                for k in range(K):
-                    Gk = G[k]
-                    missing[np.ix_(idx[k], idx[k])] += Gk.T @ (
-                        Gk * (Rb[:, k] * one_minus[:, k])[:, None])
-                    if k == K - 1:
-                        break
-                    C = (Gk * Rb[:, k:k + 1]).T @ H[:, (k + 1) * q:]
-                    for j in range(k + 1, K):
-                        Cj = C[:, (j - k - 1) * q:(j - k) * q]
-                        missing[np.ix_(idx[k], idx[j])] -= Cj
-                        missing[np.ix_(idx[j], idx[k])] -= Cj.T
+            if method is None:
+                # moments when the squared score length exceeds (twice) their number:
+                # the full structures; the per-row scores for the diagonal ones
+                q = nw + d + st.n_elem
+                method = "moments" if q * q > 2 * _poly_basis(d)[0].size else "rows"
+            how = self._missing_moments if method == "moments" else self._missing_rows
+            how(missing, chunk["X"], resp, params, st, Pm, aw, trPB, idx)
         return Stats(loglik=ll, score=score, complete=comp, missing=missing)
+
+    @staticmethod
+    def _uncertain(resp):
+        """Rows of uncertain membership (1 - max_k r_ik above LOUIS_CERTAIN), the most probable
+        component of every row and, per row, 1 - r_ik as the sum of the other
+        responsibilities (no cancellation)."""
+        top = np.argmax(resp, axis=1)
+        rmax = resp[np.arange(resp.shape[0]), top]
+        rest = resp.sum(axis=1) - rmax
+        unc = np.flatnonzero(rest > LOUIS_CERTAIN)
+        return unc, top, rmax
+
+    @staticmethod
+    def _one_minus(Rb, top_b, rmax_b):
+        m = Rb.shape[0]
+        rz = Rb.copy()
+        rz[np.arange(m), top_b] = 0.0
+        rest_b = rz.sum(axis=1)
+        one_minus = rest_b[:, None] + rmax_b[:, None] - Rb
+        one_minus[np.arange(m), top_b] = rest_b
+        return one_minus
+
+    def _missing_moments(self, missing, X, resp, params, st, Pm, aw, trPB, idx):
+        """Add the missing information of the rows ``X`` to ``missing``, by moments.
+
+        Every complete-data score g_ik is a polynomial of degree 2 in y = x - c,
+        g_ik = T_k phi(y) with phi = (1, y, y_a y_b (a <= b)), so a block of the missing
+        information is T_k (sum_i w_i phi_i phi_i') T_l' with the weights
+        w_i = r_ik (1 - r_ik) (k = l) or -r_ik r_il, and phi phi' holds the monomials
+        of degree <= 4 of y, each once: one matrix product (weights x monomials) per
+        block of rows gives them all.
+        """
+        K, d = self.K, self.d
+        nw = K - 1
+        I, J, where, qa, qb = _poly_basis(d)
+        pairs = [(k, k) for k in range(K)] + [(k, j) for k in range(K)
+                                               for j in range(k + 1, K)]
+        unc, top, rmax = self._uncertain(resp)
+        if not unc.size:
+            return
+        mom = np.zeros((len(pairs), I.size))
+        for s0 in range(0, unc.size, LOUIS_BLOCK):
+            sel = unc[s0:s0 + LOUIS_BLOCK]
+            Rb = resp[sel]
+            one_minus = self._one_minus(Rb, top[sel], rmax[sel])
+            W = np.empty((sel.size, len(pairs)))
+            W[:, :K] = Rb * one_minus
+            c = K
+            for k in range(K):
+                W[:, c:c + K - k - 1] = Rb[:, k:k + 1] * Rb[:, k + 1:]
+                c += K - k - 1
+            Y = X[sel] - self.centre[None]
+            Phi = np.concatenate([np.ones((sel.size, 1)), Y, Y[:, qa] * Y[:, qb]], axis=1)
+            mom += W.T @ (Phi[:, I] * Phi[:, J])
+        # T_k: the scores of component k in the basis phi
+        fac = np.where(qa == qb, 1.0, 2.0)
+        T = []
+        for k in range(K):
+            A = Pm[k]
+            b = -A @ (params.means[k] - self.centre)
+            Bb = st.B @ b                                           # (ne, d)
+            C = 0.5 * np.einsum("ae,mab,bg->meg", A, st.B, A)
+            Tk = np.zeros((nw + d + st.B.shape[0], 1 + d + qa.size))
+            Tk[:nw, 0] = aw[k]
+            Tk[nw:nw + d, 0] = b
+            Tk[nw:nw + d, 1:1 + d] = A
+            Tk[nw + d:, 0] = 0.5 * (Bb @ b - trPB[k])
+            Tk[nw + d:, 1:1 + d] = Bb @ A
+            Tk[nw + d:, 1 + d:] = C[:, qa, qb] * fac
+            T.append(Tk)
+        for w, (k, j) in enumerate(pairs):
+            blk = T[k] @ mom[w][where] @ T[j].T
+            if k == j:
+                missing[np.ix_(idx[k], idx[k])] += blk
+            else:
+                missing[np.ix_(idx[k], idx[j])] -= blk
+                missing[np.ix_(idx[j], idx[k])] -= blk.T
+
+    def _missing_rows(self, missing, X, resp, params, st, Pm, aw, trPB, idx):
+        """The same as :meth:`_missing_moments` from the per-row scores (the reference the
+        tests check it against)."""
+        K = self.K
+        nw = K - 1
+        unc, top, rmax = self._uncertain(resp)
+        if st.kind == "full":
+            ia, ib = (np.array([e[i] for e in st.elems]) for i in (0, 1))
+            fac = np.where(ia == ib, 1.0, 2.0)
+        for s0 in range(0, unc.size, LOUIS_BLOCK):
+            sel = unc[s0:s0 + LOUIS_BLOCK]
+            Rb = resp[sel]
+            m = sel.size
+            one_minus = self._one_minus(Rb, top[sel], rmax[sel])
+            G = []
+            for k in range(K):
+                z = (X[sel] - params.means[k]) @ Pm[k]
+                if st.kind == "full":
+                    q = z[:, ia] * z[:, ib] * fac
+                elif st.kind == "diagonal":
+                    q = z * z
+                else:
+                    q = (z * z).sum(axis=1, keepdims=True)
+                G.append(np.concatenate([np.broadcast_to(aw[k], (m, nw)), z,
+                                         0.5 * (q - trPB[k][None, :])], axis=1))
+            q = G[0].shape[1]
+            H = np.concatenate([G[j] * Rb[:, j:j + 1] for j in range(K)], axis=1)
+            for k in range(K):
+                Gk = G[k]
+                missing[np.ix_(idx[k], idx[k])] += Gk.T @ (
+                    Gk * (Rb[:, k] * one_minus[:, k])[:, None])
+                if k == K - 1:
+                    break
+                C = (Gk * Rb[:, k:k + 1]).T @ H[:, (k + 1) * q:]
+                for j in range(k + 1, K):
+                    Cj = C[:, (j - k - 1) * q:(j - k) * q]
+                    missing[np.ix_(idx[k], idx[j])] -= Cj
+                    missing[np.ix_(idx[j], idx[k])] -= Cj.T
 
     def louis_from_stats(self, params: GMMParams, total):
         """Log-likelihood, score and Louis' pieces in the inference coordinates, from the
