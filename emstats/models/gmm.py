@@ -1247,9 +1247,9 @@ class GaussianMixture(FitMixin, ChunkedModel):
             for k in range(K):
                 W[:, c:c + K - k - 1] = Rb[:, k:k + 1] * Rb[:, k + 1:]
                 c += K - k - 1
-            Y = X[sel] - self.centre[None]
-            Phi = np.concatenate([np.ones((sel.size, 1)), Y, Y[:, qa] * Y[:, qb]], axis=1)
-            mom += W.T @ (Phi[:, I] * Phi[:, J])
+            YT = (X[sel] - self.centre[None]).T                   # rows: variables
+            PhiT = np.concatenate([np.ones((1, sel.size)), YT, YT[qa] * YT[qb]], axis=0)
+            mom += (PhiT[I] * PhiT[J] @ W).T
         # T_k: the scores of component k in the basis phi
         fac = np.where(qa == qb, 1.0, 2.0)
         T = []
