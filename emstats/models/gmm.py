@@ -661,12 +661,14 @@ def _module_name(filename: str) -> str | None:
     return ".".join(parts[len(parts) - 1 - parts[::-1].index("emstats"):])
 
 
-@lru_cache(maxsize=16)
-def _poly_basis(d: int):
-    """The basis phi(y) = (1, y_1..y_d, y_a y_b for a <= b) and the monomials of degree <= 4
-    in phi phi': ``I``, ``J`` (phi_I * phi_J is each monomial once), ``where`` (the monomial
-    of phi_p phi_r) and the pairs (qa, qb) of the quadratic terms."""
-    quad = [(a, b) for a in range(d) for b in range(a, d)]
+@lru_cache(maxsize=32)
+def _poly_basis(d: int, diag: bool = False):
+    """The basis phi(y) = (1, y_1..y_d, y_a y_b for a <= b; only the squares when ``diag``)
+    and the monomials of degree <= 4 in phi phi': ``I``, ``J`` (phi_I * phi_J is each
+    monomial once), ``where`` (the monomial of phi_p phi_r) and the pairs (qa, qb) of the
+    quadratic terms."""
+    quad = [(a, a) for a in range(d)] if diag else [(a, b) for a in range(d)
+                                                    for b in range(a, d)]
     phi = [()] + [(a,) for a in range(d)] + quad
     mono: dict = {}
     I, J = [], []
@@ -1132,9 +1134,9 @@ class GaussianMixture(FitMixin, ChunkedModel):
 
         over the rows whose membership is uncertain (a row with r_i. one-hot to rounding
         contributes nothing, so near the MLE of well-separated components few rows cost
-        anything), by blocks of rows: for the full structures from the weighted monomials
-        of degree <= 4 of the rows (:meth:`_missing_moments`, one matrix product per
-        block), for the diagonal ones from the per-row scores (:meth:`_missing_rows`);
+        anything), by blocks of rows: from the weighted monomials of degree <= 4 of the
+        rows (:meth:`_missing_moments`, one matrix product per block), or from the
+        per-row scores (:meth:`_missing_rows`, when that is cheaper: tiny d and k);
         ``method="moments"`` or ``"rows"`` chooses.
         """
         if not self.has_louis:
@@ -1189,10 +1191,11 @@ class GaussianMixture(FitMixin, ChunkedModel):
         missing = np.zeros((P, P))
         if K > 1:
             if method is None:
-                # moments when the squared score length exceeds (twice) their number:
-                # the full structures; the per-row scores for the diagonal ones
+                # moments when there are fewer of them than entries of g g' (always but
+                # for tiny d and k)
                 q = nw + d + st.n_elem
-                method = "moments" if q * q > 2 * _poly_basis(d)[0].size else "rows"
+                n_mono = _poly_basis(d, st.kind != "full")[0].size
+                method = "moments" if q * q > n_mono else "rows"
             how = self._missing_moments if method == "moments" else self._missing_rows
             how(missing, chunk["X"], resp, params, st, Pm, aw, trPB, idx)
         return Stats(loglik=ll, score=score, complete=comp, missing=missing)
@@ -1222,7 +1225,8 @@ class GaussianMixture(FitMixin, ChunkedModel):
         """Add the missing information of the rows ``X`` to ``missing``, by moments.
 
         Every complete-data score g_ik is a polynomial of degree 2 in y = x - c,
-        g_ik = T_k phi(y) with phi = (1, y, y_a y_b (a <= b)), so a block of the missing
+        g_ik = T_k phi(y) with phi = (1, y, y_a y_b (a <= b; the squares for the diagonal
+        structures, whose precisions are diagonal)), so a block of the missing
         information is T_k (sum_i w_i phi_i phi_i') T_l' with the weights
         w_i = r_ik (1 - r_ik) (k = l) or -r_ik r_il, and phi phi' holds the monomials
         of degree <= 4 of y, each once: one matrix product (weights x monomials) per
@@ -1230,7 +1234,7 @@ class GaussianMixture(FitMixin, ChunkedModel):
         """
         K, d = self.K, self.d
         nw = K - 1
-        I, J, where, qa, qb = _poly_basis(d)
+        I, J, where, qa, qb = _poly_basis(d, st.kind != "full")
         pairs = [(k, k) for k in range(K)] + [(k, j) for k in range(K)
                                                for j in range(k + 1, K)]
         unc, top, rmax = self._uncertain(resp)
