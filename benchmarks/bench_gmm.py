@@ -1,39 +1,55 @@
-"""Gaussian mixture EM: emstats against scikit-learn on identical data and start values.
+"""Gaussian mixtures: the time a user waits for emstats' fit, against scikit-learn.
 
-Measures, for the full (VVV) and diagonal (VVI) structures,
+    python benchmarks/bench_gmm.py                    # n = 1e6, d = 8, k = 8, full and diag
+    python benchmarks/bench_gmm.py --quick            # n = 10000, one repetition
+    python benchmarks/bench_gmm.py --n 20000 --structures full --json gmm.json
 
-* seconds per EM iteration (E-step + M-step), with 1 and 2 threads;
-* iterations and seconds to convergence from the same start under the same
-  stopping rule, and the final log-likelihoods (they must agree);
-* seconds of Louis' pieces (the standard errors) at the last timed iterate;
-* the ratio to this machine's limit: the multiply-adds of an iteration (two
-  n x K d x d matrix products for the full structure, 4 n K d^2 flops) divided
-  by the machine's large-dgemm rate with the same number of threads.
+Headline (public API end to end, 1 and all threads, alternated, best of --repeat), per
+covariance structure (full = emstats "VVV", diag = "VVI"):
 
-Usage::
+* ``emstats.gmm(X, k, covariance).fit()``: its defaults, i.e. ``n_init`` k-means++ starts,
+  EM to ``tol``, and Louis standard errors;
+* ``sklearn.mixture.GaussianMixture(k, covariance_type=...).fit(X)`` with its defaults
+  (``n_init = 1``, ``tol = 1e-3`` per row, ``max_iter = 100``, ``reg_covar = 1e-6``) and
+  with ``n_init`` set to emstats' default.  scikit-learn computes no standard errors and
+  stops earlier; the "llf - best" column shows what that costs in fit.
 
-    python benchmarks/bench_gmm.py                 # n = 10^6, d = 8, k = 8
-    python benchmarks/bench_gmm.py --n 100000      # quicker
-    python benchmarks/bench_gmm.py --threads 1 --structures full
+Then: iterations and seconds to the same log-likelihood from identical start values
+(k random rows as means, the data covariance, equal weights; ``reg_covar = 0``;
+scikit-learn's ``tol`` per row translated into emstats' relative ``tol``); marginal
+seconds per EM iteration, (t(maxiter = 2m) - t(maxiter = m)) / m; peak memory of each
+headline fit in fresh child processes; this machine's limits (``_machine.py``).
 
-Run it on a quiet machine (``uptime``); the script prints the load average.
+Flop/byte model of one EM iteration (n rows, d variables, K components):
+
+* full: the E-step whitens the data per component (an n x d by d x d triangular
+  product, 2 n d^2 flops per component) and the M-step forms the weighted scatter
+  (2 n d^2 per component): 4 n K d^2 flops, plus n K exponentials.
+* diag: about 7 n K d flops (3 for the standardised squares, 4 for the weighted first
+  and second moments), plus n K exponentials.
+* Bytes: one read of the data, 8 n d (a fused kernel need not store the n x K
+  responsibilities).  Full covariance at d = 8 is compute-bound (about 32 K flops
+  per 64-byte row); diag is nearer the byte limit.
+
+If ``fit(cov_type=None)`` still computes standard errors (as GMM's does while its
+fit is being ported), the marginal timing uses the engine's own clock
+(``res.convergence.wall_time``) instead of the wall time of the whole call.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
-import time
-import warnings
+import tempfile
 
+import _harness as H
+import _machine
 import numpy as np
-from threadpoolctl import threadpool_limits
+from sklearn.mixture import GaussianMixture as SkGMM
 
 import emstats
-from emstats.em.problem import Problem
-from emstats.models.gmm import GMMParams
 
-SK_NAME = {"full": "full", "diag": "diag"}
 EM_NAME = {"full": "VVV", "diag": "VVI"}
 
 
@@ -54,157 +70,155 @@ def start_values(X, k, structure, seed=1):
     if structure == "diag":
         cov = np.diag(np.diag(cov))
     covs = np.broadcast_to(cov, (k,) + cov.shape).copy()
-    return GMMParams(np.full(k, 1.0 / k), means, covs)
+    return {"weights": np.full(k, 1.0 / k), "means": means, "covariances": covs}
 
 
-def machine_rate(nt, size=3000, reps=3):
-    """Flop rate of a large dgemm with nt threads (GFLOP/s)."""
-    a = np.random.default_rng(0).random((size, size))
-    with threadpool_limits(nt):
-        a @ a
-        best = np.inf
-        for _ in range(reps):
-            t = time.perf_counter()
-            a @ a
-            best = min(best, time.perf_counter() - t)
-    return 2.0 * size**3 / best / 1e9
+def mixture_loglik(X, p):
+    """Log-likelihood of a Gaussian mixture (numpy only: independent of both libraries)."""
+    from scipy.special import logsumexp
+
+    cols = []
+    for w, mu, S in zip(p["weights"], p["means"], p["covariances"], strict=True):
+        L = np.linalg.cholesky(S)
+        z = np.linalg.solve(L, (X - mu).T)
+        cols.append(np.log(w) - 0.5 * (z * z).sum(0) - np.log(np.diag(L)).sum()
+                    - 0.5 * X.shape[1] * np.log(2 * np.pi))
+    return float(logsumexp(np.column_stack(cols), axis=1).sum())
 
 
-def sklearn_model(p, structure, max_iter, tol):
-    from sklearn.mixture import GaussianMixture
+def ours_default_n_init() -> int:
+    try:
+        model = emstats.gmm(np.random.default_rng(0).normal(size=(50, 2)), k=1)
+        v = inspect.signature(model.fit).parameters["n_init"].default
+        return int(v) if v is not inspect.Parameter.empty else 1
+    except Exception:  # noqa: BLE001 - signature being ported
+        return 1
 
-    prec = np.linalg.inv(p.covariances)
+
+def sk_llf(gm, X):
+    return float(gm.score(X)) * X.shape[0]
+
+
+def sk_from(p, structure, **kw):
+    prec = np.linalg.inv(p["covariances"])
     if structure == "diag":
         prec = np.diagonal(prec, axis1=1, axis2=2).copy()
-    return GaussianMixture(
-        n_components=len(p.weights), covariance_type=SK_NAME[structure], tol=tol,
-        reg_covar=0.0, max_iter=max_iter, n_init=1, init_params="random_from_data",
-        weights_init=p.weights, means_init=p.means, precisions_init=prec, random_state=0,
-    )
+    return SkGMM(n_components=len(p["weights"]), covariance_type=structure, reg_covar=0.0,
+                 n_init=1, weights_init=p["weights"], means_init=p["means"],
+                 precisions_init=prec, random_state=0, **kw)
 
 
-def time_sklearn(X, p, structure, nt, iters):
-    """Seconds per iteration: (fit with 1 + iters iterations - fit with 1) / iters."""
-    out = []
-    with threadpool_limits(nt), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for m in (1, 1 + iters):
-            gm = sklearn_model(p, structure, m, 0.0)
-            t = time.perf_counter()
-            gm.fit(X)
-            out.append(time.perf_counter() - t)
-    return (out[1] - out[0]) / iters
+def headline_fitters(X, k, structures, n_init):
+    out = {}
+    for st in structures:
+        def ours(t, st=st):
+            r = emstats.gmm(X, k=k, covariance=EM_NAME[st]).fit(n_threads=t)
+            return {"llf": r.llf, "n_iter": r.convergence.n_iter}
 
+        def sk(t, st=st, ni=1):
+            gm = SkGMM(n_components=k, covariance_type=st, n_init=ni, random_state=0).fit(X)
+            return {"llf": sk_llf(gm, X), "n_iter": int(gm.n_iter_)}
 
-def time_emstats(model, p, nt, iters):
-    """Seconds per EM iteration (E-step over the chunks + M-step) and, at the last
-    iterate, seconds of Louis' pieces (score, complete and missing information)."""
-    problem = Problem(model, nt)
-    with threadpool_limits(1, user_api="blas"):
-        st, _ = problem.e_step(p)
-        q = p
-        t = time.perf_counter()
-        for _ in range(iters):
-            q = model.m_step(st, q)
-            st, _ = problem.e_step(q)
-        per_iter = (time.perf_counter() - t) / iters
-    with threadpool_limits(nt, user_api="blas"):
-        t = time.perf_counter()
-        problem.newton_pieces(q)
-        louis = time.perf_counter() - t
-    return per_iter, louis
-
-
-def converge_sklearn(X, p, structure, nt, tol):
-    with threadpool_limits(nt), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        gm = sklearn_model(p, structure, 100_000, tol)
-        t = time.perf_counter()
-        gm.fit(X)
-        sec = time.perf_counter() - t
-    ll = float(gm.score(X)) * X.shape[0]
-    return gm.n_iter_, sec, ll
-
-
-def converge_emstats(model, p, nt, tol_rel, method):
-    with threadpool_limits(1, user_api="blas"):
-        t = time.perf_counter()
-        run = emstats.run_em(model, p, method=method, maxiter=100_000, tol=tol_rel, warn=False,
-                             n_threads=nt)
-        sec = time.perf_counter() - t
-    return run.convergence.n_iter, run.convergence.n_em_steps, sec, run.loglik
+        out[st] = {f"emstats gmm({EM_NAME[st]}).fit()": ours,
+                   "sklearn defaults (n_init=1)": sk}
+        if n_init != 1:
+            out[st][f"sklearn n_init={n_init}"] = lambda t, st=st: sk(t, st, n_init)
+    return out
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--n", type=int, default=None, help="rows (default 1e6; --quick 10000)")
     ap.add_argument("--d", type=int, default=8)
     ap.add_argument("--k", type=int, default=8)
-    ap.add_argument("--iters", type=int, default=5, help="iterations timed per setting")
-    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--m", type=int, default=5, help="iterations m of the marginal timing")
     ap.add_argument("--structures", default="full,diag")
-    ap.add_argument("--tol", type=float, default=1e-6,
-                    help="scikit-learn's tol: change of the mean log-likelihood per row")
-    ap.add_argument("--no-convergence", action="store_true",
-                    help="skip the runs to convergence")
-    args = ap.parse_args(argv)
-    threads = [int(t) for t in args.threads.split(",")]
-    structures = args.structures.split(",")
-    print(f"load average before: {os.getloadavg()}")
-    print(f"n = {args.n}, d = {args.d}, k = {args.k}; emstats {emstats.__version__}")
-    X = simulate(args.n, args.d, args.k)
-    rates = {nt: machine_rate(nt) for nt in threads}
-    flops = 4.0 * args.n * args.k * args.d**2
-    rows = []
+    ap.add_argument("--tol", type=float, default=1e-8,
+                    help="scikit-learn's tol (change of the mean log-likelihood per row) for "
+                         "the identical-start runs")
+    H.add_common_args(ap)
+    a = ap.parse_args(argv)
+    n = a.n or (10_000 if a.quick else 1_000_000)
+    repeat = a.repeat or (1 if a.quick else 3)
+    structures = a.structures.split(",")
+    n_init = ours_default_n_init()
+    if a.child:
+        X = H.load_arrays(a.child_data)["X"]
+        st, name = a.child.split("::", 1)
+        H.child_main(name, a.child_mem, headline_fitters(X, a.k, [st], n_init)[st])
+        return
+
+    mach = _machine.measure(a.quick)
+    rep = H.Report(__file__, a, mach)
+    threads = H.thread_list(a.threads, mach.cores)
+    rep.text(f"# Gaussian mixture, n = {n:,}, d = {a.d}, k = {a.k}\n\nemstats "
+             f"{emstats.__version__} from {os.path.dirname(emstats.__file__)}; emstats' "
+             f"default n_init = {n_init}")
+    rep.text(mach.markdown())
+    X = simulate(n, a.d, a.k)
+    in_bytes = X.nbytes
+    fitters = headline_fitters(X, a.k, structures, n_init)
+    tmp = tempfile.TemporaryDirectory()
+    if not a.no_memory:
+        H.save_arrays(tmp.name, X=X)
     for st in structures:
-        p = start_values(X, args.k, st)
-        model = emstats.gmm(X, k=args.k, covariance=EM_NAME[st])
-        for nt in threads:
-            sk = time_sklearn(X, p, st, nt, args.iters)
-            em, louis = time_emstats(model, p, nt, args.iters)
-            limit = flops / (rates[nt] * 1e9)
-            row = {"structure": st, "threads": nt, "sk_iter": sk, "em_iter": em,
-                   "limit": limit, "louis": louis}
-            if not args.no_convergence:
-                it_sk, sec_sk, ll_sk = converge_sklearn(X, p, st, nt, args.tol)
-                ll0 = model.loglike(p)
-                tol_rel = args.tol / abs(ll0 / args.n)
-                it_em, _, sec_em, ll_em = converge_emstats(model, p, nt, tol_rel, "em")
-                it_sq, ev_sq, sec_sq, ll_sq = converge_emstats(model, p, nt, tol_rel, "squarem")
-                row.update(it_sk=it_sk, sec_sk=sec_sk, ll_sk=ll_sk, it_em=it_em, sec_em=sec_em,
-                           ll_em=ll_em, it_sq=it_sq, ev_sq=ev_sq, sec_sq=sec_sq, ll_sq=ll_sq)
-            rows.append(row)
-            print(f"  done: {st}, {nt} thread(s)", flush=True)
-    print()
-    print("machine dgemm rate (GFLOP/s): "
-          + ", ".join(f"{nt} thread(s) {r:.0f}" for nt, r in rates.items()))
-    print(f"flops per iteration (full structure, 4 n k d^2): {flops / 1e9:.2f} GFLOP")
-    print()
-    hdr = (f"{'structure':>9} {'thr':>3} | {'sklearn s/it':>12} {'emstats s/it':>12} "
-           f"{'speed-up':>8} | {'limit s/it':>10} {'emstats/limit':>13} | "
-           f"{'Louis s':>8} {'Louis/it':>8}")
-    print(hdr)
-    print("-" * len(hdr))
-    for r in rows:
-        lim = f"{r['limit']:10.4f} {r['em_iter'] / r['limit']:13.1f}" if r["structure"] == "full" \
-            else f"{'-':>10} {'-':>13}"
-        print(f"{r['structure']:>9} {r['threads']:>3} | {r['sk_iter']:12.4f} {r['em_iter']:12.4f} "
-              f"{r['sk_iter'] / r['em_iter']:8.1f} | {lim} | {r['louis']:8.3f} "
-              f"{r['louis'] / r['em_iter']:8.1f}")
-    if not args.no_convergence:
-        print()
-        hdr = (f"{'structure':>9} {'thr':>3} | {'sklearn it':>10} {'s':>8} | {'EM it':>6} "
-               f"{'s':>8} {'ratio':>6} | {'SQUAREM it (EM steps)':>21} {'s':>8} {'ratio':>6} | "
-               f"{'loglik sklearn - EM':>19} {'SQUAREM - EM':>12}")
-        print(hdr)
-        print("-" * len(hdr))
-        for r in rows:
-            print(f"{r['structure']:>9} {r['threads']:>3} | {r['it_sk']:10d} {r['sec_sk']:8.2f} | "
-                  f"{r['it_em']:6d} {r['sec_em']:8.2f} {r['sec_sk'] / r['sec_em']:6.1f} | "
-                  f"{r['it_sq']:>10d} ({r['ev_sq']:>6d})  {r['sec_sq']:8.2f} "
-                  f"{r['sec_sk'] / r['sec_sq']:6.1f} | {r['ll_sk'] - r['ll_em']:19.3e} "
-                  f"{r['ll_sq'] - r['ll_em']:12.3e}")
-    print(f"\nload average after: {os.getloadavg()}")
+        em = EM_NAME[st]
+        H.headline(rep, f"Headline, {st} ({em}): public API end to end (construct + fit + SEs "
+                   f"for emstats)", fitters[st], "sklearn defaults (n_init=1)", threads, repeat,
+                   in_bytes, note="scikit-learn computes no standard errors.")
+
+        # identical starts, same stopping rule
+        p = start_values(X, a.k, st)
+        model = emstats.gmm(X, k=a.k, covariance=em)
+        ll0 = mixture_loglik(X, p)
+        tol_rel = a.tol / abs(ll0 / n)
+        no_se = H.accepts_no_se(model.fit, start_params=p, n_init=1, maxiter=2)
+        se_kw = {"cov_type": None} if no_se else {}
+
+        def ours(t, em=em, p=p, tol_rel=tol_rel, se_kw=se_kw, method="em"):
+            kw = {"method": method}
+            r = emstats.gmm(X, k=a.k, covariance=em).fit(start_params=p, n_init=1, tol=tol_rel,
+                                                         maxiter=100_000, n_threads=t, **kw,
+                                                         **se_kw)
+            return {"llf": r.llf, "n_iter": r.convergence.n_iter,
+                    "engine_s": r.convergence.wall_time}
+
+        def sk(t, p=p, st=st):
+            gm = sk_from(p, st, tol=a.tol, max_iter=100_000).fit(X)
+            return {"llf": sk_llf(gm, X), "n_iter": int(gm.n_iter_)}
+
+        same = {"emstats EM": ours,
+                "emstats SQUAREM": lambda t, f=ours: f(t, method="squarem"),
+                "sklearn": sk}
+        H.headline(rep, f"{st}: time to the same log-likelihood from identical starts"
+                   + ("" if no_se else " (emstats incl. its standard errors)"), same, "sklearn",
+                   threads, repeat, in_bytes,
+                   note=f"sklearn tol = {a.tol:g} per row, emstats tol = {tol_rel:.3g} "
+                        "relative (the same change of the log-likelihood); reg_covar = 0.")
+
+        def em_iters(m, t, em=em, p=p, se_kw=se_kw, no_se=no_se):
+            r = emstats.gmm(X, k=a.k, covariance=em).fit(start_params=p, n_init=1, tol=1e-300,
+                                                         maxiter=m, n_threads=t, **se_kw)
+            c = r.convergence
+            return c.n_iter if no_se else (c.n_iter, c.wall_time)
+
+        def sk_iters(m, t, p=p, st=st):
+            return int(sk_from(p, st, tol=0.0, max_iter=m).fit(X).n_iter_)
+
+        flops = 4.0 * n * a.k * a.d**2 if st == "full" else 7.0 * n * a.k * a.d
+        H.per_iteration(rep, f"{st}: seconds per EM iteration (marginal: maxiter 2m vs m)",
+                        {"emstats EM iteration": em_iters, "sklearn EM iteration": sk_iters},
+                        "sklearn EM iteration", threads, a.m, repeat, flops=flops,
+                        nbytes=8.0 * n * a.d, n_exp=float(n * a.k),
+                        note=f"m = {a.m}" + ("" if no_se else "; emstats timed by its engine "
+                                             "clock (its fit() cannot skip the SEs)") + ".")
+        if not a.no_memory:
+            H.memory_table(rep, f"{st}: peak memory of each headline fit", __file__,
+                           [f"{st}::{k}" for k in fitters[st]], tmp.name, in_bytes,
+                           ["--k", str(a.k), "--structures", st])
+    tmp.cleanup()
+    rep.text(f"\nload average at the end: {os.getloadavg()}")
+    rep.write(a.json)
 
 
 if __name__ == "__main__":

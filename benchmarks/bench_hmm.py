@@ -1,37 +1,55 @@
-"""Baum-Welch seconds per iteration: emstats' HMM kernels against hmmlearn's GaussianHMM.
+"""Gaussian HMMs: the time a user waits for emstats' fit, against hmmlearn.
 
-    python benchmarks/bench_hmm.py                  # 200 x 1000 steps and 1 x 10^6 steps
-    python benchmarks/bench_hmm.py --small          # 40 x 500 and 1 x 10^5 (quick check)
-    python benchmarks/bench_hmm.py --n-seq 50 --seq-len 400 --long 200000 --iters 5
+    python benchmarks/bench_hmm.py              # 200 sequences x 1000 steps, and 1 x 1e6 steps
+    python benchmarks/bench_hmm.py --quick      # 40 x 500 and 1 x 20000, one repetition
+    python benchmarks/bench_hmm.py --n 20000    # total rows of each problem (long = n)
 
-Problem: diagonal-covariance Gaussian HMM, d = 4 features, k = 6 states, data simulated
-from a sticky 6-state chain.  Both libraries start from the same parameters (emstats'
-k-means start) and run the same number of Baum-Welch iterations; the tables print seconds
-per iteration (E-step + M-step), Viterbi and scoring times, for emstats with 1 and 2
-threads and hmmlearn's two implementations ("log", its default, and "scaling").
+Problem: diagonal-covariance Gaussian HMM, d = 4 features, k = 6 states, simulated from a
+sticky 6-state chain; two shapes, many short sequences and one long one.
 
-The "limit" is what the machine could do at best: the arithmetic of one iteration
-(about 2 d k + 6 k^2 + 4 d k flops per row: emission log-densities, forward, backward with
-the transition counts, emission sums) at the rate numpy's matrix product reaches on this
-machine, plus one exponential per row and state at the rate of numpy's vectorised exp.
-Timings are the median of the repetitions; the load average is printed because the
-machine may be shared.
+Headline (public API end to end, 1 and all threads, alternated, best of --repeat):
+
+* ``emstats.hmm(X, 6, lengths=lengths).fit()``: its defaults (k-means start, Baum-Welch
+  to ``tol``, exact-information standard errors);
+* ``hmmlearn.hmm.GaussianHMM(6, covariance_type="diag", implementation="scaling")
+  .fit(X, lengths)`` with its defaults (``n_iter = 10``, ``tol = 1e-2``: it usually stops
+  at 10 iterations, far from the optimum; "llf - best" shows it), and the same with
+  ``n_iter = 1000`` and ``tol`` = emstats' relative ``tol`` times |log-likelihood|.
+  hmmlearn computes no standard errors.
+
+Then: iterations and seconds to the same log-likelihood from identical start values
+(emstats' k-means start, handed to hmmlearn with ``init_params=""``); marginal seconds
+per Baum-Welch iteration, (t(maxiter = 2m) - t(maxiter = m)) / m; peak memory of each
+headline fit in fresh child processes; this machine's limits (``_machine.py``).
+
+Flop/byte model of one Baum-Welch iteration (T rows, d features, k states):
+
+* flops: emission log-densities 3 d k, forward 2 k^2 + k, backward with the
+  transition counts 4 k^2, emission sums 4 d k per row: T (7 d k + 6 k^2), plus T k
+  exponentials (at numpy's exp rate).
+* bytes: one read of the data and one write and read of the forward variables,
+  8 T (d + 2 k).  At k = 6 both limits are small; the recursion over time is serial
+  within a sequence, so the 2-thread speed-up needs many sequences (the long single
+  sequence shows what is left).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import time
+import tempfile
 import warnings
 
+import _harness as H
+import _machine
 import numpy as np
 
 import emstats
-from emstats.models.hmm import HiddenMarkovModel
+
+K, D = 6, 4
 
 
-def simulate(n_seq: int, seq_len: int, k: int = 6, d: int = 4, seed: int = 0):
+def simulate(n_seq: int, seq_len: int, k: int = K, d: int = D, seed: int = 0):
     rng = np.random.default_rng(seed)
     means = rng.normal(scale=2.5, size=(k, d))
     sds = rng.uniform(0.6, 1.4, size=(k, d))
@@ -47,148 +65,136 @@ def simulate(n_seq: int, seq_len: int, k: int = 6, d: int = 4, seed: int = 0):
         for t in range(r0 + 1, r0 + seq_len):
             z[t] = min(int(np.searchsorted(cum[z[t - 1]], u[t], side="right")), k - 1)
     X = means[z] + sds[z] * rng.standard_normal((T, d))
-    return X, [seq_len] * n_seq
+    return X, np.full(n_seq, seq_len, dtype=np.int64)
 
 
-def machine_rates():
-    """Flop rate of numpy's matrix product and exponentials per second of numpy's exp."""
-    a = np.random.default_rng(0).random((1500, 1500))
-    a @ a
-    t = time.perf_counter()
-    a @ a
-    gemm = 2 * 1500**3 / (time.perf_counter() - t)
-    x = -np.random.default_rng(1).random(2_000_000) * 30
-    np.exp(x)
-    t = time.perf_counter()
-    for _ in range(5):
-        np.exp(x)
-    expr = 5 * x.size / (time.perf_counter() - t)
-    return gemm, expr
+def _hl():
+    from hmmlearn import hmm as hl
+
+    return hl
 
 
-def limit_seconds(T, k, d, gemm, expr):
-    flops = T * (3 * d * k + 6 * k * k + 4 * d * k)
-    return flops / gemm + T * k / expr, flops
+def hl_model(n_iter=10, tol=1e-2, start=None, impl="scaling"):
+    kw = {} if start is None else {"init_params": ""}
+    m = _hl().GaussianHMM(K, covariance_type="diag", implementation=impl, n_iter=n_iter,
+                          tol=tol, random_state=0, **kw)
+    if start is not None:
+        m.startprob_ = start.startprob.copy()
+        m.transmat_ = start.transmat.copy()
+        m.means_ = start.emission["means"].copy()
+        m.covars_ = start.emission["vars"].copy()
+    return m
 
 
-def median_time(f, reps):
-    out = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        f()
-        out.append(time.perf_counter() - t)
-    return float(np.median(out))
+def hl_fit(m, X, lengths):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m.fit(X, lengths)
+    return {"llf": float(m.score(X, lengths)), "n_iter": int(m.monitor_.iter)}
 
 
-def bench_emstats(X, lengths, k, iters, threads, reps):
-    model = HiddenMarkovModel(X, k, "gaussian", lengths=lengths)
+def headline_fitters(X, lengths, tol_abs):
+    def ours(t):
+        r = emstats.hmm(X, K, lengths=lengths).fit(n_threads=t)
+        return {"llf": r.llf, "n_iter": r.convergence.n_iter}
+
+    return {"emstats hmm(X, 6).fit()": ours,
+            "hmmlearn scaling, defaults": lambda t: hl_fit(hl_model(), X, lengths),
+            "hmmlearn scaling, n_iter=1000, same tol": lambda t: hl_fit(
+                hl_model(1000, tol_abs), X, lengths)}
+
+
+def tol_abs_for(X, lengths):
+    """emstats' default relative tol (1e-8) times |log-likelihood| at its start."""
+    model = emstats.hmm(X, K, lengths=lengths)
     start = model.start_params(np.random.default_rng(0), 0)
-    res = {}
-    for nt in threads:
-        model._n_threads = nt
-
-        def run(p=start):
-            stats, _ = model.e_step(p)
-            for _ in range(iters):
-                p = model.m_step(stats, p)
-                stats, _ = model.e_step(p)
-            return p
-
-        run()
-        res[nt] = {
-            "iter": median_time(run, reps) / iters,
-            "viterbi": median_time(lambda: model.viterbi(start), reps),
-            "score": median_time(lambda: model.loglike(start), reps),
-        }
-    return model, start, res
+    return 1e-8 * abs(float(model.loglike(start))), model, start
 
 
-def bench_hmmlearn(X, lengths, k, start, iters, reps):
-    try:
-        from hmmlearn import hmm as hl
-    except ImportError:
-        return None
-    out = {}
-    for impl in ("log", "scaling"):
-        m = hl.GaussianHMM(k, covariance_type="diag", init_params="", params="stmc",
-                           n_iter=iters, tol=0.0, implementation=impl)
+def problem(rep, title, X, lengths, threads, repeat, m, no_memory):
+    T = X.shape[0]
+    in_bytes = X.nbytes
+    tol_abs, model, start = tol_abs_for(X, lengths)
+    fitters = headline_fitters(X, lengths, tol_abs)
+    ref = "hmmlearn scaling, n_iter=1000, same tol"
+    rep.text(f"\n## {title}: T = {T:,} rows, {len(lengths)} sequence(s)")
+    H.headline(rep, f"{title}, headline: public API end to end (construct + fit + SEs for "
+               "emstats)", fitters, ref, threads, repeat, in_bytes,
+               note=f"hmmlearn tol = {tol_abs:.3g} (absolute) = 1e-8 x |llf at the start|; "
+                    "hmmlearn computes no standard errors.")
 
-        def setup(m=m):
-            m.startprob_ = start.startprob.copy()
-            m.transmat_ = start.transmat.copy()
-            m.means_ = start.emission["means"].copy()
-            m.covars_ = start.emission["vars"].copy()
+    no_se = H.accepts_no_se(model.fit, start_params=start, maxiter=2)
+    se_kw = {"cov_type": None} if no_se else {}
 
-        def fit(m=m):
-            setup()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                m.fit(X, lengths)
+    def ours(t):
+        r = emstats.hmm(X, K, lengths=lengths).fit(start_params=start, maxiter=100_000,
+                                                    n_threads=t, **se_kw)
+        return {"llf": r.llf, "n_iter": r.convergence.n_iter}
 
-        setup()
-        r = max(1, reps // 2)
-        out[impl] = {
-            "iter": median_time(fit, r) / iters,
-            "viterbi": median_time(lambda m=m: m.decode(X, lengths, algorithm="viterbi"), r),
-            "score": median_time(lambda m=m: m.score(X, lengths), r),
-        }
-    return out
+    same = {"emstats Baum-Welch": ours,
+            "hmmlearn scaling": lambda t: hl_fit(hl_model(100_000, tol_abs, start), X, lengths),
+            "hmmlearn log": lambda t: hl_fit(hl_model(100_000, tol_abs, start, "log"), X,
+                                             lengths)}
+    H.headline(rep, f"{title}: time to the same log-likelihood from identical starts"
+               + ("" if no_se else " (emstats incl. its standard errors)"), same,
+               "hmmlearn scaling", threads, repeat, in_bytes,
+               note="emstats tol = 1e-8 relative; hmmlearn the same change, absolute.")
 
+    def em_iters(mm, t):
+        r = emstats.hmm(X, K, lengths=lengths).fit(start_params=start, maxiter=mm, tol=1e-300,
+                                                    n_threads=t, **se_kw)
+        c = r.convergence
+        return c.n_iter if no_se else (c.n_iter, c.wall_time)
 
-def report(title, T, k, d, ours, theirs, gemm, expr):
-    lim, flops = limit_seconds(T, k, d, gemm, expr)
-    print(f"\n== {title}: T = {T} rows, k = {k}, d = {d} ==")
-    print(f"limit: {flops / 1e6:.0f} MFLOP and {T * k / 1e6:.2f} M exponentials per iteration "
-          f"-> {lim * 1e3:.2f} ms (numpy matmul {gemm / 1e9:.1f} GFLOP/s, "
-          f"exp {expr / 1e6:.0f} M/s)")
-    rows = [(f"emstats, {nt} thread{'s' if nt > 1 else ''}", v) for nt, v in ours.items()]
-    if theirs:
-        rows += [(f"hmmlearn '{impl}'", v) for impl, v in theirs.items()]
-    print(f"{'':24s} {'s/iter':>10s} {'x limit':>9s} {'viterbi s':>10s} {'score s':>10s}")
-    for name, v in rows:
-        print(f"{name:24s} {v['iter']:10.4f} {v['iter'] / lim:9.1f} {v['viterbi']:10.4f} "
-              f"{v['score']:10.4f}")
-    if theirs:
-        best = min(v["iter"] for v in ours.values())
-        print("ratios (hmmlearn time / best emstats time): "
-              + ", ".join(f"{impl}: iteration {v['iter'] / best:.1f}x, viterbi "
-                          f"{v['viterbi'] / min(o['viterbi'] for o in ours.values()):.1f}x, "
-                          f"score {v['score'] / min(o['score'] for o in ours.values()):.1f}x"
-                          for impl, v in theirs.items()))
-        print(f"best emstats iteration is {best / lim:.1f}x the limit")
+    def hl_iters(mm, t):
+        return hl_fit(hl_model(mm, -np.inf, start), X, lengths)["n_iter"]
+
+    H.per_iteration(rep, f"{title}: seconds per Baum-Welch iteration (marginal: maxiter 2m vs m)",
+                    {"emstats iteration": em_iters, "hmmlearn scaling iteration": hl_iters},
+                    "hmmlearn scaling iteration", threads, m, repeat,
+                    flops=float(T * (7 * D * K + 6 * K * K)), nbytes=8.0 * T * (D + 2 * K),
+                    n_exp=float(T * K), note=f"m = {m}.")
+    if not no_memory:
+        with tempfile.TemporaryDirectory() as tmp:
+            H.save_arrays(tmp, X=X, lengths=lengths)
+            H.memory_table(rep, f"{title}: peak memory of each headline fit", __file__,
+                           list(fitters), tmp, in_bytes)
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--small", action="store_true", help="quick sizes (40 x 500, 1 x 1e5)")
-    ap.add_argument("--n-seq", type=int, default=None)
-    ap.add_argument("--seq-len", type=int, default=None)
-    ap.add_argument("--long", type=int, default=None, help="length of the single long sequence "
-                    "(0 to skip)")
-    ap.add_argument("--iters", type=int, default=5, help="Baum-Welch iterations per timing")
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--no-hmmlearn", action="store_true")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=None,
+                    help="rows of each problem (default 200 x 1000 and 1e6)")
+    ap.add_argument("--seq-len", type=int, default=None, help="length of the short sequences")
+    ap.add_argument("--no-long", action="store_true", help="skip the single long sequence")
+    ap.add_argument("--m", type=int, default=5, help="iterations m of the marginal timing")
+    H.add_common_args(ap)
     a = ap.parse_args(argv)
-    n_seq = a.n_seq or (40 if a.small else 200)
-    seq_len = a.seq_len or (500 if a.small else 1000)
-    long_len = a.long if a.long is not None else (100_000 if a.small else 1_000_000)
-    k, d = 6, 4
-    print(f"emstats {emstats.__version__}; load average {os.getloadavg()[0]:.2f} "
-          f"on {os.cpu_count()} cores")
-    gemm, expr = machine_rates()
-    threads = (1, 2)
-    X, lengths = simulate(n_seq, seq_len, k, d)
-    model, start, ours = bench_emstats(X, lengths, k, a.iters, threads, a.reps)
-    theirs = None if a.no_hmmlearn else bench_hmmlearn(X, lengths, k, start, a.iters, a.reps)
-    report(f"{n_seq} sequences x {seq_len} steps", X.shape[0], k, d, ours, theirs, gemm, expr)
-    if long_len:
-        X, lengths = simulate(1, long_len, k, d, seed=1)
-        model, start, ours = bench_emstats(X, lengths, k, max(1, a.iters // 2), threads,
-                                           max(1, a.reps - 1))
-        theirs = None if a.no_hmmlearn else bench_hmmlearn(X, lengths, k, start,
-                                                           max(1, a.iters // 2), 1)
-        report(f"1 sequence x {long_len} steps", X.shape[0], k, d, ours, theirs, gemm, expr)
-    print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
+    if a.child:
+        d = H.load_arrays(a.child_data)
+        X, lengths = d["X"], d["lengths"]
+        H.child_main(a.child, a.child_mem, headline_fitters(X, lengths, tol_abs_for(X, lengths)[0]))
+        return
+    repeat = a.repeat or (1 if a.quick else 3)
+    seq_len = a.seq_len or (500 if a.quick else 1000)
+    n_short = a.n or (40 * 500 if a.quick else 200 * 1000)
+    n_long = a.n or (20_000 if a.quick else 1_000_000)
+    n_seq = max(1, n_short // seq_len)
+
+    mach = _machine.measure(a.quick)
+    rep = H.Report(__file__, a, mach)
+    threads = H.thread_list(a.threads, mach.cores)
+    rep.text(f"# Gaussian HMM, k = {K}, d = {D}, diagonal covariances\n\nemstats "
+             f"{emstats.__version__} from {os.path.dirname(emstats.__file__)}")
+    rep.text(mach.markdown())
+    X, lengths = simulate(n_seq, seq_len)
+    problem(rep, f"{n_seq} sequences x {seq_len}", X, lengths, threads, repeat, a.m,
+            a.no_memory)
+    if not a.no_long:
+        X, lengths = simulate(1, n_long, seed=1)
+        problem(rep, f"1 sequence x {n_long:,}", X, lengths, threads, repeat, a.m, a.no_memory)
+    rep.text(f"\nload average at the end: {os.getloadavg()}")
+    rep.write(a.json)
 
 
 if __name__ == "__main__":

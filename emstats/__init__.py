@@ -164,3 +164,14 @@ __all__ += ["GLMMResults", "RandomInterceptLogit", "glmm_logit"]
 from .models.mixture import PoissonMixture, PoissonMixtureResults, poisson_mixture  # noqa: E402
 
 __all__ += ["PoissonMixture", "PoissonMixtureResults", "poisson_mixture"]
+
+from .models.mixreg import (  # noqa: E402
+    MixregSelection,
+    MixtureRegression,
+    MixtureRegressionResults,
+    mixreg,
+    mixreg_select,
+)
+
+__all__ += ["MixregSelection", "MixtureRegression", "MixtureRegressionResults", "mixreg",
+            "mixreg_select"]

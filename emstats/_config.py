@@ -76,3 +76,19 @@ def show_config(file=None) -> dict:
     for key in ("default_threads", "cores", "python", "numpy", "scipy", "platform"):
         print(f"  {key}: {info[key]}", file=out)
     return info
+
+
+#: rows of work below which an extra thread costs more (start-up, spinning between parallel
+#: regions, on a busy machine above all) than it saves; measured on the Tobit and mixture
+#: E-steps, whose rows cost 50-500 ns
+ROWS_PER_THREAD = 20_000
+
+
+def threads_for_work(n_threads: int | None, n_rows: int) -> int:
+    """Threads for a fit over ``n_rows`` rows: the user's number when given, otherwise the
+    default (:func:`resolve_threads`) capped so that each thread gets at least
+    ``ROWS_PER_THREAD`` rows -- small problems run on one thread."""
+    if n_threads is not None:
+        return resolve_threads(n_threads)
+    return max(1, min(resolve_threads(None), int(n_rows) // ROWS_PER_THREAD))
+

@@ -240,3 +240,53 @@ def new_exog(design_info: patsy.DesignInfo, data) -> np.ndarray:
         frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame()
         raise _explain_patsy_error(err, frame, "new data") from None
     return np.asarray(mat, dtype=float)
+
+
+def rhs_matrix(rhs: str, data, eval_env: patsy.EvalEnvironment | None = None):
+    """A right-hand-side formula (``"~ z1 + z2"`` or ``"z1 + z2"``) evaluated on every
+    row of ``data``: ``(matrix with NaN rows where a variable is missing, column names,
+    design info, names of the variables the formula uses)``."""
+    data = _check_frame(data)
+    text = rhs.strip()
+    if text.startswith("~"):
+        text = text[1:].strip()
+    if "~" in text or not text:
+        raise DataError(f"expected a one-sided formula such as '~ z1 + z2', got {rhs!r}")
+    env = eval_env if eval_env is not None else patsy.EvalEnvironment.capture(1)
+    try:
+        frame = patsy.dmatrix(text, data, NA_action=patsy.NAAction(on_NA="drop"),
+                              eval_env=env, return_type="dataframe")
+    except Exception as err:
+        raise _explain_patsy_error(err, data, f"formula {rhs!r}") from None
+    pos = data.index.get_indexer(frame.index)
+    out = np.full((len(data), frame.shape[1]), np.nan)
+    out[pos] = frame.to_numpy(dtype=float)
+    used = set()
+    for term in frame.design_info.terms:
+        for factor in term.factors:
+            used |= set(re.findall(r"[A-Za-z_.][\w.]*", factor.name()))
+    return out, list(frame.design_info.column_names), frame.design_info, sorted(used)
+
+
+def lhs_variables(formula: str) -> list[str]:
+    """Names appearing on the left-hand side of ``formula``."""
+    lhs, _ = split_formula(formula)
+    return [v for v in re.findall(r"[A-Za-z_.][\w.]*", lhs) if v not in ("cbind", "I")]
+
+
+def cbind_response(formula: str) -> tuple[str, bool]:
+    """Rewrite ``"cbind(s, f) ~ rhs"`` as ``"s + f ~ rhs"`` (and say whether it did)."""
+    lhs, rhs = split_formula(formula)
+    m = re.fullmatch(r"cbind\s*\((.*)\)", lhs)
+    if not m:
+        return formula, False
+    parts = [p.strip() for p in m.group(1).split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise DataError(f"cbind() on the left needs two terms (successes, failures), got {lhs!r}")
+    wrap = [p if re.fullmatch(r"[A-Za-z_.][\w.]*", p) else f"I({p})" for p in parts]
+    return f"{wrap[0]} + {wrap[1]} ~ {rhs}", True
+
+
+def check_frame(data) -> pd.DataFrame:
+    """``data`` as a non-empty DataFrame (a dict of columns is converted)."""
+    return _check_frame(data)

@@ -13,7 +13,7 @@ import pytest
 
 from emstats import datasets
 
-NAMES = ["affairs", "cbpp", "earthquakes", "faithful"]
+NAMES = ["affairs", "cbpp", "earthquakes", "faithful", "patent"]
 
 AFFAIRS_COLUMNS = [
     "affairs",
@@ -53,6 +53,7 @@ def test_list_datasets():
         "cbpp": 56,
         "earthquakes": 107,
         "faithful": 272,
+        "patent": 70,
     }
     assert all(isinstance(d, str) and d for d in table["description"])
 

@@ -10,11 +10,12 @@ import pytest
 
 import emstats
 import emstats.models.censored
+import emstats.models.mixreg
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("module", [emstats, emstats.models.censored])
+@pytest.mark.parametrize("module", [emstats, emstats.models.censored, emstats.models.mixreg])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0

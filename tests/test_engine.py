@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
+import emstats
 from emstats.em import EMModel, LouisPieces, run_em
 from emstats.em.monitor import ConvergenceMonitor
 from emstats.inference import EMResults, fit_model
@@ -217,3 +218,16 @@ def test_sem_needs_complete_information():
 
     with pytest.raises(ValueError, match="needs the complete-data information"):
         fit_model(NoLouis(), EMResults, method="em", nobs=197, df_model=1, cov_type="sem")
+
+
+def test_small_problems_run_on_one_thread():
+    """Threads are chosen from the work: a few hundred rows do not pay for a second thread
+    (issue 16, item 5), an explicit n_threads is honoured."""
+    from emstats._config import ROWS_PER_THREAD, resolve_threads
+    from emstats.em.problem import bind
+
+    small = emstats.poisson_mixture(np.arange(10), k=2, weights=[5] * 10)
+    assert bind(small).n_threads == 1
+    assert bind(small, 2).n_threads == resolve_threads(2)
+    big = emstats.poisson_mixture(np.arange(4 * ROWS_PER_THREAD) % 7, k=2)
+    assert bind(big).n_threads == min(resolve_threads(None), 4)

@@ -1,4 +1,5 @@
-"""Random-intercept logistic regression by Monte Carlo EM (issue 5).
+"""Random-intercept logistic regression: EM by adaptive quadrature (the default,
+Louis-Newton) and Monte Carlo EM (issue 5; "Where R is still faster", item 1).
 
 Witnesses: lme4's ``glmer(..., nAGQ = 25)`` on ``lme4::cbpp`` (fixture
 tests/results/glmm_cbpp.json from tests/results/r_scripts/glmm_cbpp.R), a direct
@@ -19,7 +20,8 @@ from scipy import optimize
 from statsmodels.tools.numdiff import approx_hess3
 
 from emstats import datasets
-from emstats.em import run_em
+from emstats.em.engine import applicable_methods
+from emstats.em.problem import Problem
 from emstats.exceptions import DataError
 from emstats.models.glmm import GLMMResults, RandomInterceptLogit, glmm_logit
 
@@ -53,7 +55,14 @@ def model(cbpp):
 
 @pytest.fixture(scope="module")
 def fitted(model):
-    return model.fit(seed=0)
+    """The Monte Carlo EM fit."""
+    return model.fit(seed=0, method="mcem")
+
+
+@pytest.fixture(scope="module")
+def fitted_agq(model):
+    """The default fit: Louis-Newton on the quadrature E-step."""
+    return model.fit()
 
 
 @pytest.fixture(scope="module")
@@ -141,11 +150,11 @@ def test_mcem_agrees_within_monte_carlo_error(model, fitted, mle):
 
 
 def test_mcem_is_reproducible_and_sample_size_grows(model, fitted):
-    again = model.fit(seed=0, cov_type="numerical")
+    again = model.fit(seed=0, cov_type="numerical", method="mcem")
     assert np.array_equal(again.params.to_numpy(), fitted.params.to_numpy())
     sizes = fitted.convergence.extra["mc_size"]
     assert sizes[0] == 50 and np.all(np.diff(sizes) >= 0) and sizes[-1] > sizes[0]
-    other = model.fit(seed=1, cov_type="numerical")
+    other = model.fit(seed=1, cov_type="numerical", method="mcem")
     assert not np.array_equal(other.params.to_numpy(), fitted.params.to_numpy())
 
 
@@ -245,12 +254,15 @@ def test_bernoulli_rows_give_the_same_likelihood(cbpp, model):
 
 
 def test_protocol_and_methods(model):
-    assert RandomInterceptLogit.has_exact_e_step is False
-    with pytest.raises(NotImplementedError, match="Monte Carlo EM"):
-        model.e_step(THETA_R)
-    for meth in ("em", "squarem", "newton"):
-        with pytest.raises(ValueError, match="closed-form E-step"):
-            run_em(model, method=meth)
+    # the E-step is exact (quadrature) now: every deterministic scheme applies, and the
+    # simulated ones still do through sample_stats
+    assert RandomInterceptLogit.has_exact_e_step is True
+    stats, ll = model.e_step(THETA_R)
+    assert ll == model.loglike(THETA_R)
+    assert set(stats) == {"xwx", "xwz", "eb2", "n_units"}
+    for meth in ("em", "squarem", "newton", "mcem", "stochastic"):
+        assert meth in applicable_methods(model)
+    assert not hasattr(model, "_n_threads")
     assert_allclose(model.unpack(model.pack(THETA_R)), THETA_R)
 
 
@@ -288,3 +300,106 @@ def test_bad_input(cbpp):
         with pytest.raises(ValueError, match="start_params must hold 5"):
             glmm_logit("incidence ~ period", data=cbpp, groups="herd",
                        trials="size").fit(start_params=[0.0, 1.0])
+
+
+# -- (6) the deterministic EM: quadrature E-step, Louis-Newton by default -----------------
+def test_default_fit_reproduces_glmer(model, fitted_agq, mle):
+    res = fitted_agq
+    conv = res.convergence
+    assert conv.method == "newton" and conv.converged
+    assert isinstance(res, GLMMResults)
+    # glmer's log-likelihood (plus the saturated constant it leaves out), coefficients, SD
+    assert abs(res.llf - (FIT["loglik"] + FX["loglik_saturated"])) < 1e-6
+    assert_allclose(res.fe_params.to_numpy(), BETA_R, rtol=1e-5, atol=1e-5)
+    assert_allclose(res.group_sd, FIT["herd_sd"], rtol=1e-5)
+    assert_allclose(res.params.to_numpy(), mle, atol=1e-6)
+    # Louis standard errors against glmer's vcov
+    assert res.cov_type == "louis"
+    assert_allclose(res.cov_params().to_numpy()[:4, :4], VCOV_R, rtol=1e-4, atol=1e-7)
+    assert_allclose(res.bse.to_numpy()[:4], BSE_R, rtol=1e-5)
+    assert res.llf == model.loglike(res.params.to_numpy())
+
+
+def test_louis_matches_numerical_hessian_of_agq_loglik(model, fitted_agq):
+    est = fitted_agq.params.to_numpy()
+    info = -approx_hess3(est, model.loglike)
+    assert_allclose(model.louis(est).observed, info, rtol=1e-4, atol=1e-4)
+    se_num = np.sqrt(np.diag(np.linalg.inv(info)))
+    assert_allclose(fitted_agq.bse.to_numpy(), se_num, rtol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["em", "squarem"])
+def test_quadrature_em_and_squarem_reach_the_mle(model, mle, method):
+    res = model.fit(method=method, tol=1e-12, maxiter=2000)
+    assert res.convergence.converged
+    assert_allclose(res.params.to_numpy(), mle, atol=2e-5)
+
+
+def test_plain_em_is_monotone_and_its_map_fixes_the_mle(model, mle):
+    res = model.fit(method="em", tol=1e-10, cov_type=None)
+    assert res.convergence.n_decreases == 0
+    stats, _ = model.e_step(mle)
+    assert_allclose(model.m_step(stats, mle), mle, atol=1e-7)
+
+
+def test_mcem_and_agq_em_agree(fitted, fitted_agq):
+    assert np.all(np.abs(fitted.params.to_numpy() - fitted_agq.params.to_numpy())
+                  <= 0.05 * fitted_agq.bse.to_numpy())
+
+
+def test_bitwise_identical_across_threads(model, mle):
+    ref = None
+    for nt in (1, 2, 3):
+        prob = Problem(model, nt)
+        stats, ll = prob.e_step(mle)
+        louis = model.chunk_louis(mle, prob.chunks[0])
+        out = (ll, *[stats[k].copy() for k in sorted(stats)],
+               *[louis[k].copy() for k in sorted(louis)])
+        if ref is None:
+            ref = out
+        else:
+            for a, b in zip(ref, out, strict=True):
+                assert np.array_equal(a, b)
+    fits = [model.fit(n_threads=nt) for nt in (1, 2)]
+    assert np.array_equal(fits[0].params.to_numpy(), fits[1].params.to_numpy())
+    assert np.array_equal(fits[0].bse.to_numpy(), fits[1].bse.to_numpy())
+    assert fits[0].llf == fits[1].llf
+
+
+def test_chunks_hold_whole_groups_and_statistics_add(model, mle):
+    one = Problem(model, 1, n_chunks=1)
+    many = Problem(model, 2, n_chunks=4)
+    assert len(many.chunks) == 4
+    for ch in many.chunks:
+        g = model.g[ch.start:ch.stop]
+        assert g[0] != (model.g[ch.start - 1] if ch.start else -1)
+        assert ch.stop == model.nobs or model.g[ch.stop] != g[-1]
+    s1, l1 = one.e_step(mle)
+    s4, l4 = many.e_step(mle)
+    assert_allclose(l4, l1, rtol=1e-13)
+    for k in s1:
+        assert_allclose(s4[k], s1[k], rtol=1e-12, atol=1e-12)
+    ll1, g1, p1 = one.newton_pieces(mle)
+    ll4, g4, p4 = many.newton_pieces(mle)
+    assert_allclose(ll4, ll1, rtol=1e-13)
+    assert_allclose(g4, g1, atol=1e-10)
+    assert_allclose(p4.observed, p1.observed, rtol=1e-12)
+
+
+def test_unsorted_groups_give_the_same_fit(cbpp, fitted_agq):
+    shuffled = cbpp.sample(frac=1.0, random_state=7)
+    before = shuffled.copy(deep=True)
+    m = glmm_logit("incidence ~ period", data=shuffled, groups="herd", trials="size")
+    pd.testing.assert_frame_equal(shuffled, before)
+    res = m.fit()
+    assert_allclose(res.params.to_numpy(), fitted_agq.params.to_numpy(), atol=1e-9)
+    assert_allclose(res.llf, fitted_agq.llf, rtol=1e-12)
+
+
+def test_fit_options_are_the_common_ones(model):
+    with pytest.raises(TypeError):
+        model.fit(THETA_R)  # keyword-only
+    res = model.fit(start_params=THETA_R, cov_type=None)
+    assert res.convergence.converged and res.cov_type == "none"
+    with pytest.raises(ValueError, match="n_init must be 1"):
+        model.fit(n_init=3)

@@ -94,14 +94,22 @@ def test_gmm_select_reproduces_mclust_table():
 
 @pytest.mark.parametrize("k", [2, 3])
 def test_vvv_parameters_match_mclust(k):
-    """Same start and stopping rule as mclust (relative change 1e-11): same estimates."""
+    """Same start as mclust, tolerance 1e-11: the same maximum.
+
+    mclust stops on the last relative change (1e-11); emstats on the estimated distance to
+    the maximum, so it goes on where EM is slow (k = 3: a small component, rate near 1)
+    and ends at least as high.  mclust's early stop leaves its log-likelihood some 1e-7
+    short there, and a log-likelihood gap g leaves the parameters off by about
+    sqrt(2 g / curvature): 1e-4 relative, hence the parameter tolerances.
+    """
     ref = FX["vvv"][str(k)]
     res = gmm(FAITHFUL, k=k).fit(init=HC[k], tol=1e-11, method="em")
     pro, mu, sig = _sorted_ref(ref)
     assert _rel(res.llf, ref["loglik"]) < 1e-9
-    assert _rel(res.weights, pro) < 3e-5
-    assert _rel(res.means, mu) < 1e-6
-    assert _rel(res.covariances.to_numpy().reshape(k, 2, 2), sig) < 1e-5
+    assert res.llf >= ref["loglik"] - 1e-12 * abs(ref["loglik"])
+    assert _rel(res.weights, pro) < 1e-3
+    assert _rel(res.means, mu) < 1e-4
+    assert _rel(res.covariances.to_numpy().reshape(k, 2, 2), sig) < 1e-3
     assert _rel(res.bic_mclust, ref["bic"]) < 1e-8
     # converged further, the estimates move by a negligible fraction of a standard error
     tight = gmm(FAITHFUL, k=k).fit(init=HC[k], tol=1e-14, method="squarem")

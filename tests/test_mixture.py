@@ -128,3 +128,17 @@ def test_no_standard_errors_on_request(model):
     r = model.fit(cov_type=None)
     assert r.cov_type == "none" and np.all(np.isnan(r.bse))
     assert r.convergence.converged
+
+
+def test_stopping_rule_knows_ems_rate(model, res):
+    """Plain EM at the default tol stops near the maximum although its rate is ~0.996.
+
+    A rule on the last change alone would stop some 230 changes short (d r / (1 - r));
+    Aitken's estimate of the remaining distance keeps EM going until it, too, is below
+    tol * |loglik|.  The estimate is asymptotic, hence the factor 3.
+    """
+    em = model.fit(method="em", maxiter=100_000, cov_type=None)
+    gap = res.llf - em.llf
+    assert -1e-9 < gap < 3 * 1e-8 * abs(res.llf)
+    assert em.convergence.est_distance <= 1e-8 * abs(em.llf) * (1 + 1e-12)
+    assert "estimated distance to the maximum" in em.summary().as_text()

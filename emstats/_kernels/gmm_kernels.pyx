@@ -28,8 +28,9 @@ are formed elementwise and only the diagonal of T_k is accumulated.
 Per-chunk partial sums are written to ``part_*[c]`` and reduced by the caller in
 chunk order, so the results are bitwise identical for any number of threads.
 The working memory is two SUB x K d buffers per thread: no N x K x d temporary.
-The row arithmetic (residuals, log-sum-exp with a vectorisable exponential, the
-weighted sums) is in ``gmm_rows.h``.
+The log-densities and the log-sum-exp (with a vectorisable exponential) are the
+shared code of ``emmath.h`` (the HMM kernels use the same); the weighted sums are in
+``gmm_stats.h``.
 """
 
 from cython.parallel cimport prange, threadid
@@ -54,17 +55,19 @@ def n_chunks(Py_ssize_t n):
     return (n + CHUNK - 1) // CHUNK
 
 
-cdef extern from "gmm_rows.h":
-    void emstats_gmm_logdens(const double* Xt, long ldx, long m, long d, long K,
-                             const double* u,
-                             const double* b, const double* logc, int diag, double* Yt,
-                             double* Lt) noexcept nogil
-    long emstats_gmm_lse(long m, long K, double* Lt, double* llrow,
-                         double* rowsum) noexcept nogil
+cdef extern from "emmath.h" nogil:
+    void emstats_gauss_diag_logdens(long m, long d, long K, const double* Xt, long ldx,
+                                    const double* inv_sd, const double* scaled_means,
+                                    const double* log_const, double* Yt, double* Lt)
+    void emstats_gauss_whitened_logdens(long m, long d, long K, const double* shift,
+                                        const double* log_const, double* Yt, double* Lt)
+    long emstats_rows_softmax(long m, long K, double* Lt, double* lse, double* sum)
+    void emstats_untranspose(const double* Lt, long m, long K, double* out)
+
+cdef extern from "gmm_stats.h" nogil:
     void emstats_gmm_stats(long m, long d, long K, int diag, const double* Rt,
                            const double* Yt, double* Zt, double* pn, double* ps,
-                           double* td) noexcept nogil
-    void emstats_gmm_untranspose(const double* Rt, long m, long K, double* resp) noexcept nogil
+                           double* td)
 
 
 cdef void _block(const double* XTp, Py_ssize_t ldx, Py_ssize_t m, Py_ssize_t d, Py_ssize_t K,
@@ -86,18 +89,20 @@ cdef void _block(const double* XTp, Py_ssize_t ldx, Py_ssize_t m, Py_ssize_t d, 
     cdef double* rowsum = llrow + SUB
     if llo != NULL:
         llrow = llo
-    if not diag:
+    if diag:
+        emstats_gauss_diag_logdens(m, d, K, XTp, ldx, up, bp, logc, Yt, Lt)
+    else:
         # Yt (K d x m, row-major) = W' X_b', i.e. column-major (m x K d) = X_b (m x d) W,
         # with X_b column-major in XT (ld ldx) and W' stored row-major (K d x d)
         dgemm(&tn, &tn, &im, &iKd, &id_, &one, <double*>XTp, &ildx, <double*>Wtp, &id_,
               &zero, Yt, &im)
-    emstats_gmm_logdens(XTp, ldx, m, d, K, up, bp, logc, diag, Yt, Lt)
-    pll[1] = pll[1] + <double>emstats_gmm_lse(m, K, Lt, llrow, rowsum)
+        emstats_gauss_whitened_logdens(m, d, K, bp, logc, Yt, Lt)
+    pll[1] = pll[1] + <double>emstats_rows_softmax(m, K, Lt, llrow, rowsum)
     for i in range(m):
         acc = acc + llrow[i]
     pll[0] = pll[0] + acc
     if resp != NULL:
-        emstats_gmm_untranspose(Lt, m, K, resp)
+        emstats_untranspose(Lt, m, K, resp)
     emstats_gmm_stats(m, d, K, diag, Lt, Yt, Zt, pn, ps, td)
     if not diag:
         # T_k (d x d) += Z_k Y_k' with Z_k, Y_k the d x m row blocks (column-major m x d)

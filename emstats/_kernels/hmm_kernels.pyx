@@ -1,58 +1,69 @@
 """Hidden Markov model kernels: emission densities, scaled forward-backward, Viterbi.
 
 The observations of all sequences are stacked in one array of T rows;
-``seq_start`` (n_seq + 1 offsets) says where each sequence begins.  Sequences
-are grouped by the caller into *blocks* of consecutive sequences
-(``blocks[c] = (first, last + 1)`` sequence indices); each block owns one row of the
-partial-sum array ``part`` (a per-block accumulator), blocks are processed in
-parallel with ``prange`` and the caller reduces ``part`` in block order.  The
-partition depends only on the data, so results are bitwise identical for any
-number of threads.  Very long sequences form blocks of their own and are
-handled by the row-chunked functions (``emission_rows``, ``forward_backward_one``,
-``stats_rows``) so that their emission densities and statistics still use all
-threads.
+``seq_start`` (n_seq + 1 offsets) says where each sequence begins.  An iteration
+is two passes:
 
-Scaling.  For each row t the log-densities l_t(k) are shifted by their maximum
-m_t and exponentiated once, b_t(k) = exp(l_t(k) - m_t).  The forward variables
-are renormalised to sum to one at every step (Rabiner's scaling): with
-c_t = sum_k (alpha_(t-1) A)_k b_t(k), log L = sum_t (log c_t + m_t).  The
-backward pass reuses c_t, overwrites alpha_t by the smoothed probability
-gamma_t = alpha_t * beta_t and accumulates the expected transition counts
-sum_t xi_t(i, j) = sum_t alpha_t(i) A_ij b_(t+1)(j) beta_(t+1)(j) / c_(t+1).
-Nothing underflows however long the sequence, and the memory is the T x K
-arrays ``b`` and ``alpha`` plus T scale factors.
+1. The emission pass, one function per family (:func:`emission_poisson`,
+   :func:`emission_gaussian_diag`, :func:`emission_gaussian_full`,
+   :func:`emission_categorical`), fills the T x K matrix of scaled densities
+   b_t(k) = exp(l_t(k) - m_t) and the row maxima m_t (or, for Viterbi, the
+   log-densities l_t(k) themselves).  It runs in parallel over fixed chunks of CHUNK
+   rows, each in transposed blocks of EBLOCK rows, with the log-density code shared
+   with the mixture kernel (``emmath.h``).
+2. :func:`forward_backward` reads that matrix.  Sequences are grouped by the caller
+   into *blocks* of consecutive sequences (``blocks[c] = (first, last + 1)``
+   sequence indices); each block owns one row of the partial-sum array ``part``,
+   blocks are processed in parallel with ``prange`` and the caller reduces ``part``
+   in block order.  Very long sequences form blocks of their own and are handled by
+   :func:`forward_backward_one` and the row-chunked :func:`stats_rows` so that their
+   statistics still use all threads.
 
-Emission types (``etype``): 0 Poisson, 1 Gaussian with diagonal covariance,
-2 Gaussian with full covariance, 3 categorical.  Parameter arrays ``p1``,
-``p2``, ``p3`` mean, per type:
+The partitions depend only on the data, so results are bitwise identical for any
+number of threads.
 
-* Poisson: log rates (K), rates (K), log(x!) per row (T);
-* Gaussian diagonal: means (K*d), inverse variances (K*d), log constants (K);
-* Gaussian full: means (K*d), inverse Cholesky factors L_k^-1 (K*d*d, lower
-  triangular, row-major), log constants (K);
-* categorical: log probabilities (K*M), unused, unused (codes in ``codes``).
+Scaling.  The forward variables are renormalised to sum to one at every step
+(Rabiner's scaling): with c_t = sum_k (alpha_(t-1) A)_k b_t(k),
+log L = sum_t (log c_t + m_t).  The backward pass reuses c_t, overwrites alpha_t by
+the smoothed probability gamma_t = alpha_t * beta_t and accumulates the expected
+transition counts sum_t xi_t(i, j) = sum_t alpha_t(i) A_ij b_(t+1)(j) beta_(t+1)(j)
+/ c_(t+1).  Nothing underflows however long the sequence, and the memory is the
+T x K arrays ``b`` and ``alpha`` plus T scale factors.  A row whose log-densities
+are not finite in any state gets zero densities, so the forward pass of its sequence
+stops with log-likelihood -inf.
 
-Layout of a row of ``part`` in :func:`estep`: ``[loglik, n_bad, gamma_0 (K),
-sum_t alpha_t w_(t+1)' (K*K), emission sums]``.  The emission sums are the K x q
-matrix sum_t gamma_t' Y_t of the features Y = [1, x] (Poisson), [1, x, x^2]
-(Gaussian, diagonal) or [1, x, vec(x x')] (Gaussian, full), computed with the data
-centred by the caller; categorical: the occupancies (K) then the symbol counts (K*M).
-Both matrix products are BLAS dgemm calls on one sequence (or one chunk of rows):
-small enough that the BLAS runs single-threaded, so the result is deterministic.
+Layout of a row of ``part`` in :func:`forward_backward`: ``[loglik, n_bad, gamma_0
+(K), sum_t alpha_t w_(t+1)' (K*K), emission sums]``.  The emission sums are the
+K x q matrix sum_t gamma_t' Y_t of the feature rows Y (q = Y.shape[1]; none when
+q = 0), e.g. Y = [1, x] (Poisson), [1, x, x^2] (Gaussian, diagonal) or
+[1, x, vec(x x')] (Gaussian, full) computed with the data centred by the caller;
+then, when ``n_symbols`` > 0, the occupancies (K) and the symbol counts (K x
+n_symbols) of the codes.  Both matrix products are BLAS dgemm calls on one sequence
+(or one chunk of rows): small enough that the BLAS runs single-threaded, so the
+result is deterministic.
 """
 
 from cython.parallel cimport prange
-from libc.math cimport log, INFINITY, isfinite
+from libc.math cimport log, sqrt, INFINITY, isfinite
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from scipy.linalg.cython_blas cimport dgemm
 
-cdef extern from "hmm_rows.h" nogil:
-    double hmm_exp_clamped(double y)
-    void hmm_diag_logdens(const double* Xt, int64_t T, int64_t r0, int64_t m, int64_t d,
-                          int64_t K, const double* mu, const double* iv, const double* lc,
-                          double* L)
-    int hmm_max_exp(double* L, int64_t m, int64_t K, double* b, double* mx, int log_only)
+cdef extern from "emmath.h" nogil:
+    double emstats_exp_neg(double x)
+    long emstats_rows_max_exp(long m, long K, double* Lt, double* row_max, double* row_sum)
+    void emstats_untranspose(const double* Lt, long m, long K, double* out)
+    void emstats_poisson_logdens(long m, long K, const double* counts, const double* log_xfact,
+                                 const double* log_rates, const double* rates, double* Lt)
+    void emstats_gauss_diag_logdens(long m, long d, long K, const double* Xt, long ldx,
+                                    const double* inv_sd, const double* scaled_means,
+                                    const double* log_const, double* Yt, double* Lt)
+    void emstats_gauss_whitened_logdens(long m, long d, long K, const double* shift,
+                                        const double* log_const, double* Yt, double* Lt)
+    void emstats_tri_shift(long d, long K, const double* inv_chol, const double* means,
+                           double* shift)
+    void emstats_categorical_logdens(long m, long K, long M, const int64_t* codes,
+                                     const double* log_probs, double* Lt)
 
 cdef Py_ssize_t CHUNK = 4096
 cdef double GAMMA_MIN = 1e-280   # smoothed probabilities below this count as zero (Louis)
@@ -62,25 +73,11 @@ cdef double SMALL = 1e-200
 
 
 def exp_nonpositive(const double[::1] x, double[::1] out):
-    """The kernels' exponential (``hmm_exp_clamped`` of hmm_rows.h) of x <= 0, zero below
-    -708 as in the emission pass (for tests)."""
+    """The kernels' exponential (``emstats_exp_neg`` of emmath.h) of x <= 0, zero below
+    -708 (for tests)."""
     cdef Py_ssize_t i
     for i in range(x.shape[0]):
-        out[i] = 0.0 if x[i] < -708.0 else hmm_exp_clamped(x[i])
-
-
-cdef struct Emis:
-    int etype
-    Py_ssize_t K
-    Py_ssize_t d
-    Py_ssize_t M
-    Py_ssize_t T
-    const double* X
-    const double* Xt
-    const int64_t* codes
-    const double* p1
-    const double* p2
-    const double* p3
+        out[i] = emstats_exp_neg(x[i])
 
 
 def chunk_rows():
@@ -88,73 +85,247 @@ def chunk_rows():
     return CHUNK
 
 
-cdef inline void _logdens(const Emis* e, Py_ssize_t t, double* out) noexcept nogil:
-    """Write the K log-densities of row t."""
-    cdef Py_ssize_t k, j, i, K = e.K, d = e.d
-    cdef double s, q, x, r
-    cdef const double* xt
-    if e.etype == 0:
-        x = e.X[t]
-        for k in range(K):
-            if x == 0.0:
-                out[k] = -e.p2[k] - e.p3[t]
-            else:
-                out[k] = x * e.p1[k] - e.p2[k] - e.p3[t]
-    elif e.etype == 1:
-        xt = e.X + t * d
-        for k in range(K):
-            q = 0.0
-            for j in range(d):
-                r = xt[j] - e.p1[k * d + j]
-                q = q + r * r * e.p2[k * d + j]
-            out[k] = e.p3[k] - 0.5 * q
-    elif e.etype == 2:
-        xt = e.X + t * d
-        for k in range(K):
-            q = 0.0
-            for i in range(d):
-                s = 0.0
-                for j in range(i + 1):
-                    s = s + e.p2[(k * d + i) * d + j] * (xt[j] - e.p1[k * d + j])
-                q = q + s * s
-            out[k] = e.p3[k] - 0.5 * q
-    else:
-        for k in range(K):
-            out[k] = e.p1[k * e.M + e.codes[t]]
+# -- emission pass ------------------------------------------------------------------------
+
+cdef struct Emission:
+    # One family's data and parameters, by role; a family reads only its own fields.
+    Py_ssize_t K          # states
+    Py_ssize_t d          # dimension (Gaussian)
+    Py_ssize_t T          # rows of the data
+    Py_ssize_t M          # symbols (categorical)
+    const double* counts      # Poisson: counts (T) and log(x!) (T)
+    const double* log_xfact
+    const double* log_rates   # Poisson: log rates and rates (K)
+    const double* rates
+    const double* X           # Gaussian full: data, row-major (T x d)
+    const double* Xt          # Gaussian diagonal: data transposed (d x T)
+    const double* inv_sd      # Gaussian diagonal: 1 / sd (K x d)
+    const double* inv_chol    # Gaussian full: inverse Cholesky factors (K x d x d, lower)
+    const double* shift       # Gaussian: whitened means, means * inv_sd or inv_chol means (K x d)
+    const double* log_const   # Gaussian: log normalising constants (K)
+    const int64_t* codes      # categorical: symbol codes (T)
+    const double* log_probs   # categorical: log probabilities (K x M)
 
 
-cdef int _emis_rows(const Emis* e, Py_ssize_t r0, Py_ssize_t r1, double* b,
-                    double* m, double* logd) noexcept nogil:
-    """b[t] = exp(l_t - m_t), m[t] = max_k l_t(k) for rows [r0, r1), in transposed blocks
-    of EBLOCK rows (hmm_rows.h).  When ``logd`` is not NULL the log-densities are written
-    there instead (no exponentials, m untouched).  Returns the number of rows whose
-    densities are all zero or not finite."""
-    cdef Py_ssize_t a, z, mm, i, k, K = e.K
-    cdef int bad = 0
-    cdef double* L = <double*> malloc(K * EBLOCK * sizeof(double))
-    cdef double* row = <double*> malloc(K * sizeof(double))
+# log-densities Lt (K x m, transposed) of the m rows from r0; Yt: scratch of K d x EBLOCK
+ctypedef void (*logdens_block)(const Emission* e, Py_ssize_t r0, Py_ssize_t m, double* Lt,
+                               double* Yt) noexcept nogil
+
+
+cdef void _poisson_block(const Emission* e, Py_ssize_t r0, Py_ssize_t m, double* Lt,
+                         double* Yt) noexcept nogil:
+    emstats_poisson_logdens(m, e.K, e.counts + r0, e.log_xfact + r0, e.log_rates, e.rates, Lt)
+
+
+cdef void _gauss_diag_block(const Emission* e, Py_ssize_t r0, Py_ssize_t m, double* Lt,
+                            double* Yt) noexcept nogil:
+    emstats_gauss_diag_logdens(m, e.d, e.K, e.Xt + r0, e.T, e.inv_sd, e.shift, e.log_const,
+                               NULL, Lt)
+
+
+cdef void _gauss_full_block(const Emission* e, Py_ssize_t r0, Py_ssize_t m, double* Lt,
+                            double* Yt) noexcept nogil:
+    # Yt (K d x m, row-major) = W X_b', i.e. column-major (m x K d) = X_b (m x d) W' with
+    # X_b row-major (column-major d x m, transposed) and W = inv_chol row-major (K d x d)
+    cdef int im = <int> m, id_ = <int> e.d, iKd = <int> (e.K * e.d)
+    cdef double one = 1.0, zero = 0.0
+    cdef char tn = b'N'
+    cdef char tt = b'T'
+    dgemm(&tt, &tn, &im, &iKd, &id_, &one, <double*> (e.X + r0 * e.d), &id_,
+          <double*> e.inv_chol, &id_, &zero, Yt, &im)
+    emstats_gauss_whitened_logdens(m, e.d, e.K, e.shift, e.log_const, Yt, Lt)
+
+
+cdef void _categorical_block(const Emission* e, Py_ssize_t r0, Py_ssize_t m, double* Lt,
+                             double* Yt) noexcept nogil:
+    emstats_categorical_logdens(m, e.K, e.M, e.codes + r0, e.log_probs, Lt)
+
+
+cdef int _emission_chunk(logdens_block f, const Emission* e, Py_ssize_t r0, Py_ssize_t r1,
+                         Py_ssize_t ywork, double* out, double* row_max,
+                         int log_only) noexcept nogil:
+    """Rows [r0, r1) of ``out``: b_t = exp(l_t - m_t) and ``row_max`` m_t, or with
+    ``log_only`` the log-densities l_t (row_max untouched).  Rows whose log-densities are
+    not finite in any state get zero densities and m_t = 0; their number is returned."""
+    cdef Py_ssize_t a, z, mm, i, K = e.K
+    cdef long bad = 0, nb
+    cdef double* Lt = <double*> malloc((K + 1) * EBLOCK * sizeof(double))
+    cdef double* rowsum = Lt + K * EBLOCK
+    cdef double* Yt = NULL
+    if ywork > 0:
+        Yt = <double*> malloc(ywork * EBLOCK * sizeof(double))
     a = r0
     while a < r1:
         z = a + EBLOCK
         if z > r1:
             z = r1
         mm = z - a
-        if e.etype == 1:
-            hmm_diag_logdens(e.Xt, e.T, a, mm, e.d, K, e.p1, e.p2, e.p3, L)
-        else:
-            for i in range(mm):
-                _logdens(e, a + i, row)
-                for k in range(K):
-                    L[k * mm + i] = row[k]
-        if logd != NULL:
-            hmm_max_exp(L, mm, K, logd + a * K, NULL, 1)
-        else:
-            bad = bad + hmm_max_exp(L, mm, K, b + a * K, m + a, 0)
+        f(e, a, mm, Lt, Yt)
+        if not log_only:
+            nb = emstats_rows_max_exp(mm, K, Lt, row_max + a, rowsum)
+            if nb > 0:
+                bad = bad + nb
+                for i in range(a, z):
+                    if not isfinite(row_max[i]):
+                        row_max[i] = 0.0
+        emstats_untranspose(Lt, mm, K, out + a * K)
         a = z
-    free(row)
-    free(L)
+    free(Yt)
+    free(Lt)
+    return <int> bad
+
+
+cdef int _emission_pass(logdens_block f, const Emission* e, Py_ssize_t ywork,
+                        double[:, ::1] out, double[::1] row_max, int log_only,
+                        int n_threads) except -1:
+    """All T rows of ``out`` in parallel over chunks of CHUNK rows."""
+    cdef Py_ssize_t T = e.T
+    cdef Py_ssize_t nch = (T + CHUNK - 1) // CHUNK
+    cdef Py_ssize_t ch, a, z
+    cdef int bad = 0
+    cdef double* mp
+    if out.shape[0] != T or out.shape[1] != e.K:
+        raise ValueError("out must be T x K")
+    if not log_only and row_max.shape[0] != T:
+        raise ValueError("row_max must have T entries")
+    if T == 0:
+        return 0
+    mp = &row_max[0]
+    for ch in prange(nch, nogil=True, schedule="static", num_threads=n_threads):
+        a = ch * CHUNK
+        z = a + CHUNK
+        if z > T:
+            z = T
+        bad += _emission_chunk(f, e, a, z, ywork, &out[0, 0], mp, log_only)
     return bad
 
+
+cdef Emission _emission(double[:, ::1] out, Py_ssize_t d):
+    cdef Emission e
+    e.K = out.shape[1]
+    e.T = out.shape[0]
+    e.d = d
+    e.M = 0
+    e.counts = NULL
+    e.log_xfact = NULL
+    e.log_rates = NULL
+    e.rates = NULL
+    e.X = NULL
+    e.Xt = NULL
+    e.inv_sd = NULL
+    e.inv_chol = NULL
+    e.shift = NULL
+    e.log_const = NULL
+    e.codes = NULL
+    e.log_probs = NULL
+    return e
+
+
+def emission_poisson(const double[::1] counts, const double[::1] log_xfact,
+                     const double[::1] log_rates, const double[::1] rates,
+                     double[:, ::1] out, double[::1] row_max, int log_only, int n_threads):
+    """Poisson emissions: log f_k(x) = x log_rates[k] - rates[k] - log_xfact.
+
+    ``counts`` and ``log_xfact`` = log(x!) have one entry per row, ``log_rates`` and
+    ``rates`` one per state.  Fills ``out`` (T x K) with the scaled densities and
+    ``row_max`` (T) with the row maxima, or with ``log_only`` ``out`` with the
+    log-densities.  Returns the number of rows with no finite log-density."""
+    cdef Emission e = _emission(out, 1)
+    if (counts.shape[0] != e.T or log_xfact.shape[0] != e.T or log_rates.shape[0] != e.K
+            or rates.shape[0] != e.K):
+        raise ValueError("emission_poisson: inconsistent shapes")
+    if e.T == 0:
+        return 0
+    e.counts = &counts[0]
+    e.log_xfact = &log_xfact[0]
+    e.log_rates = &log_rates[0]
+    e.rates = &rates[0]
+    return _emission_pass(_poisson_block, &e, 0, out, row_max, log_only, n_threads)
+
+
+def emission_gaussian_diag(const double[:, ::1] Xt, const double[:, ::1] means,
+                           const double[:, ::1] inv_var, const double[::1] log_const,
+                           double[:, ::1] out, double[::1] row_max, int log_only,
+                           int n_threads):
+    """Gaussian emissions with diagonal covariances:
+    log f_k(x) = log_const[k] - sum_j (x_j - means[k, j])^2 inv_var[k, j] / 2.
+
+    ``Xt`` is the data transposed (d x T); ``means``, ``inv_var`` are K x d.  Outputs
+    as in :func:`emission_poisson`."""
+    cdef Py_ssize_t d = Xt.shape[0], K = out.shape[1], j
+    cdef Emission e = _emission(out, d)
+    cdef int bad
+    if (Xt.shape[1] != e.T or means.shape[0] != K or means.shape[1] != d
+            or inv_var.shape[0] != K or inv_var.shape[1] != d or log_const.shape[0] != K):
+        raise ValueError("emission_gaussian_diag: inconsistent shapes")
+    if e.T == 0 or d == 0:
+        return 0
+    cdef double* u = <double*> malloc(2 * K * d * sizeof(double))
+    cdef const double* mu = &means[0, 0]
+    cdef const double* iv = &inv_var[0, 0]
+    for j in range(K * d):
+        u[j] = sqrt(iv[j])
+        u[K * d + j] = mu[j] * u[j]
+    e.Xt = &Xt[0, 0]
+    e.inv_sd = u
+    e.shift = u + K * d
+    e.log_const = &log_const[0]
+    try:
+        bad = _emission_pass(_gauss_diag_block, &e, 0, out, row_max, log_only, n_threads)
+    finally:
+        free(u)
+    return bad
+
+
+def emission_gaussian_full(const double[:, ::1] X, const double[:, ::1] means,
+                           const double[:, :, ::1] inv_chol, const double[::1] log_const,
+                           double[:, ::1] out, double[::1] row_max, int log_only,
+                           int n_threads):
+    """Gaussian emissions with full covariances Sigma_k = L_k L_k':
+    log f_k(x) = log_const[k] - |inv_chol[k] (x - means[k])|^2 / 2.
+
+    ``X`` is the data (T x d, row-major), ``means`` K x d, ``inv_chol`` the K lower
+    triangular factors L_k^-1 (K x d x d, zero above the diagonal).  Outputs as in
+    :func:`emission_poisson`."""
+    cdef Py_ssize_t d = X.shape[1], K = out.shape[1]
+    cdef Emission e = _emission(out, d)
+    cdef int bad
+    if (X.shape[0] != e.T or means.shape[0] != K or means.shape[1] != d
+            or inv_chol.shape[0] != K or inv_chol.shape[1] != d or inv_chol.shape[2] != d
+            or log_const.shape[0] != K):
+        raise ValueError("emission_gaussian_full: inconsistent shapes")
+    if e.T == 0 or d == 0:
+        return 0
+    cdef double* shift = <double*> malloc(K * d * sizeof(double))
+    emstats_tri_shift(d, K, &inv_chol[0, 0, 0], &means[0, 0], shift)
+    e.X = &X[0, 0]
+    e.inv_chol = &inv_chol[0, 0, 0]
+    e.shift = shift
+    e.log_const = &log_const[0]
+    try:
+        bad = _emission_pass(_gauss_full_block, &e, K * d, out, row_max, log_only, n_threads)
+    finally:
+        free(shift)
+    return bad
+
+
+def emission_categorical(const int64_t[::1] codes, const double[:, ::1] log_probs,
+                         double[:, ::1] out, double[::1] row_max, int log_only, int n_threads):
+    """Categorical emissions: log f_k(x) = log_probs[k, x] for the symbol codes
+    0 <= x < M of the rows (``log_probs`` K x M).  Outputs as in
+    :func:`emission_poisson`."""
+    cdef Emission e = _emission(out, 1)
+    if codes.shape[0] != e.T or log_probs.shape[0] != e.K:
+        raise ValueError("emission_categorical: inconsistent shapes")
+    if e.T == 0:
+        return 0
+    e.M = log_probs.shape[1]
+    e.codes = &codes[0]
+    e.log_probs = &log_probs[0, 0]
+    return _emission_pass(_categorical_block, &e, 0, out, row_max, log_only, n_threads)
+
+
+# -- forward-backward and statistics --------------------------------------------------------
 
 cdef inline double _dot(const double* x, const double* y, Py_ssize_t K) noexcept nogil:
     """x . y with two partial sums (halves the dependency chain of the additions)."""
@@ -260,99 +431,59 @@ cdef inline void _gemm_tn(const double* Y, Py_ssize_t ldy, const double* G, Py_s
     dgemm(&tn, &tt, &im, &ik, &inn, &one, <double*> Y, &im, <double*> G, &ik, &one, S, &im)
 
 
-cdef void _stats_rows(const Emis* e, const double* gam, Py_ssize_t r0, Py_ssize_t r1,
-                      double* acc) noexcept nogil:
-    """Add gamma-weighted emission statistics of rows [r0, r1) to acc (n, then sums)."""
-    cdef Py_ssize_t t, k, j, i, K = e.K, d = e.d
-    cdef double g, x, xj
-    cdef double* sx = acc + K
-    cdef double* sxx = acc + K + K * d
-    cdef const double* xt
+
+
+cdef void _symbol_counts(const int64_t* codes, Py_ssize_t M, Py_ssize_t K, const double* gam,
+                         Py_ssize_t r0, Py_ssize_t r1, double* acc) noexcept nogil:
+    """Add the occupancies (acc[:K]) and the gamma-weighted symbol counts (acc[K:], K x M)
+    of rows [r0, r1)."""
+    cdef Py_ssize_t t, k
     cdef const double* gt
+    cdef double* cnt = acc + K
     for t in range(r0, r1):
         gt = gam + t * K
         for k in range(K):
             acc[k] = acc[k] + gt[k]
-        if e.etype == 0:
-            x = e.X[t]
-            for k in range(K):
-                sx[k] = sx[k] + gt[k] * x
-        elif e.etype == 1:
-            xt = e.X + t * d
-            for k in range(K):
-                g = gt[k]
-                for j in range(d):
-                    xj = g * xt[j]
-                    sx[k * d + j] = sx[k * d + j] + xj
-                    sxx[k * d + j] = sxx[k * d + j] + xj * xt[j]
-        elif e.etype == 2:
-            xt = e.X + t * d
-            for k in range(K):
-                g = gt[k]
-                for i in range(d):
-                    xj = g * xt[i]
-                    sx[k * d + i] = sx[k * d + i] + xj
-                    for j in range(d):
-                        sxx[(k * d + i) * d + j] = sxx[(k * d + i) * d + j] + xj * xt[j]
-        else:
-            for k in range(K):
-                sx[k * e.M + e.codes[t]] = sx[k * e.M + e.codes[t]] + gt[k]
+            cnt[k * M + codes[t]] = cnt[k * M + codes[t]] + gt[k]
 
 
-cdef Emis _make_emis(int etype, const double[:, ::1] X, const double[:, ::1] Xt,
-                     const int64_t[::1] codes, const double[::1] p1, const double[::1] p2,
-                     const double[::1] p3, Py_ssize_t K, Py_ssize_t M):
-    cdef Emis e
-    e.etype = etype
-    e.K = K
-    e.d = X.shape[1]
-    e.M = M
-    e.T = X.shape[0]
-    e.X = &X[0, 0]
-    e.Xt = &Xt[0, 0]
-    e.codes = &codes[0]
-    e.p1 = &p1[0]
-    e.p2 = &p2[0]
-    e.p3 = &p3[0]
-    return e
-
-
-def estep(int etype, const double[:, ::1] X, const double[:, ::1] Xt,
-          const int64_t[::1] codes,
-          const double[::1] p1, const double[::1] p2, const double[::1] p3, Py_ssize_t M,
-          const double[:, ::1] Y, const double[:, ::1] A, const double[:, ::1] AT,
-          const double[::1] init, const int64_t[::1] seq_start, const int64_t[:, ::1] blocks,
-          double[:, ::1] b, double[::1] m, double[:, ::1] al, double[:, ::1] gam,
-          double[::1] cs, double[::1] seq_ll, double[:, ::1] part, int mode, int n_threads):
-    """E-step (mode 1) or forward pass only (mode 0) over the given blocks.
+def forward_backward(const double[:, ::1] A, const double[:, ::1] AT, const double[::1] init,
+                     const int64_t[::1] seq_start, const int64_t[:, ::1] blocks,
+                     double[:, ::1] b, const double[::1] m, double[:, ::1] al,
+                     double[:, ::1] gam, double[::1] cs, const double[:, ::1] Y,
+                     const int64_t[::1] codes, Py_ssize_t n_symbols, double[::1] seq_ll,
+                     double[:, ::1] part, int mode, int n_threads):
+    """E-step (mode 1) or forward pass only (mode 0) over the given blocks, from the scaled
+    densities ``b`` and row maxima ``m`` of the emission pass.
 
     Each block c processes its sequences blocks[c, 0] .. blocks[c, 1] - 1 one after the
-    other: emission densities (once), forward, backward (mode 1), then two matrix
-    products accumulated in ``part[c]`` (zero-initialised by the caller): the K x K sums
+    other: forward, backward (mode 1), then the sums accumulated in ``part[c]``
+    (zero-initialised by the caller; layout in the module docstring): the K x K sums
     alpha_t w_(t+1)' (the caller multiplies them by A to get the expected transition
-    counts) and the K x Y.shape[1] sums gamma_t' Y_t of the emission features
-    Y = [1, x, ...] (categorical emissions: occupancies and symbol counts instead).
-    ``al`` receives filtered and ``gam`` (mode 1) smoothed probabilities; ``seq_ll`` the
+    counts), the K x Y.shape[1] sums gamma_t' Y_t of the feature rows ``Y`` (T x q, or
+    q = 0 for none) and, when ``n_symbols`` > 0, the occupancies and symbol counts of
+    ``codes``.  ``b`` is overwritten (w_t, see :func:`forward_backward_one`); ``al``
+    receives filtered and ``gam`` (mode 1) smoothed probabilities; ``seq_ll`` the
     log-likelihood of each sequence.
     """
     cdef Py_ssize_t K = A.shape[0]
     cdef Py_ssize_t nb = blocks.shape[0]
     cdef Py_ssize_t dy = Y.shape[1]
     cdef Py_ssize_t c, s, r0, r1, off_out = 2 + K, off_em = 2 + K + K * K
+    cdef Py_ssize_t off_sym = off_em + K * dy
     cdef double ll
     cdef double* work
-    cdef int bad
-    cdef Emis e = _make_emis(etype, X, Xt, codes, p1, p2, p3, K, M)
+    if dy > 0 and Y.shape[0] != b.shape[0]:
+        raise ValueError("Y must have one row per observation")
+    if n_symbols > 0 and codes.shape[0] != b.shape[0]:
+        raise ValueError("codes must have one entry per observation")
+    if part.shape[1] < off_sym + (K + K * n_symbols if n_symbols > 0 else 0):
+        raise ValueError("part is too narrow")
     for c in prange(nb, nogil=True, schedule="dynamic", num_threads=n_threads):
         work = <double*> malloc(2 * K * sizeof(double))
         for s in range(blocks[c, 0], blocks[c, 1]):
             r0 = seq_start[s]
             r1 = seq_start[s + 1]
-            bad = _emis_rows(&e, r0, r1, &b[0, 0], &m[0], NULL)
-            if bad > 0:
-                part[c, 1] = part[c, 1] + bad
-                seq_ll[s] = -INFINITY
-                continue
             ll = _forward_backward(&b[r0, 0], &m[r0], &al[r0, 0], &gam[r0, 0], &cs[r0],
                                    r1 - r0, K, &A[0, 0], &AT[0, 0], &init[0], &part[c, 2],
                                    work, mode)
@@ -363,35 +494,12 @@ def estep(int etype, const double[:, ::1] X, const double[:, ::1] Xt,
             part[c, 0] = part[c, 0] + ll
             if mode == 1:
                 _gemm_tn(&b[r0 + 1, 0], K, &al[r0, 0], K, r1 - r0 - 1, &part[c, off_out])
-                if etype == 3:
-                    _stats_rows(&e, &gam[0, 0], r0, r1, &part[c, off_em])
-                else:
+                if dy > 0:
                     _gemm_tn(&Y[r0, 0], dy, &gam[r0, 0], K, r1 - r0, &part[c, off_em])
+                if n_symbols > 0:
+                    _symbol_counts(&codes[0], n_symbols, K, &gam[0, 0], r0, r1,
+                                   &part[c, off_sym])
         free(work)
-
-
-def emission_rows(int etype, const double[:, ::1] X, const double[:, ::1] Xt,
-                  const int64_t[::1] codes,
-                  const double[::1] p1, const double[::1] p2, const double[::1] p3,
-                  Py_ssize_t M, Py_ssize_t K, Py_ssize_t r0, Py_ssize_t r1,
-                  double[:, ::1] b, double[::1] m, int log_only, int n_threads):
-    """Scaled densities (or, with log_only, log-densities into b) of rows [r0, r1),
-    in parallel over row chunks (``Xt``: the data transposed, used by the diagonal
-    Gaussian).  Returns the number of rows with no finite density."""
-    cdef Py_ssize_t nch = (r1 - r0 + CHUNK - 1) // CHUNK
-    cdef Py_ssize_t ch, a, z
-    cdef int bad = 0
-    cdef Emis e = _make_emis(etype, X, Xt, codes, p1, p2, p3, K, M)
-    for ch in prange(nch, nogil=True, schedule="static", num_threads=n_threads):
-        a = r0 + ch * CHUNK
-        z = a + CHUNK
-        if z > r1:
-            z = r1
-        if log_only:
-            _emis_rows(&e, a, z, &b[0, 0], &m[0], &b[0, 0])
-        else:
-            bad += _emis_rows(&e, a, z, &b[0, 0], &m[0], NULL)
-    return bad
 
 
 def forward_backward_one(const double[:, ::1] A, const double[:, ::1] AT,
@@ -416,23 +524,27 @@ def forward_backward_one(const double[:, ::1] A, const double[:, ::1] AT,
     return ll
 
 
-def stats_rows(int etype, const double[:, ::1] X, const int64_t[::1] codes, Py_ssize_t M,
-               const double[:, ::1] Y, Py_ssize_t K, Py_ssize_t r0, Py_ssize_t r1,
-               const double[:, ::1] al, const double[:, ::1] w, const double[:, ::1] gam,
-               double[:, ::1] part, int n_threads):
+
+
+def stats_rows(const double[:, ::1] Y, const int64_t[::1] codes, Py_ssize_t n_symbols,
+               Py_ssize_t r0, Py_ssize_t r1, const double[:, ::1] al, const double[:, ::1] w,
+               const double[:, ::1] gam, double[:, ::1] part, int n_threads):
     """For the sequence of rows [r0, r1) after forward-backward: one row of ``part`` per
     chunk of CHUNK rows holds the chunk's K x K sums alpha_t w_(t+1)' and its emission
-    sums (layout as in :func:`estep` after the two header entries and gamma_0)."""
+    sums (feature sums of ``Y``, then symbol counts of ``codes`` when ``n_symbols`` > 0;
+    layout as in :func:`forward_backward` after the two header entries and gamma_0)."""
+    cdef Py_ssize_t K = al.shape[1]
     cdef Py_ssize_t nch = (r1 - r0 + CHUNK - 1) // CHUNK
     cdef Py_ssize_t dy = Y.shape[1]
+    cdef Py_ssize_t off_sym = K * K + K * dy
     cdef Py_ssize_t ch, a, z, zz
-    cdef Emis e
-    e.etype = etype
-    e.K = K
-    e.d = X.shape[1]
-    e.M = M
-    e.X = &X[0, 0]
-    e.codes = &codes[0]
+    if dy > 0 and Y.shape[0] < r1:
+        raise ValueError("Y must have one row per observation")
+    if n_symbols > 0 and codes.shape[0] < r1:
+        raise ValueError("codes must have one entry per observation")
+    if part.shape[0] < nch or part.shape[1] < off_sym + (K + K * n_symbols if n_symbols > 0
+                                                         else 0):
+        raise ValueError("part is too small")
     for ch in prange(nch, nogil=True, schedule="static", num_threads=n_threads):
         a = r0 + ch * CHUNK
         z = a + CHUNK
@@ -442,10 +554,10 @@ def stats_rows(int etype, const double[:, ::1] X, const int64_t[::1] codes, Py_s
         if zz > r1 - 1:
             zz = r1 - 1
         _gemm_tn(&w[a + 1, 0], K, &al[a, 0], K, zz - a, &part[ch, 0])
-        if etype == 3:
-            _stats_rows(&e, &gam[0, 0], a, z, &part[ch, K * K])
-        else:
+        if dy > 0:
             _gemm_tn(&Y[a, 0], dy, &gam[a, 0], K, z - a, &part[ch, K * K])
+        if n_symbols > 0:
+            _symbol_counts(&codes[0], n_symbols, K, &gam[0, 0], a, z, &part[ch, off_sym])
 
 
 cdef double _viterbi_seq(const double* ld, Py_ssize_t n, Py_ssize_t K, const double* logA,

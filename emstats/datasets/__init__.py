@@ -15,6 +15,9 @@ cbpp
 faithful
     Old Faithful geyser eruption durations and waiting times, as in R's
     ``datasets::faithful``.
+patent
+    Patents and R&D spending of 70 pharmaceutical companies (Wang, Cockburn &
+    Puterman 1998), as in R's ``flexmix::patent``.
 earthquakes
     Annual counts of major (magnitude 7 and above) earthquakes worldwide,
     1900--2006, from Zucchini & MacDonald (2009).
@@ -227,6 +230,44 @@ period + (1 | herd), family = binomial, data = cbpp)``; emstats:
 ``glmm_logit("incidence ~ period", data, groups="herd", trials="size")``).
 """
 
+_PATENT_NOTE = """\
+Patents and R&D spending of 70 pharmaceutical and biomedical companies (patent)
+===============================================================================
+
+70 observations on 4 variables: the number of patents awarded in 1976 and the
+research and development spending of pharmaceutical and biomedical companies,
+as analysed by Wang, Cockburn and Puterman (1998) with mixtures of Poisson
+regressions.  Exported from the R package flexmix (2.3.18, data set ``patent``)
+with ``write.csv``; trailing blanks of the company names removed.
+
+Variables
+---------
+Company : str
+    Company name.
+Patents : int
+    Number of patents awarded in 1976.
+RDS : float
+    R&D spending divided by sales.
+lgRD : float
+    Logarithm of R&D spending (in millions of dollars).
+
+Sources
+-------
+Wang, P., Cockburn, I. and Puterman, M.L. (1998). Analysis of patent data -- a
+mixed-Poisson-regression-model approach. Journal of Business & Economic
+Statistics, 16(1), 27-41.
+
+Gruen, B. and Leisch, F. (2008). FlexMix version 2: finite mixtures with
+concomitant variables and varying and constant parameters. Journal of
+Statistical Software, 28(4), 1-35.
+
+Notes
+-----
+flexmix: ``flexmix(Patents ~ lgRD, k = 3, data = patent, model =
+FLXMRglm(family = "poisson"), concomitant = FLXPmultinom(~ RDS))``; emstats:
+``mixreg("Patents ~ lgRD", data, k=3, family="poisson", concomitant="~ RDS")``.
+"""
+
 _DATASETS: dict[str, _DatasetInfo] = {
     "affairs": _DatasetInfo(
         filename="affairs.csv",
@@ -259,6 +300,13 @@ _DATASETS: dict[str, _DatasetInfo] = {
         title="Annual counts of magnitude 7+ earthquakes, 1900-2006",
         dtypes={"year": "int64", "count": "int64"},
         note=_EARTHQUAKES_NOTE,
+    ),
+    "patent": _DatasetInfo(
+        filename="patent.csv",
+        nobs=70,
+        title="Patents and R&D of 70 pharmaceutical companies (R: flexmix::patent)",
+        dtypes={"Company": "str", "Patents": "int64", "RDS": "float64", "lgRD": "float64"},
+        note=_PATENT_NOTE,
     ),
     "faithful": _DatasetInfo(
         filename="faithful.csv",

@@ -140,9 +140,7 @@ def run_em(
     EMRun
     """
     if not isinstance(model, Problem):
-        from .._config import resolve_threads
-
-        model = bind(model, resolve_threads(n_threads))
+        model = bind(model, n_threads)
     meth = resolve_method(model, method, method_options)
     meth.rng = np.random.default_rng(seed)
     needed = getattr(meth, "n_iterations", None)
@@ -191,7 +189,7 @@ def run_em(
                 break
             if meth.uses_engine_rule() and monitor.converged(scale):
                 converged = True
-                reason = "relative change in log-likelihood below tol"
+                reason = "estimated distance to the maximum below tol (relative)"
                 if ptol is not None:
                     reason += " and parameter change below ptol"
                 break
@@ -210,6 +208,7 @@ def run_em(
         seconds=np.asarray(monitor.seconds),
         n_decreases=monitor.n_decreases,
         final_delta=monitor.delta(),
+        est_distance=monitor.distance(),
         wall_time=monitor.wall_time,
         extra=meth.diagnostics(),
     )
@@ -331,9 +330,7 @@ def run_starts(
     its continuation, and ``maxiter`` bounds their total.
     """
     if not isinstance(model, Problem):
-        from .._config import resolve_threads
-
-        model = bind(model, resolve_threads(n_threads))
+        model = bind(model, n_threads)
     common = dict(ptol=ptol, seed=seed, method_options=method_options)
     if len(starts) == 1:
         label, p = starts[0]
@@ -383,6 +380,7 @@ def merge_records(first: ConvergenceInfo, then: ConvergenceInfo) -> ConvergenceI
         seconds=np.concatenate([first.seconds, then.seconds[1:]]),
         n_decreases=first.n_decreases + then.n_decreases,
         final_delta=then.final_delta,
+        est_distance=then.est_distance,
         wall_time=first.wall_time + then.wall_time,
         extra={**then.extra, "start_iterations": first.n_iter,
                "start_method": first.method},

@@ -19,8 +19,13 @@ class ConvergenceMonitor:
     Parameters
     ----------
     tol : float
-        Stop when ``|l_t - l_(t-1)| <= tol * (|l_t| + tol)`` (relative change of
-        the observed log-likelihood).
+        Stop when the estimated distance of the log-likelihood to its limit is at most
+        ``tol * (|l_t| + tol)``.  The distance is estimated from the trace by Aitken's
+        acceleration (Bohning et al. 1994): with the last two increases d_t and
+        d_(t-1) and their ratio r = d_t / d_(t-1) in (0, 1) -- EM's linear rate -- the
+        remaining increase is about d_t r / (1 - r); otherwise the last change |d_t|
+        serves.  Where EM is slow (r near 1) the plain relative-change rule would stop
+        far short of the maximum; this one does not.
     ptol : float or None
         If given, also require ``max |u_t - u_(t-1)| <= ptol * (1 + max |u_t|)``
         on the packed parameter vector.
@@ -81,12 +86,28 @@ class ConvergenceMonitor:
             return float("nan")
         return self.loglik[-1] - self.loglik[-2]
 
+    def distance(self) -> float:
+        """Estimated distance of the log-likelihood to its limit (see ``tol``)."""
+        if len(self.loglik) < 2:
+            return float("nan")
+        d = self.delta()
+        dist = abs(d)
+        if len(self.loglik) >= 3:
+            prev = self.loglik[-2] - self.loglik[-3]
+            if d > 0 and prev > 0:
+                r = d / prev
+                if r < 1.0:
+                    dist = max(dist, d * r / (1.0 - r))
+                else:
+                    dist = float("inf")  # not yet in the linear regime
+        return dist
+
     def converged(self, scale: float | None = None) -> bool:
-        """Whether the stopping rule holds for the last two records."""
+        """Whether the stopping rule holds for the last records."""
         if len(self.loglik) < 2:
             return False
         cur = self.loglik[-1]
-        ok = abs(self.delta()) <= self.tol * (abs(cur) + self.tol)
+        ok = self.distance() <= self.tol * (abs(cur) + self.tol)
         if self.ptol is not None:
             ok = ok and self.step[-1] <= self.ptol * (1.0 + (scale or 0.0))
         return bool(ok)
@@ -122,6 +143,9 @@ class ConvergenceInfo:
         Log-likelihood decreases beyond round-off (should be 0 for EM).
     final_delta : float
         Last change in the log-likelihood.
+    est_distance : float
+        Estimated distance of the final log-likelihood to the maximum (Aitken's
+        estimate from the trace; see :class:`ConvergenceMonitor`).
     max_abs_score : float
         Largest absolute observed-data score at the solution (NaN if unavailable).
     min_eig_information : float
@@ -146,6 +170,7 @@ class ConvergenceInfo:
     n_decreases: int
     final_delta: float
     wall_time: float
+    est_distance: float = float("nan")
     max_abs_score: float = float("nan")
     min_eig_information: float = float("nan")
     em_rate: float = float("nan")

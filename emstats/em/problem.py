@@ -24,16 +24,19 @@ class Problem:
     Parameters
     ----------
     model : ChunkedModel
-    n_threads : int
-        Threads for the kernels inside each chunk.
+    n_threads : int, optional
+        Threads for the kernels inside each chunk (default: chosen from the amount of
+        work, :func:`emstats._config.threads_for_work`).
     n_chunks : int
         Chunks of the in-memory data (default 1: one chunk, the kernels parallelise
         inside it).
     """
 
-    def __init__(self, model: ChunkedModel, n_threads: int = 1, n_chunks: int = 1):
+    def __init__(self, model: ChunkedModel, n_threads: int | None = None, n_chunks: int = 1):
+        from .._config import threads_for_work
+
         self.model = model
-        self.n_threads = int(n_threads)
+        self.n_threads = threads_for_work(n_threads, model.data.n_rows)
         self.chunks: list[Chunk] = model.data.chunks(n_chunks, self.n_threads)
         self.param_names = model.param_names
 
@@ -118,7 +121,7 @@ class Problem:
         return self.model.m_step(stats, params)
 
 
-def bind(model: EMModel, n_threads: int = 1):
+def bind(model: EMModel, n_threads: int | None = None):
     """The object the schemes iterate on: a :class:`Problem` for a chunked model, the
     model itself otherwise."""
     if isinstance(model, ChunkedModel):

@@ -220,10 +220,9 @@ class ChunkedModel(EMModel):
         return self.data.n_units
 
     def _bound(self):
-        from .._config import resolve_threads
         from .problem import Problem
 
-        return Problem(self, resolve_threads(None))
+        return Problem(self)
 
     def e_step(self, params: Params):
         return self._bound().e_step(params)

@@ -253,6 +253,9 @@ class IncrementalEM(Method):
         if not (hasattr(model, "block_stats") and hasattr(model, "m_step_natural")
                 and hasattr(model, "blocks")):
             return "the model has no additive block statistics (block_stats, m_step_natural)"
+        if not getattr(model, "stats_additive_in_params", True):
+            return ("the model's E-step statistics are taken at the current parameters and "
+                    "do not add across parameter values")
         return super().not_applicable(model)
 
     def initial_state(self, model: EMModel, params):

@@ -6,7 +6,6 @@ import warnings
 
 import numpy as np
 
-from .._config import resolve_threads
 from ..em.engine import FitOptions, run_em, run_starts
 from ..em.problem import bind
 from ..em.protocol import EMModel
@@ -74,12 +73,20 @@ def fit_model(
     if cov_type is not None and cov_type not in COV_TYPES:
         raise ValueError(f"cov_type must be one of {COV_TYPES} or None (no standard errors), "
                          f"got {cov_type!r}")
-    problem = bind(model, resolve_threads(opts.n_threads))
+    problem = bind(model, opts.n_threads)
     starts = _starts(model, opts)
-    run, records = run_starts(problem, starts, method=opts.method, maxiter=opts.maxiter,
-                              tol=opts.tol, ptol=opts.ptol, progress=opts.progress,
-                              callback=opts.callback, seed=opts.seed,
-                              method_options=opts.method_options)
+    try:
+        run, records = run_starts(problem, starts, method=opts.method, maxiter=opts.maxiter,
+                                  tol=opts.tol, ptol=opts.ptol, progress=opts.progress,
+                                  callback=opts.callback, seed=opts.seed,
+                                  method_options=opts.method_options)
+    except (FloatingPointError, np.linalg.LinAlgError) as err:
+        # a numerical failure usually means degenerate data: let the model say what
+        diagnose = getattr(model, "diagnose_failure", None)
+        explained = diagnose(err) if diagnose is not None else None
+        if explained is not None:
+            raise explained from err
+        raise
     params, cached = run.params, run.louis
     canonical = getattr(model, "canonical", None)
     if canonical is not None:      # e.g. mixture components in a fixed order
@@ -129,10 +136,9 @@ def fit_model(
         def fit_one(sub, start):
             r = run_em(sub, start, method=opts.method, maxiter=opts.maxiter, tol=opts.tol,
                        warn=False, seed=opts.seed, method_options=opts.method_options,
-                       n_threads=problem_threads)
+                       n_threads=opts.n_threads)
             return np.asarray(sub.to_inference(r.params))
 
-        problem_threads = resolve_threads(opts.n_threads)
         cov, reps = bootstrap_covariance(model, params, fit_one, n_boot=opts.n_boot,
                                          seed=opts.seed)
         extra["bootstrap_replicates"] = reps

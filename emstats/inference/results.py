@@ -229,7 +229,8 @@ class EMResults:
         conv = self.convergence
         notes = [
             f"Standard errors: {COV_LABELS.get(self.cov_type, self.cov_type)}.",
-            f"Convergence: final change in log-likelihood {_fmt(conv.final_delta, '.3g')}, "
+            f"Convergence: final change in log-likelihood {_fmt(conv.final_delta, '.3g')} "
+            f"(estimated distance to the maximum {_fmt(conv.est_distance, '.3g')}), "
             f"max |score| {_fmt(conv.max_abs_score, '.3g')}, EM rate (fraction of missing "
             f"information) {_fmt(conv.em_rate, '.4f')}.",
         ]

@@ -128,8 +128,9 @@ class CensoredRegression(FitMixin, ChunkedModel):
         ]
         if len(self.exog_names) != p:
             raise DataError(f"{len(self.exog_names)} exog_names for {p} columns")
-        bad_x = ~np.all(np.isfinite(X), axis=1)
-        if bad_x.any():
+        # one pass: a row sum is non-finite when an entry is (or, rarely, on overflow)
+        if not np.isfinite(X.sum(axis=1)).all() and (
+                bad_x := ~np.all(np.isfinite(X), axis=1)).any():
             raise DataError(f"exog has non-finite values in {int(bad_x.sum())} row(s) "
                             f"(rows {_labels(labels, bad_x)})")
         for name, arr in (("lower bound", lo), ("upper bound", hi)):
@@ -178,11 +179,13 @@ class CensoredRegression(FitMixin, ChunkedModel):
         self.k_exog = p
         # data constants (not fit state): X'WX, factorised once per model, and the
         # reference about which the E-step statistics are taken
-        self._gram = X.T @ (X * w[:, None])
+        # (no n x p temporary for unweighted data)
+        self._gram = X.T @ X if weights is None else X.T @ (X * w[:, None])
         self._check_rank(self._gram)
         self._gram_cho = sla.cho_factor(self._gram, lower=True)
         self._sum_w = float(w.sum())
-        self._centre = (self._completed_wls(X, lo, hi, w, off)[0] if centre is None
+        self._start = self._completed_wls(X, lo, hi, w, off)
+        self._centre = (self._start[0] if centre is None
                         else np.asarray(centre, dtype=float).copy())
         self.data = ArrayData({"X": X, "lo": lo, "hi": hi, "offset": off, "w": w,
                                "ref": off + X @ self._centre})
@@ -266,7 +269,7 @@ class CensoredRegression(FitMixin, ChunkedModel):
 
     def start_params(self) -> np.ndarray:
         """Weighted least squares on a completed response (bounds or midpoints)."""
-        beta, s2 = self._completed_wls(self.X, self.lo, self.hi, self.w, self.offset)
+        beta, s2 = self._start
         return np.concatenate([beta, [0.5 * np.log(s2)]])
 
     def check_start(self, start) -> np.ndarray:
@@ -278,6 +281,27 @@ class CensoredRegression(FitMixin, ChunkedModel):
                 f"({', '.join(self.param_names)})"
             )
         return start
+
+    def diagnose_failure(self, err: Exception) -> DataError | None:
+        """A :class:`DataError` saying what is degenerate in the data, when a numerical
+        failure of the fit (``err``) comes from data that cannot identify the model."""
+        n, p = self.X.shape
+        exact = self.lo == self.hi
+        if n < p + 1:
+            return DataError(f"{n} row(s) cannot identify {p} coefficient(s) and a scale")
+        if self.n_interval == 0 and exact.any():
+            Xe, ye = self.X[exact], self.lo[exact] - self.offset[exact]
+            beta = np.linalg.lstsq(Xe * np.sqrt(self.w[exact])[:, None],
+                                   ye * np.sqrt(self.w[exact]), rcond=None)[0]
+            resid = ye - Xe @ beta
+            if np.max(np.abs(resid)) <= 1e-10 * (1.0 + np.max(np.abs(ye))):
+                what = ("the response is constant" if np.ptp(ye) == 0 else
+                        "the regressors fit them without error")
+                return DataError(
+                    f"the {int(exact.sum())} exactly observed response(s) leave no residual "
+                    f"variation ({what}): the scale is not identified and its estimate goes "
+                    "to zero")
+        return None
 
     def chunk_stats(self, params, chunk):
         """E-step of a chunk: ``xe = sum w x E[y* - ref]``, ``e2 = sum w E[(y* - ref)^2]``.

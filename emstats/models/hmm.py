@@ -949,43 +949,61 @@ class HiddenMarkovModel(EMModel):
         return HMMParams(d0, A, em)
 
     # -- kernel calls -----------------------------------------------------------------------
+    def _emission_kernel(self, emission_params, out, row_max, log_only):
+        """Fill ``out`` (T x K) with the scaled densities exp(l - row_max) and ``row_max``
+        (T) with the row maxima, or with ``log_only`` ``out`` with the log-densities l;
+        returns the number of rows with no finite log-density."""
+        em, K, nt = self.emission, self.K, self._n_threads
+        args = [np.ascontiguousarray(a, dtype=float) for a in em.kernel_args(emission_params,
+                                                                             self)]
+        if em.etype == 0:
+            log_rates, rates, log_xfact = args
+            return hk.emission_poisson(self.X[:, 0], log_xfact, log_rates, rates, out, row_max,
+                                       log_only, nt)
+        if em.etype == 1:
+            means, inv_var, log_const = args
+            return hk.emission_gaussian_diag(self._Xt, means.reshape(K, -1),
+                                             inv_var.reshape(K, -1), log_const, out, row_max,
+                                             log_only, nt)
+        if em.etype == 2:
+            means, inv_chol, log_const = args
+            return hk.emission_gaussian_full(self._Xk, means.reshape(K, self.d),
+                                             inv_chol.reshape(K, self.d, self.d), log_const,
+                                             out, row_max, log_only, nt)
+        return hk.emission_categorical(self.codes, args[0].reshape(K, self.M), out, row_max,
+                                       log_only, nt)
+
     def _kernel_estep(self, p: HMMParams, mode: int = 1):
         """Run the forward(-backward) kernel; return the reduced accumulators."""
         K = self.K
         em = self.emission
-        p1, p2, p3 = (np.ascontiguousarray(a, dtype=float) for a in em.kernel_args(p.emission,
-                                                                                    self))
         A = np.ascontiguousarray(p.transmat)
         AT = np.ascontiguousarray(p.transmat.T)
         init = np.ascontiguousarray(p.startprob)
         b, m, al, cs, gam = self._get_buffers()
-        Y = self._features()
+        # emission sums: gamma' Y of the features, or the symbol counts (categorical)
+        Y, M = (np.zeros((0, 0)), self.M) if em.etype == 3 else (self._features(), 0)
         ne = self._n_emission_stats()
         S = 2 + K + K * K + ne
         part = np.zeros((len(self._blocks), S))
         seq_ll = np.full(self.n_seq, np.nan)
         nt = self._n_threads
+        bad = self._emission_kernel(p.emission, b, m, 0)
         if len(self._blocks):
-            hk.estep(em.etype, self._Xk, self._Xt, self.codes, p1, p2, p3, self.M, Y, A, AT, init,
-                     self.seq_start, self._blocks, b, m, al, gam, cs, seq_ll, part, mode, nt)
+            hk.forward_backward(A, AT, init, self.seq_start, self._blocks, b, m, al, gam, cs, Y,
+                                self.codes, M, seq_ll, part, mode, nt)
         tot = part.sum(axis=0)
+        tot[1] += bad
         for s in self._long:
             r0, r1 = int(self.seq_start[s]), int(self.seq_start[s + 1])
-            bad = hk.emission_rows(em.etype, self._Xk, self._Xt, self.codes, p1, p2, p3, self.M,
-                                   K, r0, r1, b, m, 0, nt)
             acc = np.zeros(2 + K)
-            if bad:
-                acc[1] = bad
-                seq_ll[s] = -np.inf
-            else:
-                seq_ll[s] = hk.forward_backward_one(A, AT, init, r0, r1, b, m, al, gam, cs, acc,
-                                                    mode)
+            seq_ll[s] = hk.forward_backward_one(A, AT, init, r0, r1, b, m, al, gam, cs, acc,
+                                                mode)
             tot[:2 + K] += acc
             if mode == 1 and acc[1] == 0:
                 nch = (r1 - r0 + hk.chunk_rows() - 1) // hk.chunk_rows()
                 sp = np.zeros((nch, K * K + ne))
-                hk.stats_rows(em.etype, self._Xk, self.codes, self.M, Y, K, r0, r1, al, b, gam,
-                              sp, nt)
+                hk.stats_rows(Y, self.codes, M, r0, r1, al, b, gam, sp, nt)
                 tot[2 + K:] += sp.sum(axis=0)
         return tot, seq_ll
 
@@ -1355,12 +1373,8 @@ class HiddenMarkovModel(EMModel):
         """Most likely state path (stacked row order, states 0..K-1) and the joint
         log-probability of each sequence with its path."""
         K = self.K
-        em = self.emission
-        p1, p2, p3 = (np.ascontiguousarray(a, dtype=float) for a in em.kernel_args(params.emission,
-                                                                                    self))
         logd = np.empty((self.T, K))
-        hk.emission_rows(em.etype, self._Xk, self._Xt, self.codes, p1, p2, p3, self.M, K, 0,
-                         self.T, logd, np.empty(1), 1, self._n_threads)
+        self._emission_kernel(params.emission, logd, _DUMMY, 1)
         with np.errstate(divide="ignore"):
             logA = np.log(params.transmat)
             logi = np.log(params.startprob)

@@ -1,0 +1,856 @@
+"""Finite mixtures of generalised linear regressions with concomitant variables.
+
+For a unit u (a row, or all rows of a group) with component k,
+
+    f(y_u) = sum_k pi_k(z_u) prod_{i in u} f_k(y_i | eta_ik),
+    eta_ik = x_i' beta_k + x2_i' alpha + offset_i,
+    pi_k(z) = exp(z' gamma_k) / sum_j exp(z' gamma_j),   gamma_1 = 0,
+
+with f_k from :mod:`emstats.components.glm` (Gaussian with component sigma_k, Poisson,
+binomial, NB2 with component theta_k), ``alpha`` the coefficients shared by all
+components (``fixed=``) and the mixing weights a multinomial logit in the concomitant
+variables z (an intercept only by default, i.e. constant weights).
+
+Coordinates.  Packed and inference coordinates coincide: the coefficients, the
+dispersions on the log scale (log sigma_k, log theta_k) and the multinomial-logit
+coefficients gamma_2..gamma_K of the weights (as flexmix's ``refit``).
+
+E-step and M-step (the choice the engine contract asks for).  ``chunk_stats``
+returns, per chunk, responsibility-weighted pieces at the current parameters:
+
+* Gaussian components: the natural statistics D'R_kD, D'R_k y, y'R_k y, N_k of the
+  joint design D = [X, X2] -- additive over chunks *and* parameter values -- from
+  which the M-step is exact (an ECM: coefficients by weighted least squares given the
+  sigmas, then the sigmas);
+* other families: the gradient and the negative Hessian of the expected
+  complete-data log-likelihood Q at the current parameters, and the M-step is one
+  Newton (weighted IRLS) step on Q -- Lange's EM gradient step; an exact M-step
+  would need an inner IRLS loop over the data at fixed responsibilities;
+* the weights: the responsibility totals (closed form for constant weights) or, with
+  concomitant variables, the gradient and Hessian of the multinomial-logit part of Q
+  and one Newton step.
+
+Statistics at the current parameters do not add over parameter values, so
+incremental and online EM apply only to Gaussian mixtures with constant weights.
+The default scheme, Louis-Newton with step halving on the observed log-likelihood,
+falls back to these EM steps only where the Newton step fails.
+
+Louis' pieces come from the per-row scores and information of the family: the
+complete-data score of unit u under component k is
+a_uk = (sum_i d1_ik x_i in block k, sum_i d1_ik x2_i, sum_i dphi_ik in block k,
+(e_k - pi_u) (x) z_u), and the observed information is complete minus missing
+(see :mod:`emstats.components.mixture`).
+
+Component order (``canonical``): increasing x-bar' beta_k, the component's linear
+predictor at the weighted means of the regressors (its mean response there, for
+every family); the weights' reference is then the new first component.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..components.glm import get_family, weighted_irls
+from ..em.data import ArrayData
+from ..em.params import Free, ParamSpec
+from ..em.protocol import ChunkedModel, LouisPieces
+from ..em.stats import Stats
+from ..exceptions import DataError
+from ..formula import (
+    build_design,
+    cbind_response,
+    check_frame,
+    lhs_variables,
+    new_exog,
+    resolve_column,
+    rhs_matrix,
+)
+from ..inference.fit import FitMixin
+from ..inference.results import EMResults
+
+#: units per block when Louis' missing information is accumulated
+_LOUIS_BLOCK = 20_000
+
+
+def _lse(a: np.ndarray) -> np.ndarray:
+    """Row-wise log-sum-exp of (n, K) (plain numpy: scipy's is slower on tall arrays)."""
+    mx = a.max(axis=1, keepdims=True)
+    mx = np.where(np.isfinite(mx), mx, 0.0)
+    return (mx + np.log(np.exp(a - mx).sum(axis=1, keepdims=True)))[:, 0]
+
+
+def _log_softmax(a: np.ndarray) -> np.ndarray:
+    return a - _lse(a)[:, None]
+
+
+class MixtureRegression(FitMixin, ChunkedModel):
+    """Finite mixture of ``k`` regressions (see the module docstring and :func:`mixreg`)."""
+
+    summary_title = "Mixture of Regressions Results"
+
+    def __init__(self, y, X, k: int, *, family="gaussian", Z=None, X2=None, offset=None,
+                 trials=None, weights=None, unit_bounds=None, exog_names=None,
+                 fixed_names=None, concomitant_names=None, endog_name="y",
+                 design_info=None, fixed_info=None, concomitant_info=None, frame=None,
+                 row_order=None, groups=None):
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        self.family = get_family(family)
+        y = np.asarray(y, dtype=float).ravel()
+        n = y.size
+        X = np.asarray(X, dtype=float).reshape(n, -1)
+        X2 = np.zeros((n, 0)) if X2 is None else np.asarray(X2, dtype=float).reshape(n, -1)
+        Z = np.ones((n, 1)) if Z is None else np.asarray(Z, dtype=float).reshape(n, -1)
+        m = np.ones(n) if trials is None else np.asarray(trials, dtype=float).ravel()
+        y = self.family.check(y, m, repr(endog_name))
+        off = np.zeros(n) if offset is None else np.asarray(offset, dtype=float).ravel()
+        w = np.ones(n) if weights is None else np.asarray(weights, dtype=float).ravel()
+        if not np.all(np.isfinite(w) & (w >= 0)) or w.sum() <= 0:
+            raise DataError("weights must be non-negative and finite, and not all zero")
+        self.k, self.n_rows = int(k), n
+        self.p, self.f, self.q = X.shape[1], X2.shape[1], Z.shape[1]
+        self.d = 1 if self.family.dispersion else 0
+        ub = (np.arange(n + 1, dtype=np.int64) if unit_bounds is None
+              else np.asarray(unit_bounds, dtype=np.int64))
+        self.grouped = unit_bounds is not None
+        starts = ub[:-1]
+        sizes = np.diff(ub)
+        for what, arr in (("weights", w[:, None]), ("concomitant variables", Z)):
+            if self.grouped and np.any(arr != np.repeat(arr[starts], sizes, axis=0)):
+                raise DataError(f"{what} must be constant within each group (groups=): a "
+                                "group's rows share one component and one prior")
+        n_units = ub.size - 1
+        n_par = self.k * (self.p + self.d) + self.f + (self.k - 1) * self.q
+        if self.k > n_units or n_par >= n:
+            raise DataError(f"k = {k} components with {n_par} parameters need more data: "
+                            f"there are {n_units} {'groups' if self.grouped else 'rows'}")
+        self.exog_names = list(exog_names or [f"x{j}" for j in range(self.p)])
+        self.fixed_names = list(fixed_names or [f"x2_{j}" for j in range(self.f)])
+        self.concomitant_names = list(concomitant_names or
+                                      (["Intercept"] if self.q == 1 else
+                                       [f"z{j}" for j in range(self.q)]))
+        self.endog_name = str(endog_name)
+        self.design_info, self.fixed_info = design_info, fixed_info
+        self.concomitant_info, self.frame = concomitant_info, frame
+        self.row_order, self.groups = row_order, groups
+        self.const_prior = self.q == 1 and bool(np.all(Z == Z[0, 0])) and Z[0, 0] != 0
+        self.data = ArrayData({"y": y, "X": X, "X2": X2, "Z": Z, "off": off, "m": m, "w": w,
+                               "c": self.family.log_const(y, m)},
+                              ub if self.grouped else None)
+        self.xbar = (w @ X) / w.sum()
+        K, p, d = self.k, self.p, self.d
+        comp_lab = self.exog_names + ([self.family.dispersion] if d else [])
+        blocks = [Free("comp", (K, p + d),
+                       label=lambda ix: f"Comp.{ix[0] + 1}:{comp_lab[ix[1]]}")]
+        if self.f:
+            blocks.append(Free("fixed", (self.f,),
+                               label=lambda ix: f"fixed:{self.fixed_names[ix[0]]}"))
+        if K > 1:
+            fixed = np.zeros((K, self.q), dtype=bool)
+            fixed[0] = True
+            blocks.append(Free("prior", (K, self.q), fixed=fixed,
+                               label=lambda ix: f"prior Comp.{ix[0] + 1}:"
+                               f"{self.concomitant_names[ix[1]]}"))
+        self.spec = ParamSpec(blocks)
+        self.param_names = self.spec.names()
+        self.nobs = float(w.sum())
+        self.df_model = float(self.spec.size)
+        self.n_units_total = n_units
+
+    @property
+    def stats_additive_in_params(self) -> bool:
+        """Whether ``chunk_stats`` adds over parameter values (incremental EM applies):
+        Gaussian components with constant weights only."""
+        return self.family.name == "gaussian" and (self.k == 1 or self.const_prior)
+
+    # -- parameters -----------------------------------------------------------------
+    def pack(self, params):
+        return self.spec.pack(params)
+
+    def unpack(self, vec):
+        return self.spec.unpack(vec)
+
+    def to_inference(self, params):
+        return self.spec.to_inference(params)
+
+    def from_inference(self, vec):
+        return self.spec.from_inference(vec)
+
+    def _full(self, params) -> dict:
+        """Parameters with every block present (fixed and prior possibly empty)."""
+        out = {"comp": np.asarray(params["comp"], dtype=float)}
+        out["fixed"] = np.asarray(params.get("fixed", np.zeros(self.f)), dtype=float)
+        out["prior"] = np.asarray(params.get("prior", np.zeros((self.k, self.q))), dtype=float)
+        return out
+
+    def _pack_params(self, comp, fixed, prior) -> dict:
+        p = {"comp": comp}
+        if self.f:
+            p["fixed"] = fixed
+        if self.k > 1:
+            p["prior"] = prior - prior[0][None, :]
+        return p
+
+    def canonical(self, params) -> dict:
+        """Components in increasing order of x-bar' beta_k (see the module docstring)."""
+        P = self._full(params)
+        o = np.argsort(P["comp"][:, : self.p] @ self.xbar, kind="stable")
+        return self._pack_params(P["comp"][o], P["fixed"], P["prior"][o])
+
+    def check_start(self, start) -> dict:
+        try:
+            p = {k: np.asarray(v, dtype=float) for k, v in dict(start).items()}
+            self.spec.pack(p)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"start_params must be a mapping with blocks "
+                             f"{[b.name for b in self.spec.blocks]} of shapes "
+                             f"{[b.shape for b in self.spec.blocks]}: {err}") from None
+        return self._pack_params(**self._full(p))
+
+    # -- starts ---------------------------------------------------------------------
+    def from_labels(self, labels) -> dict:
+        """Parameters fitted to a hard partition of the units (labels 0..K-1 per unit)."""
+        labels = np.asarray(labels, dtype=int)
+        b = self.data._bounds()
+        rows = np.repeat(labels, np.diff(b))
+        return self._from_resp((rows[:, None] == np.arange(self.k)[None, :]).astype(float))
+
+    def _from_resp(self, R: np.ndarray) -> dict:
+        dat = self.data
+        y, X, X2, off, m, w = (dat[a] for a in ("y", "X", "X2", "off", "m", "w"))
+        D = np.hstack([X, X2])
+        comp = np.zeros((self.k, self.p + self.d))
+        alphas, N = np.zeros((self.k, self.f)), np.zeros(self.k)
+        for j in range(self.k):
+            c = w * R[:, j]
+            c = c + 1e-6 * w.mean() * (c.sum() <= 0)
+            beta = weighted_irls(self.family, y, D, c, off, m)
+            comp[j, : self.p] = beta[: self.p]
+            alphas[j] = beta[self.p:]
+            N[j] = c.sum()
+            if self.d:
+                mu = self.family.mean(D @ beta + off, m)
+                comp[j, self.p] = self.family.start_phi(y, mu, c, m)
+        fixed = (N @ alphas) / N.sum() if self.f else np.zeros(0)
+        prior = np.zeros((self.k, self.q))
+        ones = np.flatnonzero(np.all(dat["Z"] == 1.0, axis=0))
+        if ones.size:
+            share = np.maximum(N, 1e-3 * N.sum())
+            prior[:, ones[0]] = np.log(share / share[0])
+        return self._pack_params(comp, fixed, prior)
+
+    def _kmeans_labels(self, rng) -> np.ndarray:
+        from scipy.cluster.vq import kmeans2
+
+        dat = self.data
+        cols = [dat["y"][:, None] - (dat["off"][:, None] if self.family.link == "identity"
+                                     else 0.0), dat["X"], dat["X2"]]
+        A = np.hstack(cols)
+        A = A[:, A.std(axis=0) > 0]
+        if A.shape[1] == 0:
+            return rng.integers(0, self.k, self.n_units_total)
+        A = (A - A.mean(axis=0)) / A.std(axis=0)
+        if self.grouped:
+            b = dat.unit_bounds
+            A = np.add.reduceat(A, b[:-1], axis=0) / np.diff(b)[:, None]
+        _, lab = kmeans2(A, self.k, minit="++", seed=rng)
+        return lab
+
+    def initial_starts(self, init, n_init: int, rng: np.random.Generator):
+        """Starts: ``init=None`` -- k-means on the response and the design, then
+        ``n_init - 1`` random partitions; ``"random"`` -- ``n_init`` random partitions;
+        ``"kmeans"`` -- ``n_init`` k-means runs; an array of labels (1..K, one per unit)
+        -- that partition."""
+        if init is not None and not isinstance(init, str):
+            lab = np.asarray(init).ravel()
+            if lab.size != self.n_units_total:
+                raise ValueError(f"init labels need one value per unit "
+                                 f"({self.n_units_total}), got {lab.size}")
+            codes = pd.factorize(lab, sort=True)[0]
+            if codes.max() + 1 != self.k:
+                raise ValueError(f"init labels must take {self.k} distinct values")
+            return [("labels", self.from_labels(codes))]
+        if init not in (None, "random", "kmeans"):
+            raise ValueError(f"init must be 'kmeans', 'random' or an array of labels, "
+                             f"got {init!r}")
+        starts = []
+        if self.k == 1:
+            return [("one", self.from_labels(np.zeros(self.n_units_total, dtype=int)))]
+        while len(starts) < n_init:
+            if init == "kmeans" or (init is None and not starts):
+                starts.append(("kmeans", self.from_labels(self._kmeans_labels(rng))))
+            else:
+                starts.append(("random", self.from_labels(
+                    rng.integers(0, self.k, self.n_units_total))))
+        return starts
+
+    def start_params(self) -> dict:
+        return self.initial_starts(None, 1, np.random.default_rng(0))[0][1]
+
+    # -- E-step -------------------------------------------------------------------------
+    def _posterior(self, P, ch):
+        """Linear predictors, unit log-priors, responsibilities and unit log-likelihoods."""
+        K, p = self.k, self.p
+        comp = P["comp"]
+        eta = ch["X"] @ comp[:, :p].T + (ch["X2"] @ P["fixed"] + ch["off"])[:, None]
+        phi = comp[:, p] if self.d else None
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            ld = self.family.logpdf(ch["y"], eta, phi, ch["m"], ch["c"])
+        ub = ch.unit_bounds
+        if self.grouped:
+            first = ub[:-1]
+            ld = np.add.reduceat(ld, first, axis=0)
+            Zu, wu = ch["Z"][first], ch["w"][first]
+        else:
+            Zu, wu = ch["Z"], ch["w"]
+        if K == 1:
+            logpi = np.zeros((len(wu), 1))
+        elif self.const_prior:
+            logpi = np.broadcast_to(_log_softmax(Zu[:1] @ P["prior"].T), (len(wu), K))
+        else:
+            logpi = _log_softmax(Zu @ P["prior"].T)
+        joint = ld + logpi
+        with np.errstate(invalid="ignore"):
+            ll = _lse(joint)
+        with np.errstate(invalid="ignore"):
+            r = np.exp(joint - ll[:, None])
+        return eta, phi, logpi, r, ll, Zu, wu
+
+    def _rows(self, ch, a):
+        """Unit-level array repeated to the unit's rows."""
+        return np.repeat(a, np.diff(ch.unit_bounds), axis=0) if self.grouped else a
+
+    def _prior_pieces(self, P, Zu, wu, r, logpi):
+        """Score and complete information of the weights' multinomial logit."""
+        K, q = self.k, self.q
+        pi = np.exp(logpi)
+        g = ((wu[:, None] * (r - pi))[:, 1:].T @ Zu).ravel()
+        H = np.zeros(((K - 1) * q, (K - 1) * q))
+        for a in range(1, K):
+            for b in range(a, K):
+                v = wu * pi[:, a] * ((a == b) - pi[:, b])
+                blk = (Zu * v[:, None]).T @ Zu
+                H[(a - 1) * q:a * q, (b - 1) * q:b * q] = blk
+                H[(b - 1) * q:b * q, (a - 1) * q:a * q] = blk.T
+        return g, H
+
+    def _comp_pieces(self, ch, eta, phi, cr):
+        """Gradient and negative Hessian of Q's component part (coef, phi, fixed)."""
+        K, p, d, f = self.k, self.p, self.d, self.f
+        D = np.hstack([ch["X"], ch["X2"]])
+        der = self.family.derivs(ch["y"], eta, phi, ch["m"])
+        nc = K * (p + d) + f
+        g, H = np.zeros(nc), np.zeros((nc, nc))
+        fs = slice(K * (p + d), nc)
+        for j in range(K):
+            c = cr[:, j]
+            s = slice(j * (p + d), j * (p + d) + p)
+            gd = D.T @ (c * der["d1"][:, j])
+            g[s] += gd[:p]
+            g[fs] += gd[p:]
+            Hd = (D * (-c * der["d2"][:, j])[:, None]).T @ D
+            H[s, s] += Hd[:p, :p]
+            H[s, fs] += Hd[:p, p:]
+            H[fs, s] += Hd[p:, :p]
+            H[fs, fs] += Hd[p:, p:]
+            if d:
+                ph = j * (p + d) + p
+                g[ph] += c @ der["dp"][:, j]
+                cross = D.T @ (-c * der["dep"][:, j])
+                H[s, ph] += cross[:p]
+                H[ph, s] += cross[:p]
+                H[fs, ph] += cross[p:]
+                H[ph, fs] += cross[p:]
+                H[ph, ph] += -c @ der["dpp"][:, j]
+        return g, H, der, D
+
+    def chunk_stats(self, params, chunk):
+        """Responsibility-weighted statistics of the chunk (see the module docstring)."""
+        P = self._full(params)
+        eta, phi, logpi, r, ll, Zu, wu = self._posterior(P, chunk)
+        total = float(wu @ ll)
+        if not np.isfinite(total):
+            return None, -np.inf
+        cr = self._rows(chunk, wu[:, None] * r)
+        out = {"N": cr.sum(axis=0)}
+        if self.family.name == "gaussian":
+            D = np.hstack([chunk["X"], chunk["X2"]])
+            yo = chunk["y"] - chunk["off"]
+            out["DD"] = np.stack([(D * cr[:, j, None]).T @ D for j in range(self.k)])
+            out["Dy"] = (cr * yo[:, None]).T @ D
+            out["yy"] = cr.T @ (yo * yo)
+        else:
+            g, H, _, _ = self._comp_pieces(chunk, eta, phi, cr)
+            out["g"], out["H"] = g, H
+        if self.k > 1 and not self.const_prior:
+            out["pg"], out["pH"] = self._prior_pieces(P, Zu, wu, r, logpi)
+        return Stats(out), total
+
+    def m_step(self, stats, params):
+        P = self._full(params)
+        K, p, d, f = self.k, self.p, self.d, self.f
+        comp = P["comp"].copy()
+        fixed = P["fixed"].copy()
+        if self.family.name == "gaussian":
+            iv = np.exp(-2.0 * comp[:, p])
+            DD, Dy, yy, N = stats["DD"], stats["Dy"], stats["yy"], stats["N"]
+            nc = K * p + f
+            A, b = np.zeros((nc, nc)), np.zeros(nc)
+            fs = slice(K * p, nc)
+            for j in range(K):
+                s = slice(j * p, (j + 1) * p)
+                A[s, s] += iv[j] * DD[j, :p, :p]
+                A[s, fs] += iv[j] * DD[j, :p, p:]
+                A[fs, s] += iv[j] * DD[j, p:, :p]
+                A[fs, fs] += iv[j] * DD[j, p:, p:]
+                b[s] += iv[j] * Dy[j, :p]
+                b[fs] += iv[j] * Dy[j, p:]
+            sol = np.linalg.solve(A + 1e-12 * np.trace(A) / nc * np.eye(nc), b)
+            fixed = sol[fs]
+            for j in range(K):
+                c = np.concatenate([sol[j * p:(j + 1) * p], fixed])
+                rss = yy[j] - 2 * c @ Dy[j] + c @ DD[j] @ c
+                comp[j, :p] = c[:p]
+                comp[j, p] = 0.5 * np.log(max(rss, 1e-300) / max(N[j], 1e-300))
+        else:
+            theta = np.concatenate([comp.ravel(), fixed])
+            step = self._newton_step(stats["g"], stats["H"])
+            theta = theta + step
+            comp = theta[: K * (p + d)].reshape(K, p + d)
+            fixed = theta[K * (p + d):]
+        prior = P["prior"].copy()
+        if K > 1:
+            if self.const_prior:
+                N = np.maximum(np.asarray(stats["N"]), 1e-300)
+                prior[:, 0] = np.log(N / N[0]) / self.data["Z"][0, 0]
+            else:
+                step = self._newton_step(stats["pg"], stats["pH"])
+                prior[1:] += step.reshape(K - 1, self.q)
+        return self._pack_params(comp, fixed, prior)
+
+    @staticmethod
+    def _newton_step(g, H, cap: float = 10.0) -> np.ndarray:
+        """One Newton step on Q (ridged until the Hessian is definite, length capped)."""
+        H = 0.5 * (H + H.T)
+        scale = max(float(np.max(np.abs(np.diag(H)))), 1e-300)
+        ridge = 0.0
+        for _ in range(30):
+            try:
+                L = np.linalg.cholesky(H + ridge * np.eye(H.shape[0]))
+                break
+            except np.linalg.LinAlgError:
+                ridge = max(2 * ridge, 1e-10 * scale)
+        else:
+            return np.zeros_like(g)
+        step = np.linalg.solve(L.T, np.linalg.solve(L, g))
+        big = float(np.max(np.abs(step))) if step.size else 0.0
+        return step * (cap / big) if big > cap else step
+
+    # -- Louis ----------------------------------------------------------------------
+    def chunk_louis(self, params, chunk):
+        P = self._full(params)
+        K, p, d, f, q = self.k, self.p, self.d, self.f, self.q
+        eta, phi, logpi, r, ll, Zu, wu = self._posterior(P, chunk)
+        cr = self._rows(chunk, wu[:, None] * r)
+        g, H, der, D = self._comp_pieces(chunk, eta, phi, cr)
+        nc = K * (p + d) + f
+        npr = (K - 1) * q
+        Ptot = nc + npr
+        score = np.zeros(Ptot)
+        comp = np.zeros((Ptot, Ptot))
+        score[:nc], comp[:nc, :nc] = g, H
+        if K > 1:
+            pg, pH = self._prior_pieces(P, Zu, wu, r, logpi)
+            score[nc:], comp[nc:, nc:] = pg, pH
+        # missing information, in blocks of units
+        miss = np.zeros((Ptot, Ptot))
+        ub = chunk.unit_bounds
+        nu = ub.size - 1
+        pi = np.exp(logpi)
+        for u0 in range(0, nu, _LOUIS_BLOCK):
+            u1 = min(u0 + _LOUIS_BLOCK, nu)
+            r0, r1 = int(ub[u0]), int(ub[u1])
+            A = np.zeros((r1 - r0, K, Ptot))
+            for j in range(K):
+                base = j * (p + d)
+                A[:, j, base:base + p] = der["d1"][r0:r1, j, None] * D[r0:r1, :p]
+                A[:, j, K * (p + d):nc] = der["d1"][r0:r1, j, None] * D[r0:r1, p:]
+                if d:
+                    A[:, j, base + p] = der["dp"][r0:r1, j]
+            if self.grouped:
+                A = np.add.reduceat(A, ub[u0:u1] - r0, axis=0)
+            z, pb = Zu[u0:u1], pi[u0:u1]
+            for j in range(K):
+                for a in range(1, K):
+                    A[:, j, nc + (a - 1) * q: nc + a * q] = ((j == a) - pb[:, a])[:, None] * z
+            rb, wb = r[u0:u1], wu[u0:u1]
+            mvec = (A * rb[:, :, None]).sum(axis=1)
+            B = (A * np.sqrt(wb[:, None] * rb)[:, :, None]).reshape(-1, Ptot)
+            M = mvec * np.sqrt(wb)[:, None]
+            miss += B.T @ B - M.T @ M
+        return Stats(loglik=wu @ ll, score=score, complete=comp, missing=miss)
+
+    def louis_from_stats(self, params, total):
+        return (float(total["loglik"]), np.asarray(total["score"]),
+                LouisPieces(np.asarray(total["complete"]), np.asarray(total["missing"])))
+
+    # -- for results ---------------------------------------------------------------------
+    def posterior(self, params) -> tuple[np.ndarray, np.ndarray]:
+        """Responsibilities (units x K) and unit log-likelihoods at ``params``."""
+        P = self._full(params)
+        rs, ls = [], []
+        for ch in self.data.chunks(1):
+            _, _, _, r, ll, _, _ = self._posterior(P, ch)
+            rs.append(r)
+            ls.append(ll)
+        return np.vstack(rs), np.concatenate(ls)
+
+    def unit_weights(self) -> np.ndarray:
+        b = self.data._bounds()
+        return self.data["w"][b[:-1]]
+
+
+class MixtureRegressionResults(EMResults):
+    """Results of a mixture of regressions: component coefficients, weights, posteriors."""
+
+    @property
+    def _p(self) -> dict:
+        return self.model._full(self.raw_params)
+
+    def _summary_rows(self):
+        m = self.model
+        return ([("Family:", [m.family.name]), ("Components:", [str(m.k)])],
+                [("ICL:", [f"{self.icl:#.6g}"])])
+
+    @property
+    def coefficients(self) -> pd.DataFrame:
+        """Component coefficients (rows: regressors; columns: components 1..K); shared
+        (``fixed=``) coefficients appear in every column."""
+        m = self.model
+        P = self._p
+        tab = pd.DataFrame(P["comp"][:, : m.p].T, index=m.exog_names,
+                           columns=range(1, m.k + 1))
+        if m.f:
+            fx = pd.DataFrame(np.repeat(P["fixed"][:, None], m.k, axis=1),
+                              index=m.fixed_names, columns=range(1, m.k + 1))
+            tab = pd.concat([tab, fx])
+        return tab
+
+    @property
+    def dispersion(self) -> pd.Series | None:
+        """sigma_k (Gaussian) or theta_k (negative binomial), natural scale; else None."""
+        m = self.model
+        if not m.d:
+            return None
+        name = "sigma" if m.family.name == "gaussian" else "theta"
+        return pd.Series(np.exp(self._p["comp"][:, m.p]), index=range(1, m.k + 1), name=name)
+
+    @property
+    def prior(self) -> pd.Series:
+        """Average mixing weight of each component over the units (flexmix's ``prior``)."""
+        r, _ = self.model.posterior(self.raw_params)
+        w = self.model.unit_weights()
+        Zu = self.model.data["Z"][self.model.data._bounds()[:-1]]
+        pi = np.exp(_log_softmax(Zu @ self._p["prior"].T))
+        return pd.Series(w @ pi / w.sum(), index=range(1, self.model.k + 1), name="prior")
+
+    def posterior(self) -> pd.DataFrame:
+        """Posterior probabilities of the components, one row per unit (rows, or groups
+        in sorted order of the group labels)."""
+        r, _ = self.model.posterior(self.raw_params)
+        return pd.DataFrame(r, columns=[f"Comp.{j}" for j in range(1, self.model.k + 1)])
+
+    @property
+    def classes(self) -> np.ndarray:
+        """MAP component (1-based) of every unit."""
+        return self.posterior().to_numpy().argmax(axis=1) + 1
+
+    @property
+    def entropy(self) -> float:
+        """Classification entropy -sum_u w_u sum_k r_uk log r_uk."""
+        r = self.posterior().to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            e = np.where(r > 0, r * np.log(r), 0.0).sum(axis=1)
+        return float(-(self.model.unit_weights() @ e))
+
+    @property
+    def icl(self) -> float:
+        """Integrated completed likelihood (Biernacki et al. 2000), as flexmix:
+        BIC - 2 sum_u w_u log r_u,MAP(u)."""
+        r = self.posterior().to_numpy()
+        lr = np.log(np.maximum(r.max(axis=1), 1e-300))
+        return self.bic - 2.0 * float(self.model.unit_weights() @ lr)
+
+    def _designs(self, newdata):
+        m = self.model
+        if newdata is None:
+            dat = m.data
+            return dat["X"], dat["X2"], dat["Z"], dat["off"], dat["m"]
+        if m.design_info is None:
+            raise ValueError("predict(newdata) needs a model built from a formula")
+        X = new_exog(m.design_info, newdata)
+        n = X.shape[0]
+        X2 = new_exog(m.fixed_info, newdata) if m.fixed_info is not None else np.zeros((n, 0))
+        Z = (new_exog(m.concomitant_info, newdata) if m.concomitant_info is not None
+             else np.ones((n, 1)))
+        off = (resolve_column(m._offset_spec, newdata, "offset")
+               if getattr(m, "_offset_spec", None) is not None else np.zeros(n))
+        tr = (resolve_column(m._trials_spec, newdata, "trials")
+              if getattr(m, "_trials_spec", None) is not None else np.ones(n))
+        return X, X2, Z, off, tr
+
+    def predict(self, newdata=None, which: str = "mean"):
+        """Predictions for the model's rows or ``newdata``.
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+        which : {"mean", "component_means", "prior", "posterior"}
+            ``"mean"``: the mixture mean sum_k pi_k(z) mu_k(x); ``"component_means"``:
+            mu_k(x) per component; ``"prior"``: pi_k(z); ``"posterior"``: the
+            posterior probabilities (``newdata`` must hold the response).
+
+        Returns
+        -------
+        pandas.Series or DataFrame
+        """
+        m = self.model
+        P = self._p
+        cols = [f"Comp.{j}" for j in range(1, m.k + 1)]
+        if which == "posterior":
+            if newdata is None:
+                return self.posterior()
+            sub = mixreg(m._formula, newdata, m.k, family=m.family.name,
+                         concomitant=m._concomitant, fixed=m._fixed,
+                         offset=m._offset_spec, trials=m._trials_spec)
+            r, _ = sub.posterior(self.raw_params)
+            return pd.DataFrame(r, columns=cols)
+        X, X2, Z, off, tr = self._designs(newdata)
+        eta = X @ P["comp"][:, : m.p].T + (X2 @ P["fixed"] + off)[:, None]
+        mu = m.family.mean(eta, tr)
+        pi = np.exp(_log_softmax(Z @ P["prior"].T))
+        if which == "component_means":
+            return pd.DataFrame(mu, columns=cols)
+        if which == "prior":
+            return pd.DataFrame(pi, columns=cols)
+        if which == "mean":
+            return pd.Series((pi * mu).sum(axis=1), name="mean")
+        raise ValueError("which must be 'mean', 'component_means', 'prior' or 'posterior', "
+                         f"got {which!r}")
+
+    def plot_components(self, x: str, ax=None, n_grid: int = 100):
+        """Scatter of the response against regressor ``x`` coloured by MAP class, with
+        each component's fitted mean along ``x`` (other variables at their means or
+        first level).  Needs matplotlib and a model built from a formula."""
+        import matplotlib.pyplot as plt
+
+        m = self.model
+        if m.frame is None or x not in m.frame.columns:
+            raise ValueError(f"{x!r} is not a column of the model's data")
+        if ax is None:
+            _, ax = plt.subplots()
+        df = m.frame
+        grid = np.linspace(df[x].min(), df[x].max(), n_grid)
+        new = pd.DataFrame({c: ([df[c].mean()] if pd.api.types.is_numeric_dtype(df[c])
+                                else [df[c].iloc[0]]) * n_grid for c in df.columns})
+        new[x] = grid
+        mu = self.predict(new, which="component_means").to_numpy()
+        trials = self._designs(new)[4]
+        cls = np.repeat(self.classes, np.diff(m.data._bounds()))
+        yv = m.data["y"] / (m.data["m"] if m.family.name == "binomial" else 1.0)
+        xv = df[x].to_numpy()[m.row_order] if m.row_order is not None else df[x].to_numpy()
+        for j in range(m.k):
+            sel = cls == j + 1
+            pts = ax.scatter(xv[sel], yv[sel], s=10, alpha=0.6, label=f"class {j + 1}")
+            # binomial: the success probability, like the plotted proportions
+            mu_j = mu[:, j] / trials if m.family.name == "binomial" else mu[:, j]
+            ax.plot(grid, mu_j, color=pts.get_facecolor()[0][:3], lw=2)
+        ax.set_xlabel(x)
+        ax.set_ylabel(m.endog_name)
+        ax.legend()
+        return ax
+
+
+MixtureRegression.results_class = MixtureRegressionResults
+
+
+def mixreg(formula: str, data, k: int, family: str = "gaussian", concomitant=None,
+           groups=None, fixed=None, weights=None, offset=None, missing: str = "drop",
+           trials=None) -> MixtureRegression:
+    """Finite mixture of ``k`` regressions (flexmix's ``flexmix(y ~ x | id, ...)``).
+
+    Parameters
+    ----------
+    formula : str
+        ``"y ~ x1 + x2"``; for the binomial ``"cbind(successes, failures) ~ x"`` or a
+        0/1 (or success-count) response with ``trials=``.
+    data : pandas.DataFrame
+    k : int
+        Number of components.
+    family : {"gaussian", "poisson", "binomial", "negbin"}
+    concomitant : str, optional
+        ``"~ z1 + z2"``: multinomial-logit mixing weights (flexmix ``FLXPmultinom``).
+    groups : str, optional
+        Column whose rows share one component (flexmix ``y ~ x | id``).
+    fixed : str, optional
+        ``"~ x2"``: coefficients shared by all components (flexmix ``FLXMRglmfix``);
+        its terms must not appear in ``formula``.
+    weights, offset, trials : column name, array or scalar, optional
+        Frequency weights (constant within a group), an offset on the linear predictor,
+        binomial trials.
+    missing : {"drop", "raise"}
+
+    Returns
+    -------
+    MixtureRegression
+        Call ``.fit()`` (e.g. ``.fit(n_init=10)``) for the results.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, emstats
+    >>> rng = np.random.default_rng(1)
+    >>> x = rng.uniform(0, 10, 400); z = rng.integers(0, 2, 400)
+    >>> y = np.where(z == 1, 1 + 2 * x, 12 - x) + rng.normal(0, 1, 400)
+    >>> res = emstats.mixreg("y ~ x", pd.DataFrame({"y": y, "x": x}), k=2).fit(n_init=3)
+    >>> np.round(res.coefficients.loc["x"].to_numpy(), 1).tolist()
+    [-1.0, 2.0]
+    """
+    data = check_frame(data)
+    fam = get_family(family)
+    formula2, is_cbind = cbind_response(formula)
+    if is_cbind and fam.name != "binomial":
+        raise DataError("cbind(successes, failures) responses are for family='binomial'")
+    resp_vars = lhs_variables(formula)
+    extra_mats = {}
+    for what, spec in (("concomitant", concomitant), ("fixed", fixed)):
+        if spec is None:
+            continue
+        mat, names, info, used = rhs_matrix(spec, data)
+        if what == "concomitant" and set(used) & set(resp_vars):
+            raise DataError(f"the concomitant formula {spec!r} contains the response "
+                            f"({', '.join(sorted(set(used) & set(resp_vars)))})")
+        if what == "fixed":
+            keep_cols = [j for j, nm in enumerate(names) if nm != "Intercept"]
+            mat, names = mat[:, keep_cols], [names[j] for j in keep_cols]
+        extra_mats[what] = (mat, names, info)
+    extras = {"__w": weights, "__off": offset, "__tr": trials}
+    gcodes = None
+    if groups is not None:
+        if not isinstance(groups, str) or groups not in data.columns:
+            raise DataError(f"groups must name a column of the data, got {groups!r}")
+        gcodes, _ = pd.factorize(data[groups], sort=True)
+        gcodes = np.where(gcodes < 0, np.nan, gcodes.astype(float))
+        extras["__g"] = gcodes
+    for what, (mat, _, _) in extra_mats.items():
+        extras["__" + what] = np.where(np.isnan(mat).any(axis=1), np.nan, 0.0)
+    des = build_design(formula2, data, n_response=2 if is_cbind else 1, extras=extras,
+                       missing=missing)
+    pos = data.index.get_indexer(des.row_labels)
+    if is_cbind:
+        y = des.endog[:, 0]
+        tr = des.endog[:, 0] + des.endog[:, 1]
+        if np.any(des.endog < 0):
+            raise DataError("cbind(successes, failures): counts must be non-negative")
+        endog_name = des.endog_names[0]
+    else:
+        y = des.endog[:, 0]
+        tr = des.extras.get("__tr")
+        endog_name = des.endog_names[0]
+    X = des.exog
+    X2 = extra_mats["fixed"][0][pos] if "fixed" in extra_mats else None
+    Z = extra_mats["concomitant"][0][pos] if "concomitant" in extra_mats else None
+    if X2 is not None:
+        clash = set(extra_mats["fixed"][1]) & set(des.exog_names)
+        if clash:
+            raise DataError(f"terms {sorted(clash)} are both in the formula and in fixed=")
+    w, off = des.extras.get("__w"), des.extras.get("__off")
+    order, ub = None, None
+    if gcodes is not None:
+        g = des.extras["__g"]
+        order = np.argsort(g, kind="stable")
+        y, X = y[order], X[order]
+        X2 = None if X2 is None else X2[order]
+        Z = None if Z is None else Z[order]
+        w = None if w is None else w[order]
+        off = None if off is None else off[order]
+        tr = None if tr is None else tr[order]
+        gs = g[order]
+        ub = np.concatenate([[0], np.flatnonzero(np.diff(gs)) + 1, [gs.size]])
+    frame = data.iloc[pos].reset_index(drop=True)
+    model = MixtureRegression(
+        y, X, k, family=fam, Z=Z, X2=X2, offset=off, trials=tr, weights=w, unit_bounds=ub,
+        exog_names=des.exog_names,
+        fixed_names=extra_mats["fixed"][1] if "fixed" in extra_mats else None,
+        concomitant_names=extra_mats["concomitant"][1] if "concomitant" in extra_mats
+        else None,
+        endog_name=endog_name, design_info=des.design_info,
+        fixed_info=extra_mats["fixed"][2] if "fixed" in extra_mats else None,
+        concomitant_info=extra_mats["concomitant"][2] if "concomitant" in extra_mats
+        else None, frame=frame, row_order=order, groups=groups)
+    model._formula, model._concomitant, model._fixed = formula, concomitant, fixed
+    model._offset_spec = offset if isinstance(offset, str) else None
+    model._trials_spec = trials if isinstance(trials, str) else None
+    return model
+
+
+class MixregSelection:
+    """Fits of a mixture of regressions for several ``k``: a table and a plot."""
+
+    def __init__(self, fits: dict):
+        self.fits = fits
+        self.table = pd.DataFrame(
+            {"k": list(fits), "llf": [r.llf for r in fits.values()],
+             "df": [r.k_params for r in fits.values()],
+             "AIC": [r.aic for r in fits.values()], "BIC": [r.bic for r in fits.values()],
+             "ICL": [r.icl for r in fits.values()]}).set_index("k")
+
+    def best(self, criterion: str = "BIC"):
+        """The fit minimising ``criterion`` (``"AIC"``, ``"BIC"`` or ``"ICL"``)."""
+        return self.fits[int(self.table[criterion].idxmin())]
+
+    def __repr__(self) -> str:
+        return f"MixregSelection\n{self.table}"
+
+    def plot(self, ax=None):
+        """AIC, BIC and ICL against k (matplotlib)."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots()
+        for c in ("AIC", "BIC", "ICL"):
+            ax.plot(self.table.index, self.table[c], marker="o", label=c)
+        ax.set_xlabel("number of components k")
+        ax.set_ylabel("criterion (smaller is better)")
+        ax.legend()
+        return ax
+
+
+def mixreg_select(formula: str, data, k=range(1, 6), *, fit_kwargs: dict | None = None,
+                  **model_kwargs) -> MixregSelection:
+    """Fit :func:`mixreg` for each number of components in ``k``.
+
+    Parameters
+    ----------
+    formula, data :
+        As :func:`mixreg`.
+    k : iterable of int
+    fit_kwargs : dict, optional
+        Options of every ``fit()`` (default ``{"n_init": 5}``).
+    **model_kwargs
+        Options of :func:`mixreg` (family, concomitant, groups, ...).
+
+    Returns
+    -------
+    MixregSelection
+        ``.table`` (llf, df, AIC, BIC, ICL by k), ``.best("BIC")``, ``.plot()``.
+    """
+    fk = {"n_init": 5, **(fit_kwargs or {})}
+    import warnings
+
+    fits = {}
+    for kk in k:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits[int(kk)] = mixreg(formula, data, int(kk), **model_kwargs).fit(**fk)
+    return MixregSelection(fits)
