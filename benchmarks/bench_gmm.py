@@ -175,8 +175,8 @@ def main(argv=None):
         no_se = H.accepts_no_se(model.fit, start_params=p, n_init=1, maxiter=2)
         se_kw = {"cov_type": None} if no_se else {}
 
-        def ours(t, em=em, p=p, tol_rel=tol_rel, se_kw=se_kw, method=None):
-            kw = {} if method is None else {"method": method}
+        def ours(t, em=em, p=p, tol_rel=tol_rel, se_kw=se_kw, method="em"):
+            kw = {"method": method}
             r = emstats.gmm(X, k=a.k, covariance=em).fit(start_params=p, n_init=1, tol=tol_rel,
                                                          maxiter=100_000, n_threads=t, **kw,
                                                          **se_kw)

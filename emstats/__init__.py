@@ -147,7 +147,9 @@ from .models.gmm import (  # noqa: E402
 __all__ += ["DegenerateComponentWarning", "GMMParams", "GMMResults", "GMMSelection",
             "GaussianMixture", "gmm", "gmm_select"]
 
-from .em.online import OnlineEM, online_gmm, online_tobit  # noqa: E402
+from .em.online import OnlineEM  # noqa: E402
+from .models.censored import online_tobit  # noqa: E402
+from .models.gmm import online_gmm  # noqa: E402
 
 __all__ += ["OnlineEM", "online_gmm", "online_tobit"]
 

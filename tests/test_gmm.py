@@ -50,8 +50,7 @@ def test_mclust_bic_table_from_hc_partitions(cov):
     for k in range(1, 6):
         m = gmm(FAITHFUL, k=k, covariance=cov)
         assert m.n_free == FX["npar"][cov][k - 1]
-        best, _ = m._run_starts(HC[k], 1, 0, None, "em", 100000, 1e-13)
-        ll = best[2]
+        ll = m.fit(init=HC[k], method="em", maxiter=100000, tol=1e-13, cov_type=None).llf
         assert _rel(ll, FX["loglik"][cov][k - 1]) < 1e-8, (cov, k)
         bic = 2 * ll - m.n_free * np.log(272)
         assert _rel(bic, FX["bic"][cov][k - 1]) < 1e-8
@@ -64,10 +63,10 @@ def test_vve_improves_on_mclust():
     for k in range(1, 6):
         m = gmm(FAITHFUL, k=k, covariance="VVE")
         assert m.n_free == FX["npar"]["VVE"][k - 1]
-        best, _ = m._run_starts(HC[k], 1, 0, None, "em", 100000, 1e-13)
-        assert best[2] >= FX["loglik"]["VVE"][k - 1] - 1e-9 * abs(best[2])
+        ll = m.fit(init=HC[k], method="em", maxiter=100000, tol=1e-13, cov_type=None).llf
+        assert ll >= FX["loglik"]["VVE"][k - 1] - 1e-9 * abs(ll)
         if k == 2:
-            ours = best[2]
+            ours = ll
     ref = FX["vve"]
     m = gmm(FAITHFUL, k=2, covariance="VVE")
     p = GMMParams(np.array(ref["pro"]), np.array(ref["mean"]), np.array(ref["sigma"]))
@@ -228,13 +227,16 @@ def test_nonlinear_structure_uses_louis():
 @pytest.mark.filterwarnings("ignore::statsmodels.tools.sm_exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("cov", ["VVV", "EEE", "VEI", "EEV", "VEE", "VEV", "EVE", "VVE"])
 def test_em_loglik_never_decreases(cov):
-    res = gmm(FAITHFUL, k=3, covariance=cov).fit(init=HC[3], n_init=1, maxiter=300)
+    res = gmm(FAITHFUL, k=3, covariance=cov).fit(init=HC[3], n_init=1, maxiter=300,
+                                                 method="em", cov_type=None)
     ll = res.convergence.loglik
     assert np.all(np.diff(ll) >= -1e-9 * np.abs(ll[1:]))
     assert res.convergence.n_decreases == 0
 
 
 def test_threads_bitwise_equal_and_kernel_stats():
+    from emstats.em.problem import Problem
+
     rng = np.random.default_rng(7)
     X = np.vstack([rng.normal(0, 1, (4000, 4)), rng.normal(2, 0.5, (3000, 4))])
     for cov in ("VVV", "VVI"):
@@ -242,12 +244,11 @@ def test_threads_bitwise_equal_and_kernel_stats():
         p = m._init_kmeans(np.random.default_rng(0))
         out = []
         for nt in (1, 2):
-            m._n_threads = nt
-            st, ll = m.e_step(p)
-            out.append((st, ll))
+            st, ll = Problem(m, nt).e_step(p)
+            out.append((m.moments_about(st, p.means), ll))   # sums about the means
         assert out[0][1] == out[1][1]
-        for a, b in ((out[0][0].N, out[1][0].N), (out[0][0].S2, out[1][0].S2),
-                     (out[0][0].S1, out[1][0].S1)):
+        for a, b in ((out[0][0]["N"], out[1][0]["N"]), (out[0][0]["S2"], out[1][0]["S2"]),
+                     (out[0][0]["S1"], out[1][0]["S1"])):
             assert np.array_equal(a, b)
         # against a direct computation
         st, ll = out[0]
@@ -257,14 +258,14 @@ def test_threads_bitwise_equal_and_kernel_stats():
         lse = np.logaddexp.reduce(logp, axis=1)
         r = np.exp(logp - lse[:, None])
         assert np.isclose(ll, lse.sum(), rtol=1e-12)
-        np.testing.assert_allclose(st.N, r.sum(axis=0), rtol=1e-11)
+        np.testing.assert_allclose(st["N"], r.sum(axis=0), rtol=1e-11)
         for k in range(3):
             e = X - p.means[k]
-            np.testing.assert_allclose(st.S1[k], r[:, k] @ e, rtol=1e-9, atol=1e-8)
+            np.testing.assert_allclose(st["S1"][k], r[:, k] @ e, rtol=1e-9, atol=1e-8)
             S2 = e.T @ (e * r[:, k:k + 1])
             if cov == "VVI":
                 S2 = np.diag(np.diag(S2))
-            np.testing.assert_allclose(st.S2[k], S2, rtol=1e-10, atol=1e-8)
+            np.testing.assert_allclose(st["S2"][k], S2, rtol=1e-10, atol=1e-8)
 
 
 @pytest.mark.filterwarnings("ignore::emstats.inference.covariance.InformationWarning")
@@ -382,8 +383,9 @@ def test_collapsing_component_warns_and_stays_finite():
     assert not res2.collapsed and np.all(np.isfinite(res2.bse))
     # a ridge too (its fixed point is not a likelihood maximum: no standard errors asked)
     m3 = gmm(X, k=2, reg_covar=1e-3)
-    best, _ = m3._run_starts("kmeans++", 2, 0, None, "em", 1000, 1e-10)
-    assert not best[3] and np.isfinite(best[2])
+    best = m3.fit(init="kmeans++", n_init=2, seed=0, method="em", maxiter=1000, tol=1e-10,
+                  cov_type=None)
+    assert not best.collapsed and np.isfinite(best.llf)
 
 
 def test_bad_input():
@@ -450,3 +452,88 @@ def test_gmmparams_sorted():
                   np.stack([np.eye(2), 2 * np.eye(2)]))
     q = p.sorted()
     assert q.weights.tolist() == [0.7, 0.3] and q.means[0, 0] == 1.0
+
+
+# -- the chunk contract, robustness, prediction -----------------------------------------------
+
+def test_guard_survives_non_finite_covariances():
+    """A partition with a constant column in one group gives EVI/EVV a singular or
+    non-finite covariance; the guard floors it instead of failing in eigh."""
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(40, 2)),
+                   np.column_stack([np.full(10, 5.0), rng.normal(size=10)])])
+    labels = np.r_[np.zeros(40), np.ones(10)]
+    for cov in ("EVI", "EVV"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = gmm(X, k=2, covariance=cov).fit(init=labels, cov_type=None)
+        assert np.isfinite(res.llf)
+    m = gmm(X, k=2, covariance="EVV")
+    covs = np.stack([np.eye(2), np.full((2, 2), np.nan)])
+    out = m._guard(covs)
+    assert np.all(np.isfinite(out)) and np.all(np.linalg.eigvalsh(out) > 0)
+
+
+def test_gmm_select_reports_failed_fits():
+    X = np.vstack([np.random.default_rng(1).normal(size=(30, 2)), [[9.0, 9.0]] * 3])
+    X = X[:8]                                  # 8 distinct rows: k = 9 cannot be fitted
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sel = gmm_select(X, k=[1, 9], covariance=["VVV", "EII"], n_init=1)
+    tab = sel.table
+    assert tab["failed"].tolist() == [False, True, False, True]
+    assert tab.loc[tab["failed"], "error"].str.contains("distinct").all()
+    assert sel.best.k == 1 and np.isnan(tab.loc[tab["failed"], "bic"]).all()
+
+
+def test_chunks_add_up_and_model_keeps_no_state():
+    from emstats.em.problem import Problem
+
+    X = _sim3(2)
+    m = gmm(X, k=2, covariance="VEV")
+    p = m._init_kmeans(np.random.default_rng(1))
+    one, many = Problem(m, 1, n_chunks=1), Problem(m, 2, n_chunks=7)
+    s1, l1 = one.e_step(p)
+    s7, l7 = many.e_step(p)
+    assert np.isclose(l1, l7, rtol=1e-13)
+    for key in ("N", "S1", "S2"):
+        np.testing.assert_allclose(s1[key], s7[key], rtol=1e-11, atol=1e-10)
+    a, b = one.newton_pieces(p), many.newton_pieces(p)
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-9, atol=1e-9 * np.abs(a[1]).max())
+    np.testing.assert_allclose(a[2].observed, b[2].observed, rtol=1e-9,
+                               atol=1e-9 * np.abs(a[2].observed).max())
+    before = dict(vars(m))
+    r1 = m.fit(n_init=3, seed=4)
+    r2 = m.fit(n_init=3, seed=4)
+    assert vars(m).keys() == before.keys()
+    np.testing.assert_array_equal(r1.params, r2.params)
+    assert r1.convergence.n_iter <= 1000 and len(r1.init_logliks) == 3
+
+
+def test_predict_which():
+    res = gmm(FAITHFUL, k=2).fit()
+    pp = res.predict(which="proba")
+    np.testing.assert_allclose(pp.to_numpy(), res.predict_proba().to_numpy())
+    mean = res.predict(FAITHFUL.iloc[:5], which="mean")
+    np.testing.assert_allclose(mean.to_numpy(),
+                               pp.to_numpy()[:5] @ res.means.to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(res.predict(which="logpdf"), res.score_samples())
+    assert (res.predict() == res.predict(which="label")).all()
+    with pytest.raises(ValueError, match="which"):
+        res.predict(which="nope")
+
+
+@pytest.mark.parametrize("cov", ["VVV", "EEE", "VVI", "VII", "EII", "VEV"])
+def test_missing_information_by_moments_equals_per_row_scores(cov):
+    """The missing information from the weighted monomials of degree <= 4 equals the one
+    from the per-row complete-data scores."""
+    X = _sim3(3)
+    m = gmm(X, k=3, covariance=cov)
+    p = m._init_kmeans(np.random.default_rng(2))
+    p = m.m_step(m.e_step(p)[0], p)
+    ch = m.data.chunks(1, 1)[0]
+    a = m.chunk_louis(p, ch, method="moments")
+    b = m.chunk_louis(p, ch, method="rows")
+    scale = np.abs(b["missing"]).max()
+    assert np.max(np.abs(a["missing"] - b["missing"])) < 1e-10 * scale
+    np.testing.assert_array_equal(a["complete"], b["complete"])

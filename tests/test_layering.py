@@ -31,9 +31,6 @@ LAYER = {
 
 #: (module, imported) pairs still to be removed
 KNOWN = {
-    ("emstats.em.online", "emstats.models.censored"),
-    ("emstats.em.online", "emstats.models.gmm"),
-    ("emstats.em.online", "emstats.models.gmm._Stats"),
     ("emstats.inference.results", "patsy"),
     ("emstats.models.censored", "patsy"),
     ("emstats.models.hetero", "patsy"),

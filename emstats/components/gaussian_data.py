@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import patsy
 
+from ..em.data import ArrayData, Chunk
 from ..exceptions import DataError, describe_rows
 
-__all__ = ["prepare_data", "sym"]
+__all__ = ["GaussianRows", "prepare_data", "sym"]
 
 
 def sym(a: np.ndarray) -> np.ndarray:
@@ -126,3 +127,28 @@ def prepare_data(spec, data, missing: str):
         if X.shape[0] == 0:
             raise DataError("no complete rows: every row has a missing value")
     return np.ascontiguousarray(X), names, labels, n_drop, design_info
+
+
+class GaussianRows(ArrayData):
+    """Rows ``X`` (n x d) of a Gaussian model, whose chunks also carry their transpose
+    ``XT`` (d x rows, C-contiguous), the layout the mixture kernels read.
+
+    The transpose of the whole data is made once (attribute ``XT``); a chunk of part of
+    the rows gets its own when the chunks are cut (once per fit).
+    """
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "XT", np.ascontiguousarray(self.arrays["X"].T))
+
+    def chunks(self, n_chunks: int = 1, n_threads: int = 1) -> list[Chunk]:
+        out = []
+        for c in super().chunks(n_chunks, n_threads):
+            whole = c.start == 0 and c.stop == self.n_rows
+            xt = self.XT if whole else np.ascontiguousarray(c["X"].T)
+            out.append(Chunk({**c.arrays, "XT": xt}, c.start, c.stop, c.unit_bounds,
+                             c.n_threads))
+        return out
+
+    def take_units(self, idx) -> GaussianRows:
+        return GaussianRows({"X": self.arrays["X"][np.asarray(idx, dtype=np.int64)]})

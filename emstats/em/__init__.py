@@ -42,6 +42,6 @@ __all__ = [
     "run_em",
 ]
 
-from .online import GMMAdapter, OnlineEM, TobitAdapter, online_gmm, online_tobit  # noqa: E402
+from .online import OnlineEM  # noqa: E402
 
-__all__ += ["GMMAdapter", "OnlineEM", "TobitAdapter", "online_gmm", "online_tobit"]
+__all__ += ["OnlineEM"]

@@ -27,21 +27,21 @@ A model takes part through an adapter with ``prepare(*batch, **kw)`` (validate a
 batch), ``initialize(batch)`` (parameters from the first batch),
 ``batch_stats(batch, params) -> (stats, loglik, rows)`` (per-row averaged
 statistics: a tuple of arrays), ``m_step(stats, params)``, ``to_inference`` /
-``from_inference`` and ``param_names``.  :class:`TobitAdapter` and
-:class:`GMMAdapter` are provided; :func:`online_tobit` and :func:`online_gmm`
-build the estimators.
+``from_inference`` and ``param_names``.  The adapters live with their models (the
+engine imports no model): ``emstats.models.censored.TobitAdapter`` and
+``emstats.models.gmm.GMMAdapter``, whose batch statistics are the models' own
+``chunk_stats`` on a chunk of the batch; :func:`emstats.online_tobit` and
+:func:`emstats.online_gmm` build the estimators.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import scipy.linalg as sla
 
-from .._config import resolve_threads
 from ..exceptions import DataError
 
-__all__ = ["GMMAdapter", "OnlineEM", "TobitAdapter", "online_gmm", "online_tobit"]
+__all__ = ["OnlineEM", "as_2d", "batch_columns"]
 
 
 class _Thinned:
@@ -64,7 +64,7 @@ class _Thinned:
             self.stride *= 2
 
 
-def _as_2d(x, what: str) -> np.ndarray:
+def as_2d(x, what: str) -> np.ndarray:
     arr = np.asarray(x, dtype=float)
     if arr.ndim == 1:
         arr = arr[:, None]
@@ -75,7 +75,7 @@ def _as_2d(x, what: str) -> np.ndarray:
     return arr
 
 
-def _columns(x, names, what):
+def batch_columns(x, names, what):
     """Column names of a DataFrame batch and a check that later batches match them."""
     if isinstance(x, pd.DataFrame):
         cols = [str(c) for c in x.columns]
@@ -112,6 +112,20 @@ class OnlineEM:
         Rows processed.
     n_batches : int
         Batches processed.
+
+    Examples
+    --------
+    >>> import numpy as np, emstats
+    >>> rng = np.random.default_rng(0)
+    >>> est = emstats.online_tobit(censor_left=0, alpha=0.6)
+    >>> for _ in range(20):
+    ...     X = np.column_stack([np.ones(1000), rng.normal(size=1000)])
+    ...     y = np.maximum(X @ [0.5, 1.0] + rng.normal(size=1000), 0.0)
+    ...     _ = est.partial_fit(X, y)
+    >>> est.n_seen
+    20000
+    >>> est.params.round(1).tolist()
+    [0.5, 1.0, 0.0]
     """
 
     def __init__(self, adapter, *, alpha: float = 0.6, warmup: int = 0, burn_in: float = 0.2,
@@ -249,248 +263,3 @@ class OnlineEM:
     def __repr__(self):
         return (f"OnlineEM({type(self.adapter).__name__}, alpha={self.alpha}, "
                 f"n_batches={self.n_batches}, n_seen={self.n_seen})")
-
-
-# ----------------------------------------------------------------------------------
-# Tobit
-# ----------------------------------------------------------------------------------
-
-class TobitAdapter:
-    """Online EM statistics of Tobit regression.
-
-    Per-row averages of (X'WX, X'W E[y* - offset], sum w E[(y* - offset)^2], sum w)
-    over a batch; the M-step is weighted least squares on them:
-    beta = G^-1 t1, sigma^2 = (t2 - beta' t1) / wbar.  Each batch is checked and
-    its conditional moments computed by an :class:`emstats.Tobit` model built on
-    the batch alone (its ``block_stats``).
-    """
-
-    def __init__(self, censor_left=0.0, censor_right=None, exog_names=None,
-                 n_threads: int | None = None, init_maxiter: int = 200):
-        self.censor_left = censor_left
-        self.censor_right = censor_right
-        self.exog_names = None if exog_names is None else [str(c) for c in exog_names]
-        self.n_threads = n_threads
-        self.init_maxiter = int(init_maxiter)
-        self.k_exog: int | None = None
-
-    @property
-    def param_names(self) -> list[str]:
-        return list(self.exog_names) + ["Log(scale)"]
-
-    def prepare(self, X, y, *, weights=None, offset=None, censor_left=None,
-                censor_right=None):
-        from ..models.censored import Tobit
-
-        names = _columns(X, self.exog_names, "the batch's X")
-        Xa = _as_2d(X, "X")
-        p = Xa.shape[1]
-        if self.k_exog is None:
-            self.k_exog = p
-            self.exog_names = names if names is not None else [f"x{j}" for j in range(p)]
-            if len(self.exog_names) != p:
-                raise DataError(f"{len(self.exog_names)} exog_names for {p} columns")
-        elif p != self.k_exog:
-            raise DataError(f"the batch's X has {p} columns but the stream has {self.k_exog} "
-                            f"({', '.join(self.exog_names)})")
-        ya = np.asarray(y, dtype=float)
-        if ya.ndim == 2 and ya.shape[1] == 1:
-            ya = ya[:, 0]
-        if ya.ndim != 1 or ya.shape[0] != Xa.shape[0]:
-            raise DataError(f"the batch's y has shape {ya.shape} but X has {Xa.shape[0]} rows")
-        left = self.censor_left if censor_left is None else censor_left
-        right = self.censor_right if censor_right is None else censor_right
-        # statistics about a zero reference, so that batches add up
-        return Tobit(ya, Xa, censor_left=left, censor_right=right, weights=weights,
-                     offset=offset, exog_names=self.exog_names, centre=np.zeros(p))
-
-    def initialize(self, model):
-        """The batch MLE of the first batch (EM from least squares)."""
-        from .engine import run_em
-
-        run = run_em(model, None, method="em", maxiter=self.init_maxiter, tol=1e-8, warn=False,
-                     n_threads=self.n_threads)
-        return np.asarray(run.params, dtype=float)
-
-    def batch_stats(self, model, params):
-        chunk = model.data.chunks(1, resolve_threads(self.n_threads))[0]
-        stats, ll = model.chunk_stats(params, chunk)
-        if stats is None:
-            raise FloatingPointError("non-finite log-likelihood in the batch")
-        t1, t2 = stats["xe"], float(stats["e2"])
-        m = model.X.shape[0]
-        gram = model.X.T @ (model.w[:, None] * model.X)
-        return (gram / m, t1 / m, np.array([t2 / m, model.w.sum() / m])), ll, m
-
-    def m_step(self, stats, params):
-        gram, t1, (t2, wbar) = stats
-        try:
-            beta = sla.cho_solve(sla.cho_factor(gram, lower=True), t1)
-        except np.linalg.LinAlgError:
-            raise FloatingPointError("the averaged X'WX is not positive definite") from None
-        s2 = (t2 - float(beta @ t1)) / wbar
-        if not s2 > 0:
-            raise FloatingPointError("non-positive scale in the online M-step")
-        return np.concatenate([beta, [0.5 * np.log(s2)]])
-
-    def to_inference(self, params):
-        return np.asarray(params, dtype=float)
-
-    def from_inference(self, vec):
-        return np.asarray(vec, dtype=float)
-
-
-# ----------------------------------------------------------------------------------
-# Gaussian mixtures
-# ----------------------------------------------------------------------------------
-
-class GMMAdapter:
-    """Online EM statistics of a Gaussian mixture.
-
-    Per-row averages of N_k = sum r_ik, A_k = sum r_ik (x_i - c_k) and
-    B_k = sum r_ik (x_i - c_k)(x_i - c_k)' about fixed reference points c_k (the
-    means after the first batch, so the sums stay well conditioned); the M-step
-    is the mixture model's own (any covariance structure).  The first batch
-    gives the model (its columns, scale and structure) and the starting values:
-    EM from k-means++ starts on that batch, components sorted by their means;
-    that order is kept for the rest of the stream (no relabelling).
-    """
-
-    def __init__(self, k: int, covariance: str = "VVV", *, reg_covar: float = 0.0,
-                 n_init: int = 1, seed: int = 0, n_threads: int | None = None,
-                 init_maxiter: int = 500):
-        self.k = k
-        self.covariance = covariance
-        self.reg_covar = reg_covar
-        self.n_init = int(n_init)
-        self.seed = seed
-        self.n_threads = n_threads
-        self.init_maxiter = int(init_maxiter)
-        self.model = None
-        self.columns: list[str] | None = None
-        self._ref = None
-
-    @property
-    def param_names(self) -> list[str]:
-        if self.model is None:
-            raise ValueError("no data yet: call partial_fit first")
-        return list(self.model.param_names)
-
-    def prepare(self, X):
-        from ..models.gmm import GaussianMixture
-
-        names = _columns(X, self.columns, "the batch")
-        Xa = _as_2d(X, "the batch")
-        if self.model is None:
-            self.model = GaussianMixture(X, self.k, self.covariance, reg_covar=self.reg_covar)
-            self.model._n_threads = resolve_threads(self.n_threads)
-            self.columns = list(self.model.columns) if names is None else names
-        elif Xa.shape[1] != self.model.d:
-            raise DataError(f"the batch has {Xa.shape[1]} columns but the stream has "
-                            f"{self.model.d} ({', '.join(self.columns)})")
-        bad = ~np.all(np.isfinite(Xa), axis=1)
-        if bad.any():
-            raise DataError(f"the batch has missing or infinite values in {int(bad.sum())} "
-                            f"row(s) (first: row {int(np.flatnonzero(bad)[0])} of the batch)")
-        return Xa
-
-    def initialize(self, X):
-        p = self.model.best_start(n_init=self.n_init, seed=self.seed,
-                                  maxiter=self.init_maxiter)
-        self._ref = p.means.copy()
-        return p
-
-    def batch_stats(self, X, params):
-        N, S1, S2, ll = self.model.batch_stats(X, params)
-        delta = params.means - self._ref              # shift the sums to the references
-        A = S1 + N[:, None] * delta
-        B = (S2 + np.einsum("ka,kb->kab", S1, delta) + np.einsum("ka,kb->kab", delta, S1)
-             + N[:, None, None] * np.einsum("ka,kb->kab", delta, delta))
-        m = X.shape[0]
-        return (N / m, A / m, B / m), ll, m
-
-    def m_step(self, stats, params):
-        from ..models.gmm import _Stats
-
-        N, A, B = stats
-        return self.model.m_step(_Stats(N, A, B, self._ref), params)
-
-    def to_inference(self, params):
-        return self.model.to_inference(params)
-
-    def from_inference(self, vec):
-        return self.model.from_inference(vec)
-
-
-# ----------------------------------------------------------------------------------
-# user-facing constructors
-# ----------------------------------------------------------------------------------
-
-def online_tobit(censor_left=0.0, censor_right=None, *, alpha: float = 0.6, warmup: int = 0,
-                 burn_in: float = 0.2, exog_names=None, n_threads: int | None = None,
-                 max_trace: int = 1000) -> OnlineEM:
-    """Online EM estimator of a Tobit regression, fed with ``partial_fit(X, y)``.
-
-    Parameters
-    ----------
-    censor_left, censor_right : float or None
-        Censoring limits (per-batch arrays can be passed to ``partial_fit``).
-    alpha, warmup, burn_in, max_trace :
-        See :class:`OnlineEM`.
-    exog_names : list of str, optional
-        Names of the columns of X (default: a DataFrame's columns, else x0, x1...).
-    n_threads : int, optional
-        Threads of the E-step kernel.
-
-    Returns
-    -------
-    OnlineEM
-
-    Examples
-    --------
-    >>> import numpy as np, emstats
-    >>> rng = np.random.default_rng(0)
-    >>> est = emstats.online_tobit(censor_left=0, alpha=0.6)
-    >>> for _ in range(20):
-    ...     X = np.column_stack([np.ones(1000), rng.normal(size=1000)])
-    ...     y = np.maximum(X @ [0.5, 1.0] + rng.normal(size=1000), 0.0)
-    ...     _ = est.partial_fit(X, y)
-    >>> est.n_seen
-    20000
-    >>> est.params.round(1).tolist()
-    [0.5, 1.0, 0.0]
-    """
-    return OnlineEM(TobitAdapter(censor_left, censor_right, exog_names, n_threads),
-                    alpha=alpha, warmup=warmup, burn_in=burn_in, max_trace=max_trace)
-
-
-def online_gmm(k: int, covariance: str = "VVV", *, alpha: float = 0.6, warmup: int = 0,
-               burn_in: float = 0.2, reg_covar: float = 0.0, n_init: int = 10, seed: int = 0,
-               n_threads: int | None = None, max_trace: int = 1000) -> OnlineEM:
-    """Online EM estimator of a Gaussian mixture, fed with ``partial_fit(X)``.
-
-    Parameters
-    ----------
-    k : int
-        Number of components.
-    covariance : str
-        Covariance structure (mclust name or ``"full"``, ``"diag"``, ``"tied"``,
-        ``"spherical"``), as in :func:`emstats.gmm`.
-    alpha, warmup, burn_in, max_trace :
-        See :class:`OnlineEM`.
-    reg_covar : float
-        Ridge added to the covariances in every M-step.
-    n_init, seed :
-        k-means++ starts of EM on the first batch, and their seed.
-    n_threads : int, optional
-        Threads of the E-step kernel.
-
-    Returns
-    -------
-    OnlineEM
-        ``est.params`` is labelled as :class:`emstats.GMMResults` params;
-        ``est.model_params`` is a :class:`emstats.GMMParams`.
-    """
-    return OnlineEM(GMMAdapter(k, covariance, reg_covar=reg_covar, n_init=n_init, seed=seed,
-                               n_threads=n_threads),
-                    alpha=alpha, warmup=warmup, burn_in=burn_in, max_trace=max_trace)

@@ -30,6 +30,8 @@ from statsmodels.tools.numdiff import approx_fprime
 from .._config import resolve_threads
 from .._kernels import censnorm
 from ..em.data import ArrayData
+from ..em.engine import run_em
+from ..em.online import OnlineEM, as_2d, batch_columns
 from ..em.protocol import ChunkedModel, LouisPieces
 from ..em.stats import Stats
 from ..exceptions import DataError, SingularDesignError
@@ -816,3 +818,116 @@ class CensoredResults(EMResults):
 
 
 CensoredRegression.results_class = CensoredResults
+
+
+# ----------------------------------------------------------------------------------
+# online EM
+# ----------------------------------------------------------------------------------
+
+class TobitAdapter:
+    """Online EM statistics of Tobit regression.
+
+    Per-row averages of (X'WX, X'W E[y* - offset], sum w E[(y* - offset)^2], sum w)
+    over a batch; the M-step is weighted least squares on them:
+    beta = G^-1 t1, sigma^2 = (t2 - beta' t1) / wbar.  Each batch is checked and
+    its conditional moments computed by an :class:`emstats.Tobit` model built on
+    the batch alone (its ``chunk_stats``, about a zero reference so that batches add).
+    """
+
+    def __init__(self, censor_left=0.0, censor_right=None, exog_names=None,
+                 n_threads: int | None = None, init_maxiter: int = 200):
+        self.censor_left = censor_left
+        self.censor_right = censor_right
+        self.exog_names = None if exog_names is None else [str(c) for c in exog_names]
+        self.n_threads = n_threads
+        self.init_maxiter = int(init_maxiter)
+        self.k_exog: int | None = None
+
+    @property
+    def param_names(self) -> list[str]:
+        return list(self.exog_names) + ["Log(scale)"]
+
+    def prepare(self, X, y, *, weights=None, offset=None, censor_left=None,
+                censor_right=None):
+        names = batch_columns(X, self.exog_names, "the batch's X")
+        Xa = as_2d(X, "X")
+        p = Xa.shape[1]
+        if self.k_exog is None:
+            self.k_exog = p
+            self.exog_names = names if names is not None else [f"x{j}" for j in range(p)]
+            if len(self.exog_names) != p:
+                raise DataError(f"{len(self.exog_names)} exog_names for {p} columns")
+        elif p != self.k_exog:
+            raise DataError(f"the batch's X has {p} columns but the stream has {self.k_exog} "
+                            f"({', '.join(self.exog_names)})")
+        ya = np.asarray(y, dtype=float)
+        if ya.ndim == 2 and ya.shape[1] == 1:
+            ya = ya[:, 0]
+        if ya.ndim != 1 or ya.shape[0] != Xa.shape[0]:
+            raise DataError(f"the batch's y has shape {ya.shape} but X has {Xa.shape[0]} rows")
+        left = self.censor_left if censor_left is None else censor_left
+        right = self.censor_right if censor_right is None else censor_right
+        # statistics about a zero reference, so that batches add up
+        return Tobit(ya, Xa, censor_left=left, censor_right=right, weights=weights,
+                     offset=offset, exog_names=self.exog_names, centre=np.zeros(p))
+
+    def initialize(self, model):
+        """The batch MLE of the first batch (EM from least squares)."""
+        run = run_em(model, None, method="em", maxiter=self.init_maxiter, tol=1e-8, warn=False,
+                     n_threads=self.n_threads)
+        return np.asarray(run.params, dtype=float)
+
+    def batch_stats(self, model, params):
+        chunk = model.data.chunks(1, resolve_threads(self.n_threads))[0]
+        stats, ll = model.chunk_stats(params, chunk)
+        if stats is None:
+            raise FloatingPointError("non-finite log-likelihood in the batch")
+        t1, t2 = stats["xe"], float(stats["e2"])
+        m = model.X.shape[0]
+        gram = model.X.T @ (model.w[:, None] * model.X)
+        return (gram / m, t1 / m, np.array([t2 / m, model.w.sum() / m])), ll, m
+
+    def m_step(self, stats, params):
+        gram, t1, (t2, wbar) = stats
+        try:
+            beta = sla.cho_solve(sla.cho_factor(gram, lower=True), t1)
+        except np.linalg.LinAlgError:
+            raise FloatingPointError("the averaged X'WX is not positive definite") from None
+        s2 = (t2 - float(beta @ t1)) / wbar
+        if not s2 > 0:
+            raise FloatingPointError("non-positive scale in the online M-step")
+        return np.concatenate([beta, [0.5 * np.log(s2)]])
+
+    def to_inference(self, params):
+        return np.asarray(params, dtype=float)
+
+    def from_inference(self, vec):
+        return np.asarray(vec, dtype=float)
+
+
+def online_tobit(censor_left=0.0, censor_right=None, *, alpha: float = 0.6, warmup: int = 0,
+                 burn_in: float = 0.2, exog_names=None, n_threads: int | None = None,
+                 max_trace: int = 1000) -> OnlineEM:
+    """Online EM estimator of a Tobit regression, fed with ``partial_fit(X, y)``.
+
+    Parameters
+    ----------
+    censor_left, censor_right : float or None
+        Censoring limits (per-batch arrays can be passed to ``partial_fit``).
+    alpha, warmup, burn_in, max_trace :
+        See :class:`OnlineEM`.
+    exog_names : list of str, optional
+        Names of the columns of X (default: a DataFrame's columns, else x0, x1...).
+    n_threads : int, optional
+        Threads of the E-step kernel.
+
+    Returns
+    -------
+    OnlineEM
+
+    Examples
+    --------
+    See :class:`emstats.em.online.OnlineEM`.
+    """
+    return OnlineEM(TobitAdapter(censor_left, censor_right, exog_names, n_threads),
+                    alpha=alpha, warmup=warmup, burn_in=burn_in, max_trace=max_trace)

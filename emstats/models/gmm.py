@@ -7,13 +7,18 @@ Govaert 1995): Sigma_k = lambda_k D_k A_k D_k' with volume lambda_k, shape A_k
 components, or the identity (I).  scikit-learn's names are accepted as aliases:
 ``"full"`` = VVV, ``"tied"`` = EEE, ``"diag"`` = VVI, ``"spherical"`` = VII.
 
-EM.  The E-step is one pass of a Cython/OpenMP kernel (:mod:`emstats._kernels.gmm_kernels`)
+EM, on the chunk contract (:class:`~emstats.em.protocol.ChunkedModel`).  The E-step of a
+chunk of rows is one pass of a Cython/OpenMP kernel (:mod:`emstats._kernels.gmm_kernels`)
 that returns, for each component, N_k = sum r_ik, sum r_ik (x_i - mu_k) and
-sum r_ik (x_i - mu_k)(x_i - mu_k)' about the *current* means, and the observed
-log-likelihood.  The M-step turns them into the new means and the scatter
-matrices W_k = sum r_ik (x_i - xbar_k)(x_i - xbar_k)' and applies the structure's
-M-step (closed form for most structures; conditional maximisation steps, i.e.
-ECM, for VEI, VEE, VEV, EVE and VVE).
+sum r_ik (x_i - mu_k)(x_i - mu_k)' about the current means, and the observed
+log-likelihood; ``chunk_stats`` moves the sums to a fixed centre c (the data's column
+means), so that they add over chunks and over parameter values (incremental and online
+EM).  The M-step turns the totals into the new means and the scatter matrices
+W_k = sum r_ik (x_i - xbar_k)(x_i - xbar_k)' and applies the structure's M-step (closed
+form for most structures; conditional maximisation steps, i.e. ECM, for VEI, VEE, VEV,
+EVE and VVE).  Louis' pieces are sums over chunks too (``chunk_louis``).  Fitting is the
+package's one path (:class:`~emstats.inference.fit.FitMixin`): starts from
+``initial_starts``, short EM runs from each, the best continued.
 
 Coordinates.  SQUAREM works in unconstrained coordinates (``pack``): log-ratios
 log(pi_k / pi_1), means, and per structure log-variances or Cholesky factors
@@ -34,6 +39,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -43,15 +49,17 @@ from scipy.special import logsumexp
 
 from .._config import resolve_threads
 from .._kernels import gmm_kernels
-from ..components.gaussian_data import prepare_data
+from ..components.gaussian_data import GaussianRows, prepare_data
 from ..components.gaussian_data import sym as _sym
 from ..components.init import distinct_rows, kmeans_plusplus, lloyd
-from ..em.engine import run_em
+from ..em.engine import FitOptions
+from ..em.online import OnlineEM, as_2d, batch_columns
 from ..em.params import Cholesky, Positive
-from ..em.protocol import EMModel, LouisPieces
-from ..exceptions import DataError, describe_rows
+from ..em.protocol import ChunkedModel, LouisPieces
+from ..em.stats import Stats
+from ..exceptions import ConvergenceWarning, DataError, describe_rows
 from ..inference.covariance import InformationWarning
-from ..inference.fit import fit_model
+from ..inference.fit import FitMixin, fit_model
 from ..inference.results import EMResults
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -641,17 +649,42 @@ class GMMParams:
         return GMMParams(self.weights[order], self.means[order], self.covariances[order])
 
 
-@dataclass
-class _Stats:
-    N: np.ndarray      # (K,)
-    S1: np.ndarray     # (K, d) sum r (x - mu)
-    S2: np.ndarray     # (K, d, d) sum r (x - mu)(x - mu)'
-    means: np.ndarray  # mu at which they were computed
-
-
 # ----------------------------------------------------------------------------------
 # data handling (the shared preparation is in emstats.components.gaussian_data)
 # ----------------------------------------------------------------------------------
+
+def _module_name(filename: str) -> str | None:
+    """Dotted module name of an emstats source file (for re-emitted warnings)."""
+    parts = filename.replace("\\", "/").rsplit(".", 1)[0].split("/")
+    if "emstats" not in parts:
+        return None
+    return ".".join(parts[len(parts) - 1 - parts[::-1].index("emstats"):])
+
+
+@lru_cache(maxsize=32)
+def _poly_basis(d: int, diag: bool = False):
+    """The basis phi(y) = (1, y_1..y_d, y_a y_b for a <= b; only the squares when ``diag``)
+    and the monomials of degree <= 4 in phi phi': ``I``, ``J`` (phi_I * phi_J is each
+    monomial once), ``where`` (the monomial of phi_p phi_r) and the pairs (qa, qb) of the
+    quadratic terms."""
+    quad = [(a, a) for a in range(d)] if diag else [(a, b) for a in range(d)
+                                                    for b in range(a, d)]
+    phi = [()] + [(a,) for a in range(d)] + quad
+    mono: dict = {}
+    I, J = [], []
+    where = np.empty((len(phi), len(phi)), dtype=np.intp)
+    for p, u in enumerate(phi):
+        for r, v in enumerate(phi):
+            key = tuple(sorted(u + v))
+            if key not in mono:
+                mono[key] = len(I)
+                I.append(p)
+                J.append(r)
+            where[p, r] = mono[key]
+    qa = np.array([a for a, _ in quad], dtype=np.intp)
+    qb = np.array([b for _, b in quad], dtype=np.intp)
+    return np.array(I, dtype=np.intp), np.array(J, dtype=np.intp), where, qa, qb
+
 
 def _count_distinct(X: np.ndarray, at_least: int) -> int:
     """Number of distinct rows, or any number >= ``at_least`` once that many are seen."""
@@ -666,7 +699,15 @@ def _count_distinct(X: np.ndarray, at_least: int) -> int:
 # the model
 # ----------------------------------------------------------------------------------
 
-class GaussianMixture(EMModel):
+#: rows of a block in the per-row Louis computations
+LOUIS_BLOCK = 8192
+#: a row's share of the missing information is dropped when its membership is this
+#: certain (1 - max_k r_ik below it, so every r_ik r_il and r_ik (1 - r_ik) is too): a
+#: relative change of the information far below the rounding of its sums
+LOUIS_CERTAIN = 1e-13
+
+
+class GaussianMixture(FitMixin, ChunkedModel):
     """A finite mixture of multivariate normal distributions, fitted by EM.
 
     Parameters
@@ -694,10 +735,16 @@ class GaussianMixture(EMModel):
 
     Notes
     -----
-    Memory: the model keeps the data (n x d) and, per E-step, per-chunk partial
-    sums of size (n / 2048) x K (d^2 + d + 2) plus two 256 x K d buffers per
-    thread; responsibilities (n x K) are materialised only by ``predict_proba``
-    and for the standard errors.  So O(n d + n K) at most.
+    The model is on the chunk contract (:class:`~emstats.em.protocol.ChunkedModel`):
+    the E-step of a chunk of rows returns the natural statistics N_k = sum r_ik,
+    sum r_ik (x_i - c) and sum r_ik (x_i - c)(x_i - c)' about a fixed centre c (the
+    data's column means), which add over chunks and over parameter values (incremental
+    and online EM combine them); Louis' pieces are sums over chunks too.
+
+    Memory: the model keeps the data (n x d, and its transpose for the kernel) and, per
+    E-step, per-chunk partial sums of size (n / 2048) x K (d^2 + d + 2) plus two
+    256 x K d buffers per thread; responsibilities (n x K) are materialised only by
+    ``predict_proba`` and for the standard errors.  So O(n d + n K) at most.
     """
 
     def __init__(self, data, k, covariance: str = "VVV", *, reg_covar: float = 0.0,
@@ -714,7 +761,8 @@ class GaussianMixture(EMModel):
             raise ValueError(f"k (the number of components) must be at least 1, got {K}")
         if K > 256:
             raise ValueError(f"k = {K} components is more than the kernel supports (256)")
-        XT = np.ascontiguousarray(X.T)      # the kernel reads the data transposed (d x n)
+        self.data = GaussianRows({"X": X})
+        XT = self.data.XT                   # the kernel reads the data transposed (d x n)
         var = XT.var(axis=1)
         const = np.sqrt(var) <= 1e-14 * np.maximum(np.abs(XT).max(axis=1), 1e-300)
         if const.any():
@@ -728,7 +776,7 @@ class GaussianMixture(EMModel):
                             "row(s)")
         if reg_covar < 0 or not np.isfinite(reg_covar):
             raise ValueError(f"reg_covar must be non-negative, got {reg_covar!r}")
-        self.X = X
+        self.X = self.data["X"]
         self.XT = XT
         self.n, self.d, self.K = n, d, K
         self.columns = names
@@ -739,14 +787,15 @@ class GaussianMixture(EMModel):
         self.structure = STRUCTURES[self.covariance](K, d)
         self.reg_covar = float(reg_covar)
         self.endog_name = " + ".join(names)
-        self._n_threads = resolve_threads(None)
         self._data_var = var
         self._floor = 1e-10 * float(np.mean(self._data_var))
-        self._collapsed: set[int] = set()
+        #: the fixed centre of the natural statistics (a data constant)
+        self.centre = XT.mean(axis=1)
         self.prior = self._make_prior(prior)
         self.param_names = self._make_names()
+        self.nobs = float(n)
+        self.df_model = float(self.n_free)
 
-    # -- prior ------------------------------------------------------------------------
     def _make_prior(self, prior):
         if prior is None or prior is False:
             return None
@@ -769,7 +818,6 @@ class GaussianMixture(EMModel):
         out["scale"] = np.asarray(out["scale"], dtype=float)
         return out
 
-    # -- names ----------------------------------------------------------------------
     def _make_names(self):
         K = self.K
         names = [f"weight[{k}]" for k in range(2, K + 1)]
@@ -782,12 +830,15 @@ class GaussianMixture(EMModel):
         """Number of free parameters: (K - 1) + K d + covariance parameters."""
         return self.K - 1 + self.K * self.d + self.structure.n_var()
 
-    # -- EM protocol ------------------------------------------------------------------
+    # -- EM on chunks -------------------------------------------------------------------
     def start_params(self) -> GMMParams:
         """k-means++ seeding (seed 0) followed by a few k-means iterations."""
         return self._init_kmeans(np.random.default_rng(0))
 
     def _factors(self, params: GMMParams):
+        if not (np.all(np.isfinite(params.means)) and np.all(params.weights >= 0)
+                and np.all(np.isfinite(params.weights))):
+            return None
         covs = params.covariances
         try:
             L = np.linalg.cholesky(covs)
@@ -797,7 +848,7 @@ class GaussianMixture(EMModel):
             return None
         return L
 
-    def _kernel(self, X, params, L, want_resp=False, want_ll=False):
+    def _kernel(self, X, params, L, want_resp=False, want_ll=False, n_threads=1, XT=None):
         K, d = self.K, self.d
         n = X.shape[0]
         eye = np.broadcast_to(np.eye(d), (K, d, d))
@@ -811,7 +862,7 @@ class GaussianMixture(EMModel):
         logc = logw - 0.5 * d * LOG_2PI - np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
         logc = np.ascontiguousarray(logc)
         nch = gmm_kernels.n_chunks(n)
-        nt = max(1, min(self._n_threads, nch))
+        nt = max(1, min(int(n_threads), nch))
         part_n = np.zeros((nch, K))
         part_s = np.zeros((nch, K * d))
         part_t = np.zeros((nch, K, d * d))
@@ -821,7 +872,7 @@ class GaussianMixture(EMModel):
         llo = np.empty(n) if want_ll else np.empty(0)
         diag = int(self.structure.diag)
         u = np.ascontiguousarray(np.diagonal(U, axis1=1, axis2=2).ravel())
-        XT = self.XT if X is self.X else np.ascontiguousarray(X.T)
+        XT = np.ascontiguousarray(X.T) if XT is None else XT
         gmm_kernels.gmm_estep(XT, Wt, u, b, logc, diag, part_n, part_s, part_t, part_ll,
                               scratch, resp, llo, nt)
         N = part_n.sum(axis=0)
@@ -835,66 +886,71 @@ class GaussianMixture(EMModel):
             S2 = _diag_stack(np.diagonal(S2, axis1=1, axis2=2))
         return N, S1, S2, float(ll[0]), int(ll[1]), resp, llo
 
-    def e_step(self, params: GMMParams):
-        if not (np.all(np.isfinite(params.means)) and np.all(params.weights >= 0)
-                and np.all(np.isfinite(params.weights))):
-            return None, -np.inf
+    def _chunk_pass(self, params, chunk, want_resp=False):
+        """The kernel on one chunk: N_k, sums about the means mu_k, log-likelihood,
+        responsibilities; None where the parameters are invalid."""
         L = self._factors(params)
         if L is None:
-            return None, -np.inf
-        N, S1, S2, ll, bad, _, _ = self._kernel(self.X, params, L)
-        if bad or not np.isfinite(ll):
-            return None, -np.inf
-        if self.prior is not None:
-            ll += self._log_prior(params)
-        return _Stats(N, S1, S2, params.means.copy()), ll
+            return None
+        out = self._kernel(chunk["X"], params, L, want_resp=want_resp,
+                           n_threads=chunk.n_threads, XT=chunk["XT"])
+        if out[4] or not np.isfinite(out[3]):
+            return None
+        return out
 
-    # -- incremental EM (Neal & Hinton 1998): additive statistics of a block of rows
-    @property
-    def n_units(self) -> int:
-        """Number of independent rows."""
-        return self.X.shape[0]
-
-    def _block_ref(self) -> np.ndarray:
-        # one fixed centre for every block's statistics (the column means), so that
-        # statistics computed at different parameters add up without cancellation
-        ref = self.__dict__.get("_ref")
-        if ref is None:
-            ref = self._ref = self.X.mean(axis=0)
-        return ref
-
-    def block_stats(self, params: GMMParams, rows: slice):
-        """Additive statistics (N_k, sum r (x - c), sum r (x - c)(x - c)') of rows ``rows``
-        about the fixed centre c, and their log-likelihood."""
-        L = self._factors(params)
-        if L is None:
-            raise FloatingPointError("a covariance is not positive definite")
-        N, S1, S2, ll, bad, _, _ = self._kernel(self.X[rows], params, L)
-        if bad or not np.isfinite(ll):
-            raise FloatingPointError("non-finite log-likelihood in a block")
-        dmu = params.means - self._block_ref()[None]
+    def _about_centre(self, N, S1, S2, means) -> Stats:
+        """Statistics about the means mu_k moved to the fixed centre c."""
+        dmu = means - self.centre[None]
         cross = np.einsum("ka,kb->kab", S1, dmu)
         S2c = S2 + cross + np.swapaxes(cross, 1, 2) + N[:, None, None] * np.einsum(
             "ka,kb->kab", dmu, dmu)
-        return (N, S1 + N[:, None] * dmu, S2c), ll
+        if self.structure.diag:
+            S2c = _diag_stack(np.diagonal(S2c, axis1=1, axis2=2))
+        return Stats(N=N, S1=S1 + N[:, None] * dmu, S2=_sym(S2c))
 
-    def m_step_natural(self, stats, params: GMMParams) -> GMMParams:
-        """M-step from block statistics summed over all rows (see :meth:`block_stats`)."""
-        N, S1, S2 = stats
-        centre = np.broadcast_to(self._block_ref(), (self.K, self.d)).copy()
-        return self.m_step(_Stats(N, S1, _sym(S2), centre), params)
+    def chunk_stats(self, params: GMMParams, chunk):
+        """Natural statistics of the chunk's rows about the centre c: N_k = sum r_ik,
+        S1_k = sum r_ik (x_i - c), S2_k = sum r_ik (x_i - c)(x_i - c)' (only the
+        diagonal for the diagonal structures), and the rows' log-likelihood."""
+        out = self._chunk_pass(params, chunk)
+        if out is None:
+            return None, -np.inf
+        N, S1, S2, ll = out[:4]
+        return self._about_centre(N, S1, S2, params.means), ll
 
-    def m_step(self, stats: _Stats, params: GMMParams) -> GMMParams:
+    def moments_about(self, stats, points) -> Stats:
+        """The statistics ``stats`` (about the centre c) moved to ``points`` (K, d):
+        N_k, sum r_ik (x_i - p_k) and sum r_ik (x_i - p_k)(x_i - p_k)'."""
+        N, S1, S2 = (np.asarray(stats[k]) for k in ("N", "S1", "S2"))
+        dp = self.centre[None] - np.asarray(points, dtype=float)
+        cross = np.einsum("ka,kb->kab", S1, dp)
+        S2p = S2 + cross + np.swapaxes(cross, 1, 2) + N[:, None, None] * np.einsum(
+            "ka,kb->kab", dp, dp)
+        if self.structure.diag:
+            S2p = _diag_stack(np.diagonal(S2p, axis1=1, axis2=2))
+        return Stats(N=N, S1=S1 + N[:, None] * dp, S2=_sym(S2p))
+
+    def loglike_constant(self, params: GMMParams) -> float:
+        """The log-prior of MAP-EM (0 without a prior)."""
+        return 0.0 if self.prior is None else self._log_prior(params)
+
+    def m_step(self, stats, params: GMMParams) -> GMMParams:
+        """The structure's M-step from the natural statistics summed over all rows.
+
+        An empty component keeps its mean and covariance (with weight 0); a covariance
+        that became numerically singular is floored (:meth:`_guard`).  Neither changes
+        the model: :meth:`collapsed_components` finds them in the parameters.
+        """
         d = self.d
-        N = stats.N
+        N = np.asarray(stats["N"], dtype=float)
+        S1 = np.asarray(stats["S1"], dtype=float)
         n = float(N.sum())
         tiny = 1e-10 * max(n, 1.0)
         empty = N <= tiny
         Nk = np.where(empty, tiny, N)
-        shift = stats.S1 / Nk[:, None]
-        means = stats.means + shift
-        W = stats.S2 - np.einsum("ka,kb->kab", stats.S1, shift)
-        W = _sym(W)
+        shift = S1 / Nk[:, None]
+        means = self.centre[None] + shift
+        W = _sym(np.asarray(stats["S2"], dtype=float) - np.einsum("ka,kb->kab", S1, shift))
         pr = self.prior
         if pr is not None:
             kap = pr["shrinkage"]
@@ -905,14 +961,14 @@ class GaussianMixture(EMModel):
         else:
             covs = self.structure.mstep(Nk, W, n, params.covariances)
         if empty.any():
+            covs = np.array(covs, dtype=float)
             for k in np.flatnonzero(empty):
                 means[k] = params.means[k]
                 covs[k] = params.covariances[k]
-                self._collapsed.add(int(k))
         if self.reg_covar > 0:
             covs = covs + self.reg_covar * np.eye(d)[None]
         covs = self._guard(covs)
-        weights = np.maximum(N, 0.0) / n
+        weights = np.where(empty, 0.0, np.maximum(N, 0.0)) / n
         return GMMParams(weights, means, covs)
 
     def _prior_power(self) -> float:
@@ -979,18 +1035,40 @@ class GaussianMixture(EMModel):
         return out
 
     def _guard(self, covs):
-        """Floor numerically singular covariances (collapsing components) and record them."""
-        w = np.linalg.eigvalsh(covs)
-        bad = ~(w[:, 0] > self._floor) | ~np.all(np.isfinite(w), axis=1)
+        """Floor numerically singular covariances (collapsing components).
+
+        A covariance with a non-finite entry is replaced by the floor times the identity
+        (its eigen-decomposition is not defined); one whose smallest eigenvalue is below
+        the floor gets its eigenvalues raised to the floor.
+        """
+        covs = np.asarray(covs, dtype=float)
+        finite = np.all(np.isfinite(covs), axis=(1, 2))
+        w = np.full((covs.shape[0], self.d), -np.inf)
+        if finite.any():
+            w[finite] = np.linalg.eigvalsh(covs[finite])
+        bad = ~finite | ~(w[:, 0] > self._floor)
         if bad.any():
             covs = covs.copy()
             for k in np.flatnonzero(bad):
-                self._collapsed.add(int(k))
-                c = np.where(np.isfinite(covs[k]), covs[k], 0.0)
-                wk, vk = np.linalg.eigh(_sym(c))
+                if not finite[k]:
+                    covs[k] = self._floor * np.eye(self.d)
+                    continue
+                wk, vk = np.linalg.eigh(_sym(covs[k]))
                 wk = np.maximum(wk, self._floor)
                 covs[k] = (vk * wk) @ vk.T
         return covs
+
+    def collapsed_components(self, params: GMMParams) -> list[int]:
+        """Components (0-based) that collapsed: emptied (weight 0) or with a covariance
+        floored at the model's lower bound on its eigenvalues."""
+        w = np.linalg.eigvalsh(params.covariances)[:, 0]
+        bad = (params.weights <= 1e-10) | (w <= self._floor * (1.0 + 1e-6))
+        return [int(k) for k in np.flatnonzero(bad)]
+
+    def canonical(self, params: GMMParams) -> GMMParams:
+        """The same mixture with its components in the canonical order (means sorted
+        lexicographically)."""
+        return params.sorted()
 
     def pack(self, params: GMMParams) -> np.ndarray:
         with np.errstate(divide="ignore"):
@@ -1025,103 +1103,231 @@ class GaussianMixture(EMModel):
         L = self._factors(params)
         if L is None:
             return -np.inf
-        return self._kernel(self.X, params, L)[3]
+        return self._kernel(self.X, params, L, n_threads=resolve_threads(None),
+                            XT=self.XT)[3]
 
     @property
     def has_louis(self) -> bool:
         return self.prior is None
 
     # -- Louis' method ------------------------------------------------------------------
-    def score_and_louis(self, params: GMMParams):
-        """Observed score and Louis' pieces in the inference coordinates.
+    def _louis_base(self):
+        """The linear structure Louis' pieces are first computed in: the model's own, or for
+        the other structures the unconstrained (VVV) or diagonal (VVI) covariances."""
+        if self.structure.linear:
+            return self.structure
+        return STRUCTURES["VVI" if self.structure.diag else "VVV"](self.K, self.d)
+
+    def chunk_louis(self, params: GMMParams, chunk, method: str | None = None) -> Stats:
+        """The chunk's share of the log-likelihood, the score and Louis' pieces, in the
+        coordinates of :meth:`_louis_base`.
 
         For component k with P = Sigma_k^-1, e = x - mu_k, z = P e, the complete-data
-        score of a row is (weights) d log pi_k / d pi_j, (mean) z, (covariance element
-        m with Sigma_k = sum theta_m B_m) (z'B_m z - tr(P B_m)) / 2.  The observed
-        score of a row is s_i = sum_k r_ik g_ik and the missing information is
-        sum_i [sum_k r_ik g_ik g_ik' - s_i s_i'].  The complete information is the
-        responsibility-weighted sum of the complete-data negative Hessians, which
-        depends on the data only through N_k, sum r e and sum r e e'.
+        score of a row is g_ik = (weights) d log pi_k / d pi_j, (mean) z, (covariance
+        element m with Sigma_k = sum theta_m B_m) (z'B_m z - tr(P B_m)) / 2.  The score
+        and the complete information (the responsibility-weighted complete-data negative
+        Hessians) depend on the data only through N_k, sum r e and sum r e e'.  The
+        missing information sum_i [sum_k r_ik g_ik g_ik' - s_i s_i'], s_i = sum_k r_ik
+        g_ik, is computed as
+
+            sum_k sum_i r_ik (1 - r_ik) g_ik g_ik' - sum_(k != l) sum_i r_ik r_il g_ik g_il'
+
+        over the rows whose membership is uncertain (a row with r_i. one-hot to rounding
+        contributes nothing, so near the MLE of well-separated components few rows cost
+        anything), by blocks of rows: from the weighted monomials of degree <= 4 of the
+        rows (:meth:`_missing_moments`, one matrix product per block), or from the
+        per-row scores (:meth:`_missing_rows`, when that is cheaper: tiny d and k);
+        ``method="moments"`` or ``"rows"`` chooses.
         """
         if not self.has_louis:
             raise NotImplementedError("Louis' pieces are not available with a prior")
         K, d = self.K, self.d
-        # the other structures: first in the coordinates of the unconstrained (VVV) or
-        # diagonal (VVI) covariances, then transformed (see _louis_to_structure)
-        st = (self.structure if self.structure.linear
-              else STRUCTURES["VVI" if self.structure.diag else "VVV"](K, d))
-        X = self.X
-        L = self._factors(params)
-        if L is None:
-            raise np.linalg.LinAlgError("a covariance is not positive definite")
-        N, S1, S2, _, _, resp, _ = self._kernel(X, params, L, want_resp=True)
+        st = self._louis_base()
+        out = self._chunk_pass(params, chunk, want_resp=True)
+        if out is None:
+            raise np.linalg.LinAlgError("a covariance is not positive definite or the "
+                                        "log-likelihood is not finite")
+        N, S1, S2, ll, _, resp, _ = out
         pi = params.weights
-        Pm = np.linalg.inv(params.covariances)
-        Pm = _sym(Pm)
+        Pm = _sym(np.linalg.inv(params.covariances))
         nw = K - 1
         off_mu = nw
         off_cov = nw + K * d
         P = off_cov + st.n_var()
-        # local index maps
-        idx = []
-        for k in range(K):
-            idx.append(np.concatenate([np.arange(nw), off_mu + k * d + np.arange(d),
-                                       off_cov + st.idx[k]]))
+        idx = [np.concatenate([np.arange(nw), off_mu + k * d + np.arange(d),
+                               off_cov + st.idx[k]]) for k in range(K)]
         # weights part of the complete-data score of component k (constant in x)
         aw = np.zeros((K, nw))
-        for k in range(K):
-            if k >= 1:
-                aw[k, k - 1] = 1.0 / pi[k]
-            aw[k, :] -= (1.0 / pi[0]) if k == 0 else 0.0
-        # per-component constant trace terms tr(P B_m)
-        trPB = np.einsum("kab,mba->km", Pm, st.B)
-        miss1 = np.zeros((P, P))
-        ss = np.zeros((P, P))
+        for k in range(1, K):
+            aw[k, k - 1] = 1.0 / pi[k]
+        if K > 1:
+            aw[0, :] = -1.0 / pi[0]
+        trPB = np.einsum("kab,mba->km", Pm, st.B)          # tr(P_k B_m)
+        # -- the score, from the statistics
         score = np.zeros(P)
-        blk = 4096
-        elems = st.elems
-        for s0 in range(0, self.n, blk):
-            Xb = X[s0:s0 + blk]
-            Rb = resp[s0:s0 + blk]
-            m = Xb.shape[0]
-            S = np.zeros((m, P))
-            for k in range(K):
-                z = (Xb - params.means[k]) @ Pm[k]
-                if st.kind == "full":
-                    q = np.column_stack([z[:, a] * z[:, b] * (1.0 if a == b else 2.0)
-                                         for a, b in elems])
-                elif st.kind == "diagonal":
-                    q = z * z
-                else:
-                    q = (z * z).sum(axis=1, keepdims=True)
-                gc = 0.5 * (q - trPB[k][None, :])
-                G = np.concatenate([np.broadcast_to(aw[k], (m, nw)), z, gc], axis=1)
-                r = Rb[:, k]
-                rG = r[:, None] * G
-                S[:, idx[k]] += rG
-                miss1[np.ix_(idx[k], idx[k])] += G.T @ rG
-            ss += S.T @ S
-            score += S.sum(axis=0)
-        missing = _sym(miss1 - ss)
+        for k in range(K):
+            Q = Pm[k] @ S2[k] @ Pm[k]                     # sum_i r z z'
+            gc = 0.5 * (np.einsum("mab,ba->m", st.B, Q) - N[k] * trPB[k])
+            score[idx[k]] += np.concatenate([N[k] * aw[k], Pm[k] @ S1[k], gc])
+        # -- the complete information, from the statistics
         comp = np.zeros((P, P))
-        comp[:nw, :nw] = N[0] / pi[0] ** 2
-        comp[np.arange(nw), np.arange(nw)] += N[1:] / pi[1:] ** 2
+        if K > 1:
+            comp[:nw, :nw] = N[0] / pi[0] ** 2
+            comp[np.arange(nw), np.arange(nw)] += N[1:] / pi[1:] ** 2
         for k in range(K):
             Pk = Pm[k]
             im = off_mu + k * d + np.arange(d)
             ic = off_cov + st.idx[k]
             comp[np.ix_(im, im)] += N[k] * Pk
-            Q = np.einsum("ab,mbc,cd->mad", Pk, st.B, Pk)           # P B_m P
-            mc = np.einsum("mad,d->am", Q, S1[k])                    # (d, nb)
+            Qb = np.einsum("ab,mbc,cd->mad", Pk, st.B, Pk)          # P B_m P
+            mc = np.einsum("mad,d->am", Qb, S1[k])                   # (d, nb)
             comp[np.ix_(im, ic)] += mc
             comp[np.ix_(ic, im)] += mc.T
             SP = S2[k] @ Pk
-            t1 = np.einsum("mab,nbc,ca->mn", st.B, Q, SP)
-            t2 = np.einsum("nab,mba->mn", Q, st.B)
+            t1 = np.einsum("mab,nbc,ca->mn", st.B, Qb, SP)
+            t2 = np.einsum("nab,mba->mn", Qb, st.B)
             comp[np.ix_(ic, ic)] += t1 - 0.5 * N[k] * t2
+        # -- the missing information, from the rows of uncertain membership
+        missing = np.zeros((P, P))
+        if K > 1:
+            if method is None:
+                # moments when there are fewer of them than entries of g g' (always but
+                # for tiny d and k)
+                q = nw + d + st.n_elem
+                n_mono = _poly_basis(d, st.kind != "full")[0].size
+                method = "moments" if q * q > n_mono else "rows"
+            how = self._missing_moments if method == "moments" else self._missing_rows
+            how(missing, chunk["X"], resp, params, st, Pm, aw, trPB, idx)
+        return Stats(loglik=ll, score=score, complete=comp, missing=missing)
+
+    @staticmethod
+    def _uncertain(resp):
+        """Rows of uncertain membership (1 - max_k r_ik above LOUIS_CERTAIN), the most probable
+        component of every row and, per row, 1 - r_ik as the sum of the other
+        responsibilities (no cancellation)."""
+        top = np.argmax(resp, axis=1)
+        rmax = resp[np.arange(resp.shape[0]), top]
+        rest = resp.sum(axis=1) - rmax
+        unc = np.flatnonzero(rest > LOUIS_CERTAIN)
+        return unc, top, rmax
+
+    @staticmethod
+    def _one_minus(Rb, top_b, rmax_b):
+        m = Rb.shape[0]
+        rz = Rb.copy()
+        rz[np.arange(m), top_b] = 0.0
+        rest_b = rz.sum(axis=1)
+        one_minus = rest_b[:, None] + rmax_b[:, None] - Rb
+        one_minus[np.arange(m), top_b] = rest_b
+        return one_minus
+
+    def _missing_moments(self, missing, X, resp, params, st, Pm, aw, trPB, idx):
+        """Add the missing information of the rows ``X`` to ``missing``, by moments.
+
+        Every complete-data score g_ik is a polynomial of degree 2 in y = x - c,
+        g_ik = T_k phi(y) with phi = (1, y, y_a y_b (a <= b; the squares for the diagonal
+        structures, whose precisions are diagonal)), so a block of the missing
+        information is T_k (sum_i w_i phi_i phi_i') T_l' with the weights
+        w_i = r_ik (1 - r_ik) (k = l) or -r_ik r_il, and phi phi' holds the monomials
+        of degree <= 4 of y, each once: one matrix product (weights x monomials) per
+        block of rows gives them all.
+        """
+        K, d = self.K, self.d
+        nw = K - 1
+        I, J, where, qa, qb = _poly_basis(d, st.kind != "full")
+        pairs = [(k, k) for k in range(K)] + [(k, j) for k in range(K)
+                                               for j in range(k + 1, K)]
+        unc, top, rmax = self._uncertain(resp)
+        if not unc.size:
+            return
+        mom = np.zeros((len(pairs), I.size))
+        for s0 in range(0, unc.size, LOUIS_BLOCK):
+            sel = unc[s0:s0 + LOUIS_BLOCK]
+            Rb = resp[sel]
+            one_minus = self._one_minus(Rb, top[sel], rmax[sel])
+            W = np.empty((sel.size, len(pairs)))
+            W[:, :K] = Rb * one_minus
+            c = K
+            for k in range(K):
+                W[:, c:c + K - k - 1] = Rb[:, k:k + 1] * Rb[:, k + 1:]
+                c += K - k - 1
+            YT = (X[sel] - self.centre[None]).T                   # rows: variables
+            PhiT = np.concatenate([np.ones((1, sel.size)), YT, YT[qa] * YT[qb]], axis=0)
+            mom += (PhiT[I] * PhiT[J] @ W).T
+        # T_k: the scores of component k in the basis phi
+        fac = np.where(qa == qb, 1.0, 2.0)
+        T = []
+        for k in range(K):
+            A = Pm[k]
+            b = -A @ (params.means[k] - self.centre)
+            Bb = st.B @ b                                           # (ne, d)
+            C = 0.5 * np.einsum("ae,mab,bg->meg", A, st.B, A)
+            Tk = np.zeros((nw + d + st.B.shape[0], 1 + d + qa.size))
+            Tk[:nw, 0] = aw[k]
+            Tk[nw:nw + d, 0] = b
+            Tk[nw:nw + d, 1:1 + d] = A
+            Tk[nw + d:, 0] = 0.5 * (Bb @ b - trPB[k])
+            Tk[nw + d:, 1:1 + d] = Bb @ A
+            Tk[nw + d:, 1 + d:] = C[:, qa, qb] * fac
+            T.append(Tk)
+        for w, (k, j) in enumerate(pairs):
+            blk = T[k] @ mom[w][where] @ T[j].T
+            if k == j:
+                missing[np.ix_(idx[k], idx[k])] += blk
+            else:
+                missing[np.ix_(idx[k], idx[j])] -= blk
+                missing[np.ix_(idx[j], idx[k])] -= blk.T
+
+    def _missing_rows(self, missing, X, resp, params, st, Pm, aw, trPB, idx):
+        """The same as :meth:`_missing_moments` from the per-row scores (the reference the
+        tests check it against)."""
+        K = self.K
+        nw = K - 1
+        unc, top, rmax = self._uncertain(resp)
+        if st.kind == "full":
+            ia, ib = (np.array([e[i] for e in st.elems]) for i in (0, 1))
+            fac = np.where(ia == ib, 1.0, 2.0)
+        for s0 in range(0, unc.size, LOUIS_BLOCK):
+            sel = unc[s0:s0 + LOUIS_BLOCK]
+            Rb = resp[sel]
+            m = sel.size
+            one_minus = self._one_minus(Rb, top[sel], rmax[sel])
+            G = []
+            for k in range(K):
+                z = (X[sel] - params.means[k]) @ Pm[k]
+                if st.kind == "full":
+                    q = z[:, ia] * z[:, ib] * fac
+                elif st.kind == "diagonal":
+                    q = z * z
+                else:
+                    q = (z * z).sum(axis=1, keepdims=True)
+                G.append(np.concatenate([np.broadcast_to(aw[k], (m, nw)), z,
+                                         0.5 * (q - trPB[k][None, :])], axis=1))
+            q = G[0].shape[1]
+            H = np.concatenate([G[j] * Rb[:, j:j + 1] for j in range(K)], axis=1)
+            for k in range(K):
+                Gk = G[k]
+                missing[np.ix_(idx[k], idx[k])] += Gk.T @ (
+                    Gk * (Rb[:, k] * one_minus[:, k])[:, None])
+                if k == K - 1:
+                    break
+                C = (Gk * Rb[:, k:k + 1]).T @ H[:, (k + 1) * q:]
+                for j in range(k + 1, K):
+                    Cj = C[:, (j - k - 1) * q:(j - k) * q]
+                    missing[np.ix_(idx[k], idx[j])] -= Cj
+                    missing[np.ix_(idx[j], idx[k])] -= Cj.T
+
+    def louis_from_stats(self, params: GMMParams, total):
+        """Log-likelihood, score and Louis' pieces in the inference coordinates, from the
+        pieces summed over chunks (transformed for the structures that are not linear in
+        their covariance parameters)."""
+        score = np.asarray(total["score"])
+        comp, missing = _sym(np.asarray(total["complete"])), _sym(np.asarray(total["missing"]))
+        st = self._louis_base()
         if st is not self.structure:
-            return self._louis_to_structure(params, st, score, comp, missing)
-        return score, LouisPieces(_sym(comp), missing)
+            score, pieces = self._louis_to_structure(params, st, score, comp, missing)
+            return float(total["loglik"]), score, pieces
+        return float(total["loglik"]), score, LouisPieces(comp, missing)
 
     def _louis_to_structure(self, params, base, score, comp, missing):
         """Louis' pieces of a structure parameterised by volumes, shapes and orientations
@@ -1152,13 +1358,7 @@ class GaussianMixture(EMModel):
         comp_t[off:, off:] -= curv
         return T.T @ score, LouisPieces(_sym(comp_t), _sym(T.T @ missing @ T))
 
-    def score(self, params):
-        return self.score_and_louis(params)[0]
-
-    def louis(self, params):
-        return self.score_and_louis(params)[1]
-
-    # -- initialisation -------------------------------------------------------------------
+    # -- starts ---------------------------------------------------------------------------
     def _params_from_resp(self, resp: np.ndarray) -> GMMParams:
         """One M-step from responsibilities (n x K), e.g. a hard partition."""
         X = self.X
@@ -1171,7 +1371,7 @@ class GaussianMixture(EMModel):
         for k in range(self.K):
             e = X - mu[k]
             S2[k] = e.T @ (e * resp[:, k:k + 1])
-        stats = _Stats(N, np.zeros((self.K, self.d)), _sym(S2), mu)
+        stats = self._about_centre(N, np.zeros((self.K, self.d)), _sym(S2), mu)
         # the previous covariances only seed the inner iterations of VEI, VEE, VEV
         cov0 = _sym(S2 / N[:, None, None])
         cov0 = self._guard(cov0 + 1e-12 * np.eye(self.d)[None])
@@ -1218,6 +1418,33 @@ class GaussianMixture(EMModel):
             raise DataError("the random start has a non-finite log-likelihood")
         return self.m_step(stats, p)
 
+    def initial_starts(self, init, n_init: int, rng: np.random.Generator):
+        """The starts of a fit: ``init=None``/``"kmeans++"``: ``n_init`` k-means++ seedings
+        refined by a few k-means iterations, then one M-step from the partition;
+        ``"random"``: ``n_init`` times k distinct rows as means with the data covariance;
+        an array of n labels: one start from that partition (e.g. mclust's hierarchical
+        classes); an n x k array: one start from those responsibilities.  Each start is in
+        the canonical order (what the simulation-based methods keep)."""
+        if init is None or isinstance(init, str):
+            init = "kmeans++" if init is None else init
+            if init not in ("kmeans++", "random"):
+                raise ValueError(f"init must be 'kmeans++', 'random', a partition (labels) or "
+                                 f"responsibilities, got {init!r}")
+            make = self._init_kmeans if init == "kmeans++" else self._init_random
+            seeds = rng.integers(0, 2**63, size=int(n_init))
+            return [(init, make(np.random.default_rng(s)).sorted()) for s in seeds]
+        arr = np.asarray(init)
+        if arr.ndim == 2:
+            if arr.shape != (self.n, self.K):
+                raise ValueError(f"initial responsibilities must have shape "
+                                 f"({self.n}, {self.K}), got {arr.shape}")
+            return [("responsibilities", self._params_from_resp(arr.astype(float)).sorted())]
+        return [("partition", self._params_from_labels(arr).sorted())]
+
+    def check_start(self, start) -> GMMParams:
+        """Validated start values (a :class:`GMMParams` or a dict), in canonical order."""
+        return self._user_start(start).sorted()
+
     def _user_start(self, start) -> GMMParams:
         K, d = self.K, self.d
         if isinstance(start, GMMParams):
@@ -1248,18 +1475,19 @@ class GaussianMixture(EMModel):
         return p
 
     # -- simulated E-step (stochastic EM, Monte Carlo EM) -------------------------------
-    def sample_stats(self, params: GMMParams, rng: np.random.Generator, size: int) -> _Stats:
+    def sample_stats(self, params: GMMParams, rng: np.random.Generator, size: int) -> Stats:
         """E-step statistics from component labels drawn from the responsibilities.
 
         Each row's label is drawn ``size`` times from its responsibilities r_i.;
-        the statistics are those of :meth:`e_step` (about the current means) with
+        the statistics are those of :meth:`chunk_stats` (about the centre c) with
         r_ik replaced by the fraction of the draws that chose component k.  With
         ``size = 1`` this is the S-step of stochastic EM (Celeux & Diebolt 1985).
         """
         L = self._factors(params)
         if L is None:
             raise np.linalg.LinAlgError("a covariance is not positive definite")
-        resp = self._kernel(self.X, params, L, want_resp=True)[5]
+        resp = self._kernel(self.X, params, L, want_resp=True, n_threads=resolve_threads(None),
+                            XT=self.XT)[5]
         resp = np.maximum(resp, 0.0)
         resp /= resp.sum(axis=1, keepdims=True)
         size = int(size)
@@ -1272,251 +1500,114 @@ class GaussianMixture(EMModel):
             c[np.arange(self.n), lab] = 1.0
         else:
             c = rng.multinomial(size, resp) / float(size)
-        return self._weighted_stats(self.X, c, params.means)
+        return self._weighted_stats(self.X, c)
 
-    def _weighted_stats(self, X: np.ndarray, c: np.ndarray, means: np.ndarray) -> _Stats:
-        """N_k, sum c_ik (x_i - mu_k) and sum c_ik (x_i - mu_k)(x_i - mu_k)' for weights c."""
+    def _weighted_stats(self, X: np.ndarray, c: np.ndarray) -> Stats:
+        """N_k, sum c_ik (x_i - c) and sum c_ik (x_i - c)(x_i - c)' for weights c."""
         K, d = self.K, self.d
         N = c.sum(axis=0)
-        S1 = np.empty((K, d))
+        e = X - self.centre[None]
+        S1 = c.T @ e
         S2 = np.empty((K, d, d))
         for k in range(K):
-            e = X - means[k]
-            ce = e * c[:, k:k + 1]
-            S1[k] = ce.sum(axis=0)
-            S2[k] = e.T @ ce
+            S2[k] = e.T @ (e * c[:, k:k + 1])
         S2 = _sym(S2)
         if self.structure.diag:
             S2 = _diag_stack(np.diagonal(S2, axis1=1, axis2=2))
-        return _Stats(N, S1, S2, np.array(means, dtype=float, copy=True))
+        return Stats(N=N, S1=S1, S2=S2)
 
-    def average_stats(self, items: list[_Stats], weights) -> _Stats:
+    def average_stats(self, items: list[Stats], weights) -> Stats:
         """Weighted average of statistics computed at the same parameters."""
         w = np.asarray(weights, dtype=float)
         w = w / w.sum()
-        return _Stats(sum(wi * it.N for wi, it in zip(w, items, strict=True)),
-                      sum(wi * it.S1 for wi, it in zip(w, items, strict=True)),
-                      sum(wi * it.S2 for wi, it in zip(w, items, strict=True)),
-                      items[0].means.copy())
-
-    def _fit_simulated(self, start_params, init, seed, method, maxiter, tol, cov_type,
-                       progress, method_options) -> GMMResults:
-        """Stochastic EM or Monte Carlo EM from one start (component order kept)."""
-        if start_params is not None:
-            p = self._user_start(start_params)
-            how = "user"
-        elif isinstance(init, str) and init in ("kmeans++", "random"):
-            rng = np.random.default_rng(seed)
-            p = self._init_kmeans(rng) if init == "kmeans++" else self._init_random(rng)
-            how = init
-        else:
-            raise ValueError(f"method={method!r} runs from one start: init must be "
-                             "'kmeans++' or 'random', or pass start_params")
-        p = p.sorted()
-        if cov_type is None:
-            cov_type = "louis" if self.has_louis else "numerical"
-        self._collapsed = set()
-        res = fit_model(self, GMMResults, start_params=p, method=method, maxiter=maxiter,
-                        tol=tol, cov_type=cov_type, progress=progress, seed=seed,
-                        method_options=method_options, nobs=self.n, df_model=self.n_free,
-                        results_kwargs={"extra": {}})
-        est = res.raw_params
-        if not np.array_equal(np.lexsort(est.means.T[::-1]), np.arange(self.K)):
-            warnings.warn("the components of the simulated-EM estimate are not in the "
-                          "canonical order (labels switched during the chain); they keep "
-                          "the order of the start", UserWarning, stacklevel=3)
-        res.init = how
-        res.log_posterior = None
-        if self.prior is not None:
-            res.log_posterior = res.llf
-            res.llf = self.loglike_data(params=est)
-        res.init_logliks = np.array([res.llf])
-        res.collapsed = sorted(self._collapsed)
-        return res
-
-    # -- online EM support ---------------------------------------------------------------
-    def batch_stats(self, X: np.ndarray, params: GMMParams):
-        """E-step sums of new rows ``X`` (m x d) at ``params``, without storing them.
-
-        Returns
-        -------
-        (N, S1, S2, loglik)
-            N_k = sum r_ik, S1_k = sum r_ik (x_i - mu_k), S2_k = sum r_ik (x_i - mu_k)
-            (x_i - mu_k)' about the means of ``params``, and the log-likelihood of the
-            rows (without any prior).
-        """
-        X = np.ascontiguousarray(np.asarray(X, dtype=float))
-        if X.ndim != 2 or X.shape[1] != self.d:
-            raise DataError(f"the rows must have {self.d} columns, got shape {X.shape}")
-        L = self._factors(params)
-        if L is None:
-            raise np.linalg.LinAlgError("a covariance is not positive definite")
-        N, S1, S2, ll, bad, _, _ = self._kernel(X, params, L)
-        if bad or not np.isfinite(ll):
-            raise FloatingPointError("non-finite log-likelihood of the rows")
-        return N, S1, S2, ll
-
-    def best_start(self, n_init: int = 1, seed: int = 0, maxiter: int = 500,
-                   tol: float = 1e-8) -> GMMParams:
-        """EM from ``n_init`` k-means++ starts on the model's data; the best, sorted."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DegenerateComponentWarning)
-            best, _ = self._run_starts("kmeans++", n_init, seed, None, "em", maxiter, tol)
-        return best[1].params.sorted()
+        return sum(float(wi) * it for wi, it in zip(w, items, strict=True))
 
     # -- fitting ----------------------------------------------------------------------
-    def _run_starts(self, init, n_init, seed, start_params, method, maxiter, tol):
-        starts = []
-        if start_params is not None:
-            starts.append(("user", self._user_start(start_params)))
-        elif isinstance(init, str):
-            if init not in ("kmeans++", "random"):
-                raise ValueError(f"init must be 'kmeans++', 'random', a partition (labels) or "
-                                 f"responsibilities, got {init!r}")
-            if int(n_init) < 1:
-                raise ValueError(f"n_init must be at least 1, got {n_init!r}")
-            rngs = [np.random.default_rng(s) for s in
-                    np.random.SeedSequence(seed).spawn(int(n_init))]
-            for r in rngs:
-                p = self._init_kmeans(r) if init == "kmeans++" else self._init_random(r)
-                starts.append((init, p))
-        else:
-            arr = np.asarray(init)
-            if arr.ndim == 2:
-                if arr.shape != (self.n, self.K):
-                    raise ValueError(f"initial responsibilities must have shape "
-                                     f"({self.n}, {self.K}), got {arr.shape}")
-                starts.append(("responsibilities", self._params_from_resp(arr.astype(float))))
-            else:
-                starts.append(("partition", self._params_from_labels(arr)))
-        runs = []
-        for how, p in starts:
-            self._collapsed = set()
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    run = run_em(self, p, method=method, maxiter=maxiter, tol=tol, warn=False)
-            except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
-                runs.append((how, None, -np.inf, set(), str(err)))
-                continue
-            runs.append((how, run, run.loglik, set(self._collapsed), None))
-        ok = [r for r in runs if r[1] is not None and np.isfinite(r[2])]
-        if not ok:
-            raise FloatingPointError("EM failed from every start: " +
-                                     "; ".join(str(r[4]) for r in runs))
-        # prefer non-degenerate fits
-        clean = [r for r in ok if not r[3]]
-        best = max(clean or ok, key=lambda r: r[2])
-        return best, runs
+    def results_kwargs(self, params: GMMParams, run, init_label: str = "kmeans++") -> dict:
+        """What the results need besides the estimate: the start, the collapsed components,
+        the log-likelihood without the prior (MAP-EM reports both)."""
+        collapsed = self.collapsed_components(params)
+        if collapsed:
+            warnings.warn(
+                f"component(s) {[k + 1 for k in collapsed]} of the {self.covariance} "
+                f"mixture with k = {self.K} collapsed (a covariance became numerically "
+                "singular, or a component emptied) and was floored; the likelihood is "
+                "unbounded there, and standard errors are not available.  Use fewer "
+                "components, reg_covar > 0 or prior=True.",
+                DegenerateComponentWarning, stacklevel=4,
+            )
+        kw = {"init": init_label, "collapsed": collapsed}
+        if self.prior is not None:
+            kw["loglik_data"] = self.loglike_data(params)
+        return kw
 
-    def fit(self, start_params=None, *, init="kmeans++", n_init: int = 5, seed: int = 0,
-            method: str = "em", maxiter: int = 5000, tol: float = 1e-10,
-            cov_type: str | None = None, n_threads: int | None = None,
-            progress: bool = False, method_options: dict | None = None) -> GMMResults:
-        """Fit by EM from several starts and keep the best.
+    def fit(self, *, n_init: int = 5, cov_type: str | None = "default", init=None,
+            start_params=None, method: str | None = None, **kwargs) -> GMMResults:
+        """Fit by EM (the options of every model, :meth:`FitMixin.fit
+        <emstats.inference.fit.FitMixin.fit>`, with these defaults and meanings).
 
         Parameters
         ----------
-        start_params : GMMParams or dict, optional
-            Start values (``weights``, ``means``, ``covariances``); overrides ``init``.
-        init : {"kmeans++", "random"}, array_like
-            ``"kmeans++"``: k-means++ seeding (seeded by ``seed``) refined by a few
-            k-means iterations, then one M-step from the partition; ``"random"``: k
-            distinct rows as means with the data covariance.  An array of n labels is
-            an initial partition (e.g. mclust's hierarchical classes), an n x k array
-            initial responsibilities.
         n_init : int
-            Independent starts for ``"kmeans++"``/``"random"``; the fit with the
-            largest log-likelihood is kept (non-degenerate fits preferred) and the
-            spread of the final log-likelihoods is reported in ``results.init_logliks``.
-        seed : int
-            Seed of the starts.
-        method : {"em", "squarem", "newton", "incremental", "stochastic", "mcem"}
-            Iteration scheme of the engine.  ``"stochastic"`` is Celeux & Diebolt's
-            stochastic EM (one draw of the component labels from the
-            responsibilities per iteration; the estimate is the chain average after
-            burn-in, the chain is in ``res.convergence.extra["chain"]``) and
-            ``"mcem"`` Monte Carlo EM; both run from one k-means++ start (seeded by
-            ``seed``) and keep its component order.
-        maxiter : int
-        tol : float
-            Relative change of the log-likelihood at convergence.
-        cov_type : {"louis", "numerical"}, optional
-            Standard errors (default: Louis' method for every structure without a
-            prior; a numerical Hessian of the log-posterior with a prior).
-        n_threads : int, optional
-            Threads of the E-step kernel.
-        progress : bool
-        method_options : dict, optional
-            Options of the simulation-based methods, e.g. ``{"burn_in": 200,
-            "n_keep": 300}`` for ``"stochastic"``.
+            Starts from ``init`` (default 5); each runs a short EM, the best continues
+            (``results.init_logliks`` holds the short runs' log-likelihoods).
+        init : {"kmeans++", "random"}, array_like, optional
+            ``"kmeans++"`` (default): k-means++ seeding (seeded by ``seed``) refined by
+            a few k-means iterations, then one M-step from the partition; ``"random"``:
+            k distinct rows as means with the data covariance.  An array of n labels is
+            an initial partition (e.g. mclust's hierarchical classes), an n x k array
+            initial responsibilities (one start).
+        cov_type : {"louis", "numerical", "bootstrap", "sem"} or None
+            Default: Louis' method for every structure without a prior, a numerical
+            Hessian of the log-posterior with a prior.
+        method : str, optional
+            Default: Louis-Newton without a prior, SQUAREM with one.  ``"stochastic"``
+            (Celeux & Diebolt's stochastic EM; the chain is in
+            ``res.convergence.extra["chain"]``) and ``"mcem"`` run from one k-means++ or
+            random start and keep its component order.
+        **kwargs
+            ``maxiter``, ``tol``, ``ptol``, ``seed``, ``n_threads``, ``progress``,
+            ``callback``, ``method_options``, ``n_boot``: as for every model.
 
         Returns
         -------
         GMMResults
         """
-        self._n_threads = resolve_threads(n_threads)
-        if method in ("stochastic", "mcem"):
-            return self._fit_simulated(start_params, init, seed, method, maxiter, tol,
-                                       cov_type, progress, method_options)
-        if method not in ("em", "squarem", "newton", "incremental"):
-            raise ValueError(f"method must be 'em', 'squarem', 'newton', 'incremental', "
-                             f"'stochastic' or 'mcem', got {method!r}")
-        if method_options:
-            raise ValueError("method_options apply to method='stochastic' or 'mcem'")
-        best, runs = self._run_starts(init, n_init, seed, start_params, method, maxiter, tol)
-        return self._finish(best, runs, method, maxiter, tol, cov_type, progress)
-
-    def _finish(self, best, runs, method, maxiter, tol, cov_type=None, progress=False):
-        """Results from the best start: refit through ``fit_model`` for the standard errors
-        and diagnostics, with the convergence record of the whole run."""
-        how, run, _, collapsed, _ = best
-        params = run.params.sorted()
-        if cov_type is None:
-            # Louis' pieces exist for every structure without a prior
+        if cov_type == "default":
             cov_type = "louis" if self.has_louis else "numerical"
-        self._collapsed = set()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DegenerateComponentWarning)
-            if collapsed:
-                # the information is singular at a collapsed component; the warning below
-                # says so, and the standard errors are NaN
-                warnings.simplefilter("ignore", InformationWarning)
-            res = fit_model(self, GMMResults, start_params=params, method=method,
-                            maxiter=maxiter, tol=tol, cov_type=cov_type, progress=progress,
-                            nobs=self.n, df_model=self.n_free,
-                            results_kwargs={"extra": {}})
-        conv = res.convergence
-        best_conv = run.convergence
-        conv.loglik = np.concatenate([best_conv.loglik, conv.loglik[1:]])
-        conv.step = np.concatenate([best_conv.step, conv.step[1:]])
-        conv.seconds = np.concatenate([best_conv.seconds, conv.seconds[1:]])
-        conv.n_iter += best_conv.n_iter
-        conv.n_em_steps += best_conv.n_em_steps
-        conv.wall_time += best_conv.wall_time
-        conv.n_decreases += best_conv.n_decreases
-        conv.converged = bool(best_conv.converged)
-        if not best_conv.converged:
-            conv.reason = best_conv.reason
-            from ..em.monitor import warn_not_converged
-            warn_not_converged(conv)
-        res.init = how
-        res.log_posterior = None
-        if self.prior is not None:
-            # the engine maximised the log-posterior; report the log-likelihood as llf
-            res.log_posterior = res.llf
-            res.llf = self.loglike_data(params=res.raw_params)
-        res.init_logliks = np.array([r[2] for r in runs])
-        res.collapsed = sorted(collapsed | self._collapsed)
-        if res.collapsed:
-            warnings.warn(
-                f"component(s) {[k + 1 for k in res.collapsed]} of the {self.covariance} "
-                f"mixture with k = {self.K} collapsed (a covariance became numerically "
-                "singular, or a component emptied) and was floored; the likelihood is "
-                "unbounded there, and standard errors are not available.  Use fewer "
-                "components, reg_covar > 0 or prior=True.",
-                DegenerateComponentWarning, stacklevel=3,
-            )
+        simulated = method in ("stochastic", "mcem")
+        if simulated:
+            if start_params is None and init is not None and not (
+                    isinstance(init, str) and init in ("kmeans++", "random")):
+                raise ValueError(f"method={method!r} runs from one start: init must be "
+                                 "'kmeans++' or 'random', or pass start_params")
+            n_init = 1
+        if start_params is not None:
+            label = "user"
+        elif init is None or isinstance(init, str):
+            label = "kmeans++" if init is None else init
+        else:
+            label = "responsibilities" if np.ndim(init) == 2 else "partition"
+        opts = FitOptions(n_init=n_init, cov_type=cov_type, init=init,
+                          start_params=start_params, method=method, **kwargs)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = fit_model(self, GMMResults, nobs=self.n, df_model=self.n_free,
+                            results_kwargs=lambda p, run: self.results_kwargs(p, run, label),
+                            options=opts)
+        for w in caught:
+            if res.collapsed and issubclass(w.category, InformationWarning):
+                continue    # the information is singular at a collapsed component
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno,
+                                   module=_module_name(w.filename))
+        chain = res.convergence.extra.get("chain") if simulated else None
+        if chain is not None and len(chain) and not np.allclose(
+                chain[-1], res.model.to_inference(res.model.canonical(
+                    res.model.from_inference(chain[-1])))):
+            warnings.warn("the components of the simulated-EM chain are not in the canonical "
+                          "order (labels switched during the chain); the estimate is reported "
+                          "in the canonical order, the chain in the order of the start",
+                          UserWarning, stacklevel=2)
         return res
 
 
@@ -1537,7 +1628,32 @@ class GMMResults(EMResults):
         likelihood is).
     collapsed : list of int
         Components (0-based) whose covariance had to be floored.
+    init : str
+        The kind of start the estimate came from.
+    log_posterior : float or None
+        With a prior (MAP-EM), the log-posterior at the estimate (``llf`` is the
+        log-likelihood there); None otherwise.
     """
+
+    def __init__(self, model, params, cov, *, init: str = "kmeans++", collapsed=(),
+                 loglik_data: float | None = None, **kwargs):
+        self.log_posterior = None
+        if loglik_data is not None:
+            # the engine maximised the log-posterior; report the log-likelihood as llf
+            self.log_posterior = float(kwargs["llf"])
+            kwargs["llf"] = loglik_data
+        super().__init__(model, params, cov, **kwargs)
+        self.init = init
+        self.collapsed = sorted(int(k) for k in collapsed)
+
+    @property
+    def init_logliks(self) -> np.ndarray:
+        """Log-likelihood of every start after its short EM run (of the one start: the
+        final log-likelihood); their spread shows how multimodal the likelihood is."""
+        starts = self.extra.get("starts")
+        if not starts:
+            return np.array([self.llf if self.log_posterior is None else self.log_posterior])
+        return np.array([s.loglik for s in starts])
 
     @property
     def _p(self) -> GMMParams:
@@ -1666,18 +1782,40 @@ class GMMResults(EMResults):
         X, labels = self._new_data(data)
         p = self._p
         L = self.model._factors(p)
-        out = self.model._kernel(X, p, L, want_resp=resp, want_ll=ll)
+        out = self.model._kernel(X, p, L, want_resp=resp, want_ll=ll,
+                                 n_threads=resolve_threads(None))
         return out[5], out[6], labels
 
-    def predict_proba(self, data=None) -> pd.DataFrame:
-        """Posterior component probabilities (responsibilities), rows x components."""
-        r, _, labels = self._pass(data, resp=True)
+    def predict_proba(self, newdata=None) -> pd.DataFrame:
+        """Posterior component probabilities (responsibilities), rows x components, of the
+        model's rows or of ``newdata``."""
+        r, _, labels = self._pass(newdata, resp=True)
         return pd.DataFrame(r, index=labels,
                             columns=pd.RangeIndex(1, self.k + 1, name="component"))
 
-    def predict(self, data=None) -> pd.Series:
-        """Most probable component (1..K) of each row."""
-        r = self.predict_proba(data)
+    def predict(self, newdata=None, which: str = "label"):
+        """Predictions for the model's rows or ``newdata``.
+
+        Parameters
+        ----------
+        newdata : array_like or DataFrame, optional
+        which : {"label", "proba", "mean", "logpdf"}
+            ``"label"``: the most probable component (1..K) of each row; ``"proba"``:
+            the posterior probabilities (:meth:`predict_proba`); ``"mean"``: the
+            posterior mean of the component mean, sum_k r_ik mu_k (rows x variables);
+            ``"logpdf"``: the mixture's log-density (:meth:`score_samples`).
+        """
+        if which == "proba":
+            return self.predict_proba(newdata)
+        if which == "logpdf":
+            return self.score_samples(newdata)
+        if which not in ("label", "mean"):
+            raise ValueError(f"which must be 'label', 'proba', 'mean' or 'logpdf', got "
+                             f"{which!r}")
+        r = self.predict_proba(newdata)
+        if which == "mean":
+            return pd.DataFrame(r.to_numpy() @ self._p.means, index=r.index,
+                                columns=self.model.columns)
         return pd.Series(np.argmax(r.to_numpy(), axis=1) + 1, index=r.index, name="component")
 
     def score_samples(self, data=None) -> pd.Series:
@@ -1724,7 +1862,7 @@ class GMMResults(EMResults):
         s = super().summary(alpha=alpha, title=title or
                             f"Gaussian mixture ({self.model.covariance}, k = {self.k})")
         notes = [f"Components ordered by their means (first variable first). Starts: "
-                 f"{len(self.init_logliks)} ({self.init}); final log-likelihoods range "
+                 f"{len(self.init_logliks)} ({self.init}); log-likelihoods range "
                  f"{np.min(self.init_logliks):.6f} .. {np.max(self.init_logliks):.6f}."]
         if self.model.prior is not None:
             notes.append("MAP-EM with a conjugate prior: Log-Likelihood is at the MAP estimate; "
@@ -1810,9 +1948,12 @@ class GMMSelection:
         One row per fitted model: ``covariance``, ``k``, ``loglik``, ``npar``,
         ``bic`` (mclust's sign: 2 loglik - npar log n, larger is better),
         ``bic_min`` (-2 loglik + npar log n, smaller is better), ``icl`` (mclust's
-        sign), ``degenerate`` (a component collapsed: such fits are not selected).
+        sign), ``degenerate`` (a component collapsed: such fits are not selected),
+        ``converged``, ``failed`` and ``error`` (a fit that raised is reported with its
+        reason, its criteria NaN, and never selected).
     best : GMMResults
-        The fit with the largest BIC (mclust's sign) among non-degenerate fits.
+        The fit with the largest BIC (mclust's sign) among non-degenerate fits, refitted
+        from its estimate with standard errors.
     fits : dict
         The fitted models, keyed by (structure, k).
     """
@@ -1938,31 +2079,161 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
     covs = [covariance] if isinstance(covariance, str) else list(covariance)
     if not ks or not covs:
         raise ValueError("give at least one k and one covariance structure")
-    rows, fits = [], {}
+    rows, fits, results = [], {}, {}
     n = prepared[0].shape[0]
+    failures = (ValueError, FloatingPointError, np.linalg.LinAlgError, DataError)
     for cv in covs:
         for kk in ks:
-            model = GaussianMixture(None, kk, cv, reg_covar=reg_covar, prior=prior,
-                                    _prepared=prepared)
-            model._n_threads = resolve_threads(n_threads)
-            this_init = init[kk] if isinstance(init, dict) else init
-            best, runs = model._run_starts(this_init, n_init, seed, None, method, maxiter, tol)
-            run = best[1]
-            ll = run.loglik
-            npar = model.n_free
-            p = run.params.sorted()
-            L = model._factors(p)
-            _, _, _, _, _, r, _ = model._kernel(model.X, p, L, want_resp=True)
-            top = r[np.arange(n), np.argmax(r, axis=1)]
-            ent = float(np.log(np.maximum(top, np.finfo(float).tiny)).sum())
+            name = resolve_structure(cv, prepared[0].shape[1]) if isinstance(cv, str) else cv
+            row = {"covariance": name, "k": kk, "loglik": np.nan, "npar": np.nan,
+                   "bic": np.nan, "bic_min": np.nan, "icl": np.nan, "degenerate": False,
+                   "converged": False, "failed": False, "error": ""}
+            try:
+                model = GaussianMixture(None, kk, cv, reg_covar=reg_covar, prior=prior,
+                                        _prepared=prepared)
+                name = row["covariance"] = model.covariance
+                this_init = init[kk] if isinstance(init, dict) else init
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DegenerateComponentWarning)
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    res = model.fit(init=this_init, n_init=n_init, seed=seed, method=method,
+                                    maxiter=maxiter, tol=tol, cov_type=None,
+                                    n_threads=n_threads)
+                if not np.isfinite(res.llf):
+                    raise FloatingPointError(f"non-finite log-likelihood {res.llf}")
+            except failures as err:
+                row.update(failed=True, error=f"{type(err).__name__}: {err}")
+                rows.append(row)
+                continue
+            ll, npar = res.llf, model.n_free
             bic = 2.0 * ll - npar * math.log(n)
-            rows.append({"covariance": model.covariance, "k": kk, "loglik": ll, "npar": npar,
-                         "bic": bic, "bic_min": -bic, "icl": bic + 2.0 * ent,
-                         "degenerate": bool(best[3]), "converged": run.convergence.converged})
-            fits[(model.covariance, kk)] = (model, best, runs)
+            row.update(loglik=ll, npar=npar, bic=bic, bic_min=-bic, icl=res.icl,
+                       degenerate=bool(res.collapsed), converged=res.convergence.converged)
+            rows.append(row)
+            fits[(name, kk)] = model
+            results[(name, kk)] = res
     table = pd.DataFrame(rows)
-    ok = table[~table["degenerate"]]
-    pick = (ok if len(ok) else table).sort_values("bic", ascending=False).iloc[0]
-    model, best_run, runs = fits[(pick["covariance"], int(pick["k"]))]
-    best = model._finish(best_run, runs, method, maxiter, tol)
-    return GMMSelection(table, best, {key: val[0] for key, val in fits.items()})
+    done = table[~table["failed"]]
+    if not len(done):
+        raise FloatingPointError("every fit failed: " + "; ".join(
+            f"{r.covariance}, k = {r.k}: {r.error}" for r in table.itertuples()))
+    ok = done[~done["degenerate"]]
+    pick = (ok if len(ok) else done).sort_values("bic", ascending=False).iloc[0]
+    key = (pick["covariance"], int(pick["k"]))
+    chosen = results[key]
+    # the selected model with its standard errors, from its estimate
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateComponentWarning)
+        best = fits[key].fit(start_params=chosen.raw_params, method=method, maxiter=maxiter,
+                             tol=tol, n_threads=n_threads)
+    return GMMSelection(table, best, fits)
+
+
+# ----------------------------------------------------------------------------------
+# online EM
+# ----------------------------------------------------------------------------------
+
+class GMMAdapter:
+    """Online EM statistics of a Gaussian mixture (see :mod:`emstats.em.online`).
+
+    The first batch gives the model (its columns, scale, structure and the centre c of
+    its natural statistics: the batch's column means) and the starting values: a fit
+    from ``n_init`` k-means++ starts on that batch, components in canonical order,
+    which is kept for the rest of the stream (no relabelling).  The statistics of a
+    batch are the model's own :meth:`GaussianMixture.chunk_stats` on a chunk of the
+    batch -- N_k, sum r_ik (x_i - c), sum r_ik (x_i - c)(x_i - c)' -- divided by its
+    number of rows; the M-step is the model's (any covariance structure).
+    """
+
+    def __init__(self, k: int, covariance: str = "VVV", *, reg_covar: float = 0.0,
+                 n_init: int = 1, seed: int = 0, n_threads: int | None = None,
+                 init_maxiter: int = 500):
+        self.k = k
+        self.covariance = covariance
+        self.reg_covar = reg_covar
+        self.n_init = int(n_init)
+        self.seed = seed
+        self.n_threads = n_threads
+        self.init_maxiter = int(init_maxiter)
+        self.model: GaussianMixture | None = None
+        self.columns: list[str] | None = None
+
+    @property
+    def param_names(self) -> list[str]:
+        if self.model is None:
+            raise ValueError("no data yet: call partial_fit first")
+        return list(self.model.param_names)
+
+    def prepare(self, X):
+        names = batch_columns(X, self.columns, "the batch")
+        Xa = as_2d(X, "the batch")
+        if self.model is None:
+            self.model = GaussianMixture(X, self.k, self.covariance, reg_covar=self.reg_covar)
+            self.columns = list(self.model.columns) if names is None else names
+        elif Xa.shape[1] != self.model.d:
+            raise DataError(f"the batch has {Xa.shape[1]} columns but the stream has "
+                            f"{self.model.d} ({', '.join(self.columns)})")
+        bad = ~np.all(np.isfinite(Xa), axis=1)
+        if bad.any():
+            raise DataError(f"the batch has missing or infinite values in {int(bad.sum())} "
+                            f"row(s) (first: row {int(np.flatnonzero(bad)[0])} of the batch)")
+        return GaussianRows({"X": np.ascontiguousarray(Xa)})
+
+    def initialize(self, batch):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DegenerateComponentWarning)
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            res = self.model.fit(n_init=self.n_init, seed=self.seed, method="em",
+                                 maxiter=self.init_maxiter, tol=1e-8, cov_type=None,
+                                 n_threads=self.n_threads)
+        return res.raw_params
+
+    def batch_stats(self, batch, params):
+        chunk = batch.chunks(1, resolve_threads(self.n_threads))[0]
+        stats, ll = self.model.chunk_stats(params, chunk)
+        if stats is None:
+            raise FloatingPointError("non-finite log-likelihood of the batch")
+        m = batch.n_rows
+        return tuple(np.asarray(stats[key]) / m for key in ("N", "S1", "S2")), ll, m
+
+    def m_step(self, stats, params):
+        N, S1, S2 = stats
+        return self.model.m_step(Stats(N=N, S1=S1, S2=S2), params)
+
+    def to_inference(self, params):
+        return self.model.to_inference(params)
+
+    def from_inference(self, vec):
+        return self.model.from_inference(vec)
+
+
+def online_gmm(k: int, covariance: str = "VVV", *, alpha: float = 0.6, warmup: int = 0,
+               burn_in: float = 0.2, reg_covar: float = 0.0, n_init: int = 10, seed: int = 0,
+               n_threads: int | None = None, max_trace: int = 1000) -> OnlineEM:
+    """Online EM estimator of a Gaussian mixture, fed with ``partial_fit(X)``.
+
+    Parameters
+    ----------
+    k : int
+        Number of components.
+    covariance : str
+        Covariance structure (mclust name or ``"full"``, ``"diag"``, ``"tied"``,
+        ``"spherical"``), as in :func:`emstats.gmm`.
+    alpha, warmup, burn_in, max_trace :
+        See :class:`OnlineEM`.
+    reg_covar : float
+        Ridge added to the covariances in every M-step.
+    n_init, seed :
+        k-means++ starts of EM on the first batch, and their seed.
+    n_threads : int, optional
+        Threads of the E-step kernel.
+
+    Returns
+    -------
+    OnlineEM
+        ``est.params`` is labelled as :class:`emstats.GMMResults` params;
+        ``est.model_params`` is a :class:`emstats.GMMParams`.
+    """
+    return OnlineEM(GMMAdapter(k, covariance, reg_covar=reg_covar, n_init=n_init, seed=seed,
+                               n_threads=n_threads),
+                    alpha=alpha, warmup=warmup, burn_in=burn_in, max_trace=max_trace)

@@ -9,10 +9,13 @@ The variational family is q(z) q(pi) prod_k q(mu_k, Lambda_k).  Its global part
 (``VBParams``: alpha_k, beta_k, m_k, nu_k and the matrix Sigma~_k = W_k^-1 / nu_k =
 E[Lambda_k]^-1, scikit-learn's ``covariances_``) is what the engine iterates:
 
-* ``e_step(theta)`` computes the optimal q(z) given theta (responsibilities
-  r_ik proportional to exp(rho_ik)), returns their weighted sums (N_k and the
-  first and second moments about m_k) and the ELBO *maximised over q(z)* at
-  theta: L*(theta) = sum_i log sum_k exp(rho_ik) + (prior - entropy terms of theta);
+* the E-step of a chunk of rows (``chunk_stats``) computes the optimal q(z) given theta
+  (responsibilities r_ik proportional to exp(rho_ik)) and returns their weighted sums
+  (N_k and the first and second moments about a fixed centre c, the data's column
+  means, plus the entropy of q(z): all additive over chunks) and the chunk's share
+  sum_i log sum_k exp(rho_ik) of the ELBO *maximised over q(z)* at theta,
+  L*(theta) = sum_i log sum_k exp(rho_ik) + (prior - entropy terms of theta), whose
+  last part is ``loglike_constant``;
 * ``m_step(stats, theta)`` returns the optimal global factors given those
   responsibilities (conjugate updates).
 
@@ -39,13 +42,15 @@ from scipy.special import digamma, gammaln
 
 from .._config import resolve_threads
 from .._kernels import gmm_kernels
-from ..components.gaussian_data import prepare_data, sym
+from ..components.gaussian_data import GaussianRows, prepare_data, sym
 from ..components.init import kmeans, random_responsibilities
-from ..em.engine import run_em
-from ..em.monitor import ConvergenceInfo, warn_not_converged
+from ..em.engine import FitOptions
+from ..em.monitor import ConvergenceInfo
 from ..em.params import Cholesky
-from ..em.protocol import EMModel
+from ..em.protocol import ChunkedModel
+from ..em.stats import Stats
 from ..exceptions import DataError, describe_rows
+from ..inference.fit import FitMixin, fit_model
 
 LOG_2PI = math.log(2.0 * math.pi)
 LOG_2 = math.log(2.0)
@@ -86,15 +91,6 @@ class VBParams:
 
 
 @dataclass
-class _VBStats:
-    N: np.ndarray        # (K,) sum_i r_ik
-    S1: np.ndarray       # (K, d) sum_i r_ik (x_i - m_ref_k)
-    S2: np.ndarray       # (K, d, d) sum_i r_ik (x_i - m_ref_k)(x_i - m_ref_k)'
-    m_ref: np.ndarray    # (K, d) the reference points
-    entropy: float       # -sum r log r (NaN when unknown)
-
-
-@dataclass
 class _Derived:
     """Quantities of theta used by the E-step and the ELBO."""
 
@@ -119,7 +115,7 @@ def _mvgammaln(nu: np.ndarray, d: int) -> np.ndarray:
 # the model
 # ----------------------------------------------------------------------------------
 
-class VariationalGaussianMixture(EMModel):
+class VariationalGaussianMixture(FitMixin, ChunkedModel):
     """Variational Bayesian Gaussian mixture with full covariances, fitted by the EM engine.
 
     Parameters
@@ -173,19 +169,23 @@ class VariationalGaussianMixture(EMModel):
                              f"got {covariance!r}")
         if n < 2:
             raise DataError(f"need at least 2 rows, got {n}")
-        self.X = X
-        self.XT = np.ascontiguousarray(X.T)
+        self.data = GaussianRows({"X": X})
+        self.X = self.data["X"]
+        self.XT = self.data.XT
+        #: the fixed centre of the statistics (a data constant)
+        self.centre = self.XT.mean(axis=1)
         self.n, self.d, self.K = n, d, K
+        self.nobs = float(n)
         self.columns = names
         self.row_labels = labels
         self.n_dropped = n_drop
         self.design_info = design_info
         self.covariance = "full"
         self._chol = Cholesky("covariances", d, (K,))     # packed: log-Cholesky factors
-        self._n_threads = resolve_threads(None)
         self._set_priors(weight_concentration_prior, mean_precision_prior, mean_prior,
                          degrees_of_freedom_prior, covariance_prior)
         self.param_names = self._make_names()
+        self.df_model = float(len(self.param_names))
 
     # -- priors -------------------------------------------------------------------------
     def _set_priors(self, wcp, mpp, mp, dfp, cp):
@@ -314,20 +314,22 @@ class VariationalGaussianMixture(EMModel):
                + lnB0 - lnB + 0.5 * (nu0 - nu) * D.ElogLam - 0.5 * tr + 0.5 * nu * d)
         return float(out + per.sum())
 
-    def _expected_rho(self, st: _VBStats, p: VBParams, D: _Derived) -> float:
-        """sum_ik r_ik rho_ik(theta) for the responsibilities behind ``st``."""
+    def _expected_rho(self, st, p: VBParams, D: _Derived, ref=None) -> float:
+        """sum_ik r_ik rho_ik(theta) for the responsibilities behind ``st`` (sums about
+        ``ref``, default the centre c)."""
         d = self.d
-        delta = st.m_ref - p.means
-        scat = (st.S2 + np.einsum("ka,kb->kab", st.S1, delta)
-                + np.einsum("ka,kb->kab", delta, st.S1)
-                + st.N[:, None, None] * np.einsum("ka,kb->kab", delta, delta))
+        N, S1, S2 = (np.asarray(st[key]) for key in ("N", "S1", "S2"))
+        delta = (self.centre[None] if ref is None else ref) - p.means
+        scat = (S2 + np.einsum("ka,kb->kab", S1, delta)
+                + np.einsum("ka,kb->kab", delta, S1)
+                + N[:, None, None] * np.einsum("ka,kb->kab", delta, delta))
         eye = np.broadcast_to(np.eye(d), (self.K, d, d))
         Linv = np.linalg.solve(D.L, eye)
         tr = np.einsum("kab,kbc,kac->k", Linv, scat, Linv)        # tr(Sigma~^-1 scat)
-        return float(np.sum(st.N * (D.c - 0.5 * d * LOG_2PI - 0.5 * D.logdet) - 0.5 * tr))
+        return float(np.sum(N * (D.c - 0.5 * d * LOG_2PI - 0.5 * D.logdet) - 0.5 * tr))
 
     # -- E-step kernel ------------------------------------------------------------------
-    def _kernel(self, X, p: VBParams, D: _Derived, want_resp=False):
+    def _kernel(self, X, p: VBParams, D: _Derived, want_resp=False, n_threads=1, XT=None):
         K, d = self.K, self.d
         n = X.shape[0]
         eye = np.broadcast_to(np.eye(d), (K, d, d))
@@ -336,7 +338,7 @@ class VariationalGaussianMixture(EMModel):
         b = np.ascontiguousarray(np.einsum("kab,ka->kb", U, p.means).ravel())
         logc = np.ascontiguousarray(D.c - 0.5 * d * LOG_2PI - 0.5 * D.logdet)
         nch = gmm_kernels.n_chunks(n)
-        nt = max(1, min(self._n_threads, nch))
+        nt = max(1, min(int(n_threads), nch))
         part_n = np.zeros((nch, K))
         part_s = np.zeros((nch, K * d))
         part_t = np.zeros((nch, K, d * d))
@@ -344,7 +346,7 @@ class VariationalGaussianMixture(EMModel):
         scratch = np.empty((nt, gmm_kernels.scratch_size(K, d)))
         resp = np.empty((n, K)) if want_resp else np.empty((0, K))
         u = np.ascontiguousarray(np.diagonal(U, axis1=1, axis2=2).ravel())
-        XT = self.XT if X is self.X else np.ascontiguousarray(X.T)
+        XT = np.ascontiguousarray(X.T) if XT is None else XT
         gmm_kernels.gmm_estep(XT, Wt, u, b, logc, 0, part_n, part_s, part_t, part_ll,
                               scratch, resp, np.empty(0), nt)
         N = part_n.sum(axis=0)
@@ -360,35 +362,47 @@ class VariationalGaussianMixture(EMModel):
         """The M-step from k-means responsibilities (k-means++ seeding, seed 0)."""
         return self.params_from_resp(self._init_resp("kmeans", np.random.default_rng(0)))
 
-    def e_step(self, params: VBParams):
-        """Responsibility-weighted sums and the ELBO maximised over q(z) at ``params``."""
+    def chunk_stats(self, params: VBParams, chunk):
+        """Responsibility-weighted sums of the chunk's rows about the centre c, the entropy
+        of their q(z), and their share sum_i log sum_k exp(rho_ik) of the ELBO."""
         D = self._derived(params)
         if D is None:
             return None, -np.inf
-        N, S1, S2, lse, bad, _ = self._kernel(self.X, params, D)
+        N, S1, S2, lse, bad, _ = self._kernel(chunk["X"], params, D,
+                                              n_threads=chunk.n_threads, XT=chunk["XT"])
         if bad or not np.isfinite(lse):
             return None, -np.inf
-        st = _VBStats(N, S1, S2, params.means.copy(), float("nan"))
-        st.entropy = lse - self._expected_rho(st, params, D)
-        return st, lse + self._bayes_terms(params, D)
+        about = {"N": N, "S1": S1, "S2": S2}
+        entropy = lse - self._expected_rho(about, params, D, ref=params.means)
+        dmu = params.means - self.centre[None]
+        cross = np.einsum("ka,kb->kab", S1, dmu)
+        S2c = S2 + cross + np.swapaxes(cross, 1, 2) + N[:, None, None] * np.einsum(
+            "ka,kb->kab", dmu, dmu)
+        return Stats(N=N, S1=S1 + N[:, None] * dmu, S2=sym(S2c), entropy=entropy), lse
 
-    def m_step(self, stats: _VBStats, params: VBParams | None = None) -> VBParams:
+    def loglike_constant(self, params: VBParams) -> float:
+        """The ELBO's terms of the global factors (prior minus entropy of q(pi, mu, Lambda))."""
+        D = self._derived(params)
+        return -np.inf if D is None else self._bayes_terms(params, D)
+
+    def m_step(self, stats, params: VBParams | None = None) -> VBParams:
         """Conjugate updates of q(pi) and q(mu_k, Lambda_k) given the responsibilities.
 
-        With e = m_ref - m_0 (so N (xbar - m_0) = S1 + N e):
+        With sums about the centre c and e = c - m_0 (so N (xbar - m_0) = S1 + N e):
         alpha = alpha_0 + N, beta = beta_0 + N, nu = nu_0 + N,
         m = (beta_0 m_0 + N xbar) / beta, and W^-1 = Psi_0 + N S + beta_0 N / beta
         (xbar - m_0)(xbar - m_0)' = Psi_0 + S2 - S1 S1' / beta
         + beta_0 / beta (S1 e' + e S1' + N e e') (no division by N, so empty components
         are handled exactly).
         """
-        N, S1, S2 = stats.N, stats.S1, stats.S2
+        N, S1, S2 = (np.asarray(stats[key], dtype=float) for key in ("N", "S1", "S2"))
+        ref = self.centre[None]
         b0 = self.beta0
         beta = b0 + N
         alpha = self.alpha0 + N
         nu = self.nu0 + N
-        e = stats.m_ref - self.m0[None]
-        means = (b0 * self.m0[None] + N[:, None] * stats.m_ref + S1) / beta[:, None]
+        e = ref - self.m0[None]
+        means = (b0 * self.m0[None] + N[:, None] * ref + S1) / beta[:, None]
         outer = np.einsum("ka,kb->kab", S1, e)
         Winv = (self.psi0[None] + S2 - np.einsum("ka,kb->kab", S1, S1) / beta[:, None, None]
                 + (b0 / beta)[:, None, None] * (outer + np.swapaxes(outer, 1, 2)
@@ -397,13 +411,13 @@ class VariationalGaussianMixture(EMModel):
         covs = sym(Winv) / nu[:, None, None]
         return VBParams(alpha, beta, means, nu, covs)
 
-    def elbo(self, stats: _VBStats, params: VBParams) -> float:
+    def elbo(self, stats, params: VBParams) -> float:
         """ELBO L(r, theta) for the responsibilities r behind ``stats`` (from :meth:`e_step`
         or :meth:`stats_from_resp`) and any global variational parameters ``params``."""
         D = self._derived(params)
         if D is None:
             return -np.inf
-        return self._expected_rho(stats, params, D) + stats.entropy + \
+        return self._expected_rho(stats, params, D) + float(stats["entropy"]) + \
             self._bayes_terms(params, D)
 
     def sklearn_constant(self) -> float:
@@ -418,7 +432,7 @@ class VariationalGaussianMixture(EMModel):
                             - _mvgammaln(self.nu0, d)) + lnC0)
 
     # -- starts ---------------------------------------------------------------------------
-    def stats_from_resp(self, resp) -> _VBStats:
+    def stats_from_resp(self, resp) -> Stats:
         """Weighted sums of given responsibilities (n x K, rows summing to 1)."""
         r = np.asarray(resp, dtype=float)
         if r.shape != (self.n, self.K):
@@ -427,17 +441,16 @@ class VariationalGaussianMixture(EMModel):
         if not np.all(np.isfinite(r)) or np.any(r < 0) or \
                 not np.allclose(r.sum(axis=1), 1.0, rtol=0, atol=1e-10):
             raise ValueError("responsibilities must be non-negative with rows summing to 1")
-        X, K, d = self.X, self.K, self.d
+        K, d = self.K, self.d
+        Xc = self.X - self.centre[None]
         N = r.sum(axis=0)
-        m_ref = (r.T @ X) / np.maximum(N, 1e-300)[:, None]
-        S1 = r.T @ X - N[:, None] * m_ref
+        S1 = r.T @ Xc
         S2 = np.empty((K, d, d))
         for k in range(K):
-            Xc = X - m_ref[k]
             S2[k] = sym((r[:, k, None] * Xc).T @ Xc)
         with np.errstate(divide="ignore", invalid="ignore"):
             ent = -float(np.sum(np.where(r > 0, r * np.log(r), 0.0)))
-        return _VBStats(N, S1, S2, m_ref, ent)
+        return Stats(N=N, S1=S1, S2=S2, entropy=ent)
 
     def params_from_resp(self, resp) -> VBParams:
         """The M-step from given responsibilities (how a start is made, as scikit-learn)."""
@@ -499,39 +512,46 @@ class VariationalGaussianMixture(EMModel):
         return np.concatenate([a / a.sum(), params.means.ravel()])
 
     # -- fitting --------------------------------------------------------------------------
-    def fit(self, start_params=None, *, init="kmeans", n_init: int = 1, seed: int = 0,
-            method: str = "em", maxiter: int = 5000, tol: float = 1e-10,
-            cov_type: str | None = None, n_threads: int | None = None,
-            progress: bool = False) -> VBGMMResults:
-        """Coordinate ascent on the ELBO, run by the EM engine.
+    def initial_starts(self, init, n_init: int, rng: np.random.Generator):
+        """One M-step from initial responsibilities per start: ``n_init`` of them for
+        ``"kmeans"``/``"random"`` (drawn in turn from ``rng``), one for given labels or
+        responsibilities."""
+        init = "kmeans" if init is None else init
+        n_starts = int(n_init) if isinstance(init, str) else 1
+        label = init if isinstance(init, str) else "given"
+        return [(label, self.params_from_resp(self._init_resp(init, rng)))
+                for _ in range(n_starts)]
+
+    def check_start(self, start) -> VBParams:
+        if not isinstance(start, VBParams):
+            raise ValueError("start_params must be a VBParams")
+        if self._derived(start) is None:
+            raise ValueError("start_params are not valid variational parameters")
+        return start.copy()
+
+    def fit(self, *, init="kmeans", cov_type: str | None = None, **kwargs) -> VBGMMResults:
+        """Coordinate ascent on the ELBO, run by the EM engine (the options of every model,
+        :meth:`FitMixin.fit <emstats.inference.fit.FitMixin.fit>`).
 
         Parameters
         ----------
-        start_params : VBParams, optional
-            Start values of the global variational parameters; overrides ``init``.
         init : {"kmeans", "random"} or array_like
             Initial responsibilities, from which one M-step gives the start:
             ``"kmeans"`` (k-means++ seeding and Lloyd iterations, hard labels),
             ``"random"`` (uniform draws normalised by row, as scikit-learn), an array of
             n labels in 0..k-1 or an n x k array of responsibilities.
-        n_init : int
-            Starts for ``"kmeans"``/``"random"``; the one with the largest final ELBO
-            is kept.
-        seed : int
-            Seed of the starts.
-        method : {"em", "squarem"}
-            ``"em"``: the plain coordinate ascent; ``"squarem"``: SQUAREM on the packed
-            variational parameters with its monotone fall-back.
-        maxiter : int
-        tol : float
-            Relative change of the ELBO at convergence.
         cov_type : None or "none"
             Standard errors are not defined for a variational posterior: the summary
             reports posterior standard deviations and credible intervals instead.
             Any other value is an error.
-        n_threads : int, optional
-            Threads of the E-step kernel (results are identical for any number).
-        progress : bool
+        **kwargs
+            ``start_params`` (a :class:`VBParams`), ``n_init`` (starts for
+            ``"kmeans"``/``"random"``: short runs from each, the best continued),
+            ``seed``, ``method`` (default ``"em"``, the plain coordinate ascent;
+            ``"squarem"``: SQUAREM on the packed variational parameters with its
+            monotone fall-back),
+            ``maxiter``, ``tol`` (relative change of the ELBO), ``n_threads``,
+            ``progress``, ``callback``, ``method_options``.
 
         Returns
         -------
@@ -542,33 +562,13 @@ class VariationalGaussianMixture(EMModel):
                 f"cov_type={cov_type!r}: a variational posterior has no sampling standard "
                 "errors; the results report posterior standard deviations and credible "
                 "intervals (use cov_type=None)")
-        if method not in ("em", "squarem"):
-            raise ValueError(f"method must be 'em' or 'squarem', got {method!r}")
-        if isinstance(n_init, bool) or int(n_init) < 1:
-            raise ValueError(f"n_init must be a positive integer, got {n_init!r}")
-        self._n_threads = resolve_threads(n_threads)
-        if start_params is not None:
-            if not isinstance(start_params, VBParams):
-                raise ValueError("start_params must be a VBParams")
-            starts = [start_params.copy()]
-            if self._derived(starts[0]) is None:
-                raise ValueError("start_params are not valid variational parameters")
-        else:
-            rng = np.random.default_rng(seed)
-            n_starts = int(n_init) if isinstance(init, str) else 1
-            starts = [self.params_from_resp(self._init_resp(init, rng))
-                      for _ in range(n_starts)]
-        best = None
-        elbos = []
-        for st in starts:
-            run = run_em(self, st, method=method, maxiter=maxiter, tol=tol,
-                         progress=progress, warn=False)
-            elbos.append(run.loglik)
-            if best is None or run.loglik > best.loglik:
-                best = run
-        if not best.convergence.converged:
-            warn_not_converged(best.convergence)
-        return VBGMMResults(self, best.params, best.convergence, np.array(elbos), init)
+        label = init if isinstance(init, str) else "given"
+        # the plain coordinate ascent by default: scikit-learn's trajectory, and the
+        # fixed point reached from the start (SQUAREM may swap emptied components)
+        kwargs.setdefault("method", "em")
+        opts = FitOptions(cov_type=None, init=init, **kwargs)
+        return fit_model(self, VBGMMResults, nobs=self.n, df_model=self.df_model,
+                         results_kwargs={"init": label}, options=opts)
 
 
 # ----------------------------------------------------------------------------------
@@ -597,14 +597,23 @@ class VBGMMResults:
 
     cov_type = "none"
 
-    def __init__(self, model: VariationalGaussianMixture, params: VBParams,
-                 convergence: ConvergenceInfo, init_elbos: np.ndarray, init):
+    def __init__(self, model: VariationalGaussianMixture, theta, cov, *, llf: float,
+                 convergence: ConvergenceInfo, raw_params: VBParams, init: str = "kmeans",
+                 extra: dict | None = None, **kwargs):
         self.model = model
-        self.params = params
+        self.params = raw_params
         self.convergence = convergence
-        self.elbo = float(convergence.loglik[-1])
-        self.init_elbos = init_elbos
-        self.init = init if isinstance(init, str) else "given"
+        self.elbo = float(llf)
+        self.extra = dict(extra or {})
+        starts = self.extra.get("starts")
+        if starts:
+            # each start's ELBO after its short run; the continued one's final ELBO
+            el = np.array([s.loglik for s in starts], dtype=float)
+            el[int(np.argmax(np.where(np.isfinite(el), el, -np.inf)))] = self.elbo
+            self.init_elbos = el
+        else:
+            self.init_elbos = np.array([self.elbo])
+        self.init = init
         self.nobs = model.n
 
     # -- variational parameters (scikit-learn's names) --------------------------------------
@@ -703,7 +712,8 @@ class VBGMMResults:
         exp(E log pi_k + E log N(x_i | mu_k, Lambda_k)) (scikit-learn's ``predict_proba``)."""
         X, labels = self._new_data(data)
         D = self.model._derived(self.params)
-        r = self.model._kernel(X, self.params, D, want_resp=True)[5]
+        r = self.model._kernel(X, self.params, D, want_resp=True,
+                               n_threads=resolve_threads(None))[5]
         return pd.DataFrame(r, index=labels, columns=self._index)
 
     def predict(self, data=None) -> pd.Series:
