@@ -173,3 +173,7 @@ from .models.mixreg import (  # noqa: E402
 
 __all__ += ["MixregSelection", "MixtureRegression", "MixtureRegressionResults", "mixreg",
             "mixreg_select"]
+
+from .models.zeroinfl import ZeroInflatedRegression, ZeroInflatedResults, zeroinfl  # noqa: E402
+
+__all__ += ["ZeroInflatedRegression", "ZeroInflatedResults", "zeroinfl"]

@@ -1,0 +1,163 @@
+"""Zero-inflated count regressions against pscl::zeroinfl (tests/results/zeroinfl_biochemists.json,
+from tests/results/r_scripts/zeroinfl_biochemists.R)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import emstats
+from emstats import DataError
+from tests.results.fixtures import RESULTS_DIR
+
+FIX = json.loads((RESULTS_DIR / "zeroinfl_biochemists.json").read_text())
+SPECS = {
+    "poisson_const": ("art ~ . | 1", "poisson"),
+    "negbin_const": ("art ~ . | 1", "negbin"),
+    "poisson_ment": ("art ~ fem + mar + kid5 + phd + ment | ment", "poisson"),
+    "negbin_ment": ("art ~ fem + mar + kid5 + phd + ment | ment", "negbin"),
+    "poisson_same": ("art ~ fem + mar + kid5 + phd + ment", "poisson"),
+}
+#: patsy's names of pscl's (R's) coefficient names
+RENAME = {"(Intercept)": "Intercept", "femWomen": "fem[T.Women]",
+          "marMarried": "mar[T.Married]"}
+
+
+@pytest.fixture(scope="module")
+def bio() -> pd.DataFrame:
+    df = pd.DataFrame(FIX["data"])
+    df["fem"] = pd.Categorical(df["fem"], ["Men", "Women"])
+    df["mar"] = pd.Categorical(df["mar"], ["Single", "Married"])
+    return df
+
+
+def _r_series(case, key) -> pd.Series:
+    vals = case[key]
+    out = {}
+    for name, v in vals.items():
+        part, _, var = name.partition("_")
+        out[f"{part}_{RENAME.get(var, var)}"] = v
+    return pd.Series(out)
+
+
+def _fit(bio, case, **kw):
+    f, dist = SPECS[case]
+    # ptol: the parameters stop to 1e-10 relative, far inside the 1e-6 asked of them
+    return emstats.zeroinfl(f, bio, dist=dist).fit(ptol=1e-10, tol=1e-12, **kw)
+
+
+@pytest.mark.parametrize("case", ["poisson_const", "poisson_ment", "negbin_ment",
+                                  "poisson_same"])
+def test_against_pscl(bio, case):
+    c = FIX["cases"][case]
+    res = _fit(bio, case)
+    rc, rs = _r_series(c, "coefficients"), _r_series(c, "bse")
+    names = list(rc.index)
+    # pscl's optim (BFGS, reltol 1e-14) stops within about 1e-7 of the maximum
+    np.testing.assert_allclose(res.params[names], rc[names], atol=1e-6)
+    assert res.llf == pytest.approx(c["loglik"], abs=1e-6)
+    # pscl's SEs come from optim's finite-difference Hessian
+    np.testing.assert_allclose(res.bse[names], rs[names], rtol=1e-3)
+    if "theta" in c:
+        assert res.theta == pytest.approx(c["theta"], rel=1e-6)
+        assert res.bse["Log(theta)"] == pytest.approx(c["se_log_theta"], rel=1e-3)
+    assert res.k_params == c["df"]
+
+
+def test_negbin_constant_inflation_boundary(bio):
+    # art ~ . | 1 with the NB: the inflation probability goes to 0 (zero intercept to
+    # -inf, pscl stops at -18 with SE 1390); the likelihood is flat there, so compare
+    # the likelihood and the count part only
+    c = FIX["cases"]["negbin_const"]
+    # no ptol: the zero intercept drifts on a flat likelihood
+    res = emstats.zeroinfl(*SPECS["negbin_const"][:1], bio, dist="negbin").fit(tol=1e-12)
+    rc, rs = _r_series(c, "coefficients"), _r_series(c, "bse")
+    cnt = [n for n in rc.index if n.startswith("count_")]
+    assert res.llf >= c["loglik"] - 1e-6
+    assert res.params["zero_Intercept"] < -10
+    np.testing.assert_allclose(res.params[cnt], rc[cnt], atol=1e-5)
+    np.testing.assert_allclose(res.bse[cnt], rs[cnt], rtol=1e-3)
+    assert res.theta == pytest.approx(c["theta"], rel=1e-5)
+
+
+@pytest.mark.parametrize("case", ["poisson_ment", "negbin_ment"])
+def test_louis_matches_numerical_hessian(bio, case):
+    louis = _fit(bio, case)
+    num = _fit(bio, case, cov_type="numerical")
+    # the numerical Hessian's step error: about 1e-4 relative in the SEs
+    np.testing.assert_allclose(louis.bse, num.bse, rtol=1e-4)
+    assert np.max(np.abs(louis.convergence.max_abs_score)) < 1e-4
+
+
+def test_predict(bio):
+    res = _fit(bio, "negbin_ment")
+    mu, pi = res.predict(which="count"), res.predict(which="zero")
+    np.testing.assert_allclose(res.predict(), (1 - pi) * mu)
+    prob = res.predict(which="prob")
+    assert prob.shape == (len(bio), int(bio["art"].max()) + 1)
+    assert np.all((prob > 0) & (prob < 1))
+    full = res.predict(which="prob", at=np.arange(400))
+    np.testing.assert_allclose(full.sum(axis=1), 1.0, atol=1e-10)
+    # the mean from the probabilities
+    np.testing.assert_allclose(full.to_numpy() @ np.arange(400), res.predict(), rtol=1e-8)
+    new = bio.iloc[:5]
+    np.testing.assert_allclose(res.predict(new, which="mean"), res.predict().iloc[:5])
+    with pytest.raises(ValueError, match="which"):
+        res.predict(which="nope")
+
+
+def test_same_regressors_and_summary(bio):
+    res = _fit(bio, "poisson_same")
+    assert [n for n in res.param_names if n.startswith("zero_")] == [
+        "zero_Intercept", "zero_fem[T.Women]", "zero_mar[T.Married]", "zero_kid5",
+        "zero_phd", "zero_ment"]
+    text = str(res.summary())
+    assert "count_ment" in text and "zero_ment" in text
+    tau = res.posterior_zero
+    assert np.all(tau[bio["art"].to_numpy() > 0] == 0) and np.all((tau >= 0) & (tau <= 1))
+
+
+def test_simulated_recovery():
+    rng = np.random.default_rng(3)
+    n = 4000
+    x, z = rng.normal(size=n), rng.normal(size=n)
+    pi = 1 / (1 + np.exp(-(-0.5 + 1.0 * z)))
+    y = np.where(rng.random(n) < pi, 0, rng.poisson(np.exp(0.5 + 0.4 * x)))
+    res = emstats.zeroinfl("y ~ x | z", pd.DataFrame({"y": y, "x": x, "z": z})).fit()
+    truth = np.array([0.5, 0.4, -0.5, 1.0])
+    assert np.all(np.abs(res.params.to_numpy() - truth) < 4 * res.bse.to_numpy())
+
+
+@pytest.mark.parametrize("y, msg", [
+    ([0, 1, -1, 2, 0, 3, 1, 0], "non-negative integer"),
+    ([0, 1, 1.5, 2, 0, 3, 1, 0], "non-negative integer"),
+    ([1, 1, 2, 2, 1, 3, 1, 4], "no zeros"),
+    ([0, 0, 0, 0, 0, 0, 0, 0], "zero in every row"),
+])
+def test_bad_response(y, msg):
+    df = pd.DataFrame({"y": y, "x": np.arange(8.0)})
+    with pytest.raises(DataError, match=msg):
+        emstats.zeroinfl("y ~ x | 1", df)
+
+
+def test_bad_formula(bio):
+    with pytest.raises(DataError, match="nosuch"):
+        emstats.zeroinfl("art ~ ment | nosuch", bio)
+    with pytest.raises(DataError, match="more than one"):
+        emstats.zeroinfl("art ~ ment | phd | kid5", bio)
+    with pytest.raises(ValueError, match="dist"):
+        emstats.zeroinfl("art ~ ment", bio, dist="gaussian")
+
+
+def test_weights_match_replication(bio):
+    sub = bio.iloc[:300].reset_index(drop=True)
+    w = np.where(np.arange(300) % 3 == 0, 2.0, 1.0)
+    rep = pd.concat([sub, sub[w == 2]], ignore_index=True)
+    a = emstats.zeroinfl("art ~ ment + fem | ment", sub, weights=w).fit()
+    b = emstats.zeroinfl("art ~ ment + fem | ment", rep).fit()
+    np.testing.assert_allclose(a.params, b.params, atol=1e-6)
+    np.testing.assert_allclose(a.bse, b.bse, rtol=1e-5)
+    assert a.llf == pytest.approx(b.llf, abs=1e-6)
