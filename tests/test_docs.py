@@ -11,11 +11,13 @@ import pytest
 import emstats
 import emstats.models.censored
 import emstats.models.mixreg
+import emstats.models.zeroinfl
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("module", [emstats, emstats.models.censored, emstats.models.mixreg])
+@pytest.mark.parametrize("module", [emstats, emstats.models.censored, emstats.models.mixreg,
+                                    emstats.models.zeroinfl])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0
