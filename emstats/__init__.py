@@ -177,3 +177,7 @@ __all__ += ["MixregSelection", "MixtureRegression", "MixtureRegressionResults", 
 from .models.zeroinfl import ZeroInflatedRegression, ZeroInflatedResults, zeroinfl  # noqa: E402
 
 __all__ += ["ZeroInflatedRegression", "ZeroInflatedResults", "zeroinfl"]
+
+from .models.zeroinfl import HurdleRegression, HurdleResults, hurdle, vuong  # noqa: E402
+
+__all__ += ["HurdleRegression", "HurdleResults", "hurdle", "vuong"]

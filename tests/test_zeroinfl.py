@@ -161,3 +161,55 @@ def test_weights_match_replication(bio):
     np.testing.assert_allclose(a.params, b.params, atol=1e-6)
     np.testing.assert_allclose(a.bse, b.bse, rtol=1e-5)
     assert a.llf == pytest.approx(b.llf, abs=1e-6)
+
+
+HFIX = json.loads((RESULTS_DIR / "hurdle_biochemists.json").read_text())
+HSPECS = {"poisson_const": ("art ~ . | 1", "poisson"),
+          "negbin_ment": ("art ~ fem + mar + kid5 + phd + ment | ment", "negbin"),
+          "poisson_same": ("art ~ fem + mar + kid5 + phd + ment", "poisson")}
+
+
+@pytest.mark.parametrize("case", list(HSPECS))
+def test_hurdle_against_pscl(bio, case):
+    c = HFIX["cases"][case]
+    f, dist = HSPECS[case]
+    res = emstats.hurdle(f, bio, dist=dist).fit(ptol=1e-10, tol=1e-12)
+    rc, rs = _r_series(c, "coefficients"), _r_series(c, "bse")
+    names = list(rc.index)
+    np.testing.assert_allclose(res.params[names], rc[names], atol=1e-6)
+    assert res.llf == pytest.approx(c["loglik"], abs=1e-6)
+    np.testing.assert_allclose(res.bse[names], rs[names], rtol=1e-3)
+    if "theta" in c:
+        assert res.theta == pytest.approx(c["theta"], rel=1e-6)
+        assert res.bse["Log(theta)"] == pytest.approx(c["se_log_theta"], rel=1e-3)
+    num = emstats.hurdle(f, bio, dist=dist).fit(ptol=1e-10, tol=1e-12, cov_type="numerical")
+    np.testing.assert_allclose(res.bse, num.bse, rtol=1e-4)
+    full = res.predict(which="prob", at=np.arange(400))
+    np.testing.assert_allclose(full.sum(axis=1), 1.0, atol=1e-10)
+    np.testing.assert_allclose(full.to_numpy() @ np.arange(400), res.predict(), rtol=1e-8)
+    np.testing.assert_allclose(full[0], 1 - 1 / (1 + np.exp(-(res.model.data["Z"]
+                                                              @ res.zero_params.to_numpy()))))
+
+
+def test_hurdle_bad_response():
+    df = pd.DataFrame({"y": [1, 1, 2, 2, 1, 3, 1, 4], "x": np.arange(8.0)})
+    with pytest.raises(DataError, match="no zeros"):
+        emstats.hurdle("y ~ x | 1", df)
+
+
+@pytest.mark.parametrize("dist, key", [("poisson", "zip_vs_poisson"), ("negbin", "zinb_vs_nb")])
+def test_vuong_against_pscl(bio, dist, key):
+    import statsmodels.formula.api as smf
+
+    f = "art ~ fem + mar + kid5 + phd + ment"
+    zi = emstats.zeroinfl(f + " | ment", bio, dist=dist).fit(ptol=1e-10, tol=1e-12)
+    plain = (smf.poisson(f, bio) if dist == "poisson" else smf.negativebinomial(f, bio))
+    g = plain.fit(method="newton", disp=0, maxiter=100)
+    v = emstats.vuong(zi, g)
+    printed = HFIX["vuong"][key]["printed"]
+    # pscl prints 7-8 significant digits; the plain fits agree to about 1e-8
+    for row in ("Raw", "AIC-corrected", "BIC-corrected"):
+        line = next(s for s in printed if s.startswith(row))
+        assert v.loc[row, "statistic"] == pytest.approx(float(line.split()[1]), abs=2e-6)
+        assert v.loc[row, "p-value"] == pytest.approx(float(line.split()[-1]), rel=1e-4)
+    assert v.loc["Raw", "statistic"] == pytest.approx(HFIX["vuong"][key]["raw"], abs=1e-6)

@@ -227,6 +227,30 @@ class ZeroInflatedRegression(FitMixin, ChunkedModel):
         return Stats(loglik=float(w @ ll), score=np.concatenate([gc, gz]), complete=comp,
                      missing=miss)
 
+    def _count_pmf(self, eta, phi, k) -> np.ndarray:
+        yk = np.full(eta.size, float(k))
+        return np.exp(self.family.logpdf(yk, eta[:, None], phi, None)[:, 0])
+
+    def predict_arrays(self, params, X, Z, off, which, ks):
+        """Predictions from design matrices (see :meth:`ZeroInflatedResults.predict`)."""
+        beta, phi, gamma = self._split(params)
+        eta = X @ beta + off
+        mu, pi = np.exp(eta), expit(Z @ gamma)
+        if which == "mean":
+            return pd.Series((1.0 - pi) * mu, name="mean")
+        if which == "count":
+            return pd.Series(mu, name="count")
+        if which == "zero":
+            return pd.Series(pi, name="zero")
+        out = np.empty((mu.size, ks.size))
+        for j, kk in enumerate(ks):
+            out[:, j] = (1.0 - pi) * self._count_pmf(eta, phi, kk) + (pi if kk == 0 else 0.0)
+        return pd.DataFrame(out, columns=[int(k) for k in ks])
+
+    def loglikeobs(self, params) -> np.ndarray:
+        """Per-row log-likelihood at ``params`` (unweighted)."""
+        return np.concatenate([self._rows(params, ch)[4] for ch in self.data.chunks(1)])
+
     def posterior_zero(self, params) -> np.ndarray:
         """P(structural zero | y) of every row at ``params``."""
         return np.concatenate([self._rows(params, ch)[3] for ch in self.data.chunks(1)])
@@ -259,6 +283,10 @@ class ZeroInflatedResults(EMResults):
         """NB2 dispersion theta (natural scale); None for the Poisson."""
         m = self.model
         return float(np.exp(self.params.iloc[m.p])) if m.d else None
+
+    def loglikeobs(self) -> np.ndarray:
+        """Per-row log-likelihood at the estimate (for :func:`vuong`)."""
+        return self.model.loglikeobs(self.raw_params)
 
     @property
     def posterior_zero(self) -> np.ndarray:
@@ -297,26 +325,10 @@ class ZeroInflatedResults(EMResults):
         """
         m = self.model
         X, Z, off = self._designs(newdata)
-        P = self.raw_params
-        beta, phi, gamma = m._split(P)
-        mu = np.exp(X @ beta + off)
-        pi = expit(Z @ gamma)
-        if which == "mean":
-            return pd.Series((1.0 - pi) * mu, name="mean")
-        if which == "count":
-            return pd.Series(mu, name="count")
-        if which == "zero":
-            return pd.Series(pi, name="zero")
-        if which == "prob":
-            ks = (np.arange(int(m.data["y"].max()) + 1) if at is None
-                  else np.asarray(at, dtype=int).ravel())
-            out = np.empty((mu.size, ks.size))
-            eta = np.log(mu)
-            for j, kk in enumerate(ks):
-                yk = np.full(mu.size, float(kk))
-                f = np.exp(m.family.logpdf(yk, eta[:, None], phi, None)[:, 0])
-                out[:, j] = (1.0 - pi) * f + (pi if kk == 0 else 0.0)
-            return pd.DataFrame(out, columns=[int(k) for k in ks])
+        ks = (np.arange(int(m.data["y"].max()) + 1) if at is None
+              else np.asarray(at, dtype=int).ravel())
+        if which in ("mean", "count", "zero", "prob"):
+            return m.predict_arrays(self.raw_params, X, Z, off, which, ks)
         raise ValueError(f"which must be 'mean', 'count', 'zero' or 'prob', got {which!r}")
 
 
@@ -371,3 +383,188 @@ def zeroinfl(formula: str, data, dist: str = "poisson", offset=None, weights=Non
         weights=des.extras.get("__w"), exog_names=des.exog_names, zero_names=znames,
         endog_name=des.endog_names[0], design_info=des.design_info, zero_info=zinfo,
         offset_spec=offset)
+
+
+class HurdleRegression(ZeroInflatedRegression):
+    """Hurdle count regression: a logit for y > 0 and a zero-truncated Poisson or NB2
+    for the positive counts (pscl's ``hurdle`` with ``zero.dist = "binomial"``).
+
+    P(y_i = 0) = 1 - p_i, P(y_i = k) = p_i f(k | mu_i) / (1 - f(0 | mu_i)) for k > 0, with
+    logit p_i = z_i' gamma (the ``zero_*`` coefficients model P(y > 0), as pscl's).
+
+    EM for the truncated part: a positive count is the first non-zero of a run of draws
+    from f, the M_i zeros before it unobserved, M_i geometric with mean
+    f0 / (1 - f0) and variance f0 / (1 - f0)^2.  The complete-data log-likelihood
+    log f(y_i) + M_i log f(0) is linear in M_i, so the E-step gives E[M_i] and the M-step
+    is one Newton step on the count part (with weights: w_i at y_i, w_i E[M_i] at 0) and
+    one on the logit (which has no missing data).  Louis' missing information is
+    sum_i w_i Var(M_i) s0_i s0_i', s0_i the count score at y = 0.
+    """
+
+    summary_title = "Hurdle Count Regression Results"
+
+    def _rows(self, params, ch):
+        beta, phi, gamma = self._split(params)
+        eta = ch["X"] @ beta + ch["off"]
+        ez = ch["Z"] @ gamma
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            lf = self.family.logpdf(ch["y"], eta[:, None], phi, None, ch["c"])[:, 0]
+            lf0 = self.family.logpdf(np.zeros_like(eta), eta[:, None], phi, None)[:, 0]
+            l1f0 = np.log(-np.expm1(lf0))
+        pos = ch["y"] > 0
+        ll = np.where(pos, _log_expit(ez) + lf - l1f0, _log_expit(-ez))
+        f0 = np.exp(lf0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            em = np.where(pos, f0 / -np.expm1(lf0), 0.0)
+            vm = np.where(pos, em / -np.expm1(lf0), 0.0)
+        return eta, phi, expit(ez), (em, vm), ll
+
+    def _pieces(self, params, ch):
+        eta, phi, p, (em, vm), ll = self._rows(params, ch)
+        w = ch["w"]
+        pos = (ch["y"] > 0).astype(float)
+        X, Z = ch["X"], ch["Z"]
+        der = self.family.derivs(ch["y"], eta[:, None], phi)
+        der0 = self.family.derivs(np.zeros_like(eta), eta[:, None], phi)
+        a, b = w * pos, w * em          # weights of the observed y and of the latent zeros
+        pp, d = self.p, self.d
+        gc = np.zeros(pp + d)
+        Hc = np.zeros((pp + d, pp + d))
+        gc[:pp] = X.T @ (a * der["d1"][:, 0] + b * der0["d1"][:, 0])
+        Hc[:pp, :pp] = (X * (-(a * der["d2"][:, 0] + b * der0["d2"][:, 0]))[:, None]).T @ X
+        if d:
+            gc[pp] = a @ der["dp"][:, 0] + b @ der0["dp"][:, 0]
+            cross = X.T @ (-(a * der["dep"][:, 0] + b * der0["dep"][:, 0]))
+            Hc[:pp, pp], Hc[pp, :pp] = cross, cross
+            Hc[pp, pp] = -(a @ der["dpp"][:, 0] + b @ der0["dpp"][:, 0])
+        gz = Z.T @ (w * (pos - p))
+        Hz = (Z * (w * p * (1.0 - p))[:, None]).T @ Z
+        return gc, Hc, gz, Hz, (der0, vm), None, ll
+
+    def chunk_louis(self, params, chunk):
+        gc, Hc, gz, Hz, (der0, vm), _, ll = self._pieces(params, chunk)
+        p, d, q = self.p, self.d, self.q
+        k = p + d + q
+        w = chunk["w"]
+        comp = np.zeros((k, k))
+        comp[: p + d, : p + d], comp[p + d:, p + d:] = Hc, Hz
+        A = np.zeros((chunk["y"].size, k))
+        A[:, :p] = der0["d1"][:, :1] * chunk["X"]
+        if d:
+            A[:, p] = der0["dp"][:, 0]
+        miss = (A * (w * vm)[:, None]).T @ A
+        return Stats(loglik=float(w @ ll), score=np.concatenate([gc, gz]), complete=comp,
+                     missing=miss)
+
+    def start_params(self) -> dict:
+        """A count GLM on the positive rows and a logit of 1{y > 0}."""
+        dat = self.data
+        y, X, Z, off, w = (dat[a] for a in ("y", "X", "Z", "off", "w"))
+        pos = y > 0
+        beta = weighted_irls(get_family("poisson"), y, X, w * pos, off)
+        count = beta
+        if self.d:
+            mu = np.exp(X @ beta + off)
+            count = np.append(beta, self.family.start_phi(y[pos], mu[pos], w[pos]))
+        gamma = weighted_irls(get_family("binomial"), pos.astype(float), Z, w)
+        return {"count": count, "zero": gamma}
+
+    def predict_arrays(self, params, X, Z, off, which, ks):
+        """Predictions from design matrices (see :meth:`ZeroInflatedResults.predict`):
+        ``"zero"`` is pscl's ratio P(y > 0) / P_count(y > 0)."""
+        beta, phi, gamma = self._split(params)
+        eta = X @ beta + off
+        mu, p = np.exp(eta), expit(Z @ gamma)
+        ratio = p / (1.0 - self._count_pmf(eta, phi, 0))
+        if which == "mean":
+            return pd.Series(ratio * mu, name="mean")
+        if which == "count":
+            return pd.Series(mu, name="count")
+        if which == "zero":
+            return pd.Series(ratio, name="zero")
+        out = np.empty((mu.size, ks.size))
+        for j, kk in enumerate(ks):
+            out[:, j] = 1.0 - p if kk == 0 else ratio * self._count_pmf(eta, phi, kk)
+        return pd.DataFrame(out, columns=[int(k) for k in ks])
+
+    def posterior_zero(self, params) -> np.ndarray:
+        raise AttributeError("a hurdle model has no latent structural zeros")
+
+
+class HurdleResults(ZeroInflatedResults):
+    """Results of a hurdle count regression (``zero_*`` model P(y > 0))."""
+
+    def _summary_rows(self):
+        left, right = super()._summary_rows()
+        return [left[0], ("Zero hurdle:", ["binomial (logit)"])], right
+
+
+HurdleRegression.results_class = HurdleResults
+
+
+def hurdle(formula: str, data, dist: str = "poisson", offset=None, weights=None,
+           missing: str = "drop") -> HurdleRegression:
+    """Hurdle Poisson or negative-binomial regression with a binomial (logit) zero hurdle
+    (pscl's ``hurdle(..., zero.dist = "binomial")``).
+
+    Parameters
+    ----------
+    formula : str
+        As :func:`zeroinfl`: ``"y ~ count regressors | hurdle regressors"``.
+    data : pandas.DataFrame
+    dist : {"poisson", "negbin"}
+        Distribution of the zero-truncated count part.
+    offset, weights, missing :
+        As :func:`zeroinfl`.
+
+    Returns
+    -------
+    HurdleRegression
+        Call ``.fit()`` for the results.
+    """
+    zi = zeroinfl(formula, data, dist=dist, offset=offset, weights=weights, missing=missing)
+    dat = zi.data
+    return HurdleRegression(
+        dat["y"], dat["X"], dat["Z"], dist=dist, offset=dat["off"], weights=dat["w"],
+        exog_names=zi.exog_names, zero_names=zi.zero_names, endog_name=zi.endog_name,
+        design_info=zi.design_info, zero_info=zi.zero_info, offset_spec=offset)
+
+
+def vuong(res1, res2) -> pd.DataFrame:
+    """Vuong's (1989) non-nested test of two count models fitted to the same rows
+    (pscl's ``vuong``).
+
+    Parameters
+    ----------
+    res1, res2 :
+        Results with a ``loglikeobs()`` method (emstats' zero-inflated and hurdle
+        results) or statsmodels discrete-model results (``res.model.loglikeobs``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``Raw``, ``AIC-corrected``, ``BIC-corrected``; columns ``statistic``,
+        ``H_A`` (which model the sign favours) and the one-sided ``p-value``.
+    """
+    from scipy.stats import norm
+
+    def parts(r):
+        if hasattr(r, "loglikeobs"):
+            return np.asarray(r.loglikeobs(), dtype=float), len(r.params)
+        par = np.asarray(r.params, dtype=float)
+        return np.asarray(r.model.loglikeobs(par), dtype=float), par.size
+
+    (l1, k1), (l2, k2) = parts(res1), parts(res2)
+    if l1.shape != l2.shape:
+        raise ValueError(f"the two models were fitted to different numbers of rows "
+                         f"({l1.size} and {l2.size})")
+    m = l1 - l2
+    n = m.size
+    sd = float(np.std(m, ddof=1))
+    rows = {}
+    for name, adj in (("Raw", 0.0), ("AIC-corrected", float(k1 - k2)),
+                      ("BIC-corrected", (k1 - k2) * np.log(n) / 2.0)):
+        v = np.sqrt(n) * ((m.sum() - adj) / n) / sd
+        rows[name] = {"statistic": v, "H_A": "model1 > model2" if v > 0 else "model2 > model1",
+                      "p-value": float(norm.sf(abs(v)))}
+    return pd.DataFrame(rows).T.astype({"statistic": float, "p-value": float})
