@@ -213,3 +213,45 @@ def test_vuong_against_pscl(bio, dist, key):
         assert v.loc[row, "statistic"] == pytest.approx(float(line.split()[1]), abs=2e-6)
         assert v.loc[row, "p-value"] == pytest.approx(float(line.split()[-1]), rel=1e-4)
     assert v.loc["Raw", "statistic"] == pytest.approx(HFIX["vuong"][key]["raw"], abs=1e-6)
+
+
+@pytest.mark.parametrize("build", [emstats.zeroinfl, emstats.hurdle])
+def test_margeff_and_count_table(bio, build):
+    res = build("art ~ fem + mar + kid5 + phd + ment | ment + kid5", bio,
+                dist="negbin").fit()
+    me = res.margeff()
+    assert list(me.index) == ["fem[T.Women]", "mar[T.Married]", "kid5", "phd", "ment"]
+    # the average derivative equals a central difference of predict() in the data
+    # (step 1e-4: error about 1e-8 relative)
+    h = 1e-4
+    for v in ("ment", "phd", "kid5"):
+        up, dn = bio.copy(), bio.copy()
+        up[v] = up[v] + h
+        dn[v] = dn[v] - h
+        fd = ((res.predict(up) - res.predict(dn)) / (2 * h)).mean()
+        assert me.loc[v, "dy/dx"] == pytest.approx(fd, abs=1e-7)
+    # delta method against the spread of the effects over draws from N(theta, V / 10^4)
+    # (small enough that the effect is linear over the draws; times 100): 4000 draws
+    # estimate an SD to about 1.1% (1 / sqrt(2 * 4000)); allow 5%
+    rng = np.random.default_rng(11)
+    draws = rng.multivariate_normal(res.params.to_numpy(),
+                                    res.cov_params().to_numpy() / 1e4, 4000)
+    m = res.model
+
+    def ame_at(theta):
+        P = m.from_inference(theta)
+        beta, _, gamma = m._split(P)
+        dat = m.data
+        _, de, dz = m.mean_derivs(P, dat["X"] @ beta, dat["Z"] @ gamma)
+        j = m.exog_names.index("ment")
+        k = m.zero_names.index("ment")
+        return de.mean() * beta[j] + dz.mean() * gamma[k]
+
+    sims = np.array([ame_at(t) for t in draws])
+    assert 100 * sims.std(ddof=1) == pytest.approx(me.loc["ment", "std err"], rel=0.05)
+    tab = res.count_table()
+    assert list(tab.index) == list(range(int(bio["art"].max()) + 1))
+    assert tab["observed"].sum() == len(bio)
+    assert tab["expected"].sum() == pytest.approx(len(bio), rel=1e-3)
+    if build is emstats.hurdle:   # the logit hurdle with an intercept fits the zeros exactly
+        assert tab.loc[0, "expected"] == pytest.approx(tab.loc[0, "observed"], rel=1e-6)
