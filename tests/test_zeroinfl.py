@@ -255,3 +255,23 @@ def test_margeff_and_count_table(bio, build):
     assert tab["expected"].sum() == pytest.approx(len(bio), rel=1e-3)
     if build is emstats.hurdle:   # the logit hurdle with an intercept fits the zeros exactly
         assert tab.loc[0, "expected"] == pytest.approx(tab.loc[0, "observed"], rel=1e-6)
+
+
+def test_offset_missing_and_count_part_column(bio):
+    f = "art ~ fem + ment | ment"
+    base = emstats.zeroinfl(f, bio).fit()
+    # a constant offset c only moves the count intercept by -c
+    shifted = emstats.zeroinfl(f, bio, offset=np.full(len(bio), 0.7)).fit()
+    diff = shifted.params - base.params
+    assert diff["count_Intercept"] == pytest.approx(-0.7, abs=1e-6)
+    assert np.max(np.abs(diff.drop("count_Intercept"))) < 1e-6
+    assert shifted.llf == pytest.approx(base.llf, abs=1e-8)
+    # a missing value in a zero-part-only variable drops the row
+    holes = bio.assign(z=bio["ment"].astype(float))
+    holes.loc[[3, 10], "z"] = np.nan
+    res = emstats.zeroinfl("art ~ fem + ment | z", holes).fit()
+    assert res.nobs == len(bio) - 2
+    with pytest.raises(DataError, match="missing"):
+        emstats.zeroinfl("art ~ fem + ment | z", holes, missing="raise")
+    with pytest.raises(DataError, match="nosuch"):
+        emstats.zeroinfl("art ~ nosuch | ment", bio)
