@@ -275,3 +275,17 @@ def test_offset_missing_and_count_part_column(bio):
         emstats.zeroinfl("art ~ fem + ment | z", holes, missing="raise")
     with pytest.raises(DataError, match="nosuch"):
         emstats.zeroinfl("art ~ nosuch | ment", bio)
+
+
+@pytest.mark.parametrize("build", [emstats.zeroinfl, emstats.hurdle])
+@pytest.mark.parametrize("dist", ["poisson", "negbin"])
+def test_every_scheme_reaches_the_maximum(bio, build, dist):
+    f = "art ~ fem + mar + kid5 + phd + ment | ment"
+    ref = build(f, bio, dist=dist).fit(method="newton", tol=1e-13)
+    for method in ("em", "squarem"):
+        res = build(f, bio, dist=dist).fit(method=method, tol=1e-13, maxiter=20000)
+        # stopping rule: short by about tol |llf| rate / (1 - rate) < 1e-8 (rate < 0.95)
+        assert res.llf == pytest.approx(ref.llf, abs=1e-7)
+        assert res.convergence.converged
+    # EM's rate is Louis' fraction of missing information, inside (0, 1)
+    assert 0 < ref.convergence.em_rate < 1
