@@ -210,3 +210,11 @@ def mvn(x=None, data=None, *, missing: str = "em") -> MVN:
 
 
 __all__ += ["MCARTest", "MIResults", "MVN", "MVNResults", "mi_fit", "mvn"]
+
+from .models.zeroinfl import ZeroInflatedRegression, ZeroInflatedResults, zeroinfl  # noqa: E402
+
+__all__ += ["ZeroInflatedRegression", "ZeroInflatedResults", "zeroinfl"]
+
+from .models.zeroinfl import HurdleRegression, HurdleResults, hurdle, vuong  # noqa: E402
+
+__all__ += ["HurdleRegression", "HurdleResults", "hurdle", "vuong"]

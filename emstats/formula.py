@@ -346,3 +346,34 @@ def numeric_columns(formula: str, data, *, eval_env=None) -> pd.DataFrame:
     if len(out) != len(terms):
         raise DataError(f"formula {formula!r} names a variable twice")
     return pd.DataFrame(out, index=data.index)
+
+
+def split_two_part(formula: str, data=None) -> tuple[str, str]:
+    """Split pscl's two-part formula ``"y ~ x1 + x2 | z1 + z2"`` into the count formula
+    ``"y ~ x1 + x2"`` and the zero part ``"z1 + z2"`` (the count regressors when there
+    is no ``|``).  A ``.`` on the right stands for every column of ``data`` other than
+    the response's."""
+    lhs, rhs = split_formula(formula)
+    depth, cut = 0, None
+    for i, ch in enumerate(rhs):
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "|" and depth == 0:
+            if cut is not None:
+                raise DataError(f"formula {formula!r} has more than one '|'")
+            cut = i
+    count = rhs if cut is None else rhs[:cut].strip()
+    zero = count if cut is None else rhs[cut + 1:].strip()
+    if not count or not zero:
+        raise DataError(f"formula {formula!r}: empty part around '|'")
+    if data is not None:
+        lhs_vars = set(re.findall(r"[A-Za-z_.][\w.]*", lhs))
+        cols = [str(c) for c in _check_frame(data).columns if str(c) not in lhs_vars]
+
+        def dot(part: str) -> str:
+            if re.fullmatch(r"\.|.*(?<![\w.])\.(?![\w.]).*", part):
+                return re.sub(r"(?<![\w.])\.(?![\w.])", "(" + " + ".join(cols) + ")", part)
+            return part
+
+        count, zero = dot(count), dot(zero)
+    return f"{lhs} ~ {count}", zero

@@ -13,12 +13,14 @@ import emstats.inference.mi
 import emstats.models.censored
 import emstats.models.mixreg
 import emstats.models.mvn
+import emstats.models.zeroinfl
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("module", [emstats, emstats.models.censored, emstats.models.mixreg,
-                                    emstats.models.mvn, emstats.inference.mi])
+                                    emstats.models.mvn, emstats.inference.mi,
+                                    emstats.models.zeroinfl])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0
