@@ -158,3 +158,7 @@ __all__ += ["VBGMMResults", "VBParams", "VariationalGaussianMixture", "vbgmm"]
 from .models.glmm import GLMMResults, RandomInterceptLogit, glmm_logit  # noqa: E402
 
 __all__ += ["GLMMResults", "RandomInterceptLogit", "glmm_logit"]
+
+from .models.mixture import PoissonMixture, PoissonMixtureResults, poisson_mixture  # noqa: E402
+
+__all__ += ["PoissonMixture", "PoissonMixtureResults", "poisson_mixture"]

@@ -1,9 +1,11 @@
-"""Exceptions and warnings raised by emstats."""
+"""Exceptions and warnings raised by emstats.  Imports nothing from emstats."""
 
 import numpy as np
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from .em.monitor import LikelihoodDecreaseWarning
+
+class LikelihoodDecreaseWarning(RuntimeWarning):
+    """The observed log-likelihood decreased between EM iterations beyond round-off."""
 
 
 def describe_rows(index, mask, limit: int = 5) -> str:

@@ -52,3 +52,12 @@ def test_errors_are_one_line_with_status_2(capsys, argv, msg):
     err = capsys.readouterr().err
     assert err.startswith("emstats: error:") and msg in err
     assert err.count("\n") == 1
+
+
+def test_degenerate_data_is_one_line_with_status_2(capsys, tmp_path):
+    # a constant response: a clear DataError, not a traceback (issue 16, item 1)
+    path = tmp_path / "c.csv"
+    path.write_text("y,x\n" + "".join(f"2.0,{i}\n" for i in range(10)))
+    assert main(["fit", "tobit", "y ~ 1", "--data", str(path), "--censor-left", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "the response is constant" in err and err.count("\n") == 1

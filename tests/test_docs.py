@@ -44,3 +44,12 @@ def test_own_model_page_runs(capsys):
     exec(compile(code, "own_model.md", "exec"), {"__name__": "own_model"})
     out = capsys.readouterr().out
     assert "0.6082474227" in out and "0.6243210504" in out and "0.1328" in out
+
+
+def test_own_model_chunked_example_runs(capsys):
+    """The chunk-contract example of docs/own_model.md runs and meets its closed forms."""
+    text = (ROOT / "docs" / "own_model.md").read_text()
+    code = text.split("```python")[2].split("```", 1)[0]
+    exec(compile(code, "own_model.md", "exec"), {"__name__": "own_model"})
+    assert "rate[1]" in capsys.readouterr().out
+

@@ -98,7 +98,8 @@ def test_estep_kernel_matches_numpy_oracle(rng):
     off = np.zeros(n)
     nch = censnorm.n_chunks(n)
     pxe, ps = np.zeros((nch, p)), np.zeros((nch, 3))
-    censnorm.censreg_estep(X, lo, hi, off, w, beta, sigma, pxe, ps, 2)
+    # statistics about the current linear predictor (ref = mu): residuals e = E[y*] - mu
+    censnorm.censreg_estep(X, lo, hi, off, off + X @ beta, w, beta, sigma, pxe, ps, 2)
     exact = lo == hi
     a, b = (lo - mu) / sigma, (hi - mu) / sigma
     P = stats.norm.cdf(b) - stats.norm.cdf(a)
@@ -123,7 +124,7 @@ def test_estep_flags_non_finite_rows():
     lo = np.array([0.0, -INF, 1.0])
     hi = np.array([0.0, 0.0, 2.0])
     pxe, ps = np.zeros((1, 1)), np.zeros((1, 3))
-    censnorm.censreg_estep(X, lo, hi, np.array([0.0, np.nan, 0.0]), np.ones(3),
+    censnorm.censreg_estep(X, lo, hi, np.array([0.0, np.nan, 0.0]), np.zeros(3), np.ones(3),
                            np.array([0.0]), 1.0, pxe, ps, 1)
     assert ps[0, 2] == 1
 
@@ -131,6 +132,8 @@ def test_estep_flags_non_finite_rows():
 def test_compiled_modules_are_up_to_date():
     """An editable install does not rebuild on import: a .pyx newer than its .so is stale."""
     kdir = Path(censnorm.__file__).parent
+    if not (kdir.parents[1] / "setup.py").exists():
+        pytest.skip("installed from a wheel: the .pyx files are copies, nothing to rebuild")
     for pyx in kdir.glob("*.pyx"):
         built = list(kdir.glob(pyx.stem + ".*.so")) + list(kdir.glob(pyx.stem + ".*.pyd"))
         if not built:

@@ -396,3 +396,14 @@ def test_supplemented_em_equals_louis(affairs):
     # the EM map's Jacobian has the fractions of missing information as eigenvalues
     eig = np.max(np.abs(np.linalg.eigvals(b.extra["em_jacobian"])))
     assert_allclose(eig, a.convergence.em_rate, rtol=1e-6)
+
+
+@pytest.mark.parametrize("y, X, match", [
+    (np.array([1.0]), np.ones((1, 1)), "1 row.* cannot identify 1 coefficient"),
+    (np.full(20, 2.0), np.ones((20, 1)), "the response is constant"),
+    (np.arange(20.0) + 1, np.column_stack([np.ones(20), np.arange(20.0)]),
+     "fit them without error"),
+])
+def test_degenerate_data_is_a_data_error(y, X, match):
+    with pytest.raises(DataError, match=match):
+        emstats.Tobit(y, X, censor_left=0).fit()

@@ -233,14 +233,16 @@ def n_chunks(Py_ssize_t n):
 
 
 def censreg_estep(const double[:, ::1] X, const double[::1] lo, const double[::1] hi,
-                  const double[::1] off, const double[::1] w, const double[::1] beta,
-                  double sigma, double[:, ::1] part_xe, double[:, ::1] part_s,
-                  int n_threads):
+                  const double[::1] off, const double[::1] ref, const double[::1] w,
+                  const double[::1] beta, double sigma, double[:, ::1] part_xe,
+                  double[:, ::1] part_s, int n_threads):
     """One pass of the censored-regression E-step.
 
     For each row, with mu = off + x'beta, the latent response y* ~ N(mu, sigma^2)
-    is known to lie in [lo, hi] (lo == hi: observed exactly).  With
-    e = E[y*] - mu and v = Var[y*], each chunk c accumulates
+    is known to lie in [lo, hi] (lo == hi: observed exactly).  The statistics are
+    taken about a fixed reference ``ref`` (one value per row, the same at every
+    iteration), so that they add up over rows *and* over parameter values: with
+    e = E[y*] - ref and v = Var[y*], each chunk c accumulates
 
     * ``part_xe[c, :] = sum w * e * x``
     * ``part_s[c, 0] = sum w * loglik_i`` (observed-data log-likelihood)
@@ -286,6 +288,7 @@ def censreg_estep(const double[:, ::1] X, const double[::1] lo, const double[::1
                 ll = mo.logp
             if not (isfinite(ll) and isfinite(e)):
                 bad = bad + 1.0
+            e = e + (mu - ref[i])
             acc_ll = acc_ll + wi * ll
             acc_s = acc_s + wi * (e * e + v)
             _axpy(wi * e, xi, acc, p)

@@ -85,6 +85,10 @@ class Method:
         """Method-specific diagnostics for ``ConvergenceInfo.extra``."""
         return {}
 
+    def louis_at(self, state: State):
+        """``(score, LouisPieces)`` at ``state`` if the scheme computed them already, else None."""
+        return None
+
 
 def line_search(model: EMModel, state: State, theta, d, max_halvings: int, evaluate=None):
     """Halve the step ``d`` (inference coordinates) until the log-likelihood does not drop.
@@ -202,6 +206,11 @@ class LouisNewton(Method):
         if not model.has_louis:
             return "the model does not supply Louis' information pieces"
         return super().not_applicable(model)
+
+    def louis_at(self, state):
+        if self._cached is not None and self._cached[0] is state:
+            return self._cached[1], self._cached[2]
+        return None
 
     def step(self, model, state):
         theta = model.to_inference(state.params)

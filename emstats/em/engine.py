@@ -10,6 +10,7 @@ import numpy as np
 
 from .accel import LouisNewton, Method, PlainEM, Squarem
 from .monitor import ConvergenceInfo, ConvergenceMonitor, warn_not_converged
+from .problem import Problem, bind
 from .protocol import EMModel
 from .variants import GradientEM, IncrementalEM, MonteCarloEM, StochasticEM
 
@@ -31,6 +32,12 @@ class EMRun:
     loglik: float
     convergence: ConvergenceInfo
     method: Method
+    #: (score, LouisPieces) at ``params`` when the scheme computed them (Newton)
+    louis: Any = None
+
+
+def _name(model) -> str:
+    return type(getattr(model, "model", model)).__name__
 
 
 def available_methods() -> list[str]:
@@ -65,7 +72,7 @@ def resolve_method(
     else:
         if not isinstance(method, str) or method.lower() not in METHODS:
             raise ValueError(
-                f"unknown EM method {method!r}; methods for {type(model).__name__}: "
+                f"unknown EM method {method!r}; methods for {_name(model)}: "
                 + ", ".join(repr(m) for m in applicable_methods(model))
             )
         try:
@@ -76,7 +83,7 @@ def resolve_method(
     if why is not None:
         ok = applicable_methods(model)
         raise ValueError(
-            f"method {meth.name!r} does not apply to {type(model).__name__}: {why}; "
+            f"method {meth.name!r} does not apply to {_name(model)}: {why}; "
             "use one of " + ", ".join(repr(m) for m in ok)
         )
     return meth
@@ -95,6 +102,7 @@ def run_em(
     warn: bool = True,
     seed: int | np.random.Generator | None = None,
     method_options: dict | None = None,
+    n_threads: int | None = None,
 ) -> EMRun:
     """Run an EM iteration scheme on ``model`` until convergence.
 
@@ -124,11 +132,17 @@ def run_em(
         Random numbers for the simulation-based schemes.
     method_options : dict, optional
         Options of the scheme named by ``method`` (e.g. ``{"burn_in": 200}``).
+    n_threads : int, optional
+        Threads of a chunked model's kernels (default ``OMP_NUM_THREADS`` or all cores).
 
     Returns
     -------
     EMRun
     """
+    if not isinstance(model, Problem):
+        from .._config import resolve_threads
+
+        model = bind(model, resolve_threads(n_threads))
     meth = resolve_method(model, method, method_options)
     meth.rng = np.random.default_rng(seed)
     needed = getattr(meth, "n_iterations", None)
@@ -201,4 +215,175 @@ def run_em(
     )
     if not converged and warn and reason != "stopped by callback":
         warn_not_converged(info)
-    return EMRun(state.params, state.loglik, info, meth)
+    return EMRun(state.params, state.loglik, info, meth, meth.louis_at(state))
+
+
+# ----------------------------------------------------------------------------------
+# the options every fit takes, validated once
+# ----------------------------------------------------------------------------------
+
+def _check_int(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating)):
+        raise TypeError(f"{name} must be an integer >= {low}, got {value!r}")
+    if not np.isfinite(value) or int(value) != value or int(value) < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_positive(name: str, value, allow_none: bool = False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a positive number{' or None' if allow_none else ''}, "
+                        f"got {value!r}")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """The options of every model's ``fit()``, validated with messages naming the argument.
+
+    See :meth:`emstats.inference.fit.FitMixin.fit` for their meaning.
+    """
+
+    method: str | Method | None = None
+    maxiter: int = 1000
+    tol: float = 1e-8
+    ptol: float | None = None
+    cov_type: str | None = "louis"
+    n_init: int = 1
+    init: Any = None
+    start_params: Any = None
+    seed: Any = 0
+    n_threads: int | None = None
+    progress: bool = False
+    callback: Callback | None = None
+    method_options: dict | None = None
+    n_boot: int = 200
+
+    def __post_init__(self):
+        object.__setattr__(self, "maxiter", _check_int("maxiter", self.maxiter, 1))
+        object.__setattr__(self, "tol", _check_positive("tol", self.tol))
+        object.__setattr__(self, "ptol", _check_positive("ptol", self.ptol, allow_none=True))
+        object.__setattr__(self, "n_init", _check_int("n_init", self.n_init, 1))
+        object.__setattr__(self, "n_boot", _check_int("n_boot", self.n_boot, 2))
+        if self.n_threads is not None:
+            object.__setattr__(self, "n_threads", _check_int("n_threads", self.n_threads, 1))
+        if self.method is not None and not isinstance(self.method, (str, Method)):
+            raise TypeError(f"method must be a method name or None, got {self.method!r}")
+        if self.method_options is not None and not isinstance(self.method_options, dict):
+            raise TypeError(f"method_options must be a dict, got {self.method_options!r}")
+        if self.callback is not None and not callable(self.callback):
+            raise TypeError(f"callback must be callable, got {self.callback!r}")
+        if not isinstance(self.progress, (bool, np.bool_)):
+            raise TypeError(f"progress must be True or False, got {self.progress!r}")
+        if self.seed is not None and not isinstance(
+                self.seed, (int, np.integer, np.random.Generator, np.random.SeedSequence)):
+            raise TypeError(f"seed must be an integer, a numpy Generator or None, "
+                            f"got {self.seed!r}")
+
+
+# ----------------------------------------------------------------------------------
+# multi-start: short runs from every start, the best one continued
+# ----------------------------------------------------------------------------------
+
+#: EM iterations of each short run when several starts compete (Biernacki, Celeux &
+#: Govaert 2003, "short EM"); the best continues with the fit's method
+SHORT_ITER = 25
+SHORT_TOL = 1e-6
+
+
+@dataclass
+class StartRecord:
+    """How one start did in a multi-start fit."""
+
+    label: str
+    loglik: float
+    n_iter: int
+    error: str | None = None
+
+
+def run_starts(
+    model,
+    starts: list[tuple[str, Any]],
+    *,
+    method: str | Method | None = None,
+    maxiter: int = 1000,
+    tol: float = 1e-8,
+    ptol: float | None = None,
+    progress: bool = False,
+    callback: Callback | None = None,
+    seed=None,
+    method_options: dict | None = None,
+    n_threads: int | None = None,
+    warn: bool = True,
+) -> tuple[EMRun, list[StartRecord]]:
+    """Fit from each of ``starts`` and continue the best: one merged convergence record.
+
+    With one start this is :func:`run_em`.  With several, each start runs
+    ``SHORT_ITER`` plain EM iterations (or until the relative change of the
+    log-likelihood is below ``SHORT_TOL``); the start with the largest log-likelihood
+    then continues with ``method`` for the rest of ``maxiter``.  A start whose short
+    run fails (a non-finite likelihood, a singular M-step) is recorded with its reason
+    and skipped.  The returned run's trace is the best start's short run followed by
+    its continuation, and ``maxiter`` bounds their total.
+    """
+    if not isinstance(model, Problem):
+        from .._config import resolve_threads
+
+        model = bind(model, resolve_threads(n_threads))
+    common = dict(ptol=ptol, seed=seed, method_options=method_options)
+    if len(starts) == 1:
+        label, p = starts[0]
+        run = run_em(model, p, method=method, maxiter=maxiter, tol=tol, progress=progress,
+                     callback=callback, warn=warn, **common)
+        return run, [StartRecord(label, run.loglik, run.convergence.n_iter)]
+    import warnings
+
+    records: list[StartRecord] = []
+    short: list[tuple[EMRun, int]] = []
+    n_short = min(SHORT_ITER, maxiter)
+    for i, (label, p) in enumerate(starts):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = run_em(model, p, method="em", maxiter=n_short, tol=SHORT_TOL, warn=False)
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
+            records.append(StartRecord(label, float("-inf"), 0, str(err)))
+            continue
+        records.append(StartRecord(label, r.loglik, r.convergence.n_iter))
+        if np.isfinite(r.loglik):
+            short.append((r, i))
+    if not short:
+        raise FloatingPointError("EM failed from every start: "
+                                 + "; ".join(f"{r.label}: {r.error}" for r in records))
+    best, _ = max(short, key=lambda t: t[0].loglik)
+    used = best.convergence.n_iter
+    rest = max(maxiter - used, 1)
+    cont = run_em(model, best.params, method=method, maxiter=rest, tol=tol,
+                  progress=progress, callback=callback, warn=False, **common)
+    info = merge_records(best.convergence, cont.convergence)
+    if not info.converged and warn and info.reason != "stopped by callback":
+        warn_not_converged(info)
+    return EMRun(cont.params, cont.loglik, info, cont.method, cont.louis), records
+
+
+def merge_records(first: ConvergenceInfo, then: ConvergenceInfo) -> ConvergenceInfo:
+    """One convergence record for a run continued from where ``first`` stopped."""
+    return ConvergenceInfo(
+        converged=then.converged,
+        reason=then.reason,
+        method=then.method,
+        n_iter=first.n_iter + then.n_iter,
+        n_em_steps=first.n_em_steps + then.n_em_steps,
+        loglik=np.concatenate([first.loglik, then.loglik[1:]]),
+        step=np.concatenate([first.step, then.step[1:]]),
+        seconds=np.concatenate([first.seconds, then.seconds[1:]]),
+        n_decreases=first.n_decreases + then.n_decreases,
+        final_delta=then.final_delta,
+        wall_time=first.wall_time + then.wall_time,
+        extra={**then.extra, "start_iterations": first.n_iter,
+               "start_method": first.method},
+    )

@@ -9,9 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-
-class LikelihoodDecreaseWarning(RuntimeWarning):
-    """The observed log-likelihood decreased between EM iterations beyond round-off."""
+from ..exceptions import LikelihoodDecreaseWarning
 
 
 @dataclass
@@ -153,14 +151,6 @@ class ConvergenceInfo:
     em_rate: float = float("nan")
     em_rate_source: str = "unavailable"
     extra: dict = field(default_factory=dict)
-
-    def summary_line(self) -> str:
-        """One line for the bottom of a summary table."""
-        return (
-            f"Convergence: {self.reason}; final change in log-likelihood {self.final_delta:.3g}; "
-            f"max |score| {self.max_abs_score:.3g}; EM rate (fraction of missing information) "
-            f"{self.em_rate:.3f}"
-        )
 
     def __repr__(self) -> str:  # compact, the arrays can be long
         return (

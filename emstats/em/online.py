@@ -300,20 +300,24 @@ class TobitAdapter:
             raise DataError(f"the batch's y has shape {ya.shape} but X has {Xa.shape[0]} rows")
         left = self.censor_left if censor_left is None else censor_left
         right = self.censor_right if censor_right is None else censor_right
-        model = Tobit(ya, Xa, censor_left=left, censor_right=right, weights=weights,
-                      offset=offset, exog_names=self.exog_names)
-        model._n_threads = resolve_threads(self.n_threads)
-        return model
+        # statistics about a zero reference, so that batches add up
+        return Tobit(ya, Xa, censor_left=left, censor_right=right, weights=weights,
+                     offset=offset, exog_names=self.exog_names, centre=np.zeros(p))
 
     def initialize(self, model):
         """The batch MLE of the first batch (EM from least squares)."""
         from .engine import run_em
 
-        run = run_em(model, None, method="em", maxiter=self.init_maxiter, tol=1e-8, warn=False)
+        run = run_em(model, None, method="em", maxiter=self.init_maxiter, tol=1e-8, warn=False,
+                     n_threads=self.n_threads)
         return np.asarray(run.params, dtype=float)
 
     def batch_stats(self, model, params):
-        (t1, t2), ll = model.block_stats(params, slice(None))
+        chunk = model.data.chunks(1, resolve_threads(self.n_threads))[0]
+        stats, ll = model.chunk_stats(params, chunk)
+        if stats is None:
+            raise FloatingPointError("non-finite log-likelihood in the batch")
+        t1, t2 = stats["xe"], float(stats["e2"])
         m = model.X.shape[0]
         gram = model.X.T @ (model.w[:, None] * model.X)
         return (gram / m, t1 / m, np.array([t2 / m, model.w.sum() / m])), ll, m

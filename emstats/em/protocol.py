@@ -1,7 +1,15 @@
 """What a model provides to the EM engine.
 
 A model says what its E-step, M-step and log-likelihood are; the engine owns
-the loop.  Parameters are whatever object the model likes (a tuple of arrays, a
+the loop.  The contract models are written to is :class:`ChunkedModel`: the
+E-step is a pure function ``chunk_stats(params, chunk) -> (Stats, loglik)`` of the
+parameters and one chunk of data (see :mod:`emstats.em.data`), returning additive
+statistics (:mod:`emstats.em.stats`); the engine sums them over chunks.  Louis'
+pieces are sums over units too (``chunk_louis``).  :class:`EMModel` below is the
+whole-data form of the same protocol, which a small user model (such as the
+examples in ``docs/own_model.md``) may implement directly.
+
+Parameters are whatever object the model likes (a tuple of arrays, a
 dataclass); the engine touches them only through the model's methods:
 
 * ``start_params()`` -- a starting value;
@@ -31,8 +39,10 @@ them):
 * Monte Carlo / stochastic EM: ``sample_stats(params, rng, size)``, an E-step
   by simulation returning the same kind of ``stats`` (and ``has_exact_e_step =
   False`` for a model that has no other E-step);
-* incremental EM: ``block_stats(params, rows)`` (additive statistics of a block
-  of units) and ``m_step_natural(total)``;
+* incremental EM: ``blocks(n)`` (default: ``n`` slices of the units),
+  ``block_stats(params, block)`` (additive statistics of a block of units) and
+  ``m_step_natural(total, params)`` -- a chunked model has all three from its
+  ``chunk_stats``;
 * online EM: a plug-in of :mod:`emstats.em.online` (per-row averaged batch
   statistics and an M-step on them), which drives its own recursion.
 """
@@ -148,3 +158,84 @@ class EMModel(ABC):
     def has_louis(self) -> bool:
         """Whether the model supplies Louis' information pieces."""
         return type(self).louis is not EMModel.louis
+
+    def blocks(self, n_blocks: int) -> list[slice]:
+        """Contiguous blocks of the units for incremental EM (default: ``n_blocks`` slices)."""
+        n = self.n_units
+        edges = np.linspace(0, n, min(int(n_blocks), n) + 1).round().astype(int)
+        return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+class ChunkedModel(EMModel):
+    """A model whose E-step runs on chunks of its data.
+
+    Subclasses set ``self.data`` (an :class:`~emstats.em.data.ArrayData`, or any
+    source of :class:`~emstats.em.data.Chunk`) and implement:
+
+    * ``chunk_stats(params, chunk) -> (Stats, loglik)``: the additive E-step
+      statistics of the chunk's units and their observed-data log-likelihood
+      (``(None, -inf)`` where the parameters are invalid).  The statistics must add
+      over chunks *and* over parameter values (natural statistics about a fixed
+      centre), so that incremental and online EM can combine blocks visited at
+      different parameters;
+    * ``m_step(stats, params)``: the M-step from the statistics summed over chunks.
+
+    and, for Louis' standard errors and the Newton acceleration,
+
+    * ``chunk_louis(params, chunk) -> Stats``: additive pieces of the chunk (by
+      default the entries ``loglik``, ``score``, ``complete`` and ``missing``), and
+      ``louis_from_stats(params, total)`` when the total needs more than unpacking.
+
+    The engine binds the model to its chunks and a thread count for each fit
+    (:class:`~emstats.em.problem.Problem`); the model keeps no state from a fit.
+    Calling ``e_step``/``newton_pieces`` on the model directly uses one chunk and
+    the default number of threads.
+    """
+
+    data: Any
+
+    @abstractmethod
+    def chunk_stats(self, params: Params, chunk) -> tuple[Any, float]:
+        """Additive statistics and the log-likelihood of one chunk at ``params``."""
+
+    def loglike_constant(self, params: Params) -> float:
+        """Terms of the log-likelihood not owed to any unit (e.g. a log-prior); default 0."""
+        return 0.0
+
+    def chunk_louis(self, params: Params, chunk):
+        """Additive pieces of the log-likelihood, score and Louis' information (optional)."""
+        raise NotImplementedError
+
+    def louis_from_stats(self, params: Params, total) -> tuple[float, np.ndarray, LouisPieces]:
+        """Log-likelihood, score and Louis' pieces from the pieces summed over chunks."""
+        return (float(total["loglik"]), np.asarray(total["score"]),
+                LouisPieces(np.asarray(total["complete"]), np.asarray(total["missing"])))
+
+    @property
+    def has_louis(self) -> bool:
+        return type(self).chunk_louis is not ChunkedModel.chunk_louis
+
+    @property
+    def n_units(self) -> int:
+        return self.data.n_units
+
+    def _bound(self):
+        from .._config import resolve_threads
+        from .problem import Problem
+
+        return Problem(self, resolve_threads(None))
+
+    def e_step(self, params: Params):
+        return self._bound().e_step(params)
+
+    def newton_pieces(self, params: Params):
+        return self._bound().newton_pieces(params)
+
+    def score_and_louis(self, params: Params):
+        return self._bound().score_and_louis(params)
+
+    def score(self, params: Params) -> np.ndarray:
+        return self.score_and_louis(params)[0]
+
+    def louis(self, params: Params) -> LouisPieces:
+        return self.score_and_louis(params)[1]

@@ -25,11 +25,15 @@ from scipy import stats as _stats
 
 from .accel import Method, State, line_search
 from .protocol import EMModel
+from .stats import Stats
 
 
 def _combine(items, weights):
     """Weighted average of statistics given as arrays, floats or tuples/lists of them."""
     first = items[0]
+    if isinstance(first, Stats):
+        return sum(float(w) * it for w, it in zip(weights, items, strict=True)) / float(
+            sum(weights))
     if isinstance(first, (tuple, list)):
         return type(first)(_combine([it[i] for it in items], weights) for i in range(len(first)))
     total = sum(w * np.asarray(it, dtype=float) for w, it in zip(weights, items, strict=True))
@@ -37,6 +41,8 @@ def _combine(items, weights):
 
 
 def _add(a, b, sign=1.0):
+    if isinstance(a, Stats):
+        return a + b if sign > 0 else a - b
     if isinstance(a, (tuple, list)):
         return type(a)(_add(x, y, sign) for x, y in zip(a, b, strict=True))
     return np.asarray(a, dtype=float) + sign * np.asarray(b, dtype=float)
@@ -222,11 +228,12 @@ class StochasticEM(_Simulated):
 class IncrementalEM(Method):
     """Incremental EM (Neal & Hinton 1998).
 
-    The units are split into ``n_blocks`` contiguous blocks; within a sweep each
-    block's sufficient statistics are recomputed at the current parameters, the
-    total is updated and an M-step follows -- ``n_blocks`` M-steps per pass over
-    the data.  Needs additive natural statistics: ``model.block_stats(params,
-    rows) -> (stats, loglik)`` and ``model.m_step_natural(stats, params)``.  The trace
+    The units are split into ``n_blocks`` contiguous blocks (``model.blocks(n_blocks)``;
+    the chunks of a chunked model); within a sweep each block's sufficient statistics are recomputed
+    at the current parameters, the total is updated and an M-step follows --
+    ``n_blocks`` M-steps per pass over the data.  Needs additive natural statistics:
+    ``model.block_stats(params, block) -> (stats, loglik)`` and
+    ``model.m_step_natural(stats, params)``.  The trace
     records the sum of the blocks' log-likelihoods, each at the parameters current
     when the block was visited; the final log-likelihood is exact.
     """
@@ -243,14 +250,13 @@ class IncrementalEM(Method):
         self.n_passes = 0
 
     def not_applicable(self, model):
-        if not (hasattr(model, "block_stats") and hasattr(model, "m_step_natural")):
+        if not (hasattr(model, "block_stats") and hasattr(model, "m_step_natural")
+                and hasattr(model, "blocks")):
             return "the model has no additive block statistics (block_stats, m_step_natural)"
         return super().not_applicable(model)
 
     def initial_state(self, model: EMModel, params):
-        n = model.n_units
-        edges = np.linspace(0, n, min(self.n_blocks, n) + 1).round().astype(int)
-        self.blocks = [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        self.blocks = model.blocks(self.n_blocks)
         parts = [model.block_stats(params, rows) for rows in self.blocks]
         self.block_s = [p[0] for p in parts]
         self.block_ll = [float(p[1]) for p in parts]

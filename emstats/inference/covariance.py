@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 from statsmodels.tools.numdiff import approx_fprime, approx_hess3
 
-from ..em.protocol import EMModel, LouisPieces
+from ..em.protocol import EMModel
 
 COV_TYPES = ("louis", "numerical", "bootstrap", "sem")
 COV_LABELS = {
@@ -53,11 +53,6 @@ def numerical_score(model: EMModel, params) -> np.ndarray:
     """Central-difference gradient of the observed log-likelihood (inference coordinates)."""
     theta = np.asarray(model.to_inference(params), dtype=float)
     return approx_fprime(theta, model.loglike_inference, centered=True)
-
-
-def louis_pieces(model: EMModel, params) -> LouisPieces | None:
-    """Louis' pieces when the model provides them, else None."""
-    return model.louis(params) if model.has_louis else None
 
 
 def bootstrap_covariance(

@@ -6,7 +6,9 @@ import warnings
 
 import numpy as np
 
-from ..em.engine import run_em
+from .._config import resolve_threads
+from ..em.engine import FitOptions, run_em, run_starts
+from ..em.problem import bind
 from ..em.protocol import EMModel
 from .covariance import (
     COV_TYPES,
@@ -34,53 +36,85 @@ def trace_rate(loglik: np.ndarray) -> float:
     return float(np.sqrt(r)) if 0 < r < 1 else float("nan")
 
 
+def _starts(model, opts: FitOptions) -> list[tuple[str, object]]:
+    """The start values of a fit: the user's, or the model's from ``init``/``n_init``."""
+    if opts.start_params is not None:
+        check = getattr(model, "check_start", None)
+        return [("user", check(opts.start_params) if check else opts.start_params)]
+    make = getattr(model, "initial_starts", None)
+    if make is None:
+        if opts.init is not None:
+            raise ValueError(f"{type(model).__name__} takes no init=; use start_params=")
+        if opts.n_init > 1:
+            raise ValueError(f"{type(model).__name__} has one default start; n_init must be 1")
+        return [("default", model.start_params())]
+    return make(opts.init, opts.n_init, np.random.default_rng(opts.seed))
+
+
 def fit_model(
     model: EMModel,
     results_class,
     *,
-    start_params=None,
-    method: str | None = None,
-    maxiter: int = 1000,
-    tol: float = 1e-8,
-    ptol: float | None = None,
-    cov_type: str = "louis",
-    n_boot: int = 200,
-    seed: int | None = 0,
-    progress: bool = False,
-    callback=None,
-    method_options: dict | None = None,
-    nobs: int,
+    nobs: float,
     df_model: float,
     results_kwargs: dict | None = None,
+    options: FitOptions | None = None,
+    **kwargs,
 ):
-    """Fit ``model`` by EM and build ``results_class`` with standard errors and diagnostics."""
-    if cov_type not in COV_TYPES:
-        raise ValueError(f"cov_type must be one of {COV_TYPES}, got {cov_type!r}")
-    run = run_em(model, start_params, method=method, maxiter=maxiter, tol=tol, ptol=ptol,
-                 progress=progress, callback=callback, seed=seed,
-                 method_options=method_options)
-    params = run.params
-    theta = np.asarray(model.to_inference(params), dtype=float)
+    """Fit ``model`` by EM and build ``results_class`` once, complete.
+
+    The fit is: validate the options (:class:`~emstats.em.engine.FitOptions`, from
+    ``options`` or the keyword arguments), bind the model to its data and threads,
+    run the engine from the start(s), then standard errors and diagnostics.
+    ``results_kwargs`` may be a callable ``f(params, run) -> dict`` for results
+    fields that depend on the fit.
+    """
+    opts = options if options is not None else FitOptions(**kwargs)
+    cov_type = opts.cov_type
+    if cov_type is not None and cov_type not in COV_TYPES:
+        raise ValueError(f"cov_type must be one of {COV_TYPES} or None (no standard errors), "
+                         f"got {cov_type!r}")
+    problem = bind(model, resolve_threads(opts.n_threads))
+    starts = _starts(model, opts)
+    try:
+        run, records = run_starts(problem, starts, method=opts.method, maxiter=opts.maxiter,
+                                  tol=opts.tol, ptol=opts.ptol, progress=opts.progress,
+                                  callback=opts.callback, seed=opts.seed,
+                                  method_options=opts.method_options)
+    except (FloatingPointError, np.linalg.LinAlgError) as err:
+        # a numerical failure usually means degenerate data: let the model say what
+        diagnose = getattr(model, "diagnose_failure", None)
+        explained = diagnose(err) if diagnose is not None else None
+        if explained is not None:
+            raise explained from err
+        raise
+    params, cached = run.params, run.louis
+    canonical = getattr(model, "canonical", None)
+    if canonical is not None:      # e.g. mixture components in a fixed order
+        params, cached = canonical(params), None
+    theta = np.asarray(problem.to_inference(params), dtype=float)
     if not np.all(np.isfinite(theta)):
         raise FloatingPointError(
             f"EM produced non-finite estimates {dict(zip(model.param_names, theta, strict=True))}"
         )
     conv = run.convergence
-    pieces = None
-    cached = getattr(run.method, "_cached", None)
-    if model.has_louis:
-        if cached is not None and cached[0].params is params:
-            score, pieces = cached[1], cached[2]  # the Newton finish computed them already
-        else:
-            score, pieces = model.score_and_louis(params)
+    extra: dict = {}
+    if len(records) > 1:
+        extra["starts"] = records
+    score = pieces = info_obs = None
+    want_se = cov_type is not None
+    if problem.has_louis and (want_se or cached is not None):
+        score, pieces = cached if cached is not None else problem.score_and_louis(params)
         info_obs = pieces.observed
         conv.em_rate = pieces.fraction_missing()
         conv.em_rate_source = "Louis: largest eigenvalue of I_complete^-1 I_missing"
-    else:
-        score = numerical_score(model, params)
-        info_obs = None
-    conv.max_abs_score = float(np.max(np.abs(score))) if score.size else 0.0
+    elif want_se:
+        score = numerical_score(problem, params)
+    if score is not None:
+        conv.max_abs_score = float(np.max(np.abs(score))) if score.size else 0.0
 
+    k = theta.size
+    cov = np.full((k, k), np.nan)
     if cov_type == "louis":
         if pieces is None:
             warnings.warn(
@@ -93,33 +127,120 @@ def fit_model(
         else:
             cov = invert_information(info_obs, model.param_names)
     if cov_type == "numerical":
-        info_num = numerical_information(model, params)
+        info_num = numerical_information(problem, params)
         info_obs = info_num if info_obs is None else info_obs
         cov = invert_information(info_num, model.param_names)
     elif cov_type == "sem":
-        cov, jac = sem_covariance(model, params)
-        results_kwargs = dict(results_kwargs or {})
-        results_kwargs.setdefault("extra", {})["em_jacobian"] = jac
+        cov, jac = sem_covariance(problem, params)
+        extra["em_jacobian"] = jac
     elif cov_type == "bootstrap":
         def fit_one(sub, start):
-            r = run_em(sub, start, method=method, maxiter=maxiter, tol=tol, warn=False,
-                       seed=seed, method_options=method_options)
+            r = run_em(sub, start, method=opts.method, maxiter=opts.maxiter, tol=opts.tol,
+                       warn=False, seed=opts.seed, method_options=opts.method_options,
+                       n_threads=problem_threads)
             return np.asarray(sub.to_inference(r.params))
 
-        cov, reps = bootstrap_covariance(model, params, fit_one, n_boot=n_boot, seed=seed)
-        results_kwargs = dict(results_kwargs or {})
-        results_kwargs.setdefault("extra", {})["bootstrap_replicates"] = reps
-    if info_obs is None:
-        info_obs = numerical_information(model, params)
-    eig = np.linalg.eigvalsh(0.5 * (info_obs + info_obs.T))
-    conv.min_eig_information = float(eig.min()) if eig.size else float("nan")
+        problem_threads = resolve_threads(opts.n_threads)
+        cov, reps = bootstrap_covariance(model, params, fit_one, n_boot=opts.n_boot,
+                                         seed=opts.seed)
+        extra["bootstrap_replicates"] = reps
+    if want_se and info_obs is None:
+        info_obs = numerical_information(problem, params)
+    if info_obs is not None:
+        eig = np.linalg.eigvalsh(0.5 * (info_obs + info_obs.T))
+        conv.min_eig_information = float(eig.min()) if eig.size else float("nan")
     if not np.isfinite(conv.em_rate) and conv.method == "em":
         conv.em_rate = trace_rate(conv.loglik)
         conv.em_rate_source = "estimated from the log-likelihood trace"
+    kw = results_kwargs(params, run) if callable(results_kwargs) else dict(results_kwargs or {})
+    kw["extra"] = {**extra, **kw.get("extra", {})}
     return results_class(
-        model, theta, cov, llf=run.loglik, nobs=nobs, df_model=df_model, cov_type=cov_type,
-        convergence=conv, raw_params=params, **(results_kwargs or {}),
+        model, theta, cov, llf=run.loglik, nobs=nobs, df_model=df_model,
+        cov_type=cov_type if cov_type is not None else "none",
+        convergence=conv, raw_params=params, **kw,
     )
+
+
+class FitMixin:
+    """The one ``fit()`` of every model: the same options, defaults and meanings.
+
+    A model provides ``results_class``, ``nobs`` and ``df_model`` (attributes or
+    properties), and optionally ``initial_starts(init, n_init, rng)`` (a list of
+    ``(label, params)``), ``check_start(start_params)`` and
+    ``results_kwargs(params, run)``.
+    """
+
+    results_class: type = None  # set by each model
+
+    def fit(
+        self,
+        *,
+        method: str | None = None,
+        maxiter: int = 1000,
+        tol: float = 1e-8,
+        ptol: float | None = None,
+        cov_type: str | None = "louis",
+        n_init: int = 1,
+        init=None,
+        start_params=None,
+        seed: int | None = 0,
+        n_threads: int | None = None,
+        progress: bool = False,
+        callback=None,
+        method_options: dict | None = None,
+        n_boot: int = 200,
+    ):
+        """Maximum-likelihood fit by EM.
+
+        Parameters
+        ----------
+        method : str, optional
+            Iteration scheme of the engine (``"em"``, ``"squarem"``, ``"newton"``,
+            ``"gradient"``, ``"incremental"``, ``"mcem"``, ``"stochastic"``); default:
+            Louis-Newton where the model supplies Louis' pieces, SQUAREM otherwise
+            (``docs/methods.md`` says which applies to which model, and why).
+        maxiter : int
+            Maximum total number of iterations (short multi-start runs of the chosen
+            start included).
+        tol : float
+            Tolerance on the relative change of the log-likelihood.
+        ptol : float, optional
+            Also require the parameters to change by less than ``ptol`` (relative).
+        cov_type : {"louis", "numerical", "bootstrap", "sem"} or None
+            Standard errors: Louis' observed information (default), a numerical Hessian,
+            a nonparametric bootstrap, supplemented EM; ``None`` computes none.
+        n_init : int
+            Number of starts from ``init``; each runs a short EM, the best continues.
+        init : optional
+            The model's start strategy (see the model's documentation).
+        start_params : optional
+            Start values; override ``init``.
+        seed : int, optional
+            Seed of random starts, simulation-based methods and the bootstrap.
+        n_threads : int, optional
+            Threads of the kernels (default ``OMP_NUM_THREADS``, else all cores); results
+            are identical for any number.
+        progress : bool
+            Show a progress bar.
+        callback : callable, optional
+            ``callback(iteration, params, loglik)``; return True to stop.
+        method_options : dict, optional
+            Options of the method, e.g. ``{"n_blocks": 20}`` for ``"incremental"``.
+        n_boot : int
+            Bootstrap replicates (``cov_type="bootstrap"``).
+
+        Returns
+        -------
+        EMResults
+            The model's results class.
+        """
+        opts = FitOptions(method=method, maxiter=maxiter, tol=tol, ptol=ptol,
+                          cov_type=cov_type, n_init=n_init, init=init,
+                          start_params=start_params, seed=seed, n_threads=n_threads,
+                          progress=progress, callback=callback,
+                          method_options=method_options, n_boot=n_boot)
+        return fit_model(self, self.results_class, nobs=self.nobs, df_model=self.df_model,
+                         results_kwargs=getattr(self, "results_kwargs", None), options=opts)
 
 
 def fit_em(model: EMModel, *, nobs: int | None = None, df_model: float | None = None,
@@ -137,9 +258,9 @@ def fit_em(model: EMModel, *, nobs: int | None = None, df_model: float | None = 
     results_class : type, optional
         Subclass of :class:`EMResults` to build (default ``EMResults``).
     **kwargs
-        Passed to :func:`fit_model`: ``start_params``, ``method``, ``maxiter``, ``tol``,
-        ``ptol``, ``cov_type``, ``n_boot``, ``seed``, ``progress``, ``callback``,
-        ``method_options``.
+        The options of every fit (:class:`~emstats.em.engine.FitOptions`):
+        ``start_params``, ``method``, ``maxiter``, ``tol``, ``ptol``, ``cov_type``,
+        ``n_boot``, ``seed``, ``n_threads``, ``progress``, ``callback``, ``method_options``.
 
     Returns
     -------

@@ -29,11 +29,13 @@ from statsmodels.tools.numdiff import approx_fprime
 
 from .._config import resolve_threads
 from .._kernels import censnorm
-from ..em.protocol import EMModel, LouisPieces
+from ..em.data import ArrayData
+from ..em.protocol import ChunkedModel, LouisPieces
+from ..em.stats import Stats
 from ..exceptions import DataError, SingularDesignError
 from ..exceptions import describe_rows as _labels
 from ..formula import build_design, new_exog, resolve_column
-from ..inference.fit import fit_model
+from ..inference.fit import FitMixin
 from ..inference.results import EMResults
 
 
@@ -59,7 +61,7 @@ def _truncnorm_draws(a: np.ndarray, b: np.ndarray, rng: np.random.Generator,
 
 
 
-class CensoredRegression(EMModel):
+class CensoredRegression(FitMixin, ChunkedModel):
     """Normal linear regression with censored or interval-censored responses.
 
     Parameters
@@ -102,6 +104,7 @@ class CensoredRegression(EMModel):
         n_dropped: int = 0,
         design_info: patsy.DesignInfo | None = None,
         censoring: dict | None = None,
+        centre=None,
     ):
         X = np.asarray(exog, dtype=float)
         if X.ndim == 1:
@@ -123,8 +126,9 @@ class CensoredRegression(EMModel):
         ]
         if len(self.exog_names) != p:
             raise DataError(f"{len(self.exog_names)} exog_names for {p} columns")
-        bad_x = ~np.all(np.isfinite(X), axis=1)
-        if bad_x.any():
+        # one pass: a row sum is non-finite when an entry is (or, rarely, on overflow)
+        if not np.isfinite(X.sum(axis=1)).all() and (
+                bad_x := ~np.all(np.isfinite(X), axis=1)).any():
             raise DataError(f"exog has non-finite values in {int(bad_x.sum())} row(s) "
                             f"(rows {_labels(labels, bad_x)})")
         for name, arr in (("lower bound", lo), ("upper bound", hi)):
@@ -162,13 +166,6 @@ class CensoredRegression(EMModel):
                 f"all {n} observations are censored (none is observed exactly or within a "
                 "bounded interval): the model is not identified"
             )
-        self._check_rank(X, w)
-
-        self.X = np.ascontiguousarray(X)
-        self.lo = np.ascontiguousarray(lo)
-        self.hi = np.ascontiguousarray(hi)
-        self.w = np.ascontiguousarray(w)
-        self.offset = np.ascontiguousarray(off)
         self.has_weights = weights is not None
         self.has_offset = offset is not None
         self.endog_name = endog_name
@@ -178,28 +175,59 @@ class CensoredRegression(EMModel):
         self.censoring = dict(censoring or {})
         self.param_names = list(self.exog_names) + ["Log(scale)"]
         self.k_exog = p
-        self._n_threads = resolve_threads(None)
-        # X'WX is factorised once per model, not per iteration
-        self._gram = X.T @ (X * w[:, None])
+        # data constants (not fit state): X'WX, factorised once per model, and the
+        # reference about which the E-step statistics are taken
+        # (no n x p temporary for unweighted data)
+        self._gram = X.T @ X if weights is None else X.T @ (X * w[:, None])
+        self._check_rank(self._gram)
         self._gram_cho = sla.cho_factor(self._gram, lower=True)
         self._sum_w = float(w.sum())
-        self._nch = censnorm.n_chunks(n)
+        self._start = self._completed_wls(X, lo, hi, w, off)
+        self._centre = (self._start[0] if centre is None
+                        else np.asarray(centre, dtype=float).copy())
+        self.data = ArrayData({"X": X, "lo": lo, "hi": hi, "offset": off, "w": w,
+                               "ref": off + X @ self._centre})
+
+    # the data's columns, for the results and the ECM variant
+    X = property(lambda self: self.data["X"])
+    lo = property(lambda self: self.data["lo"])
+    hi = property(lambda self: self.data["hi"])
+    w = property(lambda self: self.data["w"])
+    offset = property(lambda self: self.data["offset"])
+
+    @property
+    def nobs(self) -> float:
+        """Observations: the sum of the frequency weights, or the number of rows."""
+        return self._sum_w if self.has_weights else self.X.shape[0]
+
+    @property
+    def df_model(self) -> float:
+        """Regressors other than a constant."""
+        const = int(np.any(np.all(self.X == 1.0, axis=0)))
+        return self.k_exog - const
 
     # -- validation ---------------------------------------------------------------
-    def _check_rank(self, X: np.ndarray, w: np.ndarray) -> None:
-        Xw = X * np.sqrt(w)[:, None]
-        if X.shape[0] < X.shape[1]:
+    def _check_rank(self, gram: np.ndarray) -> None:
+        """Full column rank from a pivoted Cholesky factorisation of X'WX (one pass over
+        the data built the Gram matrix; no QR of the design)."""
+        n, p = self.row_labels.shape[0], gram.shape[0]
+        if n < p:
+            raise SingularDesignError(f"the design has {p} columns but only {n} rows")
+        d = np.sqrt(np.maximum(np.diag(gram), 0.0))
+        zero = d == 0
+        scaled = gram / np.outer(np.where(zero, 1.0, d), np.where(zero, 1.0, d))
+        scaled[zero, :] = 0.0
+        scaled[:, zero] = 0.0
+        # a column is dependent when its squared residual, relative to its own norm, is
+        # below what the Gram matrix's round-off can resolve
+        _, piv, rank, _ = sla.lapack.dpstrf(scaled, lower=1, tol=p * 1e3 * np.finfo(float).eps)
+        rank = int(min(rank, p - int(zero.sum())))
+        if rank < p:
+            order = [j for j in np.asarray(piv) - 1 if not zero[j]]
+            dropped = [self.exog_names[j] for j in np.flatnonzero(zero)]
+            dropped += [self.exog_names[j] for j in order[rank:]]
             raise SingularDesignError(
-                f"the design has {X.shape[1]} columns but only {X.shape[0]} rows"
-            )
-        _, r, piv = sla.qr(Xw, mode="economic", pivoting=True)
-        d = np.abs(np.diag(r))
-        tol = d[0] * max(X.shape) * np.finfo(float).eps if d.size and d[0] > 0 else 0.0
-        rank = int((d > tol).sum()) if d[0] > 0 else 0
-        if rank < X.shape[1]:
-            dropped = [self.exog_names[j] for j in piv[rank:]]
-            raise SingularDesignError(
-                f"the design matrix is singular (rank {rank} < {X.shape[1]} columns): "
+                f"the design matrix is singular (rank {rank} < {p} columns): "
                 f"{', '.join(map(repr, dropped))} "
                 + ("is" if len(dropped) == 1 else "are")
                 + " a linear combination of the other columns (or constant zero)"
@@ -219,7 +247,6 @@ class CensoredRegression(EMModel):
             offset=self.offset[idx] if self.has_offset else None,
             exog_names=self.exog_names, endog_name=self.endog_name,
         )
-        new._n_threads = self._n_threads
         return new
 
     # -- EM protocol ------------------------------------------------------------------
@@ -227,47 +254,89 @@ class CensoredRegression(EMModel):
         theta = np.asarray(theta, dtype=float)
         return np.ascontiguousarray(theta[:-1]), float(np.exp(theta[-1]))
 
-    def start_params(self) -> np.ndarray:
-        """Weighted least squares on a completed response (bounds or midpoints)."""
-        lo, hi = self.lo, self.hi
+    def _completed_wls(self, X, lo, hi, w, off) -> tuple[np.ndarray, float]:
+        """Weighted least squares on a completed response (bounds, or interval midpoints)."""
         y = np.where(np.isfinite(lo) & np.isfinite(hi), 0.5 * (lo + hi),
-                     np.where(np.isfinite(lo), lo, hi)) - self.offset
-        beta = sla.cho_solve(self._gram_cho, self.X.T @ (self.w * y))
-        resid = y - self.X @ beta
-        s2 = float(self.w @ resid**2) / max(self._sum_w - self.k_exog, 1.0)
+                     np.where(np.isfinite(lo), lo, hi)) - off
+        beta = sla.cho_solve(self._gram_cho, X.T @ (w * y))
+        resid = y - X @ beta
+        s2 = float(w @ resid**2) / max(self._sum_w - self.k_exog, 1.0)
         if not np.isfinite(s2) or s2 <= 0:
             s2 = float(np.var(y)) or 1.0
+        return beta, s2
+
+    def start_params(self) -> np.ndarray:
+        """Weighted least squares on a completed response (bounds or midpoints)."""
+        beta, s2 = self._start
         return np.concatenate([beta, [0.5 * np.log(s2)]])
 
-    def e_step(self, params):
+    def check_start(self, start) -> np.ndarray:
+        """``start_params`` as a vector of ``(beta, log(scale))``, or a clear error."""
+        start = np.asarray(start, dtype=float).ravel()
+        if start.shape[0] != self.k_exog + 1 or not np.all(np.isfinite(start)):
+            raise ValueError(
+                f"start_params must hold {self.k_exog + 1} finite values "
+                f"({', '.join(self.param_names)})"
+            )
+        return start
+
+    def diagnose_failure(self, err: Exception) -> DataError | None:
+        """A :class:`DataError` saying what is degenerate in the data, when a numerical
+        failure of the fit (``err``) comes from data that cannot identify the model."""
+        n, p = self.X.shape
+        exact = self.lo == self.hi
+        if n < p + 1:
+            return DataError(f"{n} row(s) cannot identify {p} coefficient(s) and a scale")
+        if self.n_interval == 0 and exact.any():
+            Xe, ye = self.X[exact], self.lo[exact] - self.offset[exact]
+            beta = np.linalg.lstsq(Xe * np.sqrt(self.w[exact])[:, None],
+                                   ye * np.sqrt(self.w[exact]), rcond=None)[0]
+            resid = ye - Xe @ beta
+            if np.max(np.abs(resid)) <= 1e-10 * (1.0 + np.max(np.abs(ye))):
+                what = ("the response is constant" if np.ptp(ye) == 0 else
+                        "the regressors fit them without error")
+                return DataError(
+                    f"the {int(exact.sum())} exactly observed response(s) leave no residual "
+                    f"variation ({what}): the scale is not identified and its estimate goes "
+                    "to zero")
+        return None
+
+    def chunk_stats(self, params, chunk):
+        """E-step of a chunk: ``xe = sum w x E[y* - ref]``, ``e2 = sum w E[(y* - ref)^2]``.
+
+        Taken about the fixed per-row reference ``ref`` (the offset plus the linear
+        predictor of a least-squares start), they add over chunks and over parameter
+        values.
+        """
         beta, sigma = self._split(params)
         if not (np.isfinite(sigma) and sigma > 0 and np.all(np.isfinite(beta))):
             return None, -np.inf
-        part_xe = np.zeros((self._nch, self.k_exog))
-        part_s = np.zeros((self._nch, 3))
-        censnorm.censreg_estep(self.X, self.lo, self.hi, self.offset, self.w, beta, sigma,
-                               part_xe, part_s, self._n_threads)
+        nch = censnorm.n_chunks(chunk.n_rows)
+        part_xe = np.zeros((nch, self.k_exog))
+        part_s = np.zeros((nch, 3))
+        censnorm.censreg_estep(chunk["X"], chunk["lo"], chunk["hi"], chunk["offset"],
+                               chunk["ref"], chunk["w"], beta, sigma, part_xe, part_s,
+                               chunk.n_threads)
         s = part_s.sum(axis=0)
         if s[2] > 0:
             return None, -np.inf
-        return (part_xe.sum(axis=0), float(s[1])), float(s[0])
+        return Stats(xe=part_xe.sum(axis=0), e2=s[1]), float(s[0])
 
     def m_step(self, stats, params):
-        s_xe, s_e2 = stats
-        theta = np.asarray(params, dtype=float)
-        delta = sla.cho_solve(self._gram_cho, s_xe)
-        s2 = (s_e2 - float(delta @ s_xe)) / self._sum_w
+        """Least squares on the expected latent response (the module docstring)."""
+        xe, e2 = stats["xe"], float(stats["e2"])
+        delta = sla.cho_solve(self._gram_cho, xe)
+        s2 = (e2 - float(delta @ xe)) / self._sum_w
         if not s2 > 0:
             raise FloatingPointError("non-positive scale in the M-step")
-        return np.concatenate([theta[:-1] + delta, [0.5 * np.log(s2)]])
+        return np.concatenate([self._centre + delta, [0.5 * np.log(s2)]])
 
-    # -- EM variants: simulated E-step, additive block statistics ---------------------
+    # -- EM variants: simulated E-step ----------------------------------------------
     def sample_stats(self, params, rng: np.random.Generator, size: int):
         """E-step statistics from ``size`` imputations of each censored latent response.
 
-        The same statistics as :meth:`e_step` (centred at the current linear
-        predictor), with the conditional moments replaced by Monte Carlo averages
-        over draws from the truncated normal distributions.
+        The same statistics as :meth:`chunk_stats`, with the conditional moments
+        replaced by Monte Carlo averages over draws from the truncated normals.
         """
         beta, sigma = self._split(params)
         mu = self.linear_predictor(params)
@@ -281,43 +350,9 @@ class CensoredRegression(EMModel):
             z = _truncnorm_draws(a, b, rng, int(size))
             e[cens] = sigma * z.mean(axis=0)
             e2[cens] = sigma**2 * (z * z).mean(axis=0)
-        return self.X.T @ (self.w * e), float(self.w @ e2)
-
-    def _block_gram(self, rows: slice) -> np.ndarray:
-        key = (rows.start, rows.stop)
-        cache = self.__dict__.setdefault("_block_grams", {})
-        if key not in cache:
-            Xb = self.X[rows]
-            cache[key] = Xb.T @ (Xb * self.w[rows, None])
-        return cache[key]
-
-    def block_stats(self, params, rows: slice):
-        """Additive (natural) statistics and log-likelihood of the rows ``rows``.
-
-        Returns ``((sum w x E[y* - offset], sum w E[(y* - offset)^2]), loglik)``.
-        """
-        beta, sigma = self._split(params)
-        Xb = self.X[rows]
-        nch = censnorm.n_chunks(Xb.shape[0])
-        part_xe, part_s = np.zeros((nch, self.k_exog)), np.zeros((nch, 3))
-        censnorm.censreg_estep(Xb, self.lo[rows], self.hi[rows], self.offset[rows],
-                               self.w[rows], beta, sigma, part_xe, part_s, self._n_threads)
-        s_xe = part_xe.sum(axis=0)
-        s = part_s.sum(axis=0)
-        G = self._block_gram(rows)
-        t1 = s_xe + G @ beta
-        t2 = float(s[1] + 2.0 * beta @ s_xe + beta @ G @ beta)
-        return (t1, t2), float(s[0]) if s[2] == 0 else -np.inf
-
-    def m_step_natural(self, stats, params=None):
-        """M-step from the additive statistics of :meth:`block_stats` summed over rows."""
-        t1, t2 = stats
-        beta = sla.cho_solve(self._gram_cho, t1)
-        s2 = (t2 - float(beta @ t1)) / self._sum_w
-        if not s2 > 0:
-            raise FloatingPointError("non-positive scale in the M-step")
-        return np.concatenate([beta, [0.5 * np.log(s2)]])
-
+        d = mu - self.data["ref"]           # from residuals about mu to about ref
+        return Stats(xe=self.X.T @ (self.w * (e + d)),
+                     e2=float(self.w @ (e2 + 2.0 * d * e + d * d)))
 
     def linear_predictor(self, params) -> np.ndarray:
         """x'beta + offset for the rows of the model."""
@@ -330,30 +365,38 @@ class CensoredRegression(EMModel):
         out = np.empty((self.X.shape[0], 5))
         censnorm.censreg_moments(self.lo, self.hi, self.linear_predictor(params),
                                  np.full(self.X.shape[0], sigma), out,
-                                 self._n_threads)
+                                 resolve_threads(None))
         return out
 
     def loglikeobs(self, params) -> np.ndarray:
         """Per-row observed-data log-likelihood (unweighted)."""
         return self.row_moments(params)[:, 0]
 
-    def newton_pieces(self, params):
-        """Log-likelihood, score and Louis' pieces from one pass of the Cython kernel."""
+    def chunk_louis(self, params, chunk):
+        """One pass of the Louis kernel over a chunk: the additive pieces of the
+        log-likelihood, the score and Louis' information (see :meth:`louis_from_stats`)."""
         beta, sigma = self._split(params)
         if not (np.isfinite(sigma) and sigma > 0 and np.all(np.isfinite(beta))):
             raise FloatingPointError("non-finite parameters")
         p = self.k_exog
-        part_v = np.zeros((self._nch, 2 * p))
-        part_mm = np.zeros((self._nch, p, p))
-        part_s = np.zeros((self._nch, 4))
-        censnorm.censreg_louis(self.X, self.lo, self.hi, self.offset, self.w, beta, sigma,
-                               part_v, part_mm, part_s, self._n_threads)
-        v = part_v.sum(axis=0)
-        s = part_s.sum(axis=0)
+        nch = censnorm.n_chunks(chunk.n_rows)
+        part_v = np.zeros((nch, 2 * p))
+        part_mm = np.zeros((nch, p, p))
+        part_s = np.zeros((nch, 4))
+        censnorm.censreg_louis(chunk["X"], chunk["lo"], chunk["hi"], chunk["offset"],
+                               chunk["w"], beta, sigma, part_v, part_mm, part_s,
+                               chunk.n_threads)
+        return Stats(v=part_v.sum(axis=0), mm=part_mm.sum(axis=0), s=part_s.sum(axis=0))
+
+    def louis_from_stats(self, params, total):
+        """Log-likelihood, score and Louis' pieces from the kernel's sums over all rows."""
+        _, sigma = self._split(params)
+        p = self.k_exog
+        v, s = total["v"], total["s"]
         if s[3] > 0:
             raise FloatingPointError("non-finite conditional moments")
         wmx, wmisx = v[:p], v[p:]
-        mm = np.triu(part_mm.sum(axis=0))
+        mm = np.triu(total["mm"])
         mm = mm + np.triu(mm, 1).T
         score = np.concatenate([wmx / sigma, [s[1] - self._sum_w]])
         comp = np.empty((p + 1, p + 1))
@@ -365,90 +408,6 @@ class CensoredRegression(EMModel):
         miss[:p, p] = miss[p, :p] = wmisx / sigma
         miss[p, p] = s[2]
         return float(s[0]), score, LouisPieces(comp, miss)
-
-    def score_and_louis(self, params):
-        _, score, pieces = self.newton_pieces(params)
-        return score, pieces
-
-    def score(self, params) -> np.ndarray:
-        return self.score_and_louis(params)[0]
-
-    def louis(self, params) -> LouisPieces:
-        return self.score_and_louis(params)[1]
-
-    # -- fitting ----------------------------------------------------------------------
-    def fit(
-        self,
-        start_params=None,
-        method: str | None = None,
-        maxiter: int = 1000,
-        tol: float = 1e-8,
-        ptol: float | None = None,
-        cov_type: str = "louis",
-        n_boot: int = 200,
-        seed: int | None = 0,
-        n_threads: int | None = None,
-        progress: bool = False,
-        callback=None,
-        method_options: dict | None = None,
-    ) -> CensoredResults:
-        """Maximum-likelihood fit by EM.
-
-        Parameters
-        ----------
-        start_params : array_like, optional
-            ``(beta, log(scale))``; default: least squares on a completed response.
-        method : str, optional
-            Iteration scheme: ``"newton"`` (default: Louis' Newton acceleration of
-            EM; docs/methods.md gives the measurements behind the choice),
-            ``"squarem"``, ``"em"``, ``"gradient"``, ``"incremental"``, ``"mcem"``
-            or ``"stochastic"``.
-        maxiter : int
-            Maximum number of iterations.
-        tol : float
-            Tolerance on the relative change in the log-likelihood.
-        ptol : float, optional
-            Tolerance on the change of the parameters.
-        cov_type : {"louis", "numerical", "bootstrap", "sem"}
-            Standard errors: Louis' observed information (default), a numerical
-            Hessian of the log-likelihood, a nonparametric bootstrap, or
-            supplemented EM (the numerically differentiated EM map).
-        n_boot : int
-            Bootstrap replicates (``cov_type="bootstrap"``).
-        seed : int, optional
-            Seed of the bootstrap and of the simulation-based methods.
-        n_threads : int, optional
-            Threads for the kernels (default ``OMP_NUM_THREADS`` or all cores).
-        progress : bool
-            Show a progress bar.
-        callback : callable, optional
-            ``callback(iteration, params, loglik)``; return True to stop.
-        method_options : dict, optional
-            Options of the method, e.g. ``{"n_blocks": 20}`` for ``"incremental"``
-            or ``{"burn_in": 100, "n_keep": 400}`` for ``"stochastic"``.
-
-        Returns
-        -------
-        CensoredResults
-        """
-        self._n_threads = resolve_threads(n_threads)
-        if start_params is not None:
-            start_params = np.asarray(start_params, dtype=float).ravel()
-            if start_params.shape[0] != self.k_exog + 1 or not np.all(np.isfinite(start_params)):
-                raise ValueError(
-                    f"start_params must hold {self.k_exog + 1} finite values "
-                    f"({', '.join(self.param_names)})"
-                )
-        nobs = self._sum_w if self.has_weights else self.X.shape[0]
-        const = int(np.any(np.all(self.X == 1.0, axis=0)))
-        return fit_model(
-            self, CensoredResults, start_params=start_params,
-            method=method,
-            maxiter=maxiter, tol=tol, ptol=ptol, cov_type=cov_type, n_boot=n_boot,
-            seed=seed, progress=progress, callback=callback, nobs=nobs,
-            method_options=method_options,
-            df_model=self.k_exog - const,
-        )
 
 
 class Tobit(CensoredRegression):
@@ -486,7 +445,7 @@ class Tobit(CensoredRegression):
 
     def __init__(self, endog, exog, censor_left=0.0, censor_right=None, *, weights=None,
                  offset=None, beyond_limits: str = "censor", exog_names=None, endog_name="y",
-                 row_labels=None, n_dropped=0, design_info=None):
+                 row_labels=None, n_dropped=0, design_info=None, centre=None):
         y = np.asarray(endog, dtype=float)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
@@ -525,7 +484,7 @@ class Tobit(CensoredRegression):
         self.censor_right = censor_right
         super().__init__(lo, hi, exog, weights=weights, offset=offset, exog_names=exog_names,
                          endog_name=endog_name, row_labels=labels, n_dropped=n_dropped,
-                         design_info=design_info,
+                         design_info=design_info, centre=centre,
                          censoring={"left": left, "right": right})
 
     @classmethod
@@ -854,3 +813,6 @@ class CensoredResults(EMResults):
         jac = np.atleast_2d(approx_fprime(theta, effects, centered=True))
         cov = jac @ self._cov @ jac.T
         return MarginalEffects(names, eff, cov, at, which)
+
+
+CensoredRegression.results_class = CensoredResults

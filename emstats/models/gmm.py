@@ -43,10 +43,13 @@ from scipy.special import logsumexp
 
 from .._config import resolve_threads
 from .._kernels import gmm_kernels
+from ..components.gaussian_data import prepare_data
+from ..components.gaussian_data import sym as _sym
+from ..components.init import distinct_rows, kmeans_plusplus, lloyd
 from ..em.engine import run_em
+from ..em.params import Cholesky, Positive
 from ..em.protocol import EMModel, LouisPieces
-from ..exceptions import DataError
-from ..exceptions import describe_rows as _labels
+from ..exceptions import DataError, describe_rows
 from ..inference.covariance import InformationWarning
 from ..inference.fit import fit_model
 from ..inference.results import EMResults
@@ -66,10 +69,6 @@ class DegenerateComponentWarning(UserWarning):
 ALIASES = {"full": "VVV", "tied": "EEE", "diag": "VVI", "spherical": "VII"}
 ALL_STRUCTURES = ("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EVE", "VVE",
                   "EEV", "VEV", "EVV", "VVV")
-
-
-def _sym(a: np.ndarray) -> np.ndarray:
-    return 0.5 * (a + np.swapaxes(a, -1, -2))
 
 
 def _tril_pairs(d: int) -> list[tuple[int, int]]:
@@ -145,6 +144,11 @@ class LinearStructure(Structure):
         self.B = np.array(B)
         ne = len(elems)
         self.n_elem = ne
+        # the coordinates: full covariances by their log-Cholesky factors, variances on the
+        # log scale (packed) and the covariance elements themselves (inference)
+        nu = 1 if self.shared else K
+        self.block = Cholesky("cov", d, (nu,)) if self.kind == "full" else \
+            Positive("cov", (nu, ne))
         # global (within the covariance block) indices of component k's elements
         self.idx = [np.arange(ne) if self.shared else k * ne + np.arange(ne) for k in range(K)]
 
@@ -170,9 +174,6 @@ class LinearStructure(Structure):
 
     def _elements(self, covs):
         src = covs[:1] if self.shared else covs
-        if self.kind == "full":
-            a, b = np.tril_indices(self.d)
-            return src[:, a, b]
         if self.kind == "diagonal":
             return np.diagonal(src, axis1=1, axis2=2)
         return src[:, :1, 0]
@@ -182,8 +183,27 @@ class LinearStructure(Structure):
         S = np.einsum("km,mab->kab", el, self.B)
         return np.broadcast_to(S, (self.K, self.d, self.d)).copy()
 
+    def _natural(self, covs):
+        covs = np.asarray(covs)
+        return (covs[:1] if self.shared else covs) if self.kind == "full" else \
+            self._elements(covs)
+
+    def _from_block(self, x):
+        if self.kind == "full":
+            return np.broadcast_to(x, (self.K, self.d, self.d)).copy()
+        return self._build(x)
+
+    def pack(self, covs):
+        return self.block.pack(self._natural(covs))
+
+    def unpack(self, vec):
+        return self._from_block(self.block.unpack(vec))
+
     def to_inf(self, covs):
-        return self._elements(np.asarray(covs)).ravel()
+        return self.block.to_inference(self._natural(covs))
+
+    def from_inf(self, vec):
+        return self._from_block(self.block.from_inference(vec))
 
     def jacobian(self, vec):
         """d Sigma_k / d vec, shape (K, d, d, P): the basis matrices B_m."""
@@ -191,34 +211,6 @@ class LinearStructure(Structure):
         for k in range(self.K):
             J[k][:, :, self.idx[k]] = np.moveaxis(self.B, 0, -1)
         return J
-
-    def from_inf(self, vec):
-        return self._build(np.asarray(vec, dtype=float))
-
-    def pack(self, covs):
-        covs = np.asarray(covs)
-        src = covs[:1] if self.shared else covs
-        if self.kind == "full":
-            L = np.linalg.cholesky(src)
-            a, b = np.tril_indices(self.d)
-            out = L[:, a, b].copy()
-            dg = a == b
-            out[:, dg] = np.log(out[:, dg])
-            return out.ravel()
-        return np.log(self._elements(covs)).ravel()
-
-    def unpack(self, vec):
-        vec = np.asarray(vec, dtype=float)
-        if self.kind == "full":
-            v = vec.reshape(-1, self.n_elem).copy()
-            a, b = np.tril_indices(self.d)
-            dg = a == b
-            v[:, dg] = np.exp(v[:, dg])
-            L = np.zeros((v.shape[0], self.d, self.d))
-            L[:, a, b] = v
-            S = L @ np.swapaxes(L, 1, 2)
-            return np.broadcast_to(S, (self.K, self.d, self.d)).copy()
-        return self._build(np.exp(vec))
 
     def inf_names(self, cols):
         names = []
@@ -658,93 +650,8 @@ class _Stats:
 
 
 # ----------------------------------------------------------------------------------
-# data handling
+# data handling (the shared preparation is in emstats.components.gaussian_data)
 # ----------------------------------------------------------------------------------
-
-
-
-def _prepare_data(spec, data, missing):
-    """Return (X, column names, row labels, n dropped, design_info)."""
-    if missing not in ("raise", "drop"):
-        raise ValueError(f"missing must be 'raise' or 'drop', got {missing!r}")
-    design_info = None
-    if isinstance(spec, str):
-        if data is None:
-            raise DataError("a formula needs data=: gmm('~ x + y', data=frame, k=...)")
-        frame = pd.DataFrame(data) if isinstance(data, dict) else data
-        if not isinstance(frame, pd.DataFrame):
-            raise TypeError(f"data must be a DataFrame with a formula, got {type(frame)!r}")
-        f = spec.strip()
-        if "~" in f:
-            lhs, rhs = f.split("~", 1)
-            if lhs.strip():
-                raise DataError(f"use a one-sided formula ('~ x + y'), got {spec!r}")
-        else:
-            rhs = f
-        env = patsy.EvalEnvironment.capture(2)
-        try:
-            mat = patsy.dmatrix(rhs + " - 1", frame, NA_action=patsy.NAAction(NA_types=[]),
-                                eval_env=env, return_type="dataframe")
-        except Exception as err:  # patsy or evaluation errors
-            msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise DataError(f"cannot evaluate the formula {spec!r}: {msg}") from None
-        info = mat.design_info
-        for fac, finfo in info.factor_infos.items():
-            if finfo.type == "categorical":
-                raise DataError(f"column {fac.name()!r} in the formula is not numeric: a "
-                                "Gaussian mixture needs numeric columns")
-        design_info = info
-        names = list(mat.columns)
-        X = mat.to_numpy(dtype=float)
-        labels = frame.index
-    else:
-        if data is not None:
-            raise TypeError("pass the data either positionally or as data=, not both")
-        obj = spec
-        if isinstance(obj, pd.Series):
-            obj = obj.to_frame()
-        if isinstance(obj, pd.DataFrame):
-            for c in obj.columns:
-                col = obj[c]
-                if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
-                    raise DataError(f"column {c!r} is not numeric (dtype {col.dtype})")
-            names = [str(c) for c in obj.columns]
-            X = obj.to_numpy(dtype=float, na_value=np.nan)
-            labels = obj.index
-        else:
-            try:
-                X = np.array(obj, dtype=float)
-            except (TypeError, ValueError):
-                raise DataError("data must be numeric (an array, a DataFrame or a formula "
-                                "with data=)") from None
-            if X.ndim == 1:
-                X = X[:, None]
-            if X.ndim != 2:
-                raise DataError(f"data must be 2-dimensional (rows x variables), got shape "
-                                f"{X.shape}")
-            names = [f"x{j}" for j in range(X.shape[1])]
-            labels = pd.RangeIndex(X.shape[0])
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise DataError(f"no data (shape {X.shape})")
-    inf = np.isinf(X).any(axis=1)
-    if inf.any():
-        raise DataError(f"infinite values in rows {_labels(labels, inf)}")
-    nan = np.isnan(X).any(axis=1)
-    n_drop = 0
-    if nan.any():
-        cols = [names[j] for j in np.flatnonzero(np.isnan(X).any(axis=0))]
-        if missing == "raise":
-            raise DataError(
-                f"missing values (NaN) in {int(nan.sum())} row(s) (rows {_labels(labels, nan)}; "
-                f"columns {', '.join(map(repr, cols))}); use missing='drop' to drop them"
-            )
-        X = X[~nan]
-        labels = labels[~nan]
-        n_drop = int(nan.sum())
-        if X.shape[0] == 0:
-            raise DataError("no complete rows: every row has a missing value")
-    return np.ascontiguousarray(X), names, labels, n_drop, design_info
-
 
 def _count_distinct(X: np.ndarray, at_least: int) -> int:
     """Number of distinct rows, or any number >= ``at_least`` once that many are seen."""
@@ -796,7 +703,7 @@ class GaussianMixture(EMModel):
     def __init__(self, data, k, covariance: str = "VVV", *, reg_covar: float = 0.0,
                  prior=None, missing: str = "raise", _prepared=None):
         if _prepared is None:
-            _prepared = _prepare_data(data, None, missing)
+            _prepared = prepare_data(data, None, missing)
         X, names, labels, n_drop, design_info = _prepared
         n, d = X.shape
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
@@ -1283,59 +1190,23 @@ class GaussianMixture(EMModel):
         resp[np.arange(self.n), codes] = 1.0
         return self._params_from_resp(resp)
 
-    def _kmeans_labels(self, centers, iters):
-        X = self.X
-        for _ in range(iters + 1):
-            lab = np.empty(self.n, dtype=np.intp)
-            cc = (centers ** 2).sum(axis=1)
-            for s0 in range(0, self.n, 65536):
-                Xb = X[s0:s0 + 65536]
-                dist = cc[None, :] - 2.0 * Xb @ centers.T
-                lab[s0:s0 + 65536] = np.argmin(dist, axis=1)
-            counts = np.bincount(lab, minlength=self.K)
-            if np.any(counts == 0):
-                break
-            new = np.empty_like(centers)
-            for j in range(self.d):
-                new[:, j] = np.bincount(lab, weights=X[:, j], minlength=self.K)
-            new /= counts[:, None]
-            if np.array_equal(new, centers):
-                break
-            centers = new
-        return lab
-
     def _init_kmeans(self, rng, iters: int = 10) -> GMMParams:
-        """k-means++ seeding (Arthur & Vassilvitskii 2007), then Lloyd iterations."""
-        X = self.X
+        """k-means++ seeding (Arthur & Vassilvitskii 2007) on the standardised data, then
+        Lloyd iterations on the data (stopping at an empty group)."""
         scale = np.sqrt(self._data_var)
-        Z = X / scale
-        n, K = self.n, self.K
-        centers = np.empty((K, self.d))
-        first = rng.integers(n)
-        centers[0] = Z[first]
-        d2 = ((Z - centers[0]) ** 2).sum(axis=1)
-        for j in range(1, K):
-            tot = d2.sum()
-            if tot <= 0:
-                i = rng.integers(n)
-            else:
-                i = int(np.searchsorted(np.cumsum(d2), rng.random() * tot))
-                i = min(i, n - 1)
-            centers[j] = Z[i]
-            d2 = np.minimum(d2, ((Z - centers[j]) ** 2).sum(axis=1))
-        lab = self._kmeans_labels(centers * scale, iters)
-        if np.bincount(lab, minlength=K).min() == 0:
+        Z = self.X / scale
+        seeds = Z[kmeans_plusplus(Z, self.K, rng)] * scale
+        lab, _ = lloyd(self.X, seeds, iters, empty="stop")
+        if np.bincount(lab, minlength=self.K).min() == 0:
             # fall back to the seeds themselves
-            lab = self._kmeans_labels(centers * scale, 0)
-        if np.bincount(lab, minlength=K).min() == 0:
+            lab, _ = lloyd(self.X, seeds, 0, empty="stop")
+        if np.bincount(lab, minlength=self.K).min() == 0:
             return self._init_random(rng)
         return self._params_from_labels(lab)
 
     def _init_random(self, rng) -> GMMParams:
         """K distinct rows as means, the data covariance for every component."""
-        uniq = np.unique(self.X, axis=0) if self.n <= 200_000 else self.X
-        pick = rng.choice(uniq.shape[0], size=self.K, replace=False)
-        means = uniq[pick].copy()
+        means = distinct_rows(self.X, self.K, rng)
         cov = np.cov(self.X, rowvar=False).reshape(self.d, self.d)
         covs = np.broadcast_to(cov, (self.K, self.d, self.d)).copy()
         if self.structure.diag:
@@ -1788,7 +1659,7 @@ class GMMResults(EMResults):
         bad = ~np.all(np.isfinite(X), axis=1)
         if bad.any():
             raise DataError(f"new data have missing or infinite values in rows "
-                            f"{_labels(pd.Index(labels), bad)}")
+                            f"{describe_rows(pd.Index(labels), bad)}")
         return np.ascontiguousarray(X), labels
 
     def _pass(self, data, resp=False, ll=False):
@@ -2024,7 +1895,7 @@ def gmm(spec=None, k=None, covariance: str = "VVV", *, data=None, reg_covar: flo
         if data is None:
             raise ValueError("no data: pass an array, a DataFrame or a formula with data=")
         spec, data = data, None
-    prepared = _prepare_data(spec, data, missing)
+    prepared = prepare_data(spec, data, missing)
     return GaussianMixture(None, k, covariance, reg_covar=reg_covar, prior=prior,
                            missing=missing, _prepared=prepared)
 
@@ -2062,7 +1933,7 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
         if data is None:
             raise ValueError("no data: pass an array, a DataFrame or a formula with data=")
         spec, data = data, None
-    prepared = _prepare_data(spec, data, missing)
+    prepared = prepare_data(spec, data, missing)
     ks = list(k) if not isinstance(k, (int, np.integer)) else [int(k)]
     covs = [covariance] if isinstance(covariance, str) else list(covariance)
     if not ks or not covs:

@@ -73,7 +73,7 @@ class HeteroskedasticCensoredRegression(EMModel):
         self.n_left, self.n_right = base.n_left, base.n_right
         self.n_interval, self.n_exact = base.n_interval, base.n_exact
         self.n_dropped = base.n_dropped
-        self._n_threads = base._n_threads
+        self._n_threads = resolve_threads(None)
 
     # -- pieces -----------------------------------------------------------------------
     def _split(self, theta):

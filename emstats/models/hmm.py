@@ -53,19 +53,19 @@ and they are listed in the summary (AIC and BIC still count them).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import patsy
 from scipy import optimize, special
-from scipy.cluster.vq import kmeans2
 
 from .._config import resolve_threads
 from .._kernels import hmm_kernels as hk
+from ..components.init import kmeans, quantile_starts
 from ..em.engine import run_em
 from ..em.monitor import ConvergenceInfo
+from ..em.params import ParamSpec, Simplex
 from ..em.protocol import EMModel, LouisPieces
 from ..exceptions import DataError
 from ..exceptions import describe_rows as _labels
@@ -120,61 +120,6 @@ def stationary_distribution(A: np.ndarray) -> np.ndarray:
     K = A.shape[0]
     Z = np.eye(K) - A + 1.0
     return np.linalg.solve(Z.T, np.ones(K))
-
-
-class _Rows:
-    """Free entries of probability rows: which entries are free, and maps between the
-    natural scale (inference: all free entries but the last), log-ratios (packing)
-    and derivative maps."""
-
-    def __init__(self, allowed: np.ndarray):
-        allowed = np.atleast_2d(np.asarray(allowed, dtype=bool))
-        self.allowed = allowed
-        self.free = [np.flatnonzero(r) for r in allowed]
-        # one inference coordinate per free entry except the last of each row
-        self.index = [(i, j, f[-1]) for i, f in enumerate(self.free) for j in f[:-1]]
-        self.n = len(self.index)
-
-    def to_inf(self, P):
-        P = np.atleast_2d(P)
-        return np.array([P[i, j] for i, j, _ in self.index], dtype=float)
-
-    def from_inf(self, theta, shape):
-        P = np.zeros(shape)
-        P = np.atleast_2d(P)
-        for (i, j, _), v in zip(self.index, theta, strict=True):
-            P[i, j] = v
-        for i, f in enumerate(self.free):
-            if len(f):
-                P[i, f[-1]] = 1.0 - P[i, f[:-1]].sum()
-        return P
-
-    def pack(self, P):
-        P = np.atleast_2d(P)
-        tiny = 1e-300
-        out = [np.log(max(P[i, j], tiny)) - np.log(max(P[i, last], tiny))
-               for i, j, last in self.index]
-        return np.array(out, dtype=float)
-
-    def unpack(self, u, shape):
-        P = np.atleast_2d(np.zeros(shape))
-        pos = 0
-        for i, f in enumerate(self.free):
-            if not len(f):
-                continue
-            z = np.append(np.asarray(u[pos:pos + len(f) - 1], dtype=float), 0.0)
-            pos += len(f) - 1
-            z = np.exp(z - z.max())
-            P[i, f] = z / z.sum()
-        return P
-
-    def dmat(self, K):
-        """Derivatives of the full matrix with respect to each coordinate: (n, rows, K)."""
-        D = np.zeros((self.n, self.allowed.shape[0], K))
-        for p, (i, j, last) in enumerate(self.index):
-            D[p, i, j] = 1.0
-            D[p, i, last] = -1.0
-        return D
 
 
 # ---------------------------------------------------------------------------------------
@@ -251,11 +196,8 @@ class PoissonEmission(_Emission):
     def init(self, rng, model, attempt):
         x = model.X[:, 0]
         K = self.K
-        if attempt == 0:
-            lev = (np.arange(K) + 1.0) / (K + 1.0)
-        else:
-            lev = np.sort(rng.uniform(0.05, 0.95, size=K))
-        lam = np.quantile(x, lev) + 0.1 * (np.arange(K) + 1) * (attempt == 0)
+        lam = quantile_starts(x, K, rng if attempt else None) + \
+            0.1 * (np.arange(K) + 1) * (attempt == 0)
         lam = np.maximum(lam, 0.1 + 1e-3 * np.arange(K))
         return {"rates": np.sort(lam)}
 
@@ -598,10 +540,10 @@ def _kmeans_init(rng, model, K, attempt, full):
     n = X.shape[0]
     sub = X if n <= 20000 else X[rng.choice(n, 20000, replace=False)]
     Z = (sub - model._xbar) / sd
-    seed = int(rng.integers(2**31 - 1))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        centers, lab = kmeans2(Z, K, minit="++", seed=seed)
+    # k-means on its own stream (one draw from rng, so the later draws of rng do not
+    # depend on the data)
+    krng = np.random.default_rng(int(rng.integers(2**31 - 1)))
+    lab, centers = kmeans(Z, K, krng, iters=9)
     means = centers * sd + model._xbar
     order = np.argsort(means[:, 0])
     means = means[order]
@@ -846,15 +788,17 @@ class HiddenMarkovModel(EMModel):
     # -- structure and bookkeeping ------------------------------------------------------------
     def _setup_structure(self):
         K = self.K
-        self._rows_A = _Rows(self.trans_allowed)
-        self._rows_d = _Rows(self.init_allowed[None, :]) if self.initial == "estimate" else None
-        self.n_init_params = self._rows_d.n if self._rows_d is not None else 0
-        self.n_trans_params = self._rows_A.n
+        # probability rows: the last free entry of each row is the reference category
+        self._rows_A = Simplex("transmat", (K, K), allowed=self.trans_allowed,
+                               label=lambda ix: f"p[{ix[0] + 1}->{ix[1] + 1}]")
+        self._rows_d = Simplex("startprob", (K,), allowed=self.init_allowed,
+                               label=lambda ix: f"init[{ix[0] + 1}]") \
+            if self.initial == "estimate" else None
+        self._prob_spec = ParamSpec([b for b in (self._rows_d, self._rows_A) if b is not None])
+        self.n_init_params = self._rows_d.size if self._rows_d is not None else 0
+        self.n_trans_params = self._rows_A.size
         self.n_emission_params = K * self.emission.q
-        names = []
-        if self._rows_d is not None:
-            names += [f"init[{j + 1}]" for _, j, _ in self._rows_d.index]
-        names += [f"p[{i + 1}->{j + 1}]" for i, j, _ in self._rows_A.index]
+        names = self._prob_spec.names()
         loc = self.emission.local_names()
         for k in range(K):
             names += [_state_name(nm, k + 1) for nm in loc]
@@ -1124,8 +1068,7 @@ class HiddenMarkovModel(EMModel):
     def _stationary_mstep(self, g0, xi, A_old, A_free):
         """Maximise sum g0 log delta(A) + sum xi log A over the free transitions."""
         rows = self._rows_A
-        shape = A_old.shape
-        if rows.n == 0:
+        if rows.size == 0:
             return A_free
 
         def q(A):
@@ -1142,7 +1085,7 @@ class HiddenMarkovModel(EMModel):
             return float(g0 @ np.log(dl) + t.sum())
 
         def negq_grad(u):
-            A = rows.unpack(u, shape)
+            A = rows.unpack(u)
             val = q(A)
             if not np.isfinite(val):
                 return 1e300, np.zeros_like(u)
@@ -1152,7 +1095,7 @@ class HiddenMarkovModel(EMModel):
             G = np.where(A > 0, xi / np.where(A > 0, A, 1.0), 0.0)
             G = G + np.outer(dl, Z @ (g0 / dl))
             # chain rule through the row softmax (last free entry as reference)
-            grad = np.empty(rows.n)
+            grad = np.empty(rows.size)
             for p, (i, j, _) in enumerate(rows.index):
                 f = rows.free[i]
                 grad[p] = A[i, j] * (G[i, j] - A[i, f] @ G[i, f])
@@ -1164,65 +1107,45 @@ class HiddenMarkovModel(EMModel):
             best_A, best = A_free, q_free
         res = optimize.minimize(negq_grad, rows.pack(best_A), jac=True, method="BFGS",
                                 options={"gtol": 1e-9, "maxiter": 100})
-        A = rows.unpack(res.x, shape)
+        A = rows.unpack(res.x)
         val = q(A)
         return A if val > best else best_A
 
+    def _probs(self, params: HMMParams) -> dict:
+        return {"startprob": params.startprob, "transmat": params.transmat}
+
+    def _probs_to_params(self, pr: dict, em: dict) -> HMMParams:
+        K = self.K
+        A = pr["transmat"]
+        d0 = pr.get("startprob")
+        if self.initial == "stationary":
+            try:
+                d0 = stationary_distribution(A)
+            except np.linalg.LinAlgError:
+                d0 = np.full(K, np.nan)
+        elif self.initial == "fixed":
+            d0 = self.init_fixed.copy()
+        return HMMParams(d0, A, em)
+
     def pack(self, params: HMMParams) -> np.ndarray:
-        parts = []
-        if self._rows_d is not None:
-            parts.append(self._rows_d.pack(params.startprob[None, :]))
-        parts.append(self._rows_A.pack(params.transmat))
-        parts.append(self.emission.pack(params.emission))
-        return np.concatenate(parts)
+        return np.concatenate([self._prob_spec.pack(self._probs(params)),
+                               self.emission.pack(params.emission)])
 
     def unpack(self, vec) -> HMMParams:
         vec = np.asarray(vec, dtype=float)
-        K = self.K
-        o = 0
-        if self._rows_d is not None:
-            n0 = self._rows_d.n
-            d0 = self._rows_d.unpack(vec[:n0], (1, K))[0]
-            o = n0
-        A = self._rows_A.unpack(vec[o:o + self._rows_A.n], (K, K))
-        o += self._rows_A.n
-        em = self.emission.unpack(vec[o:])
-        if self.initial == "stationary":
-            try:
-                d0 = stationary_distribution(A)
-            except np.linalg.LinAlgError:
-                d0 = np.full(K, np.nan)
-        elif self.initial == "fixed":
-            d0 = self.init_fixed.copy()
-        return HMMParams(d0, A, em)
+        n = self._prob_spec.size
+        return self._probs_to_params(self._prob_spec.unpack(vec[:n]),
+                                     self.emission.unpack(vec[n:]))
 
     def to_inference(self, params: HMMParams) -> np.ndarray:
-        parts = []
-        if self._rows_d is not None:
-            parts.append(self._rows_d.to_inf(params.startprob[None, :]))
-        parts.append(self._rows_A.to_inf(params.transmat))
-        parts.append(self.emission.to_inf(params.emission).ravel())
-        return np.concatenate(parts)
+        return np.concatenate([self._prob_spec.to_inference(self._probs(params)),
+                               self.emission.to_inf(params.emission).ravel()])
 
     def from_inference(self, vec) -> HMMParams:
         vec = np.asarray(vec, dtype=float)
-        K = self.K
-        o = 0
-        if self._rows_d is not None:
-            n0 = self._rows_d.n
-            d0 = self._rows_d.from_inf(vec[:n0], (1, K))[0]
-            o = n0
-        A = self._rows_A.from_inf(vec[o:o + self._rows_A.n], (K, K))
-        o += self._rows_A.n
-        em = self.emission.from_inf(vec[o:].reshape(K, self.emission.q))
-        if self.initial == "stationary":
-            try:
-                d0 = stationary_distribution(A)
-            except np.linalg.LinAlgError:
-                d0 = np.full(K, np.nan)
-        elif self.initial == "fixed":
-            d0 = self.init_fixed.copy()
-        return HMMParams(d0, A, em)
+        n = self._prob_spec.size
+        em = self.emission.from_inf(vec[n:].reshape(self.K, self.emission.q))
+        return self._probs_to_params(self._prob_spec.from_inference(vec[:n]), em)
 
     # -- derivatives ------------------------------------------------------------------------
     def _init_derivs(self, params: HMMParams):
@@ -1231,7 +1154,7 @@ class HiddenMarkovModel(EMModel):
         dd = np.zeros((P, K))
         d2 = np.zeros((P, P, K))
         if self.initial == "estimate":
-            dd[:self.n_init_params] = self._rows_d.dmat(K)[:, 0, :]
+            dd[:self.n_init_params] = self._rows_d.jacobian().T
         elif self.initial == "stationary":
             A = params.transmat
             dl = params.startprob
@@ -1256,7 +1179,7 @@ class HiddenMarkovModel(EMModel):
         P, K = self.n_params, self.K
         dA = np.zeros((P, K, K))
         o = self.n_init_params
-        dA[o:o + self.n_trans_params] = self._rows_A.dmat(K)
+        dA[o:o + self.n_trans_params] = self._rows_A.jacobian().T.reshape(-1, K, K)
         return dA
 
     def _emission_rows(self, rows):

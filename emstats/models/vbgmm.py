@@ -39,11 +39,13 @@ from scipy.special import digamma, gammaln
 
 from .._config import resolve_threads
 from .._kernels import gmm_kernels
+from ..components.gaussian_data import prepare_data, sym
+from ..components.init import kmeans, random_responsibilities
 from ..em.engine import run_em
 from ..em.monitor import ConvergenceInfo, warn_not_converged
+from ..em.params import Cholesky
 from ..em.protocol import EMModel
-from ..exceptions import DataError
-from .gmm import _labels, _prepare_data, _sym
+from ..exceptions import DataError, describe_rows
 
 LOG_2PI = math.log(2.0 * math.pi)
 LOG_2 = math.log(2.0)
@@ -155,7 +157,7 @@ class VariationalGaussianMixture(EMModel):
                  mean_precision_prior=None, mean_prior=None, degrees_of_freedom_prior=None,
                  covariance_prior=None, missing: str = "raise", _prepared=None):
         if _prepared is None:
-            _prepared = _prepare_data(data, None, missing)
+            _prepared = prepare_data(data, None, missing)
         X, names, labels, n_drop, design_info = _prepared
         n, d = X.shape
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
@@ -179,6 +181,7 @@ class VariationalGaussianMixture(EMModel):
         self.n_dropped = n_drop
         self.design_info = design_info
         self.covariance = "full"
+        self._chol = Cholesky("covariances", d, (K,))     # packed: log-Cholesky factors
         self._n_threads = resolve_threads(None)
         self._set_priors(weight_concentration_prior, mean_precision_prior, mean_prior,
                          degrees_of_freedom_prior, covariance_prior)
@@ -248,7 +251,7 @@ class VariationalGaussianMixture(EMModel):
             if not np.all(np.isfinite(psi0)) or not np.allclose(psi0, psi0.T, rtol=1e-12,
                                                                  atol=0.0):
                 raise ValueError("covariance_prior must be a finite symmetric matrix")
-            psi0 = _sym(psi0)
+            psi0 = sym(psi0)
             if not np.all(np.linalg.eigvalsh(psi0) > 0):
                 raise ValueError("covariance_prior must be positive definite")
         self.alpha0, self.beta0, self.m0, self.nu0, self.psi0 = alpha0, beta0, m0, nu0, psi0
@@ -349,7 +352,7 @@ class VariationalGaussianMixture(EMModel):
         T = part_t.sum(axis=0).reshape(K, d, d)
         ll = part_ll.sum(axis=0)
         S1 = np.einsum("kab,kb->ka", D.L, s)
-        S2 = _sym(D.L @ T @ np.swapaxes(D.L, 1, 2))
+        S2 = sym(D.L @ T @ np.swapaxes(D.L, 1, 2))
         return N, S1, S2, float(ll[0]), int(ll[1]), resp
 
     # -- EM protocol ----------------------------------------------------------------------
@@ -391,7 +394,7 @@ class VariationalGaussianMixture(EMModel):
                 + (b0 / beta)[:, None, None] * (outer + np.swapaxes(outer, 1, 2)
                                                 + N[:, None, None]
                                                 * np.einsum("ka,kb->kab", e, e)))
-        covs = _sym(Winv) / nu[:, None, None]
+        covs = sym(Winv) / nu[:, None, None]
         return VBParams(alpha, beta, means, nu, covs)
 
     def elbo(self, stats: _VBStats, params: VBParams) -> float:
@@ -431,7 +434,7 @@ class VariationalGaussianMixture(EMModel):
         S2 = np.empty((K, d, d))
         for k in range(K):
             Xc = X - m_ref[k]
-            S2[k] = _sym((r[:, k, None] * Xc).T @ Xc)
+            S2[k] = sym((r[:, k, None] * Xc).T @ Xc)
         with np.errstate(divide="ignore", invalid="ignore"):
             ent = -float(np.sum(np.where(r > 0, r * np.log(r), 0.0)))
         return _VBStats(N, S1, S2, m_ref, ent)
@@ -447,8 +450,7 @@ class VariationalGaussianMixture(EMModel):
             if key in ("kmeans", "kmeans++", "k-means++"):
                 lab = self._kmeans(rng)
             elif key == "random":
-                r = rng.uniform(size=(n, K))
-                return r / r.sum(axis=1, keepdims=True)
+                return random_responsibilities(n, K, rng)
             else:
                 raise ValueError(f"init must be 'kmeans', 'random', labels or "
                                  f"responsibilities, got {init!r}")
@@ -468,44 +470,16 @@ class VariationalGaussianMixture(EMModel):
 
     def _kmeans(self, rng, iters: int = 10) -> np.ndarray:
         """k-means++ seeding on standardised data, then Lloyd iterations (labels 0..K-1)."""
-        X, n, K = self.X, self.n, self.K
-        sd = X.std(axis=0)
-        Z = X / np.where(sd > 0, sd, 1.0)
-        centers = np.empty((K, self.d))
-        centers[0] = Z[rng.integers(n)]
-        d2 = ((Z - centers[0]) ** 2).sum(axis=1)
-        for j in range(1, K):
-            tot = d2.sum()
-            i = int(rng.integers(n)) if tot <= 0 else \
-                min(int(np.searchsorted(np.cumsum(d2), rng.random() * tot)), n - 1)
-            centers[j] = Z[i]
-            d2 = np.minimum(d2, ((Z - centers[j]) ** 2).sum(axis=1))
-        lab = np.zeros(n, dtype=np.intp)
-        for _ in range(iters + 1):
-            cc = (centers ** 2).sum(axis=1)
-            for s0 in range(0, n, 65536):
-                lab[s0:s0 + 65536] = np.argmin(cc[None] - 2.0 * Z[s0:s0 + 65536] @ centers.T,
-                                               axis=1)
-            counts = np.bincount(lab, minlength=K)
-            new = centers.copy()
-            for j in range(self.d):
-                s = np.bincount(lab, weights=Z[:, j], minlength=K)
-                new[:, j] = np.where(counts > 0, s / np.maximum(counts, 1), centers[:, j])
-            if np.array_equal(new, centers):
-                break
-            centers = new
-        return lab
+        sd = self.X.std(axis=0)
+        return kmeans(self.X, self.K, rng, iters=iters, scale=np.where(sd > 0, sd, 1.0))[0]
 
     # -- coordinates (SQUAREM) ------------------------------------------------------------
     def pack(self, params: VBParams) -> np.ndarray:
         d = self.d
-        L = np.linalg.cholesky(params.covariances)
-        a, b = np.tril_indices(d)
-        ch = L[:, a, b].copy()
-        ch[:, a == b] = np.log(ch[:, a == b])
         return np.concatenate([np.log(params.weight_concentration),
                                np.log(params.mean_precision), params.means.ravel(),
-                               np.log(params.degrees_of_freedom - (d - 1)), ch.ravel()])
+                               np.log(params.degrees_of_freedom - (d - 1)),
+                               self._chol.pack(params.covariances)])
 
     def unpack(self, vec) -> VBParams:
         K, d = self.K, self.d
@@ -517,12 +491,7 @@ class VariationalGaussianMixture(EMModel):
         pos += K * d
         nu = np.exp(vec[pos:pos + K]) + (d - 1)
         pos += K
-        a, b = np.tril_indices(d)
-        ch = vec[pos:].reshape(K, -1).copy()
-        ch[:, a == b] = np.exp(ch[:, a == b])
-        L = np.zeros((K, d, d))
-        L[:, a, b] = ch
-        return VBParams(alpha, beta, means, nu, L @ np.swapaxes(L, 1, 2))
+        return VBParams(alpha, beta, means, nu, self._chol.unpack(vec[pos:]))
 
     def to_inference(self, params: VBParams) -> np.ndarray:
         """Posterior means of the weights and of the component means."""
@@ -726,7 +695,7 @@ class VBGMMResults:
         bad = ~np.all(np.isfinite(X), axis=1)
         if bad.any():
             raise DataError(f"new data have missing or infinite values in rows "
-                            f"{_labels(pd.Index(labels), bad)}")
+                            f"{describe_rows(pd.Index(labels), bad)}")
         return np.ascontiguousarray(X), labels
 
     def predict_proba(self, data=None) -> pd.DataFrame:
@@ -877,7 +846,7 @@ def vbgmm(spec=None, k=None, *, data=None, covariance: str = "full",
         if data is None:
             raise ValueError("no data: pass an array, a DataFrame or a formula with data=")
         spec, data = data, None
-    prepared = _prepare_data(spec, data, missing)
+    prepared = prepare_data(spec, data, missing)
     return VariationalGaussianMixture(
         None, k, covariance, weight_concentration_prior=weight_concentration_prior,
         mean_precision_prior=mean_precision_prior, mean_prior=mean_prior,

@@ -1,0 +1,128 @@
+"""Data preparation shared by the Gaussian models (mixtures, variational mixtures).
+
+Names here are used across modules (:mod:`emstats.models.gmm`,
+:mod:`emstats.models.vbgmm`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import patsy
+
+from ..exceptions import DataError, describe_rows
+
+__all__ = ["prepare_data", "sym"]
+
+
+def sym(a: np.ndarray) -> np.ndarray:
+    """The symmetric part (a + a') / 2 of a matrix or a stack of matrices (last two axes)."""
+    return 0.5 * (a + np.swapaxes(a, -1, -2))
+
+
+def prepare_data(spec, data, missing: str):
+    """Numeric rows for a Gaussian model from an array, a DataFrame or a formula.
+
+    Parameters
+    ----------
+    spec : str, array_like, DataFrame or Series
+        A one-sided formula (``"~ x + y"``, evaluated in ``data`` and the
+        environment of the caller's caller) or the data themselves.
+    data : DataFrame or dict, optional
+        The data of a formula (None otherwise).
+    missing : {"raise", "drop"}
+        Rows with NaN raise a :class:`~emstats.exceptions.DataError` or are dropped.
+
+    Returns
+    -------
+    X : ndarray, shape (n, d)
+        C-contiguous rows.
+    names : list of str
+        Column names.
+    labels : pandas.Index
+        Labels of the rows kept.
+    n_dropped : int
+        Rows dropped for missing values.
+    design_info : patsy.DesignInfo or None
+        The formula's design (to build new data), None without a formula.
+    """
+    if missing not in ("raise", "drop"):
+        raise ValueError(f"missing must be 'raise' or 'drop', got {missing!r}")
+    design_info = None
+    if isinstance(spec, str):
+        if data is None:
+            raise DataError("a formula needs data=: gmm('~ x + y', data=frame, k=...)")
+        frame = pd.DataFrame(data) if isinstance(data, dict) else data
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(f"data must be a DataFrame with a formula, got {type(frame)!r}")
+        f = spec.strip()
+        if "~" in f:
+            lhs, rhs = f.split("~", 1)
+            if lhs.strip():
+                raise DataError(f"use a one-sided formula ('~ x + y'), got {spec!r}")
+        else:
+            rhs = f
+        env = patsy.EvalEnvironment.capture(2)
+        try:
+            mat = patsy.dmatrix(rhs + " - 1", frame, NA_action=patsy.NAAction(NA_types=[]),
+                                eval_env=env, return_type="dataframe")
+        except Exception as err:  # patsy or evaluation errors
+            msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise DataError(f"cannot evaluate the formula {spec!r}: {msg}") from None
+        info = mat.design_info
+        for fac, finfo in info.factor_infos.items():
+            if finfo.type == "categorical":
+                raise DataError(f"column {fac.name()!r} in the formula is not numeric: a "
+                                "Gaussian mixture needs numeric columns")
+        design_info = info
+        names = list(mat.columns)
+        X = mat.to_numpy(dtype=float)
+        labels = frame.index
+    else:
+        if data is not None:
+            raise TypeError("pass the data either positionally or as data=, not both")
+        obj = spec
+        if isinstance(obj, pd.Series):
+            obj = obj.to_frame()
+        if isinstance(obj, pd.DataFrame):
+            for c in obj.columns:
+                col = obj[c]
+                if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+                    raise DataError(f"column {c!r} is not numeric (dtype {col.dtype})")
+            names = [str(c) for c in obj.columns]
+            X = obj.to_numpy(dtype=float, na_value=np.nan)
+            labels = obj.index
+        else:
+            try:
+                X = np.array(obj, dtype=float)
+            except (TypeError, ValueError):
+                raise DataError("data must be numeric (an array, a DataFrame or a formula "
+                                "with data=)") from None
+            if X.ndim == 1:
+                X = X[:, None]
+            if X.ndim != 2:
+                raise DataError(f"data must be 2-dimensional (rows x variables), got shape "
+                                f"{X.shape}")
+            names = [f"x{j}" for j in range(X.shape[1])]
+            labels = pd.RangeIndex(X.shape[0])
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise DataError(f"no data (shape {X.shape})")
+    inf = np.isinf(X).any(axis=1)
+    if inf.any():
+        raise DataError(f"infinite values in rows {describe_rows(labels, inf)}")
+    nan = np.isnan(X).any(axis=1)
+    n_drop = 0
+    if nan.any():
+        cols = [names[j] for j in np.flatnonzero(np.isnan(X).any(axis=0))]
+        if missing == "raise":
+            raise DataError(
+                f"missing values (NaN) in {int(nan.sum())} row(s) "
+                f"(rows {describe_rows(labels, nan)}; "
+                f"columns {', '.join(map(repr, cols))}); use missing='drop' to drop them"
+            )
+        X = X[~nan]
+        labels = labels[~nan]
+        n_drop = int(nan.sum())
+        if X.shape[0] == 0:
+            raise DataError("no complete rows: every row has a missing value")
+    return np.ascontiguousarray(X), names, labels, n_drop, design_info

@@ -1,0 +1,132 @@
+"""The data a model is fitted to, as chunks.
+
+A model's E-step is a pure function of (parameters, one chunk) returning additive
+statistics (see :mod:`emstats.em.stats`).  A :class:`Chunk` is a set of named arrays
+holding whole units -- rows for independent observations, whole sequences for an
+HMM, whole groups for grouped data -- plus the number of threads its kernels may
+use.  :class:`ArrayData` holds in-memory arrays and cuts them into chunks at unit
+boundaries; a Dask partition or a Parquet row group becomes a chunk the same way,
+without touching the models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Whole units of data: named arrays with one row per observation.
+
+    Attributes
+    ----------
+    arrays : mapping of str to ndarray
+        The chunk's rows of each array (C-contiguous views where possible).
+    start, stop : int
+        The chunk's rows in the whole data set.
+    unit_bounds : ndarray of int64
+        Offsets of the chunk's units within the chunk (``n_units + 1`` values; rows
+        ``unit_bounds[u]:unit_bounds[u + 1]`` form unit ``u``).
+    n_threads : int
+        Threads the chunk's kernels may use (set by whoever runs the E-step).
+    """
+
+    arrays: Mapping[str, np.ndarray]
+    start: int
+    stop: int
+    unit_bounds: np.ndarray
+    n_threads: int = 1
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows in the chunk."""
+        return self.stop - self.start
+
+    @property
+    def n_units(self) -> int:
+        """Number of independent units in the chunk."""
+        return len(self.unit_bounds) - 1
+
+
+@dataclass(frozen=True)
+class ArrayData:
+    """In-memory data: named arrays of equal length, optionally grouped into units.
+
+    Parameters
+    ----------
+    arrays : mapping of str to array_like
+        One row per observation in each (any trailing shape).
+    unit_bounds : array_like of int, optional
+        Row offsets of the units (``0 = b_0 < b_1 < ... < b_m = n``) for units that
+        must stay together (sequences, groups); default: every row is a unit.
+    """
+
+    arrays: Mapping[str, np.ndarray]
+    unit_bounds: np.ndarray | None = None
+    n_rows: int = field(init=False)
+
+    def __post_init__(self):
+        arrs = {k: np.ascontiguousarray(v) for k, v in dict(self.arrays).items()}
+        lengths = {k: v.shape[0] for k, v in arrs.items() if v.ndim > 0}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"arrays of different lengths: {lengths}")
+        n = next(iter(lengths.values())) if lengths else 0
+        object.__setattr__(self, "arrays", arrs)
+        object.__setattr__(self, "n_rows", int(n))
+        if self.unit_bounds is not None:
+            b = np.asarray(self.unit_bounds, dtype=np.int64)
+            if b.ndim != 1 or b[0] != 0 or b[-1] != n or np.any(np.diff(b) <= 0):
+                raise ValueError("unit_bounds must increase strictly from 0 to the number "
+                                 "of rows")
+            object.__setattr__(self, "unit_bounds", b)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+    @property
+    def n_units(self) -> int:
+        """Number of independent units."""
+        return self.n_rows if self.unit_bounds is None else len(self.unit_bounds) - 1
+
+    def _bounds(self) -> np.ndarray:
+        if self.unit_bounds is None:
+            return np.arange(self.n_rows + 1, dtype=np.int64)
+        return self.unit_bounds
+
+    def chunks(self, n_chunks: int = 1, n_threads: int = 1) -> list[Chunk]:
+        """Cut the data into at most ``n_chunks`` chunks of whole units, of about equal rows.
+
+        The cut depends only on the data and ``n_chunks``: statistics reduced in chunk
+        order are bitwise reproducible for any ``n_threads``.
+        """
+        b = self._bounds()
+        m = len(b) - 1
+        k = max(1, min(int(n_chunks), m))
+        # unit boundaries closest to equal shares of the rows
+        targets = np.linspace(0, self.n_rows, k + 1)
+        cut = np.unique(np.searchsorted(b, targets[1:-1], side="left"))
+        cut = cut[(cut > 0) & (cut < m)]
+        edges = np.concatenate([[0], cut, [m]])
+        out = []
+        for u0, u1 in zip(edges[:-1], edges[1:], strict=True):
+            r0, r1 = int(b[u0]), int(b[u1])
+            out.append(Chunk({name: a[r0:r1] if a.ndim else a for name, a in self.arrays.items()},
+                             r0, r1, b[u0:u1 + 1] - r0, int(n_threads)))
+        return out
+
+    def take_units(self, idx) -> ArrayData:
+        """The data of units ``idx`` (with repetition), e.g. for a bootstrap resample."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if self.unit_bounds is None:
+            return ArrayData({k: v[idx] if v.ndim else v for k, v in self.arrays.items()})
+        b = self.unit_bounds
+        rows = np.concatenate([np.arange(b[i], b[i + 1]) for i in idx])
+        sizes = b[idx + 1] - b[idx]
+        return ArrayData({k: v[rows] if v.ndim else v for k, v in self.arrays.items()},
+                         np.concatenate([[0], np.cumsum(sizes)]))

@@ -1,0 +1,126 @@
+"""A model bound, for one fit, to its data chunks and a thread count.
+
+The iteration schemes (:mod:`emstats.em.accel`, :mod:`emstats.em.variants`) see one
+object with ``e_step(params)``, ``m_step``, ``newton_pieces`` and the parameter maps.
+For a :class:`~emstats.em.protocol.ChunkedModel` that object is a :class:`Problem`:
+it runs the model's ``chunk_stats`` on every chunk and reduces the statistics in
+chunk order (so results do not depend on the number of threads), and it is created
+per fit, so the model itself keeps no state from a fit.  A model of the older
+whole-data protocol is its own problem.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .data import Chunk
+from .protocol import ChunkedModel, EMModel, LouisPieces
+from .stats import tree_sum
+
+
+class Problem:
+    """``model`` fitted to ``chunks``: the protocol methods the schemes call.
+
+    Parameters
+    ----------
+    model : ChunkedModel
+    n_threads : int
+        Threads for the kernels inside each chunk.
+    n_chunks : int
+        Chunks of the in-memory data (default 1: one chunk, the kernels parallelise
+        inside it).
+    """
+
+    def __init__(self, model: ChunkedModel, n_threads: int = 1, n_chunks: int = 1):
+        self.model = model
+        self.n_threads = int(n_threads)
+        self.chunks: list[Chunk] = model.data.chunks(n_chunks, self.n_threads)
+        self.param_names = model.param_names
+
+    # -- parameter maps: the model's ------------------------------------------------
+    def start_params(self):
+        return self.model.start_params()
+
+    def pack(self, params):
+        return self.model.pack(params)
+
+    def unpack(self, vec):
+        return self.model.unpack(vec)
+
+    def to_inference(self, params):
+        return self.model.to_inference(params)
+
+    def from_inference(self, vec):
+        return self.model.from_inference(vec)
+
+    def m_step(self, stats, params):
+        return self.model.m_step(stats, params)
+
+    @property
+    def has_exact_e_step(self) -> bool:
+        return getattr(self.model, "has_exact_e_step", True)
+
+    @property
+    def has_louis(self) -> bool:
+        return self.model.has_louis
+
+    @property
+    def n_units(self) -> int:
+        return self.model.data.n_units
+
+    def __getattr__(self, name):
+        # optional capabilities of the model (sample_stats, average_stats, ...) pass
+        # through; everything the engine relies on is defined above
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.model, name)
+
+    # -- the E-step over chunks -------------------------------------------------------
+    def e_step(self, params):
+        """Statistics summed over the chunks and the log-likelihood (-inf where undefined)."""
+        parts = [self.model.chunk_stats(params, ch) for ch in self.chunks]
+        if any(p[0] is None for p in parts):
+            return None, -np.inf
+        ll = float(sum(p[1] for p in parts))
+        if not np.isfinite(ll):
+            return None, -np.inf
+        return tree_sum(p[0] for p in parts), ll + self.model.loglike_constant(params)
+
+    def loglike(self, params) -> float:
+        return float(self.e_step(params)[1])
+
+    def loglike_inference(self, vec) -> float:
+        return self.loglike(self.from_inference(np.asarray(vec, dtype=float)))
+
+    # -- Louis' pieces over chunks ----------------------------------------------------
+    def newton_pieces(self, params) -> tuple[float, np.ndarray, LouisPieces]:
+        total = tree_sum(self.model.chunk_louis(params, ch) for ch in self.chunks)
+        return self.model.louis_from_stats(params, total)
+
+    def score_and_louis(self, params):
+        _, score, pieces = self.newton_pieces(params)
+        return score, pieces
+
+    def score(self, params):
+        return self.score_and_louis(params)[0]
+
+    def louis(self, params):
+        return self.score_and_louis(params)[1]
+
+    # -- incremental EM: blocks are chunks --------------------------------------------
+    def blocks(self, n_blocks: int) -> list[Chunk]:
+        return self.model.data.chunks(n_blocks, self.n_threads)
+
+    def block_stats(self, params, block: Chunk):
+        return self.model.chunk_stats(params, block)
+
+    def m_step_natural(self, stats, params):
+        return self.model.m_step(stats, params)
+
+
+def bind(model: EMModel, n_threads: int = 1):
+    """The object the schemes iterate on: a :class:`Problem` for a chunked model, the
+    model itself otherwise."""
+    if isinstance(model, ChunkedModel):
+        return Problem(model, n_threads)
+    return model
