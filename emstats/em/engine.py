@@ -48,9 +48,13 @@ def available_methods() -> list[str]:
 def default_method(model: EMModel) -> str:
     """The scheme used when none is named: Louis-Newton when the model supplies Louis'
     pieces, SQUAREM otherwise (measured in benchmarks/bench_tobit.py; see docs/methods.md),
-    and Monte Carlo EM when the model has no closed-form E-step."""
+    and Monte Carlo EM when the model has no closed-form E-step.  A model may name its
+    own default in ``preferred_method`` (the HMM's is Baum-Welch, ``"em"``)."""
     if not getattr(model, "has_exact_e_step", True):
         return "mcem"
+    preferred = getattr(model, "preferred_method", None)   # a model may name its own
+    if preferred is not None:
+        return preferred
     return "newton" if model.has_louis else "squarem"
 
 
