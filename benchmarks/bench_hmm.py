@@ -28,6 +28,7 @@ import warnings
 import numpy as np
 
 import emstats
+from emstats.em.problem import Problem
 from emstats.models.hmm import HiddenMarkovModel
 
 
@@ -85,20 +86,20 @@ def bench_emstats(X, lengths, k, iters, threads, reps):
     start = model.start_params(np.random.default_rng(0), 0)
     res = {}
     for nt in threads:
-        model._n_threads = nt
+        problem = Problem(model, nt)          # the model bound to its data and threads
 
-        def run(p=start):
-            stats, _ = model.e_step(p)
+        def run(p=start, problem=problem):
+            stats, _ = problem.e_step(p)
             for _ in range(iters):
                 p = model.m_step(stats, p)
-                stats, _ = model.e_step(p)
+                stats, _ = problem.e_step(p)
             return p
 
         run()
         res[nt] = {
             "iter": median_time(run, reps) / iters,
-            "viterbi": median_time(lambda: model.viterbi(start), reps),
-            "score": median_time(lambda: model.loglike(start), reps),
+            "viterbi": median_time(lambda nt=nt: model.viterbi(start, n_threads=nt), reps),
+            "score": median_time(lambda nt=nt: model.loglike(start, n_threads=nt), reps),
         }
     return model, start, res
 

@@ -205,8 +205,9 @@ class FitMixin:
 
     A model provides ``results_class``, ``nobs`` and ``df_model`` (attributes or
     properties), and optionally ``initial_starts(init, n_init, rng)`` (a list of
-    ``(label, params)``), ``check_start(start_params)`` and
-    ``results_kwargs(params, run)``.
+    ``(label, params)``), ``check_start(start_params)``, ``results_kwargs(params, run)``,
+    ``restrict_boundary(params)`` (``(model, params)`` with parameters on the boundary
+    fixed, or None), ``information_bytes()`` and ``preferred_method``.
     """
 
     results_class: type = None  # set by each model
@@ -240,14 +241,17 @@ class FitMixin:
             (``docs/methods.md`` says which applies to which model, and why).
         maxiter : int
             Maximum total number of iterations (short multi-start runs of the chosen
-            start included).
+            start, and a finish after fixing parameters on the boundary, included).
         tol : float
             Tolerance on the relative change of the log-likelihood.
         ptol : float, optional
             Also require the parameters to change by less than ``ptol`` (relative).
         cov_type : {"louis", "numerical", "bootstrap", "sem"} or None
             Standard errors: Louis' observed information (default), a numerical Hessian,
-            a nonparametric bootstrap, supplemented EM; ``None`` computes none.
+            a nonparametric bootstrap, supplemented EM; ``None`` computes none.  When the
+            information matrix would exceed the memory limit
+            (``EMSTATS_MAX_INFO_BYTES``; :func:`emstats._config.information_memory_limit`)
+            the standard errors are skipped with a warning.
         n_init : int
             Number of starts from ``init``; each runs a short EM, the best continues.
         init : optional
