@@ -688,3 +688,15 @@ def test_predict_vocabulary(quakes):
     assert len(short) == 1
     with pytest.raises(ValueError, match="which"):
         res.predict(which="label")
+
+
+def test_incremental_em_on_blocks_of_sequences():
+    # blocks are chunks of whole sequences: Neal & Hinton's incremental EM applies
+    rng = np.random.default_rng(16)
+    lengths = [100] * 6
+    X, _, _, _, _ = _sim_gauss(rng, lengths, K=2)
+    m = emstats.hmm(X, 2, lengths=lengths)
+    r_em = m.fit(tol=1e-12, cov_type=None)
+    r_inc = m.fit(method="incremental", method_options={"n_blocks": 3}, tol=1e-12,
+                  cov_type=None)
+    assert r_inc.llf == pytest.approx(r_em.llf, rel=1e-9)

@@ -1182,17 +1182,18 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
                                for ch in self._chunks()])
 
     def m_step(self, stats, params: HMMParams) -> HMMParams:
-        xi = np.asarray(stats["xi"])
+        # counts are >= 0; totals updated by subtraction (incremental EM) may be -1e-17
+        xi = np.maximum(np.asarray(stats["xi"]), 0.0)
         rs = xi.sum(axis=1, keepdims=True)
         A = np.where(rs > 0, xi / np.where(rs > 0, rs, 1.0), params.transmat)
         A = np.where(self.trans_allowed, A, 0.0)
         if self.initial == "stationary":
-            A = self._stationary_mstep(np.asarray(stats["g0"]), xi, params.transmat, A)
+            A = self._stationary_mstep(np.maximum(stats["g0"], 0.0), xi, params.transmat, A)
             d0 = stationary_distribution(A)
         elif self.initial == "fixed":
             d0 = self.init_fixed.copy()
         else:
-            g0 = np.where(self.init_allowed, stats["g0"], 0.0)
+            g0 = np.where(self.init_allowed, np.maximum(stats["g0"], 0.0), 0.0)
             d0 = g0 / g0.sum()
         em = self.emission.m_step(np.asarray(stats["n"]), np.asarray(stats["sums"]),
                                   params.emission, self)
