@@ -40,6 +40,33 @@ def resolve_threads(n_threads: int | None) -> int:
     return n
 
 
+#: default ceiling on the memory of an information matrix and its partial sums (bytes)
+DEFAULT_MAX_INFO_BYTES = 2 * 2**30
+
+
+def information_memory_limit() -> int:
+    """Most bytes a model may allocate for its observed information (Louis' pieces).
+
+    ``EMSTATS_MAX_INFO_BYTES`` if set, else the smaller of 2 GiB and a quarter of the
+    physical memory.  A fit whose standard errors would need more skips them with a
+    warning (``cov_type=None``); a Newton fit, which needs them at every step, stops
+    with :class:`~emstats.exceptions.InformationTooLargeError`.
+    """
+    env = os.environ.get("EMSTATS_MAX_INFO_BYTES", "").strip()
+    if env:
+        try:
+            return max(0, int(float(env)))
+        except ValueError:
+            pass
+    limit = DEFAULT_MAX_INFO_BYTES
+    try:
+        phys = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        limit = min(limit, phys // 4)
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        pass
+    return int(limit)
+
+
 def show_config(file=None) -> dict:
     """Print and return how emstats was built and what it will use at run time.
 

@@ -24,9 +24,15 @@ class SingularDesignError(DataError):
     """The design matrix does not have full column rank."""
 
 
+class InformationTooLargeError(MemoryError):
+    """The information matrix a computation needs would exceed the memory limit
+    (``emstats._config.information_memory_limit``)."""
+
+
 __all__ = [
     "ConvergenceWarning",
     "DataError",
+    "InformationTooLargeError",
     "LikelihoodDecreaseWarning",
     "SingularDesignError",
     "describe_rows",

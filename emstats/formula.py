@@ -377,3 +377,16 @@ def split_two_part(formula: str, data=None) -> tuple[str, str]:
 
         count, zero = dot(count), dot(zero)
     return f"{lhs} ~ {count}", zero
+def evaluate_terms(rhs: str, data: pd.DataFrame, formula: str, depth: int = 0) -> pd.DataFrame:
+    """The columns of the terms ``rhs`` of a one-sided formula, no intercept, NaN kept.
+
+    ``depth`` counts the frames between the caller of this function and the user's
+    code whose variables the terms may use (patsy's ``EvalEnvironment.capture``).
+    """
+    try:
+        return patsy.dmatrix("0 + " + rhs, data, NA_action=patsy.NAAction(NA_types=[]),
+                             eval_env=patsy.EvalEnvironment.capture(depth + 1),
+                             return_type="dataframe")
+    except Exception as err:  # noqa: BLE001 - patsy lets user errors through
+        raise DataError(f"cannot evaluate the formula {formula!r}: "
+                        f"{str(err).strip().splitlines()[0]}") from None

@@ -29,14 +29,13 @@ def _models():
 @pytest.mark.parametrize("model", list(_models()), ids=["poisson", "diag", "full", "categorical"])
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_emission_kernels_match_numpy(model, n_threads):
-    model._n_threads = n_threads
     p = model.start_params(np.random.default_rng(1))
     ref = model.emission.logdens(model.X, model.codes, p.emission)
     logd = np.empty((T, K))
-    assert model._emission_kernel(p.emission, logd, np.empty(1), 1) == 0
+    assert model._emission_kernel(p.emission, model.data, logd, np.empty(1), 1, n_threads) == 0
     assert_allclose(logd, ref, rtol=1e-12, atol=1e-10)
     b, m = np.empty((T, K)), np.empty(T)
-    assert model._emission_kernel(p.emission, b, m, 0) == 0
+    assert model._emission_kernel(p.emission, model.data, b, m, 0, n_threads) == 0
     assert_allclose(m, ref.max(axis=1), rtol=1e-12, atol=1e-10)
     assert_allclose(b, np.exp(ref - ref.max(axis=1, keepdims=True)), rtol=1e-12, atol=1e-14)
 

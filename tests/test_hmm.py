@@ -30,6 +30,7 @@ from scipy import optimize, stats
 from statsmodels.tools.numdiff import approx_fprime, approx_hess3
 
 import emstats
+from emstats.em.problem import Problem
 from emstats.exceptions import DataError
 from emstats.models import hmm as hmm_mod
 from emstats.models.hmm import stationary_distribution
@@ -354,9 +355,8 @@ def test_threads_bitwise_and_long_sequence_path(monkeypatch):
     p = m.make_params([0.2, 0.5, 0.3], A, means=means, vars=var)
     out = []
     for nt in (1, 2):
-        m._n_threads = nt
-        st, ll = m.e_step(p)
-        out.append((ll, st["xi"].copy(), st["sums"].copy(), m.posteriors(p)))
+        st, ll = Problem(m, nt).e_step(p)
+        out.append((ll, st["xi"].copy(), st["sums"].copy(), m.posteriors(p, n_threads=nt)))
     assert out[0][0] == out[1][0]
     np.testing.assert_array_equal(out[0][1], out[1][1])
     np.testing.assert_array_equal(out[0][2], out[1][2])
@@ -367,8 +367,7 @@ def test_threads_bitwise_and_long_sequence_path(monkeypatch):
     assert ml._long == [1, 3, 6]
     res = []
     for nt in (1, 2):
-        ml._n_threads = nt
-        st, ll = ml.e_step(p)
+        st, ll = Problem(ml, nt).e_step(p)
         res.append((ll, st["sums"].copy()))
     assert res[0][0] == res[1][0]
     np.testing.assert_array_equal(res[0][1], res[1][1])
@@ -386,7 +385,7 @@ def test_million_steps_no_underflow():
     exact = stats.poisson.logpmf(x, 3.0).sum()
     assert np.isfinite(ll)
     assert ll == pytest.approx(exact, rel=1e-10)
-    assert m._get_buffers()[0].shape == (1_000_000, 2)
+    assert m._work_arrays(m.T, m.K)[0].shape == (1_000_000, 2)
 
 
 def test_structural_zeros_left_to_right():
@@ -563,3 +562,141 @@ def test_kernel_exponential_accuracy():
     ok = x >= -708.0
     assert np.max(np.abs(out[ok] - ref[ok]) / ref[ok]) < 1e-15
     assert np.all(out[~ok] == 0.0)
+
+
+# ----------------------------------------------------------------------------------------
+# small, degenerate and malformed input: a DataError naming what is wrong
+# ----------------------------------------------------------------------------------------
+
+_BAD = [
+    ("one observation", lambda: emstats.hmm(np.array([1.0]), 2),
+     "1 observation cannot identify a 2-state"),
+    ("three observations, k = 5", lambda: emstats.hmm(np.array([1.0, 2.0, 3.0]), 5),
+     "k = 5 states need at least 5 observations"),
+    ("constant Gaussian data", lambda: emstats.hmm(np.ones(100), 2),
+     r"constant \(every value is 1\): 2 states cannot be told apart"),
+    ("constant data, one Gaussian state", lambda: emstats.hmm(np.ones(100), 1),
+     "variance would be zero"),
+    ("constant counts", lambda: emstats.hmm(np.full(50, 3), 2, "poisson"),
+     "constant.*use k=1"),
+    ("one symbol", lambda: emstats.hmm(np.array(list("aaaa")), 2, "categorical",
+                                       alphabet=["a", "b"]),
+     "every symbol is 'a'"),
+    ("fewer distinct values than states", lambda: emstats.hmm(np.tile([1.0, 2.0, 3.0], 20), 4),
+     "k = 4 states need at least 4 distinct observed values; the data have 3"),
+    ("more parameters than data", lambda: emstats.hmm(np.arange(10.0), 4),
+     "23 free parameters but the data hold only 10 observed values"),
+    ("obs is None", lambda: emstats.hmm(None, 2), "obs is None"),
+    ("groups of the wrong length", lambda: emstats.hmm(np.arange(10.0), 2, groups=[1, 2, 3]),
+     "groups has 3 entries .* the data have 10 rows"),
+    ("lengths of the wrong total", lambda: emstats.hmm(np.arange(10.0), 2, lengths=[3, 3]),
+     "lengths sum to 6 but the data have 10 rows"),
+    ("data is a file name", lambda: emstats.hmm("~ y", 2, data="x.csv"),
+     r"data must be a pandas DataFrame .* the string 'x.csv'.*read_csv"),
+]
+
+
+@pytest.mark.parametrize("make, message", [c[1:] for c in _BAD], ids=[c[0] for c in _BAD])
+def test_unidentifiable_or_malformed_input(make, message):
+    with pytest.raises(DataError, match=message):
+        make()
+
+
+def test_information_over_the_memory_limit(monkeypatch):
+    rng = np.random.default_rng(13)
+    X, _, _, _, _ = _sim_gauss(rng, [300])
+    m = emstats.hmm(X, 3)
+    assert m.information_bytes() == 8 * len(m.param_names) ** 2 * (hmm_mod.LOUIS_BLOCKS + 6)
+    monkeypatch.setenv("EMSTATS_MAX_INFO_BYTES", "1000")
+    with pytest.warns(RuntimeWarning, match="standard errors skipped.*EMSTATS_MAX_INFO_BYTES"):
+        res = m.fit()
+    assert res.cov_type == "none" and res.bse.isna().all()
+    with pytest.raises(emstats.exceptions.InformationTooLargeError, match="cov_type=None"):
+        m.fit(method="newton", cov_type=None)
+
+
+# ----------------------------------------------------------------------------------------
+# the chunk contract: additive statistics and Louis' pieces, no fit state on the model
+# ----------------------------------------------------------------------------------------
+
+
+def test_louis_pieces_threads_bitwise_and_additive_over_chunks():
+    rng = np.random.default_rng(14)
+    lengths = [150, 90, 300, 60, 210, 120, 75, 400]
+    X, _, A, means, var = _sim_gauss(rng, lengths)
+    m = emstats.hmm(X, 3, lengths=lengths)
+    p = m.make_params([0.2, 0.5, 0.3], A, means=means, vars=var)
+    ref = None
+    for nt in (1, 2, 3):
+        ll, score, pieces = Problem(m, nt).newton_pieces(p)
+        got = (ll, score, pieces.complete, pieces.missing)
+        if ref is None:
+            ref = got
+        else:
+            assert got[0] == ref[0]
+            for a, b in zip(got[1:], ref[1:], strict=True):
+                np.testing.assert_array_equal(a, b)
+    # the same pieces summed over chunks of whole sequences
+    ll3, score3, pieces3 = Problem(m, 2, n_chunks=3).newton_pieces(p)
+    assert ll3 == pytest.approx(ref[0], rel=1e-13)
+    scale = np.abs(ref[3]).max()
+    np.testing.assert_allclose(score3, ref[1], rtol=1e-10, atol=1e-10 * np.abs(ref[1]).max())
+    np.testing.assert_allclose(pieces3.missing, ref[3], rtol=1e-10, atol=1e-12 * scale)
+    np.testing.assert_allclose(pieces3.complete, ref[2], rtol=1e-10, atol=1e-12 * scale)
+    st1, _ = Problem(m, 1).e_step(p)
+    st3, _ = Problem(m, 1, n_chunks=3).e_step(p)
+    for key in st1:
+        np.testing.assert_allclose(st3[key], st1[key], rtol=1e-12)
+
+
+def test_the_model_keeps_nothing_from_a_fit():
+    rng = np.random.default_rng(15)
+    X, _, _, _, _ = _sim_gauss(rng, [250, 150])
+    m = emstats.hmm(X, 3, lengths=[250, 150])
+    before = set(vars(m))
+    r1 = m.fit(n_threads=1)
+    r2 = m.fit(n_threads=2)
+    assert set(vars(m)) == before and not hasattr(m, "_n_threads")
+    assert r1.llf == r2.llf
+    np.testing.assert_array_equal(r1.bse.to_numpy(), r2.bse.to_numpy())
+    # maxiter bounds the total over the short multi-start runs and the continuation
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = m.fit(n_init=3, maxiter=30)
+    assert r.convergence.n_iter <= 30
+    assert len(r.convergence.loglik) == r.convergence.n_iter + 1
+
+
+def test_predict_vocabulary(quakes):
+    res = emstats.hmm("~ count", 2, "poisson", data=quakes, initial="stationary").fit()
+    sm = res.smoothed_probs()
+    pd.testing.assert_frame_equal(res.predict_proba(), sm)
+    pd.testing.assert_frame_equal(res.predict(which="proba"), sm)
+    state = res.predict()                      # the default: the most probable state
+    assert state.name == "state" and set(state.unique()) <= {1, 2}
+    np.testing.assert_array_equal(state.to_numpy(), sm.to_numpy().argmax(axis=1) + 1)
+    mean = res.predict(which="mean")
+    np.testing.assert_allclose(mean.to_numpy(), sm.to_numpy() @ res.rates.to_numpy())
+    # new observations, decoded with the fitted parameters (here: the same data, split)
+    x = quakes["count"].to_numpy()
+    new = res.predict_proba(x[:50])
+    m50 = emstats.hmm(x[:50], 2, "poisson", initial="stationary")
+    np.testing.assert_allclose(new.to_numpy(), m50.posteriors(res.raw_params), rtol=1e-12)
+    two = res.predict(x, which="state", lengths=[50, 57])
+    assert len(two) == 107
+    short = res.predict(x[:1])                 # one observation: evaluated, not estimated
+    assert len(short) == 1
+    with pytest.raises(ValueError, match="which"):
+        res.predict(which="label")
+
+
+def test_incremental_em_on_blocks_of_sequences():
+    # blocks are chunks of whole sequences: Neal & Hinton's incremental EM applies
+    rng = np.random.default_rng(16)
+    lengths = [100] * 6
+    X, _, _, _, _ = _sim_gauss(rng, lengths, K=2)
+    m = emstats.hmm(X, 2, lengths=lengths)
+    r_em = m.fit(tol=1e-12, cov_type=None)
+    r_inc = m.fit(method="incremental", method_options={"n_blocks": 3}, tol=1e-12,
+                  cov_type=None)
+    assert r_inc.llf == pytest.approx(r_em.llf, rel=1e-9)

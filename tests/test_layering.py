@@ -35,7 +35,6 @@ KNOWN = {
     ("emstats.models.censored", "patsy"),
     ("emstats.models.hetero", "patsy"),
     ("emstats.models.gmm", "patsy"),
-    ("emstats.models.hmm", "patsy"),
     ("emstats.models.glmm", "patsy"),
     ("emstats.models.vbgmm", "patsy"),
     ("emstats", "patsy"),

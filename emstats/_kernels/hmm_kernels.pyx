@@ -705,3 +705,265 @@ def louis_rows(Py_ssize_t r0, Py_ssize_t r1, const double[:, ::1] al, const doub
                 if gt[last] > GAMMA_MIN:
                     mu[last, oA + pp] = mu[last, oA + pp] - ap[k] * wt[last] / gt[last]
     free(nu)
+
+
+# -- Louis' second moments, parallel over blocks of sequences ---------------------------------
+
+cdef Py_ssize_t LBUF = 64    # rows buffered between the BLAS updates of the Louis pass
+
+
+cdef void _emission_grad(int etype, Py_ssize_t K, Py_ssize_t d, Py_ssize_t q, Py_ssize_t M,
+                         const double* x, int64_t code, const double* p1, const double* p2,
+                         double* z, double* g) noexcept nogil:
+    """g (K x q): the gradient of each state's log-density at one row in the inference
+    coordinates of its emission block.  p1, p2: Poisson rates; Gaussian (centred) means and
+    inverse variances (diagonal) or inverse covariance matrices (full); categorical
+    probabilities.  z: scratch of 2d doubles."""
+    cdef Py_ssize_t k, j, a, b, i
+    cdef double r, iv, s
+    cdef const double* S
+    if etype == 0:
+        for k in range(K):
+            g[k] = x[0] / p1[k] - 1.0
+    elif etype == 1:
+        for k in range(K):
+            for j in range(d):
+                r = x[j] - p1[k * d + j]
+                iv = p2[k * d + j]
+                g[k * q + j] = r * iv
+                g[k * q + d + j] = 0.5 * (r * r * iv * iv - iv)
+    elif etype == 2:
+        for k in range(K):
+            S = p2 + k * d * d
+            for a in range(d):
+                z[a] = x[a] - p1[k * d + a]
+            for a in range(d):
+                s = 0.0
+                for b in range(d):
+                    s = s + S[a * d + b] * z[b]
+                z[d + a] = s
+                g[k * q + a] = s
+            i = d
+            for a in range(d):
+                for b in range(a + 1):
+                    if a == b:
+                        g[k * q + i] = 0.5 * (z[d + a] * z[d + a] - S[a * d + a])
+                    else:
+                        g[k * q + i] = z[d + a] * z[d + b] - S[a * d + b]
+                    i = i + 1
+    else:
+        for k in range(K):
+            for j in range(q):
+                g[k * q + j] = 0.0
+            if code < M - 1:
+                g[k * q + code] = 1.0 / p1[k * M + code]
+            else:
+                for j in range(q):
+                    g[k * q + j] = -1.0 / p1[k * M + M - 1]
+
+
+cdef void _louis_flush(Py_ssize_t nbuf, Py_ssize_t K, Py_ssize_t P, Py_ssize_t q,
+                       Py_ssize_t PA, Py_ssize_t oA, Py_ssize_t e0, const int64_t* rowptr,
+                       double* NU, double* MU, double* G, double* CO, double* Mc) noexcept nogil:
+    """Mc (P x P, row-major) += sum_i NU_i(l)' G_i(l) in the emission columns of each state
+    l and sum_i MU_i(k)' CO_i(pp of row k) in the transition columns of each row k."""
+    cdef int im, inn, ik = <int> nbuf, ldc = <int> P, lda, ldb
+    cdef double one = 1.0
+    cdef char tn = b'N'
+    cdef char tt = b'T'
+    cdef Py_ssize_t l, k, nk
+    if nbuf == 0:
+        return
+    im = <int> q
+    inn = <int> P
+    lda = <int> (K * q)
+    ldb = <int> (K * P)
+    if q > 0:
+        for l in range(K):
+            dgemm(&tn, &tt, &im, &inn, &ik, &one, G + l * q, &lda, NU + l * P, &ldb, &one,
+                  Mc + e0 + l * q, &ldc)
+    lda = <int> PA
+    for k in range(K):
+        nk = rowptr[k + 1] - rowptr[k]
+        if nk > 0:
+            im = <int> nk
+            dgemm(&tn, &tt, &im, &inn, &ik, &one, CO + rowptr[k], &lda, MU + k * P, &ldb,
+                  &one, Mc + oA + rowptr[k], &ldc)
+
+
+cdef void _louis_block(Py_ssize_t s0, Py_ssize_t s1, const int64_t* seq_start,
+                       const double* al, const double* w, const double* gam, const double* A,
+                       Py_ssize_t K, int etype, const double* X, Py_ssize_t d,
+                       const int64_t* codes, Py_ssize_t M, const double* p1, const double* p2,
+                       Py_ssize_t q, const double* fdelta, Py_ssize_t P,
+                       const int64_t* trow, const int64_t* tcol, const int64_t* tlast,
+                       const int64_t* rowptr, Py_ssize_t PA, Py_ssize_t oA, Py_ssize_t e0,
+                       double* Mc, double* sc_out, double* ff, double* eg0) noexcept nogil:
+    """Louis' pass over sequences s0 .. s1 - 1 (see :func:`louis_blocks`)."""
+    cdef Py_ssize_t s, r0, r1, t, k, l, p, a, c, pp, j, last, nbuf = 0, Kq = K * q
+    cdef double x, inv, coef
+    cdef const double* ap
+    cdef const double* wt
+    cdef const double* gt
+    cdef double* gr
+    cdef double* nu
+    cdef double* mup
+    cdef double* scv
+    cdef double* mu = <double*> malloc(K * P * sizeof(double))
+    cdef double* z = <double*> malloc((2 * d + 2) * sizeof(double))
+    cdef double* g0 = <double*> malloc((Kq + 1) * sizeof(double))
+    cdef double* NU = <double*> malloc(LBUF * K * P * sizeof(double))
+    cdef double* MU = <double*> malloc(LBUF * K * P * sizeof(double))
+    cdef double* G = <double*> malloc((LBUF * Kq + 1) * sizeof(double))
+    cdef double* CO = <double*> malloc((LBUF * PA + 1) * sizeof(double))
+    scv = <double*> malloc(P * sizeof(double))
+    for s in range(s0, s1):
+        r0 = seq_start[s]
+        r1 = seq_start[s + 1]
+        # first row: mu(l) = d log delta_l + g_1(l); its same-time emission products
+        gr = g0
+        _emission_grad(etype, K, d, q, M, X + r0 * d, codes[r0] if M > 0 else 0, p1, p2, z,
+                       gr)
+        gt = gam + r0 * K
+        for l in range(K):
+            for p in range(P):
+                mu[l * P + p] = fdelta[l * P + p]
+            for a in range(q):
+                mu[l * P + e0 + l * q + a] = mu[l * P + e0 + l * q + a] + gr[l * q + a]
+                eg0[l * q + a] = eg0[l * q + a] + gt[l] * gr[l * q + a]
+                x = gt[l] * gr[l * q + a]
+                for c in range(q):
+                    ff[(l * q + a) * q + c] = ff[(l * q + a) * q + c] + x * gr[l * q + c]
+        for t in range(r0 + 1, r1):
+            ap = al + (t - 1) * K
+            wt = w + t * K
+            gt = gam + t * K
+            gr = G + nbuf * Kq
+            nu = NU + nbuf * K * P
+            mup = MU + nbuf * K * P
+            _emission_grad(etype, K, d, q, M, X + t * d, codes[t] if M > 0 else 0, p1, p2, z,
+                           gr)
+            for c in range(K * P):
+                mup[c] = mu[c]
+                nu[c] = 0.0
+            for k in range(K):
+                for l in range(K):
+                    x = ap[k] * A[k * K + l] * wt[l]
+                    if x != 0.0:
+                        for p in range(P):
+                            nu[l * P + p] = nu[l * P + p] + x * mu[k * P + p]
+            for pp in range(PA):
+                k = trow[pp]
+                j = tcol[pp]
+                last = tlast[pp]
+                CO[nbuf * PA + pp] = ap[k] * (wt[j] - wt[last])
+                # same-time transition x emission products
+                for a in range(q):
+                    Mc[(oA + pp) * P + e0 + j * q + a] = (Mc[(oA + pp) * P + e0 + j * q + a]
+                                                          + ap[k] * wt[j] * gr[j * q + a])
+                    Mc[(oA + pp) * P + e0 + last * q + a] = (
+                        Mc[(oA + pp) * P + e0 + last * q + a]
+                        - ap[k] * wt[last] * gr[last * q + a])
+            # same-time emission x emission products (block diagonal)
+            for l in range(K):
+                for a in range(q):
+                    x = gt[l] * gr[l * q + a]
+                    for c in range(q):
+                        ff[(l * q + a) * q + c] = ff[(l * q + a) * q + c] + x * gr[l * q + c]
+            # mu(l) = E[F_t | S_t = l, y]; a state of posterior probability below GAMMA_MIN
+            # contributes nothing double precision can see: its conditional mean is zero
+            for l in range(K):
+                if gt[l] > GAMMA_MIN:
+                    inv = 1.0 / gt[l]
+                    for p in range(P):
+                        mu[l * P + p] = nu[l * P + p] * inv
+                    for a in range(q):
+                        mu[l * P + e0 + l * q + a] = mu[l * P + e0 + l * q + a] + gr[l * q + a]
+                else:
+                    for p in range(P):
+                        mu[l * P + p] = 0.0
+            for pp in range(PA):
+                k = trow[pp]
+                j = tcol[pp]
+                last = tlast[pp]
+                if gt[j] > GAMMA_MIN:
+                    mu[j * P + oA + pp] = mu[j * P + oA + pp] + ap[k] * wt[j] / gt[j]
+                if gt[last] > GAMMA_MIN:
+                    mu[last * P + oA + pp] = mu[last * P + oA + pp] - ap[k] * wt[last] / gt[last]
+            nbuf = nbuf + 1
+            if nbuf == LBUF:
+                _louis_flush(nbuf, K, P, q, PA, oA, e0, rowptr, NU, MU, G, CO, Mc)
+                nbuf = 0
+        # the sequence's score E[F_T | y] = sum_l gamma_T(l) mu(l); Mc -= sc sc' / 2
+        gt = gam + (r1 - 1) * K
+        for p in range(P):
+            x = 0.0
+            for l in range(K):
+                x = x + gt[l] * mu[l * P + p]
+            scv[p] = x
+            sc_out[p] = sc_out[p] + x
+        for p in range(P):
+            x = 0.5 * scv[p]
+            for c in range(P):
+                Mc[p * P + c] = Mc[p * P + c] - x * scv[c]
+    _louis_flush(nbuf, K, P, q, PA, oA, e0, rowptr, NU, MU, G, CO, Mc)
+    free(scv)
+    free(CO)
+    free(G)
+    free(MU)
+    free(NU)
+    free(g0)
+    free(z)
+    free(mu)
+
+
+def louis_blocks(const double[:, ::1] al, const double[:, ::1] w, const double[:, ::1] gam,
+                 const double[:, ::1] A, const int64_t[::1] seq_start,
+                 const int64_t[:, ::1] blocks, int etype, const double[:, ::1] X,
+                 const int64_t[::1] codes, Py_ssize_t M, const double[::1] p1,
+                 const double[::1] p2, Py_ssize_t q, const double[:, ::1] fdelta,
+                 const int64_t[::1] trow, const int64_t[::1] tcol, const int64_t[::1] tlast,
+                 const int64_t[::1] rowptr, Py_ssize_t oA, Py_ssize_t e0,
+                 double[:, :, ::1] Mpart, double[:, ::1] spart, double[:, :, ::1] ffpart,
+                 double[:, ::1] eg0part, int n_threads):
+    """Louis' second moments of the complete-data score, exactly, after forward-backward.
+
+    Uses alpha (``al``), w_t = b_t beta_t / c_t (``w``) and gamma (``gam``) of the
+    E-step, the emission gradients computed here row by row from the data ``X`` (T x d;
+    Gaussian data centred like the means in ``p1``) or ``codes`` (categorical, ``M``
+    symbols; M = 0 otherwise) and the transition coordinates (row, column and last free
+    column of each, ``rowptr``: where each row's coordinates start; ``oA`` is the first,
+    ``e0`` the first emission coordinate, ``q`` per state).  ``fdelta`` (K x P) holds
+    d log delta_l.  Block c (sequences blocks[c, 0] .. blocks[c, 1] - 1) accumulates, in
+    ``Mpart[c]`` (P x P), the cross-time products sum_kl xi_t(k, l) mu_(t-1)(k) f_t(k, l)',
+    the same-time transition x emission products and -sc sc' / 2 for each sequence score
+    sc; in ``spart[c]`` the scores; in ``ffpart[c]`` (K x q x q) the same-time emission
+    products sum_t gamma_t(l) g_t(l) g_t(l)'; and in ``eg0part[c]`` (K q) the sums
+    gamma_1(l) g_1(l) at the first rows.  With xi_t(k, l) = alpha_(t-1)(k) A_kl w_t(l) and
+    mu_t(l) = E[F_t | S_t = l, y] carried forward (the posterior of the states is a Markov
+    chain with backward transition probabilities xi_t(k, l) / gamma_t(l)).  Blocks run
+    in parallel (``prange``) into their own partial sums, which the caller reduces in
+    block order: the result does not depend on the number of threads.  Cost
+    O(P (K^2 + K q + P_A)) per row, the cross-time products as BLAS calls on buffers of
+    rows (each within one thread).
+    """
+    cdef Py_ssize_t K = A.shape[0], P = fdelta.shape[1], PA = trow.shape[0]
+    cdef Py_ssize_t nb = blocks.shape[0], d = X.shape[1] if etype != 3 else 0, c
+    if al.shape[0] != X.shape[0] and etype != 3:
+        raise ValueError("X must have one row per observation")
+    if M > 0 and codes.shape[0] != al.shape[0]:
+        raise ValueError("codes must have one entry per observation")
+    if (Mpart.shape[0] < nb or Mpart.shape[1] != P or Mpart.shape[2] != P
+            or spart.shape[1] != P or ffpart.shape[1] != K * q or eg0part.shape[1] != K * q):
+        raise ValueError("louis_blocks: inconsistent shapes")
+    if rowptr.shape[0] != K + 1 or fdelta.shape[0] != K:
+        raise ValueError("louis_blocks: rowptr needs K + 1 entries and fdelta K rows")
+    if nb == 0:
+        return
+    for c in prange(nb, nogil=True, schedule="dynamic", num_threads=n_threads):
+        _louis_block(blocks[c, 0], blocks[c, 1], &seq_start[0], &al[0, 0], &w[0, 0],
+                     &gam[0, 0], &A[0, 0], K, etype, &X[0, 0], d, &codes[0], M, &p1[0],
+                     &p2[0], q, &fdelta[0, 0], P, &trow[0] if PA > 0 else NULL,
+                     &tcol[0] if PA > 0 else NULL, &tlast[0] if PA > 0 else NULL,
+                     &rowptr[0], PA, oA, e0, &Mpart[c, 0, 0], &spart[c, 0],
+                     &ffpart[c, 0, 0], &eg0part[c, 0])

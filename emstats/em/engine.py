@@ -49,11 +49,12 @@ def default_method(model: EMModel) -> str:
     """The scheme used when none is named: Louis-Newton when the model supplies Louis'
     pieces, SQUAREM otherwise (measured in benchmarks/bench_tobit.py; see docs/methods.md),
     and Monte Carlo EM when the model has no closed-form E-step.  A model may name its
-    own measured default in ``preferred_method``."""
+    own measured default in ``preferred_method`` (the multivariate normal: SQUAREM; the HMM:
+    Baum-Welch, ``"em"``)."""
     if not getattr(model, "has_exact_e_step", True):
         return "mcem"
     preferred = getattr(model, "preferred_method", None)
-    if preferred is not None:      # a model's own measured choice (e.g. MVN: SQUAREM)
+    if preferred is not None:      # a model's own measured choice
         return preferred
     return "newton" if model.has_louis else "squarem"
 

@@ -6,7 +6,9 @@ import warnings
 
 import numpy as np
 
-from ..em.engine import FitOptions, run_em, run_starts
+from .._config import information_memory_limit
+from ..em.engine import EMRun, FitOptions, merge_records, run_em, run_starts
+from ..em.monitor import warn_not_converged
 from ..em.problem import bind
 from ..em.protocol import EMModel
 from .covariance import (
@@ -50,6 +52,24 @@ def _starts(model, opts: FitOptions) -> list[tuple[str, object]]:
     return make(opts.init, opts.n_init, np.random.default_rng(opts.seed))
 
 
+def _check_information_size(model, cov_type):
+    """The standard errors to compute: ``cov_type``, or None (with a warning) when the
+    information matrix would not fit in the memory limit
+    (:func:`emstats._config.information_memory_limit`)."""
+    size = getattr(model, "information_bytes", None)
+    n = len(model.param_names)
+    need = size() if size is not None else 8 * n * n * 4
+    limit = information_memory_limit()
+    if need <= limit:
+        return cov_type
+    warnings.warn(
+        f"standard errors skipped: the {n} x {n} information matrix of "
+        f"{type(model).__name__} needs about {need / 2**30:.2f} GiB, above the limit of "
+        f"{limit / 2**30:.2f} GiB (set EMSTATS_MAX_INFO_BYTES to raise it)",
+        RuntimeWarning, stacklevel=4)
+    return None
+
+
 def fit_model(
     model: EMModel,
     results_class,
@@ -73,13 +93,29 @@ def fit_model(
     if cov_type is not None and cov_type not in COV_TYPES:
         raise ValueError(f"cov_type must be one of {COV_TYPES} or None (no standard errors), "
                          f"got {cov_type!r}")
+    if cov_type is not None:
+        cov_type = _check_information_size(model, cov_type)
     problem = bind(model, opts.n_threads)
     starts = _starts(model, opts)
+    common = dict(method=opts.method, tol=opts.tol, ptol=opts.ptol, progress=opts.progress,
+                  callback=opts.callback, seed=opts.seed, method_options=opts.method_options)
     try:
-        run, records = run_starts(problem, starts, method=opts.method, maxiter=opts.maxiter,
-                                  tol=opts.tol, ptol=opts.ptol, progress=opts.progress,
-                                  callback=opts.callback, seed=opts.seed,
-                                  method_options=opts.method_options)
+        run, records = run_starts(problem, starts, maxiter=opts.maxiter, warn=False, **common)
+        # an estimate on the boundary of the parameter space (e.g. a probability -> 0):
+        # the model fixes those parameters and the fit is finished without them
+        restrict = getattr(model, "restrict_boundary", None)
+        fixed = restrict(run.params) if restrict is not None else None
+        if fixed is not None:
+            model, start = fixed
+            problem = bind(model, opts.n_threads)
+            rest = opts.maxiter - run.convergence.n_iter
+            if rest >= 1:
+                cont = run_em(problem, start, maxiter=rest, warn=False, **common)
+                run = EMRun(cont.params, cont.loglik,
+                            merge_records(run.convergence, cont.convergence), cont.method,
+                            cont.louis)
+            else:
+                run = EMRun(start, problem.loglike(start), run.convergence, run.method)
     except (FloatingPointError, np.linalg.LinAlgError) as err:
         # a numerical failure usually means degenerate data: let the model say what
         diagnose = getattr(model, "diagnose_failure", None)
@@ -87,6 +123,8 @@ def fit_model(
         if explained is not None:
             raise explained from err
         raise
+    if not run.convergence.converged and run.convergence.reason != "stopped by callback":
+        warn_not_converged(run.convergence)
     params, cached = run.params, run.louis
     canonical = getattr(model, "canonical", None)
     if canonical is not None:      # e.g. mixture components in a fixed order
@@ -100,6 +138,7 @@ def fit_model(
     extra: dict = {}
     if len(records) > 1:
         extra["starts"] = records
+        extra["start_logliks"] = np.array([r.loglik for r in records])
     score = pieces = info_obs = None
     want_se = cov_type is not None
     if problem.has_louis and (want_se or cached is not None):
@@ -164,8 +203,9 @@ class FitMixin:
 
     A model provides ``results_class``, ``nobs`` and ``df_model`` (attributes or
     properties), and optionally ``initial_starts(init, n_init, rng)`` (a list of
-    ``(label, params)``), ``check_start(start_params)`` and
-    ``results_kwargs(params, run)``.
+    ``(label, params)``), ``check_start(start_params)``, ``results_kwargs(params, run)``,
+    ``restrict_boundary(params)`` (``(model, params)`` with parameters on the boundary
+    fixed, or None), ``information_bytes()`` and ``preferred_method``.
     """
 
     results_class: type = None  # set by each model
@@ -199,14 +239,17 @@ class FitMixin:
             (``docs/methods.md`` says which applies to which model, and why).
         maxiter : int
             Maximum total number of iterations (short multi-start runs of the chosen
-            start included).
+            start, and a finish after fixing parameters on the boundary, included).
         tol : float
             Tolerance on the relative change of the log-likelihood.
         ptol : float, optional
             Also require the parameters to change by less than ``ptol`` (relative).
         cov_type : {"louis", "numerical", "bootstrap", "sem"} or None
             Standard errors: Louis' observed information (default), a numerical Hessian,
-            a nonparametric bootstrap, supplemented EM; ``None`` computes none.
+            a nonparametric bootstrap, supplemented EM; ``None`` computes none.  When the
+            information matrix would exceed the memory limit
+            (``EMSTATS_MAX_INFO_BYTES``; :func:`emstats._config.information_memory_limit`)
+            the standard errors are skipped with a warning.
         n_init : int
             Number of starts from ``init``; each runs a short EM, the best continues.
         init : optional

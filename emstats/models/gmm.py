@@ -653,14 +653,6 @@ class GMMParams:
 # data handling (the shared preparation is in emstats.components.gaussian_data)
 # ----------------------------------------------------------------------------------
 
-def _module_name(filename: str) -> str | None:
-    """Dotted module name of an emstats source file (for re-emitted warnings)."""
-    parts = filename.replace("\\", "/").rsplit(".", 1)[0].split("/")
-    if "emstats" not in parts:
-        return None
-    return ".".join(parts[len(parts) - 1 - parts[::-1].index("emstats"):])
-
-
 @lru_cache(maxsize=32)
 def _poly_basis(d: int, diag: bool = False):
     """The basis phi(y) = (1, y_1..y_d, y_a y_b for a <= b; only the squares when ``diag``)
@@ -1598,8 +1590,7 @@ class GaussianMixture(FitMixin, ChunkedModel):
         for w in caught:
             if res.collapsed and issubclass(w.category, InformationWarning):
                 continue    # the information is singular at a collapsed component
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno,
-                                   module=_module_name(w.filename))
+            warnings.warn(w.message, stacklevel=2)   # at the user's call of fit()
         chain = res.convergence.extra.get("chain") if simulated else None
         if chain is not None and len(chain) and not np.allclose(
                 chain[-1], res.model.to_inference(res.model.canonical(

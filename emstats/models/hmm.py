@@ -57,25 +57,27 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import patsy
 from scipy import optimize, special
 
-from .._config import resolve_threads
+from .._config import information_memory_limit, resolve_threads
 from .._kernels import hmm_kernels as hk
 from ..components.init import kmeans, quantile_starts
-from ..em.engine import run_em
-from ..em.monitor import ConvergenceInfo
+from ..em.data import ArrayData
 from ..em.params import ParamSpec, Simplex
-from ..em.protocol import EMModel, LouisPieces
-from ..exceptions import DataError
+from ..em.protocol import ChunkedModel
+from ..em.stats import Stats
+from ..exceptions import DataError, InformationTooLargeError
 from ..exceptions import describe_rows as _labels
-from ..inference.fit import fit_model
+from ..formula import evaluate_terms
+from ..inference.fit import FitMixin
 from ..inference.results import EMResults
 
 #: sequences at least this long get row-parallel emission and statistics passes
 LONG_SEQUENCE = 1 << 16
 #: short sequences are grouped into blocks of about this many rows (one accumulator each)
 BLOCK_ROWS = 2048
+#: Louis' pass runs on at most this many blocks of sequences (each with P x P partial sums)
+LOUIS_BLOCKS = 16
 EMISSIONS = ("poisson", "gaussian", "categorical")
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -156,7 +158,14 @@ class PoissonEmission(_Emission):
 
     def kernel_args(self, em, model):
         lam = em["rates"]
-        return np.log(lam), lam.copy(), model._lgx
+        return np.log(lam), lam.copy()
+
+    def grad_args(self, em, model):
+        return em["rates"].copy(), _DUMMY
+
+    def complete_info(self, n, sums, em, model):
+        """E[-d2 log Lc | y] of each state's block from the E-step's statistics."""
+        return (sums / em["rates"] ** 2)[:, None, None]
 
     def valid(self, em):
         lam = em["rates"]
@@ -230,6 +239,25 @@ class GaussianDiagEmission(_Emission):
         v = em["vars"]
         lc = -0.5 * self.d * LOG_2PI - 0.5 * np.log(v).sum(axis=1)
         return np.ascontiguousarray(mu).ravel(), (1.0 / v).ravel(), lc
+
+    def grad_args(self, em, model):
+        return (np.ascontiguousarray(em["means"] - model._xbar).ravel(),
+                np.ascontiguousarray(1.0 / em["vars"]).ravel())
+
+    def complete_info(self, n, sums, em, model):
+        K, d = self.K, self.d
+        s1 = sums[:K * d].reshape(K, d)
+        s2 = sums[K * d:].reshape(K, d)
+        c = em["means"] - model._xbar                  # the means about the data's centre
+        m1 = s1 - n[:, None] * c                       # sum gamma (x - mu)
+        m2 = s2 - 2.0 * c * s1 + n[:, None] * c**2     # sum gamma (x - mu)^2
+        iv = 1.0 / em["vars"]
+        out = np.zeros((K, 2 * d, 2 * d))
+        j = np.arange(d)
+        out[:, j, j] = n[:, None] * iv
+        out[:, j, d + j] = out[:, d + j, j] = iv**2 * m1
+        out[:, d + j, d + j] = -0.5 * n[:, None] * iv**2 + iv**3 * m2
+        return out
 
     def valid(self, em):
         v = em["vars"]
@@ -328,6 +356,35 @@ class GaussianFullEmission(_Emission):
         Linv = np.tril(Linv)
         lc = -0.5 * self.d * LOG_2PI - np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
         return np.ascontiguousarray(mu).ravel(), np.ascontiguousarray(Linv).ravel(), lc
+
+    def _precisions(self, em):
+        S = np.linalg.inv(em["covs"])
+        return 0.5 * (S + np.transpose(S, (0, 2, 1)))
+
+    def grad_args(self, em, model):
+        return (np.ascontiguousarray(em["means"] - model._xbar).ravel(),
+                np.ascontiguousarray(self._precisions(em)).ravel())
+
+    def complete_info(self, n, sums, em, model):
+        K, d, E = self.K, self.d, self._E
+        s1 = sums[:K * d].reshape(K, d)
+        s2 = sums[K * d:].reshape(K, d, d)
+        c = em["means"] - model._xbar
+        out = np.zeros((K, self.q, self.q))
+        for k, S in enumerate(self._precisions(em)):
+            m1 = s1[k] - n[k] * c[k]
+            m2 = s2[k] - np.outer(s1[k], c[k]) - np.outer(c[k], s1[k]) + n[k] * np.outer(c[k], c[k])
+            SE = np.einsum("ab,ibc->iac", S, E)            # S E_i
+            SES = SE @ S                                   # S E_i S
+            out[k, :d, :d] = n[k] * S
+            cross = np.einsum("iab,b->ai", SES, m1)
+            out[k, :d, d:] = cross
+            out[k, d:, :d] = cross.T
+            t1 = 0.5 * np.einsum("jab,iba->ij", SE, SE)
+            # sum gamma r' S E_i S E_j S r = tr(S E_i S E_j S M2)
+            t2 = np.einsum("iab,jbc,ca->ij", SE, SES, m2)
+            out[k, d:, d:] = -n[k] * t1 + 0.5 * (t2 + t2.T)
+        return out
 
     def valid(self, em):
         c = em["covs"]
@@ -466,6 +523,21 @@ class CategoricalEmission(_Emission):
             lp = np.log(em["probs"])
         return np.ascontiguousarray(lp).ravel(), _DUMMY, _DUMMY
 
+    def grad_args(self, em, model):
+        return np.ascontiguousarray(em["probs"]).ravel(), _DUMMY
+
+    def complete_info(self, n, sums, em, model):
+        K, M = self.K, self.M
+        c = sums.reshape(K, M)
+        p = em["probs"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            last = c[:, -1] / p[:, -1] ** 2
+            inner = c[:, :-1] / p[:, :-1] ** 2
+        out = np.broadcast_to(last[:, None, None], (K, M - 1, M - 1)).copy()
+        j = np.arange(M - 1)
+        out[:, j, j] += inner
+        return out
+
     def valid(self, em):
         p = em["probs"]
         return bool(p.shape == (self.K, self.M) and np.all(np.isfinite(p)) and np.all(p >= 0)
@@ -571,7 +643,38 @@ def _kmeans_init(rng, model, K, attempt, full):
 # ---------------------------------------------------------------------------------------
 
 
-class HiddenMarkovModel(EMModel):
+def _layout(bounds: np.ndarray, long_rows: float | None = None):
+    """Blocks of a chunk's sequences for the kernels, from its sequence offsets.
+
+    Returns ``(blocks, long)``: ``blocks[c] = (first, last + 1)`` groups consecutive short
+    sequences starting within the same window of ``BLOCK_ROWS`` rows (one accumulator
+    each), ``long`` the sequences of at least ``LONG_SEQUENCE`` rows, handled one by one
+    with row-parallel passes.  The layout depends only on the data.
+    """
+    lens = np.diff(bounds)
+    is_long = lens >= (LONG_SEQUENCE if long_rows is None else long_rows)
+    short = np.flatnonzero(~is_long)
+    if short.size == 0:
+        return np.zeros((0, 2), dtype=np.int64), np.flatnonzero(is_long)
+    seg = np.cumsum(is_long)[short]                  # a long sequence breaks the blocks
+    key = seg * (int(bounds[-1]) // BLOCK_ROWS + 2) + bounds[short] // BLOCK_ROWS
+    gap = np.diff(short) != 1
+    new = np.concatenate([[True], (np.diff(key) != 0) | gap])
+    first = short[new]
+    last = np.concatenate([short[np.flatnonzero(new)[1:] - 1], [short[-1]]])
+    return np.stack([first, last + 1], axis=1).astype(np.int64), np.flatnonzero(is_long)
+
+
+def _even_blocks(bounds: np.ndarray, n_blocks: int) -> np.ndarray:
+    """At most ``n_blocks`` groups of consecutive sequences of about equal rows."""
+    m = len(bounds) - 1
+    k = max(1, min(int(n_blocks), m))
+    cut = np.unique(np.searchsorted(bounds, np.linspace(0, bounds[-1], k + 1)[1:-1]))
+    cut = cut[(cut > 0) & (cut < m)]
+    edges = np.concatenate([[0], cut, [m]]).astype(np.int64)
+    return np.stack([edges[:-1], edges[1:]], axis=1)
+
+class HiddenMarkovModel(FitMixin, ChunkedModel):
     """Hidden Markov model with Poisson, Gaussian or categorical emissions.
 
     Parameters
@@ -606,6 +709,11 @@ class HiddenMarkovModel(EMModel):
         when sequences are given by a ``groups`` column).
     seq_names : list, optional
         Names of the sequences.
+    boundary_tol : float
+        Free probabilities below this after EM are fixed at zero (see the module notes).
+    identify : bool
+        Check that the data can identify the model (default; off only for data that
+        are evaluated at given parameters, such as ``predict(newdata)``).
 
     Notes
     -----
@@ -615,7 +723,8 @@ class HiddenMarkovModel(EMModel):
     def __init__(self, endog, k: int, emission: str = "gaussian", *, covariance: str = "diag",
                  lengths=None, initial="estimate", transitions=None, alphabet=None,
                  var_names=None, row_labels=None, order=None, seq_names=None,
-                 endog_name: str | None = None):
+                 endog_name: str | None = None, boundary_tol: float = 1e-6,
+                 identify: bool = True):
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k (the number of states) must be a positive integer, got {k!r}")
         K = int(k)
@@ -779,12 +888,75 @@ class HiddenMarkovModel(EMModel):
             self.init_fixed = p0 / p0.sum()
         self.init_allowed = np.ones(K, dtype=bool) if self.init_fixed is None else \
             self.init_fixed > 0
-        self._n_threads = resolve_threads(None)
+        self.boundary_tol = float(boundary_tol)
         self._setup_structure()
-        self._setup_blocks()
-        self._buffers = None
-        self._Y = None
+        self.data = ArrayData(self._data_arrays(), unit_bounds=self.seq_start)
+        if identify:
+            self._check_identified()
 
+    # -- data and identification ----------------------------------------------------------------
+    def _data_arrays(self) -> dict:
+        """The named row arrays the kernels read (one row per observation)."""
+        e = self.emission.etype
+        if e == 3:
+            return {"codes": self.codes}
+        one = np.ones((self.T, 1))
+        if e == 0:
+            return {"x": np.ascontiguousarray(self.X[:, 0]), "lgx": self._lgx,
+                    "Y": np.hstack([one, self.X])}
+        if e == 1:
+            Y = np.hstack([one, self._Xk, self._Xk**2])
+        else:
+            xx = (self._Xk[:, :, None] * self._Xk[:, None, :]).reshape(self.T, -1)
+            Y = np.hstack([one, self._Xk, xx])
+        return {"Xk": self._Xk, "Y": Y}
+
+    def _check_identified(self):
+        """Reject data that cannot identify a K-state model (a DataError naming why)."""
+        K, T = self.K, self.T
+        kind = self.emission_name
+        if T < max(K, 2):
+            raise DataError(f"{T} observation{'s' if T != 1 else ''} cannot identify a "
+                            f"{K}-state hidden Markov model: k = {K} states need at least "
+                            f"{max(K, 2)} observations")
+        if self.emission.etype == 3:
+            distinct = int(np.unique(self.codes).size)
+            what = "symbol"
+        else:
+            distinct = int(np.unique(self.X, axis=0).shape[0])
+            what = "value" if self.d == 1 else "row"
+        if distinct == 1 and (K > 1 or kind == "gaussian"):
+            v = repr(self.emission.alphabet[int(self.codes[0])]) if self.emission.etype == 3 \
+                else (f"{float(self.X[0, 0]):g}" if self.d == 1 else str(self.X[0].tolist()))
+            why = ("a Gaussian emission needs observations that vary (its variance would be "
+                   "zero)" if kind == "gaussian" else "use k=1")
+            if K > 1:
+                why = f"{K} states cannot be told apart; " + why
+            raise DataError(f"the observations are constant (every {what} is {v}): {why}")
+        if kind != "categorical" and distinct < K:
+            raise DataError(f"k = {K} states need at least {K} distinct observed {what}s; "
+                            f"the data have {distinct} (use k <= {distinct})")
+        n_values = T * (1 if self.emission.etype == 3 else self.d)
+        if self.n_params > n_values:
+            raise DataError(f"k = {K} states with a {self.emission.name} emission have "
+                            f"{self.n_params} free parameters but the data hold only "
+                            f"{n_values} observed values: the model is not identified; "
+                            "use fewer states or more data")
+
+    @property
+    def nobs(self) -> float:
+        """Number of observations (rows), the T of BIC."""
+        return float(self.T)
+
+    @property
+    def df_model(self) -> float:
+        """Free parameters of the model as specified."""
+        return float(self.n_params)
+
+    @property
+    def _long(self) -> list[int]:
+        """Sequences long enough for the row-parallel path (``LONG_SEQUENCE`` rows)."""
+        return [int(s) for s in np.flatnonzero(self.lengths >= LONG_SEQUENCE)]
     # -- structure and bookkeeping ------------------------------------------------------------
     def _setup_structure(self):
         K = self.K
@@ -805,38 +977,6 @@ class HiddenMarkovModel(EMModel):
         self.param_names = names
         self.n_params = len(names)
 
-    def _setup_blocks(self):
-        blocks, longs = [], []
-        cur, rows = None, 0
-        for s in range(self.n_seq):
-            n = int(self.lengths[s])
-            if n >= LONG_SEQUENCE:
-                if cur is not None:
-                    blocks.append((cur, s))
-                    cur, rows = None, 0
-                longs.append(s)
-                continue
-            if cur is None:
-                cur, rows = s, 0
-            rows += n
-            if rows >= BLOCK_ROWS:
-                blocks.append((cur, s + 1))
-                cur, rows = None, 0
-        if cur is not None:
-            blocks.append((cur, self.n_seq))
-        self._blocks = np.array(blocks, dtype=np.int64).reshape(-1, 2)
-        self._long = longs
-        # every sequence in blocks of ~BLOCK_ROWS rows (for Viterbi)
-        allb, cur, rows = [], 0, 0
-        for s in range(self.n_seq):
-            rows += int(self.lengths[s])
-            if rows >= BLOCK_ROWS:
-                allb.append((cur, s + 1))
-                cur, rows = s + 1, 0
-        if cur < self.n_seq:
-            allb.append((cur, self.n_seq))
-        self._all_blocks = np.array(allb, dtype=np.int64).reshape(-1, 2)
-
     def with_structure(self, trans_allowed=None, init_allowed=None) -> HiddenMarkovModel:
         """A copy of the model (sharing the data) with other free entries."""
         new = object.__new__(type(self))
@@ -847,42 +987,6 @@ class HiddenMarkovModel(EMModel):
             new.init_allowed = np.asarray(init_allowed, dtype=bool)
         new._setup_structure()
         return new
-
-    def _get_buffers(self):
-        """Work arrays of the kernels: scaled densities (then w), row maxima, filtered and
-        smoothed probabilities, scale factors (O(T K) memory)."""
-        if self._buffers is None:
-            T, K = self.T, self.K
-            self._buffers = (np.empty((T, K)), np.empty(T), np.empty((T, K)), np.empty(T),
-                             np.empty((T, K)))
-        return self._buffers
-
-    def _features(self):
-        """Emission features Y whose posterior-weighted sums the M-step needs."""
-        if self._Y is None:
-            e = self.emission.etype
-            one = np.ones((self.T, 1))
-            if e == 0:
-                Y = np.hstack([one, self.X])
-            elif e == 1:
-                Y = np.hstack([one, self._Xk, self._Xk**2])
-            elif e == 2:
-                xx = (self._Xk[:, :, None] * self._Xk[:, None, :]).reshape(self.T, -1)
-                Y = np.hstack([one, self._Xk, xx])
-            else:
-                Y = np.zeros((1, 1))
-            self._Y = np.ascontiguousarray(Y)
-        return self._Y
-
-    def _n_emission_stats(self):
-        if self.emission.etype == 3:
-            return self.K + self.K * self.M
-        return self.K * self._features().shape[1]
-
-    @property
-    def n_units(self) -> int:
-        """Number of independent sequences."""
-        return self.n_seq
 
     # -- parameters ---------------------------------------------------------------------------
     def _init_vector(self, A):
@@ -949,53 +1053,75 @@ class HiddenMarkovModel(EMModel):
         return HMMParams(d0, A, em)
 
     # -- kernel calls -----------------------------------------------------------------------
-    def _emission_kernel(self, emission_params, out, row_max, log_only):
-        """Fill ``out`` (T x K) with the scaled densities exp(l - row_max) and ``row_max``
-        (T) with the row maxima, or with ``log_only`` ``out`` with the log-densities l;
-        returns the number of rows with no finite log-density."""
-        em, K, nt = self.emission, self.K, self._n_threads
+    @staticmethod
+    def _work_arrays(n_rows: int, K: int):
+        """Work arrays of one forward-backward pass over ``n_rows`` rows: scaled densities
+        (then w), row maxima, filtered and smoothed probabilities, scale factors (O(T K))."""
+        return (np.empty((n_rows, K)), np.empty(n_rows), np.empty((n_rows, K)),
+                np.empty(n_rows), np.empty((n_rows, K)))
+
+    def _emission_kernel(self, emission_params, arrays, out, row_max, log_only, n_threads):
+        """Fill ``out`` (rows x K) with the scaled densities exp(l - row_max) and ``row_max``
+        with the row maxima of the rows of ``arrays`` (a chunk or the data), or with
+        ``log_only`` ``out`` with the log-densities l; returns the number of rows with no
+        finite log-density."""
+        em, K, nt = self.emission, self.K, int(n_threads)
         args = [np.ascontiguousarray(a, dtype=float) for a in em.kernel_args(emission_params,
                                                                              self)]
         if em.etype == 0:
-            log_rates, rates, log_xfact = args
-            return hk.emission_poisson(self.X[:, 0], log_xfact, log_rates, rates, out, row_max,
-                                       log_only, nt)
+            log_rates, rates = args
+            return hk.emission_poisson(arrays["x"], arrays["lgx"], log_rates, rates, out,
+                                       row_max, log_only, nt)
         if em.etype == 1:
             means, inv_var, log_const = args
-            return hk.emission_gaussian_diag(self._Xt, means.reshape(K, -1),
-                                             inv_var.reshape(K, -1), log_const, out, row_max,
-                                             log_only, nt)
+            Xt = np.ascontiguousarray(arrays["Xk"].T)
+            return hk.emission_gaussian_diag(Xt, means.reshape(K, -1), inv_var.reshape(K, -1),
+                                             log_const, out, row_max, log_only, nt)
         if em.etype == 2:
             means, inv_chol, log_const = args
-            return hk.emission_gaussian_full(self._Xk, means.reshape(K, self.d),
+            return hk.emission_gaussian_full(arrays["Xk"], means.reshape(K, self.d),
                                              inv_chol.reshape(K, self.d, self.d), log_const,
                                              out, row_max, log_only, nt)
-        return hk.emission_categorical(self.codes, args[0].reshape(K, self.M), out, row_max,
-                                       log_only, nt)
+        return hk.emission_categorical(arrays["codes"], args[0].reshape(K, self.M), out,
+                                       row_max, log_only, nt)
 
-    def _kernel_estep(self, p: HMMParams, mode: int = 1):
-        """Run the forward(-backward) kernel; return the reduced accumulators."""
+    def _n_emission_stats(self) -> int:
+        if self.emission.etype == 3:
+            return self.K + self.K * self.M
+        return self.K * self.data["Y"].shape[1]
+
+    def _forward_backward(self, p: HMMParams, chunk, mode: int = 1):
+        """Emission pass and forward(-backward) on the chunk's sequences.
+
+        Returns the reduced accumulators (layout of ``hk.forward_backward``), the
+        log-likelihood of each sequence and the work arrays (b -> w, m, alpha, c, gamma).
+        """
         K = self.K
         em = self.emission
+        nt = chunk.n_threads
         A = np.ascontiguousarray(p.transmat)
         AT = np.ascontiguousarray(p.transmat.T)
         init = np.ascontiguousarray(p.startprob)
-        b, m, al, cs, gam = self._get_buffers()
-        # emission sums: gamma' Y of the features, or the symbol counts (categorical)
-        Y, M = (np.zeros((0, 0)), self.M) if em.etype == 3 else (self._features(), 0)
+        bounds = np.ascontiguousarray(chunk.unit_bounds, dtype=np.int64)
+        n = chunk.n_rows
+        work = self._work_arrays(n, K)
+        b, m, al, cs, gam = work
+        if em.etype == 3:
+            Y, M, codes = np.zeros((0, 0)), self.M, chunk["codes"]
+        else:
+            Y, M, codes = chunk["Y"], 0, _DUMMY_CODES
         ne = self._n_emission_stats()
-        S = 2 + K + K * K + ne
-        part = np.zeros((len(self._blocks), S))
-        seq_ll = np.full(self.n_seq, np.nan)
-        nt = self._n_threads
-        bad = self._emission_kernel(p.emission, b, m, 0)
-        if len(self._blocks):
-            hk.forward_backward(A, AT, init, self.seq_start, self._blocks, b, m, al, gam, cs, Y,
-                                self.codes, M, seq_ll, part, mode, nt)
-        tot = part.sum(axis=0)
+        blocks, longs = _layout(bounds)
+        part = np.zeros((len(blocks), 2 + K + K * K + ne))
+        seq_ll = np.full(chunk.n_units, np.nan)
+        bad = self._emission_kernel(p.emission, chunk, b, m, 0, nt)
+        if len(blocks):
+            hk.forward_backward(A, AT, init, bounds, blocks, b, m, al, gam, cs, Y, codes, M,
+                                seq_ll, part, mode, nt)
+        tot = part.sum(axis=0)      # fixed blocks: the same sums for any thread count
         tot[1] += bad
-        for s in self._long:
-            r0, r1 = int(self.seq_start[s]), int(self.seq_start[s + 1])
+        for s in longs:
+            r0, r1 = int(bounds[s]), int(bounds[s + 1])
             acc = np.zeros(2 + K)
             seq_ll[s] = hk.forward_backward_one(A, AT, init, r0, r1, b, m, al, gam, cs, acc,
                                                 mode)
@@ -1003,68 +1129,75 @@ class HiddenMarkovModel(EMModel):
             if mode == 1 and acc[1] == 0:
                 nch = (r1 - r0 + hk.chunk_rows() - 1) // hk.chunk_rows()
                 sp = np.zeros((nch, K * K + ne))
-                hk.stats_rows(Y, self.codes, M, r0, r1, al, b, gam, sp, nt)
+                hk.stats_rows(Y, codes, M, r0, r1, al, b, gam, sp, nt)
                 tot[2 + K:] += sp.sum(axis=0)
-        return tot, seq_ll
+        return tot, seq_ll, work
 
-    def _unpack_stats(self, tot, A):
+    def _unpack_stats(self, tot, A) -> Stats:
         K = self.K
         o = 2 + K
         em = tot[o + K * K:]
         if self.emission.etype == 3:
-            n, sums = em[:K].copy(), em[K:].copy()
+            n, sums = em[:K], em[K:]
         else:
             Sm = em.reshape(K, -1)
-            n = Sm[:, 0].copy()
+            n = Sm[:, 0]
             if self.emission.etype == 0:
-                sums = Sm[:, 1].copy()
+                sums = Sm[:, 1]
             else:
                 d = self.d
                 sums = np.concatenate([Sm[:, 1:1 + d].ravel(), Sm[:, 1 + d:].ravel()])
-        return {"ll": float(tot[0]), "bad": float(tot[1]), "g0": tot[2:o].copy(),
-                "xi": A * tot[o:o + K * K].reshape(K, K), "n": n, "sums": sums}
+        return Stats(g0=tot[2:o], xi=A * tot[o:o + K * K].reshape(K, K), n=n, sums=sums)
 
-    # -- EM protocol --------------------------------------------------------------------------
-    def e_step(self, params: HMMParams):
+    # -- the chunk contract -------------------------------------------------------------------
+    def chunk_stats(self, params: HMMParams, chunk):
+        """Expected starts ``g0``, transition counts ``xi``, state occupancies ``n`` and
+        emission sums ``sums`` (features centred at the data's column means) of the
+        chunk's sequences, and their log-likelihood."""
         if not self._valid(params):
             return None, -np.inf
-        tot, _ = self._kernel_estep(params, 1)
-        st = self._unpack_stats(tot, params.transmat)
-        if st["bad"] > 0 or not np.isfinite(st["ll"]):
+        tot, _, _ = self._forward_backward(params, chunk, 1)
+        if tot[1] > 0 or not np.isfinite(tot[0]):
             return None, -np.inf
-        return st, st["ll"]
+        return self._unpack_stats(tot, params.transmat), float(tot[0])
 
-    def loglike(self, params: HMMParams) -> float:
+    def _chunks(self, n_threads=None):
+        return self.data.chunks(1, resolve_threads(n_threads))
+
+    def loglike(self, params: HMMParams, n_threads: int | None = None) -> float:
+        """Observed-data log-likelihood (a forward pass)."""
         if not self._valid(params):
             return -np.inf
-        tot, _ = self._kernel_estep(params, 0)
-        if tot[1] > 0:
-            return -np.inf
-        return float(tot[0])
+        total = 0.0
+        for ch in self._chunks(n_threads):
+            tot, _, _ = self._forward_backward(params, ch, 0)
+            if tot[1] > 0:
+                return -np.inf
+            total += float(tot[0])
+        return total
 
     def loglikeseq(self, params: HMMParams) -> np.ndarray:
         """Log-likelihood of each sequence."""
-        _, seq_ll = self._kernel_estep(params, 0)
-        return seq_ll
+        return np.concatenate([self._forward_backward(params, ch, 0)[1]
+                               for ch in self._chunks()])
 
     def m_step(self, stats, params: HMMParams) -> HMMParams:
-        K = self.K
-        xi = stats["xi"]
+        # counts are >= 0; totals updated by subtraction (incremental EM) may be -1e-17
+        xi = np.maximum(np.asarray(stats["xi"]), 0.0)
         rs = xi.sum(axis=1, keepdims=True)
         A = np.where(rs > 0, xi / np.where(rs > 0, rs, 1.0), params.transmat)
         A = np.where(self.trans_allowed, A, 0.0)
         if self.initial == "stationary":
-            A = self._stationary_mstep(stats["g0"], xi, params.transmat, A)
+            A = self._stationary_mstep(np.maximum(stats["g0"], 0.0), xi, params.transmat, A)
             d0 = stationary_distribution(A)
         elif self.initial == "fixed":
             d0 = self.init_fixed.copy()
         else:
-            g0 = np.where(self.init_allowed, stats["g0"], 0.0)
+            g0 = np.where(self.init_allowed, np.maximum(stats["g0"], 0.0), 0.0)
             d0 = g0 / g0.sum()
-        em = self.emission.m_step(stats["n"], stats["sums"], params.emission, self)
-        del K
+        em = self.emission.m_step(np.asarray(stats["n"]), np.asarray(stats["sums"]),
+                                  params.emission, self)
         return HMMParams(d0, A, em)
-
     def _stationary_mstep(self, g0, xi, A_old, A_free):
         """Maximise sum g0 log delta(A) + sum xi log A over the free transitions."""
         rows = self._rows_A
@@ -1258,133 +1391,154 @@ class HiddenMarkovModel(EMModel):
                 hess += E.sum(axis=3).sum(axis=0) - s.T @ s
         return grad, 0.5 * (hess + hess.T)
 
-    def complete_information(self, params: HMMParams, stats=None) -> np.ndarray:
-        """Expected complete-data information E[-d2 log Lc | y] in inference coordinates."""
+    def complete_information(self, params: HMMParams, stats) -> np.ndarray:
+        """Expected complete-data information E[-d2 log Lc | y] in inference coordinates,
+        from the E-step statistics (it is linear in them, so additive over chunks)."""
         P, K = self.n_params, self.K
         q = self.emission.q
         e0 = self.n_init_params + self.n_trans_params
-        if stats is None:
-            stats, _ = self.e_step(params)
-        gam = self._get_buffers()[4]          # smoothed probabilities of that E-step
         info = np.zeros((P, P))
         dd, d2d = self._init_derivs(params)
         d0 = params.startprob
-        g0 = stats["g0"]
+        g0 = np.asarray(stats["g0"])
         with np.errstate(divide="ignore", invalid="ignore"):
             w1 = np.where(d0 > 0, g0 / d0**2, 0.0)
             w2 = np.where(d0 > 0, g0 / d0, 0.0)
         info += (dd * w1) @ dd.T - np.einsum("pqk,k->pq", d2d, w2)
-        dA = self._trans_derivs()
-        A = params.transmat
-        with np.errstate(divide="ignore", invalid="ignore"):
-            wA = np.where(A > 0, stats["xi"] / A**2, 0.0)
-        info += np.einsum("pij,ij,qij->pq", dA, wA, dA)
-        ch = max(64, 4_000_000 // (K * q * q))       # rows per chunk: h has K q^2 per row
-        for r0 in range(0, self.T, ch):
-            rows = np.arange(r0, min(self.T, r0 + ch))
-            Xr, cr = self._emission_rows(rows)
-            _, h = self.emission.derivs(Xr, cr, params.emission, hess=True)
-            hk_ = -np.einsum("nk,nkab->kab", gam[rows], h)
-            for k in range(K):
-                sl = slice(e0 + k * q, e0 + (k + 1) * q)
-                info[sl, sl] += hk_[k]
+        info += self._transition_products(params, stats)
+        blocks = self.emission.complete_info(np.asarray(stats["n"]), np.asarray(stats["sums"]),
+                                             params.emission, self)
+        for k in range(K):
+            sl = slice(e0 + k * q, e0 + (k + 1) * q)
+            info[sl, sl] += blocks[k]
         return 0.5 * (info + info.T)
 
-    def score_and_louis(self, params: HMMParams):
-        """Observed-data score and Louis' pieces, exactly, in inference coordinates.
+    def _transition_products(self, params, stats) -> np.ndarray:
+        """sum_t sum_kl xi_t(k, l) d log A_kl d log A_kl' = sum_kl xi_kl dA_kl dA_kl' / A_kl^2."""
+        A = params.transmat
+        dA = self._trans_derivs()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            wA = np.where(A > 0, np.asarray(stats["xi"]) / A**2, 0.0)
+        o, na = self.n_init_params, self.n_trans_params
+        out = np.zeros((self.n_params, self.n_params))
+        J = dA[o:o + na].reshape(na, self.K * self.K)
+        out[o:o + na, o:o + na] = (J * wA.ravel()) @ J.T
+        return out
+
+    def information_bytes(self) -> int:
+        """Memory Louis' pieces need: the per-block P x P partial sums and a few P x P
+        matrices of the reduction and the inversion."""
+        P = self.n_params
+        return 8 * P * P * (LOUIS_BLOCKS + 6)
+
+    def _check_information_size(self):
+        need = self.information_bytes()
+        limit = information_memory_limit()
+        if need > limit:
+            raise InformationTooLargeError(
+                f"the {self.n_params} x {self.n_params} information matrix of this model "
+                f"needs about {need / 2**30:.2f} GiB, above the limit of "
+                f"{limit / 2**30:.2f} GiB (EMSTATS_MAX_INFO_BYTES); fit with cov_type=None, "
+                "or raise the limit")
+
+    def chunk_louis(self, params: HMMParams, chunk) -> Stats:
+        """Log-likelihood, score and Louis' pieces of the chunk's sequences, exactly.
 
         The complete-data score is a sum over time of terms f_t(S_t-1, S_t) that are
         sparse (one row of transition coordinates, one state's emission block).  Given
         the data the states form a Markov chain, so E[Sc Sc' | y] needs only, per
         state l, the conditional mean mu_t(l) = E[F_t | S_t = l, y] of the score of the
         rows up to t, carried forward with the backward transition probabilities
-        xi_t(k, l) / gamma_t(l) (kernel ``louis_rows``).  Then the missing information
-        is E[Sc Sc' | y] - E[Sc | y] E[Sc | y]' (summed over sequences), the complete
-        information comes from the posterior counts, and the score is E[Sc | y].
+        xi_t(k, l) / gamma_t(l) (kernel ``louis_blocks``, parallel over blocks of
+        sequences).  The missing information is E[Sc Sc' | y] - E[Sc | y] E[Sc | y]'
+        summed over sequences, the complete information comes from the posterior
+        counts and emission statistics in closed form, and the score is E[Sc | y].
         """
-        stats, ll = self.e_step(params)
-        if stats is None:
+        self._check_information_size()
+        if not self._valid(params):
+            raise FloatingPointError("the parameters are not valid")
+        tot, _, (w, _, al, _, gam) = self._forward_backward(params, chunk, 1)
+        if tot[1] > 0 or not np.isfinite(tot[0]):
             raise FloatingPointError("the log-likelihood is not finite at these parameters")
+        stats = self._unpack_stats(tot, params.transmat)
         comp = self.complete_information(params, stats)
-        b, _, al, _, gam = self._get_buffers()
         P, K = self.n_params, self.K
-        q = self.emission.q
+        em = self.emission
+        q = em.q
         oA = self.n_init_params
         e0 = oA + self.n_trans_params
         A = np.ascontiguousarray(params.transmat)
         d0 = params.startprob
         dd, _ = self._init_derivs(params)
         with np.errstate(divide="ignore", invalid="ignore"):
-            fdelta = np.where(d0 > 0, dd / d0, 0.0).T          # (K, P): d log delta_l
+            fdelta = np.ascontiguousarray(np.where(d0 > 0, dd / d0, 0.0).T)  # d log delta_l
         idx = self._rows_A.index
         trow = np.array([i for i, _, _ in idx], dtype=np.int64)
         tcol = np.array([j for _, j, _ in idx], dtype=np.int64)
         tlast = np.array([la for _, _, la in idx], dtype=np.int64)
-        C = np.zeros((P, P))
-        FF = np.zeros((P, P))
-        SS = np.zeros((P, P))
-        score = np.zeros(P)
-        ch = 16384
-        for s in range(self.n_seq):
-            r0, r1 = int(self.seq_start[s]), int(self.seq_start[s + 1])
-            mu = None
-            for c0 in range(r0, r1, ch):
-                c1 = min(r1, c0 + ch)
-                rows = np.arange(c0, c1)
-                Xr, cr = self._emission_rows(rows)
-                g = self.emission.derivs(Xr, cr, params.emission, hess=False)[0]
-                g = np.ascontiguousarray(g.reshape(c1 - c0, K * q))
-                start = c0
-                if c0 == r0:
-                    mu = fdelta.copy()
-                    for k in range(K):
-                        mu[k, e0 + k * q:e0 + (k + 1) * q] += g[0, k * q:(k + 1) * q]
-                    FF += mu.T @ (gam[r0][:, None] * mu)
-                    start = r0 + 1
-                hk.louis_rows(start, c1, al, b, gam, A, g, c0, trow, tcol, tlast, oA, e0, q,
-                              mu, C, FF)
-            sc = gam[r1 - 1] @ mu
-            score += sc
-            SS += np.outer(sc, sc)
-        dA = self._trans_derivs()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            wA = np.where(A > 0, stats["xi"] / A**2, 0.0)
-        FA = np.einsum("pij,ij,qij->pq", dA, wA, dA)
-        missing = FF + FA + C + C.T - SS
+        rowptr = np.searchsorted(trow, np.arange(K + 1)).astype(np.int64)
+        bounds = np.ascontiguousarray(chunk.unit_bounds, dtype=np.int64)
+        blocks = _even_blocks(bounds, LOUIS_BLOCKS)
+        nb = len(blocks)
+        Mpart = np.zeros((nb, P, P))
+        spart = np.zeros((nb, P))
+        ffpart = np.zeros((nb, K * q, q))
+        eg0part = np.zeros((nb, K * q))
+        p1, p2 = (np.ascontiguousarray(a, dtype=float) for a in em.grad_args(params.emission,
+                                                                             self))
+        if em.etype == 3:
+            X, codes, M = _DUMMY2, chunk["codes"], self.M
+        else:
+            X = chunk["Xk"] if em.etype in (1, 2) else chunk["x"][:, None]
+            X, codes, M = np.ascontiguousarray(X), _DUMMY_CODES, 0
+        hk.louis_blocks(al, w, gam, A, bounds, blocks, em.etype, X, codes, M, p1, p2, q,
+                        fdelta, trow, tcol, tlast, rowptr, oA, e0, Mpart, spart, ffpart,
+                        eg0part, chunk.n_threads)
+        Mc = Mpart.sum(axis=0)      # fixed blocks, reduced in order
+        score = spart.sum(axis=0)
+        ff = ffpart.sum(axis=0).reshape(K, q, q)
+        eg0 = eg0part.sum(axis=0).reshape(K, q)
+        missing = Mc + Mc.T + self._transition_products(params, stats)
+        # same-time products at the first rows: sum_l gamma_1(l) (fd_l + g_1(l)) (...)'
+        missing += (fdelta.T * np.asarray(stats["g0"])) @ fdelta
+        for k in range(K):
+            sl = slice(e0 + k * q, e0 + (k + 1) * q)
+            missing[sl, sl] += ff[k]
+            cross = np.outer(fdelta[k], eg0[k])
+            missing[:, sl] += cross
+            missing[sl, :] += cross.T
         missing = 0.5 * (missing + missing.T)
-        return score, LouisPieces(comp, missing)
-
-    def score(self, params: HMMParams) -> np.ndarray:
-        return self.score_and_louis(params)[0]
-
-    def louis(self, params: HMMParams) -> LouisPieces:
-        return self.score_and_louis(params)[1]
-
+        return Stats(loglik=float(tot[0]), score=score, complete=comp, missing=missing)
     # -- posteriors and decoding ---------------------------------------------------------------
-    def posteriors(self, params: HMMParams, kind: str = "smoothed") -> np.ndarray:
+    def posteriors(self, params: HMMParams, kind: str = "smoothed",
+                   n_threads: int | None = None) -> np.ndarray:
         """P(S_t = k | y) given all data of the sequence (``"smoothed"``) or data up to t
         (``"filtered"``); stacked row order."""
         if kind not in ("smoothed", "filtered"):
             raise ValueError(f"kind must be 'smoothed' or 'filtered', got {kind!r}")
-        self._kernel_estep(params, 1 if kind == "smoothed" else 0)
-        return self._get_buffers()[4 if kind == "smoothed" else 2].copy()
+        out = []
+        for ch in self._chunks(n_threads):
+            _, _, work = self._forward_backward(params, ch, 1 if kind == "smoothed" else 0)
+            out.append(work[4 if kind == "smoothed" else 2])
+        return out[0] if len(out) == 1 else np.concatenate(out)
 
-    def viterbi(self, params: HMMParams) -> tuple[np.ndarray, np.ndarray]:
+    def viterbi(self, params: HMMParams, n_threads: int | None = None):
         """Most likely state path (stacked row order, states 0..K-1) and the joint
         log-probability of each sequence with its path."""
         K = self.K
+        nt = resolve_threads(n_threads)
         logd = np.empty((self.T, K))
-        self._emission_kernel(params.emission, logd, _DUMMY, 1)
+        self._emission_kernel(params.emission, self.data, logd, _DUMMY, 1, nt)
         with np.errstate(divide="ignore"):
             logA = np.log(params.transmat)
             logi = np.log(params.startprob)
         bp = np.zeros((self.T, K), dtype=np.intc)
         path = np.zeros(self.T, dtype=np.int64)
         lp = np.empty(self.n_seq)
+        blocks, _ = _layout(self.seq_start, long_rows=np.inf)
         hk.viterbi(logd, np.ascontiguousarray(logA), np.ascontiguousarray(logi), self.seq_start,
-                   self._all_blocks, bp, path, lp, self._n_threads)
+                   blocks, bp, path, lp, nt)
         return path, lp
-
     def to_caller_order(self, arr):
         """Reorder stacked rows to the caller's row order."""
         if self._order is None:
@@ -1393,8 +1547,12 @@ class HiddenMarkovModel(EMModel):
         out[self._order] = arr
         return out
 
-    # -- fitting ------------------------------------------------------------------------------
-    def _check_start(self, start) -> HMMParams:
+    # -- what the common fit asks of the model -------------------------------------------------
+    #: Baum-Welch is the default scheme (monotone, cheap steps; see docs/methods.md)
+    preferred_method = "em"
+
+    def check_start(self, start) -> HMMParams:
+        """Validate ``start_params``: an :class:`HMMParams` or a dict of arrays."""
         if isinstance(start, HMMParams):
             p = start
         elif isinstance(start, dict):
@@ -1405,7 +1563,10 @@ class HiddenMarkovModel(EMModel):
                 raise ValueError("start_params must include 'transmat'")
             if self.initial == "estimate" and sp is None:
                 sp = np.full(self.K, 1.0 / self.K)
-            p = self.make_params(sp, tm, **start)
+            try:
+                p = self.make_params(sp, tm, **start)
+            except (ValueError, np.linalg.LinAlgError) as err:
+                raise ValueError(f"start_params: {err}") from None
         else:
             raise TypeError("start_params must be an HMMParams or a dict of arrays")
         if not self._valid(p):
@@ -1413,115 +1574,56 @@ class HiddenMarkovModel(EMModel):
                              "rates/variances, transitions allowed by the structure)")
         return p
 
-    def fit(self, start_params=None, method: str = "em", maxiter: int = 1000, tol: float = 1e-8,
-            n_init: int = 1, seed: int | None = 0, cov_type: str = "louis",
-            n_threads: int | None = None, boundary_tol: float = 1e-6, progress: bool = False,
-            callback=None) -> HMMResults:
-        """Maximum-likelihood fit by Baum-Welch.
+    def initial_starts(self, init, n_init: int, rng: np.random.Generator):
+        """``init=None``: the deterministic start (k-means, quantiles or Dirichlet draws for
+        the emissions, a sticky transition matrix) and ``n_init - 1`` random ones;
+        ``init="random"``: ``n_init`` random starts (Dirichlet transition rows)."""
+        if init not in (None, "default", "random"):
+            raise ValueError(f"init must be None or 'random', got {init!r}")
+        first = 1 if init == "random" else 0
+        return [("default" if i == 0 else f"random {i}", self.start_params(rng, i))
+                for i in range(first, first + n_init)]
 
-        Parameters
-        ----------
-        start_params : HMMParams or dict, optional
-            Starting values; a dict takes ``transmat``, ``startprob`` (when the
-            initial distribution is estimated) and the emission arrays (``rates``,
-            ``means`` and ``vars``/``covs``, or ``probs``).
-        method : {"em", "squarem", "newton"}
-            Iteration scheme of the EM engine.
-        maxiter : int
-            Maximum number of iterations per start.
-        tol : float
-            Tolerance on the relative change of the log-likelihood.
-        n_init : int
-            Number of starts (the first is deterministic, the others random); the
-            best is finished and reported.
-        seed : int, optional
-            Seed of the random starts.
-        cov_type : {"louis", "numerical"} or None
-            Exact observed information (default), a numerical Hessian, or None to
-            skip standard errors (they cost O(T P^2 K^2) for P parameters, which
-            matters for long data with many states).
-        n_threads : int, optional
-            Threads of the kernels.
-        boundary_tol : float
-            Free probabilities below this after EM are fixed at zero (see the
-            module notes).
-        progress : bool
-            Show a progress bar.
-        callback : callable, optional
-            ``callback(iteration, params, loglik)``; return True to stop.
-
-        Returns
-        -------
-        HMMResults
-        """
-        self._n_threads = resolve_threads(n_threads)
-        if int(n_init) < 1:
-            raise ValueError(f"n_init must be at least 1, got {n_init!r}")
-        rng = np.random.default_rng(seed)
-        if start_params is not None:
-            starts = [self._check_start(start_params)]
-        else:
-            starts = [self.start_params(rng, i) for i in range(int(n_init))]
-        runs = []
-        for st in starts:
-            r = run_em(self, st, method=method, maxiter=maxiter, tol=tol, progress=progress,
-                       callback=callback, warn=False)
-            runs.append(r)
-        best = max(range(len(runs)), key=lambda i: runs[i].loglik)
-        run = runs[best]
-        p = run.params
-        # probabilities on the boundary: fix at zero and finish without them
-        A = p.transmat.copy()
-        bA = self.trans_allowed & (A < boundary_tol)
-        # keep at least one free entry per row
-        for i in range(self.K):
+    def restrict_boundary(self, params: HMMParams):
+        """Free probabilities below ``boundary_tol`` are on the boundary of the parameter
+        space: return the model with them fixed at zero and the estimate moved there,
+        or None when there are none (the fit is then finished with the new model)."""
+        tol = self.boundary_tol
+        A = params.transmat.copy()
+        bA = self.trans_allowed & (A < tol)
+        for i in range(self.K):          # keep at least one free entry per row
             if bA[i].sum() == self.trans_allowed[i].sum():
                 bA[i, np.argmax(A[i])] = False
-        d0 = p.startprob.copy()
+        d0 = params.startprob.copy()
         bd = np.zeros(self.K, dtype=bool)
         if self.initial == "estimate":
-            bd = self.init_allowed & (d0 < boundary_tol)
+            bd = self.init_allowed & (d0 < tol)
             if bd.sum() == self.init_allowed.sum():
                 bd[np.argmax(d0)] = False
-        model = self
-        if bA.any() or bd.any():
-            model = self.with_structure(self.trans_allowed & ~bA, self.init_allowed & ~bd)
-            A[bA] = 0.0
-            A = A / A.sum(axis=1, keepdims=True)
-            if self.initial == "estimate":
-                d0[bd] = 0.0
-                d0 = d0 / d0.sum()
-            elif self.initial == "stationary":
-                d0 = stationary_distribution(A)
-            p = HMMParams(d0, A, p.emission)
+        if not (bA.any() or bd.any()):
+            return None
+        model = self.with_structure(self.trans_allowed & ~bA, self.init_allowed & ~bd)
+        A[bA] = 0.0
+        A = A / A.sum(axis=1, keepdims=True)
+        if self.initial == "estimate":
+            d0[bd] = 0.0
+            d0 = d0 / d0.sum()
+        elif self.initial == "stationary":
+            d0 = stationary_distribution(A)
+        return model, HMMParams(d0, A, params.emission)
+
+    def results_kwargs(self, params: HMMParams, run) -> dict:
+        """The entries fixed on the boundary (names) and the model as specified."""
+        bA = self.trans_allowed & (params.transmat == 0)
         boundary = [f"p[{i + 1}->{j + 1}]" for i, j in zip(*np.nonzero(bA), strict=True)]
-        boundary += [f"init[{j + 1}]" for j in np.flatnonzero(bd)]
-        extra = {"start_logliks": np.array([r.loglik for r in runs]),
-                 "boundary": boundary, "full_model": self}
-        n_free = self.n_params
-        c0 = run.convergence
-        if cov_type is None:
-            theta = model.to_inference(p)
-            return HMMResults(model, theta, np.full((len(theta), len(theta)), np.nan),
-                              llf=model.loglike(p), nobs=self.T, df_model=float(n_free),
-                              cov_type="none", convergence=c0, raw_params=p, extra=extra)
-        # finish (a step or two from the converged start) and compute the information
-        res = fit_model(model, HMMResults, start_params=p, method=method,
-                        maxiter=max(1, int(maxiter) - c0.n_iter), tol=tol, cov_type=cov_type,
-                        seed=seed, progress=False, callback=None, nobs=self.T,
-                        df_model=float(n_free), results_kwargs={"extra": extra})
-        c1 = res.convergence
-        res.convergence = ConvergenceInfo(
-            converged=c1.converged, reason=c1.reason, method=c1.method,
-            n_iter=c0.n_iter + c1.n_iter, n_em_steps=c0.n_em_steps + c1.n_em_steps,
-            loglik=np.concatenate([c0.loglik, c1.loglik[1:]]),
-            step=np.concatenate([c0.step, c1.step[1:]]),
-            seconds=np.concatenate([c0.seconds, c1.seconds[1:]]),
-            n_decreases=c0.n_decreases + c1.n_decreases, final_delta=c1.final_delta,
-            wall_time=c0.wall_time + c1.wall_time, max_abs_score=c1.max_abs_score,
-            min_eig_information=c1.min_eig_information, em_rate=c1.em_rate,
-            em_rate_source=c1.em_rate_source)
-        return res
+        if self.initial == "estimate":
+            bd = self.init_allowed & (params.startprob == 0)
+            boundary += [f"init[{j + 1}]" for j in np.flatnonzero(bd)]
+        return {"extra": {"boundary": boundary, "full_model": self}}
+
+    def diagnose_failure(self, err):
+        """A numerical failure of EM on data that passed the checks: say what to try."""
+        return None
 
 
 def _state_name(local: str, state: int) -> str:
@@ -1711,11 +1813,83 @@ class HMMResults(EMResults):
         return pd.DataFrame(self.model.to_caller_order(g), index=self.model.row_labels,
                             columns=pd.Index(self.states, name="state"))
 
-    def predict(self) -> pd.Series:
-        """Most probable state at each time from the smoothed probabilities."""
-        p = self.smoothed_probs()
-        return pd.Series(np.asarray(p.columns)[p.to_numpy().argmax(axis=1)], index=p.index,
-                         name="state")
+    def _model_for(self, newdata, lengths):
+        """The fitted model's structure on other observations (no identification checks:
+        they are evaluated at the fitted parameters, not estimated)."""
+        m = self.model
+        if newdata is None:
+            if lengths is not None:
+                raise ValueError("lengths= goes with newdata=")
+            return m
+        if isinstance(newdata, pd.DataFrame) and set(m.var_names) <= set(newdata.columns):
+            newdata = newdata[m.var_names]
+        initial = m.init_fixed if m.initial == "fixed" else m.initial
+        return HiddenMarkovModel(
+            newdata, m.K, m.emission_name, covariance=m.covariance, lengths=lengths,
+            initial=initial, transitions=m.trans_allowed,
+            alphabet=getattr(m.emission, "alphabet", None), var_names=m.var_names,
+            row_labels=newdata.index if isinstance(newdata, (pd.Series, pd.DataFrame))
+            else None, identify=False)
+
+    def predict_proba(self, newdata=None, *, lengths=None) -> pd.DataFrame:
+        """Smoothed state probabilities P(S_t = k | all observations of the sequence).
+
+        Parameters
+        ----------
+        newdata : array_like, Series or DataFrame, optional
+            Other observations (same variables) to decode with the fitted parameters;
+            default: the data of the fit (then the same as :meth:`smoothed_probs`).
+        lengths : array_like of int, optional
+            Sequence lengths of ``newdata`` (default: one sequence).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per observation (the data's row order and index), one column per state.
+        """
+        m = self._model_for(newdata, lengths)
+        g = m.posteriors(self.raw_params, "smoothed")
+        return pd.DataFrame(m.to_caller_order(g), index=m.row_labels,
+                            columns=pd.Index(self.states, name="state"))
+
+    def predict(self, newdata=None, which: str = "state", *, lengths=None):
+        """Predictions for the data of the fit or for ``newdata``, from the smoothed
+        state probabilities (local decoding).
+
+        Parameters
+        ----------
+        newdata : array_like, Series or DataFrame, optional
+            Other observations to decode with the fitted parameters (default: the data).
+        which : {"state", "mean", "proba"}
+            ``"state"`` (default): the most probable state at each time (1..K);
+            ``"mean"``: the posterior mean of the observation, sum_k P(S_t = k | y) E[x | k]
+            (for a categorical emission the posterior probabilities of the symbols);
+            ``"proba"``: the smoothed probabilities (:meth:`predict_proba`).
+        lengths : array_like of int, optional
+            Sequence lengths of ``newdata``.
+
+        Returns
+        -------
+        pandas.Series or pandas.DataFrame
+            In the data's row order with its index.  Global decoding (the most likely
+            path) is :meth:`viterbi`.
+        """
+        if which not in ("state", "mean", "proba"):
+            raise ValueError(f"which must be 'state', 'mean' or 'proba', got {which!r}")
+        p = self.predict_proba(newdata, lengths=lengths)
+        if which == "proba":
+            return p
+        if which == "state":
+            return pd.Series(np.asarray(p.columns)[p.to_numpy().argmax(axis=1)], index=p.index,
+                             name="state")
+        m, em = self.model, self.raw_params.emission
+        if m.emission.etype == 3:
+            return pd.DataFrame(p.to_numpy() @ em["probs"], index=p.index,
+                                columns=m.emission.alphabet)
+        mean = p.to_numpy() @ m.emission.state_means(em)
+        if m.d == 1:
+            return pd.Series(mean[:, 0], index=p.index, name="mean")
+        return pd.DataFrame(mean, index=p.index, columns=m.var_names)
 
     # -- forecasting -----------------------------------------------------------------------------
     def _last_filtered(self, sequence):
@@ -1865,6 +2039,9 @@ class HMMResults(EMResults):
                                title=title or f"{self.model.K}-state hidden Markov model")
 
 
+HiddenMarkovModel.results_class = HMMResults
+
+
 # ---------------------------------------------------------------------------------------
 # the user-facing constructor
 # ---------------------------------------------------------------------------------------
@@ -1872,7 +2049,7 @@ class HMMResults(EMResults):
 
 def hmm(obs, k: int, emission: str = "gaussian", *, data=None, lengths=None, groups=None,
         covariance: str = "diag", initial="estimate", transitions=None, alphabet=None,
-        ) -> HiddenMarkovModel:
+        boundary_tol: float = 1e-6) -> HiddenMarkovModel:
     """Hidden Markov model from an array, a Series/DataFrame or a one-sided formula.
 
     Parameters
@@ -1900,6 +2077,8 @@ def hmm(obs, k: int, emission: str = "gaussian", *, data=None, lengths=None, gro
         Allowed transitions (others are fixed at zero).
     alphabet : sequence, optional
         Symbols of a categorical emission.
+    boundary_tol : float
+        Free probabilities below this after EM are fixed at zero (on the boundary).
 
     Returns
     -------
@@ -1916,6 +2095,15 @@ def hmm(obs, k: int, emission: str = "gaussian", *, data=None, lengths=None, gro
     """
     frame = None
     var_names = None
+    if obs is None:
+        raise DataError("obs is None: give the observations (an array, a Series or "
+                        "DataFrame, or a one-sided formula such as '~ y' with data=)")
+    if data is not None and not isinstance(data, (pd.DataFrame, dict)):
+        what = f"the string {data!r}" if isinstance(data, str) else type(data).__name__
+        hint = (f"; read the file first, e.g. data=pandas.read_csv({data!r})"
+                if isinstance(data, str) else "")
+        raise DataError(f"data must be a pandas DataFrame (or a dict of columns), got "
+                        f"{what}{hint}")
     if isinstance(obs, str):
         if data is None:
             raise DataError("a formula needs data=: emstats.hmm('~ y', k, data=df)")
@@ -1927,13 +2115,7 @@ def hmm(obs, k: int, emission: str = "gaussian", *, data=None, lengths=None, gro
         if all(t in frame.columns for t in terms):
             values = frame[terms]
         else:
-            try:
-                values = patsy.dmatrix("0 + " + rhs, frame, NA_action=patsy.NAAction(NA_types=[]),
-                                       eval_env=patsy.EvalEnvironment.capture(1),
-                                       return_type="dataframe")
-            except Exception as err:  # noqa: BLE001 - patsy lets user errors through
-                raise DataError(f"cannot evaluate the formula {obs!r}: "
-                                f"{str(err).strip().splitlines()[0]}") from None
+            values = evaluate_terms(rhs, frame, obs, depth=1)
         var_names = [str(c) for c in values.columns]
     elif isinstance(obs, pd.DataFrame):
         frame = obs
@@ -1974,9 +2156,9 @@ def hmm(obs, k: int, emission: str = "gaussian", *, data=None, lengths=None, gro
             g = frame[groups].to_numpy()
         else:
             g = np.asarray(groups)
-            if g.shape[0] != len(values):
-                raise DataError(f"groups has {g.shape[0]} entries but the data have "
-                                f"{len(values)} rows")
+            if g.ndim != 1 or g.shape[0] != len(values):
+                raise DataError(f"groups has {g.size if g.ndim else 1} entries (shape "
+                                f"{g.shape}) but the data have {len(values)} rows")
         if pd.isna(pd.Series(g)).any():
             raise DataError("groups has missing values (NaN)")
         codes, uniq = pd.factorize(pd.Series(g), sort=False)
@@ -1987,4 +2169,4 @@ def hmm(obs, k: int, emission: str = "gaussian", *, data=None, lengths=None, gro
     return HiddenMarkovModel(values, k, emission, covariance=covariance, lengths=lengths,
                              initial=initial, transitions=transitions, alphabet=alphabet,
                              var_names=var_names, row_labels=row_labels, order=order,
-                             seq_names=seq_names)
+                             seq_names=seq_names, boundary_tol=boundary_tol)
