@@ -293,7 +293,10 @@ class MixtureRegression(FitMixin, ChunkedModel):
         """Linear predictors, unit log-priors, responsibilities and unit log-likelihoods."""
         K, p = self.k, self.p
         comp = P["comp"]
-        eta = ch["X"] @ comp[:, :p].T + (ch["X2"] @ P["fixed"] + ch["off"])[:, None]
+        eta = ch["X"] @ comp[:, :p].T
+        base = ch["X2"] @ P["fixed"] + ch["off"] if self.f else ch["off"]
+        if np.any(base):
+            eta += base[:, None]
         phi = comp[:, p] if self.d else None
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             ld = self.family.logpdf(ch["y"], eta, phi, ch["m"], ch["c"])
@@ -367,7 +370,7 @@ class MixtureRegression(FitMixin, ChunkedModel):
     def _comp_pieces(self, ch, eta, phi, cr):
         """Gradient and negative Hessian of Q's component part (coef, phi, fixed)."""
         K, p, d, f = self.k, self.p, self.d, self.f
-        D = np.hstack([ch["X"], ch["X2"]])
+        D = np.hstack([ch["X"], ch["X2"]]) if f else ch["X"]
         der = self.family.derivs(ch["y"], eta, phi, ch["m"])
         nc = K * (p + d) + f
         g, H = np.zeros(nc), np.zeros((nc, nc))
