@@ -55,7 +55,7 @@ from ..components.glm import get_family, weighted_irls
 from ..em.data import ArrayData
 from ..em.params import Free, ParamSpec
 from ..em.protocol import ChunkedModel, LouisPieces
-from ..em.stats import Stats
+from ..em.stats import Stats, tree_sum
 from ..exceptions import DataError
 from ..formula import (
     build_design,
@@ -293,7 +293,10 @@ class MixtureRegression(FitMixin, ChunkedModel):
         """Linear predictors, unit log-priors, responsibilities and unit log-likelihoods."""
         K, p = self.k, self.p
         comp = P["comp"]
-        eta = ch["X"] @ comp[:, :p].T + (ch["X2"] @ P["fixed"] + ch["off"])[:, None]
+        eta = ch["X"] @ comp[:, :p].T
+        base = ch["X2"] @ P["fixed"] + ch["off"] if self.f else ch["off"]
+        if np.any(base):
+            eta += base[:, None]
         phi = comp[:, p] if self.d else None
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             ld = self.family.logpdf(ch["y"], eta, phi, ch["m"], ch["c"])
@@ -317,6 +320,35 @@ class MixtureRegression(FitMixin, ChunkedModel):
             r = np.exp(joint - ll[:, None])
         return eta, phi, logpi, r, ll, Zu, wu
 
+    def _unit_joint(self, P, ch, eta, phi, logpi):
+        """Unit-level log of prior times component density, n_units x K."""
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            ld = self.family.logpdf(ch["y"], eta, phi, ch["m"], ch["c"])
+        if self.grouped:
+            ld = np.add.reduceat(ld, ch.unit_bounds[:-1], axis=0)
+        return ld + logpi
+
+    def _assigned_stats(self, params, assign, rng=None):
+        parts = [self.chunk_stats(params, ch, assign, rng) for ch in self.data.chunks(1, 1)]
+        if any(q[0] is None for q in parts):
+            return None, -np.inf
+        return tree_sum(q[0] for q in parts), float(sum(q[1] for q in parts))
+
+    def classify_stats(self, params):
+        """Hard-assignment (MAP one-hot) statistics and the classification log-likelihood
+        (the hook of classification EM, ``method="cem"``)."""
+        st, cl = self._assigned_stats(params, "hard")
+        return st, cl + self.loglike_constant(params)
+
+    def sample_stats(self, params, rng: np.random.Generator, size: int):
+        """Statistics of labels drawn from the responsibilities (stochastic EM);
+        ``size`` draws are averaged."""
+        draws = [self._assigned_stats(params, "random", rng)[0] for _ in range(int(size))]
+        if any(d is None for d in draws):
+            raise FloatingPointError("undefined responsibilities")
+        tot = tree_sum(draws)
+        return tot if size == 1 else tot * (1.0 / size)
+
     def _rows(self, ch, a):
         """Unit-level array repeated to the unit's rows."""
         return np.repeat(a, np.diff(ch.unit_bounds), axis=0) if self.grouped else a
@@ -338,7 +370,7 @@ class MixtureRegression(FitMixin, ChunkedModel):
     def _comp_pieces(self, ch, eta, phi, cr):
         """Gradient and negative Hessian of Q's component part (coef, phi, fixed)."""
         K, p, d, f = self.k, self.p, self.d, self.f
-        D = np.hstack([ch["X"], ch["X2"]])
+        D = np.hstack([ch["X"], ch["X2"]]) if f else ch["X"]
         der = self.family.derivs(ch["y"], eta, phi, ch["m"])
         nc = K * (p + d) + f
         g, H = np.zeros(nc), np.zeros((nc, nc))
@@ -365,11 +397,27 @@ class MixtureRegression(FitMixin, ChunkedModel):
                 H[ph, ph] += -c @ der["dpp"][:, j]
         return g, H, der, D
 
-    def chunk_stats(self, params, chunk):
-        """Responsibility-weighted statistics of the chunk (see the module docstring)."""
+    def chunk_stats(self, params, chunk, assign=None, rng=None):
+        """Responsibility-weighted statistics of the chunk (see the module docstring).
+
+        ``assign="hard"`` replaces the responsibilities by the MAP one-hot and returns
+        the classification log-likelihood (classification EM); ``assign="random"``
+        draws one label per unit from the responsibilities (stochastic EM, ``rng``).
+        """
         P = self._full(params)
         eta, phi, logpi, r, ll, Zu, wu = self._posterior(P, chunk)
         total = float(wu @ ll)
+        if assign is not None and np.all(np.isfinite(r)):
+            if assign == "hard":
+                lab = np.argmax(r, axis=1)
+            else:
+                u = rng.random(len(r))[:, None]
+                lab = np.minimum((np.cumsum(r, axis=1) < u).sum(axis=1), self.k - 1)
+            joint = self._unit_joint(P, chunk, eta, phi, logpi)
+            r = np.zeros_like(r)
+            r[np.arange(len(lab)), lab] = 1.0
+            if assign == "hard":
+                total = float(wu @ joint[np.arange(len(lab)), lab])
         if not np.isfinite(total):
             return None, -np.inf
         cr = self._rows(chunk, wu[:, None] * r)
