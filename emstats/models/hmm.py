@@ -923,7 +923,11 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
             distinct = int(np.unique(self.codes).size)
             what = "symbol"
         else:
-            distinct = int(np.unique(self.X, axis=0).shape[0])
+            # distinct rows: enough of them in the first rows is the usual answer, the
+            # whole data are sorted only when they are nearly constant
+            distinct = int(np.unique(self.X[:4096], axis=0).shape[0])
+            if distinct < K and T > 4096:
+                distinct = int(np.unique(self.X, axis=0).shape[0])
             what = "value" if self.d == 1 else "row"
         if distinct == 1 and (K > 1 or kind == "gaussian"):
             v = repr(self.emission.alphabet[int(self.codes[0])]) if self.emission.etype == 3 \
