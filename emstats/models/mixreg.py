@@ -53,7 +53,7 @@ import pandas as pd
 
 from ..components.glm import get_family, weighted_irls
 from ..em.data import ArrayData
-from ..em.params import Free, ParamSpec
+from ..em.params import Free, ParamSpec, SpecMaps
 from ..em.protocol import ChunkedModel, LouisPieces
 from ..em.stats import Stats, tree_sum
 from ..exceptions import DataError
@@ -84,7 +84,7 @@ def _log_softmax(a: np.ndarray) -> np.ndarray:
     return a - _lse(a)[:, None]
 
 
-class MixtureRegression(FitMixin, ChunkedModel):
+class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
     """Finite mixture of ``k`` regressions (see the module docstring and :func:`mixreg`)."""
 
     summary_title = "Mixture of Regressions Results"
@@ -153,7 +153,6 @@ class MixtureRegression(FitMixin, ChunkedModel):
                                label=lambda ix: f"prior Comp.{ix[0] + 1}:"
                                f"{self.concomitant_names[ix[1]]}"))
         self.spec = ParamSpec(blocks)
-        self.param_names = self.spec.names()
         self.nobs = float(w.sum())
         self.df_model = float(self.spec.size)
         self.n_units_total = n_units
@@ -165,18 +164,6 @@ class MixtureRegression(FitMixin, ChunkedModel):
         return self.family.name == "gaussian" and (self.k == 1 or self.const_prior)
 
     # -- parameters -----------------------------------------------------------------
-    def pack(self, params):
-        return self.spec.pack(params)
-
-    def unpack(self, vec):
-        return self.spec.unpack(vec)
-
-    def to_inference(self, params):
-        return self.spec.to_inference(params)
-
-    def from_inference(self, vec):
-        return self.spec.from_inference(vec)
-
     def _full(self, params) -> dict:
         """Parameters with every block present (fixed and prior possibly empty)."""
         out = {"comp": np.asarray(params["comp"], dtype=float)}

@@ -37,7 +37,7 @@ from ..components.gaussian_missing import (
     pattern_sums,
 )
 from ..em.data import ArrayData
-from ..em.params import Cholesky, Free, ParamSpec
+from ..em.params import Cholesky, Free, ParamSpec, SpecMaps
 from ..em.protocol import ChunkedModel, LouisPieces
 from ..em.stats import Stats
 from ..exceptions import DataError
@@ -80,7 +80,7 @@ def _as_frame(data) -> pd.DataFrame:
     return pd.DataFrame(arr, columns=[f"x{j + 1}" for j in range(arr.shape[1])])
 
 
-class MVN(FitMixin, ChunkedModel):
+class MVN(SpecMaps, FitMixin, ChunkedModel):
     """Multivariate normal mean and covariance by EM, with values missing at random.
 
     Parameters
@@ -190,24 +190,11 @@ class MVN(FitMixin, ChunkedModel):
         self.d = d
         self.spec = ParamSpec([Free("mean", (d,), axes=[names]),
                                Cholesky("cov", d, (), axes=[names])])
-        self.param_names = self.spec.names()
         self._J = full_to_elements(d)
         self.nobs = float(n)
         self.df_model = float(self.spec.size)
 
     # -- parameters ------------------------------------------------------------------
-    def pack(self, params):
-        return self.spec.pack(params)
-
-    def unpack(self, vec):
-        return self.spec.unpack(vec)
-
-    def to_inference(self, params):
-        return self.spec.to_inference(params)
-
-    def from_inference(self, vec):
-        return self.spec.from_inference(vec)
-
     def start_params(self) -> dict:
         """Observed-column means and variances, zero covariances."""
         pc = self.pair_counts.diagonal().astype(float)

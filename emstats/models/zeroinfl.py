@@ -39,7 +39,7 @@ from scipy.special import expit
 
 from ..components.glm import get_family, weighted_irls
 from ..em.data import ArrayData
-from ..em.params import Free, ParamSpec
+from ..em.params import Free, ParamSpec, SpecMaps
 from ..em.protocol import ChunkedModel
 from ..em.stats import Stats
 from ..exceptions import DataError
@@ -63,7 +63,7 @@ def _log_expit(x):
     return -np.logaddexp(0.0, -x)
 
 
-class ZeroInflatedRegression(FitMixin, ChunkedModel):
+class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
     """Zero-inflated Poisson or NB2 regression (see the module docstring and
     :func:`zeroinfl`)."""
 
@@ -107,23 +107,10 @@ class ZeroInflatedRegression(FitMixin, ChunkedModel):
                 "Log(theta)" if ix[0] == self.p else f"count_{cnt[ix[0]]}")),
             Free("zero", (self.q,), label=lambda ix: f"zero_{self.zero_names[ix[0]]}"),
         ])
-        self.param_names = self.spec.names()
         self.nobs = float(w.sum())
         self.df_model = float(self.spec.size)
 
     # -- parameters ---------------------------------------------------------------
-    def pack(self, params):
-        return self.spec.pack(params)
-
-    def unpack(self, vec):
-        return self.spec.unpack(vec)
-
-    def to_inference(self, params):
-        return self.spec.to_inference(params)
-
-    def from_inference(self, vec):
-        return self.spec.from_inference(vec)
-
     def check_start(self, start) -> dict:
         try:
             p = {k: np.asarray(v, dtype=float) for k, v in dict(start).items()}
