@@ -145,13 +145,19 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
         return c[: self.p], (c[self.p:] if self.d else None), np.asarray(params["zero"],
                                                                            dtype=float)
 
-    def _rows(self, params, ch):
-        """Per-row pieces: eta, phi, pi, tau, log-likelihood, log f(y)."""
+    def _predictors(self, params, ch):
+        """Count linear predictor eta, dispersion phi, zero-part linear predictor and
+        log f(y) of the count distribution, per row."""
         beta, phi, gamma = self._split(params)
         eta = ch["X"] @ beta + ch["off"]
         ez = ch["Z"] @ gamma
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             lf = self.family.logpdf(ch["y"], eta[:, None], phi, None, ch["c"])[:, 0]
+        return eta, phi, ez, lf
+
+    def _rows(self, params, ch):
+        """Per-row pieces: eta, phi, pi, tau, log-likelihood, log f(y)."""
+        eta, phi, ez, lf = self._predictors(params, ch)
         lpi, l1pi = _log_expit(ez), _log_expit(-ez)
         zero = ch["y"] == 0
         ll = np.where(zero, np.logaddexp(lpi, l1pi + lf), l1pi + lf)
@@ -461,11 +467,8 @@ class HurdleRegression(ZeroInflatedRegression):
     summary_title = "Hurdle Count Regression Results"
 
     def _rows(self, params, ch):
-        beta, phi, gamma = self._split(params)
-        eta = ch["X"] @ beta + ch["off"]
-        ez = ch["Z"] @ gamma
+        eta, phi, ez, lf = self._predictors(params, ch)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            lf = self.family.logpdf(ch["y"], eta[:, None], phi, None, ch["c"])[:, 0]
             lf0 = self.family.logpdf(np.zeros_like(eta), eta[:, None], phi, None)[:, 0]
             l1f0 = np.log(-np.expm1(lf0))
         pos = ch["y"] > 0
