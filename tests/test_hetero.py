@@ -76,7 +76,7 @@ def test_constant_scale_is_the_tobit(affairs):
 def test_summary_and_predict(res):
     txt = res.summary().as_text()
     assert "scale: gender[T.male]" in txt and "Left-censored:" in txt
-    s = res.predict("scale")
+    s = res.predict(which="scale")
     gamma = res.params.filter(like="scale:").to_numpy()
     assert_allclose(s.to_numpy(), np.exp(res.model.Z @ gamma))
 
@@ -93,3 +93,55 @@ def test_bad_scale_formula(affairs):
         emstats.tobit(FORMULA, affairs, scale_formula="~ nope")
     with pytest.raises(DataError, match="one-sided formula"):
         emstats.tobit(FORMULA, affairs, scale_formula="education")
+
+
+def test_predictions_match_the_tobit_when_the_scale_is_constant(affairs):
+    a = emstats.tobit(FORMULA, affairs, scale_formula="~ 1").fit(tol=1e-12)
+    b = emstats.tobit(FORMULA, affairs).fit(tol=1e-12)
+    for which in ("mean", "linear", "prob_uncensored", "conditional_mean"):
+        assert_allclose(a.predict(which=which).to_numpy(), b.predict(which=which).to_numpy(),
+                        rtol=1e-7, err_msg=which)
+    new = affairs.head(7)
+    assert_allclose(a.predict(new).to_numpy(), b.predict(new).to_numpy(), rtol=1e-7)
+
+
+def test_predict_on_new_data_goes_through_both_formulas(affairs, res):
+    new = affairs.iloc[[3, 10, 50]]
+    assert_allclose(res.predict(new, which="scale").to_numpy(),
+                    res.predict(which="scale").to_numpy()[[3, 10, 50]])
+    assert_allclose(res.predict(new).to_numpy(), res.predict().to_numpy()[[3, 10, 50]])
+    assert list(res.predict(new).index) == list(new.index)
+
+
+def test_chunks_threads_and_refits_agree(model, res):
+    """The E-step statistics add over chunks; threads and a second fit change nothing."""
+    from emstats.em.problem import Problem
+    from emstats.em.stats import tree_sum
+
+    theta = res.params.to_numpy()
+    one = Problem(model, n_threads=1)
+    s1, ll1 = one.e_step(theta)
+    chunks = model.data.chunks(4, 1)
+    parts = [model.chunk_stats(theta, c) for c in chunks]
+    s4 = tree_sum(p[0] for p in parts)
+    for key in s1:
+        assert_allclose(s4[key], s1[key], rtol=1e-12, atol=1e-12 * np.max(np.abs(s1[key])))
+    assert_allclose(sum(p[1] for p in parts), ll1, rtol=1e-13)
+    again = model.fit(tol=1e-13, n_threads=2)
+    assert np.array_equal(again.params.to_numpy(), model.fit(tol=1e-13, n_threads=1)
+                          .params.to_numpy())
+    assert_allclose(again.params.to_numpy(), theta, rtol=1e-9)
+    assert not hasattr(model, "_n_threads")
+
+
+def test_scale_step_never_decreases_q(model, res):
+    """The damped Newton step of gamma increases Q from far-off starts too."""
+    theta = model.start_params()
+    theta[model.k_exog:] += np.array([2.0, -1.0, 0.05])      # a poor scale start
+    fit = model.fit(method="em", start_params=theta, maxiter=400, tol=1e-10)
+    assert fit.convergence.n_decreases == 0
+
+
+def test_incremental_em_is_refused(model):
+    with pytest.raises(ValueError, match="current parameters"):
+        model.fit(method="incremental")

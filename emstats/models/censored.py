@@ -262,6 +262,13 @@ class CensoredRegression(FitMixin, ChunkedModel):
                      np.where(np.isfinite(lo), lo, hi)) - off
         beta = sla.cho_solve(self._gram_cho, X.T @ (w * y))
         resid = y - X @ beta
+        perfect = np.max(np.abs(resid)) <= 1e-10 * (1.0 + np.max(np.abs(y)))
+        if len(y) > X.shape[1] and np.all(lo == hi) and perfect:
+            what = ("the response is constant" if np.ptp(y) == 0 else
+                    "the regressors fit them without error")
+            raise DataError(
+                f"the {len(y)} exactly observed response(s) leave no residual variation "
+                f"({what}): the scale is not identified and its estimate goes to zero")
         s2 = float(w @ resid**2) / max(self._sum_w - self.k_exog, 1.0)
         if not np.isfinite(s2) or s2 <= 0:
             s2 = float(np.var(y)) or 1.0
@@ -566,6 +573,32 @@ class IntervalRegression(CensoredRegression):
 PREDICT_WHICH = ("linear", "mean", "prob_uncensored", "conditional_mean")
 
 
+def censored_prediction(mu, sigma, lo, hi, which: str) -> np.ndarray:
+    """Predictions of a censored normal response with latent mean ``mu`` and scale
+    ``sigma`` (scalar or per row) between the limits ``lo`` and ``hi``.
+
+    ``which``: ``"linear"`` (mu), ``"prob_uncensored"``, ``"conditional_mean"``
+    (E[y* | lo < y* < hi]) or ``"mean"`` (E[y], the limits weighted by their
+    probabilities plus the middle).
+    """
+    if which == "linear":
+        return mu
+    sigma = np.broadcast_to(np.asarray(sigma, dtype=float), np.shape(mu))
+    a = (lo - mu) / sigma
+    b = (hi - mu) / sigma
+    mom = np.empty((len(mu), 5))
+    censnorm.truncnorm_moments(np.ascontiguousarray(a), np.ascontiguousarray(b), mom)
+    prob = np.exp(mom[:, 0])
+    cmean = mu + sigma * mom[:, 1]
+    if which == "prob_uncensored":
+        return prob
+    if which == "conditional_mean":
+        return cmean
+    pl = np.where(np.isfinite(lo), stats.norm.cdf(a), 0.0)
+    pr = np.where(np.isfinite(hi), stats.norm.sf(b), 0.0)
+    return (np.where(pl > 0, lo, 0.0) * pl + np.where(pr > 0, hi, 0.0) * pr + prob * cmean)
+
+
 def censoring_rows(m) -> list:
     """Summary-header rows counting left, right, interval-censored and exact observations."""
     rows = [("Left-censored:", [str(m.n_left)]), ("Right-censored:", [str(m.n_right)])]
@@ -690,25 +723,8 @@ class CensoredResults(EMResults):
         return lo, hi
 
     def _predict_from(self, theta, X, off, lo, hi, which):
-        beta, sigma = theta[:-1], float(np.exp(theta[-1]))
-        mu = X @ beta + off
-        if which == "linear":
-            return mu
-        a = (lo - mu) / sigma
-        b = (hi - mu) / sigma
-        mom = np.empty((len(mu), 5))
-        censnorm.truncnorm_moments(np.ascontiguousarray(a), np.ascontiguousarray(b), mom)
-        prob = np.exp(mom[:, 0])
-        cmean = mu + sigma * mom[:, 1]
-        if which == "prob_uncensored":
-            return prob
-        if which == "conditional_mean":
-            return cmean
-        # mean of the censored response: limits times their probabilities plus the middle
-        pl = np.where(np.isfinite(lo), stats.norm.cdf(a), 0.0)
-        pr = np.where(np.isfinite(hi), stats.norm.sf(b), 0.0)
-        return (np.where(pl > 0, lo, 0.0) * pl + np.where(pr > 0, hi, 0.0) * pr
-                + prob * cmean)
+        return censored_prediction(X @ theta[:-1] + off, float(np.exp(theta[-1])), lo, hi,
+                                   which)
 
     def predict(self, exog=None, which: str = "mean", *, offset=None, censor_left=None,
                 censor_right=None) -> pd.Series | np.ndarray:
