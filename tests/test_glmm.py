@@ -403,3 +403,36 @@ def test_fit_options_are_the_common_ones(model):
     assert res.convergence.converged and res.cov_type == "none"
     with pytest.raises(ValueError, match="n_init must be 1"):
         model.fit(n_init=3)
+
+
+def test_predict_matches_lme4_and_quadrature(cbpp, model):
+    """lme4's predict(type = "response") is plogis(X fixef + ranef[herd]); at glmer's
+    estimates the conditional modes match ranef to 1e-8 (test above), so predictions at
+    our estimates match those of glmer's to the agreement of the estimates."""
+    from scipy import integrate, special
+
+    res = model.fit(tol=1e-12)
+    beta = BETA_R
+    X = model.X.copy()
+    X[model.order] = model.X
+    herd = cbpp["herd"].astype(int).to_numpy() - 1
+    lme4 = special.expit(X @ beta + np.asarray(FIT["ranef"])[herd])
+    assert_allclose(res.predict().to_numpy(), lme4, rtol=1e-6)
+    assert_allclose(res.predict(which="fixed").to_numpy(), X @ res.fe_params.to_numpy())
+    # new data in known groups (through the formula) are the same rows' predictions
+    new = cbpp.iloc[[0, 5, 40]]
+    assert_allclose(res.predict(new).to_numpy(), res.predict().to_numpy()[[0, 5, 40]],
+                    rtol=1e-12)
+    # a new group gets the random intercept 0; the population average integrates over it
+    other = new.assign(herd="unseen")
+    assert_allclose(res.predict(other, which="linear").to_numpy(),
+                    res.predict(new, which="fixed").to_numpy())
+    tau = res.group_sd
+    eta = res.predict(new, which="fixed").to_numpy()
+    quad = [integrate.quad(lambda z, e=e: special.expit(e + tau * z) * np.exp(-z * z / 2)
+                           / np.sqrt(2 * np.pi), -np.inf, np.inf)[0] for e in eta]
+    assert_allclose(res.predict(new, which="marginal").to_numpy(), quad, rtol=1e-10)
+    with pytest.raises(DataError, match="groups"):
+        res.predict(new.drop(columns="herd"))
+    with pytest.raises(ValueError, match="which"):
+        res.predict(which="proba")

@@ -317,7 +317,9 @@ def test_results_objects_predict_and_sample():
     assert np.isclose(res.weights_se.iloc[0], res.weights_se.iloc[1])
     pp = res.predict_proba()
     np.testing.assert_allclose(pp.sum(axis=1), 1.0)
-    assert (res.predict() == pp.to_numpy().argmax(axis=1) + 1).all()
+    assert (res.predict(which="label") == pp.to_numpy().argmax(axis=1) + 1).all()
+    pd.testing.assert_frame_equal(res.predict(), pd.DataFrame(
+        pp.to_numpy() @ res.means.to_numpy(), index=pp.index, columns=res.means.columns))
     # log-density against scipy
     p = res.raw_params
     new = pd.DataFrame({"eruptions": [2.0, 4.5], "waiting": [50.0, 85.0]})
@@ -325,7 +327,7 @@ def test_results_objects_predict_and_sample():
         new.to_numpy()) for k in range(2))
     np.testing.assert_allclose(np.exp(res.score_samples(new)), dens, rtol=1e-12)
     assert res.score_samples().sum() == pytest.approx(res.llf, rel=1e-12)
-    assert list(res.predict(new)) == [1, 2]
+    assert list(res.predict(new, which="label")) == [1, 2]
     x1, c1 = res.sample(500, seed=3)
     x2, c2 = res.sample(500, seed=3)
     assert x1.equals(x2) and (c1 == c2).all() and x1.shape == (500, 2)
@@ -518,7 +520,7 @@ def test_predict_which():
     np.testing.assert_allclose(mean.to_numpy(),
                                pp.to_numpy()[:5] @ res.means.to_numpy(), rtol=1e-12)
     np.testing.assert_allclose(res.predict(which="logpdf"), res.score_samples())
-    assert (res.predict() == res.predict(which="label")).all()
+    assert (res.predict(which="label") == res.predict(which="label")).all()
     with pytest.raises(ValueError, match="which"):
         res.predict(which="nope")
 

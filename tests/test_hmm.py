@@ -672,11 +672,12 @@ def test_predict_vocabulary(quakes):
     sm = res.smoothed_probs()
     pd.testing.assert_frame_equal(res.predict_proba(), sm)
     pd.testing.assert_frame_equal(res.predict(which="proba"), sm)
-    state = res.predict()                      # the default: the most probable state
+    state = res.predict(which="state")         # the most probable state
     assert state.name == "state" and set(state.unique()) <= {1, 2}
     np.testing.assert_array_equal(state.to_numpy(), sm.to_numpy().argmax(axis=1) + 1)
     mean = res.predict(which="mean")
     np.testing.assert_allclose(mean.to_numpy(), sm.to_numpy() @ res.rates.to_numpy())
+    pd.testing.assert_series_equal(res.predict(), mean)   # the default kind: the mean
     # new observations, decoded with the fitted parameters (here: the same data, split)
     x = quakes["count"].to_numpy()
     new = res.predict_proba(x[:50])

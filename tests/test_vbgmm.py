@@ -144,7 +144,7 @@ def test_k1_elbo_is_the_normal_wishart_marginal_likelihood():
              - multigammaln(nu0 / 2, d) + 0.5 * nu0 * np.linalg.slogdet(psi0)[1]
              - 0.5 * nun * np.linalg.slogdet(psin)[1] + 0.5 * d * np.log(beta0 / betan))
     assert res.elbo == pytest.approx(logml, rel=1e-13)
-    p = res.params
+    p = res.raw_params
     assert _rel(p.means[0], (beta0 * m0 + n * xbar) / betan) < 1e-13
     assert _rel(p.covariances[0], psin / nun) < 1e-12
     assert p.degrees_of_freedom[0] == pytest.approx(nun)
@@ -191,7 +191,7 @@ def test_sklearn_same_trajectory():
         res = m.fit(init=r0, maxiter=iters, tol=1e-300)
     assert sk.used_resp0 and len(sk.lower_bounds_) == iters
     assert res.convergence.n_iter == iters
-    p = res.params
+    p = res.raw_params
     for ours, theirs in [(p.weight_concentration, sk.weight_concentration_),
                          (p.mean_precision, sk.mean_precision_), (p.means, sk.means_),
                          (p.degrees_of_freedom, sk.degrees_of_freedom_),
@@ -244,7 +244,7 @@ def test_sklearn_converged_faithful():
     res = m.fit(init=r0, tol=1e-15, maxiter=5000)
     assert res.convergence.converged
     for name in ("weight_concentration", "means", "covariances"):
-        assert _rel(getattr(res.params, name), getattr(p, name)) < 1e-5
+        assert _rel(getattr(res.raw_params, name), getattr(p, name)) < 1e-5
     assert res.elbo == pytest.approx(sk.lower_bound_ + m.sklearn_constant(), rel=1e-12, abs=0)
     assert _rel(res.weights.to_numpy(), sk.weights_) < 1e-6
     assert _rel(res.posterior_mean_covariances[p.degrees_of_freedom > 3],
@@ -252,7 +252,14 @@ def test_sklearn_converged_faithful():
                  / (sk.degrees_of_freedom_ - 3)[:, None, None])[p.degrees_of_freedom > 3]) < 1e-6
     np.testing.assert_allclose(res.predict_proba().to_numpy(), sk.predict_proba(XF),
                                rtol=1e-6, atol=1e-9)
-    assert np.array_equal(res.predict().to_numpy() - 1, sk.predict(XF))
+    assert np.array_equal(res.predict(which="label").to_numpy() - 1, sk.predict(XF))
+    # llf is the plug-in log-likelihood: the mixture density at scikit-learn's weights_,
+    # means_ and covariances_ (its score_samples uses the variational expectations instead)
+    from scipy import stats as sps
+
+    dens = sum(w * sps.multivariate_normal(mu, c).pdf(XF)
+               for w, mu, c in zip(sk.weights_, sk.means_, sk.covariances_, strict=True))
+    assert res.llf == pytest.approx(np.log(dens).sum(), rel=1e-8)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -272,7 +279,7 @@ def test_superfluous_components_emptied_as_sklearn(seed):
     assert np.all(w[~big] < 1e-3)
     assert np.array_equal(sk.weights_ > 0.05, big)
     assert _rel(w, sk.weights_) < 1e-7
-    assert _rel(res.params.means[big], sk.means_[big]) < 1e-7
+    assert _rel(res.raw_params.means[big], sk.means_[big]) < 1e-7
 
 
 # ----------------------------------------------------------------------------------
@@ -286,7 +293,7 @@ def test_threads_bitwise_equal():
     a = m.fit(init="random", seed=0, maxiter=40, n_threads=1, tol=1e-300)
     b = m.fit(init="random", seed=0, maxiter=40, n_threads=2, tol=1e-300)
     assert np.array_equal(a.elbo_trace, b.elbo_trace)
-    assert np.array_equal(a.params.covariances, b.params.covariances)
+    assert np.array_equal(a.raw_params.covariances, b.raw_params.covariances)
 
 
 def test_not_converged_warns():
@@ -304,7 +311,7 @@ def test_results_api_and_formula():
     pr = res.predict_proba(df.iloc[:7])
     assert pr.shape == (7, 3) and np.allclose(pr.sum(axis=1), 1.0)
     np.testing.assert_allclose(pr.to_numpy(), res.predict_proba().to_numpy()[:7], rtol=1e-13)
-    lab = res.predict()
+    lab = res.predict(which="label")
     assert set(lab.unique()) <= {1, 2, 3}
     tab = res.posterior_table()
     assert list(tab.index[:3]) == ["weight[1]", "weight[2]", "weight[3]"]
@@ -313,7 +320,21 @@ def test_results_api_and_formula():
     assert np.all(tab.loc[ok, "post. sd"] > 0)
     text = str(res.summary())
     assert "ELBO" in text and "No standard errors" in text and "mean[1](waiting)" in text
-    assert res.cov_type == "none"
+    # an EMResults like every other: params, posterior sd as bse, credible intervals
+    from emstats.inference.results import EMResults
+
+    assert isinstance(res, EMResults) and res.cov_type == "posterior"
+    assert list(res.params.index) == res.model.param_names
+    np.testing.assert_allclose(res.params.to_numpy(), tab["post. mean"].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(res.bse.to_numpy()[ok.to_numpy()],
+                               tab.loc[ok, "post. sd"].to_numpy(), rtol=1e-12)
+    ci = res.conf_int()
+    np.testing.assert_allclose(ci.to_numpy(), tab.iloc[:, 2:].to_numpy(), rtol=1e-12)
+    assert res.bic == pytest.approx(-2 * res.llf + np.log(len(df)) * (2 + 6 + 9))
+    pd.testing.assert_frame_equal(
+        res.predict(), pd.DataFrame(pr_all := res.predict_proba().to_numpy(), index=df.index)
+        .dot(res.means.to_numpy()).set_axis(["eruptions", "waiting"], axis=1))
+    assert pr_all.shape == (len(df), 3)
     with pytest.raises(ValueError, match="no sampling standard errors"):
         vbgmm(XF, 2).fit(cov_type="louis")
 
@@ -321,11 +342,11 @@ def test_results_api_and_formula():
 def test_start_params_and_squarem_reach_same_optimum():
     m = vbgmm(XF, 2)
     a = m.fit(tol=1e-14)
-    b = m.fit(start_params=a.params.copy(), tol=1e-14)
+    b = m.fit(start_params=a.raw_params.copy(), tol=1e-14)
     assert b.convergence.n_iter <= 3
     c = m.fit(method="squarem", tol=1e-14)
     assert c.elbo == pytest.approx(a.elbo, rel=1e-12)
-    assert isinstance(a.params, VBParams)
+    assert isinstance(a.raw_params, VBParams)
 
 
 # ----------------------------------------------------------------------------------

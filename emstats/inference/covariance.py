@@ -15,6 +15,8 @@ COV_LABELS = {
     "numerical": "numerical Hessian of the log-likelihood",
     "bootstrap": "nonparametric bootstrap",
     "sem": "supplemented EM (Meng & Rubin 1991)",
+    "posterior": "posterior standard deviations of the variational posterior (not sampling "
+                 "standard errors)",
 }
 
 

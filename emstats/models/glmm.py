@@ -78,7 +78,7 @@ from ..em.protocol import ChunkedModel
 from ..em.stats import Stats
 from ..exceptions import DataError, SingularDesignError
 from ..exceptions import describe_rows as _labels
-from ..formula import build_design
+from ..formula import build_design, new_exog
 from ..inference.fit import FitMixin
 from ..inference.results import EMResults
 
@@ -610,6 +610,79 @@ class GLMMResults(EMResults):
     def random_effects(self) -> pd.Series:
         """Conditional modes of the random intercepts at the estimates."""
         return self.model.conditional_modes(self.params.to_numpy())
+
+    def predict(self, newdata=None, which: str = "mean", *, groups=None) -> pd.Series:
+        """Predictions for the estimation rows or new data (``docs/predict.md``).
+
+        Parameters
+        ----------
+        newdata : DataFrame or array_like, optional
+            New rows; a DataFrame goes through the formula's design information.
+            Default: the estimation rows, in their original order.
+        which : {"mean", "linear", "marginal", "fixed"}
+            ``"mean"`` (default): the success probability given the group's random
+            intercept at its conditional mode, expit(x'beta + b_hat_g) (lme4's
+            ``predict(type = "response")``); ``"linear"``: x'beta + b_hat_g;
+            ``"fixed"``: x'beta (lme4's ``re.form = NA``); ``"marginal"``: the
+            population-averaged probability, the integral of expit(x'beta + tau z)
+            over z ~ N(0, 1) (by Gauss-Hermite quadrature with 60 nodes).
+        groups : array_like, optional
+            Group labels of the new rows (default: the model's group column of a
+            DataFrame ``newdata``).  A group not in the fit gets the random intercept 0,
+            as lme4's ``allow.new.levels = TRUE``.
+
+        Returns
+        -------
+        pandas.Series
+        """
+        kinds = ("mean", "linear", "marginal", "fixed")
+        if which not in kinds:
+            raise ValueError(f"which must be one of {kinds}, got {which!r}")
+        m = self.model
+        theta = self.params.to_numpy()
+        beta, tau = m._split(theta)
+        if newdata is None:
+            X = np.empty_like(m.X)
+            X[m.order] = m.X
+            g = np.empty(m.nobs, dtype=np.int64)
+            g[m.order] = m.g
+            index = m.row_labels
+        else:
+            if isinstance(newdata, (pd.DataFrame, dict)) and m.design_info is not None:
+                X = new_exog(m.design_info, newdata)
+            else:
+                X = np.atleast_2d(np.asarray(newdata, dtype=float))
+            if X.shape[1] != m.k_exog:
+                raise DataError(f"new data have {X.shape[1]} columns, the model has "
+                                f"{m.k_exog}")
+            index = getattr(newdata, "index", pd.RangeIndex(X.shape[0]))
+            if groups is None and isinstance(newdata, pd.DataFrame) \
+                    and m.group_name in newdata.columns:
+                groups = newdata[m.group_name]
+            if groups is None:
+                if which in ("mean", "linear"):
+                    raise DataError(
+                        f"predict(which={which!r}) on new data needs the rows' groups: pass "
+                        f"groups= or a column {m.group_name!r} (or use which='marginal' or "
+                        "'fixed')")
+                g = np.full(X.shape[0], -1)
+            else:
+                gv = np.asarray(groups, dtype=object).ravel()
+                if gv.shape[0] != X.shape[0]:
+                    raise DataError(f"groups has {gv.shape[0]} values for {X.shape[0]} rows")
+                g = m.group_levels.get_indexer(pd.Index(gv, dtype=object))
+        eta = X @ beta
+        if which == "fixed":
+            out = eta
+        elif which == "marginal":
+            z, w = np.polynomial.hermite.hermgauss(60)
+            out = special.expit(eta[:, None] + tau * np.sqrt(2.0) * z[None, :]) \
+                @ (w / np.sqrt(np.pi))
+        else:
+            mode = m.modes(theta)[0]
+            b = np.where(g >= 0, mode[np.maximum(g, 0)], 0.0)
+            out = eta + b if which == "linear" else special.expit(eta + b)
+        return pd.Series(out, index=index, name=which)
 
     def _summary_rows(self):
         m = self.model

@@ -1784,16 +1784,18 @@ class GMMResults(EMResults):
         return pd.DataFrame(r, index=labels,
                             columns=pd.RangeIndex(1, self.k + 1, name="component"))
 
-    def predict(self, newdata=None, which: str = "label"):
-        """Predictions for the model's rows or ``newdata``.
+    def predict(self, newdata=None, which: str = "mean"):
+        """Predictions for the model's rows or ``newdata`` (the package's one predict
+        vocabulary, ``docs/predict.md``).
 
         Parameters
         ----------
         newdata : array_like or DataFrame, optional
-        which : {"label", "proba", "mean", "logpdf"}
-            ``"label"``: the most probable component (1..K) of each row; ``"proba"``:
-            the posterior probabilities (:meth:`predict_proba`); ``"mean"``: the
-            posterior mean of the component mean, sum_k r_ik mu_k (rows x variables);
+        which : {"mean", "label", "proba", "logpdf"}
+            ``"mean"`` (default): the posterior mean of the component mean,
+            sum_k r_ik mu_k (rows x variables); ``"label"``: the most probable
+            component (1..K) of each row, the clustering (scikit-learn's ``predict``);
+            ``"proba"``: the posterior probabilities (:meth:`predict_proba`);
             ``"logpdf"``: the mixture's log-density (:meth:`score_samples`).
         """
         if which == "proba":
@@ -1920,7 +1922,7 @@ class GMMResults(EMResults):
         dens = self._marginal_density(pts, idx)
         ax.contour(G0, G1, dens.reshape(G0.shape), levels=levels)
         if points:
-            ax.scatter(X2[:, 0], X2[:, 1], c=self.predict().to_numpy(), s=8, cmap="tab10")
+            ax.scatter(X2[:, 0], X2[:, 1], c=self.predict(which="label").to_numpy(), s=8, cmap="tab10")
         ax.set_xlabel(m.columns[idx[0]])
         ax.set_ylabel(m.columns[idx[1]])
         return ax

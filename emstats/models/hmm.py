@@ -1856,7 +1856,7 @@ class HMMResults(EMResults):
         return pd.DataFrame(m.to_caller_order(g), index=m.row_labels,
                             columns=pd.Index(self.states, name="state"))
 
-    def predict(self, newdata=None, which: str = "state", *, lengths=None):
+    def predict(self, newdata=None, which: str = "mean", *, lengths=None):
         """Predictions for the data of the fit or for ``newdata``, from the smoothed
         state probabilities (local decoding).
 
@@ -1864,10 +1864,11 @@ class HMMResults(EMResults):
         ----------
         newdata : array_like, Series or DataFrame, optional
             Other observations to decode with the fitted parameters (default: the data).
-        which : {"state", "mean", "proba"}
-            ``"state"`` (default): the most probable state at each time (1..K);
-            ``"mean"``: the posterior mean of the observation, sum_k P(S_t = k | y) E[x | k]
-            (for a categorical emission the posterior probabilities of the symbols);
+        which : {"mean", "state", "proba"}
+            ``"mean"`` (default, the package's one predict vocabulary): the posterior
+            mean of the observation, sum_k P(S_t = k | y) E[x | k] (for a categorical
+            emission the posterior probabilities of the symbols); ``"state"``: the most
+            probable state at each time (1..K);
             ``"proba"``: the smoothed probabilities (:meth:`predict_proba`).
         lengths : array_like of int, optional
             Sequence lengths of ``newdata``.

@@ -51,6 +51,7 @@ from ..em.protocol import ChunkedModel
 from ..em.stats import Stats
 from ..exceptions import DataError, describe_rows
 from ..inference.fit import FitMixin, fit_model
+from ..inference.results import EMResults
 
 LOG_2PI = math.log(2.0 * math.pi)
 LOG_2 = math.log(2.0)
@@ -511,6 +512,39 @@ class VariationalGaussianMixture(FitMixin, ChunkedModel):
         a = params.weight_concentration
         return np.concatenate([a / a.sum(), params.means.ravel()])
 
+    def posterior_covariance(self, params: VBParams) -> np.ndarray:
+        """Covariance of :meth:`to_inference`'s coordinates under the variational posterior.
+
+        The weights are Dirichlet(alpha); the mean of component k is Student t with
+        nu_k - d + 1 degrees of freedom and covariance W_k^-1 / (beta_k (nu_k - d - 1))
+        (NaN where nu_k <= d + 1); q factorises between the weights and the components.
+        """
+        K, d = self.K, self.d
+        a = params.weight_concentration
+        a0 = a.sum()
+        out = np.zeros((K + K * d, K + K * d))
+        out[:K, :K] = (np.diag(a) * a0 - np.outer(a, a)) / (a0 * a0 * (a0 + 1.0))
+        nu, beta = params.degrees_of_freedom, params.mean_precision
+        for k in range(K):
+            s = slice(K + k * d, K + (k + 1) * d)
+            winv = params.covariances[k] * nu[k]
+            out[s, s] = (winv / (beta[k] * (nu[k] - d - 1.0)) if nu[k] > d + 1
+                         else np.full((d, d), np.nan))
+        return out
+
+    def plugin_loglike(self, params: VBParams) -> float:
+        """Log-likelihood of the data under the mixture at the posterior means of the
+        weights, the means and the covariances (E[Lambda_k]^-1)."""
+        a = params.weight_concentration
+        logw = np.log(a / a.sum())
+        dens = np.column_stack([
+            sps.multivariate_normal(params.means[k], params.covariances[k],
+                                    allow_singular=True).logpdf(self.X).reshape(-1)
+            for k in range(self.K)])
+        z = dens + logw
+        top = z.max(axis=1, keepdims=True)
+        return float(np.sum(top[:, 0] + np.log(np.exp(z - top).sum(axis=1))))
+
     # -- fitting --------------------------------------------------------------------------
     def initial_starts(self, init, n_init: int, rng: np.random.Generator):
         """One M-step from initial responsibilities per start: ``n_init`` of them for
@@ -575,15 +609,25 @@ class VariationalGaussianMixture(FitMixin, ChunkedModel):
 # results
 # ----------------------------------------------------------------------------------
 
-class VBGMMResults:
+class VBGMMResults(EMResults):
     """Results of a variational Bayesian Gaussian mixture fit.
 
-    Components keep the order of the starting responsibilities (no relabelling).
+    An :class:`~emstats.inference.results.EMResults` whose ``params`` are the posterior
+    means of the weights and of the component means (``model.param_names``) and whose
+    covariance is that of the variational posterior (``cov_type="posterior"``: ``bse``
+    are posterior standard deviations, not sampling standard errors; :meth:`conf_int`
+    gives exact equal-tailed credible intervals).  ``llf`` is the plug-in
+    log-likelihood of the data at the posterior means of the weights, means and
+    covariances, and AIC/BIC count the free parameters of that mixture; the
+    variational objective itself is :attr:`elbo`.  Components keep the order of the
+    starting responsibilities (no relabelling).
 
     Attributes
     ----------
     model : VariationalGaussianMixture
-    params : VBParams
+    params : pandas.Series
+        Posterior means of the weights and component means.
+    raw_params : VBParams
         The variational parameters at convergence.
     convergence : ConvergenceInfo
         Engine diagnostics; ``convergence.loglik`` is the ELBO trace.
@@ -591,20 +635,18 @@ class VBGMMResults:
         Final ELBO (a lower bound on the log marginal likelihood, constants included).
     init_elbos : ndarray
         Final ELBO of every start.
-    cov_type : str
-        ``"none"``: no standard errors (see :meth:`summary` for posterior spread).
     """
-
-    cov_type = "none"
 
     def __init__(self, model: VariationalGaussianMixture, theta, cov, *, llf: float,
                  convergence: ConvergenceInfo, raw_params: VBParams, init: str = "kmeans",
                  extra: dict | None = None, **kwargs):
-        self.model = model
-        self.params = raw_params
-        self.convergence = convergence
+        K, d = model.K, model.d
+        super().__init__(model, theta, model.posterior_covariance(raw_params),
+                         llf=model.plugin_loglike(raw_params), nobs=model.n,
+                         df_model=float((K - 1) + K * d + K * d * (d + 1) // 2),
+                         cov_type="posterior", convergence=convergence,
+                         raw_params=raw_params, extra=extra)
         self.elbo = float(llf)
-        self.extra = dict(extra or {})
         starts = self.extra.get("starts")
         if starts:
             # each start's ELBO after its short run; the continued one's final ELBO
@@ -614,7 +656,30 @@ class VBGMMResults:
         else:
             self.init_elbos = np.array([self.elbo])
         self.init = init
-        self.nobs = model.n
+
+    @property
+    def n_free(self) -> int:
+        """Free parameters of the plug-in mixture: (K - 1) + K d + K d (d + 1) / 2."""
+        return int(self.df_model)
+
+    @property
+    def aic(self) -> float:
+        """AIC of the plug-in mixture, -2 llf + 2 n_free."""
+        return -2.0 * self.llf + 2.0 * self.n_free
+
+    @property
+    def bic(self) -> float:
+        """BIC of the plug-in mixture, -2 llf + n_free log(nobs)."""
+        return -2.0 * self.llf + np.log(self.nobs) * self.n_free
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Equal-tailed credible intervals of the variational posterior (Beta marginals
+        for the weights, Student t for the means; :meth:`posterior_table`)."""
+        if not 0 < alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+        t = self.posterior_table(alpha)
+        return pd.DataFrame({0: t.iloc[:, 2].to_numpy(), 1: t.iloc[:, 3].to_numpy()},
+                            index=self.params.index)
 
     # -- variational parameters (scikit-learn's names) --------------------------------------
     @property
@@ -628,20 +693,20 @@ class VBGMMResults:
 
     @property
     def weight_concentration(self) -> np.ndarray:
-        return self.params.weight_concentration.copy()
+        return self.raw_params.weight_concentration.copy()
 
     @property
     def mean_precision(self) -> np.ndarray:
-        return self.params.mean_precision.copy()
+        return self.raw_params.mean_precision.copy()
 
     @property
     def degrees_of_freedom(self) -> np.ndarray:
-        return self.params.degrees_of_freedom.copy()
+        return self.raw_params.degrees_of_freedom.copy()
 
     @property
     def covariances(self) -> np.ndarray:
         """E[Lambda_k]^-1 = W_k^-1 / nu_k (scikit-learn's ``covariances_``)."""
-        return self.params.covariances.copy()
+        return self.raw_params.covariances.copy()
 
     @property
     def _index(self):
@@ -650,20 +715,20 @@ class VBGMMResults:
     @property
     def weights(self) -> pd.Series:
         """Posterior means of the weights, alpha_k / sum alpha."""
-        a = self.params.weight_concentration
+        a = self.raw_params.weight_concentration
         return pd.Series(a / a.sum(), index=self._index, name="weight")
 
     @property
     def means(self) -> pd.DataFrame:
         """Posterior means of the component means, m_k."""
-        return pd.DataFrame(self.params.means, index=self._index, columns=self.model.columns)
+        return pd.DataFrame(self.raw_params.means, index=self._index, columns=self.model.columns)
 
     @property
     def posterior_mean_covariances(self) -> np.ndarray:
         """E[Sigma_k] = W_k^-1 / (nu_k - d - 1) (NaN where nu_k <= d + 1)."""
         d = self.model.d
-        nu = self.params.degrees_of_freedom
-        Winv = self.params.covariances * nu[:, None, None]
+        nu = self.raw_params.degrees_of_freedom
+        Winv = self.raw_params.covariances * nu[:, None, None]
         with np.errstate(divide="ignore", invalid="ignore"):
             out = Winv / np.where(nu > d + 1, nu - d - 1, np.nan)[:, None, None]
         return out
@@ -671,7 +736,7 @@ class VBGMMResults:
     @property
     def expected_counts(self) -> pd.Series:
         """N_k = sum_i r_ik at the final parameters (alpha_k - alpha_0k)."""
-        return pd.Series(self.params.weight_concentration - self.model.alpha0,
+        return pd.Series(self.raw_params.weight_concentration - self.model.alpha0,
                          index=self._index, name="N")
 
     # -- prediction -------------------------------------------------------------------------
@@ -711,14 +776,30 @@ class VBGMMResults:
         """Responsibilities under the variational posterior, r_ik proportional to
         exp(E log pi_k + E log N(x_i | mu_k, Lambda_k)) (scikit-learn's ``predict_proba``)."""
         X, labels = self._new_data(data)
-        D = self.model._derived(self.params)
-        r = self.model._kernel(X, self.params, D, want_resp=True,
+        D = self.model._derived(self.raw_params)
+        r = self.model._kernel(X, self.raw_params, D, want_resp=True,
                                n_threads=resolve_threads(None))[5]
         return pd.DataFrame(r, index=labels, columns=self._index)
 
-    def predict(self, data=None) -> pd.Series:
-        """Most probable component (1..K) of each row."""
-        r = self.predict_proba(data)
+    def predict(self, newdata=None, which: str = "mean"):
+        """Predictions for the model's rows or ``newdata`` (``docs/predict.md``).
+
+        Parameters
+        ----------
+        newdata : array_like or DataFrame, optional
+        which : {"mean", "label", "proba"}
+            ``"mean"`` (default): sum_k r_ik m_k, the posterior mean of the component
+            mean (rows x variables); ``"label"``: the most probable component (1..K),
+            scikit-learn's ``predict``; ``"proba"``: :meth:`predict_proba`.
+        """
+        if which not in ("mean", "label", "proba"):
+            raise ValueError(f"which must be 'mean', 'label' or 'proba', got {which!r}")
+        r = self.predict_proba(newdata)
+        if which == "proba":
+            return r
+        if which == "mean":
+            return pd.DataFrame(r.to_numpy() @ self.raw_params.means, index=r.index,
+                                columns=self.model.columns)
         return pd.Series(np.argmax(r.to_numpy(), axis=1) + 1, index=r.index, name="component")
 
     # -- summary ----------------------------------------------------------------------------
@@ -726,7 +807,7 @@ class VBGMMResults:
         """Posterior mean, standard deviation and equal-tailed credible interval of every
         weight (marginally Beta) and component mean (marginally Student t with
         nu_k - d + 1 degrees of freedom) under the variational posterior."""
-        p, m = self.params, self.model
+        p, m = self.raw_params, self.model
         d = m.d
         a = p.weight_concentration
         a0 = a.sum()
@@ -762,13 +843,15 @@ class VBGMMResults:
         left = [("Model:", "Variational Bayesian GMM"), ("Covariance:", m.covariance),
                 ("Components k:", str(self.k)), ("No. Observations:", str(m.n)),
                 ("Variables:", str(m.d))]
-        right = [("ELBO:", f"{self.elbo:.6f}"), ("Method:", cv.method),
-                 ("Iterations:", str(cv.n_iter)), ("Converged:", str(cv.converged)),
-                 ("Std. errors:", "none (posterior sd)")]
+        right = [("ELBO:", f"{self.elbo:.6f}"), ("Log-lik. (plug-in):", f"{self.llf:.6f}"),
+                 ("Method:", {"em": "coordinate ascent", "squarem": "SQUAREM"}.get(
+                     cv.method, cv.method)),
+                 ("Iterations:", str(cv.n_iter)),
+                 ("Converged:", "yes" if cv.converged else "NO")]
         rows = [[a[0], a[1], b[0], b[1]] for a, b in zip(left, right, strict=True)]
         s.tables.append(SimpleTable(rows, title="Variational Bayesian Gaussian mixture"))
         s.tables.append(_df_table(self.posterior_table(alpha)))
-        p = self.params
+        p = self.raw_params
         comp = pd.DataFrame({"E[weight]": self.weights.to_numpy(),
                              "N_k": self.expected_counts.to_numpy(),
                              "alpha": p.weight_concentration, "beta": p.mean_precision,
