@@ -63,7 +63,7 @@ from .._config import information_memory_limit, resolve_threads
 from .._kernels import hmm_kernels as hk
 from ..components.init import kmeans, quantile_starts
 from ..em.data import ArrayData
-from ..em.params import ParamSpec, Simplex
+from ..em.params import Block, Cholesky, Free, ParamSpec, Positive, Simplex
 from ..em.protocol import ChunkedModel
 from ..em.stats import Stats
 from ..exceptions import DataError, InformationTooLargeError
@@ -140,9 +140,39 @@ class _Emission:
         self.var_names = var_names
 
     q = 0  # parameters per state
+    #: the state-dependent parameters as blocks with leading axis K (state-major order)
+    blocks: list[Block] = []
 
     def local_names(self) -> list[str]:
         raise NotImplementedError
+
+    # -- parameter maps, generated from the blocks, one row of coordinates per state ------
+    def _rows(self, em, fn: str) -> np.ndarray:
+        return np.concatenate([getattr(b, fn)(em[b.name]).reshape(self.K, -1)
+                               for b in self.blocks], axis=1)
+
+    def _split(self, u, fn: str) -> dict:
+        u = np.asarray(u, dtype=float).reshape(self.K, -1)
+        out, pos = {}, 0
+        for b in self.blocks:
+            w = b.size // self.K
+            out[b.name] = getattr(b, fn)(np.ascontiguousarray(u[:, pos:pos + w]).ravel())
+            pos += w
+        return out
+
+    def pack(self, em) -> np.ndarray:
+        """Unconstrained coordinates (logs, log-ratios, log-Cholesky), state by state."""
+        return self._rows(em, "pack").ravel()
+
+    def unpack(self, u) -> dict:
+        return self._split(u, "unpack")
+
+    def to_inf(self, em) -> np.ndarray:
+        """Inference coordinates, shape (K, q): the natural parameters of each state."""
+        return self._rows(em, "to_inference")
+
+    def from_inf(self, th) -> dict:
+        return self._split(th, "from_inference")
 
 
 class PoissonEmission(_Emission):
@@ -152,6 +182,7 @@ class PoissonEmission(_Emission):
     def __init__(self, K, d, var_names, M=1):
         super().__init__(K, d, var_names, M)
         self.q = 1
+        self.blocks = [Positive("rates", (K,))]
 
     def local_names(self):
         return ["lambda"]
@@ -175,18 +206,6 @@ class PoissonEmission(_Emission):
         old = em["rates"]
         lam = np.where(n > 0, sums / np.where(n > 0, n, 1.0), old)
         return {"rates": np.maximum(lam, 1e-12)}
-
-    def pack(self, em):
-        return np.log(em["rates"])
-
-    def unpack(self, u):
-        return {"rates": np.exp(u)}
-
-    def to_inf(self, em):
-        return em["rates"][:, None]
-
-    def from_inf(self, th):
-        return {"rates": th[:, 0].copy()}
 
     def logdens(self, X, codes, em):
         lam = em["rates"]
@@ -230,6 +249,7 @@ class GaussianDiagEmission(_Emission):
     def __init__(self, K, d, var_names, M=1):
         super().__init__(K, d, var_names, M)
         self.q = 2 * d
+        self.blocks = [Free("means", (K, d)), Positive("vars", (K, d))]
 
     def local_names(self):
         return [f"mu[{v}]" for v in self.var_names] + [f"var[{v}]" for v in self.var_names]
@@ -276,19 +296,6 @@ class GaussianDiagEmission(_Emission):
         v = np.maximum(v, model.var_floor)
         means = np.where(ok[:, None], mc + model._xbar, em["means"])
         return {"means": means, "vars": np.where(ok[:, None], v, em["vars"])}
-
-    def pack(self, em):
-        return np.concatenate([em["means"], np.log(em["vars"])], axis=1).ravel()
-
-    def unpack(self, u):
-        u = u.reshape(self.K, 2 * self.d)
-        return {"means": u[:, :self.d].copy(), "vars": np.exp(u[:, self.d:])}
-
-    def to_inf(self, em):
-        return np.concatenate([em["means"], em["vars"]], axis=1)
-
-    def from_inf(self, th):
-        return {"means": th[:, :self.d].copy(), "vars": th[:, self.d:].copy()}
 
     def logdens(self, X, codes, em):
         mu, v = em["means"], em["vars"]
@@ -338,6 +345,7 @@ class GaussianFullEmission(_Emission):
         super().__init__(K, d, var_names, M)
         self.pairs = [(a, b) for a in range(d) for b in range(a + 1)]
         self.q = d + len(self.pairs)
+        self.blocks = [Free("means", (K, d)), Cholesky("covs", d, (K,))]
         E = np.zeros((len(self.pairs), d, d))
         for i, (a, b) in enumerate(self.pairs):
             E[i, a, b] = 1.0
@@ -417,38 +425,6 @@ class GaussianFullEmission(_Emission):
             covs[k] = C
         return {"means": means, "covs": covs}
 
-    def pack(self, em):
-        L = np.linalg.cholesky(em["covs"])
-        out = []
-        for k in range(self.K):
-            lk = [np.log(L[k, a, a]) if a == b else L[k, a, b] for a, b in self.pairs]
-            out.append(np.concatenate([em["means"][k], lk]))
-        return np.concatenate(out)
-
-    def unpack(self, u):
-        u = u.reshape(self.K, self.q)
-        d = self.d
-        covs = np.empty((self.K, d, d))
-        for k in range(self.K):
-            L = np.zeros((d, d))
-            for i, (a, b) in enumerate(self.pairs):
-                L[a, b] = np.exp(u[k, d + i]) if a == b else u[k, d + i]
-            covs[k] = L @ L.T
-        return {"means": u[:, :d].copy(), "covs": covs}
-
-    def to_inf(self, em):
-        c = em["covs"]
-        low = np.stack([[c[k, a, b] for a, b in self.pairs] for k in range(self.K)])
-        return np.concatenate([em["means"], low], axis=1)
-
-    def from_inf(self, th):
-        d = self.d
-        covs = np.empty((self.K, d, d))
-        for k in range(self.K):
-            for i, (a, b) in enumerate(self.pairs):
-                covs[k, a, b] = covs[k, b, a] = th[k, d + i]
-        return {"means": th[:, :d].copy(), "covs": covs}
-
     def logdens(self, X, codes, em):
         out = np.empty((X.shape[0], self.K))
         for k in range(self.K):
@@ -514,6 +490,7 @@ class CategoricalEmission(_Emission):
         super().__init__(K, d, var_names, M)
         self.q = M - 1
         self.alphabet = list(alphabet)
+        self.blocks = [Simplex("probs", (K, M))]
 
     def local_names(self):
         return [f"prob[{a}]" for a in self.alphabet[:-1]]
@@ -547,22 +524,6 @@ class CategoricalEmission(_Emission):
         c = sums.reshape(self.K, self.M)
         ok = n > 0
         return {"probs": np.where(ok[:, None], c / np.where(ok, n, 1.0)[:, None], em["probs"])}
-
-    def pack(self, em):
-        tiny = 1e-300
-        p = np.maximum(em["probs"], tiny)
-        return (np.log(p[:, :-1]) - np.log(p[:, -1:])).ravel()
-
-    def unpack(self, u):
-        z = np.concatenate([u.reshape(self.K, self.M - 1), np.zeros((self.K, 1))], axis=1)
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        return {"probs": z / z.sum(axis=1, keepdims=True)}
-
-    def to_inf(self, em):
-        return em["probs"][:, :-1].copy()
-
-    def from_inf(self, th):
-        return {"probs": np.concatenate([th, 1.0 - th.sum(axis=1, keepdims=True)], axis=1)}
 
     def logdens(self, X, codes, em):
         with np.errstate(divide="ignore"):
