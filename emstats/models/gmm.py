@@ -1922,7 +1922,8 @@ class GMMResults(EMResults):
         dens = self._marginal_density(pts, idx)
         ax.contour(G0, G1, dens.reshape(G0.shape), levels=levels)
         if points:
-            ax.scatter(X2[:, 0], X2[:, 1], c=self.predict(which="label").to_numpy(), s=8, cmap="tab10")
+            ax.scatter(X2[:, 0], X2[:, 1], c=self.predict(which="label").to_numpy(), s=8,
+                       cmap="tab10")
         ax.set_xlabel(m.columns[idx[0]])
         ax.set_ylabel(m.columns[idx[1]])
         return ax
