@@ -436,3 +436,36 @@ def test_predict_matches_lme4_and_quadrature(cbpp, model):
         res.predict(new.drop(columns="herd"))
     with pytest.raises(ValueError, match="which"):
         res.predict(which="proba")
+
+
+def _degenerate(kind):
+    rng = np.random.default_rng(1)
+    n = 400
+    g = np.repeat(np.arange(40), 10)
+    x = rng.normal(size=n)
+    d = (rng.random(n) < 0.3) * 1.0
+    y = {"ones": np.ones(n), "zeros": np.zeros(n), "separated": (x > 0) * 1.0,
+         "dummy": np.where(d == 1, 1.0, (rng.random(n) < 0.4) * 1.0)}[kind]
+    return pd.DataFrame({"y": y, "x": d if kind == "dummy" else x, "g": g})
+
+
+@pytest.mark.parametrize("kind, match", [
+    ("ones", "is 1 in every row"),
+    ("zeros", "is 0 .* in every row"),
+    ("separated", "separate the outcomes .*'x'"),
+    ("dummy", "separate the outcomes quasi-completely .*'x'"),
+])
+def test_degenerate_outcomes_are_data_errors(kind, match):
+    """All-equal responses and (quasi-)separation by a fixed effect: a DataError naming
+    the variable, not a singular Hessian or a slope running off to thousands."""
+    with pytest.raises(DataError, match=match):
+        glmm_logit("y ~ x", _degenerate(kind), groups="g").fit()
+
+
+def test_separation_check_is_silent_on_ordinary_data(model):
+    assert model.separation() is None
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"y": (rng.random(300) < 0.4) * 1.0, "x": rng.normal(size=300),
+                       "g": np.arange(300) // 3})       # groups of three rows: still fits
+    res = glmm_logit("y ~ x", df, groups="g").fit()
+    assert np.all(np.isfinite(res.params)) and res.convergence.converged

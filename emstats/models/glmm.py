@@ -219,6 +219,11 @@ class RandomInterceptLogit(FitMixin, ChunkedModel):
         if miss.any():
             raise DataError(f"group column {group_name!r} has missing values in rows "
                             f"{_labels(labels, miss)}")
+        if np.all(y == 0) or np.all(y == nt):
+            what = "0 (no successes)" if np.all(y == 0) else (
+                "1" if trials is None else "the number of trials")
+            raise DataError(f"response {endog_name!r} is {what} in every row: the intercept "
+                            "diverges and the model is not identified")
         codes, uniques = pd.factorize(g_raw, sort=True)
         G = len(uniques)
         if G < 2:
@@ -342,11 +347,77 @@ class RandomInterceptLogit(FitMixin, ChunkedModel):
         return start
 
     def start_params(self) -> np.ndarray:
-        """Pooled logistic regression (no random effect) and a random-intercept SD of 0.5."""
-        beta = self._newton_beta(np.zeros(self.k_exog),
-                                 ImportanceDraws(np.zeros((1, self.n_groups)),
-                                                 np.zeros((1, self.n_groups))))
+        """Pooled logistic regression (no random effect) and a random-intercept SD of 0.5.
+
+        Raises a :class:`DataError` when the fixed effects separate the outcomes
+        (:meth:`separation`): the pooled fit's divergence is the signal, the linear
+        programme the proof.
+        """
+        draws = ImportanceDraws(np.zeros((1, self.n_groups)), np.zeros((1, self.n_groups)))
+        try:
+            beta, converged = self._newton_beta(np.zeros(self.k_exog), draws,
+                                                report=True)
+        except FloatingPointError:
+            beta, converged = None, False
+        if beta is None or not converged or np.max(np.abs(self.X @ beta)) > 25.0:
+            err = self._separation_error()
+            if err is not None:
+                raise err
+            if beta is None:
+                raise FloatingPointError("singular Hessian in the pooled logistic start")
         return np.concatenate([beta, [np.log(0.5)]])
+
+    def separation(self) -> np.ndarray | None:
+        """A direction d != 0 of the fixed effects that separates the outcomes, or None.
+
+        Separation (Albert & Anderson 1984) holds when some d has x_i'd >= 0 for every
+        row with all successes, x_i'd <= 0 for every row with all failures and
+        x_i'd = 0 for the rows with both, with at least one strict inequality: the
+        likelihood then increases without bound along d, random intercept or not.
+        Found by the linear programme max sum_i s_i x_i'd subject to those
+        constraints and |d_j| <= 1 (columns scaled to unit range first).
+        """
+        from scipy.optimize import linprog
+
+        X, y, nt = self.X, self.y, self.ntrials
+        span = np.ptp(X, axis=0)
+        scale = np.where(span > 0, span, np.where(np.any(X != 0, axis=0),
+                                                  np.max(np.abs(X), axis=0), 1.0))
+        Xs = X / scale
+        sgn = np.where(y == 0, -1.0, np.where(y == nt, 1.0, 0.0))
+        pure = sgn != 0
+        A_ub = -(sgn[pure, None] * Xs[pure])
+        A_ub, _ = np.unique(A_ub, axis=0, return_counts=True) if A_ub.size else (A_ub, None)
+        mixed = ~pure
+        A_eq = np.unique(Xs[mixed], axis=0) if mixed.any() else None
+        c = -(sgn[:, None] * Xs).sum(axis=0)
+        res = linprog(c, A_ub=A_ub if A_ub.size else None,
+                      b_ub=np.zeros(A_ub.shape[0]) if A_ub.size else None,
+                      A_eq=A_eq, b_eq=None if A_eq is None else np.zeros(A_eq.shape[0]),
+                      bounds=[(-1.0, 1.0)] * X.shape[1], method="highs")
+        if res.status != 0 or -res.fun <= 1e-7 * max(1.0, float(pure.sum())):
+            return None
+        d = np.where(np.abs(res.x) > 1e-9, res.x, 0.0)
+        return d / scale
+
+    def diagnose_failure(self, err: Exception) -> DataError | None:
+        """A numerical failure of the fit explained by separation, when it is."""
+        return self._separation_error()
+
+    def _separation_error(self) -> DataError | None:
+        d = self.separation()
+        if d is None:
+            return None
+        eta = self.X @ d
+        strict = int(np.sum(np.abs(eta) > 1e-9 * (1.0 + np.max(np.abs(eta)))))
+        names = [n for n, v in zip(self.exog_names, d, strict=True) if v != 0.0]
+        how = "completely" if strict == self.nobs else "quasi-completely"
+        return DataError(
+            f"the fixed effects separate the outcomes {how} (along a direction in "
+            f"{', '.join(map(repr, names))}; {strict} of {self.nobs} rows "
+            "predicted with probability 0 or 1): the maximum-likelihood estimate does not exist "
+            "and those coefficients diverge. Drop or combine the separating variable(s), or "
+            "remove the rows they predict perfectly")
 
     def chunk_stats(self, params, chunk: Chunk):
         """E-step of one chunk by adaptive quadrature: IRLS sums and E[b^2]; AGQ loglik.
@@ -455,8 +526,9 @@ class RandomInterceptLogit(FitMixin, ChunkedModel):
                                np.concatenate([s.logw for s in stats]))
 
     def _newton_beta(self, beta: np.ndarray, draws: ImportanceDraws,
-                     maxiter: int = 50) -> np.ndarray:
-        """Maximise sum_i sum_k w_ik log p(y_i | beta, b_ik) over beta by Newton's method."""
+                     maxiter: int = 50, report: bool = False):
+        """Maximise sum_i sum_k w_ik log p(y_i | beta, b_ik) over beta by Newton's method
+        (with ``report``: also whether the steps converged)."""
         w = draws.normalised_weights()
         b = draws.b
         X, y, nt = self.X, self.y, self.ntrials
@@ -481,10 +553,13 @@ class RandomInterceptLogit(FitMixin, ChunkedModel):
                 step *= 5.0 / big
             beta = beta + step
             if big < 1e-10 * (1.0 + np.max(np.abs(beta))):
+                converged = True
                 break
+        else:
+            converged = False
         if not np.all(np.isfinite(beta)):
             raise FloatingPointError("non-finite fixed effects in the M-step")
-        return beta
+        return (beta, converged) if report else beta
 
     def m_step(self, stats, params) -> np.ndarray:
         """M-step from quadrature statistics (:class:`Stats`) or Monte Carlo draws.
