@@ -295,3 +295,39 @@ def test_simulated_methods_reject_partitions(faithful_model):
         faithful_model.fit(method="stochastic", init=np.arange(272) % 2)
     with pytest.raises(ValueError, match="method_options"):
         faithful_model.fit(method="em", method_options={"burn_in": 1})
+
+
+def test_tobit_stream_accepts_ordinary_batches():
+    """A batch is validated for its columns and values only: every row censored, a
+    constant dummy, or three rows are ordinary batches. Batches that do not yet identify
+    the model wait, pooled, and then count as the first batch."""
+    rng = np.random.default_rng(11)
+
+    def batch(n, dummy=None):
+        X = np.column_stack([np.ones(n), rng.normal(size=n),
+                             (rng.random(n) < 0.5) * 1.0 if dummy is None else
+                             np.full(n, dummy)])
+        return X, np.maximum(X @ [0.3, 1.0, 0.5] + rng.normal(size=n), 0.0)
+
+    X0, _ = batch(5)
+    y0 = np.zeros(5)                                  # every row censored
+    X1, y1 = batch(400)
+    X2, y2 = batch(300, dummy=1.0)                    # a constant dummy
+    X3, y3 = batch(3)                                 # three rows
+    est = emstats.online_tobit(censor_left=0)
+    est.partial_fit(X0, y0)
+    with pytest.raises(ValueError, match="do not identify the model yet"):
+        _ = est.params
+    est.partial_fit(X1, y1)
+    est.partial_fit(X2, y2)
+    est.partial_fit(X3, y3)
+    assert est.n_batches == 3 and est.n_seen == 708
+    # the same as feeding the first two batches as one
+    ref = emstats.online_tobit(censor_left=0)
+    ref.partial_fit(np.vstack([X0, X1]), np.concatenate([y0, y1]))
+    ref.partial_fit(X2, y2)
+    ref.partial_fit(X3, y3)
+    np.testing.assert_array_equal(est.params.to_numpy(), ref.params.to_numpy())
+    # a batch with the wrong columns is still an error at once
+    with pytest.raises(DataError, match="columns"):
+        est.partial_fit(X3[:, :2], y3)

@@ -154,6 +154,8 @@ class OnlineEM:
         self._csum = None          # sum over batches of m_t theta_t
         self._trace = _Thinned(self.max_trace)
         self._checkpoints = _Thinned(self.max_trace)
+        self._pending: list = []   # batches waiting until they identify the model
+        self._waiting: str | None = None
 
     # -- the recursion ---------------------------------------------------------------
     def partial_fit(self, *batch, **kwargs) -> OnlineEM:
@@ -173,7 +175,21 @@ class OnlineEM:
         ad = self.adapter
         data = ad.prepare(*batch, **kwargs)
         if self._params is None:
-            self._params = ad.initialize(data)
+            # the first estimate needs data that identify the model; an adapter that can
+            # pool batches (``pool``) waits for enough of them, and the pooled rows then
+            # count as the first batch
+            pool = getattr(ad, "pool", None)
+            if pool is not None:
+                data = pool([*self._pending, data])
+            try:
+                self._params = ad.initialize(data)
+            except DataError as err:
+                if pool is None:
+                    raise
+                self._pending = [data]
+                self._waiting = f"{data.n_rows} row(s) so far: {err}"
+                return self
+            self._pending, self._waiting = [], None
         sbar, ll, m = ad.batch_stats(data, self._params)
         if not np.isfinite(ll):
             raise FloatingPointError(f"non-finite log-likelihood of batch {self.n_batches + 1}")
@@ -198,6 +214,9 @@ class OnlineEM:
 
     # -- estimates -------------------------------------------------------------------
     def _require(self):
+        if self._theta is None and self._waiting is not None:
+            raise ValueError("the batches so far do not identify the model yet "
+                             f"({self._waiting}); keep calling partial_fit")
         if self._theta is None:
             raise ValueError("no data yet: call partial_fit first")
 

@@ -107,6 +107,7 @@ class CensoredRegression(FitMixin, ChunkedModel):
         design_info: patsy.DesignInfo | None = None,
         censoring: dict | None = None,
         centre=None,
+        identify: bool = True,
     ):
         X = np.asarray(exog, dtype=float)
         if X.ndim == 1:
@@ -163,7 +164,7 @@ class CensoredRegression(FitMixin, ChunkedModel):
         self.n_left = int(((lo == -np.inf) & np.isfinite(hi)).sum())
         self.n_right = int((np.isfinite(lo) & (hi == np.inf)).sum())
         self.n_interval = int((np.isfinite(lo) & np.isfinite(hi) & ~exact).sum())
-        if self.n_exact == 0 and self.n_interval == 0:
+        if identify and self.n_exact == 0 and self.n_interval == 0:
             raise DataError(
                 f"all {n} observations are censored (none is observed exactly or within a "
                 "bounded interval): the model is not identified"
@@ -181,16 +182,20 @@ class CensoredRegression(FitMixin, ChunkedModel):
         # reference about which the E-step statistics are taken
         # (no n x p temporary for unweighted data)
         self._gram = X.T @ X if weights is None else X.T @ (X * w[:, None])
-        self._check_rank(self._gram)
-        self._gram_cho = sla.cho_factor(self._gram, lower=True)
         self._sum_w = float(w.sum())
-        self._start = self._completed_wls(X, lo, hi, w, off)
+        if identify:
+            self._check_rank(self._gram)
+            self._gram_cho = sla.cho_factor(self._gram, lower=True)
+            self._start = self._completed_wls(X, lo, hi, w, off)
+        elif centre is None:
+            raise ValueError("a model built with identify=False needs a centre")
         self._centre = (self._start[0] if centre is None
                         else np.asarray(centre, dtype=float).copy())
         self.data = ArrayData({"X": X, "lo": lo, "hi": hi, "offset": off, "w": w,
                                "ref": off + X @ self._centre})
 
     # the data's columns, for the results and the ECM variant
+    n_rows = property(lambda self: self.data.n_rows)
     X = property(lambda self: self.data["X"])
     lo = property(lambda self: self.data["lo"])
     hi = property(lambda self: self.data["hi"])
@@ -454,7 +459,8 @@ class Tobit(CensoredRegression):
 
     def __init__(self, endog, exog, censor_left=0.0, censor_right=None, *, weights=None,
                  offset=None, beyond_limits: str = "censor", exog_names=None, endog_name="y",
-                 row_labels=None, n_dropped=0, design_info=None, centre=None):
+                 row_labels=None, n_dropped=0, design_info=None, centre=None,
+                 identify: bool = True):
         y = np.asarray(endog, dtype=float)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
@@ -493,7 +499,7 @@ class Tobit(CensoredRegression):
         self.censor_right = censor_right
         super().__init__(lo, hi, exog, weights=weights, offset=offset, exog_names=exog_names,
                          endog_name=endog_name, row_labels=labels, n_dropped=n_dropped,
-                         design_info=design_info, centre=centre,
+                         design_info=design_info, centre=centre, identify=identify,
                          censoring={"left": left, "right": right})
 
     @classmethod
@@ -883,13 +889,32 @@ class TobitAdapter:
             raise DataError(f"the batch's y has shape {ya.shape} but X has {Xa.shape[0]} rows")
         left = self.censor_left if censor_left is None else censor_left
         right = self.censor_right if censor_right is None else censor_right
-        # statistics about a zero reference, so that batches add up
+        # statistics about a zero reference, so that batches add up; a batch is checked
+        # for its columns and values only (all rows censored, a constant dummy or three
+        # rows are ordinary batches): identification is the pooled data's business
         return Tobit(ya, Xa, censor_left=left, censor_right=right, weights=weights,
-                     offset=offset, exog_names=self.exog_names, centre=np.zeros(p))
+                     offset=offset, exog_names=self.exog_names, centre=np.zeros(p),
+                     identify=False)
+
+    @staticmethod
+    def pool(models):
+        """One batch of the rows of ``models`` (batches waiting for identification)."""
+        if len(models) == 1:
+            return models[0]
+        cat = {k: np.concatenate([m.data[k] for m in models])
+               for k in ("X", "lo", "hi", "w", "offset")}
+        return CensoredRegression(cat["lo"], cat["hi"], cat["X"], weights=cat["w"],
+                                  offset=cat["offset"], exog_names=models[0].exog_names,
+                                  centre=np.zeros(cat["X"].shape[1]), identify=False)
 
     def initialize(self, model):
-        """The batch MLE of the first batch (EM from least squares)."""
-        run = run_em(model, None, method="em", maxiter=self.init_maxiter, tol=1e-8, warn=False,
+        """The MLE of the first batch, or of the first batches pooled until they identify
+        the model (EM from least squares); a :class:`DataError` while they do not."""
+        ident = CensoredRegression(model.lo, model.hi, model.X,
+                                   weights=model.w if model.has_weights else None,
+                                   offset=model.offset if model.has_offset else None,
+                                   exog_names=model.exog_names)
+        run = run_em(ident, None, method="em", maxiter=self.init_maxiter, tol=1e-8, warn=False,
                      n_threads=self.n_threads)
         return np.asarray(run.params, dtype=float)
 
