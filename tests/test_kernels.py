@@ -148,3 +148,17 @@ def test_show_config(capsys):
     out = capsys.readouterr().out
     assert "kernels:" in out and info["version"] == emstats.__version__
     assert info["default_threads"] >= 1
+
+
+def test_idle_openmp_threads_sleep_unless_the_user_says_otherwise():
+    import subprocess
+    import sys
+
+    code = "import os, emstats; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, check=True)
+    assert out.stdout.strip() == "ACTIVE"
