@@ -12,6 +12,7 @@ from its own imputations (within Monte Carlo error).
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -346,3 +347,16 @@ def test_mi_fit_with_emstats_models(nhanes_res):
     assert np.all(pooled.total.to_numpy().diagonal() >= pooled.within.to_numpy().diagonal())
     with pytest.raises(ValueError, match="at least 2"):
         emstats.mi_fit(imps[:1], fit=lambda d: smf.ols("chl ~ bmi", data=d).fit())
+
+
+def test_singular_covariance_during_the_fit_is_a_data_error():
+    """Four rows, three variables and a third of the values missing: the covariance goes
+    singular (the likelihood is unbounded); found by tests/test_properties.py."""
+    X = np.array([[0.34558419, 0.82161814, 0.33043708], [-1.30315723, 0.90535587, 0.44637457],
+                  [-0.53695324, 0.5811181, 0.3645724], [0.2941325, 0.02842224, 0.54671299]])
+    X.flat[::4] = np.nan
+    with pytest.raises(emstats.DataError, match="covariance estimate became singular"), \
+            warnings.catch_warnings():
+        # on the way to the singularity round-off may also lower the log-likelihood
+        warnings.simplefilter("ignore", emstats.LikelihoodDecreaseWarning)
+        emstats.mvn(X).fit()

@@ -30,7 +30,15 @@ def _evaluate(model: EMModel, params) -> State:
 
 
 def em_map(model: EMModel, state: State) -> State:
-    """One EM step: M-step from the state's statistics, then the E-step at the result."""
+    """One EM step: M-step from the state's statistics, then the E-step at the result.
+
+    Raises ``FloatingPointError`` when the state has no statistics (the E-step was
+    undefined there, e.g. a covariance the previous M-step left singular): the fit then
+    ends with the model's diagnosis of its data (``diagnose_failure``).
+    """
+    if state.stats is None:
+        raise FloatingPointError("the E-step is undefined at the current parameters (the "
+                                 "log-likelihood is not finite there)")
     return _evaluate(model, model.m_step(state.stats, state.params))
 
 

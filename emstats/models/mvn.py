@@ -203,6 +203,22 @@ class MVN(SpecMaps, FitMixin, ChunkedModel):
         var = np.einsum("pjj->j", S) / pc - a ** 2
         return {"mean": self.centre + a, "cov": np.diag(var)}
 
+    def diagnose_failure(self, err: Exception) -> DataError:
+        """Why the fit failed numerically: the covariance went singular, which with data
+        this sparse means the likelihood is unbounded (no maximum-likelihood estimate)."""
+        pc = self.pair_counts
+        i, j = np.unravel_index(np.argmin(np.where(np.eye(self.d, dtype=bool), pc.max() + 1,
+                                                   pc)), pc.shape) if self.d > 1 else (0, 0)
+        fewest = (f"; the fewest rows observing a pair of columns together: "
+                  f"({self.names[j]}, {self.names[i]}) with {int(pc[i, j])}"
+                  if self.d > 1 else "")
+        miss = float(np.isnan(self.X).mean())
+        return DataError(
+            f"the covariance estimate became singular during the fit ({err}): {int(self.nobs)} "
+            f"row(s) for {self.d} variable(s) with {100 * miss:.0f}% of the values missing do "
+            f"not identify a positive-definite covariance (the likelihood is unbounded)"
+            f"{fewest}")
+
     def check_start(self, start) -> dict:
         try:
             p = {"mean": np.asarray(start["mean"], dtype=float),
