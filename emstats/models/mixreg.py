@@ -51,6 +51,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .._kernels import mixreg_kernels as mk
 from ..components.glm import get_family, weighted_irls
 from ..em.data import ArrayData
 from ..em.params import Free, ParamSpec, SpecMaps
@@ -69,8 +70,10 @@ from ..formula import (
 from ..inference.fit import FitMixin
 from ..inference.results import EMResults
 
-#: units per block when Louis' missing information is accumulated
-_LOUIS_BLOCK = 20_000
+
+def _from_upper(U: np.ndarray) -> np.ndarray:
+    """The symmetric matrix whose upper triangle is that of ``U`` (the kernel's layout)."""
+    return np.triu(U) + np.triu(U, 1).T
 
 
 def _lse(a: np.ndarray) -> np.ndarray:
@@ -276,47 +279,112 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
         return self.initial_starts(None, 1, np.random.default_rng(0))[0][1]
 
     # -- E-step -------------------------------------------------------------------------
-    def _posterior(self, P, ch):
-        """Linear predictors, unit log-priors, responsibilities and unit log-likelihoods."""
-        K, p = self.k, self.p
+    def _pass(self, P, ch, mode: int, assign: int = 0, draws=None, posteriors=False):
+        """One kernel pass over a chunk (:mod:`emstats._kernels.mixreg_kernels`).
+
+        ``mode``: 0 log-likelihood only, 1 Gaussian natural statistics, 2 the gradient
+        and Hessian pieces of Q, 3 those and Louis' missing information.  Returns the
+        per-chunk partial sums reduced in chunk order, as a dict.
+        """
+        K, p, f, q, d = self.k, self.p, self.f, self.q, self.d
+        nu = ch.n_units
+        nch = mk.n_chunks(nu)
+        pD = p + f
+        n_par = self.spec.size
+        want_prior = K > 1 and (mode == 3 or (mode in (1, 2) and not self.const_prior))
+        npr = (K - 1) * q
+        part_comp = np.zeros((nch, K, mk.comp_width(pD) if mode else 0))
+        part_prior = np.zeros((nch, npr + npr * npr if want_prior else 0))
+        part_miss = np.zeros((nch, n_par * n_par if mode == 3 else 0))
+        part_s = np.zeros((nch, 2))
+        out_r = np.zeros((nu if posteriors else 0, K))
+        out_ll = np.zeros(nu if posteriors else 0)
+        scratch = np.empty((nch, mk.scratch_width(K, pD, n_par)))
         comp = P["comp"]
-        eta = ch["X"] @ comp[:, :p].T
-        base = ch["X2"] @ P["fixed"] + ch["off"] if self.f else ch["off"]
-        if np.any(base):
-            eta += base[:, None]
-        phi = comp[:, p] if self.d else None
+        beta = np.ascontiguousarray(comp[:, :p])
+        phi = np.ascontiguousarray(comp[:, p]) if d else np.zeros(K)
+        draws = np.zeros(0) if draws is None else np.ascontiguousarray(draws, dtype=float)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            ld = self.family.logpdf(ch["y"], eta, phi, ch["m"], ch["c"])
-        ub = ch.unit_bounds
-        if self.grouped:
-            first = ub[:-1]
-            ld = np.add.reduceat(ld, first, axis=0)
-            Zu, wu = ch["Z"][first], ch["w"][first]
-        else:
-            Zu, wu = ch["Z"], ch["w"]
-        if K == 1:
-            logpi = np.zeros((len(wu), 1))
-        elif self.const_prior:
-            logpi = np.broadcast_to(_log_softmax(Zu[:1] @ P["prior"].T), (len(wu), K))
-        else:
-            logpi = _log_softmax(Zu @ P["prior"].T)
-        joint = ld + logpi
-        with np.errstate(invalid="ignore"):
-            ll = _lse(joint)
-        with np.errstate(invalid="ignore"):
-            r = np.exp(joint - ll[:, None])
-        return eta, phi, logpi, r, ll, Zu, wu
+            mk.mixreg_pass(self.family.kernel_code, mode, assign, want_prior, self.const_prior,
+                           ch["y"], ch["X"], ch["X2"], ch["Z"], ch["off"], ch["m"], ch["w"],
+                           ch["c"], ch.unit_bounds, beta, phi,
+                           np.ascontiguousarray(P["fixed"], dtype=float),
+                           np.ascontiguousarray(P["prior"], dtype=float), draws,
+                           part_comp, part_prior, part_miss, part_s, out_r, out_ll, scratch,
+                           int(ch.n_threads))
+        s = part_s.sum(axis=0)
+        out = {"loglik": float(s[0]), "bad": int(s[1]), "r": out_r, "ll": out_ll}
+        if mode:
+            out["comp"] = part_comp.sum(axis=0)
+        if want_prior:
+            pp = part_prior.sum(axis=0)
+            out["pg"], out["pH"] = pp[:npr], _from_upper(pp[npr:].reshape(npr, npr))
+        if mode == 3:
+            out["missing"] = _from_upper(part_miss.sum(axis=0).reshape(n_par, n_par))
+        return out
 
-    def _unit_joint(self, P, ch, eta, phi, logpi):
-        """Unit-level log of prior times component density, n_units x K."""
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            ld = self.family.logpdf(ch["y"], eta, phi, ch["m"], ch["c"])
-        if self.grouped:
-            ld = np.add.reduceat(ld, ch.unit_bounds[:-1], axis=0)
-        return ld + logpi
+    def _comp_blocks(self, cs):
+        """Split one component's kernel block into N, G1, G2 (full), Gep, Gp, Gpp."""
+        pD = self.p + self.f
+        o = 1 + pD + pD * pD
+        return (cs[0], cs[1:1 + pD], _from_upper(cs[1 + pD:o].reshape(pD, pD)),
+                cs[o:o + pD], cs[o + pD], cs[o + pD + 1])
 
-    def _assigned_stats(self, params, assign, rng=None):
-        parts = [self.chunk_stats(params, ch, assign, rng) for ch in self.data.chunks(1, 1)]
+    def _gradient_hessian(self, comp_sums):
+        """Gradient and negative Hessian of Q's component part (coefficients, log
+        dispersions, shared coefficients) from the kernel's per-component sums."""
+        K, p, d, f = self.k, self.p, self.d, self.f
+        nc = K * (p + d) + f
+        g, H = np.zeros(nc), np.zeros((nc, nc))
+        fs = slice(K * (p + d), nc)
+        for j in range(K):
+            _, G1, G2, Gep, Gp, Gpp = self._comp_blocks(comp_sums[j])
+            s = slice(j * (p + d), j * (p + d) + p)
+            g[s] += G1[:p]
+            g[fs] += G1[p:]
+            H[s, s] += G2[:p, :p]
+            H[s, fs] += G2[:p, p:]
+            H[fs, s] += G2[p:, :p]
+            H[fs, fs] += G2[p:, p:]
+            if d:
+                ph = j * (p + d) + p
+                g[ph] += Gp
+                H[s, ph] += Gep[:p]
+                H[ph, s] += Gep[:p]
+                H[fs, ph] += Gep[p:]
+                H[ph, fs] += Gep[p:]
+                H[ph, ph] += Gpp
+        return g, H
+
+    def _stats(self, params, chunk, assign: int = 0, draws=None):
+        P = self._full(params)
+        mode = 1 if self.family.name == "gaussian" else 2
+        res = self._pass(P, chunk, mode, assign, draws)
+        if res["bad"] or not np.isfinite(res["loglik"]):
+            return None, -np.inf
+        cs = res["comp"]
+        out = {"N": cs[:, 0].copy()}
+        if mode == 1:
+            blocks = [self._comp_blocks(c) for c in cs]
+            out["DD"] = np.stack([b[2] for b in blocks])
+            out["Dy"] = np.stack([b[1] for b in blocks])
+            out["yy"] = np.array([b[4] for b in blocks])
+        else:
+            out["g"], out["H"] = self._gradient_hessian(cs)
+        if "pg" in res:
+            out["pg"], out["pH"] = res["pg"], res["pH"]
+        return Stats(out), res["loglik"]
+
+    def chunk_stats(self, params, chunk):
+        """Responsibility-weighted statistics of the chunk (see the module docstring)
+        and its log-likelihood."""
+        return self._stats(params, chunk)
+
+    def _assigned_stats(self, params, assign: int, rng=None):
+        parts = []
+        for ch in self.data.chunks(1, 1):
+            draws = rng.random(ch.n_units) if assign == 2 else None
+            parts.append(self._stats(params, ch, assign, draws))
         if any(q[0] is None for q in parts):
             return None, -np.inf
         return tree_sum(q[0] for q in parts), float(sum(q[1] for q in parts))
@@ -324,103 +392,17 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
     def classify_stats(self, params):
         """Hard-assignment (MAP one-hot) statistics and the classification log-likelihood
         (the hook of classification EM, ``method="cem"``)."""
-        st, cl = self._assigned_stats(params, "hard")
+        st, cl = self._assigned_stats(params, 1)
         return st, cl + self.loglike_constant(params)
 
     def sample_stats(self, params, rng: np.random.Generator, size: int):
         """Statistics of labels drawn from the responsibilities (stochastic EM);
         ``size`` draws are averaged."""
-        draws = [self._assigned_stats(params, "random", rng)[0] for _ in range(int(size))]
+        draws = [self._assigned_stats(params, 2, rng)[0] for _ in range(int(size))]
         if any(d is None for d in draws):
             raise FloatingPointError("undefined responsibilities")
         tot = tree_sum(draws)
         return tot if size == 1 else tot * (1.0 / size)
-
-    def _rows(self, ch, a):
-        """Unit-level array repeated to the unit's rows."""
-        return np.repeat(a, np.diff(ch.unit_bounds), axis=0) if self.grouped else a
-
-    def _prior_pieces(self, P, Zu, wu, r, logpi):
-        """Score and complete information of the weights' multinomial logit."""
-        K, q = self.k, self.q
-        pi = np.exp(logpi)
-        g = ((wu[:, None] * (r - pi))[:, 1:].T @ Zu).ravel()
-        H = np.zeros(((K - 1) * q, (K - 1) * q))
-        for a in range(1, K):
-            for b in range(a, K):
-                v = wu * pi[:, a] * ((a == b) - pi[:, b])
-                blk = (Zu * v[:, None]).T @ Zu
-                H[(a - 1) * q:a * q, (b - 1) * q:b * q] = blk
-                H[(b - 1) * q:b * q, (a - 1) * q:a * q] = blk.T
-        return g, H
-
-    def _comp_pieces(self, ch, eta, phi, cr):
-        """Gradient and negative Hessian of Q's component part (coef, phi, fixed)."""
-        K, p, d, f = self.k, self.p, self.d, self.f
-        D = np.hstack([ch["X"], ch["X2"]]) if f else ch["X"]
-        der = self.family.derivs(ch["y"], eta, phi, ch["m"])
-        nc = K * (p + d) + f
-        g, H = np.zeros(nc), np.zeros((nc, nc))
-        fs = slice(K * (p + d), nc)
-        for j in range(K):
-            c = cr[:, j]
-            s = slice(j * (p + d), j * (p + d) + p)
-            gd = D.T @ (c * der["d1"][:, j])
-            g[s] += gd[:p]
-            g[fs] += gd[p:]
-            Hd = (D * (-c * der["d2"][:, j])[:, None]).T @ D
-            H[s, s] += Hd[:p, :p]
-            H[s, fs] += Hd[:p, p:]
-            H[fs, s] += Hd[p:, :p]
-            H[fs, fs] += Hd[p:, p:]
-            if d:
-                ph = j * (p + d) + p
-                g[ph] += c @ der["dp"][:, j]
-                cross = D.T @ (-c * der["dep"][:, j])
-                H[s, ph] += cross[:p]
-                H[ph, s] += cross[:p]
-                H[fs, ph] += cross[p:]
-                H[ph, fs] += cross[p:]
-                H[ph, ph] += -c @ der["dpp"][:, j]
-        return g, H, der, D
-
-    def chunk_stats(self, params, chunk, assign=None, rng=None):
-        """Responsibility-weighted statistics of the chunk (see the module docstring).
-
-        ``assign="hard"`` replaces the responsibilities by the MAP one-hot and returns
-        the classification log-likelihood (classification EM); ``assign="random"``
-        draws one label per unit from the responsibilities (stochastic EM, ``rng``).
-        """
-        P = self._full(params)
-        eta, phi, logpi, r, ll, Zu, wu = self._posterior(P, chunk)
-        total = float(wu @ ll)
-        if assign is not None and np.all(np.isfinite(r)):
-            if assign == "hard":
-                lab = np.argmax(r, axis=1)
-            else:
-                u = rng.random(len(r))[:, None]
-                lab = np.minimum((np.cumsum(r, axis=1) < u).sum(axis=1), self.k - 1)
-            joint = self._unit_joint(P, chunk, eta, phi, logpi)
-            r = np.zeros_like(r)
-            r[np.arange(len(lab)), lab] = 1.0
-            if assign == "hard":
-                total = float(wu @ joint[np.arange(len(lab)), lab])
-        if not np.isfinite(total):
-            return None, -np.inf
-        cr = self._rows(chunk, wu[:, None] * r)
-        out = {"N": cr.sum(axis=0)}
-        if self.family.name == "gaussian":
-            D = np.hstack([chunk["X"], chunk["X2"]])
-            yo = chunk["y"] - chunk["off"]
-            out["DD"] = np.stack([(D * cr[:, j, None]).T @ D for j in range(self.k)])
-            out["Dy"] = (cr * yo[:, None]).T @ D
-            out["yy"] = cr.T @ (yo * yo)
-        else:
-            g, H, _, _ = self._comp_pieces(chunk, eta, phi, cr)
-            out["g"], out["H"] = g, H
-        if self.k > 1 and not self.const_prior:
-            out["pg"], out["pH"] = self._prior_pieces(P, Zu, wu, r, logpi)
-        return Stats(out), total
 
     def m_step(self, stats, params):
         P = self._full(params)
@@ -484,47 +466,21 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
 
     # -- Louis ----------------------------------------------------------------------
     def chunk_louis(self, params, chunk):
+        """Log-likelihood, score and Louis' complete and missing information of the
+        chunk, from one kernel pass (the missing information accumulated unit by unit)."""
         P = self._full(params)
-        K, p, d, f, q = self.k, self.p, self.d, self.f, self.q
-        eta, phi, logpi, r, ll, Zu, wu = self._posterior(P, chunk)
-        cr = self._rows(chunk, wu[:, None] * r)
-        g, H, der, D = self._comp_pieces(chunk, eta, phi, cr)
-        nc = K * (p + d) + f
-        npr = (K - 1) * q
-        Ptot = nc + npr
-        score = np.zeros(Ptot)
-        comp = np.zeros((Ptot, Ptot))
+        K = self.k
+        res = self._pass(P, chunk, 3)
+        g, H = self._gradient_hessian(res["comp"])
+        nc = g.size
+        n_par = self.spec.size
+        score = np.zeros(n_par)
+        comp = np.zeros((n_par, n_par))
         score[:nc], comp[:nc, :nc] = g, H
         if K > 1:
-            pg, pH = self._prior_pieces(P, Zu, wu, r, logpi)
-            score[nc:], comp[nc:, nc:] = pg, pH
-        # missing information, in blocks of units
-        miss = np.zeros((Ptot, Ptot))
-        ub = chunk.unit_bounds
-        nu = ub.size - 1
-        pi = np.exp(logpi)
-        for u0 in range(0, nu, _LOUIS_BLOCK):
-            u1 = min(u0 + _LOUIS_BLOCK, nu)
-            r0, r1 = int(ub[u0]), int(ub[u1])
-            A = np.zeros((r1 - r0, K, Ptot))
-            for j in range(K):
-                base = j * (p + d)
-                A[:, j, base:base + p] = der["d1"][r0:r1, j, None] * D[r0:r1, :p]
-                A[:, j, K * (p + d):nc] = der["d1"][r0:r1, j, None] * D[r0:r1, p:]
-                if d:
-                    A[:, j, base + p] = der["dp"][r0:r1, j]
-            if self.grouped:
-                A = np.add.reduceat(A, ub[u0:u1] - r0, axis=0)
-            z, pb = Zu[u0:u1], pi[u0:u1]
-            for j in range(K):
-                for a in range(1, K):
-                    A[:, j, nc + (a - 1) * q: nc + a * q] = ((j == a) - pb[:, a])[:, None] * z
-            rb, wb = r[u0:u1], wu[u0:u1]
-            mvec = (A * rb[:, :, None]).sum(axis=1)
-            B = (A * np.sqrt(wb[:, None] * rb)[:, :, None]).reshape(-1, Ptot)
-            M = mvec * np.sqrt(wb)[:, None]
-            miss += B.T @ B - M.T @ M
-        return Stats(loglik=wu @ ll, score=score, complete=comp, missing=miss)
+            score[nc:], comp[nc:, nc:] = res["pg"], res["pH"]
+        ll = res["loglik"] if not res["bad"] else np.nan
+        return Stats(loglik=ll, score=score, complete=comp, missing=res["missing"])
 
     def louis_from_stats(self, params, total):
         return (float(total["loglik"]), np.asarray(total["score"]),
@@ -534,12 +490,8 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
     def posterior(self, params) -> tuple[np.ndarray, np.ndarray]:
         """Responsibilities (units x K) and unit log-likelihoods at ``params``."""
         P = self._full(params)
-        rs, ls = [], []
-        for ch in self.data.chunks(1):
-            _, _, _, r, ll, _, _ = self._posterior(P, ch)
-            rs.append(r)
-            ls.append(ll)
-        return np.vstack(rs), np.concatenate(ls)
+        res = [self._pass(P, ch, 0, posteriors=True) for ch in self.data.chunks(1)]
+        return np.vstack([r["r"] for r in res]), np.concatenate([r["ll"] for r in res])
 
     def unit_weights(self) -> np.ndarray:
         b = self.data._bounds()
