@@ -304,6 +304,66 @@ def test_predict_and_posterior(gauss, npreg):
     assert "prior Comp.2:Intercept" in str(r.summary())
 
 
+def test_grouped_predictions_are_per_group():
+    b = frame("betablocker")
+    b.index = 1000 - np.arange(len(b))                 # labels unlike positions
+    b = b.sample(frac=1.0, random_state=3)              # rows of a centre apart
+    m = emstats.mixreg("cbind(Deaths, Total - Deaths) ~ 1", b, k=3, family="binomial",
+                       groups="Center", fixed="~ Treatment")
+    r = m.fit(n_init=10)
+    per_group = r.posterior()
+    assert list(per_group.index) == sorted(b.Center.unique())
+    rows = r.predict(which="posterior")
+    assert rows.index.equals(b.index)
+    # every row carries its centre's posterior, the same for both rows of a centre
+    assert_allclose(rows.to_numpy(), per_group.loc[b.Center].to_numpy(), rtol=1e-13)
+    assert_allclose(r.predict_proba(b), rows, rtol=1e-12)
+    # the posterior of a group from its rows alone: the product of the rows' binomial
+    # likelihoods under each component, times the weights (direct computation)
+    from scipy.stats import binom
+    c1 = b[b.Center == b.Center.iloc[0]]
+    lp = np.log(r.prior.to_numpy()).copy()
+    for _, row in c1.iterrows():
+        eta = (r.coefficients.loc["Intercept"].to_numpy()
+               + r.params["fixed:Treatment[T.Treated]"] * (row.Treatment == "Treated"))
+        lp += binom.logpmf(row.Deaths, row.Total, 1 / (1 + np.exp(-eta)))
+    direct = np.exp(lp - np.logaddexp.reduce(lp))
+    new = r.predict(c1, which="posterior")
+    assert new.index.equals(c1.index)
+    assert_allclose(new.to_numpy(), np.tile(direct, (2, 1)), rtol=1e-10, atol=1e-14)
+    # new data holding one level of a factor of fixed= still uses the fitted columns
+    one = c1[c1.Treatment == "Control"]
+    lp1 = np.log(r.prior.to_numpy()) + binom.logpmf(
+        one.Deaths.iloc[0], one.Total.iloc[0],
+        1 / (1 + np.exp(-r.coefficients.loc["Intercept"].to_numpy())))
+    assert_allclose(r.predict(one, which="posterior").to_numpy()[0],
+                    np.exp(lp1 - np.logaddexp.reduce(lp1)), rtol=1e-10, atol=1e-14)
+    treated = r.predict(c1, which="component_means")
+    is_treated = (c1.Treatment == "Treated").to_numpy()[:, None]
+    eta = (r.coefficients.loc["Intercept"].to_numpy()[None, :]
+           + r.params["fixed:Treatment[T.Treated]"] * is_treated)
+    assert_allclose(treated.to_numpy(), 1 / (1 + np.exp(-eta)), rtol=1e-12)
+    # predictions on the estimation rows come in the data's order, with its labels
+    mean = r.predict()
+    assert mean.index.equals(b.index)
+    eta_all = (r.coefficients.loc["Intercept"].to_numpy()[None, :]
+               + r.params["fixed:Treatment[T.Treated]"]
+               * (b.Treatment == "Treated").to_numpy()[:, None])
+    mu = b.Total.to_numpy()[:, None] / (1 + np.exp(-eta_all))
+    assert_allclose(mean.to_numpy(), mu @ r.prior.to_numpy(), rtol=1e-12)
+
+
+def test_predict_new_data_needs_named_offset():
+    s = frame("seizure")
+    r = emstats.mixreg("Seizures ~ Treatment * np.log(Day)", s, k=2, family="poisson",
+                       offset=np.log(s.Hours)).fit(n_init=3)
+    with pytest.raises(ValueError, match="offset= given as a column name"):
+        r.predict(s.head(3))
+    with pytest.raises(ValueError, match="offset= given as a column name"):
+        r.predict(s.head(3), which="posterior")
+    assert len(r.predict()) == len(s)
+
+
 def test_select_and_plots(npreg, tmp_path):
     sel = emstats.mixreg_select("yn ~ x + I(x**2)", npreg, k=range(1, 4),
                                 fit_kwargs={"n_init": 3})

@@ -96,7 +96,7 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
                  trials=None, weights=None, unit_bounds=None, exog_names=None,
                  fixed_names=None, concomitant_names=None, endog_name="y",
                  design_info=None, fixed_info=None, concomitant_info=None, frame=None,
-                 row_order=None, groups=None):
+                 row_order=None, groups=None, check_size: bool = True):
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         self.family = get_family(family)
@@ -125,7 +125,7 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
                                 "group's rows share one component and one prior")
         n_units = ub.size - 1
         n_par = self.k * (self.p + self.d) + self.f + (self.k - 1) * self.q
-        if self.k > n_units or n_par >= n:
+        if check_size and (self.k > n_units or n_par >= n):
             raise DataError(f"k = {k} components with {n_par} parameters need more data: "
                             f"there are {n_units} {'groups' if self.grouped else 'rows'}")
         self.exog_names = list(exog_names or [f"x{j}" for j in range(self.p)])
@@ -159,6 +159,10 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
         self.nobs = float(w.sum())
         self.df_model = float(self.spec.size)
         self.n_units_total = n_units
+        # set by mixreg(): the formulas and column specs, for predictions on new data
+        self._formula = self._concomitant = self._fixed = None
+        self._offset_spec = self._trials_spec = None
+        self._row_labels = self._unit_labels = self._fixed_keep = None
 
     @property
     def stats_additive_in_params(self) -> bool:
@@ -493,6 +497,40 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
         res = [self._pass(P, ch, 0, posteriors=True) for ch in self.data.chunks(1)]
         return np.vstack([r["r"] for r in res]), np.concatenate([r["ll"] for r in res])
 
+    def new_designs(self, newdata):
+        """The designs X, X2 (shared coefficients) and Z (concomitant variables) of
+        ``newdata`` through the fitted design information."""
+        if self.design_info is None:
+            raise ValueError("predictions on new data need a model built from a formula")
+        X = new_exog(self.design_info, newdata)
+        n = X.shape[0]
+        X2 = (new_exog(self.fixed_info, newdata)[:, self._fixed_keep]
+              if self.fixed_info is not None else np.zeros((n, 0)))
+        Z = (new_exog(self.concomitant_info, newdata) if self.concomitant_info is not None
+             else np.ones((n, 1)))
+        return X, X2, Z
+
+    def to_frame_order(self, a: np.ndarray) -> np.ndarray:
+        """Rows in the model's order (sorted by group with ``groups=``) put back in the
+        order of the data."""
+        if self.row_order is None:
+            return a
+        out = np.empty_like(a)
+        out[self.row_order] = a
+        return out
+
+    def row_labels(self) -> pd.Index:
+        """Labels of the model's rows in the data's order (the data frame's index)."""
+        return (self._row_labels if self._row_labels is not None
+                else pd.RangeIndex(self.n_rows))
+
+    def unit_labels(self) -> pd.Index:
+        """Labels of the units: the group labels (sorted) or the row labels."""
+        if not self.grouped:
+            return self.row_labels()
+        return (self._unit_labels if self._unit_labels is not None
+                else pd.RangeIndex(self.n_units_total))
+
     def unit_weights(self) -> np.ndarray:
         b = self.data._bounds()
         return self.data["w"][b[:-1]]
@@ -543,10 +581,11 @@ class MixtureRegressionResults(EMResults):
         return pd.Series(w @ pi / w.sum(), index=range(1, self.model.k + 1), name="prior")
 
     def posterior(self) -> pd.DataFrame:
-        """Posterior probabilities of the components, one row per unit (rows, or groups
-        in sorted order of the group labels)."""
+        """Posterior probabilities of the components, one row per unit: indexed by the
+        data's row labels, or with ``groups=`` by the group labels (sorted)."""
         r, _ = self.model.posterior(self.raw_params)
-        return pd.DataFrame(r, columns=[f"Comp.{j}" for j in range(1, self.model.k + 1)])
+        return pd.DataFrame(r, columns=[f"Comp.{j}" for j in range(1, self.model.k + 1)],
+                            index=self.model.unit_labels())
 
     @property
     def classes(self) -> np.ndarray:
@@ -570,61 +609,83 @@ class MixtureRegressionResults(EMResults):
         return self.bic - 2.0 * float(self.model.unit_weights() @ lr)
 
     def _designs(self, newdata):
+        """Designs, offset and trials of ``newdata`` (None: the model's rows in the data's
+        order) and the index of the predictions."""
         m = self.model
         if newdata is None:
             dat = m.data
-            return dat["X"], dat["X2"], dat["Z"], dat["off"], dat["m"]
-        if m.design_info is None:
-            raise ValueError("predict(newdata) needs a model built from a formula")
-        X = new_exog(m.design_info, newdata)
+            back = m.to_frame_order
+            return (back(dat["X"]), back(dat["X2"]), back(dat["Z"]), back(dat["off"]),
+                    back(dat["m"]), m.row_labels())
+        for what, spec in (("offset", m._offset_spec), ("trials", m._trials_spec)):
+            if spec is _GIVEN_AS_ARRAY:
+                raise ValueError(f"predict(newdata) needs {what}= given as a column name "
+                                 "when the model was built (it was an array)")
+        X, X2, Z = m.new_designs(newdata)
         n = X.shape[0]
-        X2 = new_exog(m.fixed_info, newdata) if m.fixed_info is not None else np.zeros((n, 0))
-        Z = (new_exog(m.concomitant_info, newdata) if m.concomitant_info is not None
-             else np.ones((n, 1)))
         off = (resolve_column(m._offset_spec, newdata, "offset")
-               if getattr(m, "_offset_spec", None) is not None else np.zeros(n))
+               if m._offset_spec is not None else np.zeros(n))
         tr = (resolve_column(m._trials_spec, newdata, "trials")
-              if getattr(m, "_trials_spec", None) is not None else np.ones(n))
-        return X, X2, Z, off, tr
+              if m._trials_spec is not None else np.ones(n))
+        index = newdata.index if isinstance(newdata, pd.DataFrame) else pd.RangeIndex(n)
+        return X, X2, Z, off, tr, index
+
+    def _row_posterior(self, newdata) -> pd.DataFrame:
+        """Posterior probabilities per row: with ``groups=`` every row of a group carries
+        its group's posterior (all the group's rows, and only they, enter it)."""
+        m = self.model
+        if newdata is not None:
+            if m._formula is None:
+                raise ValueError("predict(newdata) needs a model built from a formula")
+            m = _build(m._formula, newdata, m.k, family=m.family.name,
+                       concomitant=m._concomitant, fixed=m._fixed, groups=m.groups,
+                       offset=m._offset_spec, trials=m._trials_spec, like=m)
+        r, _ = m.posterior(self.raw_params)
+        rows = m.to_frame_order(np.repeat(r, np.diff(m.data._bounds()), axis=0))
+        return pd.DataFrame(rows, columns=[f"Comp.{j}" for j in range(1, m.k + 1)],
+                            index=m.row_labels())
 
     def predict(self, newdata=None, which: str = "mean"):
-        """Predictions for the model's rows or ``newdata``.
+        """Predictions for the model's rows or ``newdata``, one row per data row.
 
         Parameters
         ----------
         newdata : DataFrame, optional
+            Default: the estimation rows, in the data's order.
         which : {"mean", "component_means", "prior", "posterior"}
             ``"mean"``: the mixture mean sum_k pi_k(z) mu_k(x); ``"component_means"``:
             mu_k(x) per component; ``"prior"``: pi_k(z); ``"posterior"``: the
-            posterior probabilities (``newdata`` must hold the response).
+            posterior probabilities given the response (``newdata`` must hold it; with
+            ``groups=`` the posterior of each row's group, the same for all its rows,
+            computed from all of them; rows with missing values are dropped).
 
         Returns
         -------
         pandas.Series or DataFrame
+            Indexed by the rows of ``newdata`` (or the model's row labels).
         """
         m = self.model
+        if which == "posterior":
+            return self._row_posterior(newdata)
+        if which not in ("mean", "component_means", "prior"):
+            raise ValueError("which must be 'mean', 'component_means', 'prior' or "
+                             f"'posterior', got {which!r}")
         P = self._p
         cols = [f"Comp.{j}" for j in range(1, m.k + 1)]
-        if which == "posterior":
-            if newdata is None:
-                return self.posterior()
-            sub = mixreg(m._formula, newdata, m.k, family=m.family.name,
-                         concomitant=m._concomitant, fixed=m._fixed,
-                         offset=m._offset_spec, trials=m._trials_spec)
-            r, _ = sub.posterior(self.raw_params)
-            return pd.DataFrame(r, columns=cols)
-        X, X2, Z, off, tr = self._designs(newdata)
+        X, X2, Z, off, tr, index = self._designs(newdata)
         eta = X @ P["comp"][:, : m.p].T + (X2 @ P["fixed"] + off)[:, None]
         mu = m.family.mean(eta, tr)
         pi = np.exp(_log_softmax(Z @ P["prior"].T))
         if which == "component_means":
-            return pd.DataFrame(mu, columns=cols)
+            return pd.DataFrame(mu, columns=cols, index=index)
         if which == "prior":
-            return pd.DataFrame(pi, columns=cols)
-        if which == "mean":
-            return pd.Series((pi * mu).sum(axis=1), name="mean")
-        raise ValueError("which must be 'mean', 'component_means', 'prior' or 'posterior', "
-                         f"got {which!r}")
+            return pd.DataFrame(pi, columns=cols, index=index)
+        return pd.Series((pi * mu).sum(axis=1), name="mean", index=index)
+
+    def predict_proba(self, newdata=None) -> pd.DataFrame:
+        """Posterior probabilities of the components per row (``predict(newdata,
+        which="posterior")``; ``newdata`` must hold the response)."""
+        return self.predict(newdata, which="posterior")
 
     def plot_components(self, x: str, ax=None, n_grid: int = 100):
         """Scatter of the response against regressor ``x`` coloured by MAP class, with
@@ -703,6 +764,19 @@ def mixreg(formula: str, data, k: int, family: str = "gaussian", concomitant=Non
     >>> np.round(res.coefficients.loc["x"].to_numpy(), 1).tolist()
     [-1.0, 2.0]
     """
+    return _build(formula, data, k, family=family, concomitant=concomitant, groups=groups,
+                  fixed=fixed, weights=weights, offset=offset, missing=missing, trials=trials)
+
+
+def _build(formula, data, k, *, family="gaussian", concomitant=None, groups=None, fixed=None,
+           weights=None, offset=None, missing="drop", trials=None, like=None):
+    """:func:`mixreg`.  ``like``: a fitted model whose design information builds the
+    designs of ``data`` (new data for predictions: the same columns whatever levels
+    ``data`` holds), without the check that the data can identify the parameters."""
+    for what, spec in (("offset", offset), ("trials", trials)):
+        if spec is _GIVEN_AS_ARRAY:
+            raise ValueError(f"predictions on new data need {what}= given as a column "
+                             "name when the model was built (it was an array)")
     data = check_frame(data)
     fam = get_family(family)
     formula2, is_cbind = cbind_response(formula)
@@ -721,12 +795,13 @@ def mixreg(formula: str, data, k: int, family: str = "gaussian", concomitant=Non
             keep_cols = [j for j, nm in enumerate(names) if nm != "Intercept"]
             mat, names = mat[:, keep_cols], [names[j] for j in keep_cols]
         extra_mats[what] = (mat, names, info)
+    fixed_keep = keep_cols if fixed is not None else None
     extras = {"__w": weights, "__off": offset, "__tr": trials}
     gcodes = None
     if groups is not None:
         if not isinstance(groups, str) or groups not in data.columns:
             raise DataError(f"groups must name a column of the data, got {groups!r}")
-        gcodes, _ = pd.factorize(data[groups], sort=True)
+        gcodes, glevels = pd.factorize(data[groups], sort=True)
         gcodes = np.where(gcodes < 0, np.nan, gcodes.astype(float))
         extras["__g"] = gcodes
     for what, (mat, _, _) in extra_mats.items():
@@ -747,6 +822,10 @@ def mixreg(formula: str, data, k: int, family: str = "gaussian", concomitant=Non
     X = des.exog
     X2 = extra_mats["fixed"][0][pos] if "fixed" in extra_mats else None
     Z = extra_mats["concomitant"][0][pos] if "concomitant" in extra_mats else None
+    if like is not None:
+        X, X2, Z = like.new_designs(data.iloc[pos])
+        X2 = X2 if like.f else None
+        Z = Z if like.concomitant_info is not None else None
     if X2 is not None:
         clash = set(extra_mats["fixed"][1]) & set(des.exog_names)
         if clash:
@@ -774,11 +853,26 @@ def mixreg(formula: str, data, k: int, family: str = "gaussian", concomitant=Non
         endog_name=endog_name, design_info=des.design_info,
         fixed_info=extra_mats["fixed"][2] if "fixed" in extra_mats else None,
         concomitant_info=extra_mats["concomitant"][2] if "concomitant" in extra_mats
-        else None, frame=frame, row_order=order, groups=groups)
+        else None, frame=frame, row_order=order, groups=groups, check_size=like is None)
     model._formula, model._concomitant, model._fixed = formula, concomitant, fixed
-    model._offset_spec = offset if isinstance(offset, str) else None
-    model._trials_spec = trials if isinstance(trials, str) else None
+    model._offset_spec = _column_spec(offset)
+    model._trials_spec = _column_spec(trials)
+    model._row_labels = des.row_labels
+    model._fixed_keep = fixed_keep
+    if ub is not None:
+        model._unit_labels = pd.Index(glevels[gs[ub[:-1]].astype(int)], name=groups)
     return model
+
+
+#: marks an offset or trials given as an array (new data cannot supply it)
+_GIVEN_AS_ARRAY = object()
+
+
+def _column_spec(spec):
+    """What predictions on new data reuse: a column name or a scalar (not an array)."""
+    if spec is None or isinstance(spec, str) or np.isscalar(spec):
+        return spec
+    return _GIVEN_AS_ARRAY
 
 
 class MixregSelection:
