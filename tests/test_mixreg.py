@@ -304,6 +304,20 @@ def test_predict_and_posterior(gauss, npreg):
     assert "prior Comp.2:Intercept" in str(r.summary())
 
 
+def test_fit_starts_reports_final_logliks():
+    case = CASES["patent_concomitant"]
+    m = emstats.mixreg("Patents ~ lgRD", frame("patent"), k=3, family="poisson",
+                       concomitant="~ RDS")
+    r = m.fit_starts(n_init=6, seed=2)
+    tab = r.extra["start_fits"]
+    assert len(tab) == 6 and list(tab.start[:2]) == ["kmeans", "random"]
+    assert tab.converged.all()
+    # the reported fit is the best start's, with Louis standard errors
+    assert r.llf == pytest.approx(tab.llf.max(), abs=1e-8)
+    assert r.llf >= case["loglik"] - 1e-9
+    assert r.cov_type.lower().startswith("louis") and np.all(np.isfinite(r.bse))
+
+
 def test_grouped_predictions_are_per_group():
     b = frame("betablocker")
     b.index = 1000 - np.arange(len(b))                 # labels unlike positions

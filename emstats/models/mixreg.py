@@ -279,6 +279,56 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
                     rng.integers(0, self.k, self.n_units_total))))
         return starts
 
+    def fit_starts(self, n_init: int = 10, *, init=None, seed=None, **fit_kwargs):
+        """Fit from every start to convergence; the best fit, with the spread of the
+        final log-likelihoods.
+
+        ``fit(n_init=...)`` runs a short EM from each start and continues only the best;
+        this runs each start to the end (without standard errors), then the best again
+        with them, so that local maxima show.
+
+        Parameters
+        ----------
+        n_init : int
+            Number of starts (as ``fit``: k-means first, then random partitions).
+        init, seed :
+            As ``fit``.
+        **fit_kwargs
+            Other options of ``fit`` (``method``, ``tol``, ``maxiter``, ``cov_type``...).
+
+        Returns
+        -------
+        MixtureRegressionResults
+            The best fit; ``res.extra["start_fits"]`` is a DataFrame (start kind,
+            final log-likelihood, iterations, converged, error) with one row per start.
+        """
+        import warnings
+
+        cov = fit_kwargs.pop("cov_type", "louis")
+        starts = self.initial_starts(init, n_init, np.random.default_rng(seed))
+        rows, best = [], None
+        for kind, p in starts:
+            row = {"start": kind, "llf": -np.inf, "n_iter": 0, "converged": False,
+                   "error": ""}
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    r = self.fit(start_params=p, cov_type=None, **fit_kwargs)
+            except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
+                row["error"] = str(err)
+            else:
+                row.update(llf=r.llf, n_iter=r.convergence.n_iter,
+                           converged=r.convergence.converged)
+                if best is None or r.llf > best.llf:
+                    best = r
+            rows.append(row)
+        if best is None:
+            raise FloatingPointError("the fit failed from every start: "
+                                     + "; ".join(r["error"] for r in rows))
+        res = self.fit(start_params=best.raw_params, cov_type=cov, **fit_kwargs)
+        res.extra["start_fits"] = pd.DataFrame(rows)
+        return res
+
     def start_params(self) -> dict:
         return self.initial_starts(None, 1, np.random.default_rng(0))[0][1]
 
