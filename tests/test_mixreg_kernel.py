@@ -17,7 +17,7 @@ from numpy.testing import assert_allclose
 from emstats.models.mixreg import MixtureRegression
 
 
-def _data(family, n, grouped, rng):
+def _data(family, n, grouped, rng, k=3):
     x = rng.uniform(-1, 1, n)
     X = np.column_stack([np.ones(n), x])
     X2 = rng.normal(size=(n, 1))
@@ -44,7 +44,7 @@ def _data(family, n, grouped, rng):
         y = rng.binomial(trials.astype(int), 0.4).astype(float)
     else:
         y = rng.poisson(np.exp(0.5 + x)).astype(float)
-    return MixtureRegression(y, X, 3, family=family, Z=Z, X2=X2, trials=trials, weights=w,
+    return MixtureRegression(y, X, k, family=family, Z=Z, X2=X2, trials=trials, weights=w,
                              unit_bounds=ub)
 
 
@@ -102,9 +102,10 @@ def _reference(model, P):
 
 @pytest.mark.parametrize("family", ["gaussian", "poisson", "binomial", "negbin"])
 @pytest.mark.parametrize("grouped", [False, True])
-def test_kernel_equals_numpy(family, grouped):
+@pytest.mark.parametrize("k", [2, 3])            # K = 2 has its own missing-information update
+def test_kernel_equals_numpy(family, grouped, k):
     rng = np.random.default_rng(3)
-    model = _data(family, 700, grouped, rng)
+    model = _data(family, 700, grouped, rng, k)
     P = model._full(_params(model, rng))
     ref = _reference(model, P)
     ch = model.data.chunks(1, 1)[0]
@@ -168,7 +169,7 @@ def test_hard_and_random_assignments():
 @pytest.mark.parametrize("family", ["gaussian", "negbin"])
 def test_bitwise_identical_across_threads(family):
     rng = np.random.default_rng(11)
-    model = _data(family, 5000, family == "negbin", rng)
+    model = _data(family, 5000, family == "negbin", rng, 2 if family == "gaussian" else 3)
     P = model._full(_params(model, rng))
     outs = []
     for nt in (1, 2, 3):

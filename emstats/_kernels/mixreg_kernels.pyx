@@ -25,8 +25,8 @@ and, when asked (``want_prior``), the multinomial-logit pieces of the weights
 pH = sum w pi_a (delta_ab - pi_b) z z', a, b = 2..K).  ``mode = 3`` adds Louis'
 missing information sum_u w_u (sum_k r_uk a_uk a_uk' - m_u m_u') (upper triangle,
 ``part_miss[c]``), where a_uk is the complete-data score of unit u in component k
-and m_u = sum_k r_uk a_uk; it is accumulated unit by unit from a K x P buffer,
-never as an n x P array.  ``mode = 0`` only evaluates the log-likelihood (and the
+and m_u = sum_k r_uk a_uk (for K = 2 as r_u1 r_u2 (a_u1 - a_u2)(a_u1 - a_u2)'); it
+is accumulated unit by unit from a K x P buffer, never as an n x P array.  ``mode = 0`` only evaluates the log-likelihood (and the
 per-unit posteriors into ``out_r`` and ``out_ll`` when these are not empty).
 
 ``assign = 1`` replaces the responsibilities by the MAP one-hot (classification
@@ -234,6 +234,210 @@ cdef inline double _lse_resp(const double* jt, Py_ssize_t K, double* r) noexcept
     return ll
 
 
+cdef struct Job:
+    # sizes and switches
+    int family
+    int mode
+    int assign
+    bint want_prior
+    bint const_prior
+    bint want_out
+    Py_ssize_t K, p, f, q, pD, d, nc, npr, P, Lc, nu, nch, sw
+    # inputs (C-contiguous)
+    const double* y
+    const double* X
+    const double* X2
+    const double* Z
+    const double* off
+    const double* m
+    const double* w
+    const double* c
+    const int64_t* ub
+    const double* beta
+    const double* phi
+    const double* alpha
+    const double* gamma
+    const double* draws
+    const double* kc
+    const double* lp0
+    const double* pi0
+    # outputs
+    double* part_comp
+    double* part_prior
+    double* part_miss
+    double* part_s
+    double* out_r
+    double* out_ll
+    double* scratch
+
+
+cdef void _chunk(const Job* jb, Py_ssize_t ch) noexcept nogil:
+    """Units ``[ch nu / nch, (ch + 1) nu / nch)`` into the chunk's partial sums."""
+    cdef int family = jb.family, mode = jb.mode, assign = jb.assign
+    cdef bint want_prior = jb.want_prior, louis = jb.mode == 3, want_out = jb.want_out
+    cdef Py_ssize_t K = jb.K, p = jb.p, f = jb.f, q = jb.q, pD = jb.pD, d = jb.d
+    cdef Py_ssize_t nc = jb.nc, npr = jb.npr, P = jb.P, Lc = jb.Lc, nu = jb.nu
+    cdef Py_ssize_t u0 = (ch * nu) // jb.nch, u1 = ((ch + 1) * nu) // jb.nch
+    cdef Py_ssize_t u, r0, r1, i, k, a, b, s, t, j, lab
+    cdef double tot = 0.0, bad = 0.0, wu, ll, eta, base, cw, yo, cum, pa, v
+    cdef const double* y = jb.y
+    cdef const double* off = jb.off
+    cdef const double* mm = jb.m
+    cdef const double* cc = jb.c
+    cdef const double* bp = jb.beta
+    cdef const double* ap = jb.alpha
+    cdef const double* phi = jb.phi
+    cdef const double* kc = jb.kc
+    cdef const double* xi
+    cdef const double* x2i
+    cdef const double* zi
+    cdef double* sp = jb.scratch + ch * jb.sw
+    cdef double* lp = sp
+    cdef double* jt = sp + K
+    cdef double* rr = sp + 2 * K
+    cdef double* pis = sp + 3 * K
+    cdef double* drow = sp + 4 * K
+    cdef double* av = drow + pD
+    cdef double* mv = av + K * P
+    cdef double* comp = jb.part_comp + ch * K * Lc
+    cdef double* pg = jb.part_prior + ch * (npr + npr * npr) if want_prior else NULL
+    cdef double* pH = pg + npr if want_prior else NULL
+    cdef double* miss = jb.part_miss + ch * P * P if louis else NULL
+    cdef double* ak
+    cdef double* cp
+    cdef Der der
+    for u in range(u0, u1):
+        r0 = jb.ub[u]
+        r1 = jb.ub[u + 1]
+        wu = jb.w[r0]
+        lab = 0
+        # log prior: log-softmax of z' gamma_k (the same for every unit when the
+        # weights are constant), and the prior itself
+        zi = jb.Z + r0 * q
+        if jb.const_prior:
+            for k in range(K):
+                lp[k] = jb.lp0[k]
+                pis[k] = jb.pi0[k]
+        else:
+            _log_prior(zi, jb.gamma, K, q, lp)
+            for k in range(K):
+                pis[k] = exp(lp[k])
+        for k in range(K):
+            jt[k] = lp[k]
+        # pass 1: the unit's joint log-densities
+        for i in range(r0, r1):
+            xi = jb.X + i * p
+            base = off[i]
+            if f > 0:
+                base = base + _dot(jb.X2 + i * f, ap, f)
+            for k in range(K):
+                eta = base + _dot(xi, bp + k * p, p)
+                jt[k] = jt[k] + _logpdf(family, y[i], eta, phi[k], kc + 4 * k, mm[i], cc[i])
+        ll = _lse_resp(jt, K, rr)
+        if want_out:
+            jb.out_ll[u] = ll
+            for k in range(K):
+                jb.out_r[u * K + k] = rr[k]
+        if not (isfinite(ll) and isfinite(rr[0])):
+            bad = bad + 1.0
+            continue
+        if assign == 1:
+            for k in range(1, K):
+                if rr[k] > rr[lab]:
+                    lab = k
+            tot = tot + wu * jt[lab]
+        else:
+            tot = tot + wu * ll
+        if assign == 2:
+            cum = 0.0
+            for k in range(K - 1):
+                cum = cum + rr[k]
+                if cum < jb.draws[u]:
+                    lab = k + 1
+        if assign > 0:
+            for k in range(K):
+                rr[k] = 1.0 if k == lab else 0.0
+        if mode == 0:
+            continue
+        # the weights' multinomial logit (unit level)
+        if want_prior:
+            for a in range(1, K):
+                pa = pis[a]
+                _axpy(wu * (rr[a] - pa), zi, pg + (a - 1) * q, q)
+                for b in range(a, K):
+                    v = wu * pa * ((1.0 if a == b else 0.0) - pis[b])
+                    for s in range(q):
+                        j = s if a == b else 0
+                        _axpy(v * zi[s], zi + j,
+                              pH + ((a - 1) * q + s) * npr + (b - 1) * q + j, q - j)
+        if louis:
+            for j in range(K * P):
+                av[j] = 0.0
+        # pass 2: the rows' statistics under each component
+        for i in range(r0, r1):
+            xi = jb.X + i * p
+            x2i = jb.X2 + i * f
+            for j in range(p):
+                drow[j] = xi[j]
+            for j in range(f):
+                drow[p + j] = x2i[j]
+            base = off[i]
+            if f > 0:
+                base = base + _dot(x2i, ap, f)
+            for k in range(K):
+                if rr[k] == 0.0:
+                    continue
+                cw = wu * rr[k]
+                cp = comp + k * Lc
+                cp[0] = cp[0] + cw
+                if mode == 1:
+                    yo = y[i] - off[i]
+                    _axpy(cw * yo, drow, cp + 1, pD)
+                    _rank1_upper(cw, drow, cp + 1 + pD, pD)
+                    cp[1 + 2 * pD + pD * pD] = cp[1 + 2 * pD + pD * pD] + cw * yo * yo
+                    continue
+                eta = base + _dot(xi, bp + k * p, p)
+                der = _derivs(family, y[i], eta, kc + 4 * k, mm[i])
+                _axpy(cw * der.d1, drow, cp + 1, pD)
+                _rank1_upper(-cw * der.d2, drow, cp + 1 + pD, pD)
+                if d:
+                    _axpy(-cw * der.dep, drow, cp + 1 + pD + pD * pD, pD)
+                    cp[1 + 2 * pD + pD * pD] = cp[1 + 2 * pD + pD * pD] + cw * der.dp
+                    cp[2 + 2 * pD + pD * pD] = cp[2 + 2 * pD + pD * pD] - cw * der.dpp
+                if louis:
+                    ak = av + k * P
+                    _axpy(der.d1, xi, ak + k * (p + d), p)
+                    if d:
+                        ak[k * (p + d) + p] = ak[k * (p + d) + p] + der.dp
+                    if f > 0:
+                        _axpy(der.d1, x2i, ak + K * (p + d), f)
+        if louis:
+            # the weights' part of the complete-data scores, then
+            # sum_k r_k a_k a_k' - m m' with m = sum_k r_k a_k; for two components
+            # that is r_1 r_2 (a_1 - a_2)(a_1 - a_2)' (one update, no cancellation)
+            for k in range(K):
+                ak = av + k * P
+                for a in range(1, K):
+                    v = (1.0 if k == a else 0.0) - pis[a]
+                    for t in range(q):
+                        ak[nc + (a - 1) * q + t] = v * zi[t]
+            if K == 2:
+                for j in range(P):
+                    mv[j] = av[j] - av[P + j]
+                _rank1_upper(wu * rr[0] * rr[1], mv, miss, P)
+            else:
+                for j in range(P):
+                    mv[j] = 0.0
+                for k in range(K):
+                    ak = av + k * P
+                    if rr[k] != 0.0:
+                        _rank1_upper(wu * rr[k], ak, miss, P)
+                        _axpy(rr[k], ak, mv, P)
+                _rank1_upper(-wu, mv, miss, P)
+    jb.part_s[2 * ch] = tot
+    jb.part_s[2 * ch + 1] = bad
+
+
 def mixreg_pass(int family, int mode, int assign, bint want_prior, bint const_prior,
                 const double[::1] y, const double[:, ::1] X, const double[:, ::1] X2,
                 const double[:, ::1] Z, const double[::1] off, const double[::1] m,
@@ -255,203 +459,68 @@ def mixreg_pass(int family, int mode, int assign, bint want_prior, bint const_pr
     (weighted log-likelihood, number of units with an undefined one), out_r
     (n_units, K) and out_ll (n_units,) or empty, scratch (nch, scratch_width(K, pD, P)).
     """
-    cdef Py_ssize_t K = beta.shape[0], p = beta.shape[1], f = alpha.shape[0]
-    cdef Py_ssize_t q = gamma.shape[1], nu = ub.shape[0] - 1
-    cdef Py_ssize_t pD = p + f
-    cdef Py_ssize_t d = 1 if (family == 0 or family == 3) else 0
-    cdef Py_ssize_t nc = K * (p + d) + f, npr = (K - 1) * q
-    cdef Py_ssize_t P = nc + npr
-    cdef Py_ssize_t Lc = 1 + pD + pD * pD + pD + 2
-    cdef Py_ssize_t nch = n_chunks(nu)
-    cdef bint want_out = out_ll.shape[0] > 0
-    cdef bint louis = mode == 3
-    cdef Py_ssize_t ch, u, u0, u1, r0, r1, i, k, a, b, s, t, j, lab
-    cdef double tot, bad, wu, ll, eta, base, cw, yo, cum, pa, v
-    cdef double* sp
-    cdef double* lp
-    cdef double* jt
-    cdef double* rr
-    cdef double* pis
-    cdef double* drow
-    cdef double* av
-    cdef double* mv
-    cdef double* ak
-    cdef double* cp
-    cdef double* pg
-    cdef double* pH
-    cdef double* miss
-    cdef const double* xi
-    cdef const double* zi
-    cdef const double* bp = &beta[0, 0]
-    cdef const double* ap = &alpha[0] if f > 0 else NULL
-    cdef const double* gp = &gamma[0, 0]
-    cdef Der der
-    cdef double[:, ::1] kc = np.zeros((K, 4))
-    cdef double[::1] lp0 = np.zeros(K)
-    for k in range(K):
-        _comp_consts(family, phi[k], &kc[k, 0])
-    _log_prior(&Z[0, 0], gp, K, q, &lp0[0])
-    if part_s.shape[0] != nch or scratch.shape[0] != nch:
+    cdef Job jb
+    cdef Py_ssize_t ch, k
+    cdef Py_ssize_t n = y.shape[0]
+    jb.family, jb.mode, jb.assign = family, mode, assign
+    jb.want_prior, jb.const_prior = want_prior, const_prior
+    jb.want_out = out_ll.shape[0] > 0
+    jb.K, jb.p, jb.f, jb.q = beta.shape[0], beta.shape[1], alpha.shape[0], gamma.shape[1]
+    jb.nu = ub.shape[0] - 1
+    jb.pD = jb.p + jb.f
+    jb.d = 1 if (family == 0 or family == 3) else 0
+    jb.nc = jb.K * (jb.p + jb.d) + jb.f
+    jb.npr = (jb.K - 1) * jb.q
+    jb.P = jb.nc + jb.npr
+    jb.Lc = 1 + 2 * jb.pD + jb.pD * jb.pD + 2
+    jb.nch = n_chunks(jb.nu)
+    jb.sw = scratch.shape[1]
+    if not 0 <= family <= 3 or not 0 <= mode <= 3 or not 0 <= assign <= 2:
+        raise ValueError("family, mode or assign out of range")
+    if mode == 1 and family != 0:
+        raise ValueError("natural statistics (mode 1) are for the Gaussian family")
+    for name, arr in (("X", X), ("X2", X2), ("Z", Z), ("off", off), ("m", m), ("w", w),
+                      ("c", c)):
+        if arr.shape[0] != n:
+            raise ValueError(f"{name} needs {n} rows")
+    if jb.nu < 1 or ub[0] != 0 or ub[jb.nu] != n:
+        raise ValueError("ub must run from 0 to the number of rows")
+    if (X.shape[1] != jb.p or X2.shape[1] != jb.f or Z.shape[1] != jb.q
+            or gamma.shape[0] != jb.K or phi.shape[0] != jb.K):
+        raise ValueError("parameter shapes do not match the designs")
+    if part_s.shape[0] != jb.nch or part_s.shape[1] != 2 or scratch.shape[0] != jb.nch:
         raise ValueError("part_s and scratch need n_chunks(n_units) rows")
-    if mode > 0 and (part_comp.shape[0] != nch or part_comp.shape[1] != K
-                     or part_comp.shape[2] != Lc):
+    if mode > 0 and (part_comp.shape[0] != jb.nch or part_comp.shape[1] != jb.K
+                     or part_comp.shape[2] != jb.Lc):
         raise ValueError("part_comp has the wrong shape")
-    if want_prior and (part_prior.shape[0] != nch or part_prior.shape[1] != npr + npr * npr):
+    if want_prior and (part_prior.shape[0] != jb.nch
+                       or part_prior.shape[1] != jb.npr + jb.npr * jb.npr):
         raise ValueError("part_prior has the wrong shape")
-    if louis and (part_miss.shape[0] != nch or part_miss.shape[1] != P * P):
+    if mode == 3 and (part_miss.shape[0] != jb.nch or part_miss.shape[1] != jb.P * jb.P):
         raise ValueError("part_miss has the wrong shape")
-    if scratch.shape[1] < 4 * K + pD + K * P + P:
+    if jb.sw < 4 * jb.K + jb.pD + jb.K * jb.P + jb.P:
         raise ValueError("scratch is too narrow")
-    if assign == 2 and draws.shape[0] != nu:
+    if assign == 2 and draws.shape[0] != jb.nu:
         raise ValueError("draws needs one value per unit")
-    if want_out and (out_ll.shape[0] != nu or out_r.shape[0] != nu or out_r.shape[1] != K):
+    if jb.want_out and (out_ll.shape[0] != jb.nu or out_r.shape[0] != jb.nu
+                        or out_r.shape[1] != jb.K):
         raise ValueError("out_r and out_ll need one row per unit")
-    for ch in prange(nch, nogil=True, schedule="static", num_threads=n_threads):
-        u0 = (ch * nu) // nch
-        u1 = ((ch + 1) * nu) // nch
-        sp = &scratch[ch, 0]
-        lp = sp
-        jt = sp + K
-        rr = sp + 2 * K
-        pis = sp + 3 * K
-        drow = sp + 4 * K
-        av = drow + pD
-        mv = av + K * P
-        cp = NULL
-        pg = NULL
-        pH = NULL
-        miss = NULL
-        if want_prior:
-            pg = &part_prior[ch, 0]
-            pH = pg + npr
-        if louis:
-            miss = &part_miss[ch, 0]
-        tot = 0.0
-        bad = 0.0
-        for u in range(u0, u1):
-            r0 = ub[u]
-            r1 = ub[u + 1]
-            wu = w[r0]
-            lab = 0
-            # log prior: log-softmax of z' gamma_k (the same for every unit when the
-            # weights are constant), and the prior itself
-            zi = &Z[r0, 0]
-            if const_prior:
-                for k in range(K):
-                    lp[k] = lp0[k]
-            else:
-                _log_prior(zi, gp, K, q, lp)
-            for k in range(K):
-                jt[k] = lp[k]
-                pis[k] = exp(lp[k])
-            # pass 1: the unit's joint log-densities
-            for i in range(r0, r1):
-                xi = &X[i, 0]
-                base = off[i]
-                if f > 0:
-                    base = base + _dot(&X2[i, 0], ap, f)
-                for k in range(K):
-                    eta = base + _dot(xi, bp + k * p, p)
-                    jt[k] = jt[k] + _logpdf(family, y[i], eta, phi[k], &kc[k, 0], m[i], c[i])
-            ll = _lse_resp(jt, K, rr)
-            if want_out:
-                out_ll[u] = ll
-                for k in range(K):
-                    out_r[u, k] = rr[k]
-            if not (isfinite(ll) and isfinite(rr[0])):
-                bad = bad + 1.0
-                continue
-            if assign == 1:
-                lab = 0
-                for k in range(1, K):
-                    if rr[k] > rr[lab]:
-                        lab = k
-                tot = tot + wu * jt[lab]
-            else:
-                tot = tot + wu * ll
-            if assign == 2:
-                cum = 0.0
-                lab = 0
-                for k in range(K - 1):
-                    cum = cum + rr[k]
-                    if cum < draws[u]:
-                        lab = k + 1
-            if assign > 0:
-                for k in range(K):
-                    rr[k] = 1.0 if k == lab else 0.0
-            if mode == 0:
-                continue
-            # the weights' multinomial logit (unit level)
-            if want_prior:
-                for a in range(1, K):
-                    pa = pis[a]
-                    v = wu * (rr[a] - pa)
-                    _axpy(v, zi, pg + (a - 1) * q, q)
-                    for b in range(a, K):
-                        v = wu * pa * ((1.0 if a == b else 0.0) - pis[b])
-                        for s in range(q):
-                            if a == b:
-                                j = s
-                            else:
-                                j = 0
-                            for t in range(j, q):
-                                pH[((a - 1) * q + s) * npr + (b - 1) * q + t] = (
-                                    pH[((a - 1) * q + s) * npr + (b - 1) * q + t]
-                                    + v * zi[s] * zi[t])
-            if louis:
-                for j in range(K * P):
-                    av[j] = 0.0
-            # pass 2: the rows' statistics under each component
-            for i in range(r0, r1):
-                xi = &X[i, 0]
-                for j in range(p):
-                    drow[j] = xi[j]
-                for j in range(f):
-                    drow[p + j] = X2[i, j]
-                base = off[i]
-                if f > 0:
-                    base = base + _dot(&X2[i, 0], ap, f)
-                for k in range(K):
-                    if rr[k] == 0.0:
-                        continue
-                    cw = wu * rr[k]
-                    cp = &part_comp[ch, k, 0]
-                    cp[0] = cp[0] + cw
-                    if mode == 1:
-                        yo = y[i] - off[i]
-                        _axpy(cw * yo, drow, cp + 1, pD)
-                        _rank1_upper(cw, drow, cp + 1 + pD, pD)
-                        cp[1 + 2 * pD + pD * pD] = cp[1 + 2 * pD + pD * pD] + cw * yo * yo
-                        continue
-                    eta = base + _dot(xi, bp + k * p, p)
-                    der = _derivs(family, y[i], eta, &kc[k, 0], m[i])
-                    _axpy(cw * der.d1, drow, cp + 1, pD)
-                    _rank1_upper(-cw * der.d2, drow, cp + 1 + pD, pD)
-                    if d:
-                        _axpy(-cw * der.dep, drow, cp + 1 + pD + pD * pD, pD)
-                        cp[1 + 2 * pD + pD * pD] = cp[1 + 2 * pD + pD * pD] + cw * der.dp
-                        cp[2 + 2 * pD + pD * pD] = cp[2 + 2 * pD + pD * pD] - cw * der.dpp
-                    if louis:
-                        ak = av + k * P
-                        _axpy(der.d1, xi, ak + k * (p + d), p)
-                        if d:
-                            ak[k * (p + d) + p] = ak[k * (p + d) + p] + der.dp
-                        if f > 0:
-                            _axpy(der.d1, drow + p, ak + K * (p + d), f)
-            if louis:
-                # the weights' part of the complete-data scores, then
-                # sum_k r_k a_k a_k' - m m' with m = sum_k r_k a_k
-                for j in range(P):
-                    mv[j] = 0.0
-                for k in range(K):
-                    ak = av + k * P
-                    for a in range(1, K):
-                        v = (1.0 if k == a else 0.0) - pis[a]
-                        for t in range(q):
-                            ak[nc + (a - 1) * q + t] = v * zi[t]
-                    if rr[k] != 0.0:
-                        _rank1_upper(wu * rr[k], ak, miss, P)
-                        _axpy(rr[k], ak, mv, P)
-                _rank1_upper(-wu, mv, miss, P)
-        part_s[ch, 0] = tot
-        part_s[ch, 1] = bad
+    # per-component constants and the constant prior, once
+    cdef double[:, ::1] kc = np.zeros((jb.K, 4))
+    cdef double[::1] lp0 = np.zeros(jb.K)
+    cdef double[::1] pi0 = np.zeros(jb.K)
+    for k in range(jb.K):
+        _comp_consts(family, phi[k], &kc[k, 0])
+    _log_prior(&Z[0, 0], &gamma[0, 0], jb.K, jb.q, &lp0[0])
+    for k in range(jb.K):
+        pi0[k] = exp(lp0[k])
+    jb.y, jb.X, jb.X2, jb.Z = &y[0], &X[0, 0], &X2[0, 0], &Z[0, 0]
+    jb.off, jb.m, jb.w, jb.c, jb.ub = &off[0], &m[0], &w[0], &c[0], &ub[0]
+    jb.beta, jb.phi, jb.alpha, jb.gamma = &beta[0, 0], &phi[0], &alpha[0], &gamma[0, 0]
+    jb.draws = &draws[0]
+    jb.kc, jb.lp0, jb.pi0 = &kc[0, 0], &lp0[0], &pi0[0]
+    jb.part_comp, jb.part_prior = &part_comp[0, 0, 0], &part_prior[0, 0]
+    jb.part_miss, jb.part_s = &part_miss[0, 0], &part_s[0, 0]
+    jb.out_r, jb.out_ll, jb.scratch = &out_r[0, 0], &out_ll[0], &scratch[0, 0]
+    for ch in prange(jb.nch, nogil=True, schedule="static", num_threads=n_threads):
+        _chunk(&jb, ch)
