@@ -35,8 +35,11 @@ incremental and online EM apply only to Gaussian mixtures with constant weights.
 The default scheme, Louis-Newton with step halving on the observed log-likelihood,
 falls back to these EM steps only where the Newton step fails.
 
-Louis' pieces come from the per-row scores and information of the family: the
-complete-data score of unit u under component k is
+Every pass over the data (E-step, Louis' pieces, posteriors) is one call of the compiled
+kernel :mod:`emstats._kernels.mixreg_kernels`, which works unit by unit with no n x K or
+n x P temporaries; the numpy families of :mod:`emstats.components.glm` give the start
+values and are the kernel's test witness.  Louis' pieces come from the per-row scores and
+information of the family: the complete-data score of unit u under component k is
 a_uk = (sum_i d1_ik x_i in block k, sum_i d1_ik x2_i, sum_i dphi_ik in block k,
 (e_k - pi_u) (x) z_u), and the observed information is complete minus missing
 (see :mod:`emstats.components.mixture`).
