@@ -627,7 +627,6 @@ class MixtureRegressionResults(EMResults):
     @property
     def prior(self) -> pd.Series:
         """Average mixing weight of each component over the units (flexmix's ``prior``)."""
-        r, _ = self.model.posterior(self.raw_params)
         w = self.model.unit_weights()
         Zu = self.model.data["Z"][self.model.data._bounds()[:-1]]
         pi = np.exp(_log_softmax(Zu @ self._p["prior"].T))
