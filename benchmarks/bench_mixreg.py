@@ -4,20 +4,25 @@ For each size n and family (Gaussian, Poisson), simulates a two-component mixtur
 of regressions y ~ x1 + x2, writes it to a CSV file and times, from the *same*
 random partition of the rows as the start:
 
-* emstats: ``mixreg(...)`` construction plus ``fit(init=labels)`` (Louis-Newton, the
-  default, with Louis standard errors);
+* emstats: ``mixreg(...)`` construction plus ``fit(init=labels)`` with the defaults
+  (Louis-Newton, Louis standard errors included), wall-clock and process CPU seconds;
 * flexmix: ``flexmix(y ~ x1 + x2, k = 2, cluster = labels)`` in ``Rscript`` (a
-  subprocess; the time measured inside R, excluding reading the CSV), stopping on a
-  relative change 1e-8 as emstats' default ``tol``.
+  subprocess, in the same run; the time measured inside R with ``proc.time``, CSV
+  reading excluded), stopping on a relative change 1e-8 as emstats' default ``tol``.
+  flexmix reports no standard errors (``refit()`` would add an optim Hessian).
 
-and prints a table of seconds, iterations and the final log-likelihoods (they must
-agree, except flexmix's Gaussian, which is not the MLE: its sigma divides by n - rank).
-Timings never go into the tests.
+It prints seconds, iterations, the final log-likelihoods (they must agree, except
+flexmix's Gaussian, which is not the MLE: its sigma divides by n - rank, so its
+log-likelihood is lower) and the ratio flexmix / emstats.  Against the machine's limits
+(measured in the same run, ``benchmarks/_machine.py``) it reports the number of kernel
+passes over the data, the seconds per pass and the ratio of that to one streaming read
+of the arrays a pass reads (``read limit``), and the peak memory the fit allocates
+(``tracemalloc``, a separate fit) per row.  Timings never go into the tests.
 
 Usage::
 
     python benchmarks/bench_mixreg.py                  # n = 1e4 and 1e6
-    python benchmarks/bench_mixreg.py --sizes 10000    # quicker
+    python benchmarks/bench_mixreg.py --quick          # n = 1e4 only
     python benchmarks/bench_mixreg.py --no-r           # emstats only
 """
 
@@ -27,25 +32,33 @@ import argparse
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
+import tracemalloc
 
 import numpy as np
 import pandas as pd
 
-import emstats
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _machine  # noqa: E402
+
+import emstats  # noqa: E402
+from emstats._config import resolve_threads  # noqa: E402
 
 R_CODE = r"""
 suppressPackageStartupMessages(library(flexmix))
 args <- commandArgs(TRUE)
 d <- read.csv(args[1])
 fam <- args[2]
-t0 <- proc.time()[["elapsed"]]
+t0 <- proc.time()
 model <- if (fam == "gaussian") FLXMRglm() else FLXMRglm(family = fam)
 f <- flexmix(y ~ x1 + x2, data = d, k = 2, cluster = d$lab + 1, model = model,
              control = list(tolerance = 1e-8, iter.max = 5000, minprior = 0))
-t1 <- proc.time()[["elapsed"]]
-cat(sprintf("%.6f %d %.10f\n", t1 - t0, f@iter, as.numeric(logLik(f))))
+t1 <- proc.time() - t0
+cat(sprintf("%.6f %.6f %d %.10f\n", t1[["elapsed"]], t1[["user.self"]] + t1[["sys.self"]],
+            f@iter, as.numeric(logLik(f))))
 """
 
 
@@ -61,11 +74,37 @@ def simulate(n: int, family: str, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"y": y, "x1": x1, "x2": x2, "lab": lab})
 
 
-def run_emstats(df, family):
-    t0 = time.perf_counter()
+def _fit(df, family, counter=None):
     m = emstats.mixreg("y ~ x1 + x2", df, k=2, family=family)
-    r = m.fit(init=df["lab"].to_numpy())
-    return time.perf_counter() - t0, r.convergence.n_iter, r.llf
+    if counter is not None:          # count the kernel passes (benchmark only)
+        inner = m._pass
+
+        def counted(*a, **kw):
+            counter.append(time.perf_counter())
+            return inner(*a, **kw)
+        m._pass = counted
+    return m, m.fit(init=df["lab"].to_numpy())
+
+
+def run_emstats(df, family, repeat: int):
+    best = None
+    for _ in range(repeat):
+        passes: list = []
+        t0, c0 = time.perf_counter(), time.process_time()
+        m, r = _fit(df, family, passes)
+        out = (time.perf_counter() - t0, time.process_time() - c0, r.convergence.n_iter,
+               r.llf, len(passes), m)
+        if best is None or out[0] < best[0]:
+            best = out
+    return best
+
+
+def peak_memory(df, family) -> int:
+    tracemalloc.start()
+    _fit(df, family)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
 
 
 def run_flexmix(df, family):
@@ -78,34 +117,57 @@ def run_flexmix(df, family):
                              text=True, timeout=3600)
     if out.returncode:
         raise RuntimeError(out.stderr)
-    sec, it, ll = out.stdout.split()
-    return float(sec), int(it), float(ll)
+    sec, cpu, it, ll = out.stdout.split()
+    return float(sec), float(cpu), int(it), float(ll)
+
+
+def pass_bytes(model) -> int:
+    """Bytes of the arrays one kernel pass reads (y, X, X2, Z, offset, trials, weights,
+    log-constant)."""
+    return int(sum(model.data[k].nbytes for k in ("y", "X", "X2", "Z", "off", "m", "w", "c")))
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=float, nargs="+", default=[1e4, 1e6])
+    ap.add_argument("--sizes", type=float, nargs="+", default=None)
+    ap.add_argument("--quick", action="store_true", help="n = 1e4 only")
     ap.add_argument("--families", nargs="+", default=["gaussian", "poisson"])
     ap.add_argument("--no-r", action="store_true")
+    ap.add_argument("--no-memory", action="store_true")
     a = ap.parse_args()
+    sizes = a.sizes or ([1e4] if a.quick else [1e4, 1e6])
     have_r = shutil.which("Rscript") is not None and not a.no_r
-    print(f"load average {os.getloadavg()}; flexmix via Rscript: {have_r}")
-    rows = []
-    for n in map(int, a.sizes):
+    machine = _machine.measure(quick=a.quick)
+    print(machine.markdown())
+    print(f"\nflexmix via Rscript: {have_r}; emstats threads: {resolve_threads(None)}"
+          " (measured under load: the machine is shared)\n", flush=True)
+    rows, limits = [], []
+    for n in map(int, sizes):
         for fam in a.families:
             df = simulate(n, fam)
-            s, it, ll = run_emstats(df, fam)
-            row = {"n": n, "family": fam, "emstats s": s, "emstats iter": it,
-                   "emstats llf": ll}
+            repeat = 3 if n <= 1e5 else 1
+            s, cpu, it, ll, n_pass, model = run_emstats(df, fam, repeat)
+            row = {"n": n, "family": fam, "emstats s": s, "emstats cpu s": cpu,
+                   "emstats iter": it, "emstats llf": ll}
             if have_r:
-                rs, rit, rll = run_flexmix(df, fam)
-                row.update({"flexmix s": rs, "flexmix iter": rit, "flexmix llf": rll,
-                            "speed-up": rs / s})
+                rs, rcpu, rit, rll = run_flexmix(df, fam)
+                row.update({"flexmix s": rs, "flexmix cpu s": rcpu, "flexmix iter": rit,
+                            "flexmix llf": rll, "flexmix/emstats": rs / s,
+                            "cpu ratio": rcpu / cpu})
             rows.append(row)
-            print(pd.DataFrame([row]).to_string(index=False, float_format="%.6g"),
-                  flush=True)
-    print()
-    print(pd.DataFrame(rows).to_string(index=False, float_format="%.6g"))
+            print(pd.DataFrame([row]).to_string(index=False, float_format="%.6g"), flush=True)
+            nb = pass_bytes(model)
+            lim = {"n": n, "family": fam, "kernel passes": n_pass,
+                   "s per pass (whole fit / passes)": s / max(n_pass, 1),
+                   "read limit s": machine.byte_seconds(nb),
+                   "ratio to read limit": s / max(n_pass, 1) / machine.byte_seconds(nb)}
+            if not a.no_memory:
+                lim["peak MiB"] = peak_memory(df, fam) / 2**20
+                lim["peak bytes/row"] = lim["peak MiB"] * 2**20 / n
+            limits.append(lim)
+    print("\n" + pd.DataFrame(rows).to_string(index=False, float_format="%.6g"))
+    print("\n" + pd.DataFrame(limits).to_string(index=False, float_format="%.4g"))
+    print(f"\nload average now {os.getloadavg()}")
 
 
 if __name__ == "__main__":

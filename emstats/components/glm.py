@@ -44,6 +44,8 @@ class GLMFamily:
     #: name of the dispersion parameter on the log scale, or None
     dispersion: str | None = None
     link = "?"
+    #: the family's number in the compiled mixture-of-regressions kernel
+    kernel_code = -1
 
     def check(self, y: np.ndarray, m: np.ndarray | None = None, name: str = "y") -> np.ndarray:
         """The response as a float array (raises ``DataError`` when invalid)."""
@@ -78,6 +80,7 @@ class Gaussian(GLMFamily):
     """Normal responses, identity link, component standard deviations sigma_k = exp(phi_k)."""
 
     name = "gaussian"
+    kernel_code = 0
     dispersion = "log(sigma)"
     link = "identity"
 
@@ -111,6 +114,7 @@ class PoissonGLM(GLMFamily):
     """Poisson counts with a log link."""
 
     name = "poisson"
+    kernel_code = 1
     link = "log"
 
     def check(self, y, m=None, name="y"):
@@ -143,6 +147,7 @@ class Binomial(GLMFamily):
     """Binomial successes out of ``m`` trials with a logit link."""
 
     name = "binomial"
+    kernel_code = 2
     link = "logit"
 
     def check(self, y, m=None, name="y"):
@@ -189,6 +194,7 @@ class NegativeBinomial(GLMFamily):
     """NB2 counts: mean mu = exp(eta), variance mu + mu^2 / theta, theta_k = exp(phi_k)."""
 
     name = "negbin"
+    kernel_code = 3
     dispersion = "log(theta)"
     link = "log"
 

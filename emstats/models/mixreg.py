@@ -35,8 +35,11 @@ incremental and online EM apply only to Gaussian mixtures with constant weights.
 The default scheme, Louis-Newton with step halving on the observed log-likelihood,
 falls back to these EM steps only where the Newton step fails.
 
-Louis' pieces come from the per-row scores and information of the family: the
-complete-data score of unit u under component k is
+Every pass over the data (E-step, Louis' pieces, posteriors) is one call of the compiled
+kernel :mod:`emstats._kernels.mixreg_kernels`, which works unit by unit with no n x K or
+n x P temporaries; the numpy families of :mod:`emstats.components.glm` give the start
+values and are the kernel's test witness.  Louis' pieces come from the per-row scores and
+information of the family: the complete-data score of unit u under component k is
 a_uk = (sum_i d1_ik x_i in block k, sum_i d1_ik x2_i, sum_i dphi_ik in block k,
 (e_k - pi_u) (x) z_u), and the observed information is complete minus missing
 (see :mod:`emstats.components.mixture`).
@@ -51,6 +54,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .._kernels import mixreg_kernels as mk
 from ..components.glm import get_family, weighted_irls
 from ..em.data import ArrayData
 from ..em.params import Free, ParamSpec, SpecMaps
@@ -69,8 +73,10 @@ from ..formula import (
 from ..inference.fit import FitMixin
 from ..inference.results import EMResults
 
-#: units per block when Louis' missing information is accumulated
-_LOUIS_BLOCK = 20_000
+
+def _from_upper(U: np.ndarray) -> np.ndarray:
+    """The symmetric matrix whose upper triangle is that of ``U`` (the kernel's layout)."""
+    return np.triu(U) + np.triu(U, 1).T
 
 
 def _lse(a: np.ndarray) -> np.ndarray:
@@ -93,7 +99,7 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
                  trials=None, weights=None, unit_bounds=None, exog_names=None,
                  fixed_names=None, concomitant_names=None, endog_name="y",
                  design_info=None, fixed_info=None, concomitant_info=None, frame=None,
-                 row_order=None, groups=None):
+                 row_order=None, groups=None, check_size: bool = True):
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         self.family = get_family(family)
@@ -122,7 +128,7 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
                                 "group's rows share one component and one prior")
         n_units = ub.size - 1
         n_par = self.k * (self.p + self.d) + self.f + (self.k - 1) * self.q
-        if self.k > n_units or n_par >= n:
+        if check_size and (self.k > n_units or n_par >= n):
             raise DataError(f"k = {k} components with {n_par} parameters need more data: "
                             f"there are {n_units} {'groups' if self.grouped else 'rows'}")
         self.exog_names = list(exog_names or [f"x{j}" for j in range(self.p)])
@@ -156,6 +162,10 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
         self.nobs = float(w.sum())
         self.df_model = float(self.spec.size)
         self.n_units_total = n_units
+        # set by mixreg(): the formulas and column specs, for predictions on new data
+        self._formula = self._concomitant = self._fixed = None
+        self._offset_spec = self._trials_spec = None
+        self._row_labels = self._unit_labels = self._fixed_keep = None
 
     @property
     def stats_additive_in_params(self) -> bool:
@@ -272,51 +282,166 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
                     rng.integers(0, self.k, self.n_units_total))))
         return starts
 
+    def fit_starts(self, n_init: int = 10, *, init=None, seed=None, **fit_kwargs):
+        """Fit from every start to convergence; the best fit, with the spread of the
+        final log-likelihoods.
+
+        ``fit(n_init=...)`` runs a short EM from each start and continues only the best;
+        this runs each start to the end (without standard errors), then the best again
+        with them, so that local maxima show.
+
+        Parameters
+        ----------
+        n_init : int
+            Number of starts (as ``fit``: k-means first, then random partitions).
+        init, seed :
+            As ``fit``.
+        **fit_kwargs
+            Other options of ``fit`` (``method``, ``tol``, ``maxiter``, ``cov_type``...).
+
+        Returns
+        -------
+        MixtureRegressionResults
+            The best fit; ``res.extra["start_fits"]`` is a DataFrame (start kind,
+            final log-likelihood, iterations, converged, error) with one row per start.
+        """
+        import warnings
+
+        cov = fit_kwargs.pop("cov_type", "louis")
+        starts = self.initial_starts(init, n_init, np.random.default_rng(seed))
+        rows, best = [], None
+        for kind, p in starts:
+            row = {"start": kind, "llf": -np.inf, "n_iter": 0, "converged": False,
+                   "error": ""}
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    r = self.fit(start_params=p, cov_type=None, **fit_kwargs)
+            except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
+                row["error"] = str(err)
+            else:
+                row.update(llf=r.llf, n_iter=r.convergence.n_iter,
+                           converged=r.convergence.converged)
+                if best is None or r.llf > best.llf:
+                    best = r
+            rows.append(row)
+        if best is None:
+            raise FloatingPointError("the fit failed from every start: "
+                                     + "; ".join(r["error"] for r in rows))
+        res = self.fit(start_params=best.raw_params, cov_type=cov, **fit_kwargs)
+        res.extra["start_fits"] = pd.DataFrame(rows)
+        return res
+
     def start_params(self) -> dict:
         return self.initial_starts(None, 1, np.random.default_rng(0))[0][1]
 
     # -- E-step -------------------------------------------------------------------------
-    def _posterior(self, P, ch):
-        """Linear predictors, unit log-priors, responsibilities and unit log-likelihoods."""
-        K, p = self.k, self.p
+    def _pass(self, P, ch, mode: int, assign: int = 0, draws=None, posteriors=False):
+        """One kernel pass over a chunk (:mod:`emstats._kernels.mixreg_kernels`).
+
+        ``mode``: 0 log-likelihood only, 1 Gaussian natural statistics, 2 the gradient
+        and Hessian pieces of Q, 3 those and Louis' missing information.  Returns the
+        per-chunk partial sums reduced in chunk order, as a dict.
+        """
+        K, p, f, q, d = self.k, self.p, self.f, self.q, self.d
+        nu = ch.n_units
+        nch = mk.n_chunks(nu)
+        pD = p + f
+        n_par = self.spec.size
+        want_prior = K > 1 and (mode == 3 or (mode in (1, 2) and not self.const_prior))
+        npr = (K - 1) * q
+        part_comp = np.zeros((nch, K, mk.comp_width(pD) if mode else 0))
+        part_prior = np.zeros((nch, npr + npr * npr if want_prior else 0))
+        part_miss = np.zeros((nch, n_par * n_par if mode == 3 else 0))
+        part_s = np.zeros((nch, 2))
+        out_r = np.zeros((nu if posteriors else 0, K))
+        out_ll = np.zeros(nu if posteriors else 0)
+        scratch = np.empty((nch, mk.scratch_width(K, pD, n_par)))
         comp = P["comp"]
-        eta = ch["X"] @ comp[:, :p].T
-        base = ch["X2"] @ P["fixed"] + ch["off"] if self.f else ch["off"]
-        if np.any(base):
-            eta += base[:, None]
-        phi = comp[:, p] if self.d else None
+        beta = np.ascontiguousarray(comp[:, :p])
+        phi = np.ascontiguousarray(comp[:, p]) if d else np.zeros(K)
+        draws = np.zeros(0) if draws is None else np.ascontiguousarray(draws, dtype=float)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            ld = self.family.logpdf(ch["y"], eta, phi, ch["m"], ch["c"])
-        ub = ch.unit_bounds
-        if self.grouped:
-            first = ub[:-1]
-            ld = np.add.reduceat(ld, first, axis=0)
-            Zu, wu = ch["Z"][first], ch["w"][first]
-        else:
-            Zu, wu = ch["Z"], ch["w"]
-        if K == 1:
-            logpi = np.zeros((len(wu), 1))
-        elif self.const_prior:
-            logpi = np.broadcast_to(_log_softmax(Zu[:1] @ P["prior"].T), (len(wu), K))
-        else:
-            logpi = _log_softmax(Zu @ P["prior"].T)
-        joint = ld + logpi
-        with np.errstate(invalid="ignore"):
-            ll = _lse(joint)
-        with np.errstate(invalid="ignore"):
-            r = np.exp(joint - ll[:, None])
-        return eta, phi, logpi, r, ll, Zu, wu
+            mk.mixreg_pass(self.family.kernel_code, mode, assign, want_prior, self.const_prior,
+                           ch["y"], ch["X"], ch["X2"], ch["Z"], ch["off"], ch["m"], ch["w"],
+                           ch["c"], ch.unit_bounds, beta, phi,
+                           np.ascontiguousarray(P["fixed"], dtype=float),
+                           np.ascontiguousarray(P["prior"], dtype=float), draws,
+                           part_comp, part_prior, part_miss, part_s, out_r, out_ll, scratch,
+                           int(ch.n_threads))
+        s = part_s.sum(axis=0)
+        out = {"loglik": float(s[0]), "bad": int(s[1]), "r": out_r, "ll": out_ll}
+        if mode:
+            out["comp"] = part_comp.sum(axis=0)
+        if want_prior:
+            pp = part_prior.sum(axis=0)
+            out["pg"], out["pH"] = pp[:npr], _from_upper(pp[npr:].reshape(npr, npr))
+        if mode == 3:
+            out["missing"] = _from_upper(part_miss.sum(axis=0).reshape(n_par, n_par))
+        return out
 
-    def _unit_joint(self, P, ch, eta, phi, logpi):
-        """Unit-level log of prior times component density, n_units x K."""
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            ld = self.family.logpdf(ch["y"], eta, phi, ch["m"], ch["c"])
-        if self.grouped:
-            ld = np.add.reduceat(ld, ch.unit_bounds[:-1], axis=0)
-        return ld + logpi
+    def _comp_blocks(self, cs):
+        """Split one component's kernel block into N, G1, G2 (full), Gep, Gp, Gpp."""
+        pD = self.p + self.f
+        o = 1 + pD + pD * pD
+        return (cs[0], cs[1:1 + pD], _from_upper(cs[1 + pD:o].reshape(pD, pD)),
+                cs[o:o + pD], cs[o + pD], cs[o + pD + 1])
 
-    def _assigned_stats(self, params, assign, rng=None):
-        parts = [self.chunk_stats(params, ch, assign, rng) for ch in self.data.chunks(1, 1)]
+    def _gradient_hessian(self, comp_sums):
+        """Gradient and negative Hessian of Q's component part (coefficients, log
+        dispersions, shared coefficients) from the kernel's per-component sums."""
+        K, p, d, f = self.k, self.p, self.d, self.f
+        nc = K * (p + d) + f
+        g, H = np.zeros(nc), np.zeros((nc, nc))
+        fs = slice(K * (p + d), nc)
+        for j in range(K):
+            _, G1, G2, Gep, Gp, Gpp = self._comp_blocks(comp_sums[j])
+            s = slice(j * (p + d), j * (p + d) + p)
+            g[s] += G1[:p]
+            g[fs] += G1[p:]
+            H[s, s] += G2[:p, :p]
+            H[s, fs] += G2[:p, p:]
+            H[fs, s] += G2[p:, :p]
+            H[fs, fs] += G2[p:, p:]
+            if d:
+                ph = j * (p + d) + p
+                g[ph] += Gp
+                H[s, ph] += Gep[:p]
+                H[ph, s] += Gep[:p]
+                H[fs, ph] += Gep[p:]
+                H[ph, fs] += Gep[p:]
+                H[ph, ph] += Gpp
+        return g, H
+
+    def _stats(self, params, chunk, assign: int = 0, draws=None):
+        P = self._full(params)
+        mode = 1 if self.family.name == "gaussian" else 2
+        res = self._pass(P, chunk, mode, assign, draws)
+        if res["bad"] or not np.isfinite(res["loglik"]):
+            return None, -np.inf
+        cs = res["comp"]
+        out = {"N": cs[:, 0].copy()}
+        if mode == 1:
+            blocks = [self._comp_blocks(c) for c in cs]
+            out["DD"] = np.stack([b[2] for b in blocks])
+            out["Dy"] = np.stack([b[1] for b in blocks])
+            out["yy"] = np.array([b[4] for b in blocks])
+        else:
+            out["g"], out["H"] = self._gradient_hessian(cs)
+        if "pg" in res:
+            out["pg"], out["pH"] = res["pg"], res["pH"]
+        return Stats(out), res["loglik"]
+
+    def chunk_stats(self, params, chunk):
+        """Responsibility-weighted statistics of the chunk (see the module docstring)
+        and its log-likelihood."""
+        return self._stats(params, chunk)
+
+    def _assigned_stats(self, params, assign: int, rng=None):
+        parts = []
+        for ch in self.data.chunks(1, 1):
+            draws = rng.random(ch.n_units) if assign == 2 else None
+            parts.append(self._stats(params, ch, assign, draws))
         if any(q[0] is None for q in parts):
             return None, -np.inf
         return tree_sum(q[0] for q in parts), float(sum(q[1] for q in parts))
@@ -324,103 +449,17 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
     def classify_stats(self, params):
         """Hard-assignment (MAP one-hot) statistics and the classification log-likelihood
         (the hook of classification EM, ``method="cem"``)."""
-        st, cl = self._assigned_stats(params, "hard")
+        st, cl = self._assigned_stats(params, 1)
         return st, cl + self.loglike_constant(params)
 
     def sample_stats(self, params, rng: np.random.Generator, size: int):
         """Statistics of labels drawn from the responsibilities (stochastic EM);
         ``size`` draws are averaged."""
-        draws = [self._assigned_stats(params, "random", rng)[0] for _ in range(int(size))]
+        draws = [self._assigned_stats(params, 2, rng)[0] for _ in range(int(size))]
         if any(d is None for d in draws):
             raise FloatingPointError("undefined responsibilities")
         tot = tree_sum(draws)
         return tot if size == 1 else tot * (1.0 / size)
-
-    def _rows(self, ch, a):
-        """Unit-level array repeated to the unit's rows."""
-        return np.repeat(a, np.diff(ch.unit_bounds), axis=0) if self.grouped else a
-
-    def _prior_pieces(self, P, Zu, wu, r, logpi):
-        """Score and complete information of the weights' multinomial logit."""
-        K, q = self.k, self.q
-        pi = np.exp(logpi)
-        g = ((wu[:, None] * (r - pi))[:, 1:].T @ Zu).ravel()
-        H = np.zeros(((K - 1) * q, (K - 1) * q))
-        for a in range(1, K):
-            for b in range(a, K):
-                v = wu * pi[:, a] * ((a == b) - pi[:, b])
-                blk = (Zu * v[:, None]).T @ Zu
-                H[(a - 1) * q:a * q, (b - 1) * q:b * q] = blk
-                H[(b - 1) * q:b * q, (a - 1) * q:a * q] = blk.T
-        return g, H
-
-    def _comp_pieces(self, ch, eta, phi, cr):
-        """Gradient and negative Hessian of Q's component part (coef, phi, fixed)."""
-        K, p, d, f = self.k, self.p, self.d, self.f
-        D = np.hstack([ch["X"], ch["X2"]]) if f else ch["X"]
-        der = self.family.derivs(ch["y"], eta, phi, ch["m"])
-        nc = K * (p + d) + f
-        g, H = np.zeros(nc), np.zeros((nc, nc))
-        fs = slice(K * (p + d), nc)
-        for j in range(K):
-            c = cr[:, j]
-            s = slice(j * (p + d), j * (p + d) + p)
-            gd = D.T @ (c * der["d1"][:, j])
-            g[s] += gd[:p]
-            g[fs] += gd[p:]
-            Hd = (D * (-c * der["d2"][:, j])[:, None]).T @ D
-            H[s, s] += Hd[:p, :p]
-            H[s, fs] += Hd[:p, p:]
-            H[fs, s] += Hd[p:, :p]
-            H[fs, fs] += Hd[p:, p:]
-            if d:
-                ph = j * (p + d) + p
-                g[ph] += c @ der["dp"][:, j]
-                cross = D.T @ (-c * der["dep"][:, j])
-                H[s, ph] += cross[:p]
-                H[ph, s] += cross[:p]
-                H[fs, ph] += cross[p:]
-                H[ph, fs] += cross[p:]
-                H[ph, ph] += -c @ der["dpp"][:, j]
-        return g, H, der, D
-
-    def chunk_stats(self, params, chunk, assign=None, rng=None):
-        """Responsibility-weighted statistics of the chunk (see the module docstring).
-
-        ``assign="hard"`` replaces the responsibilities by the MAP one-hot and returns
-        the classification log-likelihood (classification EM); ``assign="random"``
-        draws one label per unit from the responsibilities (stochastic EM, ``rng``).
-        """
-        P = self._full(params)
-        eta, phi, logpi, r, ll, Zu, wu = self._posterior(P, chunk)
-        total = float(wu @ ll)
-        if assign is not None and np.all(np.isfinite(r)):
-            if assign == "hard":
-                lab = np.argmax(r, axis=1)
-            else:
-                u = rng.random(len(r))[:, None]
-                lab = np.minimum((np.cumsum(r, axis=1) < u).sum(axis=1), self.k - 1)
-            joint = self._unit_joint(P, chunk, eta, phi, logpi)
-            r = np.zeros_like(r)
-            r[np.arange(len(lab)), lab] = 1.0
-            if assign == "hard":
-                total = float(wu @ joint[np.arange(len(lab)), lab])
-        if not np.isfinite(total):
-            return None, -np.inf
-        cr = self._rows(chunk, wu[:, None] * r)
-        out = {"N": cr.sum(axis=0)}
-        if self.family.name == "gaussian":
-            D = np.hstack([chunk["X"], chunk["X2"]])
-            yo = chunk["y"] - chunk["off"]
-            out["DD"] = np.stack([(D * cr[:, j, None]).T @ D for j in range(self.k)])
-            out["Dy"] = (cr * yo[:, None]).T @ D
-            out["yy"] = cr.T @ (yo * yo)
-        else:
-            g, H, _, _ = self._comp_pieces(chunk, eta, phi, cr)
-            out["g"], out["H"] = g, H
-        if self.k > 1 and not self.const_prior:
-            out["pg"], out["pH"] = self._prior_pieces(P, Zu, wu, r, logpi)
-        return Stats(out), total
 
     def m_step(self, stats, params):
         P = self._full(params)
@@ -484,47 +523,21 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
 
     # -- Louis ----------------------------------------------------------------------
     def chunk_louis(self, params, chunk):
+        """Log-likelihood, score and Louis' complete and missing information of the
+        chunk, from one kernel pass (the missing information accumulated unit by unit)."""
         P = self._full(params)
-        K, p, d, f, q = self.k, self.p, self.d, self.f, self.q
-        eta, phi, logpi, r, ll, Zu, wu = self._posterior(P, chunk)
-        cr = self._rows(chunk, wu[:, None] * r)
-        g, H, der, D = self._comp_pieces(chunk, eta, phi, cr)
-        nc = K * (p + d) + f
-        npr = (K - 1) * q
-        Ptot = nc + npr
-        score = np.zeros(Ptot)
-        comp = np.zeros((Ptot, Ptot))
+        K = self.k
+        res = self._pass(P, chunk, 3)
+        g, H = self._gradient_hessian(res["comp"])
+        nc = g.size
+        n_par = self.spec.size
+        score = np.zeros(n_par)
+        comp = np.zeros((n_par, n_par))
         score[:nc], comp[:nc, :nc] = g, H
         if K > 1:
-            pg, pH = self._prior_pieces(P, Zu, wu, r, logpi)
-            score[nc:], comp[nc:, nc:] = pg, pH
-        # missing information, in blocks of units
-        miss = np.zeros((Ptot, Ptot))
-        ub = chunk.unit_bounds
-        nu = ub.size - 1
-        pi = np.exp(logpi)
-        for u0 in range(0, nu, _LOUIS_BLOCK):
-            u1 = min(u0 + _LOUIS_BLOCK, nu)
-            r0, r1 = int(ub[u0]), int(ub[u1])
-            A = np.zeros((r1 - r0, K, Ptot))
-            for j in range(K):
-                base = j * (p + d)
-                A[:, j, base:base + p] = der["d1"][r0:r1, j, None] * D[r0:r1, :p]
-                A[:, j, K * (p + d):nc] = der["d1"][r0:r1, j, None] * D[r0:r1, p:]
-                if d:
-                    A[:, j, base + p] = der["dp"][r0:r1, j]
-            if self.grouped:
-                A = np.add.reduceat(A, ub[u0:u1] - r0, axis=0)
-            z, pb = Zu[u0:u1], pi[u0:u1]
-            for j in range(K):
-                for a in range(1, K):
-                    A[:, j, nc + (a - 1) * q: nc + a * q] = ((j == a) - pb[:, a])[:, None] * z
-            rb, wb = r[u0:u1], wu[u0:u1]
-            mvec = (A * rb[:, :, None]).sum(axis=1)
-            B = (A * np.sqrt(wb[:, None] * rb)[:, :, None]).reshape(-1, Ptot)
-            M = mvec * np.sqrt(wb)[:, None]
-            miss += B.T @ B - M.T @ M
-        return Stats(loglik=wu @ ll, score=score, complete=comp, missing=miss)
+            score[nc:], comp[nc:, nc:] = res["pg"], res["pH"]
+        ll = res["loglik"] if not res["bad"] else np.nan
+        return Stats(loglik=ll, score=score, complete=comp, missing=res["missing"])
 
     def louis_from_stats(self, params, total):
         return (float(total["loglik"]), np.asarray(total["score"]),
@@ -534,12 +547,42 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
     def posterior(self, params) -> tuple[np.ndarray, np.ndarray]:
         """Responsibilities (units x K) and unit log-likelihoods at ``params``."""
         P = self._full(params)
-        rs, ls = [], []
-        for ch in self.data.chunks(1):
-            _, _, _, r, ll, _, _ = self._posterior(P, ch)
-            rs.append(r)
-            ls.append(ll)
-        return np.vstack(rs), np.concatenate(ls)
+        res = [self._pass(P, ch, 0, posteriors=True) for ch in self.data.chunks(1)]
+        return np.vstack([r["r"] for r in res]), np.concatenate([r["ll"] for r in res])
+
+    def new_designs(self, newdata):
+        """The designs X, X2 (shared coefficients) and Z (concomitant variables) of
+        ``newdata`` through the fitted design information."""
+        if self.design_info is None:
+            raise ValueError("predictions on new data need a model built from a formula")
+        X = new_exog(self.design_info, newdata)
+        n = X.shape[0]
+        X2 = (new_exog(self.fixed_info, newdata)[:, self._fixed_keep]
+              if self.fixed_info is not None else np.zeros((n, 0)))
+        Z = (new_exog(self.concomitant_info, newdata) if self.concomitant_info is not None
+             else np.ones((n, 1)))
+        return X, X2, Z
+
+    def to_frame_order(self, a: np.ndarray) -> np.ndarray:
+        """Rows in the model's order (sorted by group with ``groups=``) put back in the
+        order of the data."""
+        if self.row_order is None:
+            return a
+        out = np.empty_like(a)
+        out[self.row_order] = a
+        return out
+
+    def row_labels(self) -> pd.Index:
+        """Labels of the model's rows in the data's order (the data frame's index)."""
+        return (self._row_labels if self._row_labels is not None
+                else pd.RangeIndex(self.n_rows))
+
+    def unit_labels(self) -> pd.Index:
+        """Labels of the units: the group labels (sorted) or the row labels."""
+        if not self.grouped:
+            return self.row_labels()
+        return (self._unit_labels if self._unit_labels is not None
+                else pd.RangeIndex(self.n_units_total))
 
     def unit_weights(self) -> np.ndarray:
         b = self.data._bounds()
@@ -584,17 +627,17 @@ class MixtureRegressionResults(EMResults):
     @property
     def prior(self) -> pd.Series:
         """Average mixing weight of each component over the units (flexmix's ``prior``)."""
-        r, _ = self.model.posterior(self.raw_params)
         w = self.model.unit_weights()
         Zu = self.model.data["Z"][self.model.data._bounds()[:-1]]
         pi = np.exp(_log_softmax(Zu @ self._p["prior"].T))
         return pd.Series(w @ pi / w.sum(), index=range(1, self.model.k + 1), name="prior")
 
     def posterior(self) -> pd.DataFrame:
-        """Posterior probabilities of the components, one row per unit (rows, or groups
-        in sorted order of the group labels)."""
+        """Posterior probabilities of the components, one row per unit: indexed by the
+        data's row labels, or with ``groups=`` by the group labels (sorted)."""
         r, _ = self.model.posterior(self.raw_params)
-        return pd.DataFrame(r, columns=[f"Comp.{j}" for j in range(1, self.model.k + 1)])
+        return pd.DataFrame(r, columns=[f"Comp.{j}" for j in range(1, self.model.k + 1)],
+                            index=self.model.unit_labels())
 
     @property
     def classes(self) -> np.ndarray:
@@ -618,61 +661,83 @@ class MixtureRegressionResults(EMResults):
         return self.bic - 2.0 * float(self.model.unit_weights() @ lr)
 
     def _designs(self, newdata):
+        """Designs, offset and trials of ``newdata`` (None: the model's rows in the data's
+        order) and the index of the predictions."""
         m = self.model
         if newdata is None:
             dat = m.data
-            return dat["X"], dat["X2"], dat["Z"], dat["off"], dat["m"]
-        if m.design_info is None:
-            raise ValueError("predict(newdata) needs a model built from a formula")
-        X = new_exog(m.design_info, newdata)
+            back = m.to_frame_order
+            return (back(dat["X"]), back(dat["X2"]), back(dat["Z"]), back(dat["off"]),
+                    back(dat["m"]), m.row_labels())
+        for what, spec in (("offset", m._offset_spec), ("trials", m._trials_spec)):
+            if spec is _GIVEN_AS_ARRAY:
+                raise ValueError(f"predict(newdata) needs {what}= given as a column name "
+                                 "when the model was built (it was an array)")
+        X, X2, Z = m.new_designs(newdata)
         n = X.shape[0]
-        X2 = new_exog(m.fixed_info, newdata) if m.fixed_info is not None else np.zeros((n, 0))
-        Z = (new_exog(m.concomitant_info, newdata) if m.concomitant_info is not None
-             else np.ones((n, 1)))
         off = (resolve_column(m._offset_spec, newdata, "offset")
-               if getattr(m, "_offset_spec", None) is not None else np.zeros(n))
+               if m._offset_spec is not None else np.zeros(n))
         tr = (resolve_column(m._trials_spec, newdata, "trials")
-              if getattr(m, "_trials_spec", None) is not None else np.ones(n))
-        return X, X2, Z, off, tr
+              if m._trials_spec is not None else np.ones(n))
+        index = newdata.index if isinstance(newdata, pd.DataFrame) else pd.RangeIndex(n)
+        return X, X2, Z, off, tr, index
+
+    def _row_posterior(self, newdata) -> pd.DataFrame:
+        """Posterior probabilities per row: with ``groups=`` every row of a group carries
+        its group's posterior (all the group's rows, and only they, enter it)."""
+        m = self.model
+        if newdata is not None:
+            if m._formula is None:
+                raise ValueError("predict(newdata) needs a model built from a formula")
+            m = _build(m._formula, newdata, m.k, family=m.family.name,
+                       concomitant=m._concomitant, fixed=m._fixed, groups=m.groups,
+                       offset=m._offset_spec, trials=m._trials_spec, like=m)
+        r, _ = m.posterior(self.raw_params)
+        rows = m.to_frame_order(np.repeat(r, np.diff(m.data._bounds()), axis=0))
+        return pd.DataFrame(rows, columns=[f"Comp.{j}" for j in range(1, m.k + 1)],
+                            index=m.row_labels())
 
     def predict(self, newdata=None, which: str = "mean"):
-        """Predictions for the model's rows or ``newdata``.
+        """Predictions for the model's rows or ``newdata``, one row per data row.
 
         Parameters
         ----------
         newdata : DataFrame, optional
+            Default: the estimation rows, in the data's order.
         which : {"mean", "component_means", "prior", "posterior"}
             ``"mean"``: the mixture mean sum_k pi_k(z) mu_k(x); ``"component_means"``:
             mu_k(x) per component; ``"prior"``: pi_k(z); ``"posterior"``: the
-            posterior probabilities (``newdata`` must hold the response).
+            posterior probabilities given the response (``newdata`` must hold it; with
+            ``groups=`` the posterior of each row's group, the same for all its rows,
+            computed from all of them; rows with missing values are dropped).
 
         Returns
         -------
         pandas.Series or DataFrame
+            Indexed by the rows of ``newdata`` (or the model's row labels).
         """
         m = self.model
+        if which == "posterior":
+            return self._row_posterior(newdata)
+        if which not in ("mean", "component_means", "prior"):
+            raise ValueError("which must be 'mean', 'component_means', 'prior' or "
+                             f"'posterior', got {which!r}")
         P = self._p
         cols = [f"Comp.{j}" for j in range(1, m.k + 1)]
-        if which == "posterior":
-            if newdata is None:
-                return self.posterior()
-            sub = mixreg(m._formula, newdata, m.k, family=m.family.name,
-                         concomitant=m._concomitant, fixed=m._fixed,
-                         offset=m._offset_spec, trials=m._trials_spec)
-            r, _ = sub.posterior(self.raw_params)
-            return pd.DataFrame(r, columns=cols)
-        X, X2, Z, off, tr = self._designs(newdata)
+        X, X2, Z, off, tr, index = self._designs(newdata)
         eta = X @ P["comp"][:, : m.p].T + (X2 @ P["fixed"] + off)[:, None]
         mu = m.family.mean(eta, tr)
         pi = np.exp(_log_softmax(Z @ P["prior"].T))
         if which == "component_means":
-            return pd.DataFrame(mu, columns=cols)
+            return pd.DataFrame(mu, columns=cols, index=index)
         if which == "prior":
-            return pd.DataFrame(pi, columns=cols)
-        if which == "mean":
-            return pd.Series((pi * mu).sum(axis=1), name="mean")
-        raise ValueError("which must be 'mean', 'component_means', 'prior' or 'posterior', "
-                         f"got {which!r}")
+            return pd.DataFrame(pi, columns=cols, index=index)
+        return pd.Series((pi * mu).sum(axis=1), name="mean", index=index)
+
+    def predict_proba(self, newdata=None) -> pd.DataFrame:
+        """Posterior probabilities of the components per row (``predict(newdata,
+        which="posterior")``; ``newdata`` must hold the response)."""
+        return self.predict(newdata, which="posterior")
 
     def plot_components(self, x: str, ax=None, n_grid: int = 100):
         """Scatter of the response against regressor ``x`` coloured by MAP class, with
@@ -751,6 +816,19 @@ def mixreg(formula: str, data, k: int, family: str = "gaussian", concomitant=Non
     >>> np.round(res.coefficients.loc["x"].to_numpy(), 1).tolist()
     [-1.0, 2.0]
     """
+    return _build(formula, data, k, family=family, concomitant=concomitant, groups=groups,
+                  fixed=fixed, weights=weights, offset=offset, missing=missing, trials=trials)
+
+
+def _build(formula, data, k, *, family="gaussian", concomitant=None, groups=None, fixed=None,
+           weights=None, offset=None, missing="drop", trials=None, like=None):
+    """:func:`mixreg`.  ``like``: a fitted model whose design information builds the
+    designs of ``data`` (new data for predictions: the same columns whatever levels
+    ``data`` holds), without the check that the data can identify the parameters."""
+    for what, spec in (("offset", offset), ("trials", trials)):
+        if spec is _GIVEN_AS_ARRAY:
+            raise ValueError(f"predictions on new data need {what}= given as a column "
+                             "name when the model was built (it was an array)")
     data = check_frame(data)
     fam = get_family(family)
     formula2, is_cbind = cbind_response(formula)
@@ -769,12 +847,13 @@ def mixreg(formula: str, data, k: int, family: str = "gaussian", concomitant=Non
             keep_cols = [j for j, nm in enumerate(names) if nm != "Intercept"]
             mat, names = mat[:, keep_cols], [names[j] for j in keep_cols]
         extra_mats[what] = (mat, names, info)
+    fixed_keep = keep_cols if fixed is not None else None
     extras = {"__w": weights, "__off": offset, "__tr": trials}
     gcodes = None
     if groups is not None:
         if not isinstance(groups, str) or groups not in data.columns:
             raise DataError(f"groups must name a column of the data, got {groups!r}")
-        gcodes, _ = pd.factorize(data[groups], sort=True)
+        gcodes, glevels = pd.factorize(data[groups], sort=True)
         gcodes = np.where(gcodes < 0, np.nan, gcodes.astype(float))
         extras["__g"] = gcodes
     for what, (mat, _, _) in extra_mats.items():
@@ -795,6 +874,10 @@ def mixreg(formula: str, data, k: int, family: str = "gaussian", concomitant=Non
     X = des.exog
     X2 = extra_mats["fixed"][0][pos] if "fixed" in extra_mats else None
     Z = extra_mats["concomitant"][0][pos] if "concomitant" in extra_mats else None
+    if like is not None:
+        X, X2, Z = like.new_designs(data.iloc[pos])
+        X2 = X2 if like.f else None
+        Z = Z if like.concomitant_info is not None else None
     if X2 is not None:
         clash = set(extra_mats["fixed"][1]) & set(des.exog_names)
         if clash:
@@ -822,11 +905,26 @@ def mixreg(formula: str, data, k: int, family: str = "gaussian", concomitant=Non
         endog_name=endog_name, design_info=des.design_info,
         fixed_info=extra_mats["fixed"][2] if "fixed" in extra_mats else None,
         concomitant_info=extra_mats["concomitant"][2] if "concomitant" in extra_mats
-        else None, frame=frame, row_order=order, groups=groups)
+        else None, frame=frame, row_order=order, groups=groups, check_size=like is None)
     model._formula, model._concomitant, model._fixed = formula, concomitant, fixed
-    model._offset_spec = offset if isinstance(offset, str) else None
-    model._trials_spec = trials if isinstance(trials, str) else None
+    model._offset_spec = _column_spec(offset)
+    model._trials_spec = _column_spec(trials)
+    model._row_labels = des.row_labels
+    model._fixed_keep = fixed_keep
+    if ub is not None:
+        model._unit_labels = pd.Index(glevels[gs[ub[:-1]].astype(int)], name=groups)
     return model
+
+
+#: marks an offset or trials given as an array (new data cannot supply it)
+_GIVEN_AS_ARRAY = object()
+
+
+def _column_spec(spec):
+    """What predictions on new data reuse: a column name or a scalar (not an array)."""
+    if spec is None or isinstance(spec, str) or np.isscalar(spec):
+        return spec
+    return _GIVEN_AS_ARRAY
 
 
 class MixregSelection:
