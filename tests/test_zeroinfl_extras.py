@@ -279,3 +279,46 @@ def test_statsmodels_hurdle_stops_short(bio):
     c = FIX["hurdle"]["same_poisson_poisson"]
     assert res.llf == pytest.approx(c["loglik"], abs=1e-6)
     assert res.llf > sm.llf + 10
+
+
+def test_cli_fit_zeroinfl_and_hurdle(bio, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    from emstats.__main__ import main
+
+    path = tmp_path / "bio.csv"
+    bio.to_csv(path, index=False)
+    out = subprocess.run([sys.executable, "-m", "emstats", "fit", "zeroinfl",
+                          F5 + " | ment", "--data", str(path), "--dist", "negbin",
+                          "--margeff", "--count-table"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "Zero-Inflated Count Regression Results" in out and "binomial (logit)" in out
+    c = BIO["cases"]["negbin_ment"]
+    assert f"{c['loglik']:.3f}"[:-1] in out        # pscl's log-likelihood, -1553.27...
+    assert "Average marginal effects" in out and "Observed and expected counts" in out
+    assert main(["fit", "hurdle", F5 + " | fem + kid5 + ment", "--data", str(path),
+                 "--dist", "negbin", "--zero-dist", "poisson"]) == 0
+    out = capsys.readouterr().out
+    assert "Hurdle Count Regression Results" in out and "Zero hurdle:" in out
+    assert f"{FIX['hurdle']['zero_poisson']['loglik']:.3f}"[:-1] in out
+    assert main(["fit", "zeroinfl", "art ~ fem + kid5 + ment | ment", "--data", str(path),
+                 "--offset", "lphd", "--zero-offset", "zoff", "--link", "probit"]) == 0
+    assert "binomial (probit)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["fit", "zeroinfl", "art ~ ment | nosuch"], "nosuch"),
+    (["fit", "zeroinfl", "phd ~ ment"], "non-negative integer"),
+    (["fit", "zeroinfl", "art ~ ment", "--zero-dist", "poisson"], "hurdle models only"),
+    (["fit", "hurdle", "art ~ ment", "--zero-dist", "poisson", "--link", "probit"],
+     "zero_dist='binomial' only"),
+])
+def test_cli_errors_are_one_line(bio, tmp_path, capsys, argv, msg):
+    from emstats.__main__ import main
+
+    path = tmp_path / "bio.csv"
+    bio.to_csv(path, index=False)
+    assert main(argv + ["--data", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("emstats: error:") and msg in err and err.count("\n") == 1
