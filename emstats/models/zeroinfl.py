@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import log_ndtr
 
-from ..components.glm import NegativeBinomial, get_family
+from ..components.glm import NegativeBinomial, get_family, weighted_irls
 from ..em.data import ArrayData
 from ..em.params import Free, ParamSpec, SpecMaps
 from ..em.protocol import ChunkedModel
@@ -116,7 +116,8 @@ class BinaryPart:
     def logs(self, u, phi=None):
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             if self.link == "logit":
-                return -np.logaddexp(0.0, -u), -np.logaddexp(0.0, u)
+                lp = -np.logaddexp(0.0, -u)
+                return lp, lp - u
             if self.link == "probit":
                 return log_ndtr(u), log_ndtr(-u)
             if self.link == "cloglog":
@@ -142,6 +143,11 @@ class BinaryPart:
 
     def derivs(self, u, phi=None):
         lp, lq = self.logs(u)
+        if self.link == "logit":          # the canonical link: lp' = 1 - pi, lq' = -pi
+            pi = np.exp(lp)
+            qi = 1.0 - pi
+            h = (-pi * qi)[:, None, None]
+            return lp, lq, qi[:, None], -pi[:, None], h, h
         with np.errstate(over="ignore", invalid="ignore"):
             ld, s = self._ldpi_s(u, lp, lq)
             rp, rq = np.exp(ld - lp), np.exp(ld - lq)
@@ -214,6 +220,9 @@ def _binary_start(part, t, Z, w, off, maxiter: int = 50):
         v = w @ (t * lp + (1.0 - t) * lq)
         return v if np.isfinite(v) else -np.inf
 
+    if part.link == "logit" and isinstance(part, BinaryPart):
+        g = weighted_irls(get_family("binomial"), t, Z, w, off)
+        return g, loglik(g)
     g = np.zeros(q)
     tbar = float(np.clip(w @ t / w.sum(), 0.02, 0.98))
     # an intercept-like first column starts at the marginal rate (inside the log link's
@@ -360,8 +369,6 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
 
     def _count_start(self, rows):
         """A Poisson GLM on ``rows`` (theta from moments for the NB): pscl's count start."""
-        from ..components.glm import weighted_irls
-
         dat = self.data
         y, X, off, w = dat["y"], dat["X"], dat["off"], dat["w"] * rows
         beta = weighted_irls(get_family("poisson"), y, X, w, off)
