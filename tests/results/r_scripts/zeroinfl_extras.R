@@ -94,6 +94,27 @@ tmb <- function(fam) {
   out
 }
 glmm <- list(poisson_ment = tmb(poisson()), negbin_ment = tmb(nbinom2()))
+# glmmTMB's own example data (Salamanders, Price et al. 2016), without the random effects:
+# ZIP and ZINB with count ~ spp + mined, zi = ~ mined, and the truncated-NB2 hurdle with
+# zi = ~ spp + mined (glmmTMB's zero part models P(y = 0), pscl's and ours P(y > 0))
+data("Salamanders", package = "glmmTMB")
+sal_fit <- function(fam, zi) {
+  fit <- glmmTMB(count ~ spp + mined, ziformula = zi, family = fam, data = Salamanders,
+                 control = glmmTMBControl(optCtrl = list(iter.max = 1e4, eval.max = 1e4,
+                                                         rel.tol = 1e-12)))
+  cf <- fixef(fit)
+  se <- lapply(vcov(fit), function(v) sqrt(diag(v)))
+  out <- list(count = cf$cond, zero = cf$zi, count_se = se$cond, zero_se = se$zi,
+              loglik = as.numeric(logLik(fit)))
+  if (fam$family %in% c("nbinom2", "truncated_nbinom2")) out$theta <- sigma(fit)
+  out
+}
+salamanders <- list(
+  zip = sal_fit(poisson(), ~ mined), zinb = sal_fit(nbinom2(), ~ mined),
+  hurdle_nb = sal_fit(truncated_nbinom2(), ~ spp + mined),
+  data = list(count = I(Salamanders$count), spp = I(as.character(Salamanders$spp)),
+              mined = I(as.character(Salamanders$mined)), spp_levels = I(levels(Salamanders$spp)),
+              mined_levels = I(levels(Salamanders$mined))))
 # average marginal effects of ZINB (| ment + kid5) and the binomial-logit negbin hurdle,
 # on the mean, the count mean, the zero part's prediction and P(y = 0).  Delta method over
 # all parameters, log(theta) included (pscl's vcov() omits it; the full covariance is the
@@ -156,6 +177,6 @@ write_json_file(list(versions = list(R = R.version.string,
                                      pscl = as.character(packageVersion("pscl")),
                                      glmmTMB = as.character(packageVersion("glmmTMB")),
                                      numDeriv = as.character(packageVersion("numDeriv"))),
-                     zeroinfl = zi, hurdle = hu,
+                     zeroinfl = zi, hurdle = hu, salamanders = salamanders,
                      sim = list(y = I(sim$y), x = I(sim$x), z = I(sim$z)), glmmTMB = glmm, margeff = ame),
                 "tests/results/zeroinfl_extras.json")
