@@ -61,7 +61,7 @@ def _r(values, prefix="") -> pd.Series:
     return pd.Series(out)
 
 
-def _check(res, c, num):
+def _check(res, c, num, num_rtol=1e-4):
     rc, rs = _r(c["coefficients"]), _r(c["bse"])
     names = list(rc.index)
     # pscl's optim (BFGS, reltol 1e-14) stops within about 1e-7 of the maximum
@@ -77,7 +77,7 @@ def _check(res, c, num):
         assert res.theta_zero == pytest.approx(c["theta_zero"], rel=1e-6)
         assert res.bse["zero_Log(theta)"] == pytest.approx(c["se_log_theta_zero"], rel=1e-3)
     # Louis against our own numerical Hessian (its step error: about 1e-5 relative)
-    np.testing.assert_allclose(res.bse, num.bse, rtol=1e-4)
+    np.testing.assert_allclose(res.bse, num.bse, rtol=num_rtol)
     assert res.convergence.converged
 
 
@@ -111,7 +111,10 @@ def test_negbin_zero_hurdle_simulated(bio):
     res = emstats.hurdle("y ~ x | z", sim, dist="negbin", zero_dist="negbin").fit(**fit)
     num = emstats.hurdle("y ~ x | z", sim, dist="negbin", zero_dist="negbin").fit(
         cov_type="numerical", **fit)
-    _check(res, c, num)
+    # the numerical Hessian's step error is larger in the zero part here (1.3e-4 relative
+    # in SE(log theta_zero), where Louis agrees with pscl to 2e-6)
+    _check(res, c, num, num_rtol=5e-4)
+    assert res.bse["zero_Log(theta)"] == pytest.approx(c["se_log_theta_zero"], rel=2e-5)
     assert res.param_names[-1] == "zero_Log(theta)" and "Theta (zero):" in str(res.summary())
 
 

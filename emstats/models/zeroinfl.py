@@ -129,9 +129,7 @@ class BinaryPart:
             return np.where(u < 0, u, np.nan), np.log(-np.expm1(np.minimum(u, 0.0)))
 
     def _ldpi_s(self, u, lp, lq):
-        """log(dpi/du) and (d2pi/du2) / (dpi/du)."""
-        if self.link == "logit":
-            return lp + lq, np.exp(lq) - np.exp(lp)
+        """log(dpi/du) and (d2pi/du2) / (dpi/du) (the links other than the logit)."""
         if self.link == "probit":
             return -0.5 * u * u - _HALF_LOG_2PI, -u
         if self.link == "cloglog":
@@ -168,7 +166,7 @@ class CountZeroPart:
         self.family = _count_family(dist, "zero_dist")
         self.n_extra = 1 if dist == "negbin" else 0
         self.label = dist
-        self.link = "log"
+        self.link = "count"
 
     def logs(self, u, phi=None):
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
@@ -213,7 +211,7 @@ class _FixedExtra:
 def _binary_start(part, t, Z, w, off, maxiter: int = 50):
     """Weighted binary regression of t on Z through ``part``'s link (Fisher scoring with
     step halving), the start of the zero part: (coefficients, log-likelihood)."""
-    n, q = Z.shape
+    q = Z.shape[1]
 
     def loglik(g):
         lp, lq = part.logs(Z @ g + off)
