@@ -74,7 +74,15 @@ def _cmd_fit(args) -> int:
     kw = dict(missing=args.missing)
     if args.weights:
         kw["weights"] = args.weights
-    if args.model == "tobit":
+    if args.model in ("zeroinfl", "hurdle"):
+        kw.update(dist=args.dist, link=args.link, offset=args.offset,
+                  zero_offset=args.zero_offset)
+        if args.model == "hurdle":
+            kw["zero_dist"] = args.zero_dist
+        elif args.zero_dist != "binomial":
+            raise ValueError("--zero-dist applies to hurdle models only")
+        model = getattr(emstats, args.model)(args.formula, data, **kw)
+    elif args.model == "tobit":
         model = emstats.tobit(args.formula, data, censor_left=_limit(args.censor_left),
                               censor_right=_limit(args.censor_right), **kw)
     else:
@@ -82,6 +90,13 @@ def _cmd_fit(args) -> int:
     res = model.fit(method=args.method, tol=args.tol, maxiter=args.maxiter,
                     cov_type=args.cov_type, n_threads=args.threads)
     print(res.summary())
+    if args.model in ("zeroinfl", "hurdle") and args.margeff:
+        print(f"\nAverage marginal effects on E[{model.endog_name}] (factor levels: "
+              "discrete changes):")
+        print(res.margeff().round(4).to_string())
+    if args.model in ("zeroinfl", "hurdle") and args.count_table:
+        print("\nObserved and expected counts:")
+        print(res.count_table().round(2).to_string())
     return 0
 
 
@@ -97,14 +112,32 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("config", help="show how emstats was built (OpenMP, threads)")
     c.set_defaults(func=_cmd_config)
     f = sub.add_parser("fit", help="fit a model and print its summary")
-    f.add_argument("model", choices=["tobit", "intreg"])
-    f.add_argument("formula", help='patsy formula, e.g. "y ~ x1 + x2"')
+    f.add_argument("model", choices=["tobit", "intreg", "zeroinfl", "hurdle"])
+    f.add_argument("formula", help='patsy formula, e.g. "y ~ x1 + x2" (zeroinfl, hurdle: '
+                   '"y ~ count regressors | zero regressors")')
     f.add_argument("--data", required=True, help="a CSV file or a shipped dataset name")
     f.add_argument("--censor-left", default="0",
-                   help="left limit: a number, a column name or 'none' (default 0)")
+                   help="tobit: left limit, a number, a column name or 'none' (default 0)")
     f.add_argument("--censor-right", default=None,
-                   help="right limit: a number, a column name or 'none' (default none)")
+                   help="tobit: right limit, a number, a column name or 'none' (default "
+                   "none)")
     f.add_argument("--weights", default=None, help="column of frequency weights")
+    f.add_argument("--dist", default="poisson", choices=["poisson", "negbin", "geometric"],
+                   help="zeroinfl, hurdle: the count distribution (default poisson)")
+    f.add_argument("--zero-dist", default="binomial",
+                   choices=["binomial", "poisson", "negbin", "geometric"],
+                   help="hurdle: the model of P(y > 0) (default binomial)")
+    f.add_argument("--link", default="logit",
+                   choices=["logit", "probit", "cloglog", "cauchit", "log"],
+                   help="zeroinfl, hurdle: link of the binomial zero part (default logit)")
+    f.add_argument("--offset", default=None,
+                   help="zeroinfl, hurdle: column of the count part's offset")
+    f.add_argument("--zero-offset", default=None,
+                   help="zeroinfl, hurdle: column of the zero part's offset")
+    f.add_argument("--margeff", action="store_true",
+                   help="zeroinfl, hurdle: also print average marginal effects")
+    f.add_argument("--count-table", action="store_true",
+                   help="zeroinfl, hurdle: also print observed and expected counts")
     f.add_argument("--method", default=None, choices=["em", "squarem", "newton"])
     f.add_argument("--cov-type", default="louis", choices=["louis", "numerical", "bootstrap"])
     f.add_argument("--tol", type=float, default=1e-8)

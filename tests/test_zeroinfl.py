@@ -240,9 +240,9 @@ def test_margeff_and_count_table(bio, build):
 
     def ame_at(theta):
         P = m.from_inference(theta)
-        beta, _, gamma = m._split(P)
+        beta, _, gamma, _ = m._split(P)
         dat = m.data
-        _, de, dz = m.mean_derivs(P, dat["X"] @ beta, dat["Z"] @ gamma)
+        _, de, dz = m.response(P, dat["X"], dat["Z"], dat["off"], dat["zoff"], "mean")
         j = m.exog_names.index("ment")
         k = m.zero_names.index("ment")
         return de.mean() * beta[j] + dz.mean() * gamma[k]

@@ -1,15 +1,16 @@
-"""Zero-inflated Poisson and negative-binomial regressions by EM (pscl's ``zeroinfl``).
+"""Zero-inflated and hurdle count regressions by EM (pscl's ``zeroinfl`` and ``hurdle``).
 
-For row i, with a latent structural-zero indicator delta_i ~ Bernoulli(pi_i),
+Zero inflation.  For row i, with a latent structural-zero indicator delta_i ~ Bernoulli(pi_i),
 
     P(y_i = 0) = pi_i + (1 - pi_i) f(0 | mu_i),    P(y_i = k) = (1 - pi_i) f(k | mu_i),
-    log mu_i = x_i' beta + offset_i,               logit pi_i = z_i' gamma,
+    log mu_i = x_i' beta + offset_i,               g(pi_i) = z_i' gamma + zero_offset_i,
 
-with f Poisson or NB2 (theta = exp(phi)) from :mod:`emstats.components.glm`.
+with f Poisson, NB2 (theta = exp(phi)) or geometric (NB2 with theta = 1) and g one of the
+binary links of :data:`ZERO_LINKS` (logit by default).
 
 Coordinates.  Packed and inference coordinates coincide: the count coefficients
-``count_*``, the zero-inflation coefficients ``zero_*`` and, for the negative binomial,
-``Log(theta)`` (pscl reports theta with its standard error on the log scale).
+``count_*``, for the negative binomial ``Log(theta)`` (pscl reports theta with its
+standard error on the log scale), and the zero-part coefficients ``zero_*``.
 
 E-step.  tau_i = P(delta_i = 1 | y_i) = pi_i / (pi_i + (1 - pi_i) f(0 | mu_i)) for a zero,
 0 otherwise.  The complete-data log-likelihood is linear in delta,
@@ -18,26 +19,30 @@ E-step.  tau_i = P(delta_i = 1 | y_i) = pi_i / (pi_i + (1 - pi_i) f(0 | mu_i)) f
 
 so Q replaces delta by tau.
 
-M-step.  ``chunk_stats`` returns the gradient and the negative Hessian of Q at the
-current parameters, which add over chunks: the count part (beta and, for NB, log theta
-jointly) with weights w_i (1 - tau_i), and the logit part with responses tau_i.  The
-M-step is one Newton (weighted IRLS) step on each part -- Lange's EM gradient step,
-not an exact inner IRLS loop; the count and zero parts of Q separate, so the two steps
-are independent.  The default Louis-Newton scheme uses these steps only as a fallback.
+M-step.  ``chunk_stats`` returns the gradient and a curvature matrix of Q's two parts at
+the current parameters, which add over chunks: for the count part (beta and, for NB,
+log theta jointly, weights w_i (1 - tau_i)) the negative Hessian, for the binary part
+(responses tau_i) its expected information, which is positive semi-definite for every link
+(the logit's coincides with the negative Hessian).  The M-step is one Newton / Fisher
+scoring step on each part -- Lange's EM gradient step, not an inner IRLS loop; the two parts
+of Q separate, so the two steps are independent.  The default Louis-Newton scheme uses
+these steps only as a fallback.
 
-Louis' pieces.  The complete-data score of a row is b_i + delta_i a_i with
-a_i = (-d1_i x_i, -dphi_i, z_i), so the missing information is
-sum_i w_i tau_i (1 - tau_i) a_i a_i' and the complete information is Q's negative
-Hessian; observed information = complete - missing.
+Louis' pieces.  Write the binary part through lp = log pi and lq = log(1 - pi) as functions
+of its linear predictor u.  The complete-data score of a row is b_i + delta_i a_i with
+a_i = (-d1_i x_i, -dphi_i, (lp'_i - lq'_i) z_i), so the missing information is
+sum_i w_i tau_i (1 - tau_i) a_i a_i'; the complete information is Q's negative Hessian
+(with tau in place of delta, as the complete-data Hessian is linear in delta); observed
+information = complete - missing.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
+from scipy.special import log_ndtr
 
-from ..components.glm import get_family, weighted_irls
+from ..components.glm import NegativeBinomial, get_family, weighted_irls
 from ..em.data import ArrayData
 from ..em.params import Free, ParamSpec, SpecMaps
 from ..em.protocol import ChunkedModel
@@ -56,33 +61,264 @@ from ..inference.results import EMResults
 from .mixreg import MixtureRegression
 
 _newton_step = MixtureRegression._newton_step
+_HALF_LOG_2PI = 0.5 * float(np.log(2.0 * np.pi))
+
+#: the count distributions of the count part
+COUNT_DISTS = ("poisson", "negbin", "geometric")
+#: the links of the binary zero part (pscl's ``link`` / ``zero.link``)
+ZERO_LINKS = ("logit", "probit", "cloglog", "cauchit", "log")
 
 
-def _log_expit(x):
-    """log(expit(x)) without overflow."""
-    return -np.logaddexp(0.0, -x)
+class _Geometric(NegativeBinomial):
+    """Geometric counts: NB2 with theta fixed at 1 (no dispersion parameter)."""
+
+    name = "geometric"
+    dispersion = None
+
+    def logpdf(self, y, eta, phi=None, m=None, c=None):
+        return super().logpdf(y, eta, np.zeros(np.shape(eta)[1]), m, c)
+
+    def derivs(self, y, eta, phi=None, m=None):
+        d = super().derivs(y, eta, np.zeros(np.shape(eta)[1]), m)
+        return {"d1": d["d1"], "d2": d["d2"]}
+
+
+def _count_family(dist: str, what: str = "dist"):
+    if dist not in COUNT_DISTS:
+        raise ValueError(f"{what} must be one of {', '.join(map(repr, COUNT_DISTS))}, "
+                         f"got {dist!r}")
+    return _Geometric() if dist == "geometric" else get_family(dist)
+
+
+def _cauchy_logcdf(e):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lower = np.arctan(-1.0 / np.where(e < 0, e, -1.0)) / np.pi   # accurate for e << 0
+    return np.log(np.where(e < 0, lower, 0.5 + np.arctan(e) / np.pi))
+
+
+class BinaryPart:
+    """The zero part through a binary link: P(event) = pi = g^{-1}(u).
+
+    ``logs(u)`` gives (log pi, log(1 - pi)); ``derivs(u)`` their first and second
+    derivatives in u, as arrays of shape (n, 1) and (n, 1, 1) (the shapes of a part with
+    extra parameters, :class:`CountZeroPart`).
+    """
+
+    n_extra = 0
+
+    def __init__(self, link: str):
+        if link not in ZERO_LINKS:
+            raise ValueError(f"link must be one of {', '.join(map(repr, ZERO_LINKS))}, "
+                             f"got {link!r}")
+        self.link = link
+        self.label = f"binomial ({link})"
+
+    def logs(self, u, phi=None):
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            if self.link == "logit":
+                lp = -np.logaddexp(0.0, -u)
+                return lp, lp - u
+            if self.link == "probit":
+                return log_ndtr(u), log_ndtr(-u)
+            if self.link == "cloglog":
+                eu = np.exp(u)
+                return np.log(-np.expm1(-eu)), -eu
+            if self.link == "cauchit":
+                return _cauchy_logcdf(u), _cauchy_logcdf(-u)
+            # log link: pi = exp(u) is a probability only for u < 0
+            return np.where(u < 0, u, np.nan), np.log(-np.expm1(np.minimum(u, 0.0)))
+
+    def _ldpi_s(self, u, lp, lq):
+        """log(dpi/du) and (d2pi/du2) / (dpi/du) (the links other than the logit)."""
+        if self.link == "probit":
+            return -0.5 * u * u - _HALF_LOG_2PI, -u
+        if self.link == "cloglog":
+            eu = np.exp(u)
+            return u - eu, 1.0 - eu
+        if self.link == "cauchit":
+            return -np.log(np.pi) - np.log1p(u * u), -2.0 * u / (1.0 + u * u)
+        return u, np.ones_like(u)
+
+    def derivs(self, u, phi=None):
+        lp, lq = self.logs(u)
+        if self.link == "logit":          # the canonical link: lp' = 1 - pi, lq' = -pi
+            pi = np.exp(lp)
+            qi = 1.0 - pi
+            h = (-pi * qi)[:, None, None]
+            return lp, lq, qi[:, None], -pi[:, None], h, h
+        with np.errstate(over="ignore", invalid="ignore"):
+            ld, s = self._ldpi_s(u, lp, lq)
+            rp, rq = np.exp(ld - lp), np.exp(ld - lq)
+        p1, q1 = rp[:, None], -rq[:, None]
+        p2, q2 = (rp * (s - rp))[:, None, None], (-rq * (s + rq))[:, None, None]
+        return lp, lq, p1, q1, p2, q2
+
+
+class CountZeroPart:
+    """A hurdle's zero part from a count distribution (pscl's ``zero.dist``):
+    P(y > 0) = pi = 1 - f(0 | exp(u)) with f Poisson, NB2 (its own theta) or geometric.
+
+    A Poisson zero hurdle is the binomial one with a cloglog link, a geometric one the
+    binomial logit; only the negative binomial adds a parameter.
+    """
+
+    def __init__(self, dist: str):
+        self.family = _count_family(dist, "zero_dist")
+        self.n_extra = 1 if dist == "negbin" else 0
+        self.label = dist
+        self.link = "count"
+
+    def logs(self, u, phi=None):
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            lq = self.family.logpdf(np.zeros_like(u), u[:, None], phi, None)[:, 0]
+            return np.log(-np.expm1(lq)), lq
+
+    def derivs(self, u, phi=None):
+        with np.errstate(all="ignore"):   # a trial point far out: the log-likelihood says
+            return self._derivs(u, phi)
+
+    def _derivs(self, u, phi):
+        lp, lq = self.logs(u, phi)
+        der = self.family.derivs(np.zeros_like(u), u[:, None], phi)
+        m = 1 + self.n_extra
+        q1 = np.empty((u.size, m))
+        q2 = np.empty((u.size, m, m))
+        q1[:, 0], q2[:, 0, 0] = der["d1"][:, 0], der["d2"][:, 0]
+        if m == 2:
+            q1[:, 1], q2[:, 1, 1] = der["dp"][:, 0], der["dpp"][:, 0]
+            q2[:, 0, 1] = q2[:, 1, 0] = der["dep"][:, 0]
+        r = np.exp(lq - lp)                              # f0 / (1 - f0)
+        p1 = -r[:, None] * q1
+        p2 = -r[:, None, None] * q2 - (r * (1.0 + r))[:, None, None] * (
+            q1[:, :, None] * q1[:, None, :])
+        return lp, lq, p1, q1, p2, q2
+
+
+class _FixedExtra:
+    """A zero part with its extra parameter held at ``phi`` (for the start's profile)."""
+
+    def __init__(self, part, phi):
+        self.part, self.phi, self.link = part, np.array([float(phi)]), part.link
+
+    def logs(self, u, phi=None):
+        return self.part.logs(u, self.phi)
+
+    def derivs(self, u, phi=None):
+        lp, lq, p1, q1, p2, q2 = self.part.derivs(u, self.phi)
+        return lp, lq, p1[:, :1], q1[:, :1], p2[:, :1, :1], q2[:, :1, :1]
+
+
+def _binary_start(part, t, Z, w, off, maxiter: int = 50):
+    """Weighted binary regression of t on Z through ``part``'s link (Fisher scoring with
+    step halving), the start of the zero part: (coefficients, log-likelihood)."""
+    q = Z.shape[1]
+
+    def loglik(g):
+        lp, lq = part.logs(Z @ g + off)
+        v = w @ (t * lp + (1.0 - t) * lq)
+        return v if np.isfinite(v) else -np.inf
+
+    if part.link == "logit" and isinstance(part, BinaryPart):
+        g = weighted_irls(get_family("binomial"), t, Z, w, off)
+        return g, loglik(g)
+    g = np.zeros(q)
+    tbar = float(np.clip(w @ t / w.sum(), 0.02, 0.98))
+    # an intercept-like first column starts at the marginal rate (inside the log link's
+    # domain); otherwise start at 0
+    if np.allclose(Z[:, 0], Z[0, 0]) and Z[0, 0] != 0:
+        grid = np.linspace(-8, 8, 321) if part.link != "log" else -np.geomspace(1e-3, 8, 200)
+        lps = np.exp(part.logs(grid)[0])
+        g[0] = (grid[np.argmin(np.abs(lps - tbar))] - float(np.mean(off))) / Z[0, 0]
+    ll = loglik(g)
+    for _ in range(maxiter):
+        lp, lq, p1, q1, _, _ = part.derivs(Z @ g + off)
+        pi = np.exp(lp)
+        s = (t * p1[:, 0] + (1.0 - t) * q1[:, 0])
+        info = w * pi * (1.0 - pi) * (p1[:, 0] - q1[:, 0]) ** 2
+        step = _newton_step(Z.T @ (w * s), (Z * info[:, None]).T @ Z)
+        for _ in range(30):
+            new = loglik(g + step)
+            if new >= ll - 1e-12 * abs(ll):
+                break
+            step = step / 2
+        else:
+            break
+        done = abs(new - ll) < 1e-10 * (1.0 + abs(ll))
+        g, ll = g + step, new
+        if done:
+            break
+    return g, ll
+
+
+def _count_block(X, terms, p, d):
+    """Gradient and negative Hessian of a weighted count log-likelihood in (beta, log theta)
+    from ``terms``: pairs (family derivatives at some y, row weights)."""
+    g = np.zeros(p + d)
+    H = np.zeros((p + d, p + d))
+    h = sum(-c * der["d2"][:, 0] for der, c in terms)
+    g[:p] = X.T @ sum(c * der["d1"][:, 0] for der, c in terms)
+    H[:p, :p] = (X * h[:, None]).T @ X
+    if d:
+        g[p] = sum(c @ der["dp"][:, 0] for der, c in terms)
+        cross = X.T @ sum(-c * der["dep"][:, 0] for der, c in terms)
+        H[:p, p], H[p, :p] = cross, cross
+        H[p, p] = -sum(c @ der["dpp"][:, 0] for der, c in terms)
+    return g, H
+
+
+def _zero_block(Z, t, w, zd, fisher: bool):
+    """Gradient and curvature of sum_i w_i [t_i lp_i + (1 - t_i) lq_i] in the zero part's
+    coefficients (and extra parameter): the negative Hessian, or with ``fisher`` the
+    expected information (positive semi-definite for every link)."""
+    lp, lq, p1, q1, p2, q2 = zd
+    q, m = Z.shape[1], p1.shape[1]
+    s = w[:, None] * (t[:, None] * p1 + (1.0 - t)[:, None] * q1)
+    if fisher:
+        pi = np.exp(lp)
+        dd = p1 - q1
+        h = (w * pi * -np.expm1(lp))[:, None, None] * (dd[:, :, None] * dd[:, None, :])
+    else:
+        h = -w[:, None, None] * (t[:, None, None] * p2 + (1.0 - t)[:, None, None] * q2)
+    g = np.concatenate([Z.T @ s[:, 0], s[:, 1:].sum(axis=0)])
+    H = np.empty((q + m - 1, q + m - 1))
+    H[:q, :q] = (Z * h[:, 0, 0][:, None]).T @ Z
+    if m > 1:
+        H[:q, q:] = Z.T @ h[:, 0, 1:]
+        H[q:, :q] = H[:q, q:].T
+        H[q:, q:] = h[:, 1:, 1:].sum(axis=0)
+    return g, H
 
 
 class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
-    """Zero-inflated Poisson or NB2 regression (see the module docstring and
+    """Zero-inflated Poisson, NB2 or geometric regression (see the module docstring and
     :func:`zeroinfl`)."""
 
     summary_title = "Zero-Inflated Count Regression Results"
 
-    def __init__(self, y, X, Z, *, dist="poisson", offset=None, weights=None,
-                 exog_names=None, zero_names=None, endog_name="y", design_info=None,
-                 zero_info=None, offset_spec=None):
-        if dist not in ("poisson", "negbin"):
-            raise ValueError(f"dist must be 'poisson' or 'negbin', got {dist!r}")
+    def __init__(self, y, X, Z, *, dist="poisson", link="logit", offset=None,
+                 zero_offset=None, weights=None, exog_names=None, zero_names=None,
+                 endog_name="y", design_info=None, zero_info=None, offset_spec=None,
+                 zero_offset_spec=None):
         self.dist = dist
-        self.family = get_family(dist)
+        self.family = _count_family(dist)
+        self.zero_part = self._make_zero_part(link)
         y = self.family.check(np.asarray(y, dtype=float).ravel(), None, repr(endog_name))
         n = y.size
         X = np.asarray(X, dtype=float).reshape(n, -1)
         Z = np.asarray(Z, dtype=float).reshape(n, -1)
-        off = np.zeros(n) if offset is None else np.asarray(offset, dtype=float).ravel()
-        w = np.ones(n) if weights is None else np.asarray(weights, dtype=float).ravel()
-        if not np.all(np.isfinite(w) & (w >= 0)) or w.sum() <= 0:
+
+        def vec(v, what, fill):
+            v = np.full(n, fill) if v is None else np.asarray(v, dtype=float).ravel()
+            if v.size != n:
+                raise DataError(f"{what} has {v.size} values for {n} rows")
+            if not np.all(np.isfinite(v)):
+                raise DataError(f"{what} must be finite; {int((~np.isfinite(v)).sum())} "
+                                "value(s) are not")
+            return v
+
+        off, zoff = vec(offset, "offset", 0.0), vec(zero_offset, "zero_offset", 0.0)
+        w = vec(weights, "weights", 1.0)
+        if np.any(w < 0) or w.sum() <= 0:
             raise DataError("weights must be non-negative and finite, and not all zero")
         pos = w > 0
         if not np.any((y == 0) & pos):
@@ -91,24 +327,32 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
         if np.all(y[pos] == 0):
             raise DataError(f"{endog_name} is zero in every row: the count and zero parts "
                             "are not identified")
-        self.p, self.q, self.d = X.shape[1], Z.shape[1], 1 if dist == "negbin" else 0
-        if self.p + self.q + self.d >= n:
-            raise DataError(f"{self.p + self.q + self.d} parameters need more than {n} rows")
+        self.p, self.q = X.shape[1], Z.shape[1]
+        self.d = 1 if dist == "negbin" else 0
+        self.dz = self.zero_part.n_extra
+        k = self.p + self.d + self.q + self.dz
+        if k >= n:
+            raise DataError(f"{k} parameters need more than {n} rows")
         self.n_rows = n
         self.exog_names = list(exog_names or [f"x{j}" for j in range(self.p)])
         self.zero_names = list(zero_names or [f"z{j}" for j in range(self.q)])
         self.endog_name = str(endog_name)
-        self.design_info, self.zero_info, self._offset_spec = design_info, zero_info, offset_spec
-        self.data = ArrayData({"y": y, "X": X, "Z": Z, "off": off, "w": w,
+        self.design_info, self.zero_info = design_info, zero_info
+        self._offset_spec, self._zero_offset_spec = offset_spec, zero_offset_spec
+        self.data = ArrayData({"y": y, "X": X, "Z": Z, "off": off, "zoff": zoff, "w": w,
                                "c": self.family.log_const(y)})
-        cnt = self.exog_names + (["Log(theta)"] if self.d else [])
+        cnt = [f"count_{c}" for c in self.exog_names] + (["Log(theta)"] if self.d else [])
+        zer = [f"zero_{c}" for c in self.zero_names] + (["zero_Log(theta)"] if self.dz
+                                                         else [])
         self.spec = ParamSpec([
-            Free("count", (self.p + self.d,), label=lambda ix: (
-                "Log(theta)" if ix[0] == self.p else f"count_{cnt[ix[0]]}")),
-            Free("zero", (self.q,), label=lambda ix: f"zero_{self.zero_names[ix[0]]}"),
+            Free("count", (self.p + self.d,), label=lambda ix: cnt[ix[0]]),
+            Free("zero", (self.q + self.dz,), label=lambda ix: zer[ix[0]]),
         ])
         self.nobs = float(w.sum())
         self.df_model = float(self.spec.size)
+
+    def _make_zero_part(self, link):
+        return BinaryPart(link)
 
     # -- parameters ---------------------------------------------------------------
     def check_start(self, start) -> dict:
@@ -117,134 +361,155 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
             self.spec.pack(p)
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"start_params must be a mapping with blocks 'count' of shape "
-                             f"({self.p + self.d},) and 'zero' of shape ({self.q},): "
-                             f"{err}") from None
+                             f"({self.p + self.d},) and 'zero' of shape "
+                             f"({self.q + self.dz},): {err}") from None
         return p
 
-    def start_params(self) -> dict:
-        """pscl's start: a count GLM on all rows and a logit of the zero indicator."""
+    def _count_start(self, rows):
+        """A Poisson GLM on ``rows`` (theta from moments for the NB): pscl's count start."""
         dat = self.data
-        y, X, Z, off, w = (dat[a] for a in ("y", "X", "Z", "off", "w"))
+        y, X, off, w = dat["y"], dat["X"], dat["off"], dat["w"] * rows
         beta = weighted_irls(get_family("poisson"), y, X, w, off)
-        count = beta
-        if self.d:
-            mu = np.exp(X @ beta + off)
-            count = np.append(beta, self.family.start_phi(y, mu, w))
-        gamma = weighted_irls(get_family("binomial"), (y == 0).astype(float), Z, w)
-        return {"count": count, "zero": gamma}
+        if not self.d:
+            return beta
+        mu = np.exp(X @ beta + off)
+        r = rows > 0
+        return np.append(beta, self.family.start_phi(y[r], mu[r], w[r]))
+
+    def start_params(self) -> dict:
+        """pscl's start: a Poisson GLM on all rows and a binary regression of 1{y = 0}."""
+        dat = self.data
+        gamma, _ = _binary_start(self.zero_part, (dat["y"] == 0).astype(float), dat["Z"],
+                                 dat["w"], dat["zoff"])
+        return {"count": self._count_start(np.ones(self.n_rows)), "zero": gamma}
 
     def initial_starts(self, init, n_init: int, rng):
         """One start (pscl's); ``init`` takes no value."""
         if init is not None:
-            raise ValueError("zeroinfl takes no init=; use start_params=")
+            raise ValueError(f"{type(self).__name__} takes no init=; use start_params=")
         return [("glm", self.start_params())]
 
     # -- E-step --------------------------------------------------------------------
     def _split(self, params):
+        """(beta, phi, gamma, phi_zero); phi and phi_zero are (1,) arrays or None."""
         c = np.asarray(params["count"], dtype=float)
-        return c[: self.p], (c[self.p:] if self.d else None), np.asarray(params["zero"],
-                                                                           dtype=float)
+        z = np.asarray(params["zero"], dtype=float)
+        return (c[: self.p], c[self.p:] if self.d else None, z[: self.q],
+                z[self.q:] if self.dz else None)
 
     def _predictors(self, params, ch):
-        """Count linear predictor eta, dispersion phi, zero-part linear predictor and
-        log f(y) of the count distribution, per row."""
-        beta, phi, gamma = self._split(params)
+        """Count linear predictor eta, dispersion phi, zero-part linear predictor u, its
+        extra parameter and log f(y) of the count distribution, per row."""
+        beta, phi, gamma, phiz = self._split(params)
         eta = ch["X"] @ beta + ch["off"]
-        ez = ch["Z"] @ gamma
+        u = ch["Z"] @ gamma + ch["zoff"]
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             lf = self.family.logpdf(ch["y"], eta[:, None], phi, None, ch["c"])[:, 0]
-        return eta, phi, ez, lf
+        return eta, phi, u, phiz, lf
 
     def _rows(self, params, ch):
-        """Per-row pieces: eta, phi, pi, tau, log-likelihood, log f(y)."""
-        eta, phi, ez, lf = self._predictors(params, ch)
-        lpi, l1pi = _log_expit(ez), _log_expit(-ez)
+        """Per-row pieces: eta, phi, the zero part's derivatives, tau, log-likelihood."""
+        eta, phi, u, phiz, lf = self._predictors(params, ch)
+        zd = self.zero_part.derivs(u, phiz)
+        lp, lq = zd[0], zd[1]
         zero = ch["y"] == 0
-        ll = np.where(zero, np.logaddexp(lpi, l1pi + lf), l1pi + lf)
         with np.errstate(invalid="ignore"):
-            tau = np.where(zero, np.exp(np.minimum(lpi - np.where(zero, ll, lpi), 0.0)), 0.0)
-        return eta, phi, expit(ez), tau, ll
+            ll = np.where(zero, np.logaddexp(lp, lq + lf), lq + lf)
+            tau = np.where(zero, np.exp(np.minimum(lp - np.where(zero, ll, lp), 0.0)), 0.0)
+        return eta, phi, zd, tau, ll
 
-    def _pieces(self, params, ch):
-        eta, phi, pi, tau, ll = self._rows(params, ch)
+    def _pieces(self, params, ch, fisher=True):
+        eta, phi, zd, tau, ll = self._rows(params, ch)
         w = ch["w"]
         der = self.family.derivs(ch["y"], eta[:, None], phi)
-        X, Z = ch["X"], ch["Z"]
-        c = w * (1.0 - tau)
-        p, d = self.p, self.d
-        gc = np.zeros(p + d)
-        Hc = np.zeros((p + d, p + d))
-        d1, d2 = der["d1"][:, 0], der["d2"][:, 0]
-        gc[:p] = X.T @ (c * d1)
-        Hc[:p, :p] = (X * (-c * d2)[:, None]).T @ X
-        if d:
-            gc[p] = c @ der["dp"][:, 0]
-            cross = X.T @ (-c * der["dep"][:, 0])
-            Hc[:p, p], Hc[p, :p] = cross, cross
-            Hc[p, p] = -c @ der["dpp"][:, 0]
-        gz = Z.T @ (w * (tau - pi))
-        Hz = (Z * (w * pi * (1.0 - pi))[:, None]).T @ Z
-        return gc, Hc, gz, Hz, der, tau, ll
+        gc, Hc = _count_block(ch["X"], [(der, w * (1.0 - tau))], self.p, self.d)
+        gz, Hz = _zero_block(ch["Z"], tau, w, zd, fisher)
+        return gc, Hc, gz, Hz, (der, zd, tau), ll
 
     def chunk_stats(self, params, chunk):
-        """Gradient and negative Hessian of Q's two parts at ``params`` (see the module
+        """Gradient and curvature of Q's two parts at ``params`` (see the module
         docstring)."""
-        gc, Hc, gz, Hz, _, _, ll = self._pieces(params, chunk)
+        gc, Hc, gz, Hz, _, ll = self._pieces(params, chunk)
         total = float(chunk["w"] @ ll)
         if not np.isfinite(total):
             return None, -np.inf
         return Stats(gc=gc, Hc=Hc, gz=gz, Hz=Hz), total
 
     def m_step(self, stats, params):
-        """One Newton step on the count part and one on the logit part of Q."""
+        """One Newton step on the count part and one scoring step on the zero part of Q."""
         count = np.asarray(params["count"], dtype=float) + _newton_step(stats["gc"],
                                                                         stats["Hc"])
         zero = np.asarray(params["zero"], dtype=float) + _newton_step(stats["gz"], stats["Hz"])
         return {"count": count, "zero": zero}
 
     # -- Louis -----------------------------------------------------------------------
-    def chunk_louis(self, params, chunk):
-        gc, Hc, gz, Hz, der, tau, ll = self._pieces(params, chunk)
-        p, d, q = self.p, self.d, self.q
-        k = p + d + q
-        w = chunk["w"]
-        comp = np.zeros((k, k))
-        comp[: p + d, : p + d], comp[p + d:, p + d:] = Hc, Hz
-        A = np.empty((chunk["y"].size, k))
-        A[:, :p] = -der["d1"][:, :1] * chunk["X"]
-        if d:
-            A[:, p] = -der["dp"][:, 0]
-        A[:, p + d:] = chunk["Z"]
-        v = w * tau * (1.0 - tau)
+    def _louis(self, gc, Hc, gz, Hz, ll, w, A, v):
+        k = self.p + self.d
+        comp = np.zeros((k + self.q + self.dz,) * 2)
+        comp[:k, :k], comp[k:, k:] = Hc, Hz
         miss = (A * v[:, None]).T @ A
         return Stats(loglik=float(w @ ll), score=np.concatenate([gc, gz]), complete=comp,
                      missing=miss)
+
+    def chunk_louis(self, params, chunk):
+        gc, Hc, gz, Hz, (der, zd, tau), ll = self._pieces(params, chunk, fisher=False)
+        p, d = self.p, self.d
+        w = chunk["w"]
+        A = np.empty((chunk["y"].size, p + d + self.q))
+        A[:, :p] = -der["d1"][:, :1] * chunk["X"]
+        if d:
+            A[:, p] = -der["dp"][:, 0]
+        A[:, p + d:] = (zd[2][:, :1] - zd[3][:, :1]) * chunk["Z"]
+        return self._louis(gc, Hc, gz, Hz, ll, w, A, w * tau * (1.0 - tau))
+
+    # -- predictions -------------------------------------------------------------------
+    def _linear(self, params, X, Z, off, zoff):
+        beta, phi, gamma, phiz = self._split(params)
+        eta, u = X @ beta + off, Z @ gamma + zoff
+        lp, lq, p1 = self.zero_part.derivs(u, phiz)[:3]
+        return eta, phi, np.exp(lp), np.exp(lq), np.exp(lp) * p1[:, 0]
 
     def _count_pmf(self, eta, phi, k) -> np.ndarray:
         yk = np.full(eta.size, float(k))
         return np.exp(self.family.logpdf(yk, eta[:, None], phi, None)[:, 0])
 
-    def predict_arrays(self, params, X, Z, off, which, ks):
-        """Predictions from design matrices (see :meth:`ZeroInflatedResults.predict`)."""
-        beta, phi, gamma = self._split(params)
-        eta = X @ beta + off
-        mu, pi = np.exp(eta), expit(Z @ gamma)
+    def _f0(self, eta, phi):
+        """f(0 | mu) and d log f(0 | mu) / d eta, per row."""
+        z = np.zeros_like(eta)
+        return self._count_pmf(eta, phi, 0), self.family.derivs(z, eta[:, None], phi)["d1"][:, 0]
+
+    def response(self, params, X, Z, off, zoff, which):
+        """A prediction per row and its derivatives in the count and zero linear
+        predictors: ``(F, dF/deta, dF/du)`` for ``which`` in ``"mean"`` ((1 - pi) mu),
+        ``"count"`` (mu), ``"zero"`` (pi) and ``"prob0"`` (P(y = 0))."""
+        eta, phi, pi, qi, dpi = self._linear(params, X, Z, off, zoff)
+        mu = np.exp(eta)
         if which == "mean":
-            return pd.Series((1.0 - pi) * mu, name="mean")
+            return qi * mu, qi * mu, -dpi * mu
         if which == "count":
-            return pd.Series(mu, name="count")
+            return mu, mu, np.zeros_like(mu)
         if which == "zero":
-            return pd.Series(pi, name="zero")
-        out = np.empty((mu.size, ks.size))
+            return pi, np.zeros_like(pi), dpi
+        if which == "prob0":
+            f0, d0 = self._f0(eta, phi)
+            return pi + qi * f0, qi * f0 * d0, dpi * (1.0 - f0)
+        raise ValueError(f"which must be 'mean', 'count', 'zero' or 'prob0', got {which!r}")
+
+    def predict_arrays(self, params, X, Z, off, zoff, which, ks=None):
+        """Predictions from design matrices (see :meth:`ZeroInflatedResults.predict`)."""
+        if which in ("mean", "count", "zero", "prob0"):
+            return pd.Series(self.response(params, X, Z, off, zoff, which)[0], name=which)
+        if which != "prob":
+            raise ValueError("which must be 'mean', 'count', 'zero', 'prob0' or 'prob', "
+                             f"got {which!r}")
+        eta, phi, pi, qi, _ = self._linear(params, X, Z, off, zoff)
+        out = np.empty((eta.size, ks.size))
         for j, kk in enumerate(ks):
-            out[:, j] = (1.0 - pi) * self._count_pmf(eta, phi, kk) + (pi if kk == 0 else 0.0)
+            out[:, j] = self._prob_k(eta, phi, pi, qi, kk)
         return pd.DataFrame(out, columns=[int(k) for k in ks])
 
-    def mean_derivs(self, params, eta, ez):
-        """The mean E[y] per row and its derivatives in the count and zero linear
-        predictors: ``(E, dE/deta, dE/dez)``."""
-        mu, pi = np.exp(eta), expit(ez)
-        return (1.0 - pi) * mu, (1.0 - pi) * mu, -pi * (1.0 - pi) * mu
+    def _prob_k(self, eta, phi, pi, qi, k):
+        return qi * self._count_pmf(eta, phi, k) + (pi if k == 0 else 0.0)
 
     def loglikeobs(self, params) -> np.ndarray:
         """Per-row log-likelihood at ``params`` (unweighted)."""
@@ -255,15 +520,41 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
         return np.concatenate([self._rows(params, ch)[3] for ch in self.data.chunks(1)])
 
 
+def _factor_groups(*infos) -> dict[str, tuple[list[str], bool]]:
+    """Design columns that code the levels of a categorical factor (a term of one factor):
+    column name -> (the names of its term's columns, whether they code every level, i.e.
+    no reference level is left out)."""
+    out = {}
+    for info in infos:
+        if info is None:
+            continue
+        for term in info.terms:
+            if len(term.factors) != 1:
+                continue
+            fi = info.factor_infos[term.factors[0]]
+            if fi.type != "categorical":
+                continue
+            cols = info.column_names[info.term_name_slices[term.name()]]
+            full = len(cols) == len(fi.categories)
+            for c in cols:
+                out[c] = (list(cols), full)
+    return out
+
+
 class ZeroInflatedResults(EMResults):
-    """Results of a zero-inflated count regression: coefficient blocks, theta, predictions."""
+    """Results of a zero-inflated count regression: coefficient blocks, theta, predictions,
+    marginal effects, count tables and rootograms."""
+
+    _zero_title = "Zero model:"
 
     def _summary_rows(self):
         m = self.model
         right = []
         if m.d:
             right.append(("Theta:", [f"{self.theta:#.6g}"]))
-        return [("Count model:", [m.dist]), ("Zero model:", ["binomial (logit)"])], right
+        if m.dz:
+            right.append(("Theta (zero):", [f"{self.theta_zero:#.6g}"]))
+        return [("Count model:", [m.dist]), (self._zero_title, [m.zero_part.label])], right
 
     @property
     def count_params(self) -> pd.Series:
@@ -273,15 +564,22 @@ class ZeroInflatedResults(EMResults):
 
     @property
     def zero_params(self) -> pd.Series:
-        """Coefficients of the zero-inflation part (logit link)."""
+        """Coefficients of the zero part (on its link's scale)."""
         m = self.model
-        return pd.Series(self.params.to_numpy()[m.p + m.d:], index=m.zero_names, name="zero")
+        k = m.p + m.d
+        return pd.Series(self.params.to_numpy()[k: k + m.q], index=m.zero_names, name="zero")
 
     @property
     def theta(self) -> float | None:
-        """NB2 dispersion theta (natural scale); None for the Poisson."""
+        """NB2 dispersion theta of the count part (natural scale); None otherwise."""
         m = self.model
         return float(np.exp(self.params.iloc[m.p])) if m.d else None
+
+    @property
+    def theta_zero(self) -> float | None:
+        """NB2 theta of a hurdle's negative-binomial zero part; None otherwise."""
+        m = self.model
+        return float(np.exp(self.params.iloc[-1])) if m.dz else None
 
     def loglikeobs(self) -> np.ndarray:
         """Per-row log-likelihood at the estimate (for :func:`vuong`)."""
@@ -292,37 +590,74 @@ class ZeroInflatedResults(EMResults):
         """Each row's posterior probability of being a structural zero."""
         return self.model.posterior_zero(self.raw_params)
 
-    def margeff(self) -> pd.DataFrame:
-        """Average marginal effects on the mean E[y] with delta-method standard errors.
+    def margeff(self, which: str = "mean", discrete: bool = True) -> pd.DataFrame:
+        """Average marginal effects with delta-method standard errors.
 
-        The effect of a design column is the row-weighted average of dE[y_i]/dx_ij,
-        summed over the count and zero parts where the column appears in both (a factor
-        dummy is differentiated as if continuous).  Standard errors: the delta method
-        with the Jacobian of the averages in the parameters by central differences.
+        Parameters
+        ----------
+        which : {"mean", "count", "zero", "prob0"}
+            The prediction the effects are on, as :meth:`predict`: the mean E[y], the
+            count part's mean mu, the zero part's prediction (the inflation probability;
+            for a hurdle pscl's ratio P(y > 0) / P_count(y > 0)), or P(y = 0).
+        discrete : bool
+            The columns coding the levels of a categorical factor get the average discrete
+            change from the reference level to that level (every row moved to each level
+            in turn; the effect of a dummy, not a derivative).  ``False`` differentiates
+            them as if continuous.
 
         Returns
         -------
         pandas.DataFrame
             Columns ``dy/dx``, ``std err``, ``z``, ``P>|z|``; one row per design column
-            other than the intercept.
+            other than the intercept that can move the prediction (a column in both parts
+            moves in both).  Other
+            columns: the row-weighted average derivative.  Standard errors: the delta
+            method, the Jacobian of the averages in the parameters by central
+            differences.
         """
         from scipy.stats import norm
 
         m = self.model
         dat = m.data
-        X, Z, off, w = dat["X"], dat["Z"], dat["off"], dat["w"]
-        names = [n for n in dict.fromkeys(m.exog_names + m.zero_names) if n != "Intercept"]
+        X, Z, off, zoff, w = dat["X"], dat["Z"], dat["off"], dat["zoff"], dat["w"]
+        m.response(self.raw_params, X[:1], Z[:1], off[:1], zoff[:1], which)  # checks which
+        groups = _factor_groups(m.design_info, m.zero_info) if discrete else {}
+        names = [n for n in dict.fromkeys(m.exog_names + m.zero_names) if n != "Intercept"
+                 and not (n in groups and groups[n][1] and groups[n][0][0] == n)]
         ix = [m.exog_names.index(n) if n in m.exog_names else -1 for n in names]
         iz = [m.zero_names.index(n) if n in m.zero_names else -1 for n in names]
+        W = w / w.sum()
+
+        def moved(name, level):
+            """X and Z with the factor of ``name`` set to ``level`` (or its reference)."""
+            cols, full = groups[name]
+            out = []
+            for M, mn in ((X, m.exog_names), (Z, m.zero_names)):
+                M = M.copy()
+                for c in cols:
+                    if c in mn:
+                        M[:, mn.index(c)] = 1.0 if c == level else 0.0
+                out.append(M)
+            return out
+
+        pairs = {n: (moved(n, n), moved(n, groups[n][0][0] if groups[n][1] else None))
+                 for n in names if n in groups}
 
         def ame(theta):
             P = m.from_inference(theta)
-            beta, _, gamma = m._split(P)
-            _, de, dz = m.mean_derivs(P, X @ beta + off, Z @ gamma)
-            a, b = (w @ de) / w.sum(), (w @ dz) / w.sum()
-            return np.array([(a * beta[j] if j >= 0 else 0.0) + (b * gamma[k] if k >= 0
+            beta, _, gamma, _ = m._split(P)
+            _, de, dz = m.response(P, X, Z, off, zoff, which)
+            a, b = W @ de, W @ dz
+            est = np.empty(len(names))
+            for i, (n, j, k) in enumerate(zip(names, ix, iz, strict=True)):
+                if n in pairs:
+                    (X1, Z1), (X0, Z0) = pairs[n]
+                    est[i] = W @ (m.response(P, X1, Z1, off, zoff, which)[0]
+                                  - m.response(P, X0, Z0, off, zoff, which)[0])
+                else:
+                    est[i] = (a * beta[j] if j >= 0 else 0.0) + (b * gamma[k] if k >= 0
                                                                  else 0.0)
-                             for j, k in zip(ix, iz, strict=True)])
+            return est
 
         theta = self.params.to_numpy()
         est = ame(theta)
@@ -333,10 +668,15 @@ class ZeroInflatedResults(EMResults):
             tp[c] += h
             tm[c] -= h
             J[:, c] = (ame(tp) - ame(tm)) / (2.0 * h)
+        # drop the columns that cannot move the prediction (a count-only column and the
+        # inflation probability, say): their effect is 0 at every parameter
+        keep = (est != 0.0) | np.any(J != 0.0, axis=1)
+        est, J = est[keep], J[keep]
         se = np.sqrt(np.diag(J @ self._cov @ J.T))
         z = est / se
         return pd.DataFrame({"dy/dx": est, "std err": se, "z": z,
-                             "P>|z|": 2.0 * norm.sf(np.abs(z))}, index=names)
+                             "P>|z|": 2.0 * norm.sf(np.abs(z))},
+                            index=[n for n, k in zip(names, keep, strict=True) if k])
 
     def count_table(self, max_count: int | None = None) -> pd.DataFrame:
         """Observed and expected frequencies of the counts 0..``max_count`` (default the
@@ -356,18 +696,71 @@ class ZeroInflatedResults(EMResults):
         return pd.DataFrame({"observed": obs, "expected": w @ prob},
                             index=pd.Index(ks, name="count"))
 
+    def rootogram(self, ax=None, max_count: int | None = None, style: str = "hanging"):
+        """Tukey's rootogram of the fit (matplotlib required): the square roots of the
+        observed frequencies drawn as bars against the square roots of the expected ones
+        (:meth:`count_table`) drawn as a curve.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+        max_count : int, optional
+            Largest count shown (default the largest observed).
+        style : {"hanging", "standing", "suspended"}
+            ``"hanging"``: bars hang from the curve, so a misfit shows as a bar ending
+            above or below the zero line; ``"standing"``: bars stand on zero;
+            ``"suspended"``: bars of sqrt(expected) - sqrt(observed) from zero.
+
+        Returns
+        -------
+        matplotlib Axes
+        """
+        if style not in ("hanging", "standing", "suspended"):
+            raise ValueError(f"style must be 'hanging', 'standing' or 'suspended', "
+                             f"got {style!r}")
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as err:  # pragma: no cover - depends on the environment
+            raise ImportError("rootogram needs matplotlib: pip install emstats[plot]") \
+                from err
+        tab = self.count_table(max_count)
+        k = tab.index.to_numpy()
+        o, e = np.sqrt(tab["observed"].to_numpy()), np.sqrt(tab["expected"].to_numpy())
+        bottom, height = {"hanging": (e - o, o), "standing": (np.zeros_like(o), o),
+                          "suspended": (np.zeros_like(o), e - o)}[style]
+        if ax is None:
+            _, ax = plt.subplots()
+        ax.bar(k, height, bottom=bottom, width=0.8, color="0.8", edgecolor="0.3",
+               label="sqrt(observed)" if style != "suspended"
+               else "sqrt(expected) - sqrt(observed)")
+        ax.plot(k, e, "o-", color="C3", ms=4, label="sqrt(expected)")
+        ax.axhline(0.0, color="0.2", lw=0.8)
+        ax.set_xlabel(self.model.endog_name)
+        ax.set_ylabel("sqrt(frequency)")
+        ax.set_title(f"{style.capitalize()} rootogram")
+        ax.legend(frameon=False)
+        return ax
+
     def _designs(self, newdata):
         m = self.model
         dat = m.data
         if newdata is None:
-            return dat["X"], dat["Z"], dat["off"]
+            return dat["X"], dat["Z"], dat["off"], dat["zoff"]
         if m.design_info is None:
             raise ValueError("predict(newdata) needs a model built from a formula")
         X = new_exog(m.design_info, newdata)
         Z = new_exog(m.zero_info, newdata)
-        off = (resolve_column(m._offset_spec, newdata, "offset")
-               if isinstance(m._offset_spec, str) else np.zeros(X.shape[0]))
-        return X, Z, off
+
+        def offset(spec, what):
+            if isinstance(spec, str):
+                return resolve_column(spec, newdata, what)
+            if spec is not None:
+                raise ValueError(f"predict(newdata) needs the {what} as a column name of "
+                                 f"the data (the model got an array)")
+            return np.zeros(X.shape[0])
+
+        return X, Z, offset(m._offset_spec, "offset"), offset(m._zero_offset_spec,
+                                                              "zero_offset")
 
     def predict(self, newdata=None, which: str = "mean", at=None):
         """Predictions for the model's rows or ``newdata`` (pscl's ``predict.zeroinfl``).
@@ -375,10 +768,10 @@ class ZeroInflatedResults(EMResults):
         Parameters
         ----------
         newdata : DataFrame, optional
-        which : {"mean", "count", "zero", "prob"}
-            ``"mean"``: (1 - pi) mu; ``"count"``: mu, the mean of the count part;
-            ``"zero"``: pi, the zero-inflation probability; ``"prob"``: P(y = k) for
-            k in ``at`` (default 0..max(y)), one column per k.
+        which : {"mean", "count", "zero", "prob0", "prob"}
+            ``"mean"``: E[y] = (1 - pi) mu; ``"count"``: mu, the mean of the count part;
+            ``"zero"``: pi, the zero-inflation probability; ``"prob0"``: P(y = 0);
+            ``"prob"``: P(y = k) for k in ``at`` (default 0..max(y)), one column per k.
         at : array_like of int, optional
             Counts for ``which="prob"``.
 
@@ -387,32 +780,52 @@ class ZeroInflatedResults(EMResults):
         pandas.Series or DataFrame
         """
         m = self.model
-        X, Z, off = self._designs(newdata)
+        X, Z, off, zoff = self._designs(newdata)
         ks = (np.arange(int(m.data["y"].max()) + 1) if at is None
               else np.asarray(at, dtype=int).ravel())
-        if which in ("mean", "count", "zero", "prob"):
-            return m.predict_arrays(self.raw_params, X, Z, off, which, ks)
-        raise ValueError(f"which must be 'mean', 'count', 'zero' or 'prob', got {which!r}")
+        return m.predict_arrays(self.raw_params, X, Z, off, zoff, which, ks)
 
 
 ZeroInflatedRegression.results_class = ZeroInflatedResults
 
 
-def zeroinfl(formula: str, data, dist: str = "poisson", offset=None, weights=None,
-             missing: str = "drop") -> ZeroInflatedRegression:
-    """Zero-inflated Poisson or negative-binomial regression (pscl's ``zeroinfl``).
+def _two_part_design(formula, data, offset, zero_offset, weights, missing):
+    data = check_frame(data)
+    count_f, zero_rhs = split_two_part(formula, data)
+    Zfull, znames, zinfo, _ = rhs_matrix(zero_rhs, data)
+    extras = {"__w": weights, "__off": offset, "__zoff": zero_offset,
+              "__zero": np.where(np.isnan(Zfull).any(axis=1), np.nan, 0.0)}
+    des = build_design(count_f, data, extras=extras, missing=missing)
+    pos = data.index.get_indexer(des.row_labels)
+    return dict(y=des.endog[:, 0], X=des.exog, Z=Zfull[pos], offset=des.extras.get("__off"),
+                zero_offset=des.extras.get("__zoff"), weights=des.extras.get("__w"),
+                exog_names=des.exog_names, zero_names=znames, endog_name=des.endog_names[0],
+                design_info=des.design_info, zero_info=zinfo, offset_spec=offset,
+                zero_offset_spec=zero_offset)
+
+
+def zeroinfl(formula: str, data, dist: str = "poisson", link: str = "logit", offset=None,
+             zero_offset=None, weights=None, missing: str = "drop") -> ZeroInflatedRegression:
+    """Zero-inflated Poisson, negative-binomial or geometric regression (pscl's
+    ``zeroinfl``).
 
     Parameters
     ----------
     formula : str
         ``"y ~ x1 + x2 | z1 + z2"``: count regressors, then the regressors of the
-        zero-inflation logit; ``"y ~ x1 + x2"`` uses the same regressors in both parts,
+        zero-inflation part; ``"y ~ x1 + x2"`` uses the same regressors in both parts,
         ``"y ~ x | 1"`` a constant inflation probability.  ``.`` stands for every other
         column of ``data``.
     data : pandas.DataFrame
-    dist : {"poisson", "negbin"}
+    dist : {"poisson", "negbin", "geometric"}
+        The count distribution (``"negbin"``: NB2 with theta estimated; ``"geometric"``:
+        NB2 with theta = 1).
+    link : {"logit", "probit", "cloglog", "cauchit", "log"}
+        Link of the inflation probability.
     offset : str or array_like, optional
         Offset of the count part's linear predictor (log scale).
+    zero_offset : str or array_like, optional
+        Offset of the zero part's linear predictor (on the link's scale).
     weights : str or array_like, optional
         Frequency weights.
     missing : {"drop", "raise"}
@@ -432,131 +845,127 @@ def zeroinfl(formula: str, data, dist: str = "poisson", offset=None, weights=Non
     >>> bool(abs(res.params["zero_Intercept"] - np.log(0.3 / 0.7)) < 0.2)
     True
     """
-    data = check_frame(data)
-    if dist not in ("poisson", "negbin"):
-        raise ValueError(f"dist must be 'poisson' or 'negbin', got {dist!r}")
-    count_f, zero_rhs = split_two_part(formula, data)
-    Zfull, znames, zinfo, _ = rhs_matrix(zero_rhs, data)
-    extras = {"__w": weights, "__off": offset,
-              "__zero": np.where(np.isnan(Zfull).any(axis=1), np.nan, 0.0)}
-    des = build_design(count_f, data, extras=extras, missing=missing)
-    pos = data.index.get_indexer(des.row_labels)
-    return ZeroInflatedRegression(
-        des.endog[:, 0], des.exog, Zfull[pos], dist=dist, offset=des.extras.get("__off"),
-        weights=des.extras.get("__w"), exog_names=des.exog_names, zero_names=znames,
-        endog_name=des.endog_names[0], design_info=des.design_info, zero_info=zinfo,
-        offset_spec=offset)
+    _count_family(dist)
+    BinaryPart(link)
+    return ZeroInflatedRegression(dist=dist, link=link, **_two_part_design(
+        formula, data, offset, zero_offset, weights, missing))
 
 
 class HurdleRegression(ZeroInflatedRegression):
-    """Hurdle count regression: a logit for y > 0 and a zero-truncated Poisson or NB2
-    for the positive counts (pscl's ``hurdle`` with ``zero.dist = "binomial"``).
+    """Hurdle count regression: a binary model for y > 0 and a zero-truncated Poisson, NB2
+    or geometric distribution for the positive counts (pscl's ``hurdle``).
 
-    P(y_i = 0) = 1 - p_i, P(y_i = k) = p_i f(k | mu_i) / (1 - f(0 | mu_i)) for k > 0, with
-    logit p_i = z_i' gamma (the ``zero_*`` coefficients model P(y > 0), as pscl's).
+    P(y_i = 0) = 1 - pi_i, P(y_i = k) = pi_i f(k | mu_i) / (1 - f(0 | mu_i)) for k > 0; the
+    ``zero_*`` coefficients model P(y > 0), as pscl's: through a binary link
+    (``zero_dist="binomial"``) or as pi_i = 1 - f_z(0 | exp(z_i' gamma)) for a count
+    distribution f_z (``"poisson"``, ``"negbin"`` with its own theta, ``"geometric"``).
 
     EM for the truncated part: a positive count is the first non-zero of a run of draws
     from f, the M_i zeros before it unobserved, M_i geometric with mean
     f0 / (1 - f0) and variance f0 / (1 - f0)^2.  The complete-data log-likelihood
     log f(y_i) + M_i log f(0) is linear in M_i, so the E-step gives E[M_i] and the M-step
     is one Newton step on the count part (with weights: w_i at y_i, w_i E[M_i] at 0) and
-    one on the logit (which has no missing data).  Louis' missing information is
-    sum_i w_i Var(M_i) s0_i s0_i', s0_i the count score at y = 0.
+    one scoring step on the zero part (which has no missing data).  Louis' missing
+    information is sum_i w_i Var(M_i) s0_i s0_i', s0_i the count score at y = 0.
     """
 
     summary_title = "Hurdle Count Regression Results"
 
+    def __init__(self, y, X, Z, *, zero_dist="binomial", **kw):
+        if zero_dist != "binomial" and zero_dist not in COUNT_DISTS:
+            raise ValueError("zero_dist must be 'binomial', "
+                             f"{', '.join(map(repr, COUNT_DISTS))}, got {zero_dist!r}")
+        self.zero_dist = zero_dist
+        super().__init__(y, X, Z, **kw)
+
+    def _make_zero_part(self, link):
+        if self.zero_dist == "binomial":
+            return BinaryPart(link)
+        if link != "logit":
+            raise ValueError(f"link applies to zero_dist='binomial' only (got link={link!r} "
+                             f"with zero_dist={self.zero_dist!r})")
+        return CountZeroPart(self.zero_dist)
+
     def _rows(self, params, ch):
-        eta, phi, ez, lf = self._predictors(params, ch)
+        eta, phi, u, phiz, lf = self._predictors(params, ch)
+        zd = self.zero_part.derivs(u, phiz)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             lf0 = self.family.logpdf(np.zeros_like(eta), eta[:, None], phi, None)[:, 0]
             l1f0 = np.log(-np.expm1(lf0))
-        pos = ch["y"] > 0
-        ll = np.where(pos, _log_expit(ez) + lf - l1f0, _log_expit(-ez))
-        f0 = np.exp(lf0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            em = np.where(pos, f0 / -np.expm1(lf0), 0.0)
+            pos = ch["y"] > 0
+            ll = np.where(pos, zd[0] + lf - l1f0, zd[1])
+            em = np.where(pos, np.exp(lf0 - l1f0), 0.0)
             vm = np.where(pos, em / -np.expm1(lf0), 0.0)
-        return eta, phi, expit(ez), (em, vm), ll
+        return eta, phi, zd, (em, vm), ll
 
-    def _pieces(self, params, ch):
-        eta, phi, p, (em, vm), ll = self._rows(params, ch)
+    def _pieces(self, params, ch, fisher=True):
+        eta, phi, zd, (em, vm), ll = self._rows(params, ch)
         w = ch["w"]
         pos = (ch["y"] > 0).astype(float)
-        X, Z = ch["X"], ch["Z"]
         der = self.family.derivs(ch["y"], eta[:, None], phi)
         der0 = self.family.derivs(np.zeros_like(eta), eta[:, None], phi)
-        a, b = w * pos, w * em          # weights of the observed y and of the latent zeros
-        pp, d = self.p, self.d
-        gc = np.zeros(pp + d)
-        Hc = np.zeros((pp + d, pp + d))
-        gc[:pp] = X.T @ (a * der["d1"][:, 0] + b * der0["d1"][:, 0])
-        Hc[:pp, :pp] = (X * (-(a * der["d2"][:, 0] + b * der0["d2"][:, 0]))[:, None]).T @ X
-        if d:
-            gc[pp] = a @ der["dp"][:, 0] + b @ der0["dp"][:, 0]
-            cross = X.T @ (-(a * der["dep"][:, 0] + b * der0["dep"][:, 0]))
-            Hc[:pp, pp], Hc[pp, :pp] = cross, cross
-            Hc[pp, pp] = -(a @ der["dpp"][:, 0] + b @ der0["dpp"][:, 0])
-        gz = Z.T @ (w * (pos - p))
-        Hz = (Z * (w * p * (1.0 - p))[:, None]).T @ Z
-        return gc, Hc, gz, Hz, (der0, vm), None, ll
+        # weights of the observed y and of the latent zeros before it
+        gc, Hc = _count_block(ch["X"], [(der, w * pos), (der0, w * em)], self.p, self.d)
+        gz, Hz = _zero_block(ch["Z"], pos, w, zd, fisher)
+        return gc, Hc, gz, Hz, (der0, vm), ll
 
     def chunk_louis(self, params, chunk):
-        gc, Hc, gz, Hz, (der0, vm), _, ll = self._pieces(params, chunk)
-        p, d, q = self.p, self.d, self.q
-        k = p + d + q
+        gc, Hc, gz, Hz, (der0, vm), ll = self._pieces(params, chunk, fisher=False)
+        p, d = self.p, self.d
         w = chunk["w"]
-        comp = np.zeros((k, k))
-        comp[: p + d, : p + d], comp[p + d:, p + d:] = Hc, Hz
-        A = np.zeros((chunk["y"].size, k))
+        A = np.zeros((chunk["y"].size, p + d + self.q + self.dz))
         A[:, :p] = der0["d1"][:, :1] * chunk["X"]
         if d:
             A[:, p] = der0["dp"][:, 0]
-        miss = (A * (w * vm)[:, None]).T @ A
-        return Stats(loglik=float(w @ ll), score=np.concatenate([gc, gz]), complete=comp,
-                     missing=miss)
+        return self._louis(gc, Hc, gz, Hz, ll, w, A, w * vm)
 
     def start_params(self) -> dict:
-        """A count GLM on the positive rows and a logit of 1{y > 0}."""
+        """A Poisson GLM on the positive rows and a binary regression of 1{y > 0} (through
+        the cloglog link for a Poisson zero hurdle, the logit for a geometric one; for a
+        negative binomial one the best of the fits with log theta = -4, -3, ..., 4)."""
         dat = self.data
-        y, X, Z, off, w = (dat[a] for a in ("y", "X", "Z", "off", "w"))
-        pos = y > 0
-        beta = weighted_irls(get_family("poisson"), y, X, w * pos, off)
-        count = beta
-        if self.d:
-            mu = np.exp(X @ beta + off)
-            count = np.append(beta, self.family.start_phi(y[pos], mu[pos], w[pos]))
-        gamma = weighted_irls(get_family("binomial"), pos.astype(float), Z, w)
-        return {"count": count, "zero": gamma}
+        pos = dat["y"] > 0
+        part = self.zero_part
 
-    def predict_arrays(self, params, X, Z, off, which, ks):
-        """Predictions from design matrices (see :meth:`ZeroInflatedResults.predict`):
-        ``"zero"`` is pscl's ratio P(y > 0) / P_count(y > 0)."""
-        beta, phi, gamma = self._split(params)
-        eta = X @ beta + off
-        mu, p = np.exp(eta), expit(Z @ gamma)
-        ratio = p / (1.0 - self._count_pmf(eta, phi, 0))
-        if which == "mean":
-            return pd.Series(ratio * mu, name="mean")
+        def fit(part):
+            return _binary_start(part, pos.astype(float), dat["Z"], dat["w"], dat["zoff"])
+
+        if not isinstance(part, CountZeroPart):
+            gamma = fit(part)[0]
+        elif not self.dz:
+            gamma = fit(BinaryPart("cloglog" if self.zero_dist == "poisson" else "logit"))[0]
+        else:
+            # the likelihood can be flat or convex in log theta far from its maximum, so
+            # start on a coarse profile
+            best = max(((fit(_FixedExtra(part, phi)), phi) for phi in np.arange(-4.0, 4.5)),
+                       key=lambda r: r[0][1])
+            gamma = np.append(best[0][0], best[1])
+        return {"count": self._count_start(pos.astype(float)), "zero": gamma}
+
+    def response(self, params, X, Z, off, zoff, which):
+        """As :meth:`ZeroInflatedRegression.response`, with ``"mean"`` R mu, ``"zero"``
+        pscl's ratio R = P(y > 0) / P_count(y > 0) and ``"prob0"`` 1 - P(y > 0)."""
+        eta, phi, pi, qi, dpi = self._linear(params, X, Z, off, zoff)
+        mu = np.exp(eta)
         if which == "count":
-            return pd.Series(mu, name="count")
+            return mu, mu, np.zeros_like(mu)
+        if which == "prob0":
+            return qi, np.zeros_like(qi), -dpi
+        if which not in ("mean", "zero"):
+            raise ValueError(f"which must be 'mean', 'count', 'zero' or 'prob0', "
+                             f"got {which!r}")
+        f0, d0 = self._f0(eta, phi)
+        c = 1.0 / -np.expm1(np.log(f0))
+        r, re, rz = pi * c, pi * c * c * f0 * d0, dpi * c
         if which == "zero":
-            return pd.Series(ratio, name="zero")
-        out = np.empty((mu.size, ks.size))
-        for j, kk in enumerate(ks):
-            out[:, j] = 1.0 - p if kk == 0 else ratio * self._count_pmf(eta, phi, kk)
-        return pd.DataFrame(out, columns=[int(k) for k in ks])
+            return r, re, rz
+        return r * mu, r * mu + re * mu, rz * mu
 
-    def mean_derivs(self, params, eta, ez):
-        _, phi, _ = self._split(params)
-
-        def g(e):   # mu / (1 - f(0 | mu))
-            return np.exp(e) / -np.expm1(np.log(self._count_pmf(e, phi, 0)))
-
-        p, h = expit(ez), 1e-5
-        gv = g(eta)
-        dg = (g(eta + h) - g(eta - h)) / (2.0 * h)   # central difference: O(h^2) = 1e-10
-        return p * gv, p * dg, p * (1.0 - p) * gv
+    def _prob_k(self, eta, phi, pi, qi, k):
+        if k == 0:
+            return qi
+        f0 = self._count_pmf(eta, phi, 0)
+        return pi / -np.expm1(np.log(f0)) * self._count_pmf(eta, phi, k)
 
     def posterior_zero(self, params) -> np.ndarray:
         raise AttributeError("a hurdle model has no latent structural zeros")
@@ -565,27 +974,31 @@ class HurdleRegression(ZeroInflatedRegression):
 class HurdleResults(ZeroInflatedResults):
     """Results of a hurdle count regression (``zero_*`` model P(y > 0))."""
 
-    def _summary_rows(self):
-        left, right = super()._summary_rows()
-        return [left[0], ("Zero hurdle:", ["binomial (logit)"])], right
+    _zero_title = "Zero hurdle:"
 
 
 HurdleRegression.results_class = HurdleResults
 
 
-def hurdle(formula: str, data, dist: str = "poisson", offset=None, weights=None,
+def hurdle(formula: str, data, dist: str = "poisson", zero_dist: str = "binomial",
+           link: str = "logit", offset=None, zero_offset=None, weights=None,
            missing: str = "drop") -> HurdleRegression:
-    """Hurdle Poisson or negative-binomial regression with a binomial (logit) zero hurdle
-    (pscl's ``hurdle(..., zero.dist = "binomial")``).
+    """Hurdle count regression (pscl's ``hurdle``).
 
     Parameters
     ----------
     formula : str
         As :func:`zeroinfl`: ``"y ~ count regressors | hurdle regressors"``.
     data : pandas.DataFrame
-    dist : {"poisson", "negbin"}
+    dist : {"poisson", "negbin", "geometric"}
         Distribution of the zero-truncated count part.
-    offset, weights, missing :
+    zero_dist : {"binomial", "poisson", "negbin", "geometric"}
+        Model of P(y > 0): a binary regression through ``link``, or one minus the zero
+        probability of a count distribution with log mean z' gamma (the negative binomial
+        with its own theta, reported as ``zero_Log(theta)``).
+    link : {"logit", "probit", "cloglog", "cauchit", "log"}
+        Link of the binomial zero hurdle.
+    offset, zero_offset, weights, missing :
         As :func:`zeroinfl`.
 
     Returns
@@ -593,12 +1006,10 @@ def hurdle(formula: str, data, dist: str = "poisson", offset=None, weights=None,
     HurdleRegression
         Call ``.fit()`` for the results.
     """
-    zi = zeroinfl(formula, data, dist=dist, offset=offset, weights=weights, missing=missing)
-    dat = zi.data
-    return HurdleRegression(
-        dat["y"], dat["X"], dat["Z"], dist=dist, offset=dat["off"], weights=dat["w"],
-        exog_names=zi.exog_names, zero_names=zi.zero_names, endog_name=zi.endog_name,
-        design_info=zi.design_info, zero_info=zi.zero_info, offset_spec=offset)
+    _count_family(dist)
+    BinaryPart(link)
+    return HurdleRegression(dist=dist, zero_dist=zero_dist, link=link, **_two_part_design(
+        formula, data, offset, zero_offset, weights, missing))
 
 
 def vuong(res1, res2) -> pd.DataFrame:
