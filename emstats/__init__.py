@@ -218,3 +218,7 @@ __all__ += ["ZeroInflatedRegression", "ZeroInflatedResults", "zeroinfl"]
 from .models.zeroinfl import HurdleRegression, HurdleResults, hurdle, vuong  # noqa: E402
 
 __all__ += ["HurdleRegression", "HurdleResults", "hurdle", "vuong"]
+
+from .models.factor import factor_analysis, ppca  # noqa: E402
+
+__all__ += ["factor_analysis", "ppca"]
