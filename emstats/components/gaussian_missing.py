@@ -25,8 +25,10 @@ follows from r = s_p - n_p mu_o and Q = sum (x_o - mu_o)(x_o - mu_o)':
   elements of the lower triangle of Sigma.
 
 So an EM iteration costs O(P d^3) for P patterns, independent of the number of
-rows: the data are read once, at construction.  Gaussian mixtures and factor
-models with missing values reuse the same conditional moments (with weights).
+rows: the data are read once, at construction.  Gaussian mixtures reuse the same
+conditional moments per component and per row (:func:`component_moments`: their
+responsibilities depend on each row's observed values, so the rows cannot be reduced to
+pattern sums), one Cholesky factor of Sigma_k,oo per component and block of rows.
 
 Layering: imports numpy and scipy only.
 """
@@ -288,3 +290,62 @@ def conditional_draw(x: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
     out[:, m] = mean
     return out
 
+
+
+def component_moments(xo: np.ndarray, obs: np.ndarray, means: np.ndarray, covs: np.ndarray):
+    """Marginal log-densities and conditional moments of rows with one pattern, for each
+    of K normal components.
+
+    Parameters
+    ----------
+    xo : ndarray, shape (n, |o|)
+        The rows' observed values (the coordinates ``obs``).
+    obs : ndarray of bool, shape (d,)
+    means : ndarray, shape (K, d)
+    covs : ndarray, shape (K, d, d)
+
+    Returns
+    -------
+    (logpdf, resid, cond) or None when some Sigma_k,oo is not positive definite:
+    ``logpdf`` (n, K), log phi(x_o; mu_k,o, Sigma_k,oo); ``resid`` (K, n, d), the
+    conditional mean residuals E[x - mu_k | x_o, k] (x_o - mu_k,o in the observed
+    coordinates, B_k (x_o - mu_k,o) in the missing ones, B_k = Sigma_k,mo Sigma_k,oo^-1);
+    ``cond`` (K, d, d), the conditional covariances Sigma_k,mm - B_k Sigma_k,om in the
+    (m, m) block and zero elsewhere.
+
+    Notes
+    -----
+    With L the Cholesky factor of Sigma_k,oo, Z = L^-1 (x_o - mu_k,o)' and
+    Y = L^-1 Sigma_k,om, the Mahalanobis distances are the column sums of Z * Z, B_k e =
+    Y'Z and the conditional covariance Sigma_k,mm - Y'Y: one factorisation and two
+    triangular solves per component.
+    """
+    K, d = means.shape
+    n = xo.shape[0]
+    o = np.flatnonzero(obs)
+    m = np.flatnonzero(~obs)
+    q = o.size
+    resid = np.zeros((K, n, d))
+    cond = np.zeros((K, d, d))
+    if q == 0:
+        return np.zeros((n, K)), resid, covs.copy()
+    # every component at once: one batched factorisation and inverse of the K blocks
+    try:
+        L = np.linalg.cholesky(covs[:, o][:, :, o])
+    except np.linalg.LinAlgError:
+        return None
+    dg = np.diagonal(L, axis1=1, axis2=2)
+    if not (np.all(np.isfinite(dg)) and np.all(dg > 0)):
+        return None
+    Li = np.linalg.inv(L)                # triangular, |o| x |o|: cheaper than solves per block
+    e = xo[None] - means[:, None, o]                                 # (K, n, q)
+    Z = Li @ np.swapaxes(e, 1, 2)                                    # (K, q, n)
+    logpdf = -0.5 * (q * LOG2PI + 2.0 * np.log(dg).sum(axis=1)[None]
+                     + np.einsum("kqn,kqn->nk", Z, Z))
+    resid[:, :, o] = e
+    if m.size:
+        Y = Li @ covs[:, o][:, :, m]                                 # (K, q, |m|)
+        resid[:, :, m] = np.swapaxes(Z, 1, 2) @ Y
+        cmm = covs[:, m][:, :, m] - np.swapaxes(Y, 1, 2) @ Y
+        cond[:, m[:, None], m[None, :]] = 0.5 * (cmm + np.swapaxes(cmm, 1, 2))
+    return logpdf, resid, cond
