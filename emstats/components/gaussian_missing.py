@@ -315,10 +315,11 @@ def component_moments(xo: np.ndarray, obs: np.ndarray, means: np.ndarray, covs: 
 
     Notes
     -----
-    With L the Cholesky factor of Sigma_k,oo, Z = L^-1 (x_o - mu_k,o)' and
-    Y = L^-1 Sigma_k,om, the Mahalanobis distances are the column sums of Z * Z, B_k e =
-    Y'Z and the conditional covariance Sigma_k,mm - Y'Y: one factorisation and two
-    triangular solves per component.
+    One LU factorisation of Sigma_k,oo per component solves for [e', Sigma_k,om] at once
+    (e = x_o - mu_k,o): the Mahalanobis distances e Sigma_oo^-1 e', B_k e and the
+    conditional covariance Sigma_k,mm - Sigma_k,mo Sigma_oo^-1 Sigma_k,om follow.  The
+    blocks of a positive-definite Sigma_k are positive definite; a block that is not
+    (a non-positive determinant or a negative distance) returns None.
     """
     K, d = means.shape
     n = xo.shape[0]
@@ -329,23 +330,24 @@ def component_moments(xo: np.ndarray, obs: np.ndarray, means: np.ndarray, covs: 
     cond = np.zeros((K, d, d))
     if q == 0:
         return np.zeros((n, K)), resid, covs.copy()
-    # every component at once: one batched factorisation and inverse of the K blocks
-    try:
-        L = np.linalg.cholesky(covs[:, o][:, :, o])
-    except np.linalg.LinAlgError:
+    # every component at once: one batched LU solve of the K blocks Sigma_k,oo against the
+    # residuals and Sigma_k,om (LAPACK's gesv; OpenBLAS's threaded potrf costs far more on
+    # these small blocks when other threads are busy)
+    soo = covs[:, o][:, :, o]
+    sign, logdet = np.linalg.slogdet(soo)
+    if not (np.all(sign > 0) and np.all(np.isfinite(logdet))):
         return None
-    dg = np.diagonal(L, axis1=1, axis2=2)
-    if not (np.all(np.isfinite(dg)) and np.all(dg > 0)):
-        return None
-    Li = np.linalg.inv(L)                # triangular, |o| x |o|: cheaper than solves per block
     e = xo[None] - means[:, None, o]                                 # (K, n, q)
-    Z = Li @ np.swapaxes(e, 1, 2)                                    # (K, q, n)
-    logpdf = -0.5 * (q * LOG2PI + 2.0 * np.log(dg).sum(axis=1)[None]
-                     + np.einsum("kqn,kqn->nk", Z, Z))
+    rhs = np.concatenate([np.swapaxes(e, 1, 2), covs[:, o][:, :, m]], axis=2)
+    sol = np.linalg.solve(soo, rhs)                                  # (K, q, n + |m|)
+    maha = np.einsum("knq,kqn->nk", e, sol[:, :, :n])
+    if not np.all(maha >= 0):
+        return None                                                  # not positive definite
+    logpdf = -0.5 * (q * LOG2PI + logdet[None] + maha)
     resid[:, :, o] = e
     if m.size:
-        Y = Li @ covs[:, o][:, :, m]                                 # (K, q, |m|)
-        resid[:, :, m] = np.swapaxes(Z, 1, 2) @ Y
-        cmm = covs[:, m][:, :, m] - np.swapaxes(Y, 1, 2) @ Y
+        Wm = sol[:, :, n:]                                           # Sigma_oo^-1 Sigma_om
+        resid[:, :, m] = e @ Wm
+        cmm = covs[:, m][:, :, m] - covs[:, m][:, :, o] @ Wm
         cond[:, m[:, None], m[None, :]] = 0.5 * (cmm + np.swapaxes(cmm, 1, 2))
     return logpdf, resid, cond

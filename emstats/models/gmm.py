@@ -984,12 +984,11 @@ class GaussianMixture(FitMixin, ChunkedModel):
             for a, b, _, r, llr, resid, cond in self._inc_blocks(params, X[nc:], pat[nc:],
                                                                  self.inc_observed):
                 ll += float(llr.sum())
-                for k in range(K):
-                    rk, e = r[:, k], resid[k]
-                    nk = float(rk.sum())
-                    N[k] += nk
-                    S1[k] += rk @ e
-                    S2[k] += (e * rk[:, None]).T @ e + nk * cond[k]
+                nk = r.sum(axis=0)
+                wres = resid * r.T[:, :, None]                      # r_ik e_ik
+                N += nk
+                S1 += wres.sum(axis=1)
+                S2 += np.swapaxes(wres, 1, 2) @ resid + nk[:, None, None] * cond
                 if want_resp:
                     resp[nc + a:nc + b] = r
         except np.linalg.LinAlgError:
