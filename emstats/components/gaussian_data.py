@@ -13,7 +13,7 @@ import patsy
 from ..em.data import ArrayData, Chunk
 from ..exceptions import DataError, describe_rows
 
-__all__ = ["GaussianRows", "prepare_data", "sym"]
+__all__ = ["GaussianRows", "IncompleteGaussianRows", "prepare_data", "sym"]
 
 
 def sym(a: np.ndarray) -> np.ndarray:
@@ -31,8 +31,11 @@ def prepare_data(spec, data, missing: str):
         environment of the caller's caller) or the data themselves.
     data : DataFrame or dict, optional
         The data of a formula (None otherwise).
-    missing : {"raise", "drop"}
-        Rows with NaN raise a :class:`~emstats.exceptions.DataError` or are dropped.
+    missing : {"raise", "drop", "em"}
+        Rows with NaN raise a :class:`~emstats.exceptions.DataError` or are dropped;
+        ``"em"`` keeps them (the model integrates the missing values out) and drops only
+        the rows with no observed value, after checking that no column is entirely
+        missing.
 
     Returns
     -------
@@ -43,12 +46,12 @@ def prepare_data(spec, data, missing: str):
     labels : pandas.Index
         Labels of the rows kept.
     n_dropped : int
-        Rows dropped for missing values.
+        Rows dropped for missing values (with ``"em"``: rows with every value missing).
     design_info : patsy.DesignInfo or None
         The formula's design (to build new data), None without a formula.
     """
-    if missing not in ("raise", "drop"):
-        raise ValueError(f"missing must be 'raise' or 'drop', got {missing!r}")
+    if missing not in ("raise", "drop", "em"):
+        raise ValueError(f"missing must be 'raise', 'drop' or 'em', got {missing!r}")
     design_info = None
     if isinstance(spec, str):
         if data is None:
@@ -111,8 +114,19 @@ def prepare_data(spec, data, missing: str):
     inf = np.isinf(X).any(axis=1)
     if inf.any():
         raise DataError(f"infinite values in rows {describe_rows(labels, inf)}")
-    nan = np.isnan(X).any(axis=1)
     n_drop = 0
+    if missing == "em":
+        isnan = np.isnan(X)
+        empty = [names[j] for j in np.flatnonzero(isnan.all(axis=0))]
+        if empty:
+            raise DataError("column(s) entirely missing: " + ", ".join(map(repr, empty))
+                            + " (drop them)")
+        keep = ~isnan.all(axis=1)
+        n_drop = int((~keep).sum())
+        if n_drop:
+            X, labels = X[keep], labels[keep]
+        return np.ascontiguousarray(X), names, labels, n_drop, design_info
+    nan = np.isnan(X).any(axis=1)
     if nan.any():
         cols = [names[j] for j in np.flatnonzero(np.isnan(X).any(axis=0))]
         if missing == "raise":
@@ -152,3 +166,29 @@ class GaussianRows(ArrayData):
 
     def take_units(self, idx) -> GaussianRows:
         return GaussianRows({"X": self.arrays["X"][np.asarray(idx, dtype=np.int64)]})
+
+
+class IncompleteGaussianRows(ArrayData):
+    """Rows with missing values (NaN), for the Gaussian models that integrate them out.
+
+    Arrays ``X`` (n x d: the complete rows first, then the incomplete rows grouped by
+    pattern) and ``pat`` (the pattern of each row: -1 for a complete row, else an index
+    into ``observed``, so ``pat`` is sorted).  A chunk also carries ``XT``, the transpose
+    of its complete rows (d x rows, C-contiguous), the layout of the mixture kernels; the
+    incomplete rows of a chunk are its rows from ``searchsorted(pat, 0)`` on.
+    """
+
+    def __post_init__(self):
+        super().__post_init__()
+        nc = int(np.searchsorted(self.arrays["pat"], 0))
+        object.__setattr__(self, "XT", np.ascontiguousarray(self.arrays["X"][:nc].T))
+
+    def chunks(self, n_chunks: int = 1, n_threads: int = 1) -> list[Chunk]:
+        out = []
+        for c in super().chunks(n_chunks, n_threads):
+            nc = int(np.searchsorted(c["pat"], 0))
+            whole = c.start == 0 and nc == self.XT.shape[1]
+            xt = self.XT if whole else np.ascontiguousarray(c["X"][:nc].T)
+            out.append(Chunk({**c.arrays, "XT": xt}, c.start, c.stop, c.unit_bounds,
+                             c.n_threads))
+        return out

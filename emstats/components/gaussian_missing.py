@@ -25,8 +25,10 @@ follows from r = s_p - n_p mu_o and Q = sum (x_o - mu_o)(x_o - mu_o)':
   elements of the lower triangle of Sigma.
 
 So an EM iteration costs O(P d^3) for P patterns, independent of the number of
-rows: the data are read once, at construction.  Gaussian mixtures and factor
-models with missing values reuse the same conditional moments (with weights).
+rows: the data are read once, at construction.  Gaussian mixtures reuse the same
+conditional moments per component and per row (:func:`component_moments`: their
+responsibilities depend on each row's observed values, so the rows cannot be reduced to
+pattern sums), one Cholesky factor of Sigma_k,oo per component and block of rows.
 
 Layering: imports numpy and scipy only.
 """
@@ -288,3 +290,64 @@ def conditional_draw(x: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
     out[:, m] = mean
     return out
 
+
+
+def component_moments(xo: np.ndarray, obs: np.ndarray, means: np.ndarray, covs: np.ndarray):
+    """Marginal log-densities and conditional moments of rows with one pattern, for each
+    of K normal components.
+
+    Parameters
+    ----------
+    xo : ndarray, shape (n, |o|)
+        The rows' observed values (the coordinates ``obs``).
+    obs : ndarray of bool, shape (d,)
+    means : ndarray, shape (K, d)
+    covs : ndarray, shape (K, d, d)
+
+    Returns
+    -------
+    (logpdf, resid, cond) or None when some Sigma_k,oo is not positive definite:
+    ``logpdf`` (n, K), log phi(x_o; mu_k,o, Sigma_k,oo); ``resid`` (K, n, d), the
+    conditional mean residuals E[x - mu_k | x_o, k] (x_o - mu_k,o in the observed
+    coordinates, B_k (x_o - mu_k,o) in the missing ones, B_k = Sigma_k,mo Sigma_k,oo^-1);
+    ``cond`` (K, d, d), the conditional covariances Sigma_k,mm - B_k Sigma_k,om in the
+    (m, m) block and zero elsewhere.
+
+    Notes
+    -----
+    One LU factorisation of Sigma_k,oo per component solves for [e', Sigma_k,om] at once
+    (e = x_o - mu_k,o): the Mahalanobis distances e Sigma_oo^-1 e', B_k e and the
+    conditional covariance Sigma_k,mm - Sigma_k,mo Sigma_oo^-1 Sigma_k,om follow.  The
+    blocks of a positive-definite Sigma_k are positive definite; a block that is not
+    (a non-positive determinant or a negative distance) returns None.
+    """
+    K, d = means.shape
+    n = xo.shape[0]
+    o = np.flatnonzero(obs)
+    m = np.flatnonzero(~obs)
+    q = o.size
+    resid = np.zeros((K, n, d))
+    cond = np.zeros((K, d, d))
+    if q == 0:
+        return np.zeros((n, K)), resid, covs.copy()
+    # every component at once: one batched LU solve of the K blocks Sigma_k,oo against the
+    # residuals and Sigma_k,om (LAPACK's gesv; OpenBLAS's threaded potrf costs far more on
+    # these small blocks when other threads are busy)
+    soo = covs[:, o][:, :, o]
+    sign, logdet = np.linalg.slogdet(soo)
+    if not (np.all(sign > 0) and np.all(np.isfinite(logdet))):
+        return None
+    e = xo[None] - means[:, None, o]                                 # (K, n, q)
+    rhs = np.concatenate([np.swapaxes(e, 1, 2), covs[:, o][:, :, m]], axis=2)
+    sol = np.linalg.solve(soo, rhs)                                  # (K, q, n + |m|)
+    maha = np.einsum("knq,kqn->nk", e, sol[:, :, :n])
+    if not np.all(maha >= 0):
+        return None                                                  # not positive definite
+    logpdf = -0.5 * (q * LOG2PI + logdet[None] + maha)
+    resid[:, :, o] = e
+    if m.size:
+        Wm = sol[:, :, n:]                                           # Sigma_oo^-1 Sigma_om
+        resid[:, :, m] = e @ Wm
+        cmm = covs[:, m][:, :, m] - covs[:, m][:, :, o] @ Wm
+        cond[:, m[:, None], m[None, :]] = 0.5 * (cmm + np.swapaxes(cmm, 1, 2))
+    return logpdf, resid, cond

@@ -49,8 +49,9 @@ from scipy.special import logsumexp
 
 from .._config import resolve_threads
 from .._kernels import gmm_kernels
-from ..components.gaussian_data import GaussianRows, prepare_data
+from ..components.gaussian_data import GaussianRows, IncompleteGaussianRows, prepare_data
 from ..components.gaussian_data import sym as _sym
+from ..components.gaussian_missing import column_counts, component_moments, group_patterns
 from ..components.init import distinct_rows, kmeans_plusplus, lloyd
 from ..em.engine import FitOptions
 from ..em.online import OnlineEM, as_2d, batch_columns
@@ -722,8 +723,15 @@ class GaussianMixture(FitMixin, ChunkedModel):
         ``priorControl()`` (VVV, EEE, VVI, VII).  ``True`` uses mclust's
         default hyperparameters; a dict may override ``shrinkage``, ``mean``,
         ``dof`` and ``scale``.
-    missing : {"raise", "drop"}
-        Rows with NaN raise an error (default) or are dropped.
+    missing : {"raise", "drop", "em"}
+        Rows with NaN raise an error (default) or are dropped; ``"em"``: maximum
+        likelihood under missing at random, the missing coordinates integrated out in
+        the E-step (each row's responsibilities from the marginal densities of its
+        observed values; the M-step from the conditional moments of the missing ones).
+        Rows with no observed value carry no information and are dropped (counted in
+        ``n_dropped`` and the summary); a column entirely missing, or a pair of columns
+        never observed together under a non-diagonal structure, is a
+        :class:`~emstats.exceptions.DataError`.
 
     Notes
     -----
@@ -753,40 +761,98 @@ class GaussianMixture(FitMixin, ChunkedModel):
             raise ValueError(f"k (the number of components) must be at least 1, got {K}")
         if K > 256:
             raise ValueError(f"k = {K} components is more than the kernel supports (256)")
-        self.data = GaussianRows({"X": X})
-        XT = self.data.XT                   # the kernel reads the data transposed (d x n)
-        var = XT.var(axis=1)
-        const = np.sqrt(var) <= 1e-14 * np.maximum(np.abs(XT).max(axis=1), 1e-300)
-        if const.any():
-            raise DataError(
-                "constant column(s) " + ", ".join(repr(names[j]) for j in np.flatnonzero(const))
-                + ": a Gaussian mixture needs variation in every variable (drop them)"
-            )
-        n_distinct = _count_distinct(X, K)
+        if reg_covar < 0 or not np.isfinite(reg_covar):
+            raise ValueError(f"reg_covar must be non-negative, got {reg_covar!r}")
+        self.covariance = resolve_structure(covariance, d)
+        self.structure = STRUCTURES[self.covariance](K, d)
+        if missing not in ("raise", "drop", "em"):
+            raise ValueError(f"missing must be 'raise', 'drop' or 'em', got {missing!r}")
+        self.missing = missing
+        #: whether some values are missing (``missing="em"``): they are integrated out
+        self.incomplete = bool(np.isnan(X).any())
+        if self.incomplete and missing != "em":
+            raise DataError("the data have missing values: use missing='em' to integrate "
+                            "them out or 'drop' to drop their rows")
+        if self.incomplete:
+            var, centre, X_start = self._setup_incomplete(X, names)
+        else:
+            self.data = GaussianRows({"X": X})
+            XT = self.data.XT               # the kernel reads the data transposed (d x n)
+            var = XT.var(axis=1)
+            const = np.sqrt(var) <= 1e-14 * np.maximum(np.abs(XT).max(axis=1), 1e-300)
+            if const.any():
+                raise DataError(
+                    "constant column(s) " + ", ".join(repr(names[j]) for j in
+                                                      np.flatnonzero(const))
+                    + ": a Gaussian mixture needs variation in every variable (drop them)"
+                )
+            centre, X_start = XT.mean(axis=1), self.data["X"]
+            self.XT = XT
+        n_distinct = _count_distinct(X_start, K)
         if K > n_distinct:
             raise DataError(f"k = {K} components but the data have only {n_distinct} distinct "
                             "row(s)")
-        if reg_covar < 0 or not np.isfinite(reg_covar):
-            raise ValueError(f"reg_covar must be non-negative, got {reg_covar!r}")
-        self.X = self.data["X"]
-        self.XT = XT
+        self.X = X if self.incomplete else self.data["X"]
+        #: the rows the starts are computed from (missing values replaced by column means)
+        self._X_start = X_start
         self.n, self.d, self.K = n, d, K
         self.columns = names
         self.row_labels = labels
         self.n_dropped = n_drop
         self.design_info = design_info
-        self.covariance = resolve_structure(covariance, d)
-        self.structure = STRUCTURES[self.covariance](K, d)
         self.reg_covar = float(reg_covar)
         self.endog_name = " + ".join(names)
         self._data_var = var
         self._floor = 1e-10 * float(np.mean(self._data_var))
         #: the fixed centre of the natural statistics (a data constant)
-        self.centre = XT.mean(axis=1)
+        self.centre = centre
         self.prior = self._make_prior(prior)
         self.param_names = self._make_names()
         self.nobs = float(n)
         self.df_model = float(self.n_free)
+
+    def _setup_incomplete(self, X, names):
+        """Rows with missing values: grouped by pattern (the complete rows first, then the
+        incomplete ones pattern by pattern) into :class:`IncompleteGaussianRows`; the
+        checks of what the observed values can identify.  Returns the observed columns'
+        variances, the centre (their means) and the rows with the missing values replaced
+        by the column means (for the starts)."""
+        pats = group_patterns(X)
+        full = pats.observed.all(axis=1)
+        code_of = np.where(full, -1, np.cumsum(~full) - 1)
+        code = code_of[pats.row_pattern]
+        order = np.argsort(code, kind="stable")
+        #: observed coordinates of each incomplete pattern
+        self.inc_observed = pats.observed[~full].copy()
+        self.pattern_counts = pats.counts[~full].copy()
+        #: storage order of the rows (row i of the data is row order[i] of the input)
+        self._order = order
+        self.data = IncompleteGaussianRows({"X": X[order], "pat": code[order]})
+        self.XT = self.data.XT              # the complete rows, transposed
+        pc = column_counts(pats.observed, pats.counts)
+        few = [repr(names[j]) for j in range(X.shape[1]) if pc[j, j] < 2]
+        if few:
+            raise DataError("column(s) with fewer than 2 observed values: " + ", ".join(few))
+        if not self.structure.diag:
+            a, b = np.nonzero(np.tril(pc < 2, -1))
+            if a.size:
+                pairs = ", ".join(f"({names[j]!r}, {names[i]!r}): {int(pc[i, j])} row(s)"
+                                  for i, j in zip(a, b, strict=True))
+                raise DataError(
+                    f"too few rows observe these pairs of columns together to estimate their "
+                    f"covariance under {self.covariance} (need 2): {pairs}; use a diagonal "
+                    "structure or drop a column")
+        centre = np.nanmean(X, axis=0)
+        var = np.nanvar(X, axis=0)
+        scale = np.nanmax(np.abs(X), axis=0)
+        const = np.sqrt(var) <= 1e-14 * np.maximum(scale, 1e-300)
+        if const.any():
+            raise DataError(
+                "constant column(s) " + ", ".join(repr(names[j]) for j in np.flatnonzero(const))
+                + " (where observed): a Gaussian mixture needs variation in every variable "
+                "(drop them)")
+        X_start = np.where(np.isnan(X), centre[None], X)
+        return var, centre, np.ascontiguousarray(X_start)
 
     def _make_prior(self, prior):
         if prior is None or prior is False:
@@ -798,6 +864,8 @@ class GaussianMixture(FitMixin, ChunkedModel):
         unknown = set(opts) - {"shrinkage", "mean", "dof", "scale"}
         if unknown:
             raise ValueError(f"unknown prior hyperparameters {sorted(unknown)}")
+        if self.incomplete:
+            raise ValueError("prior= is not implemented with missing values (missing='em')")
         X, K, d = self.X, self.K, self.d
         fac = (1.0 / K) ** (2.0 / d)
         if self.structure.kind == "full":
@@ -884,10 +952,148 @@ class GaussianMixture(FitMixin, ChunkedModel):
         L = self._factors(params)
         if L is None:
             return None
+        if self.incomplete:
+            return self._split_pass(params, L, chunk["X"], chunk["pat"], chunk["XT"],
+                                    chunk.n_threads, want_resp)
         out = self._kernel(chunk["X"], params, L, want_resp=want_resp,
                            n_threads=chunk.n_threads, XT=chunk["XT"])
         if out[4] or not np.isfinite(out[3]):
             return None
+        return out
+
+    # -- missing values (missing="em") ----------------------------------------------------
+    def _split_pass(self, params, L, X, pat, XT, n_threads, want_resp=False):
+        """:meth:`_chunk_pass` for rows with missing values: the kernel on the complete rows
+        (the first ``searchsorted(pat, 0)``), :meth:`_inc_blocks` on the others; their
+        sums added (about the means mu_k, with the conditional moments of the missing
+        coordinates), the responsibilities in the rows' order."""
+        K, d = self.K, self.d
+        nc = int(np.searchsorted(pat, 0))
+        n = X.shape[0]
+        N, S1, S2, ll = np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d)), 0.0
+        resp = np.empty((n, K)) if want_resp else np.empty((0, K))
+        if nc:
+            out = self._kernel(X[:nc], params, L, want_resp=want_resp, n_threads=n_threads,
+                               XT=XT)
+            if out[4] or not np.isfinite(out[3]):
+                return None
+            N, S1, S2, ll = out[0].copy(), out[1].copy(), out[2].copy(), out[3]
+            if want_resp:
+                resp[:nc] = out[5]
+        try:
+            for a, b, _, r, llr, resid, cond in self._inc_blocks(params, X[nc:], pat[nc:],
+                                                                 self.inc_observed):
+                ll += float(llr.sum())
+                nk = r.sum(axis=0)
+                wres = resid * r.T[:, :, None]                      # r_ik e_ik
+                N += nk
+                S1 += wres.sum(axis=1)
+                S2 += np.swapaxes(wres, 1, 2) @ resid + nk[:, None, None] * cond
+                if want_resp:
+                    resp[nc + a:nc + b] = r
+        except np.linalg.LinAlgError:
+            return None
+        if not np.isfinite(ll):
+            return None
+        S2 = _sym(S2)
+        if self.structure.diag:
+            S2 = _diag_stack(np.diagonal(S2, axis1=1, axis2=2))
+        return N, S1, S2, float(ll), 0, resp, None
+
+    @staticmethod
+    def _runs(pat):
+        """Blocks ``(a, b)`` of consecutive rows with one pattern (``pat`` sorted), of at
+        most LOUIS_BLOCK rows."""
+        n = pat.size
+        edges = np.concatenate([[0], np.flatnonzero(np.diff(pat)) + 1, [n]]).astype(int)
+        for a0, b0 in zip(edges[:-1], edges[1:], strict=True):
+            for a in range(a0, b0, LOUIS_BLOCK):
+                yield a, min(a + LOUIS_BLOCK, b0)
+
+    def _inc_blocks(self, params, X, pat, observed):
+        """For each block of incomplete rows with one pattern: ``(a, b, obs, resp, loglik,
+        resid, cond)`` -- the rows a:b of ``X``, their observed coordinates, their
+        responsibilities (from the marginal densities of the observed values) and
+        log-likelihoods, and per component the conditional mean residuals
+        E[x - mu_k | x_o, k] (K, rows, d) and conditional covariances (K, d, d)
+        (:func:`~emstats.components.gaussian_missing.component_moments`).  Raises
+        LinAlgError where some Sigma_k,oo is not positive definite."""
+        with np.errstate(divide="ignore"):
+            logw = np.log(params.weights)
+        for a, b in self._runs(pat):
+            obs = observed[pat[a]]
+            out = component_moments(X[a:b][:, obs], obs, params.means, params.covariances)
+            if out is None:
+                raise np.linalg.LinAlgError("a covariance block is not positive definite")
+            logpdf, resid, cond = out
+            lp = logpdf + logw[None]
+            top = lp.max(axis=1)
+            r = np.exp(lp - top[:, None])
+            tot = r.sum(axis=1)
+            r /= tot[:, None]
+            yield a, b, obs, r, top + np.log(tot), resid, cond
+
+    def _rows_pass(self, X, params, want_resp=False, want_ll=False):
+        """Responsibilities and log-densities of any rows (NaN = missing; a row with no
+        observed value has the weights as responsibilities and log-density 0), in the
+        rows' order: the kernel for the complete rows, the marginal densities by pattern
+        for the others."""
+        L = self._factors(params)
+        if L is None:
+            raise np.linalg.LinAlgError("a covariance is not positive definite")
+        n, K = X.shape[0], self.K
+        resp, llo = np.empty((n, K)), np.empty(n)
+        nan = np.isnan(X)
+        full = ~nan.any(axis=1)
+        if full.any():
+            out = self._kernel(np.ascontiguousarray(X[full]), params, L, want_resp=True,
+                               want_ll=True, n_threads=resolve_threads(None))
+            resp[full], llo[full] = out[5], out[6]
+        rows = np.flatnonzero(~full)
+        if rows.size:
+            pats = group_patterns(X[rows])
+            order = np.argsort(pats.row_pattern, kind="stable")
+            Xs, pat = X[rows[order]], pats.row_pattern[order]
+            for a, b, _, r, llr, _, _ in self._inc_blocks(params, Xs, pat, pats.observed):
+                resp[rows[order[a:b]]] = r
+                llo[rows[order[a:b]]] = llr
+        return resp, llo
+
+    def complete_rows(self, params: GMMParams, X=None, rng=None) -> np.ndarray:
+        """The rows ``X`` (default: the model's, in their order) with the missing values
+        filled: by their conditional mean given the observed values under the mixture,
+        sum_k r_ik E[x_m | x_o, k] (``rng=None``), or drawn from their conditional
+        distribution (a component from the responsibilities, then the conditional normal
+        of that component).  A copy; the input is not modified."""
+        X = self.X if X is None else np.asarray(X, dtype=float)
+        out = X.copy()
+        rows = np.flatnonzero(np.isnan(X).any(axis=1))
+        if not rows.size:
+            return out
+        if self._factors(params) is None:
+            raise np.linalg.LinAlgError("a covariance is not positive definite")
+        pats = group_patterns(X[rows])
+        order = np.argsort(pats.row_pattern, kind="stable")
+        Xs, pat = X[rows[order]], pats.row_pattern[order]
+        for a, b, obs, r, _, resid, cond in self._inc_blocks(params, Xs, pat, pats.observed):
+            m = np.flatnonzero(~obs)
+            idx = rows[order[a:b]]
+            cmean = params.means[:, None, m] + resid[:, :, m]             # (K, rows, |m|)
+            if rng is None:
+                out[np.ix_(idx, m)] = np.einsum("ik,kim->im", r, cmean)
+                continue
+            u = rng.random(b - a)
+            lab = np.minimum((np.cumsum(r, axis=1) < u[:, None]).sum(axis=1), self.K - 1)
+            z = rng.standard_normal((b - a, m.size))
+            vals = np.empty((b - a, m.size))
+            for k in range(self.K):
+                sel = lab == k
+                if not sel.any():
+                    continue
+                w, v = np.linalg.eigh(cond[k][np.ix_(m, m)])
+                F = v * np.sqrt(np.maximum(w, 0.0))
+                vals[sel] = cmean[k, sel] + z[sel] @ F.T
+            out[np.ix_(idx, m)] = vals
         return out
 
     def _about_centre(self, N, S1, S2, means) -> Stats:
@@ -1095,6 +1301,10 @@ class GaussianMixture(FitMixin, ChunkedModel):
         L = self._factors(params)
         if L is None:
             return -np.inf
+        if self.incomplete:
+            out = self._split_pass(params, L, self.data["X"], self.data["pat"], self.XT,
+                                   resolve_threads(None))
+            return -np.inf if out is None else out[3]
         return self._kernel(self.X, params, L, n_threads=resolve_threads(None),
                             XT=self.XT)[3]
 
@@ -1189,8 +1399,88 @@ class GaussianMixture(FitMixin, ChunkedModel):
                 n_mono = _poly_basis(d, st.kind != "full")[0].size
                 method = "moments" if q * q > n_mono else "rows"
             how = self._missing_moments if method == "moments" else self._missing_rows
-            how(missing, chunk["X"], resp, params, st, Pm, aw, trPB, idx)
+            nc = int(np.searchsorted(chunk["pat"], 0)) if self.incomplete else resp.shape[0]
+            how(missing, chunk["X"][:nc], resp[:nc], params, st, Pm, aw, trPB, idx)
+        if self.incomplete:
+            self._missing_incomplete(missing, chunk["X"], chunk["pat"], params, st, Pm, aw,
+                                     trPB, idx)
         return Stats(loglik=ll, score=score, complete=comp, missing=missing)
+
+    def _missing_incomplete(self, missing, X, pat, params, st, Pm, aw, trPB, idx):
+        """Add the missing information of the incomplete rows of a chunk (rows from
+        ``searchsorted(pat, 0)`` on) to ``missing``.
+
+        The missing data of a row are its component label and its missing coordinates
+        x_m, so the conditional covariance of its complete-data score g = g_z(x) is
+
+            sum_k r_ik Cov(g_k | x_o, k) + [sum_k r_ik gbar_k gbar_k' - s_i s_i']
+
+        with gbar_k = E[g_k | x_o, k].  Given k, x - mu_k = e_hat + v with
+        v ~ N(0, C_k) (C_k the conditional covariance, zero but in the missing block), so
+        with P = Sigma_k^-1, V = P C_k P and A_m = P B_m P the score
+        (P e, (e'A_m e - tr(P B_m)) / 2) has, by the Gaussian moments,
+        Cov(P e) = V, Cov(P e, e'A_n e / 2) = V B_n P e_hat and
+        Cov(e'A_m e, e'A_n e) / 4 = tr(B_m V B_n V) / 2 + tr(B_m V B_n P e_hat e_hat' P):
+        sums over the rows of r_ik, r_ik e_hat and r_ik e_hat e_hat'.  The bracket is the
+        missing information of the labels (:meth:`_add_label_missing`) with gbar_k in
+        place of g_k: gbar_k is g_k at e_hat with tr(P B_m) replaced by
+        tr(P B_m) - tr(B_m V).
+        """
+        K, d = self.K, self.d
+        nw = K - 1
+        nc = int(np.searchsorted(pat, 0))
+        if nc == X.shape[0]:
+            return
+        off_mu, off_cov = nw, nw + K * d
+        B = st.B
+        if st.kind == "full":
+            ia, ib = (np.array([e[i] for e in st.elems]) for i in (0, 1))
+            fac = np.where(ia == ib, 1.0, 2.0)
+        ne = B.shape[0]
+        Bf = B.reshape(ne, d * d)
+        for _, _, _, r, _, resid, cond in self._inc_blocks(params, X[nc:], pat[nc:],
+                                                           self.inc_observed):
+            rest = r.sum(axis=1) - r.max(axis=1)
+            unc = np.flatnonzero(rest > LOUIS_CERTAIN) if K > 1 else np.empty(0, int)
+            G = []
+            for k in range(K):
+                P = Pm[k]
+                V = P @ cond[k] @ P
+                e = resid[k]
+                rk = r[:, k]
+                nk = float(rk.sum())
+                su = P @ (rk @ e)
+                Q = P @ ((e * rk[:, None]).T @ e) @ P
+                im = off_mu + k * d + np.arange(d)
+                ic = off_cov + st.idx[k]
+                BV = (B @ V).reshape(ne, d * d)
+                BVt = np.swapaxes(B @ V, 1, 2).reshape(ne, d * d)
+                BQt = np.swapaxes(B @ Q, 1, 2).reshape(ne, d * d)
+                missing[np.ix_(im, im)] += nk * V
+                mc = V @ (B @ su).T                                  # (d, ne)
+                missing[np.ix_(im, ic)] += mc
+                missing[np.ix_(ic, im)] += mc.T
+                # tr(B_m V B_n V) / 2 and tr(B_m V B_n Q) as products of flattened blocks
+                missing[np.ix_(ic, ic)] += 0.5 * nk * (BV @ BVt.T) + BV @ BQt.T
+                if not unc.size:
+                    continue
+                z = e[unc] @ P
+                if st.kind == "full":
+                    q = z[:, ia] * z[:, ib] * fac
+                elif st.kind == "diagonal":
+                    q = z * z
+                else:
+                    q = (z * z).sum(axis=1, keepdims=True)
+                trBV = Bf @ V.T.ravel()
+                G.append(np.concatenate([np.broadcast_to(aw[k], (unc.size, nw)), z,
+                                         0.5 * (q - trPB[k][None, :] + trBV[None, :])],
+                                        axis=1))
+            if not unc.size:
+                continue
+            ru = r[unc]
+            top = np.argmax(ru, axis=1)
+            rmax = ru[np.arange(unc.size), top]
+            self._add_label_missing(missing, G, ru, self._one_minus(ru, top, rmax), idx)
 
     @staticmethod
     def _uncertain(resp):
@@ -1295,19 +1585,27 @@ class GaussianMixture(FitMixin, ChunkedModel):
                     q = (z * z).sum(axis=1, keepdims=True)
                 G.append(np.concatenate([np.broadcast_to(aw[k], (m, nw)), z,
                                          0.5 * (q - trPB[k][None, :])], axis=1))
-            q = G[0].shape[1]
-            H = np.concatenate([G[j] * Rb[:, j:j + 1] for j in range(K)], axis=1)
-            for k in range(K):
-                Gk = G[k]
-                missing[np.ix_(idx[k], idx[k])] += Gk.T @ (
-                    Gk * (Rb[:, k] * one_minus[:, k])[:, None])
-                if k == K - 1:
-                    break
-                C = (Gk * Rb[:, k:k + 1]).T @ H[:, (k + 1) * q:]
-                for j in range(k + 1, K):
-                    Cj = C[:, (j - k - 1) * q:(j - k) * q]
-                    missing[np.ix_(idx[k], idx[j])] -= Cj
-                    missing[np.ix_(idx[j], idx[k])] -= Cj.T
+            self._add_label_missing(missing, G, Rb, one_minus, idx)
+
+    @staticmethod
+    def _add_label_missing(missing, G, Rb, one_minus, idx):
+        """Add sum_k sum_i r_ik (1 - r_ik) g_ik g_ik' - sum_(k != l) sum_i r_ik r_il g_ik g_il'
+        (the missing information of the labels) for the per-row scores ``G[k]`` (rows x q)
+        and responsibilities ``Rb`` of a block of rows."""
+        K = len(G)
+        q = G[0].shape[1]
+        H = np.concatenate([G[j] * Rb[:, j:j + 1] for j in range(K)], axis=1)
+        for k in range(K):
+            Gk = G[k]
+            missing[np.ix_(idx[k], idx[k])] += Gk.T @ (
+                Gk * (Rb[:, k] * one_minus[:, k])[:, None])
+            if k == K - 1:
+                break
+            C = (Gk * Rb[:, k:k + 1]).T @ H[:, (k + 1) * q:]
+            for j in range(k + 1, K):
+                Cj = C[:, (j - k - 1) * q:(j - k) * q]
+                missing[np.ix_(idx[k], idx[j])] -= Cj
+                missing[np.ix_(idx[j], idx[k])] -= Cj.T
 
     def louis_from_stats(self, params: GMMParams, total):
         """Log-likelihood, score and Louis' pieces in the inference coordinates, from the
@@ -1352,8 +1650,9 @@ class GaussianMixture(FitMixin, ChunkedModel):
 
     # -- starts ---------------------------------------------------------------------------
     def _params_from_resp(self, resp: np.ndarray) -> GMMParams:
-        """One M-step from responsibilities (n x K), e.g. a hard partition."""
-        X = self.X
+        """One M-step from responsibilities (n x K), e.g. a hard partition (with missing
+        values, of the rows with the column means in their place)."""
+        X = self._X_start
         N = resp.sum(axis=0)
         if np.any(N <= 0):
             empty = [int(k) + 1 for k in np.flatnonzero(N <= 0)]
@@ -1386,20 +1685,21 @@ class GaussianMixture(FitMixin, ChunkedModel):
         """k-means++ seeding (Arthur & Vassilvitskii 2007) on the standardised data, then
         Lloyd iterations on the data (stopping at an empty group)."""
         scale = np.sqrt(self._data_var)
-        Z = self.X / scale
+        X = self._X_start
+        Z = X / scale
         seeds = Z[kmeans_plusplus(Z, self.K, rng)] * scale
-        lab, _ = lloyd(self.X, seeds, iters, empty="stop")
+        lab, _ = lloyd(X, seeds, iters, empty="stop")
         if np.bincount(lab, minlength=self.K).min() == 0:
             # fall back to the seeds themselves
-            lab, _ = lloyd(self.X, seeds, 0, empty="stop")
+            lab, _ = lloyd(X, seeds, 0, empty="stop")
         if np.bincount(lab, minlength=self.K).min() == 0:
             return self._init_random(rng)
         return self._params_from_labels(lab)
 
     def _init_random(self, rng) -> GMMParams:
         """K distinct rows as means, the data covariance for every component."""
-        means = distinct_rows(self.X, self.K, rng)
-        cov = np.cov(self.X, rowvar=False).reshape(self.d, self.d)
+        means = distinct_rows(self._X_start, self.K, rng)
+        cov = np.cov(self._X_start, rowvar=False).reshape(self.d, self.d)
         covs = np.broadcast_to(cov, (self.K, self.d, self.d)).copy()
         if self.structure.diag:
             covs = _diag_stack(np.diagonal(covs, axis1=1, axis2=2))
@@ -1475,6 +1775,9 @@ class GaussianMixture(FitMixin, ChunkedModel):
         r_ik replaced by the fraction of the draws that chose component k.  With
         ``size = 1`` this is the S-step of stochastic EM (Celeux & Diebolt 1985).
         """
+        if self.incomplete:
+            raise ValueError("the simulated E-steps (method='stochastic', 'mcem') are not "
+                             "implemented with missing values (missing='em')")
         L = self._factors(params)
         if L is None:
             raise np.linalg.LinAlgError("a covariance is not positive definite")
@@ -1742,9 +2045,9 @@ class GMMResults(EMResults):
             return m.X, m.row_labels
         if m.design_info is not None and isinstance(data, (pd.DataFrame, dict)):
             frame = pd.DataFrame(data) if isinstance(data, dict) else data
+            na = patsy.NAAction(NA_types=[]) if m.missing == "em" else "raise"
             try:
-                (mat,) = patsy.build_design_matrices([m.design_info], frame,
-                                                     NA_action="raise")
+                (mat,) = patsy.build_design_matrices([m.design_info], frame, NA_action=na)
             except patsy.PatsyError as err:
                 raise DataError(f"cannot build the variables for new data: "
                                 f"{str(err).splitlines()[0]}") from None
@@ -1763,19 +2066,75 @@ class GMMResults(EMResults):
             labels = pd.RangeIndex(X.shape[0])
         if X.ndim != 2 or X.shape[1] != m.d:
             raise DataError(f"new data must have {m.d} columns, got shape {X.shape}")
-        bad = ~np.all(np.isfinite(X), axis=1)
+        em = m.missing == "em"
+        bad = np.isinf(X).any(axis=1) if em else ~np.all(np.isfinite(X), axis=1)
         if bad.any():
-            raise DataError(f"new data have missing or infinite values in rows "
-                            f"{describe_rows(pd.Index(labels), bad)}")
+            what = "infinite" if em else "missing or infinite"
+            raise DataError(f"new data have {what} values in rows "
+                            f"{describe_rows(pd.Index(labels), bad)}"
+                            + ("" if em else " (a model built with missing='em' accepts NaN)"))
         return np.ascontiguousarray(X), labels
 
     def _pass(self, data, resp=False, ll=False):
         X, labels = self._new_data(data)
         p = self._p
+        if self.model.missing == "em" and np.isnan(X).any():
+            r, llo = self.model._rows_pass(X, p)
+            return r, llo, labels
         L = self.model._factors(p)
         out = self.model._kernel(X, p, L, want_resp=resp, want_ll=ll,
                                  n_threads=resolve_threads(None))
         return out[5], out[6], labels
+
+    def impute(self, m: int | None = 20, seed=0, newdata=None):
+        """Completed data sets: the missing values of the model's rows (or of ``newdata``)
+        filled from the fitted mixture.
+
+        Parameters
+        ----------
+        m : int or None
+            ``None``: one data set with each missing value replaced by its conditional
+            mean given the row's observed values, sum_k r_ik E[x_m | x_o, k].  An
+            integer: ``m`` data sets drawn from the posterior predictive distribution:
+            for each, the parameters are drawn from the normal approximation at the MLE
+            (the estimated covariance of the inference coordinates, redrawn while the
+            draw is not a valid mixture: weights in (0, 1), positive-definite
+            covariances), then each row's component from its responsibilities and its
+            missing values from that component's conditional normal.
+        seed : int or numpy Generator, optional
+        newdata : array_like or DataFrame, optional
+            Rows to complete instead of the model's.
+
+        Returns
+        -------
+        pandas.DataFrame, or a list of ``m`` DataFrames
+        """
+        model = self.model
+        if model.missing != "em":
+            raise ValueError("impute() needs a model built with missing='em'")
+        X, labels = self._new_data(newdata)
+        cols = model.columns
+        if m is None:
+            return pd.DataFrame(model.complete_rows(self._p, X), index=labels, columns=cols)
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+            raise ValueError(f"m must be a positive integer or None, got {m!r}")
+        if self._cov is None or not np.all(np.isfinite(self._cov)):
+            raise ValueError("impute(m) draws the parameters from their approximate posterior "
+                             "and needs standard errors: fit with cov_type='louis'")
+        rng = np.random.default_rng(seed)
+        theta = self.params.to_numpy()
+        w, v = np.linalg.eigh(_sym(self._cov))
+        F = v * np.sqrt(np.maximum(w, 0.0))
+        out = []
+        for _ in range(int(m)):
+            for _ in range(1000):
+                p = model.from_inference(theta + F @ rng.standard_normal(theta.size))
+                if np.all(p.weights > 0) and model._factors(p) is not None:
+                    break
+            else:  # pragma: no cover - a near-singular fit
+                raise ValueError("no valid mixture in 1000 draws from the normal approximation")
+            out.append(pd.DataFrame(model.complete_rows(p, X, rng), index=labels, columns=cols))
+        return out
 
     def predict_proba(self, newdata=None) -> pd.DataFrame:
         """Posterior component probabilities (responsibilities), rows x components, of the
@@ -1847,6 +2206,9 @@ class GMMResults(EMResults):
                  ("ICL (mclust):", [f"{self.icl:#.6g}"])]
         if m.n_dropped:
             right.append(("Rows dropped (NA):", [str(m.n_dropped)]))
+        if m.incomplete:
+            left.append(("Incomplete rows:", [f"{int(m.pattern_counts.sum())} "
+                                              f"({m.pattern_counts.size} patterns)"]))
         return left, right
 
     def summary(self, alpha: float = 0.05, title: str | None = None):
@@ -1857,6 +2219,9 @@ class GMMResults(EMResults):
         notes = [f"Components ordered by their means (first variable first). Starts: "
                  f"{len(self.init_logliks)} ({self.init}); log-likelihoods range "
                  f"{np.min(self.init_logliks):.6f} .. {np.max(self.init_logliks):.6f}."]
+        if self.model.incomplete:
+            notes.append("Missing values integrated out in the E-step (MLE under missing at "
+                         "random); standard errors from the observed information.")
         if self.model.prior is not None:
             notes.append("MAP-EM with a conjugate prior: Log-Likelihood is at the MAP estimate; "
                          "standard errors from a numerical Hessian of the log-posterior.")
@@ -2009,7 +2374,8 @@ def gmm(spec=None, k=None, covariance: str = "VVV", *, data=None, reg_covar: flo
         Ridge added to the covariances' diagonal in each M-step (default 0).
     prior : bool or dict, optional
         Conjugate prior for MAP-EM (mclust's ``priorControl()``).
-    missing : {"raise", "drop"}
+    missing : {"raise", "drop", "em"}
+        See :class:`GaussianMixture`; ``"em"`` integrates the missing values out.
 
     Returns
     -------
@@ -2084,7 +2450,7 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
                    "converged": False, "failed": False, "error": ""}
             try:
                 model = GaussianMixture(None, kk, cv, reg_covar=reg_covar, prior=prior,
-                                        _prepared=prepared)
+                                        missing=missing, _prepared=prepared)
                 name = row["covariance"] = model.covariance
                 this_init = init[kk] if isinstance(init, dict) else init
                 with warnings.catch_warnings():
