@@ -1,8 +1,18 @@
-"""The one module that speaks patsy: formula + data -> arrays, names and design info."""
+"""The one module that speaks patsy: formula + data -> arrays, names and design info.
+
+Nothing outside this module imports patsy.  What a fitted model keeps of a formula is a
+:class:`Terms`: the right-hand side's terms, the levels of its categorical factors and
+the state of its stateful transforms (``center``, ``standardize``, splines), in a form
+that pickles and deep-copies, so that results saved to disk still predict on new data.
+"""
 
 from __future__ import annotations
 
+import importlib
 import re
+import sys
+import types
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,8 +32,8 @@ class Design:
         Response column(s); NaN kept where the response may be missing.
     exog : ndarray, shape (n, p)
     endog_names, exog_names : list of str
-    design_info : patsy.DesignInfo
-        Right-hand-side design information, for ``predict`` on new data.
+    design_info : Terms
+        Right-hand-side terms, for ``predict`` on new data.
     row_labels : pandas.Index
         Labels of the rows used, in the caller's index.
     n_dropped : int
@@ -36,10 +46,201 @@ class Design:
     exog: np.ndarray
     endog_names: list[str]
     exog_names: list[str]
-    design_info: patsy.DesignInfo
+    design_info: Terms
     row_labels: pd.Index
     n_dropped: int = 0
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class _ModuleRef:
+    """A module named in a formula's environment (``np``), re-imported on unpickling."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+
+class _AttrRef:
+    """A module-level function or class named in a formula (``center``, ``np.log`` via
+    ``log``), looked up again on unpickling."""
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+
+class _Node:
+    """A patsy object taken apart: its class and its (converted) attributes."""
+
+    def __init__(self, module: str, qualname: str):
+        self.module, self.qualname = module, qualname
+        self.state: dict = {}
+
+
+def _by_reference(value):
+    """A module or module-level object as a reference, else None."""
+    if isinstance(value, types.ModuleType):
+        return _ModuleRef(value.__name__)
+    mod, name = getattr(value, "__module__", None), getattr(value, "__name__", None)
+    if isinstance(mod, str) and isinstance(name, str) and callable(value):
+        owner = sys.modules.get(mod)
+        if owner is not None and getattr(owner, name, None) is value:
+            return _AttrRef(mod, name)
+        if mod.startswith("patsy"):  # patsy's stateful transforms are wrapped functions
+            import patsy.builtins as builtins
+
+            for key in dir(builtins):
+                if getattr(builtins, key) is value:
+                    return _AttrRef("patsy.builtins", key)
+    return None
+
+
+def _dump(obj, memo: dict):
+    """Convert a patsy object graph into plain picklable pieces (sharing kept)."""
+    key = id(obj)
+    if key in memo:
+        return memo[key][0]
+    if isinstance(obj, (str, bytes, int, float, complex, bool, type(None), np.ndarray,
+                        np.generic)):
+        return obj
+    if isinstance(obj, patsy.EvalEnvironment):
+        node = _Node("patsy", "EvalEnvironment")
+        memo[key] = (node, obj)
+        names: dict = {}
+        for ns in obj._namespaces:                         # outermost last
+            for name in ns:
+                names.setdefault(name, ns[name])
+        node.state = {name: _by_reference(v) or _dump(v, memo) for name, v in names.items()}
+        node.state = {"namespace": node.state, "flags": obj.flags}
+        return node
+    cls = type(obj)
+    if cls.__module__.startswith("patsy"):
+        node = _Node(cls.__module__, cls.__qualname__)
+        memo[key] = (node, obj)
+        node.state = {k: _dump(v, memo) for k, v in vars(obj).items()}
+        return node
+    if isinstance(obj, OrderedDict):
+        return OrderedDict((_dump(k, memo), _dump(v, memo)) for k, v in obj.items())
+    if isinstance(obj, dict):
+        return {_dump(k, memo): _dump(v, memo) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return type(obj)(_dump(v, memo) for v in obj)
+    return obj  # anything else (a user's function, pandas objects) pickles by itself
+
+
+def _load(obj, memo: dict):
+    """Inverse of :func:`_dump`."""
+    if isinstance(obj, _ModuleRef):
+        return importlib.import_module(obj.name)
+    if isinstance(obj, _AttrRef):
+        return getattr(importlib.import_module(obj.module), obj.name)
+    if isinstance(obj, _Node):
+        if id(obj) in memo:
+            return memo[id(obj)]
+        if obj.qualname == "EvalEnvironment":
+            ns = {k: _load(v, memo) for k, v in obj.state["namespace"].items()}
+            env = patsy.EvalEnvironment([ns], obj.state["flags"])
+            memo[id(obj)] = env
+            return env
+        cls = importlib.import_module(obj.module)
+        for part in obj.qualname.split("."):
+            cls = getattr(cls, part)
+        new = object.__new__(cls)
+        # attributes first: patsy objects are dict keys and hash by their attributes
+        state = {k: _load(v, memo) for k, v in obj.state.items()}
+        new.__dict__.update(state)
+        memo[id(obj)] = new
+        return new
+    if isinstance(obj, OrderedDict):
+        return OrderedDict((_load(k, memo), _load(v, memo)) for k, v in obj.items())
+    if isinstance(obj, dict):
+        return {_load(k, memo): _load(v, memo) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return type(obj)(_load(v, memo) for v in obj)
+    return obj
+
+
+class Terms:
+    """The right-hand side of a fitted formula: what ``predict`` on new data needs.
+
+    It holds the terms of the formula, the levels of each categorical factor and the
+    state of stateful transforms (``center(x)`` keeps the training mean), and builds
+    the design matrix of new data with them.  Unlike patsy's own objects it pickles
+    and deep-copies: the names the formula uses from the caller's environment are kept
+    by reference when they are modules or module-level functions (``np``, ``center``),
+    by value otherwise.
+
+    Attributes
+    ----------
+    column_names : list of str
+        Names of the design columns.
+    formula : str
+        The right-hand side, as patsy describes it.
+    levels : dict of str to tuple
+        Levels of each categorical factor, as seen in the training data.
+    """
+
+    def __init__(self, design_info):
+        self._info = design_info
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self._info.column_names)
+
+    @property
+    def formula(self) -> str:
+        return self._info.describe()
+
+    @property
+    def levels(self) -> dict[str, tuple]:
+        return {f.name(): tuple(fi.categories) for f, fi in self._info.factor_infos.items()
+                if fi.type == "categorical"}
+
+    def variables(self) -> list[str]:
+        """Names the terms' factors use (variables, functions), sorted."""
+        used: set[str] = set()
+        for term in self._info.terms:
+            for factor in term.factors:
+                used |= set(re.findall(r"[A-Za-z_.][\w.]*", factor.name()))
+        return sorted(used)
+
+    def matrix(self, data, what: str = "new data") -> np.ndarray:
+        """The design matrix of ``data`` (a DataFrame or dict of columns); a row with a
+        missing value is an error."""
+        if isinstance(data, dict):
+            data = pd.DataFrame(data)
+        try:
+            (mat,) = patsy.build_design_matrices([self._info], data, NA_action="raise")
+        except patsy.PatsyError as err:
+            frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame()
+            raise _explain_patsy_error(err, frame, what) from None
+        return np.asarray(mat, dtype=float)
+
+    def __getstate__(self):
+        return {"info": _dump(self._info, {})}
+
+    def __setstate__(self, state):
+        self._info = _load(state["info"], {})
+
+    def __repr__(self) -> str:
+        return f"Terms({self.formula!r})"
+
+
+def capture_env(depth: int = 0):
+    """The namespace of the caller ``depth`` frames above the caller of this function,
+    in which formulas look up names that are not columns."""
+    return patsy.EvalEnvironment.capture(depth + 1)
+
+
+def linear_constraint(names: list[str], spec):
+    """``(R, q)`` of restrictions given as strings such as ``"x1 = 0"`` or
+    ``["x1 = x2", "x3 = 1"]`` on the parameters ``names``; an unknown name is a
+    :class:`~emstats.exceptions.DataError` that lists the valid ones."""
+    try:
+        lc = patsy.DesignInfo(list(names)).linear_constraint(spec)
+    except patsy.PatsyError as err:
+        msg = str(err).strip().splitlines()[0]
+        raise DataError(f"cannot read the restriction {spec!r}: {msg}; the parameters "
+                        f"are: {', '.join(names)}") from None
+    return lc.coefs, lc.constants[:, 0]
 
 
 _NAME_RE = re.compile(r"name '([^']+)' is not defined")
@@ -198,7 +399,7 @@ def build_design(
         exog=np.ascontiguousarray(exog_full[keep]),
         endog_names=endog_names,
         exog_names=list(design_info.column_names),
-        design_info=design_info,
+        design_info=Terms(design_info),
         row_labels=data.index[keep],
         n_dropped=n_drop,
         extras={k: np.ascontiguousarray(v[keep]) for k, v in out_extras.items()},
@@ -230,16 +431,9 @@ def resolve_column(spec, data: pd.DataFrame | None, what: str, n: int | None = N
     return arr
 
 
-def new_exog(design_info: patsy.DesignInfo, data) -> np.ndarray:
-    """Design matrix for new data through a fitted model's design information."""
-    if isinstance(data, dict):
-        data = pd.DataFrame(data)
-    try:
-        (mat,) = patsy.build_design_matrices([design_info], data, NA_action="raise")
-    except patsy.PatsyError as err:
-        frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame()
-        raise _explain_patsy_error(err, frame, "new data") from None
-    return np.asarray(mat, dtype=float)
+def new_exog(terms: Terms, data) -> np.ndarray:
+    """Design matrix for new data through a fitted model's :class:`Terms`."""
+    return terms.matrix(data)
 
 
 def rhs_matrix(rhs: str, data, eval_env: patsy.EvalEnvironment | None = None):
@@ -261,11 +455,32 @@ def rhs_matrix(rhs: str, data, eval_env: patsy.EvalEnvironment | None = None):
     pos = data.index.get_indexer(frame.index)
     out = np.full((len(data), frame.shape[1]), np.nan)
     out[pos] = frame.to_numpy(dtype=float)
-    used = set()
-    for term in frame.design_info.terms:
-        for factor in term.factors:
-            used |= set(re.findall(r"[A-Za-z_.][\w.]*", factor.name()))
-    return out, list(frame.design_info.column_names), frame.design_info, sorted(used)
+    terms = Terms(frame.design_info)
+    return out, terms.column_names, terms, terms.variables()
+
+
+def numeric_matrix(spec: str, data: pd.DataFrame, eval_env=None, what: str = "the formula"
+                   ) -> tuple[pd.DataFrame, Terms]:
+    """The columns of a one-sided formula without intercept (``"~ x + np.log(y)"``), NaN
+    kept, and its :class:`Terms`; a categorical factor is a
+    :class:`~emstats.exceptions.DataError` (the models that use this need numbers)."""
+    text = spec.strip()
+    if "~" in text:
+        lhs, text = text.split("~", 1)
+        if lhs.strip():
+            raise DataError(f"use a one-sided formula ('~ x + y'), got {spec!r}")
+    env = eval_env if eval_env is not None else patsy.EvalEnvironment.capture(1)
+    try:
+        mat = patsy.dmatrix(text + " - 1", data, NA_action=patsy.NAAction(NA_types=[]),
+                            eval_env=env, return_type="dataframe")
+    except Exception as err:  # patsy lets evaluation errors of user code through
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"cannot evaluate {what} {spec!r}: {msg}") from None
+    terms = Terms(mat.design_info)
+    if terms.levels:
+        raise DataError(f"column {next(iter(terms.levels))!r} in the formula is not numeric: "
+                        "this model needs numeric columns")
+    return mat, terms
 
 
 def lhs_variables(formula: str) -> list[str]:

@@ -6,12 +6,12 @@ import datetime as _dt
 
 import numpy as np
 import pandas as pd
-from patsy import DesignInfo
 from scipy import stats
 from statsmodels.iolib.summary import Summary, summary_params
 from statsmodels.stats.contrast import ContrastResults
 
 from ..em.monitor import ConvergenceInfo
+from ..formula import linear_constraint
 from .covariance import COV_LABELS
 
 
@@ -134,8 +134,7 @@ class EMResults:
         if isinstance(r_matrix, (str, list, tuple)) and not (
             isinstance(r_matrix, (list, tuple)) and r_matrix and not isinstance(r_matrix[0], str)
         ):
-            lc = DesignInfo(self.param_names).linear_constraint(r_matrix)
-            return lc.coefs, lc.constants[:, 0]
+            return linear_constraint(self.param_names, r_matrix)
         r = np.atleast_2d(np.asarray(r_matrix, dtype=float))
         if r.shape[1] != self.k_params:
             raise ValueError(

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import patsy
 import scipy.linalg as sla
 from scipy import special, stats
 from statsmodels.iolib.summary import Summary, summary_params
@@ -36,7 +35,7 @@ from ..em.protocol import ChunkedModel, LouisPieces
 from ..em.stats import Stats
 from ..exceptions import DataError, SingularDesignError
 from ..exceptions import describe_rows as _labels
-from ..formula import build_design, new_exog, resolve_column
+from ..formula import Terms, build_design, capture_env, new_exog, resolve_column
 from ..inference.fit import FitMixin
 from ..inference.results import EMResults
 
@@ -104,7 +103,7 @@ class CensoredRegression(FitMixin, ChunkedModel):
         endog_name: str = "y",
         row_labels: pd.Index | None = None,
         n_dropped: int = 0,
-        design_info: patsy.DesignInfo | None = None,
+        design_info: Terms | None = None,
         censoring: dict | None = None,
         centre=None,
     ):
@@ -493,8 +492,8 @@ class Tobit(CensoredRegression):
     def from_formula(cls, formula: str, data, censor_left=0.0, censor_right=None, *,
                      weights=None, offset=None, beyond_limits: str = "censor",
                      missing: str = "drop", eval_env=None) -> Tobit:
-        """Build a Tobit model from a patsy formula; see :func:`emstats.tobit`."""
-        env = eval_env if eval_env is not None else patsy.EvalEnvironment.capture(1)
+        """Build a Tobit model from a formula; see :func:`emstats.tobit`."""
+        env = eval_env if eval_env is not None else capture_env(1)
         # scalar limits stay scalars (so predict() can reuse them); columns and arrays
         # are aligned with the rows kept
         limits = {"censor_left": censor_left, "censor_right": censor_right}
@@ -548,7 +547,7 @@ class IntervalRegression(CensoredRegression):
     def from_formula(cls, formula: str, data, *, weights=None, offset=None,
                      missing: str = "drop", eval_env=None) -> IntervalRegression:
         """Build from ``"lower + upper ~ x1 + x2"``; see :func:`emstats.intreg`."""
-        env = eval_env if eval_env is not None else patsy.EvalEnvironment.capture(1)
+        env = eval_env if eval_env is not None else capture_env(1)
         extras = {"weights": weights, "offset": offset}
         design = build_design(formula, data, n_response=2, missing=missing, eval_env=env,
                               response_may_be_nan=True,

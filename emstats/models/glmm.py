@@ -68,7 +68,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import patsy
 from scipy import special
 
 from .._config import resolve_threads
@@ -78,7 +77,7 @@ from ..em.protocol import ChunkedModel
 from ..em.stats import Stats
 from ..exceptions import DataError, SingularDesignError
 from ..exceptions import describe_rows as _labels
-from ..formula import build_design
+from ..formula import Terms, build_design, capture_env
 from ..inference.fit import FitMixin
 from ..inference.results import EMResults
 
@@ -163,7 +162,7 @@ class RandomInterceptLogit(FitMixin, ChunkedModel):
                  df_proposal: float = 5.0, exog_names: list[str] | None = None,
                  endog_name: str = "y", group_name: str = "group",
                  row_labels: pd.Index | None = None, n_dropped: int = 0,
-                 design_info: patsy.DesignInfo | None = None):
+                 design_info: Terms | None = None):
         X = np.asarray(exog, dtype=float)
         if X.ndim == 1:
             X = X[:, None]
@@ -539,8 +538,8 @@ class RandomInterceptLogit(FitMixin, ChunkedModel):
     @classmethod
     def from_formula(cls, formula: str, data, groups, trials=None, *, missing: str = "drop",
                      n_agq: int = 25, eval_env=None) -> RandomInterceptLogit:
-        """Build the model from a patsy formula; see :func:`emstats.glmm_logit`."""
-        env = eval_env if eval_env is not None else patsy.EvalEnvironment.capture(1)
+        """Build the model from a formula; see :func:`emstats.glmm_logit`."""
+        env = eval_env if eval_env is not None else capture_env(1)
         if not isinstance(data, pd.DataFrame):
             data = pd.DataFrame(data)
         if isinstance(groups, str):
@@ -664,4 +663,4 @@ def glmm_logit(formula: str, data, groups, trials=None, *, missing: str = "drop"
     """
     return RandomInterceptLogit.from_formula(formula, data, groups, trials, missing=missing,
                                              n_agq=n_agq,
-                                             eval_env=patsy.EvalEnvironment.capture(1))
+                                             eval_env=capture_env(1))

@@ -43,7 +43,6 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-import patsy
 from scipy import linalg as sla
 from scipy.special import logsumexp
 
@@ -606,6 +605,8 @@ STRUCTURES: dict[str, type[Structure]] = {
     **{nm: _decomposed(nm) for nm in ("EVI", "VEI", "EVV", "EEV", "VEE", "VEV", "EVE",
                                       "VVE")},
 }
+# the generated classes live in this module under their names, so that models pickle
+globals().update({cls.__name__: cls for cls in STRUCTURES.values()})
 
 
 def resolve_structure(covariance: str, d: int) -> str:
@@ -1742,14 +1743,7 @@ class GMMResults(EMResults):
             return m.X, m.row_labels
         if m.design_info is not None and isinstance(data, (pd.DataFrame, dict)):
             frame = pd.DataFrame(data) if isinstance(data, dict) else data
-            try:
-                (mat,) = patsy.build_design_matrices([m.design_info], frame,
-                                                     NA_action="raise")
-            except patsy.PatsyError as err:
-                raise DataError(f"cannot build the variables for new data: "
-                                f"{str(err).splitlines()[0]}") from None
-            X = np.asarray(mat, dtype=float)
-            labels = frame.index
+            X, labels = m.design_info.matrix(frame), frame.index
         elif isinstance(data, pd.DataFrame):
             missing = [c for c in m.columns if c not in data.columns]
             if missing:

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import patsy
 import scipy.linalg as sla
 
 from .._config import resolve_threads
 from .._kernels import censnorm
 from ..em.protocol import EMModel, LouisPieces
 from ..exceptions import DataError
-from ..formula import build_design
+from ..formula import build_design, capture_env
 from ..inference.fit import fit_model
 from ..inference.results import EMResults
 from .censored import CensoredRegression, Tobit, censoring_rows
@@ -220,7 +219,7 @@ def heteroskedastic_tobit(formula: str, data, scale_formula: str, *, censor_left
 
     Rows with missing values in either formula are dropped together.
     """
-    env = eval_env if eval_env is not None else patsy.EvalEnvironment.capture(1)
+    env = eval_env if eval_env is not None else capture_env(1)
     if not isinstance(scale_formula, str) or "~" not in scale_formula:
         raise DataError(f"scale_formula must be a one-sided formula like '~ z', "
                         f"got {scale_formula!r}")
