@@ -25,7 +25,7 @@ from .exceptions import (  # noqa: E402
     SingularDesignError,
 )
 from .formula import capture_env as _capture_env  # noqa: E402
-from .inference import EMResults, fit_em  # noqa: E402
+from .inference import EMResults, fit_em, load  # noqa: E402
 from .models import CensoredRegression, CensoredResults, IntervalRegression, Tobit  # noqa: E402
 
 
@@ -124,6 +124,7 @@ __all__ = [
     "datasets",
     "fit_em",
     "intreg",
+    "load",
     "run_em",
     "show_config",
     "tobit",

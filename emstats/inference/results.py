@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import datetime as _dt
+import os
+import pickle
 
 import numpy as np
 import pandas as pd
@@ -10,16 +14,143 @@ from scipy import stats
 from statsmodels.iolib.summary import Summary, summary_params
 from statsmodels.stats.contrast import ContrastResults
 
+from ..em.data import ArrayData
 from ..em.monitor import ConvergenceInfo
+from ..em.protocol import EMModel
 from ..formula import linear_constraint
 from .covariance import COV_LABELS
+
+
+def _n_rows(model) -> set[int]:
+    """The numbers of estimation rows of ``model``: its ``nobs``, and the rows of its
+    data when there are as many or more (a model may hold sufficient statistics of
+    groups of rows instead of the rows)."""
+    nobs = getattr(model, "nobs", None)
+    n_data = getattr(getattr(model, "data", None), "n_rows", None)
+    out = {int(nobs)} if nobs is not None and nobs > 0 else set()
+    if n_data is not None and (nobs is None or n_data >= nobs):
+        out.add(int(n_data))
+    return out
+
+
+def _is_rows(value, ns: set[int]) -> bool:
+    """Whether ``value`` holds data of the estimation rows (``ns``: their numbers)."""
+    if isinstance(value, ArrayData):
+        return True
+    if isinstance(value, np.ndarray):
+        return value.ndim >= 1 and bool(ns & set(value.shape[:2]))
+    if isinstance(value, (pd.Series, pd.DataFrame, pd.Index)):
+        return len(value) in ns
+    return False
+
+
+def _strip(value, ns: set[int]):
+    """``value`` without the estimation rows: None for row data, copies of models and
+    containers without them, anything else as it is."""
+    if _is_rows(value, ns):
+        return None
+    if isinstance(value, EMModel):
+        return without_data(value, ns)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = copy.copy(value)
+        for f in dataclasses.fields(value):
+            object.__setattr__(out, f.name, _strip(getattr(value, f.name), ns))
+        return out
+    if isinstance(value, dict):
+        return type(value)((k, _strip(v, ns)) for k, v in value.items())
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return type(value)(_strip(v, ns) for v in value)
+    return value
+
+
+def without_data(model, ns: set[int] | None = None):
+    """A shallow copy of ``model`` whose attributes holding estimation rows are None
+    (``ns``: the numbers of rows, default those of ``model``); models and containers
+    inside it (such as the Tobit part of the heteroskedastic Tobit) are copied the
+    same way."""
+    out = copy.copy(model)
+    ns = _n_rows(model) if ns is None else ns
+    for name, value in list(vars(out).items()):
+        setattr(out, name, _strip(value, ns))
+    return out
+
+
+class SavedResults:
+    """Saving a fit: ``save``, ``remove_data`` (mixed into every results class)."""
+
+    data_removed = False
+    #: results computed from the estimation rows and shown by ``summary()``: attributes
+    #: or methods without arguments, evaluated by :meth:`remove_data` before the rows
+    #: go (each must cache its value)
+    _kept_without_data: tuple[str, ...] = ()
+
+    def save(self, fname, remove_data: bool = False) -> None:
+        """Save the results by pickling (as statsmodels' ``save``).
+
+        Parameters
+        ----------
+        fname : str, path or binary file
+        remove_data : bool
+            Call :meth:`remove_data` first (on these results: they lose their data).
+
+        Notes
+        -----
+        Read the file back with :func:`emstats.load`.  Pickles run code when loaded:
+        load only files you trust.  The file is tied to compatible versions of
+        emstats, numpy and pandas.
+        """
+        if remove_data:
+            self.remove_data()
+        if isinstance(fname, (str, os.PathLike)):
+            with open(fname, "wb") as fh:
+                pickle.dump(self, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        else:
+            pickle.dump(self, fname, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def remove_data(self) -> None:
+        """Drop the estimation data from the results and their (copied) model.
+
+        Everything computed from the estimates stays (``params``, ``bse``, tests,
+        ``summary()``, ``predict(newdata)``); what needs the estimation rows
+        (``predict()`` without new data, residuals, posterior quantities of the rows)
+        is no longer available.  The model object the fit was made with is not
+        changed: the results keep a copy without data.
+        """
+        for name in self._kept_without_data:
+            value = getattr(self, name)
+            if callable(value):       # a method that caches its value
+                value()
+        ns = _n_rows(self.model) | {int(self.nobs)}
+        model = without_data(self.model, ns)
+        for name, value in list(vars(self).items()):
+            if name != "model":
+                setattr(self, name, _strip(value, ns))
+        self.model = model
+        self.data_removed = True
+
+
+def load(fname):
+    """Load results saved with ``save`` (or pickled); see :meth:`EMResults.save`.
+
+    Parameters
+    ----------
+    fname : str, path or binary file
+
+    Returns
+    -------
+    The saved object.  Unpickling runs code: load only files you trust.
+    """
+    if isinstance(fname, (str, os.PathLike)):
+        with open(fname, "rb") as fh:
+            return pickle.load(fh)
+    return pickle.load(fname)
 
 
 def _fmt(x, spec: str = "#.6g") -> str:
     return format(x, spec) if np.isfinite(x) else "nan"
 
 
-class EMResults:
+class EMResults(SavedResults):
     """Results of a maximum-likelihood fit by EM.
 
     Parameters are in the model's inference coordinates (``model.param_names``);

@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import pandas as pd
@@ -59,7 +59,7 @@ from ..em.stats import Stats
 from ..exceptions import ConvergenceWarning, DataError, describe_rows
 from ..inference.covariance import InformationWarning
 from ..inference.fit import FitMixin, fit_model
-from ..inference.results import EMResults
+from ..inference.results import EMResults, SavedResults, without_data
 
 LOG_2PI = math.log(2.0 * math.pi)
 PRIOR_STRUCTURES = ("VVV", "EEE", "VVI", "VII")
@@ -1627,6 +1627,8 @@ class GMMResults(EMResults):
         log-likelihood there); None otherwise.
     """
 
+    _kept_without_data = ("icl",)
+
     def __init__(self, model, params, cov, *, init: str = "kmeans++", collapsed=(),
                  loglik_data: float | None = None, **kwargs):
         self.log_posterior = None
@@ -1724,7 +1726,7 @@ class GMMResults(EMResults):
         """mclust's BIC, 2 llf - npar log(n): larger is better (``bic`` is -1 times this)."""
         return -self.bic
 
-    @property
+    @cached_property
     def icl(self) -> float:
         """Integrated completed likelihood in mclust's sign (larger is better).
 
@@ -1924,7 +1926,7 @@ class GMMResults(EMResults):
 # model selection
 # ----------------------------------------------------------------------------------
 
-class GMMSelection:
+class GMMSelection(SavedResults):
     """Model selection by BIC over numbers of components and covariance structures.
 
     Attributes
@@ -1947,6 +1949,12 @@ class GMMSelection:
         self.table = table
         self.best = best
         self.fits = fits
+
+    def remove_data(self) -> None:
+        """Drop the data from the selected fit and the models of the table."""
+        self.best.remove_data()
+        self.fits = {key: without_data(m) for key, m in self.fits.items()}
+        self.data_removed = True
 
     @property
     def bic_table(self) -> pd.DataFrame:

@@ -48,6 +48,8 @@ every family); the weights' reference is then the new first component.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import pandas as pd
 
@@ -67,7 +69,7 @@ from ..formula import (
     rhs_matrix,
 )
 from ..inference.fit import FitMixin
-from ..inference.results import EMResults
+from ..inference.results import EMResults, SavedResults
 
 #: units per block when Louis' missing information is accumulated
 _LOUIS_BLOCK = 20_000
@@ -549,6 +551,8 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
 class MixtureRegressionResults(EMResults):
     """Results of a mixture of regressions: component coefficients, weights, posteriors."""
 
+    _kept_without_data = ("icl",)
+
     @property
     def _p(self) -> dict:
         return self.model._full(self.raw_params)
@@ -609,7 +613,7 @@ class MixtureRegressionResults(EMResults):
             e = np.where(r > 0, r * np.log(r), 0.0).sum(axis=1)
         return float(-(self.model.unit_weights() @ e))
 
-    @property
+    @cached_property
     def icl(self) -> float:
         """Integrated completed likelihood (Biernacki et al. 2000), as flexmix:
         BIC - 2 sum_u w_u log r_u,MAP(u)."""
@@ -829,7 +833,7 @@ def mixreg(formula: str, data, k: int, family: str = "gaussian", concomitant=Non
     return model
 
 
-class MixregSelection:
+class MixregSelection(SavedResults):
     """Fits of a mixture of regressions for several ``k``: a table and a plot."""
 
     def __init__(self, fits: dict):
@@ -839,6 +843,12 @@ class MixregSelection:
              "df": [r.k_params for r in fits.values()],
              "AIC": [r.aic for r in fits.values()], "BIC": [r.bic for r in fits.values()],
              "ICL": [r.icl for r in fits.values()]}).set_index("k")
+
+    def remove_data(self) -> None:
+        """Drop the data from every fit."""
+        for res in self.fits.values():
+            res.remove_data()
+        self.data_removed = True
 
     def best(self, criterion: str = "BIC"):
         """The fit minimising ``criterion`` (``"AIC"``, ``"BIC"`` or ``"ICL"``)."""

@@ -21,6 +21,7 @@ data are MAR but not MCAR; Kenward & Molenberghs 1998).
 from __future__ import annotations
 
 from collections import namedtuple
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -320,6 +321,8 @@ class MVNResults(EMResults):
     """Results of :class:`MVN`: mean, covariance, their standard errors, diagnostics,
     and imputations."""
 
+    _kept_without_data = ("little_test", "_louis", "_missing_share")
+
     def _frame(self, values) -> pd.DataFrame:
         n = self.model.names
         return pd.DataFrame(values, index=n, columns=n)
@@ -407,10 +410,13 @@ class MVNResults(EMResults):
                 [("Little's MCAR chi2:", [f"{t.statistic:.4g} (df {t.df})"]),
                  ("Prob (MCAR):", [f"{t.pvalue:.4g}"])])
 
+    @cached_property
+    def _missing_share(self) -> float:
+        return float(np.isnan(self.model.X).mean())
+
     def _summary_notes(self):
         notes = super()._summary_notes()
-        X = self.model.X
-        frac = float(np.isnan(X).mean())
+        frac = self._missing_share
         fmi = self.fraction_missing_information
         notes.append(f"{100 * frac:.1f}% of the values are missing, in "
                      f"{self.model.patterns.n_patterns} patterns; {self.n_dropped} row(s) "

@@ -388,8 +388,8 @@ class ZeroInflatedResults(EMResults):
         """
         m = self.model
         X, Z, off = self._designs(newdata)
-        ks = (np.arange(int(m.data["y"].max()) + 1) if at is None
-              else np.asarray(at, dtype=int).ravel())
+        ks = (np.asarray(at, dtype=int).ravel() if at is not None
+              else np.arange(int(m.data["y"].max()) + 1) if which == "prob" else None)
         if which in ("mean", "count", "zero", "prob"):
             return m.predict_arrays(self.raw_params, X, Z, off, which, ks)
         raise ValueError(f"which must be 'mean', 'count', 'zero' or 'prob', got {which!r}")
