@@ -357,8 +357,10 @@ class EMResults(SavedResults):
 
     def _summary_notes(self) -> list[str]:
         conv = self.convergence
+        clusters = (f"; {self.extra['n_clusters']} clusters" if "n_clusters" in self.extra
+                    else "")
         notes = [
-            f"Standard errors: {COV_LABELS.get(self.cov_type, self.cov_type)}.",
+            f"Standard errors: {COV_LABELS.get(self.cov_type, self.cov_type)}{clusters}.",
             f"Convergence: final change in log-likelihood {_fmt(conv.final_delta, '.3g')} "
             f"(estimated distance to the maximum {_fmt(conv.est_distance, '.3g')}), "
             f"max |score| {_fmt(conv.max_abs_score, '.3g')}, EM rate (fraction of missing "

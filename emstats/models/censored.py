@@ -389,6 +389,21 @@ class CensoredRegression(FitMixin, ChunkedModel):
                                chunk.n_threads)
         return Stats(v=part_v.sum(axis=0), mm=part_mm.sum(axis=0), s=part_s.sum(axis=0))
 
+    def chunk_scores(self, params, chunk) -> np.ndarray:
+        """Score of each row of the chunk: w x E[z] / sigma for beta and
+        w (E[z^2] - 1) for log sigma, z the standardised latent response given the row."""
+        beta, sigma = self._split(params)
+        n = chunk.n_rows
+        mo = np.empty((n, 5))
+        censnorm.censreg_moments(chunk["lo"], chunk["hi"], chunk["X"] @ beta + chunk["offset"],
+                                 np.full(n, sigma), mo, chunk.n_threads)
+        w = chunk["w"]
+        m, ez2 = mo[:, 1], mo[:, 2] + mo[:, 1] ** 2
+        return np.column_stack([chunk["X"] * (w * m / sigma)[:, None], w * (ez2 - 1.0)])
+
+    def unit_weights(self) -> np.ndarray:
+        return self.data["w"]
+
     def louis_from_stats(self, params, total):
         """Log-likelihood, score and Louis' pieces from the kernel's sums over all rows."""
         _, sigma = self._split(params)
