@@ -174,7 +174,7 @@ def test_robust_and_cluster_fits(fitted):
 
 def test_groups_per_row_of_grouped_units():
     # GLMM: units are herds; groups given per row must be constant within a herd
-    cbpp = emstats.datasets.load("cbpp")
+    cbpp = emstats.datasets.load("cbpp").sample(frac=1.0, random_state=3)  # rows shuffled
     m = emstats.glmm_logit("incidence ~ period", data=cbpp, groups="herd", trials="size")
     rob = m.fit(cov_type="robust")
     by_herd = m.fit(cov_type="cluster", groups=cbpp["herd"])

@@ -58,8 +58,9 @@ def _starts(model, opts: FitOptions) -> list[tuple[str, object]]:
 def unit_groups(model, groups, n_units: int) -> np.ndarray:
     """The cluster of each of the model's ``n_units`` independent units.
 
-    ``groups`` gives one value per unit, or one per row of the estimation data (rows of
-    one unit -- an HMM's sequence, a GLMM's group -- must then share it).  A pandas
+    ``groups`` gives one value per unit, or one per row of the estimation data in the
+    caller's order (a model that sorts its rows says how in ``row_order``; rows of one
+    unit -- an HMM's sequence, a GLMM's group -- must then share it).  A pandas
     Series whose index is not the estimation rows' is aligned on the model's
     ``row_labels`` (so ``data["firm"]`` works when rows were dropped for missing values).
     """
@@ -80,6 +81,11 @@ def unit_groups(model, groups, n_units: int) -> np.ndarray:
     g = np.asarray(groups, dtype=object).ravel()
     if pd.isna(g).any():
         raise DataError(f"groups has {int(pd.isna(g).sum())} missing value(s)")
+    if len(g) == n_units and getattr(data, "n_units", None) != n_units:
+        return g                      # one per unit of scores that are not the data's
+    order = getattr(model, "row_order", None)   # data rows in the caller's row order
+    if order is not None and n_rows is not None and len(g) == n_rows:
+        g = g[np.asarray(order)]
     if len(g) == n_units:
         return g
     bounds = getattr(data, "unit_bounds", None)
@@ -281,6 +287,13 @@ class FitMixin:
     """
 
     results_class: type = None  # set by each model
+
+    def __repr__(self) -> str:
+        terms = getattr(self, "design_info", None)
+        rhs = f" ~ {terms.formula}" if terms is not None else ""
+        return (f"<{type(self).__name__}: {getattr(self, 'endog_name', 'y')}{rhs}, "
+                f"{self.nobs:g} observations, {len(self.param_names)} parameters; "
+                "not fitted: call .fit()>")
 
     def fit(
         self,

@@ -7,6 +7,8 @@ import dataclasses
 import datetime as _dt
 import os
 import pickle
+import warnings
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -116,7 +118,9 @@ class SavedResults:
         is no longer available.  The model object the fit was made with is not
         changed: the results keep a copy without data.
         """
-        for name in self._kept_without_data:
+        for name in ("_null_fit", *self._kept_without_data):
+            if not hasattr(type(self), name):
+                continue
             value = getattr(self, name)
             if callable(value):       # a method that caches its value
                 value()
@@ -144,6 +148,53 @@ def load(fname):
         with open(fname, "rb") as fh:
             return pickle.load(fh)
     return pickle.load(fname)
+
+
+#: names of the engine's methods in summaries (docs/methods.md)
+METHOD_NAMES = {"em": "EM", "squarem": "SQUAREM", "newton": "Louis-Newton",
+                "gradient": "EM gradient", "incremental": "incremental EM",
+                "mcem": "Monte Carlo EM", "stochastic": "stochastic EM",
+                "cem": "classification EM"}
+_STEPS = {"em": "EM step", "squarem": "SQUAREM cycle", "newton": "Newton step",
+          "gradient": "EM-gradient step", "incremental": "incremental EM iteration",
+          "mcem": "Monte Carlo EM iteration", "stochastic": "stochastic EM iteration",
+          "cem": "classification EM step"}
+
+
+_SHORT = {"em": "EM", "squarem": "SQUAREM", "newton": "Newton", "gradient": "EM-gradient",
+          "incremental": "incremental", "mcem": "MCEM", "stochastic": "SEM", "cem": "CEM"}
+
+
+def _steps(n: int, method: str) -> str:
+    word = _STEPS.get(method, f"{method} iteration")
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def describe_iterations(conv: ConvergenceInfo, n_starts: int = 1) -> tuple[str, str]:
+    """What the engine ran, long (``"6 Newton steps from the best of 5 starts (25 EM
+    steps)"``) and short (``"25 EM + 6 Newton"``)."""
+    m = conv.method
+    start = int(conv.extra.get("start_iterations", 0))
+    start_m = conv.extra.get("start_method")
+    if start and start_m == m:          # continued after fixing boundary parameters
+        own, start = conv.n_iter, 0
+        tail = " (continued after fixing parameters on the boundary)"
+    else:
+        own, tail = conv.n_iter - start, ""
+    text = _steps(own, m)
+    start_em = start if start_m == "em" else 0
+    if m in ("newton", "gradient") and conv.n_em_steps - start_em > 0:
+        text += f" ({conv.n_em_steps - start_em} of them EM steps)"
+    elif m == "squarem":
+        text += f" ({conv.n_em_steps - start_em} EM-map evaluations)"
+    short = f"{own} {_SHORT.get(m, m)}"
+    if start:
+        where = f"the best of {n_starts} starts" if n_starts > 1 else "a start"
+        text += f" from {where} ({_steps(start, start_m)})"
+        short = f"{start} {_SHORT.get(start_m, start_m)} + {short}"
+    elif n_starts > 1:
+        text += f" from the best of {n_starts} starts"
+    return text + tail, short
 
 
 def _fmt(x, spec: str = "#.6g") -> str:
@@ -260,6 +311,49 @@ class EMResults(SavedResults):
         """Schwarz's criterion, -2 llf + k log(nobs)."""
         return -2.0 * self.llf + np.log(self.nobs) * self.k_params
 
+    # -- the intercept-only model ---------------------------------------------------
+    @cached_property
+    def _null_fit(self) -> tuple[float, int]:
+        """(log-likelihood, number of parameters) of the model's intercept-only
+        counterpart (``model.null_model()``), or (NaN, 0) where it has none."""
+        make = getattr(self.model, "null_model", None)
+        null = make() if make is not None else None
+        if null is None:
+            return float("nan"), 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                res = null.fit(cov_type=None, tol=1e-10)
+            except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+                return float("nan"), 0
+        return float(res.llf), len(null.param_names)
+
+    @property
+    def llnull(self) -> float:
+        """Log-likelihood of the intercept-only model (NaN where it is not meaningful)."""
+        return self._null_fit[0]
+
+    @property
+    def df_null_test(self) -> int:
+        """Degrees of freedom of the test against the intercept-only model."""
+        return self.k_params - self._null_fit[1] if np.isfinite(self.llnull) else 0
+
+    @property
+    def llr(self) -> float:
+        """Likelihood-ratio statistic against the intercept-only model, 2 (llf - llnull)."""
+        return 2.0 * (self.llf - self.llnull)
+
+    @property
+    def llr_pvalue(self) -> float:
+        """Chi-square p-value of :attr:`llr` on :attr:`df_null_test` degrees of freedom."""
+        df = self.df_null_test
+        return float(stats.chi2.sf(self.llr, df)) if df > 0 else float("nan")
+
+    @property
+    def prsquared(self) -> float:
+        """McFadden's pseudo R-squared, 1 - llf / llnull."""
+        return 1.0 - self.llf / self.llnull
+
     # -- hypothesis tests ----------------------------------------------------------
     def _constraints(self, r_matrix, q_matrix=None):
         if isinstance(r_matrix, (str, list, tuple)) and not (
@@ -314,14 +408,13 @@ class EMResults(SavedResults):
         """
         m = self.model
         conv = self.convergence
-        method_name = {"em": "EM", "squarem": "SQUAREM", "newton": "EM + Louis-Newton"}.get(
-            conv.method, conv.method
-        )
+        n_starts = len(self.extra.get("starts", ())) or 1
+        _, iters = describe_iterations(conv, n_starts)
         extra_left, extra_right = self._summary_rows()
         left = [
             ("Dep. Variable:", [str(getattr(m, "endog_name", "y"))]),
             ("Model:", [type(m).__name__]),
-            ("Method:", [f"ML by {method_name}"]),
+            ("Method:", [f"ML, {METHOD_NAMES.get(conv.method, conv.method)}"]),
             ("Date:", [self.fit_time.strftime("%a, %d %b %Y")]),
             ("Time:", [self.fit_time.strftime("%H:%M:%S")]),
             ("No. Observations:", [str(self.nobs)]),
@@ -331,10 +424,16 @@ class EMResults(SavedResults):
         ]
         right = [
             ("Log-Likelihood:", [_fmt(self.llf, "#.8g")]),
+        ]
+        if self.df_null_test > 0:
+            right += [("LL-Null:", [_fmt(self.llnull, "#.8g")]),
+                      ("LLR p-value:", [_fmt(self.llr_pvalue, "#.4g")]),
+                      ("Pseudo R-squ.:", [_fmt(self.prsquared, "#.4g")])]
+        right += [
             ("AIC:", [_fmt(self.aic, "#.6g")]),
             ("BIC:", [_fmt(self.bic, "#.6g")]),
-            ("Iterations:", [f"{conv.n_iter} ({conv.n_em_steps} EM steps)"]),
-            ("Converged:", ["yes" if conv.converged else "NO"]),
+            ("Iterations:", [iters]),
+            ("Converged:", ["yes" if conv.converged else "no"]),
             ("Std. errors:", [self.cov_type.capitalize()]),
             *extra_right,
         ]
@@ -359,7 +458,10 @@ class EMResults(SavedResults):
         conv = self.convergence
         clusters = (f"; {self.extra['n_clusters']} clusters" if "n_clusters" in self.extra
                     else "")
+        n_starts = len(self.extra.get("starts", ())) or 1
         notes = [
+            f"Iterations: {describe_iterations(conv, n_starts)[0]}; "
+            f"{'converged' if conv.converged else 'not converged'} ({conv.reason}).",
             f"Standard errors: {COV_LABELS.get(self.cov_type, self.cov_type)}{clusters}.",
             f"Convergence: final change in log-likelihood {_fmt(conv.final_delta, '.3g')} "
             f"(estimated distance to the maximum {_fmt(conv.est_distance, '.3g')}), "
@@ -376,6 +478,11 @@ class EMResults(SavedResults):
             n_avg = len(conv.extra["chain"]) - conv.extra["burn_in"]
             notes.append(f"Stochastic EM: average of {n_avg} iterations after a burn-in of "
                          f"{conv.extra['burn_in']}.")
+        if self.df_null_test > 0:
+            notes.append(f"Likelihood-ratio test against the intercept-only model: "
+                         f"chi2({self.df_null_test}) = {self.llr:.4g}, p = "
+                         f"{self.llr_pvalue:.4g}; McFadden's pseudo R-squared "
+                         f"{self.prsquared:.4f}.")
         if not conv.converged:
             notes.append(f"WARNING: the fit did not converge ({conv.reason}).")
         if conv.n_decreases:
@@ -384,6 +491,15 @@ class EMResults(SavedResults):
 
     def __str__(self) -> str:
         return str(self.summary())
+
+    def __repr__(self) -> str:
+        conv = self.convergence
+        return (f"<{type(self).__name__}: {type(self.model).__name__} of "
+                f"{getattr(self.model, 'endog_name', 'y')}, {self.nobs} observations, "
+                f"{self.k_params} parameters, log-likelihood {self.llf:.6g}, "
+                f"{'converged' if conv.converged else 'NOT converged'} by "
+                f"{METHOD_NAMES.get(conv.method, conv.method)}, standard errors "
+                f"{self.cov_type}{' (data removed)' if self.data_removed else ''}>")
 
     def _repr_html_(self) -> str:
         return self.summary().as_html()

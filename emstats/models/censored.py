@@ -389,6 +389,17 @@ class CensoredRegression(FitMixin, ChunkedModel):
                                chunk.n_threads)
         return Stats(v=part_v.sum(axis=0), mm=part_mm.sum(axis=0), s=part_s.sum(axis=0))
 
+    def null_model(self) -> CensoredRegression | None:
+        """The intercept-only model on the same responses, weights and offset (None when
+        this model has no other regressor)."""
+        if self.k_exog <= 1:
+            return None
+        d = self.data
+        return CensoredRegression(d["lo"], d["hi"], np.ones((d.n_rows, 1)),
+                                  weights=d["w"] if self.has_weights else None,
+                                  offset=d["offset"] if self.has_offset else None,
+                                  exog_names=["Intercept"], endog_name=self.endog_name)
+
     def chunk_scores(self, params, chunk) -> np.ndarray:
         """Score of each row of the chunk: w x E[z] / sigma for beta and
         w (E[z^2] - 1) for log sigma, z the standardised latent response given the row."""

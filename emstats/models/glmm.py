@@ -232,6 +232,7 @@ class RandomInterceptLogit(FitMixin, ChunkedModel):
         # group is a contiguous unit of the chunked data
         order = np.argsort(codes, kind="stable")
         self.order = order
+        self.row_order = order        # data rows in the caller's order (for groups=)
         self.g = np.ascontiguousarray(codes[order])
         self.starts = np.flatnonzero(np.r_[True, np.diff(self.g) != 0])
         y_s, nt_s = y[order], nt[order]
@@ -567,6 +568,17 @@ class RandomInterceptLogit(FitMixin, ChunkedModel):
                    exog_names=design.exog_names, endog_name=design.endog_names[0],
                    group_name=gname, row_labels=design.row_labels,
                    n_dropped=design.n_dropped, design_info=design.design_info)
+
+    def null_model(self) -> RandomInterceptLogit | None:
+        """The random-intercept model without fixed regressors (None when there are
+        none to drop)."""
+        if self.k_exog <= 1:
+            return None
+        return RandomInterceptLogit(
+            self.y, np.ones((self.y.size, 1)), self.g,
+            trials=self.ntrials if self.has_trials else None, n_agq=self.n_agq,
+            df_proposal=self.df_proposal, exog_names=["Intercept"],
+            endog_name=self.endog_name, group_name=self.group_name)
 
     def bootstrap_model(self, idx: np.ndarray) -> RandomInterceptLogit:
         """The model on groups ``idx`` (with repetition; a repeated group is a new group)."""

@@ -1856,7 +1856,7 @@ class GMMResults(EMResults):
                          "standard errors from a numerical Hessian of the log-posterior.")
         if self.collapsed:
             notes.append(f"WARNING: component(s) {[k + 1 for k in self.collapsed]} collapsed.")
-        s.add_extra_txt(notes)
+        s.add_extra_txt(self._summary_notes() + notes)   # (add_extra_txt replaces)
         return s
 
     def _marginal_density(self, pts: np.ndarray, idx) -> np.ndarray:

@@ -202,6 +202,17 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
         zero = np.asarray(params["zero"], dtype=float) + _newton_step(stats["gz"], stats["Hz"])
         return {"count": count, "zero": zero}
 
+    def null_model(self):
+        """Intercepts only in both parts, the same offset and weights (None when the
+        model has no other regressor)."""
+        if self.p + self.q <= 2:
+            return None
+        d = self.data
+        one = np.ones((d.n_rows, 1))
+        return type(self)(d["y"], one, one, dist=self.dist, offset=d["off"],
+                          weights=d["w"], exog_names=["Intercept"],
+                          zero_names=["Intercept"], endog_name=self.endog_name)
+
     # -- Louis -----------------------------------------------------------------------
     def chunk_louis(self, params, chunk):
         gc, Hc, gz, Hz, der, tau, ll = self._pieces(params, chunk)
