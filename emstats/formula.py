@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import patsy
 
-from .exceptions import DataError
+from .exceptions import DataError, describe_rows
 
 
 @dataclass
@@ -178,8 +178,9 @@ class Terms:
         Levels of each categorical factor, as seen in the training data.
     """
 
-    def __init__(self, design_info):
+    def __init__(self, design_info, offset_info=None):
         self._info = design_info
+        self._offset = offset_info     # the formula's offset() terms, if any
 
     @property
     def column_names(self) -> list[str]:
@@ -187,7 +188,28 @@ class Terms:
 
     @property
     def formula(self) -> str:
-        return self._info.describe()
+        text = self._info.describe()
+        if self._offset is not None:
+            text += "".join(f" + offset({t.name()[2:-1]})" for t in self._offset.terms)
+        return text
+
+    @property
+    def has_offset(self) -> bool:
+        """Whether the formula has ``offset()`` terms."""
+        return self._offset is not None
+
+    def offset(self, data) -> np.ndarray | None:
+        """The sum of the formula's ``offset()`` terms on ``data`` (None without any)."""
+        if self._offset is None:
+            return None
+        if isinstance(data, dict):
+            data = pd.DataFrame(data)
+        try:
+            (mat,) = patsy.build_design_matrices([self._offset], data, NA_action="raise")
+        except patsy.PatsyError as err:
+            frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame()
+            raise _explain_patsy_error(err, frame, "the offset of new data") from None
+        return np.asarray(mat, dtype=float).sum(axis=1)
 
     @property
     def levels(self) -> dict[str, tuple]:
@@ -215,10 +237,13 @@ class Terms:
         return np.asarray(mat, dtype=float)
 
     def __getstate__(self):
-        return {"info": _dump(self._info, {})}
+        memo: dict = {}
+        return {"info": _dump(self._info, memo), "offset": _dump(self._offset, memo)}
 
     def __setstate__(self, state):
-        self._info = _load(state["info"], {})
+        memo: dict = {}
+        self._info = _load(state["info"], memo)
+        self._offset = _load(state.get("offset"), memo)
 
     def __repr__(self) -> str:
         return f"Terms({self.formula!r})"
@@ -237,9 +262,16 @@ def linear_constraint(names: list[str], spec):
     try:
         lc = patsy.DesignInfo(list(names)).linear_constraint(spec)
     except patsy.PatsyError as err:
-        msg = str(err).strip().splitlines()[0]
-        raise DataError(f"cannot read the restriction {spec!r}: {msg}; the parameters "
-                        f"are: {', '.join(names)}") from None
+        rest = spec if isinstance(spec, str) else " , ".join(map(str, spec))
+        for name in sorted(map(str, names), key=len, reverse=True):
+            rest = re.sub(r"(?<![\w.])" + re.escape(name) + r"(?![\w.])", " ", rest)
+        rest = re.sub(r"(?<![\w.])\d+(\.\d*)?([eE][+-]?\d+)?", " ", rest)
+        unknown = list(dict.fromkeys(re.findall(r"[A-Za-z_][\w.\[\]():]*", rest)))
+        what = (f"unknown parameter{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(map(repr, unknown))}" if unknown
+                else str(err).strip().splitlines()[0])
+        raise DataError(f"cannot read the restriction {spec!r}: {what}; the parameters "
+                        f"are: {', '.join(map(str, names))}") from None
     return lc.coefs, lc.constants[:, 0]
 
 
@@ -273,6 +305,44 @@ def split_formula(formula: str) -> tuple[str, str]:
         raise DataError(f"formula must be a string with exactly one '~', got {formula!r}")
     lhs, rhs = formula.split("~")
     return lhs.strip(), rhs.strip()
+
+
+def split_offsets(rhs: str) -> tuple[str, list[str]]:
+    """Take R's ``offset(expr)`` terms out of a right-hand side: ``(the rest, [expr, ...])``.
+
+    ``"x + offset(np.log(t)) - 1"`` gives ``("x - 1", ["np.log(t)"])``.
+    """
+    offsets: list[str] = []
+    out = rhs
+    pattern = re.compile(r"(?<![\w.])offset\s*\(")
+    while True:
+        m = pattern.search(out)
+        if not m:
+            break
+        depth, j = 0, m.end() - 1
+        for j in range(m.end() - 1, len(out)):
+            depth += out[j] == "("
+            depth -= out[j] == ")"
+            if depth == 0:
+                break
+        if depth:
+            raise DataError(f"unbalanced parentheses in offset() of {rhs!r}")
+        expr = out[m.end():j].strip()
+        if not expr:
+            raise DataError(f"offset() needs an expression, in {rhs!r}")
+        offsets.append(expr)
+        before, after = out[:m.start()].rstrip(), out[j + 1:].lstrip()
+        if before.endswith("+"):
+            before = before[:-1].rstrip()
+        elif after.startswith("+"):
+            after = after[1:].lstrip()
+        elif before and not before.endswith("~"):
+            raise DataError(f"offset() must be added to the formula ('+ offset(...)'), "
+                            f"in {rhs!r}")
+        out = f"{before} {after}".strip()
+    if offsets and not re.search(r"[^\s\-+]", re.sub(r"-\s*1|\+\s*0", "", out) or ""):
+        out = ("1 " + out).strip() if not out or out.startswith(("-", "+")) else out
+    return (out or "1"), offsets
 
 
 def _response_columns(
@@ -318,6 +388,7 @@ def build_design(
     missing: str = "drop",
     response_may_be_nan: bool = False,
     eval_env: patsy.EvalEnvironment | None = None,
+    offset_key: str | None = None,
 ) -> Design:
     """Build response and design matrices from a formula.
 
@@ -338,6 +409,10 @@ def build_design(
     response_may_be_nan : bool
         NaN in the response is meaningful (interval bounds) and never drops a row
         by itself; rows whose responses are *all* NaN are still missing.
+    offset_key : str, optional
+        The entry of ``extras`` that is the model's offset: R's ``offset(expr)`` terms
+        of the right-hand side are added to it (and kept in the :class:`Terms`, for new
+        data).  Without it an ``offset()`` term is an error.
     """
     if missing not in ("drop", "raise"):
         raise ValueError(f"missing must be 'drop' or 'raise', got {missing!r}")
@@ -347,6 +422,23 @@ def build_design(
         raise DataError(f"formula {formula!r} has no response on the left of '~'")
     env = eval_env if eval_env is not None else patsy.EvalEnvironment.capture(1)
     endog, endog_names = _response_columns(lhs, data, n_response, env)
+    rhs, offset_terms = split_offsets(rhs)
+    offset_info = None
+    if offset_terms:
+        if offset_key is None:
+            raise DataError(f"formula {formula!r} has offset(): this model takes no offset")
+        try:
+            off_frame = patsy.dmatrix(" + ".join(["0"] + [f"I({t})" for t in offset_terms]),
+                                      data, NA_action=patsy.NAAction(NA_types=[]),
+                                      eval_env=env, return_type="dataframe")
+        except Exception as err:  # patsy lets evaluation errors of user code through
+            raise _explain_patsy_error(err, data, "offset()") from None
+        offset_info = off_frame.design_info
+        formula_offset = off_frame.to_numpy(dtype=float).sum(axis=1)
+        given = (extras or {}).get(offset_key)
+        given = resolve_column(given, data, "offset") if given is not None else 0.0
+        extras = {**(extras or {}), offset_key: given + formula_offset}
+    _check_text_numbers(rhs, data)
     try:
         rhs_frame = patsy.dmatrix(
             rhs, data, NA_action=patsy.NAAction(on_NA="drop"),
@@ -370,6 +462,7 @@ def build_design(
         reasons[label] = int((~keep).sum())
     exog_full = np.full((n, rhs_frame.shape[1]), np.nan)
     exog_full[pos] = rhs_frame.to_numpy(dtype=float)
+    _check_finite(exog_full, list(rhs_frame.columns), data.index)
 
     if response_may_be_nan:
         bad = np.all(np.isnan(endog), axis=1)
@@ -399,11 +492,50 @@ def build_design(
         exog=np.ascontiguousarray(exog_full[keep]),
         endog_names=endog_names,
         exog_names=list(design_info.column_names),
-        design_info=Terms(design_info),
+        design_info=Terms(design_info, offset_info),
         row_labels=data.index[keep],
         n_dropped=n_drop,
         extras={k: np.ascontiguousarray(v[keep]) for k, v in out_extras.items()},
     )
+
+
+def _check_finite(mat: np.ndarray, names: list[str], index) -> None:
+    """A DataError naming the design columns with infinite values (NaN is missing)."""
+    inf = np.isinf(mat)
+    if inf.any():
+        cols = [str(names[j]) for j in np.flatnonzero(inf.any(axis=0))]
+        rows = inf.any(axis=1)
+        raise DataError(f"non-finite values (inf) in column(s) {', '.join(map(repr, cols))} "
+                        f"of the design, in {int(rows.sum())} row(s) (rows "
+                        f"{describe_rows(index, rows)})")
+
+
+def _looks_numeric(col: pd.Series) -> bool:
+    vals = col.dropna()
+    if vals.empty:
+        return False
+    conv = pd.to_numeric(vals.astype(str).str.strip(), errors="coerce")
+    return bool(conv.notna().all())
+
+
+def _check_text_numbers(rhs: str, data: pd.DataFrame) -> None:
+    """A DataError for a column of numbers stored as text that the formula would turn
+    into dummies (one per distinct value) without saying so; ``C(col)`` asks for that."""
+    for c in data.columns:
+        if not isinstance(c, str) or not re.search(r"(?<![\w.])" + re.escape(c)
+                                                   + r"(?![\w.(])", rhs):
+            continue
+        col = data[c]
+        if (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
+                or isinstance(col.dtype, pd.CategoricalDtype)):
+            continue
+        if re.search(r"C\(\s*" + re.escape(c) + r"\s*[,)]", rhs):
+            continue
+        if _looks_numeric(col):
+            example = col.dropna().iloc[0]
+            raise DataError(f"column {c!r} holds numbers stored as text (e.g. {example!r}): "
+                            f"convert it with pandas.to_numeric, or write C({c}) to use its "
+                            "values as categories")
 
 
 def resolve_column(spec, data: pd.DataFrame | None, what: str, n: int | None = None):
@@ -452,6 +584,7 @@ def rhs_matrix(rhs: str, data, eval_env: patsy.EvalEnvironment | None = None):
                               eval_env=env, return_type="dataframe")
     except Exception as err:
         raise _explain_patsy_error(err, data, f"formula {rhs!r}") from None
+    _check_text_numbers(text, data)
     pos = data.index.get_indexer(frame.index)
     out = np.full((len(data), frame.shape[1]), np.nan)
     out[pos] = frame.to_numpy(dtype=float)

@@ -389,6 +389,13 @@ class CensoredRegression(FitMixin, ChunkedModel):
                                chunk.n_threads)
         return Stats(v=part_v.sum(axis=0), mm=part_mm.sum(axis=0), s=part_s.sum(axis=0))
 
+    @staticmethod
+    def _with_offset_spec(offset, model):
+        """``model`` remembering whether ``offset=`` was given besides the formula's
+        ``offset()`` terms (new data then need ``offset=`` too)."""
+        model.explicit_offset = offset is not None
+        return model
+
     def null_model(self) -> CensoredRegression | None:
         """The intercept-only model on the same responses, weights and offset (None when
         this model has no other regressor)."""
@@ -527,16 +534,17 @@ class Tobit(CensoredRegression):
                    or isinstance(v, str)}
         extras = {"weights": weights, "offset": offset, **per_row}
         design = build_design(formula, data, n_response=1, missing=missing, eval_env=env,
-                              extras={k: v for k, v in extras.items() if v is not None})
+                              extras={k: v for k, v in extras.items() if v is not None},
+                              offset_key="offset")
         ex = design.extras
         limits.update({k: ex[k] for k in per_row})
-        return cls(design.endog[:, 0], design.exog,
+        return cls._with_offset_spec(offset, cls(design.endog[:, 0], design.exog,
                    censor_left=limits["censor_left"], censor_right=limits["censor_right"],
                    weights=ex.get("weights"), offset=ex.get("offset"),
                    beyond_limits=beyond_limits,
                    exog_names=design.exog_names, endog_name=design.endog_names[0],
                    row_labels=design.row_labels, n_dropped=design.n_dropped,
-                   design_info=design.design_info)
+                   design_info=design.design_info))
 
 
 class IntervalRegression(CensoredRegression):
@@ -577,13 +585,15 @@ class IntervalRegression(CensoredRegression):
         extras = {"weights": weights, "offset": offset}
         design = build_design(formula, data, n_response=2, missing=missing, eval_env=env,
                               response_may_be_nan=True,
-                              extras={k: v for k, v in extras.items() if v is not None})
+                              extras={k: v for k, v in extras.items() if v is not None},
+                              offset_key="offset")
         ex = design.extras
-        return cls(design.endog[:, 0], design.endog[:, 1], design.exog,
+        return cls._with_offset_spec(offset, cls(
+                   design.endog[:, 0], design.endog[:, 1], design.exog,
                    weights=ex.get("weights"), offset=ex.get("offset"),
                    exog_names=design.exog_names,
                    endog_name=" + ".join(design.endog_names), row_labels=design.row_labels,
-                   n_dropped=design.n_dropped, design_info=design.design_info)
+                   n_dropped=design.n_dropped, design_info=design.design_info))
 
 
 # -- results -------------------------------------------------------------------------
@@ -685,13 +695,17 @@ class CensoredResults(EMResults):
             X = np.atleast_2d(np.asarray(exog, dtype=float))
         if X.shape[1] != m.k_exog:
             raise DataError(f"new exog has {X.shape[1]} columns, the model has {m.k_exog}")
+        from_formula = (isinstance(exog, (pd.DataFrame, dict)) and m.design_info is not None
+                        and m.design_info.has_offset)
         if offset is None:
-            if m.has_offset:
+            if m.has_offset and (not from_formula or getattr(m, "explicit_offset", True)):
                 raise DataError("the model has an offset: pass offset= for the new data")
             off = np.zeros(X.shape[0])
         else:
             off = resolve_column(offset, exog if isinstance(exog, pd.DataFrame) else None,
                                  "offset", X.shape[0])
+        if from_formula:                 # the formula's offset() terms on the new data
+            off = off + m.design_info.offset(exog)
         return X, off
 
     def _limits(self, n, exog, censor_left, censor_right, default_data: bool):

@@ -77,7 +77,7 @@ from ..em.protocol import ChunkedModel
 from ..em.stats import Stats
 from ..exceptions import DataError, SingularDesignError
 from ..exceptions import describe_rows as _labels
-from ..formula import Terms, build_design, capture_env
+from ..formula import Terms, build_design, capture_env, cbind_response
 from ..inference.fit import FitMixin
 from ..inference.results import EMResults
 
@@ -560,11 +560,20 @@ class RandomInterceptLogit(FitMixin, ChunkedModel):
         if isinstance(trials, str) and trials not in data.columns:
             raise DataError(f"trials: column {trials!r} is not in the data")
         extras = {"trials": trials} if trials is not None else None
-        design = build_design(formula, data, n_response=1, missing=missing, eval_env=env,
-                              extras=extras)
+        formula, is_cbind = cbind_response(formula)     # R's cbind(successes, failures)
+        if is_cbind and trials is not None:
+            raise DataError("cbind(successes, failures) gives the trials: do not pass trials=")
+        design = build_design(formula, data, n_response=2 if is_cbind else 1, missing=missing,
+                              eval_env=env, extras=extras)
         g = gcol.loc[design.row_labels]
+        if is_cbind:
+            if np.any(design.endog < 0):
+                raise DataError("cbind(successes, failures): counts must be non-negative")
+            tr = design.endog[:, 0] + design.endog[:, 1]
+        else:
+            tr = design.extras.get("trials")
         return cls(design.endog[:, 0], design.exog, g,
-                   trials=design.extras.get("trials"), n_agq=n_agq,
+                   trials=tr, n_agq=n_agq,
                    exog_names=design.exog_names, endog_name=design.endog_names[0],
                    group_name=gname, row_labels=design.row_labels,
                    n_dropped=design.n_dropped, design_info=design.design_info)

@@ -635,6 +635,8 @@ class MixtureRegressionResults(EMResults):
              else np.ones((n, 1)))
         off = (resolve_column(m._offset_spec, newdata, "offset")
                if getattr(m, "_offset_spec", None) is not None else np.zeros(n))
+        if m.design_info.has_offset:     # the formula's offset() terms
+            off = off + m.design_info.offset(newdata)
         tr = (resolve_column(m._trials_spec, newdata, "trials")
               if getattr(m, "_trials_spec", None) is not None else np.ones(n))
         return X, X2, Z, off, tr
@@ -784,7 +786,7 @@ def mixreg(formula: str, data, k: int, family: str = "gaussian", concomitant=Non
     for what, (mat, _, _) in extra_mats.items():
         extras["__" + what] = np.where(np.isnan(mat).any(axis=1), np.nan, 0.0)
     des = build_design(formula2, data, n_response=2 if is_cbind else 1, extras=extras,
-                       missing=missing)
+                       missing=missing, offset_key="__off")
     pos = data.index.get_indexer(des.row_labels)
     if is_cbind:
         y = des.endog[:, 0]

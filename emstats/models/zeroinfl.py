@@ -378,6 +378,8 @@ class ZeroInflatedResults(EMResults):
         Z = new_exog(m.zero_info, newdata)
         off = (resolve_column(m._offset_spec, newdata, "offset")
                if isinstance(m._offset_spec, str) else np.zeros(X.shape[0]))
+        if m.design_info.has_offset:     # the formula's offset() terms
+            off = off + m.design_info.offset(newdata)
         return X, Z, off
 
     def predict(self, newdata=None, which: str = "mean", at=None):
@@ -450,7 +452,7 @@ def zeroinfl(formula: str, data, dist: str = "poisson", offset=None, weights=Non
     Zfull, znames, zinfo, _ = rhs_matrix(zero_rhs, data)
     extras = {"__w": weights, "__off": offset,
               "__zero": np.where(np.isnan(Zfull).any(axis=1), np.nan, 0.0)}
-    des = build_design(count_f, data, extras=extras, missing=missing)
+    des = build_design(count_f, data, extras=extras, missing=missing, offset_key="__off")
     pos = data.index.get_indexer(des.row_labels)
     return ZeroInflatedRegression(
         des.endog[:, 0], des.exog, Zfull[pos], dist=dist, offset=des.extras.get("__off"),
