@@ -13,8 +13,6 @@ with Louis-method standard errors and convergence diagnostics.
 
 from __future__ import annotations
 
-import patsy as _patsy
-
 __version__ = "0.1.0"
 
 from . import datasets  # noqa: E402
@@ -26,7 +24,8 @@ from .exceptions import (  # noqa: E402
     LikelihoodDecreaseWarning,
     SingularDesignError,
 )
-from .inference import EMResults, fit_em  # noqa: E402
+from .formula import capture_env as _capture_env  # noqa: E402
+from .inference import EMResults, fit_em, load  # noqa: E402
 from .models import CensoredRegression, CensoredResults, IntervalRegression, Tobit  # noqa: E402
 
 
@@ -79,10 +78,10 @@ def tobit(formula: str, data, censor_left=0.0, censor_right=None, *, weights=Non
                                      censor_right=censor_right, weights=weights,
                                      offset=offset, beyond_limits=beyond_limits,
                                      missing=missing,
-                                     eval_env=_patsy.EvalEnvironment.capture(1))
+                                     eval_env=_capture_env(1))
     return Tobit.from_formula(formula, data, censor_left=censor_left, censor_right=censor_right,
                               weights=weights, offset=offset, beyond_limits=beyond_limits,
-                              missing=missing, eval_env=_patsy.EvalEnvironment.capture(1))
+                              missing=missing, eval_env=_capture_env(1))
 
 
 def intreg(formula: str, data, *, weights=None, offset=None,
@@ -106,7 +105,7 @@ def intreg(formula: str, data, *, weights=None, offset=None,
     """
     return IntervalRegression.from_formula(formula, data, weights=weights, offset=offset,
                                            missing=missing,
-                                           eval_env=_patsy.EvalEnvironment.capture(1))
+                                           eval_env=_capture_env(1))
 
 
 __all__ = [
@@ -125,6 +124,7 @@ __all__ = [
     "datasets",
     "fit_em",
     "intreg",
+    "load",
     "run_em",
     "show_config",
     "tobit",
@@ -206,7 +206,7 @@ def mvn(x=None, data=None, *, missing: str = "em") -> MVN:
     >>> round(res.llf, 4)
     -150.8587
     """
-    return _mvn(x, data, missing=missing, eval_env=_patsy.EvalEnvironment.capture(1))
+    return _mvn(x, data, missing=missing, eval_env=_capture_env(1))
 
 
 __all__ += ["MCARTest", "MIResults", "MVN", "MVNResults", "mi_fit", "mvn"]

@@ -1,15 +1,25 @@
-"""The one module that speaks patsy: formula + data -> arrays, names and design info."""
+"""The one module that speaks patsy: formula + data -> arrays, names and design info.
+
+Nothing outside this module imports patsy.  What a fitted model keeps of a formula is a
+:class:`Terms`: the right-hand side's terms, the levels of its categorical factors and
+the state of its stateful transforms (``center``, ``standardize``, splines), in a form
+that pickles and deep-copies, so that results saved to disk still predict on new data.
+"""
 
 from __future__ import annotations
 
+import importlib
 import re
+import sys
+import types
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import patsy
 
-from .exceptions import DataError
+from .exceptions import DataError, describe_rows
 
 
 @dataclass
@@ -22,8 +32,8 @@ class Design:
         Response column(s); NaN kept where the response may be missing.
     exog : ndarray, shape (n, p)
     endog_names, exog_names : list of str
-    design_info : patsy.DesignInfo
-        Right-hand-side design information, for ``predict`` on new data.
+    design_info : Terms
+        Right-hand-side terms, for ``predict`` on new data.
     row_labels : pandas.Index
         Labels of the rows used, in the caller's index.
     n_dropped : int
@@ -36,10 +46,237 @@ class Design:
     exog: np.ndarray
     endog_names: list[str]
     exog_names: list[str]
-    design_info: patsy.DesignInfo
+    design_info: Terms
     row_labels: pd.Index
     n_dropped: int = 0
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class _ModuleRef:
+    """A module named in a formula's environment (``np``), re-imported on unpickling."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+
+class _AttrRef:
+    """A module-level function or class named in a formula (``center``, ``np.log`` via
+    ``log``), looked up again on unpickling."""
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+
+class _Node:
+    """A patsy object taken apart: its class and its (converted) attributes."""
+
+    def __init__(self, module: str, qualname: str):
+        self.module, self.qualname = module, qualname
+        self.state: dict = {}
+
+
+def _by_reference(value):
+    """A module or module-level object as a reference, else None."""
+    if isinstance(value, types.ModuleType):
+        return _ModuleRef(value.__name__)
+    mod, name = getattr(value, "__module__", None), getattr(value, "__name__", None)
+    if isinstance(mod, str) and isinstance(name, str) and callable(value):
+        owner = sys.modules.get(mod)
+        if owner is not None and getattr(owner, name, None) is value:
+            return _AttrRef(mod, name)
+        if mod.startswith("patsy"):  # patsy's stateful transforms are wrapped functions
+            import patsy.builtins as builtins
+
+            for key in dir(builtins):
+                if getattr(builtins, key) is value:
+                    return _AttrRef("patsy.builtins", key)
+    return None
+
+
+def _dump(obj, memo: dict):
+    """Convert a patsy object graph into plain picklable pieces (sharing kept)."""
+    key = id(obj)
+    if key in memo:
+        return memo[key][0]
+    if isinstance(obj, (str, bytes, int, float, complex, bool, type(None), np.ndarray,
+                        np.generic)):
+        return obj
+    if isinstance(obj, patsy.EvalEnvironment):
+        node = _Node("patsy", "EvalEnvironment")
+        memo[key] = (node, obj)
+        names: dict = {}
+        for ns in obj._namespaces:                         # outermost last
+            for name in ns:
+                names.setdefault(name, ns[name])
+        node.state = {name: _by_reference(v) or _dump(v, memo) for name, v in names.items()}
+        node.state = {"namespace": node.state, "flags": obj.flags}
+        return node
+    cls = type(obj)
+    if cls.__module__.startswith("patsy"):
+        node = _Node(cls.__module__, cls.__qualname__)
+        memo[key] = (node, obj)
+        node.state = {k: _dump(v, memo) for k, v in vars(obj).items()}
+        return node
+    if isinstance(obj, OrderedDict):
+        return OrderedDict((_dump(k, memo), _dump(v, memo)) for k, v in obj.items())
+    if isinstance(obj, dict):
+        return {_dump(k, memo): _dump(v, memo) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return type(obj)(_dump(v, memo) for v in obj)
+    return obj  # anything else (a user's function, pandas objects) pickles by itself
+
+
+def _load(obj, memo: dict):
+    """Inverse of :func:`_dump`."""
+    if isinstance(obj, _ModuleRef):
+        return importlib.import_module(obj.name)
+    if isinstance(obj, _AttrRef):
+        return getattr(importlib.import_module(obj.module), obj.name)
+    if isinstance(obj, _Node):
+        if id(obj) in memo:
+            return memo[id(obj)]
+        if obj.qualname == "EvalEnvironment":
+            ns = {k: _load(v, memo) for k, v in obj.state["namespace"].items()}
+            env = patsy.EvalEnvironment([ns], obj.state["flags"])
+            memo[id(obj)] = env
+            return env
+        cls = importlib.import_module(obj.module)
+        for part in obj.qualname.split("."):
+            cls = getattr(cls, part)
+        new = object.__new__(cls)
+        # attributes first: patsy objects are dict keys and hash by their attributes
+        state = {k: _load(v, memo) for k, v in obj.state.items()}
+        new.__dict__.update(state)
+        memo[id(obj)] = new
+        return new
+    if isinstance(obj, OrderedDict):
+        return OrderedDict((_load(k, memo), _load(v, memo)) for k, v in obj.items())
+    if isinstance(obj, dict):
+        return {_load(k, memo): _load(v, memo) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return type(obj)(_load(v, memo) for v in obj)
+    return obj
+
+
+class Terms:
+    """The right-hand side of a fitted formula: what ``predict`` on new data needs.
+
+    It holds the terms of the formula, the levels of each categorical factor and the
+    state of stateful transforms (``center(x)`` keeps the training mean), and builds
+    the design matrix of new data with them.  Unlike patsy's own objects it pickles
+    and deep-copies: the names the formula uses from the caller's environment are kept
+    by reference when they are modules or module-level functions (``np``, ``center``),
+    by value otherwise.
+
+    Attributes
+    ----------
+    column_names : list of str
+        Names of the design columns.
+    formula : str
+        The right-hand side, as patsy describes it.
+    levels : dict of str to tuple
+        Levels of each categorical factor, as seen in the training data.
+    """
+
+    def __init__(self, design_info, offset_info=None):
+        self._info = design_info
+        self._offset = offset_info     # the formula's offset() terms, if any
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self._info.column_names)
+
+    @property
+    def formula(self) -> str:
+        text = self._info.describe()
+        if self._offset is not None:
+            text += "".join(f" + offset({t.name()[2:-1]})" for t in self._offset.terms)
+        return text
+
+    @property
+    def has_offset(self) -> bool:
+        """Whether the formula has ``offset()`` terms."""
+        return self._offset is not None
+
+    def offset(self, data) -> np.ndarray | None:
+        """The sum of the formula's ``offset()`` terms on ``data`` (None without any)."""
+        if self._offset is None:
+            return None
+        if isinstance(data, dict):
+            data = pd.DataFrame(data)
+        try:
+            (mat,) = patsy.build_design_matrices([self._offset], data, NA_action="raise")
+        except patsy.PatsyError as err:
+            frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame()
+            raise _explain_patsy_error(err, frame, "the offset of new data") from None
+        return np.asarray(mat, dtype=float).sum(axis=1)
+
+    @property
+    def levels(self) -> dict[str, tuple]:
+        return {f.name(): tuple(fi.categories) for f, fi in self._info.factor_infos.items()
+                if fi.type == "categorical"}
+
+    def variables(self) -> list[str]:
+        """Names the terms' factors use (variables, functions), sorted."""
+        used: set[str] = set()
+        for term in self._info.terms:
+            for factor in term.factors:
+                used |= set(re.findall(r"[A-Za-z_.][\w.]*", factor.name()))
+        return sorted(used)
+
+    def matrix(self, data, what: str = "new data", na: str = "raise") -> np.ndarray:
+        """The design matrix of ``data`` (a DataFrame or dict of columns); a row with a
+        missing value is an error (``na="raise"``) or kept with NaN (``na="keep"``, for
+        models that integrate missing values out)."""
+        if isinstance(data, dict):
+            data = pd.DataFrame(data)
+        if na not in ("raise", "keep"):
+            raise ValueError(f"na must be 'raise' or 'keep', got {na!r}")
+        action = "raise" if na == "raise" else patsy.NAAction(NA_types=[])
+        try:
+            (mat,) = patsy.build_design_matrices([self._info], data, NA_action=action)
+        except patsy.PatsyError as err:
+            frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame()
+            raise _explain_patsy_error(err, frame, what) from None
+        return np.asarray(mat, dtype=float)
+
+    def __getstate__(self):
+        memo: dict = {}
+        return {"info": _dump(self._info, memo), "offset": _dump(self._offset, memo)}
+
+    def __setstate__(self, state):
+        memo: dict = {}
+        self._info = _load(state["info"], memo)
+        self._offset = _load(state.get("offset"), memo)
+
+    def __repr__(self) -> str:
+        return f"Terms({self.formula!r})"
+
+
+def capture_env(depth: int = 0):
+    """The namespace of the caller ``depth`` frames above the caller of this function,
+    in which formulas look up names that are not columns."""
+    return patsy.EvalEnvironment.capture(depth + 1)
+
+
+def linear_constraint(names: list[str], spec):
+    """``(R, q)`` of restrictions given as strings such as ``"x1 = 0"`` or
+    ``["x1 = x2", "x3 = 1"]`` on the parameters ``names``; an unknown name is a
+    :class:`~emstats.exceptions.DataError` that lists the valid ones."""
+    try:
+        lc = patsy.DesignInfo(list(names)).linear_constraint(spec)
+    except patsy.PatsyError as err:
+        rest = spec if isinstance(spec, str) else " , ".join(map(str, spec))
+        for name in sorted(map(str, names), key=len, reverse=True):
+            rest = re.sub(r"(?<![\w.])" + re.escape(name) + r"(?![\w.])", " ", rest)
+        rest = re.sub(r"(?<![\w.])\d+(\.\d*)?([eE][+-]?\d+)?", " ", rest)
+        unknown = list(dict.fromkeys(re.findall(r"[A-Za-z_][\w.\[\]():]*", rest)))
+        what = (f"unknown parameter{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(map(repr, unknown))}" if unknown
+                else str(err).strip().splitlines()[0])
+        raise DataError(f"cannot read the restriction {spec!r}: {what}; the parameters "
+                        f"are: {', '.join(map(str, names))}") from None
+    return lc.coefs, lc.constants[:, 0]
 
 
 _NAME_RE = re.compile(r"name '([^']+)' is not defined")
@@ -72,6 +309,44 @@ def split_formula(formula: str) -> tuple[str, str]:
         raise DataError(f"formula must be a string with exactly one '~', got {formula!r}")
     lhs, rhs = formula.split("~")
     return lhs.strip(), rhs.strip()
+
+
+def split_offsets(rhs: str) -> tuple[str, list[str]]:
+    """Take R's ``offset(expr)`` terms out of a right-hand side: ``(the rest, [expr, ...])``.
+
+    ``"x + offset(np.log(t)) - 1"`` gives ``("x - 1", ["np.log(t)"])``.
+    """
+    offsets: list[str] = []
+    out = rhs
+    pattern = re.compile(r"(?<![\w.])offset\s*\(")
+    while True:
+        m = pattern.search(out)
+        if not m:
+            break
+        depth, j = 0, m.end() - 1
+        for j in range(m.end() - 1, len(out)):
+            depth += out[j] == "("
+            depth -= out[j] == ")"
+            if depth == 0:
+                break
+        if depth:
+            raise DataError(f"unbalanced parentheses in offset() of {rhs!r}")
+        expr = out[m.end():j].strip()
+        if not expr:
+            raise DataError(f"offset() needs an expression, in {rhs!r}")
+        offsets.append(expr)
+        before, after = out[:m.start()].rstrip(), out[j + 1:].lstrip()
+        if before.endswith("+"):
+            before = before[:-1].rstrip()
+        elif after.startswith("+"):
+            after = after[1:].lstrip()
+        elif before and not before.endswith("~"):
+            raise DataError(f"offset() must be added to the formula ('+ offset(...)'), "
+                            f"in {rhs!r}")
+        out = f"{before} {after}".strip()
+    if offsets and not re.search(r"[^\s\-+]", re.sub(r"-\s*1|\+\s*0", "", out) or ""):
+        out = ("1 " + out).strip() if not out or out.startswith(("-", "+")) else out
+    return (out or "1"), offsets
 
 
 def _response_columns(
@@ -117,6 +392,7 @@ def build_design(
     missing: str = "drop",
     response_may_be_nan: bool = False,
     eval_env: patsy.EvalEnvironment | None = None,
+    offset_key: str | None = None,
 ) -> Design:
     """Build response and design matrices from a formula.
 
@@ -137,6 +413,10 @@ def build_design(
     response_may_be_nan : bool
         NaN in the response is meaningful (interval bounds) and never drops a row
         by itself; rows whose responses are *all* NaN are still missing.
+    offset_key : str, optional
+        The entry of ``extras`` that is the model's offset: R's ``offset(expr)`` terms
+        of the right-hand side are added to it (and kept in the :class:`Terms`, for new
+        data).  Without it an ``offset()`` term is an error.
     """
     if missing not in ("drop", "raise"):
         raise ValueError(f"missing must be 'drop' or 'raise', got {missing!r}")
@@ -146,6 +426,23 @@ def build_design(
         raise DataError(f"formula {formula!r} has no response on the left of '~'")
     env = eval_env if eval_env is not None else patsy.EvalEnvironment.capture(1)
     endog, endog_names = _response_columns(lhs, data, n_response, env)
+    rhs, offset_terms = split_offsets(rhs)
+    offset_info = None
+    if offset_terms:
+        if offset_key is None:
+            raise DataError(f"formula {formula!r} has offset(): this model takes no offset")
+        try:
+            off_frame = patsy.dmatrix(" + ".join(["0"] + [f"I({t})" for t in offset_terms]),
+                                      data, NA_action=patsy.NAAction(NA_types=[]),
+                                      eval_env=env, return_type="dataframe")
+        except Exception as err:  # patsy lets evaluation errors of user code through
+            raise _explain_patsy_error(err, data, "offset()") from None
+        offset_info = off_frame.design_info
+        formula_offset = off_frame.to_numpy(dtype=float).sum(axis=1)
+        given = (extras or {}).get(offset_key)
+        given = resolve_column(given, data, "offset") if given is not None else 0.0
+        extras = {**(extras or {}), offset_key: given + formula_offset}
+    _check_text_numbers(rhs, data)
     try:
         rhs_frame = patsy.dmatrix(
             rhs, data, NA_action=patsy.NAAction(on_NA="drop"),
@@ -169,6 +466,7 @@ def build_design(
         reasons[label] = int((~keep).sum())
     exog_full = np.full((n, rhs_frame.shape[1]), np.nan)
     exog_full[pos] = rhs_frame.to_numpy(dtype=float)
+    _check_finite(exog_full, list(rhs_frame.columns), data.index)
 
     if response_may_be_nan:
         bad = np.all(np.isnan(endog), axis=1)
@@ -198,11 +496,50 @@ def build_design(
         exog=np.ascontiguousarray(exog_full[keep]),
         endog_names=endog_names,
         exog_names=list(design_info.column_names),
-        design_info=design_info,
+        design_info=Terms(design_info, offset_info),
         row_labels=data.index[keep],
         n_dropped=n_drop,
         extras={k: np.ascontiguousarray(v[keep]) for k, v in out_extras.items()},
     )
+
+
+def _check_finite(mat: np.ndarray, names: list[str], index) -> None:
+    """A DataError naming the design columns with infinite values (NaN is missing)."""
+    inf = np.isinf(mat)
+    if inf.any():
+        cols = [str(names[j]) for j in np.flatnonzero(inf.any(axis=0))]
+        rows = inf.any(axis=1)
+        raise DataError(f"non-finite values (inf) in column(s) {', '.join(map(repr, cols))} "
+                        f"of the design, in {int(rows.sum())} row(s) (rows "
+                        f"{describe_rows(index, rows)})")
+
+
+def _looks_numeric(col: pd.Series) -> bool:
+    vals = col.dropna()
+    if vals.empty:
+        return False
+    conv = pd.to_numeric(vals.astype(str).str.strip(), errors="coerce")
+    return bool(conv.notna().all())
+
+
+def _check_text_numbers(rhs: str, data: pd.DataFrame) -> None:
+    """A DataError for a column of numbers stored as text that the formula would turn
+    into dummies (one per distinct value) without saying so; ``C(col)`` asks for that."""
+    for c in data.columns:
+        if not isinstance(c, str) or not re.search(r"(?<![\w.])" + re.escape(c)
+                                                   + r"(?![\w.(])", rhs):
+            continue
+        col = data[c]
+        if (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
+                or isinstance(col.dtype, pd.CategoricalDtype)):
+            continue
+        if re.search(r"C\(\s*" + re.escape(c) + r"\s*[,)]", rhs):
+            continue
+        if _looks_numeric(col):
+            example = col.dropna().iloc[0]
+            raise DataError(f"column {c!r} holds numbers stored as text (e.g. {example!r}): "
+                            f"convert it with pandas.to_numeric, or write C({c}) to use its "
+                            "values as categories")
 
 
 def resolve_column(spec, data: pd.DataFrame | None, what: str, n: int | None = None):
@@ -230,16 +567,9 @@ def resolve_column(spec, data: pd.DataFrame | None, what: str, n: int | None = N
     return arr
 
 
-def new_exog(design_info: patsy.DesignInfo, data) -> np.ndarray:
-    """Design matrix for new data through a fitted model's design information."""
-    if isinstance(data, dict):
-        data = pd.DataFrame(data)
-    try:
-        (mat,) = patsy.build_design_matrices([design_info], data, NA_action="raise")
-    except patsy.PatsyError as err:
-        frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame()
-        raise _explain_patsy_error(err, frame, "new data") from None
-    return np.asarray(mat, dtype=float)
+def new_exog(terms: Terms, data) -> np.ndarray:
+    """Design matrix for new data through a fitted model's :class:`Terms`."""
+    return terms.matrix(data)
 
 
 def rhs_matrix(rhs: str, data, eval_env: patsy.EvalEnvironment | None = None):
@@ -258,14 +588,36 @@ def rhs_matrix(rhs: str, data, eval_env: patsy.EvalEnvironment | None = None):
                               eval_env=env, return_type="dataframe")
     except Exception as err:
         raise _explain_patsy_error(err, data, f"formula {rhs!r}") from None
+    _check_text_numbers(text, data)
     pos = data.index.get_indexer(frame.index)
     out = np.full((len(data), frame.shape[1]), np.nan)
     out[pos] = frame.to_numpy(dtype=float)
-    used = set()
-    for term in frame.design_info.terms:
-        for factor in term.factors:
-            used |= set(re.findall(r"[A-Za-z_.][\w.]*", factor.name()))
-    return out, list(frame.design_info.column_names), frame.design_info, sorted(used)
+    terms = Terms(frame.design_info)
+    return out, terms.column_names, terms, terms.variables()
+
+
+def numeric_matrix(spec: str, data: pd.DataFrame, eval_env=None, what: str = "the formula"
+                   ) -> tuple[pd.DataFrame, Terms]:
+    """The columns of a one-sided formula without intercept (``"~ x + np.log(y)"``), NaN
+    kept, and its :class:`Terms`; a categorical factor is a
+    :class:`~emstats.exceptions.DataError` (the models that use this need numbers)."""
+    text = spec.strip()
+    if "~" in text:
+        lhs, text = text.split("~", 1)
+        if lhs.strip():
+            raise DataError(f"use a one-sided formula ('~ x + y'), got {spec!r}")
+    env = eval_env if eval_env is not None else patsy.EvalEnvironment.capture(1)
+    try:
+        mat = patsy.dmatrix(text + " - 1", data, NA_action=patsy.NAAction(NA_types=[]),
+                            eval_env=env, return_type="dataframe")
+    except Exception as err:  # patsy lets evaluation errors of user code through
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"cannot evaluate {what} {spec!r}: {msg}") from None
+    terms = Terms(mat.design_info)
+    if terms.levels:
+        raise DataError(f"column {next(iter(terms.levels))!r} in the formula is not numeric: "
+                        "this model needs numeric columns")
+    return mat, terms
 
 
 def lhs_variables(formula: str) -> list[str]:

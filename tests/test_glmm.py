@@ -235,7 +235,7 @@ def test_score_matches_numerical_gradient(model):
 
 def test_summary(fitted):
     text = str(fitted.summary())
-    assert "herd SD" in text and "mcem" in text and "Monte Carlo EM" in text
+    assert "herd SD" in text and "ML, Monte Carlo EM" in text and "Monte Carlo EM" in text
     assert fitted.fe_params.index.tolist() == NAMES
     assert fitted.random_effects().shape == (15,)
 

@@ -3,10 +3,6 @@
 ``inference`` is imported by models, never the reverse; no module imports a private
 name of another; patsy is spoken only in ``formula.py``.  The rules are read off the
 source with ``ast``, so a wrong-way import fails here even inside a function.
-
-``KNOWN`` lists the violations that remain from the old shape, each to be removed by
-the port that fixes it; the test fails on any violation not listed, and on a listed one
-that is gone (so the list only shrinks).
 """
 
 from __future__ import annotations
@@ -14,8 +10,6 @@ from __future__ import annotations
 import ast
 from functools import lru_cache
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "emstats"
 
@@ -29,17 +23,6 @@ LAYER = {
     "__init__": 5, "__main__": 5,
 }
 
-#: (module, imported) pairs still to be removed
-KNOWN = {
-    ("emstats.inference.results", "patsy"),
-    ("emstats.models.censored", "patsy"),
-    ("emstats.models.hetero", "patsy"),
-    ("emstats.models.gmm", "patsy"),
-    ("emstats.models.glmm", "patsy"),
-    ("emstats.models.vbgmm", "patsy"),
-    ("emstats", "patsy"),
-    ("emstats.components.gaussian_data", "patsy"),
-}
 
 
 def _modules():
@@ -104,18 +87,12 @@ def _violations() -> frozenset:
 
 
 def test_imports_run_one_way():
-    new = _violations() - KNOWN
+    new = _violations()
     assert not new, "imports against the layering (exceptions <- em <- components <- " \
         f"models <- API; patsy only in formula.py; no private names): {sorted(new)}"
 
 
-@pytest.mark.parametrize("pair", sorted(KNOWN))
-def test_known_violations_are_still_there(pair):
-    # remove a pair from KNOWN when the port that fixes it lands
-    assert pair in _violations(), f"{pair} is fixed: delete it from KNOWN"
-
-
 def test_the_engine_imports_no_model():
     em = {n for n, _ in _modules() if n.startswith("emstats.em")}
-    bad = {(a, b) for a, b in _violations() if a in em} - KNOWN
+    bad = {(a, b) for a, b in _violations() if a in em}
     assert not bad

@@ -117,7 +117,7 @@ def test_bad_input(kwargs, match):
     ({"n_init": 0}, "n_init must be an integer >= 1"),
     ({"start_params": {"weights": [1.0]}}, "'weights' and 'rate'"),
     ({"init": "kmeans"}, "init must be"),
-    ({"cov_type": "robust"}, "cov_type must be one of"),
+    ({"cov_type": "hc3"}, "cov_type must be one of"),
 ])
 def test_bad_fit_arguments(model, kwargs, match):
     with pytest.raises((TypeError, ValueError), match=match):

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import patsy
 
 from ..em.data import ArrayData, Chunk
 from ..exceptions import DataError, describe_rows
+from ..formula import capture_env, numeric_matrix
 
 __all__ = ["GaussianRows", "IncompleteGaussianRows", "prepare_data", "sym"]
 
@@ -47,8 +47,8 @@ def prepare_data(spec, data, missing: str):
         Labels of the rows kept.
     n_dropped : int
         Rows dropped for missing values (with ``"em"``: rows with every value missing).
-    design_info : patsy.DesignInfo or None
-        The formula's design (to build new data), None without a formula.
+    design_info : emstats.formula.Terms or None
+        The formula's terms (to build new data), None without a formula.
     """
     if missing not in ("raise", "drop", "em"):
         raise ValueError(f"missing must be 'raise', 'drop' or 'em', got {missing!r}")
@@ -59,26 +59,7 @@ def prepare_data(spec, data, missing: str):
         frame = pd.DataFrame(data) if isinstance(data, dict) else data
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(f"data must be a DataFrame with a formula, got {type(frame)!r}")
-        f = spec.strip()
-        if "~" in f:
-            lhs, rhs = f.split("~", 1)
-            if lhs.strip():
-                raise DataError(f"use a one-sided formula ('~ x + y'), got {spec!r}")
-        else:
-            rhs = f
-        env = patsy.EvalEnvironment.capture(2)
-        try:
-            mat = patsy.dmatrix(rhs + " - 1", frame, NA_action=patsy.NAAction(NA_types=[]),
-                                eval_env=env, return_type="dataframe")
-        except Exception as err:  # patsy or evaluation errors
-            msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise DataError(f"cannot evaluate the formula {spec!r}: {msg}") from None
-        info = mat.design_info
-        for fac, finfo in info.factor_infos.items():
-            if finfo.type == "categorical":
-                raise DataError(f"column {fac.name()!r} in the formula is not numeric: a "
-                                "Gaussian mixture needs numeric columns")
-        design_info = info
+        mat, design_info = numeric_matrix(spec, frame, eval_env=capture_env(2))
         names = list(mat.columns)
         X = mat.to_numpy(dtype=float)
         labels = frame.index

@@ -120,6 +120,13 @@ class ArrayData:
                              r0, r1, b[u0:u1 + 1] - r0, int(n_threads)))
         return out
 
+    def unit_chunks(self, chunk: Chunk) -> list[Chunk]:
+        """The units of ``chunk`` (a chunk of these data) as one-unit chunks, for
+        per-unit quantities such as scores."""
+        u0 = int(np.searchsorted(self._bounds(), chunk.start))
+        return [self.take_units([u]).chunks(1, chunk.n_threads)[0]
+                for u in range(u0, u0 + chunk.n_units)]
+
     def take_units(self, idx) -> ArrayData:
         """The data of units ``idx`` (with repetition), e.g. for a bootstrap resample."""
         idx = np.asarray(idx, dtype=np.int64)

@@ -266,6 +266,7 @@ class FitOptions:
     callback: Callback | None = None
     method_options: dict | None = None
     n_boot: int = 200
+    groups: Any = None
 
     def __post_init__(self):
         object.__setattr__(self, "maxiter", _check_int("maxiter", self.maxiter, 1))
@@ -283,6 +284,12 @@ class FitOptions:
             raise TypeError(f"callback must be callable, got {self.callback!r}")
         if not isinstance(self.progress, (bool, np.bool_)):
             raise TypeError(f"progress must be True or False, got {self.progress!r}")
+        if self.groups is not None and self.cov_type != "cluster":
+            raise ValueError(f"groups= is for cov_type='cluster' (got cov_type="
+                             f"{self.cov_type!r})")
+        if self.cov_type == "cluster" and self.groups is None:
+            raise ValueError("cov_type='cluster' needs groups=: the cluster of each row "
+                             "(or of each unit) of the estimation data")
         if self.seed is not None and not isinstance(
                 self.seed, (int, np.integer, np.random.Generator, np.random.SeedSequence)):
             raise TypeError(f"seed must be an integer, a numpy Generator or None, "

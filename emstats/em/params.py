@@ -73,6 +73,16 @@ TINY = 1e-300
 Label = Callable[[tuple], str]
 
 
+class _LabelTable:
+    """A ``label`` function given by its values: index -> label."""
+
+    def __init__(self, table: dict):
+        self.table = table
+
+    def __call__(self, idx) -> str:
+        return self.table[tuple(int(i) for i in idx)]
+
+
 def _default_label(name: str, idx: tuple, axes) -> str:
     """``name[i,j](lab)``: unlabelled axes as 1-based indices in brackets, labelled
     axes (a sequence of labels) in parentheses."""
@@ -148,6 +158,15 @@ class Block:
     def coords(self) -> list[tuple]:  # pragma: no cover - abstract
         """Index (into the natural array) of each inference coordinate, in order."""
         raise NotImplementedError
+
+    def __getstate__(self):
+        # a label function (often a closure over the model) travels as its values, so
+        # that a spec, and the model holding it, pickles and deep-copies
+        state = dict(self.__dict__)
+        if state.get("label") is not None and not isinstance(state["label"], _LabelTable):
+            state["label"] = _LabelTable({tuple(int(i) for i in idx): self.label(idx)
+                                          for idx in self.coords()})
+        return state
 
     def names(self) -> list[str]:
         """Labels of the inference coordinates."""

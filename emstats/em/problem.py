@@ -110,6 +110,13 @@ class Problem:
     def louis(self, params):
         return self.score_and_louis(params)[1]
 
+    def unit_scores(self, params) -> np.ndarray:
+        """Observed-data score of every unit (units x parameters), chunk by chunk."""
+        own = getattr(self.model, "unit_scores", None)   # scores of rows the chunks lost
+        if own is not None:
+            return np.asarray(own(params), dtype=float)
+        return np.vstack([self.model.chunk_scores(params, ch) for ch in self.chunks])
+
     # -- incremental EM: blocks are chunks --------------------------------------------
     def blocks(self, n_blocks: int) -> list[Chunk]:
         return self.model.data.chunks(n_blocks, self.n_threads)

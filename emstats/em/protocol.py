@@ -184,7 +184,16 @@ class ChunkedModel(EMModel):
 
     * ``chunk_louis(params, chunk) -> Stats``: additive pieces of the chunk (by
       default the entries ``loglik``, ``score``, ``complete`` and ``missing``), and
-      ``louis_from_stats(params, total)`` when the total needs more than unpacking.
+      ``louis_from_stats(params, total)`` when the total needs more than unpacking;
+
+    and, for robust and clustered standard errors,
+
+    * ``chunk_scores(params, chunk) -> ndarray``: the observed-data score of each of the
+      chunk's units (units x parameters, inference coordinates), weights included, so
+      that the rows add up to the chunk's score.  The default runs ``chunk_louis`` on
+      each unit alone, which is right whenever ``louis_from_stats`` maps the summed
+      score linearly; a model with a vectorised form overrides it.  ``unit_weights()``
+      gives the frequency weight of each unit (default: none).
 
     The engine binds the model to its chunks and a thread count for each fit
     (:class:`~emstats.em.problem.Problem`); the model keeps no state from a fit.
@@ -205,6 +214,19 @@ class ChunkedModel(EMModel):
     def chunk_louis(self, params: Params, chunk):
         """Additive pieces of the log-likelihood, score and Louis' information (optional)."""
         raise NotImplementedError
+
+    def chunk_scores(self, params: Params, chunk) -> np.ndarray:
+        """Observed-data score of each unit of ``chunk`` (units x parameters, inference
+        coordinates, weights included): by default ``chunk_louis`` on each unit alone."""
+        if not self.has_louis:
+            raise NotImplementedError(f"{type(self).__name__} has no per-unit scores")
+        rows = [self.louis_from_stats(params, self.chunk_louis(params, unit))[1]
+                for unit in self.data.unit_chunks(chunk)]
+        return np.asarray(rows, dtype=float).reshape(len(rows), -1)
+
+    def unit_weights(self) -> np.ndarray | None:
+        """Frequency weight of each unit, or None when the units are unweighted."""
+        return None
 
     def louis_from_stats(self, params: Params, total) -> tuple[float, np.ndarray, LouisPieces]:
         """Log-likelihood, score and Louis' pieces from the pieces summed over chunks."""

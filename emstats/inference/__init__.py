@@ -2,6 +2,6 @@
 
 from .covariance import COV_TYPES, InformationWarning
 from .fit import fit_em, fit_model
-from .results import EMResults
+from .results import EMResults, load
 
-__all__ = ["COV_TYPES", "EMResults", "InformationWarning", "fit_em", "fit_model"]
+__all__ = ["COV_TYPES", "EMResults", "InformationWarning", "fit_em", "fit_model", "load"]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 from statsmodels.tools.numdiff import approx_fprime, approx_hess3
 
 from ..em.protocol import EMModel
 
-COV_TYPES = ("louis", "numerical", "bootstrap", "sem")
+COV_TYPES = ("louis", "numerical", "bootstrap", "sem", "robust", "cluster")
 COV_LABELS = {
     "louis": "Louis (1982) observed information",
     "numerical": "numerical Hessian of the log-likelihood",
@@ -17,6 +18,10 @@ COV_LABELS = {
     "sem": "supplemented EM (Meng & Rubin 1991)",
     "posterior": "posterior standard deviations of the variational posterior (not sampling "
                  "standard errors)",
+    "robust": "robust (sandwich: inverse observed information around the outer product "
+              "of the per-unit scores, no small-sample factor, as R's sandwich::sandwich)",
+    "cluster": "clustered (sandwich with the scores summed by cluster, times G / (G - 1), "
+               "as R's sandwich::vcovCL)",
 }
 
 
@@ -43,6 +48,57 @@ def invert_information(info: np.ndarray, names: list[str] | None = None) -> np.n
             stacklevel=3,
         )
         return np.full_like(info, np.nan)
+
+
+def sandwich_covariance(info: np.ndarray, scores: np.ndarray, *, weights=None,
+                        groups=None, names: list[str] | None = None
+                        ) -> tuple[np.ndarray, int]:
+    """Robust or clustered covariance A^-1 B A^-1 of an M-estimate.
+
+    Parameters
+    ----------
+    info : ndarray, shape (k, k)
+        Observed information A (the negative Hessian of the log-likelihood).
+    scores : ndarray, shape (m, k)
+        Score contribution of each of the m independent units (weights included: the
+        rows add up to the total score).
+    weights : ndarray, shape (m,), optional
+        Frequency weights of the units: a unit of weight w stands for w units with the
+        same score, so without clusters it adds ``c c' / w`` to the meat.
+    groups : array_like, shape (m,), optional
+        Cluster of each unit: B = G / (G - 1) sum_g s_g s_g' with s_g the summed scores of
+        cluster g (R's ``vcovCL`` with its defaults ``type = "HC0"``, ``cadjust = TRUE``;
+        Stata's ``vce(cluster)`` factor for ML models).  Without groups
+        B = sum_i s_i s_i' (HC0, R's ``sandwich``).
+
+    Returns
+    -------
+    cov : ndarray, shape (k, k)
+    n_clusters : int
+        G, or the number of units without groups.
+    """
+    scores = np.asarray(scores, dtype=float)
+    m, k = scores.shape
+    bread = invert_information(info, names)
+    if groups is None:
+        if weights is None:
+            meat = scores.T @ scores
+        else:
+            w = np.asarray(weights, dtype=float)
+            meat = (scores / np.where(w > 0, w, 1.0)[:, None]).T @ scores
+        n_groups, factor = m, 1.0
+    else:
+        codes, levels = pd.factorize(np.asarray(groups), sort=False)
+        n_groups = len(levels)
+        if n_groups < 2:
+            raise ValueError("cov_type='cluster' needs at least two clusters, got "
+                             f"{n_groups}")
+        sums = np.zeros((n_groups, k))
+        np.add.at(sums, codes, scores)
+        meat = sums.T @ sums
+        factor = n_groups / (n_groups - 1.0)
+    cov = factor * bread @ meat @ bread
+    return 0.5 * (cov + cov.T), int(n_groups)
 
 
 def numerical_information(model: EMModel, params) -> np.ndarray:

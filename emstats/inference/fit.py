@@ -5,18 +5,21 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 
 from .._config import information_memory_limit
 from ..em.engine import EMRun, FitOptions, merge_records, run_em, run_starts
 from ..em.monitor import warn_not_converged
 from ..em.problem import bind
 from ..em.protocol import EMModel
+from ..exceptions import DataError
 from .covariance import (
     COV_TYPES,
     bootstrap_covariance,
     invert_information,
     numerical_information,
     numerical_score,
+    sandwich_covariance,
     sem_covariance,
 )
 
@@ -50,6 +53,52 @@ def _starts(model, opts: FitOptions) -> list[tuple[str, object]]:
             raise ValueError(f"{type(model).__name__} has one default start; n_init must be 1")
         return [("default", model.start_params())]
     return make(opts.init, opts.n_init, np.random.default_rng(opts.seed))
+
+
+def unit_groups(model, groups, n_units: int) -> np.ndarray:
+    """The cluster of each of the model's ``n_units`` independent units.
+
+    ``groups`` gives one value per unit, or one per row of the estimation data in the
+    caller's order (a model that sorts its rows says how in ``row_order``; rows of one
+    unit -- an HMM's sequence, a GLMM's group -- must then share it).  A pandas
+    Series whose index is not the estimation rows' is aligned on the model's
+    ``row_labels`` (so ``data["firm"]`` works when rows were dropped for missing values).
+    """
+    if isinstance(groups, str):
+        raise DataError(f"groups= takes the cluster of each row, not a column name: pass "
+                        f"data[{groups!r}]")
+    data = getattr(model, "data", None)
+    n_rows = getattr(data, "n_rows", None)
+    labels = getattr(model, "row_labels", None)
+    if isinstance(groups, pd.Series) and labels is not None \
+            and len(labels) in (n_units, n_rows) and not groups.index.equals(labels):
+        aligned = groups.reindex(labels)
+        lost = aligned.isna() & ~pd.Index(labels).isin(groups.index)
+        if lost.any():
+            raise DataError(f"groups has no value for {int(lost.sum())} estimation row(s), "
+                            f"e.g. row {labels[np.flatnonzero(lost)[0]]!r}")
+        groups = aligned
+    g = np.asarray(groups, dtype=object).ravel()
+    if pd.isna(g).any():
+        raise DataError(f"groups has {int(pd.isna(g).sum())} missing value(s)")
+    if len(g) == n_units and getattr(data, "n_units", None) != n_units:
+        return g                      # one per unit of scores that are not the data's
+    order = getattr(model, "row_order", None)   # data rows in the caller's row order
+    if order is not None and n_rows is not None and len(g) == n_rows:
+        g = g[np.asarray(order)]
+    if len(g) == n_units:
+        return g
+    bounds = getattr(data, "unit_bounds", None)
+    if n_rows is not None and len(g) == n_rows and getattr(data, "n_units", None) == n_units:
+        if bounds is None:
+            return g
+        per_unit = g[bounds[:-1]]
+        if not np.array_equal(np.repeat(per_unit, np.diff(bounds)), g):
+            raise DataError("groups must be constant within each unit of the model (a "
+                            "sequence, a group): a cluster holds whole units")
+        return per_unit
+    raise DataError(f"groups has {len(g)} values; expected one per row of the estimation "
+                    f"data ({n_rows}) or one per unit ({n_units})")
 
 
 def _check_information_size(model, cov_type):
@@ -181,6 +230,12 @@ def fit_model(
         cov, reps = bootstrap_covariance(model, params, fit_one, n_boot=opts.n_boot,
                                          seed=opts.seed)
         extra["bootstrap_replicates"] = reps
+    elif cov_type in ("robust", "cluster"):
+        if info_obs is None:
+            info_obs = numerical_information(problem, params)
+        cov, n_groups = _sandwich(model, problem, params, info_obs, opts.groups)
+        if cov_type == "cluster":
+            extra["n_clusters"] = n_groups
     if want_se and info_obs is None:
         info_obs = numerical_information(problem, params)
     if info_obs is not None:
@@ -198,6 +253,29 @@ def fit_model(
     )
 
 
+def _sandwich(model, problem, params, info_obs, groups):
+    scores_of = getattr(problem, "unit_scores", None)
+    try:
+        if scores_of is None:
+            raise NotImplementedError
+        scores = scores_of(params)
+    except NotImplementedError:
+        raise ValueError(f"robust and clustered standard errors need the score of each "
+                         f"unit, which {type(model).__name__} does not provide") from None
+    if scores.shape[0] < 2:
+        raise ValueError(f"robust and clustered standard errors need several independent "
+                         f"units; this {type(model).__name__} has {scores.shape[0]}")
+    if scores.shape[0] <= scores.shape[1]:
+        warnings.warn(f"{scores.shape[0]} independent units for {scores.shape[1]} "
+                      "parameters: the robust covariance is singular", RuntimeWarning,
+                      stacklevel=4)
+    weigh = getattr(model, "unit_weights", None)
+    weights = weigh() if weigh is not None else None
+    g = unit_groups(model, groups, scores.shape[0]) if groups is not None else None
+    return sandwich_covariance(info_obs, scores, weights=weights, groups=g,
+                               names=list(model.param_names))
+
+
 class FitMixin:
     """The one ``fit()`` of every model: the same options, defaults and meanings.
 
@@ -209,6 +287,13 @@ class FitMixin:
     """
 
     results_class: type = None  # set by each model
+
+    def __repr__(self) -> str:
+        terms = getattr(self, "design_info", None)
+        rhs = f" ~ {terms.formula}" if terms is not None else ""
+        return (f"<{type(self).__name__}: {getattr(self, 'endog_name', 'y')}{rhs}, "
+                f"{self.nobs:g} observations, {len(self.param_names)} parameters; "
+                "not fitted: call .fit()>")
 
     def fit(
         self,
@@ -227,6 +312,7 @@ class FitMixin:
         callback=None,
         method_options: dict | None = None,
         n_boot: int = 200,
+        groups=None,
     ):
         """Maximum-likelihood fit by EM.
 
@@ -244,9 +330,16 @@ class FitMixin:
             Tolerance on the relative change of the log-likelihood.
         ptol : float, optional
             Also require the parameters to change by less than ``ptol`` (relative).
-        cov_type : {"louis", "numerical", "bootstrap", "sem"} or None
+        cov_type : {"louis", "numerical", "bootstrap", "sem", "robust", "cluster"} or None
             Standard errors: Louis' observed information (default), a numerical Hessian,
-            a nonparametric bootstrap, supplemented EM; ``None`` computes none.  When the
+            a nonparametric bootstrap, supplemented EM; ``"robust"``: the sandwich
+            A^-1 B A^-1 with A the observed information and B the sum of the outer
+            products of the units' scores (no small-sample factor, as R's
+            ``sandwich::sandwich``; Stata's ``vce(robust)`` multiplies by n / (n - 1));
+            ``"cluster"``: B from the scores summed by cluster, times G / (G - 1) for G
+            clusters (R's ``sandwich::vcovCL`` defaults, Stata's ``vce(cluster)``).  The
+            units are rows, an HMM's sequences, a GLMM's groups; a frequency weight w
+            counts as w units.  ``None`` computes none.  When the
             information matrix would exceed the memory limit
             (``EMSTATS_MAX_INFO_BYTES``; :func:`emstats._config.information_memory_limit`)
             the standard errors are skipped with a warning.
@@ -269,6 +362,10 @@ class FitMixin:
             Options of the method, e.g. ``{"n_blocks": 20}`` for ``"incremental"``.
         n_boot : int
             Bootstrap replicates (``cov_type="bootstrap"``).
+        groups : array_like or pandas.Series, optional
+            Clusters for ``cov_type="cluster"``: one value per row of the estimation
+            data (a Series of the original data frame is aligned on the rows used) or
+            per unit; the rows of one unit must share their cluster.
 
         Returns
         -------
@@ -279,7 +376,7 @@ class FitMixin:
                           cov_type=cov_type, n_init=n_init, init=init,
                           start_params=start_params, seed=seed, n_threads=n_threads,
                           progress=progress, callback=callback,
-                          method_options=method_options, n_boot=n_boot)
+                          method_options=method_options, n_boot=n_boot, groups=groups)
         return fit_model(self, self.results_class, nobs=self.nobs, df_model=self.df_model,
                          results_kwargs=getattr(self, "results_kwargs", None), options=opts)
 

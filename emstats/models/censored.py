@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import patsy
 import scipy.linalg as sla
 from scipy import special, stats
 from statsmodels.iolib.summary import Summary, summary_params
@@ -36,7 +35,7 @@ from ..em.protocol import ChunkedModel, LouisPieces
 from ..em.stats import Stats
 from ..exceptions import DataError, SingularDesignError
 from ..exceptions import describe_rows as _labels
-from ..formula import build_design, new_exog, resolve_column
+from ..formula import Terms, build_design, capture_env, new_exog, resolve_column
 from ..inference.fit import FitMixin
 from ..inference.results import EMResults
 
@@ -104,7 +103,7 @@ class CensoredRegression(FitMixin, ChunkedModel):
         endog_name: str = "y",
         row_labels: pd.Index | None = None,
         n_dropped: int = 0,
-        design_info: patsy.DesignInfo | None = None,
+        design_info: Terms | None = None,
         censoring: dict | None = None,
         centre=None,
         identify: bool = True,
@@ -402,6 +401,39 @@ class CensoredRegression(FitMixin, ChunkedModel):
                                chunk.n_threads)
         return Stats(v=part_v.sum(axis=0), mm=part_mm.sum(axis=0), s=part_s.sum(axis=0))
 
+    @staticmethod
+    def _with_offset_spec(offset, model):
+        """``model`` remembering whether ``offset=`` was given besides the formula's
+        ``offset()`` terms (new data then need ``offset=`` too)."""
+        model.explicit_offset = offset is not None
+        return model
+
+    def null_model(self) -> CensoredRegression | None:
+        """The intercept-only model on the same responses, weights and offset (None when
+        this model has no other regressor)."""
+        if self.k_exog <= 1:
+            return None
+        d = self.data
+        return CensoredRegression(d["lo"], d["hi"], np.ones((d.n_rows, 1)),
+                                  weights=d["w"] if self.has_weights else None,
+                                  offset=d["offset"] if self.has_offset else None,
+                                  exog_names=["Intercept"], endog_name=self.endog_name)
+
+    def chunk_scores(self, params, chunk) -> np.ndarray:
+        """Score of each row of the chunk: w x E[z] / sigma for beta and
+        w (E[z^2] - 1) for log sigma, z the standardised latent response given the row."""
+        beta, sigma = self._split(params)
+        n = chunk.n_rows
+        mo = np.empty((n, 5))
+        censnorm.censreg_moments(chunk["lo"], chunk["hi"], chunk["X"] @ beta + chunk["offset"],
+                                 np.full(n, sigma), mo, chunk.n_threads)
+        w = chunk["w"]
+        m, ez2 = mo[:, 1], mo[:, 2] + mo[:, 1] ** 2
+        return np.column_stack([chunk["X"] * (w * m / sigma)[:, None], w * (ez2 - 1.0)])
+
+    def unit_weights(self) -> np.ndarray:
+        return self.data["w"]
+
     def louis_from_stats(self, params, total):
         """Log-likelihood, score and Louis' pieces from the kernel's sums over all rows."""
         _, sigma = self._split(params)
@@ -506,8 +538,8 @@ class Tobit(CensoredRegression):
     def from_formula(cls, formula: str, data, censor_left=0.0, censor_right=None, *,
                      weights=None, offset=None, beyond_limits: str = "censor",
                      missing: str = "drop", eval_env=None) -> Tobit:
-        """Build a Tobit model from a patsy formula; see :func:`emstats.tobit`."""
-        env = eval_env if eval_env is not None else patsy.EvalEnvironment.capture(1)
+        """Build a Tobit model from a formula; see :func:`emstats.tobit`."""
+        env = eval_env if eval_env is not None else capture_env(1)
         # scalar limits stay scalars (so predict() can reuse them); columns and arrays
         # are aligned with the rows kept
         limits = {"censor_left": censor_left, "censor_right": censor_right}
@@ -515,16 +547,17 @@ class Tobit(CensoredRegression):
                    or isinstance(v, str)}
         extras = {"weights": weights, "offset": offset, **per_row}
         design = build_design(formula, data, n_response=1, missing=missing, eval_env=env,
-                              extras={k: v for k, v in extras.items() if v is not None})
+                              extras={k: v for k, v in extras.items() if v is not None},
+                              offset_key="offset")
         ex = design.extras
         limits.update({k: ex[k] for k in per_row})
-        return cls(design.endog[:, 0], design.exog,
+        return cls._with_offset_spec(offset, cls(design.endog[:, 0], design.exog,
                    censor_left=limits["censor_left"], censor_right=limits["censor_right"],
                    weights=ex.get("weights"), offset=ex.get("offset"),
                    beyond_limits=beyond_limits,
                    exog_names=design.exog_names, endog_name=design.endog_names[0],
                    row_labels=design.row_labels, n_dropped=design.n_dropped,
-                   design_info=design.design_info)
+                   design_info=design.design_info))
 
 
 class IntervalRegression(CensoredRegression):
@@ -561,17 +594,19 @@ class IntervalRegression(CensoredRegression):
     def from_formula(cls, formula: str, data, *, weights=None, offset=None,
                      missing: str = "drop", eval_env=None) -> IntervalRegression:
         """Build from ``"lower + upper ~ x1 + x2"``; see :func:`emstats.intreg`."""
-        env = eval_env if eval_env is not None else patsy.EvalEnvironment.capture(1)
+        env = eval_env if eval_env is not None else capture_env(1)
         extras = {"weights": weights, "offset": offset}
         design = build_design(formula, data, n_response=2, missing=missing, eval_env=env,
                               response_may_be_nan=True,
-                              extras={k: v for k, v in extras.items() if v is not None})
+                              extras={k: v for k, v in extras.items() if v is not None},
+                              offset_key="offset")
         ex = design.extras
-        return cls(design.endog[:, 0], design.endog[:, 1], design.exog,
+        return cls._with_offset_spec(offset, cls(
+                   design.endog[:, 0], design.endog[:, 1], design.exog,
                    weights=ex.get("weights"), offset=ex.get("offset"),
                    exog_names=design.exog_names,
                    endog_name=" + ".join(design.endog_names), row_labels=design.row_labels,
-                   n_dropped=design.n_dropped, design_info=design.design_info)
+                   n_dropped=design.n_dropped, design_info=design.design_info))
 
 
 # -- results -------------------------------------------------------------------------
@@ -699,13 +734,17 @@ class CensoredResults(EMResults):
             X = np.atleast_2d(np.asarray(exog, dtype=float))
         if X.shape[1] != m.k_exog:
             raise DataError(f"new exog has {X.shape[1]} columns, the model has {m.k_exog}")
+        from_formula = (isinstance(exog, (pd.DataFrame, dict)) and m.design_info is not None
+                        and m.design_info.has_offset)
         if offset is None:
-            if m.has_offset:
+            if m.has_offset and (not from_formula or getattr(m, "explicit_offset", True)):
                 raise DataError("the model has an offset: pass offset= for the new data")
             off = np.zeros(X.shape[0])
         else:
             off = resolve_column(offset, exog if isinstance(exog, pd.DataFrame) else None,
                                  "offset", X.shape[0])
+        if from_formula:                 # the formula's offset() terms on the new data
+            off = off + m.design_info.offset(exog)
         return X, off
 
     def _limits(self, n, exog, censor_left, censor_right, default_data: bool):

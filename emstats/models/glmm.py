@@ -68,7 +68,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import patsy
 from scipy import special
 
 from .._config import resolve_threads
@@ -78,7 +77,7 @@ from ..em.protocol import ChunkedModel
 from ..em.stats import Stats
 from ..exceptions import DataError, SingularDesignError
 from ..exceptions import describe_rows as _labels
-from ..formula import build_design, new_exog
+from ..formula import Terms, build_design, capture_env, cbind_response, new_exog
 from ..inference.fit import FitMixin
 from ..inference.results import EMResults
 
@@ -163,7 +162,7 @@ class RandomInterceptLogit(FitMixin, ChunkedModel):
                  df_proposal: float = 5.0, exog_names: list[str] | None = None,
                  endog_name: str = "y", group_name: str = "group",
                  row_labels: pd.Index | None = None, n_dropped: int = 0,
-                 design_info: patsy.DesignInfo | None = None):
+                 design_info: Terms | None = None):
         X = np.asarray(exog, dtype=float)
         if X.ndim == 1:
             X = X[:, None]
@@ -238,6 +237,7 @@ class RandomInterceptLogit(FitMixin, ChunkedModel):
         # group is a contiguous unit of the chunked data
         order = np.argsort(codes, kind="stable")
         self.order = order
+        self.row_order = order        # data rows in the caller's order (for groups=)
         self.g = np.ascontiguousarray(codes[order])
         self.starts = np.flatnonzero(np.r_[True, np.diff(self.g) != 0])
         y_s, nt_s = y[order], nt[order]
@@ -614,8 +614,8 @@ class RandomInterceptLogit(FitMixin, ChunkedModel):
     @classmethod
     def from_formula(cls, formula: str, data, groups, trials=None, *, missing: str = "drop",
                      n_agq: int = 25, eval_env=None) -> RandomInterceptLogit:
-        """Build the model from a patsy formula; see :func:`emstats.glmm_logit`."""
-        env = eval_env if eval_env is not None else patsy.EvalEnvironment.capture(1)
+        """Build the model from a formula; see :func:`emstats.glmm_logit`."""
+        env = eval_env if eval_env is not None else capture_env(1)
         if not isinstance(data, pd.DataFrame):
             data = pd.DataFrame(data)
         if isinstance(groups, str):
@@ -635,14 +635,34 @@ class RandomInterceptLogit(FitMixin, ChunkedModel):
         if isinstance(trials, str) and trials not in data.columns:
             raise DataError(f"trials: column {trials!r} is not in the data")
         extras = {"trials": trials} if trials is not None else None
-        design = build_design(formula, data, n_response=1, missing=missing, eval_env=env,
-                              extras=extras)
+        formula, is_cbind = cbind_response(formula)     # R's cbind(successes, failures)
+        if is_cbind and trials is not None:
+            raise DataError("cbind(successes, failures) gives the trials: do not pass trials=")
+        design = build_design(formula, data, n_response=2 if is_cbind else 1, missing=missing,
+                              eval_env=env, extras=extras)
         g = gcol.loc[design.row_labels]
+        if is_cbind:
+            if np.any(design.endog < 0):
+                raise DataError("cbind(successes, failures): counts must be non-negative")
+            tr = design.endog[:, 0] + design.endog[:, 1]
+        else:
+            tr = design.extras.get("trials")
         return cls(design.endog[:, 0], design.exog, g,
-                   trials=design.extras.get("trials"), n_agq=n_agq,
+                   trials=tr, n_agq=n_agq,
                    exog_names=design.exog_names, endog_name=design.endog_names[0],
                    group_name=gname, row_labels=design.row_labels,
                    n_dropped=design.n_dropped, design_info=design.design_info)
+
+    def null_model(self) -> RandomInterceptLogit | None:
+        """The random-intercept model without fixed regressors (None when there are
+        none to drop)."""
+        if self.k_exog <= 1:
+            return None
+        return RandomInterceptLogit(
+            self.y, np.ones((self.y.size, 1)), self.g,
+            trials=self.ntrials if self.has_trials else None, n_agq=self.n_agq,
+            df_proposal=self.df_proposal, exog_names=["Intercept"],
+            endog_name=self.endog_name, group_name=self.group_name)
 
     def bootstrap_model(self, idx: np.ndarray) -> RandomInterceptLogit:
         """The model on groups ``idx`` (with repetition; a repeated group is a new group)."""
@@ -812,4 +832,4 @@ def glmm_logit(formula: str, data, groups, trials=None, *, missing: str = "drop"
     """
     return RandomInterceptLogit.from_formula(formula, data, groups, trials, missing=missing,
                                              n_agq=n_agq,
-                                             eval_env=patsy.EvalEnvironment.capture(1))
+                                             eval_env=capture_env(1))

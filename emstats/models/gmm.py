@@ -39,11 +39,10 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import pandas as pd
-import patsy
 from scipy import linalg as sla
 from scipy.special import logsumexp
 
@@ -61,7 +60,7 @@ from ..em.stats import Stats
 from ..exceptions import ConvergenceWarning, DataError, describe_rows
 from ..inference.covariance import InformationWarning
 from ..inference.fit import FitMixin, fit_model
-from ..inference.results import EMResults
+from ..inference.results import EMResults, SavedResults, without_data
 
 LOG_2PI = math.log(2.0 * math.pi)
 PRIOR_STRUCTURES = ("VVV", "EEE", "VVI", "VII")
@@ -607,6 +606,8 @@ STRUCTURES: dict[str, type[Structure]] = {
     **{nm: _decomposed(nm) for nm in ("EVI", "VEI", "EVV", "EEV", "VEE", "VEV", "EVE",
                                       "VVE")},
 }
+# the generated classes live in this module under their names, so that models pickle
+globals().update({cls.__name__: cls for cls in STRUCTURES.values()})
 
 
 def resolve_structure(covariance: str, d: int) -> str:
@@ -1929,6 +1930,8 @@ class GMMResults(EMResults):
         log-likelihood there); None otherwise.
     """
 
+    _kept_without_data = ("icl",)
+
     def __init__(self, model, params, cov, *, init: str = "kmeans++", collapsed=(),
                  loglik_data: float | None = None, **kwargs):
         self.log_posterior = None
@@ -2026,7 +2029,7 @@ class GMMResults(EMResults):
         """mclust's BIC, 2 llf - npar log(n): larger is better (``bic`` is -1 times this)."""
         return -self.bic
 
-    @property
+    @cached_property
     def icl(self) -> float:
         """Integrated completed likelihood in mclust's sign (larger is better).
 
@@ -2045,13 +2048,7 @@ class GMMResults(EMResults):
             return m.X, m.row_labels
         if m.design_info is not None and isinstance(data, (pd.DataFrame, dict)):
             frame = pd.DataFrame(data) if isinstance(data, dict) else data
-            na = patsy.NAAction(NA_types=[]) if m.missing == "em" else "raise"
-            try:
-                (mat,) = patsy.build_design_matrices([m.design_info], frame, NA_action=na)
-            except patsy.PatsyError as err:
-                raise DataError(f"cannot build the variables for new data: "
-                                f"{str(err).splitlines()[0]}") from None
-            X = np.asarray(mat, dtype=float)
+            X = m.design_info.matrix(frame, na="keep" if m.missing == "em" else "raise")
             labels = frame.index
         elif isinstance(data, pd.DataFrame):
             missing = [c for c in m.columns if c not in data.columns]
@@ -2227,7 +2224,7 @@ class GMMResults(EMResults):
                          "standard errors from a numerical Hessian of the log-posterior.")
         if self.collapsed:
             notes.append(f"WARNING: component(s) {[k + 1 for k in self.collapsed]} collapsed.")
-        s.add_extra_txt(notes)
+        s.add_extra_txt(self._summary_notes() + notes)   # (add_extra_txt replaces)
         return s
 
     def _marginal_density(self, pts: np.ndarray, idx) -> np.ndarray:
@@ -2298,7 +2295,7 @@ class GMMResults(EMResults):
 # model selection
 # ----------------------------------------------------------------------------------
 
-class GMMSelection:
+class GMMSelection(SavedResults):
     """Model selection by BIC over numbers of components and covariance structures.
 
     Attributes
@@ -2321,6 +2318,12 @@ class GMMSelection:
         self.table = table
         self.best = best
         self.fits = fits
+
+    def remove_data(self) -> None:
+        """Drop the data from the selected fit and the models of the table."""
+        self.best.remove_data()
+        self.fits = {key: without_data(m) for key, m in self.fits.items()}
+        self.data_removed = True
 
     @property
     def bic_table(self) -> pd.DataFrame:

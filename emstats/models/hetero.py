@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import patsy
 import scipy.linalg as sla
 
 from .._kernels import censnorm
@@ -39,7 +38,7 @@ from ..em.data import ArrayData
 from ..em.protocol import ChunkedModel
 from ..em.stats import Stats
 from ..exceptions import DataError
-from ..formula import build_design, new_exog, resolve_column
+from ..formula import build_design, capture_env, new_exog, resolve_column
 from ..inference.fit import FitMixin
 from ..inference.results import EMResults
 from .censored import CensoredRegression, Tobit, censored_prediction, censoring_rows
@@ -354,7 +353,7 @@ def heteroskedastic_tobit(formula: str, data, scale_formula: str, *, censor_left
 
     Rows with missing values in either formula are dropped together.
     """
-    env = eval_env if eval_env is not None else patsy.EvalEnvironment.capture(1)
+    env = eval_env if eval_env is not None else capture_env(1)
     if not isinstance(scale_formula, str) or "~" not in scale_formula:
         raise DataError(f"scale_formula must be a one-sided formula like '~ z', "
                         f"got {scale_formula!r}")

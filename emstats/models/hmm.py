@@ -709,6 +709,7 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
             raise DataError("no observations (0 rows)")
         labels = pd.RangeIndex(T) if row_labels is None else pd.Index(row_labels)
         self._order = None if order is None else np.asarray(order, dtype=np.int64)
+        self.row_order = self._order    # data rows in the caller's order (for groups=)
         stacked_labels = labels if self._order is None else labels[self._order]
         self.var_names = list(var_names) if var_names is not None else (
             [f"x{j}" for j in range(d)] if d > 1 else ["y"])

@@ -51,6 +51,8 @@ every family); the weights' reference is then the new first component.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import pandas as pd
 
@@ -71,7 +73,7 @@ from ..formula import (
     rhs_matrix,
 )
 from ..inference.fit import FitMixin
-from ..inference.results import EMResults
+from ..inference.results import EMResults, SavedResults
 
 
 def _from_upper(U: np.ndarray) -> np.ndarray:
@@ -592,6 +594,8 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
 class MixtureRegressionResults(EMResults):
     """Results of a mixture of regressions: component coefficients, weights, posteriors."""
 
+    _kept_without_data = ("icl",)
+
     @property
     def _p(self) -> dict:
         return self.model._full(self.raw_params)
@@ -652,7 +656,7 @@ class MixtureRegressionResults(EMResults):
             e = np.where(r > 0, r * np.log(r), 0.0).sum(axis=1)
         return float(-(self.model.unit_weights() @ e))
 
-    @property
+    @cached_property
     def icl(self) -> float:
         """Integrated completed likelihood (Biernacki et al. 2000), as flexmix:
         BIC - 2 sum_u w_u log r_u,MAP(u)."""
@@ -676,7 +680,9 @@ class MixtureRegressionResults(EMResults):
         X, X2, Z = m.new_designs(newdata)
         n = X.shape[0]
         off = (resolve_column(m._offset_spec, newdata, "offset")
-               if m._offset_spec is not None else np.zeros(n))
+               if getattr(m, "_offset_spec", None) is not None else np.zeros(n))
+        if m.design_info.has_offset:     # the formula's offset() terms
+            off = off + m.design_info.offset(newdata)
         tr = (resolve_column(m._trials_spec, newdata, "trials")
               if m._trials_spec is not None else np.ones(n))
         index = newdata.index if isinstance(newdata, pd.DataFrame) else pd.RangeIndex(n)
@@ -859,7 +865,7 @@ def _build(formula, data, k, *, family="gaussian", concomitant=None, groups=None
     for what, (mat, _, _) in extra_mats.items():
         extras["__" + what] = np.where(np.isnan(mat).any(axis=1), np.nan, 0.0)
     des = build_design(formula2, data, n_response=2 if is_cbind else 1, extras=extras,
-                       missing=missing)
+                       missing=missing, offset_key="__off")
     pos = data.index.get_indexer(des.row_labels)
     if is_cbind:
         y = des.endog[:, 0]
@@ -927,7 +933,7 @@ def _column_spec(spec):
     return _GIVEN_AS_ARRAY
 
 
-class MixregSelection:
+class MixregSelection(SavedResults):
     """Fits of a mixture of regressions for several ``k``: a table and a plot."""
 
     def __init__(self, fits: dict):
@@ -937,6 +943,12 @@ class MixregSelection:
              "df": [r.k_params for r in fits.values()],
              "AIC": [r.aic for r in fits.values()], "BIC": [r.bic for r in fits.values()],
              "ICL": [r.icl for r in fits.values()]}).set_index("k")
+
+    def remove_data(self) -> None:
+        """Drop the data from every fit."""
+        for res in self.fits.values():
+            res.remove_data()
+        self.data_removed = True
 
     def best(self, criterion: str = "BIC"):
         """The fit minimising ``criterion`` (``"AIC"``, ``"BIC"`` or ``"ICL"``)."""

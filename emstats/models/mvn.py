@@ -21,6 +21,7 @@ data are MAR but not MCAR; Kenward & Molenberghs 1998).
 from __future__ import annotations
 
 from collections import namedtuple
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -293,6 +294,33 @@ class MVN(SpecMaps, FitMixin, ChunkedModel):
         J = self._J
         return Stats(loglik=ll, score=J.T @ sc, complete=J.T @ co @ J, missing=J.T @ mi @ J)
 
+    def unit_scores(self, params) -> np.ndarray:
+        """Observed-data score of each row (rows x parameters, inference coordinates),
+        for robust standard errors: the chunks hold per-pattern sums, which lose the
+        rows.  With e the row's deviations from the mean, the missing ones replaced by
+        their conditional expectation, and C their conditional covariance, the score is
+        W e for the mean and (W (e e' + C) W - W) / 2 for Sigma (W = Sigma^-1)."""
+        mu, sigma = np.asarray(params["mean"]), np.asarray(params["cov"])
+        X, pat, d = self.X, self.patterns, self.d
+        W = np.linalg.inv(sigma)
+        W = 0.5 * (W + W.T)
+        out = np.empty((X.shape[0], d + d * d))
+        for p in range(pat.n_patterns):
+            rows = pat.rows(p)
+            o = pat.observed[p]
+            u = ~o
+            e = np.zeros((rows.size, d))
+            e[:, o] = X[np.ix_(rows, np.flatnonzero(o))] - mu[o]
+            C = np.zeros((d, d))
+            if u.any():
+                B = np.linalg.solve(sigma[np.ix_(o, o)], sigma[np.ix_(o, u)])
+                e[:, u] = e[:, o] @ B
+                C[np.ix_(u, u)] = sigma[np.ix_(u, u)] - sigma[np.ix_(u, o)] @ B
+            su = e @ W
+            G = 0.5 * (np.einsum("ni,nj->nij", su, su) + W @ C @ W - W)
+            out[rows] = np.hstack([su, G.reshape(rows.size, -1)])
+        return out @ self._J
+
     def louis_from_stats(self, params, total):
         c, m = np.asarray(total["complete"]), np.asarray(total["missing"])
         return (float(total["loglik"]), np.asarray(total["score"]),
@@ -335,6 +363,8 @@ class MVN(SpecMaps, FitMixin, ChunkedModel):
 class MVNResults(EMResults):
     """Results of :class:`MVN`: mean, covariance, their standard errors, diagnostics,
     and imputations."""
+
+    _kept_without_data = ("little_test", "_louis", "_missing_share")
 
     def _frame(self, values) -> pd.DataFrame:
         n = self.model.names
@@ -423,10 +453,13 @@ class MVNResults(EMResults):
                 [("Little's MCAR chi2:", [f"{t.statistic:.4g} (df {t.df})"]),
                  ("Prob (MCAR):", [f"{t.pvalue:.4g}"])])
 
+    @cached_property
+    def _missing_share(self) -> float:
+        return float(np.isnan(self.model.X).mean())
+
     def _summary_notes(self):
         notes = super()._summary_notes()
-        X = self.model.X
-        frac = float(np.isnan(X).mean())
+        frac = self._missing_share
         fmi = self.fraction_missing_information
         notes.append(f"{100 * frac:.1f}% of the values are missing, in "
                      f"{self.model.patterns.n_patterns} patterns; {self.n_dropped} row(s) "

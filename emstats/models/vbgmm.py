@@ -745,15 +745,8 @@ class VBGMMResults(EMResults):
         if data is None:
             return m.X, m.row_labels
         if m.design_info is not None and isinstance(data, (pd.DataFrame, dict)):
-            import patsy
-
             frame = pd.DataFrame(data) if isinstance(data, dict) else data
-            try:
-                (mat,) = patsy.build_design_matrices([m.design_info], frame, NA_action="raise")
-            except patsy.PatsyError as err:
-                raise DataError(f"cannot build the variables for new data: "
-                                f"{str(err).splitlines()[0]}") from None
-            X, labels = np.asarray(mat, dtype=float), frame.index
+            X, labels = m.design_info.matrix(frame), frame.index
         elif isinstance(data, pd.DataFrame):
             miss = [c for c in m.columns if c not in data.columns]
             if miss:

@@ -442,6 +442,17 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
         zero = np.asarray(params["zero"], dtype=float) + _newton_step(stats["gz"], stats["Hz"])
         return {"count": count, "zero": zero}
 
+    def null_model(self):
+        """Intercepts only in both parts, the same offset and weights (None when the
+        model has no other regressor)."""
+        if self.p + self.q <= 2:
+            return None
+        d = self.data
+        one = np.ones((d.n_rows, 1))
+        return type(self)(d["y"], one, one, dist=self.dist, offset=d["off"],
+                          weights=d["w"], exog_names=["Intercept"],
+                          zero_names=["Intercept"], endog_name=self.endog_name)
+
     # -- Louis -----------------------------------------------------------------------
     def _louis(self, gc, Hc, gz, Hz, ll, w, A, v):
         k = self.p + self.d
@@ -759,8 +770,10 @@ class ZeroInflatedResults(EMResults):
                                  f"the data (the model got an array)")
             return np.zeros(X.shape[0])
 
-        return X, Z, offset(m._offset_spec, "offset"), offset(m._zero_offset_spec,
-                                                              "zero_offset")
+        off = offset(m._offset_spec, "offset")
+        if m.design_info.has_offset:     # the formula's offset() terms
+            off = off + m.design_info.offset(newdata)
+        return X, Z, off, offset(m._zero_offset_spec, "zero_offset")
 
     def predict(self, newdata=None, which: str = "mean", at=None):
         """Predictions for the model's rows or ``newdata`` (pscl's ``predict.zeroinfl``).
@@ -795,7 +808,7 @@ def _two_part_design(formula, data, offset, zero_offset, weights, missing):
     Zfull, znames, zinfo, _ = rhs_matrix(zero_rhs, data)
     extras = {"__w": weights, "__off": offset, "__zoff": zero_offset,
               "__zero": np.where(np.isnan(Zfull).any(axis=1), np.nan, 0.0)}
-    des = build_design(count_f, data, extras=extras, missing=missing)
+    des = build_design(count_f, data, extras=extras, missing=missing, offset_key="__off")
     pos = data.index.get_indexer(des.row_labels)
     return dict(y=des.endog[:, 0], X=des.exog, Z=Zfull[pos], offset=des.extras.get("__off"),
                 zero_offset=des.extras.get("__zoff"), weights=des.extras.get("__w"),
