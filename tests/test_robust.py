@@ -27,10 +27,9 @@ from emstats.exceptions import DataError
 R = json.loads((Path(__file__).parent / "results" / "robust_sandwich.json").read_text())
 TOBIT_F = "affairs ~ age + yearsmarried + religiousness + occupation + rating"
 
-#: models whose units are independent (the heteroskedastic Tobit has no per-unit
-#: scores until it is on the chunk contract; VB is not a likelihood fit)
-INDEPENDENT = ["tobit", "intreg", "gmm", "hmm_sequences", "glmm", "mixreg", "poisson_mixture",
-               "mvn", "zeroinfl", "hurdle"]
+#: models whose units are independent (VB is not a likelihood fit)
+INDEPENDENT = ["tobit", "intreg", "hetero_tobit", "gmm", "hmm_sequences", "glmm", "mixreg",
+               "poisson_mixture", "mvn", "zeroinfl", "hurdle"]
 
 
 def _r(case, key):
@@ -219,10 +218,30 @@ def test_one_sequence_is_not_enough():
         emstats.hmm("~ count", 2, "poisson", data=quakes).fit(cov_type="robust")
 
 
-def test_model_without_unit_scores(affairs):
-    m = emstats.tobit(TOBIT_F, affairs, scale_formula="~ C(gender)")
+def test_model_without_unit_scores():
+    """A user model on the whole-data protocol has no per-unit scores."""
+    class Linkage(emstats.EMModel):         # Dempster, Laird & Rubin's genetic linkage
+        param_names = ["p"]
+        counts = np.array([125.0, 18.0, 20.0, 34.0])
+        nobs = 197
+
+        def start_params(self):
+            return np.array([0.5])
+
+        def e_step(self, p):
+            p = float(np.asarray(p).ravel()[0])
+            y1, y2, y3, y4 = self.counts
+            x2 = y1 * (p / 4) / (0.5 + p / 4)
+            ll = (y1 * np.log(0.5 + p / 4) + (y2 + y3) * np.log((1 - p) / 4)
+                  + y4 * np.log(p / 4))
+            return (x2 + y4, y2 + y3), float(ll)
+
+        def m_step(self, stats, p):
+            a, b = stats
+            return np.array([a / (a + b)])
+
     with pytest.raises(ValueError, match="score of each unit"):
-        m.fit(cov_type="robust")
+        emstats.fit_em(Linkage(), cov_type="robust")
 
 
 def test_frequency_weights_count_as_units(affairs):

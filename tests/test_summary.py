@@ -90,7 +90,7 @@ def test_the_same_wording_everywhere(any_fit):
     text = str(res.summary())
     conv = res.convergence
     assert re.search(r"Converged:\s+(yes|no)\b", text)
-    m = re.search(r"Method:\s+ML, (.+?)\s{2,}", text)
+    m = re.search(r"Method:\s+(?:ML|VB), (.+?)(?:\s{2,}|\s*\n)", text)   # VB: variational
     assert m and m.group(1) == METHOD_NAMES[conv.method]
     long, short = describe_iterations(conv, len(res.extra.get("starts", ())) or 1)
     assert f"Iterations: {long};" in text

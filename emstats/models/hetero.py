@@ -232,6 +232,18 @@ class HeteroskedasticCensoredRegression(FitMixin, ChunkedModel):
             arr[p:, :p] = arr[:p, p:].T
         return Stats(loglik=float(w @ out[:, 0]), score=score, complete=comp, missing=miss)
 
+    def chunk_scores(self, params, chunk) -> np.ndarray:
+        """Score of each row: w x E[z] / sigma_i for beta and w z (E[z^2] - 1) for gamma,
+        z the standardised latent response given the row (for robust standard errors)."""
+        _, sig, out = self._moments(params, chunk)
+        w = chunk["w"]
+        m, ez2 = out[:, 1], out[:, 2] + out[:, 1] ** 2
+        return np.column_stack([chunk["X"] * (w * m / sig)[:, None],
+                                chunk["Z"] * (w * (ez2 - 1.0))[:, None]])
+
+    def unit_weights(self) -> np.ndarray:
+        return self.data["w"]
+
     # -- the bootstrap --------------------------------------------------------------------
     @property
     def n_units(self) -> int:

@@ -51,7 +51,7 @@ from ..em.protocol import ChunkedModel
 from ..em.stats import Stats
 from ..exceptions import DataError, describe_rows
 from ..inference.fit import FitMixin, fit_model
-from ..inference.results import EMResults
+from ..inference.results import METHOD_NAMES, EMResults, describe_iterations
 
 LOG_2PI = math.log(2.0 * math.pi)
 LOG_2 = math.log(2.0)
@@ -837,10 +837,9 @@ class VBGMMResults(EMResults):
                 ("Components k:", str(self.k)), ("No. Observations:", str(m.n)),
                 ("Variables:", str(m.d))]
         right = [("ELBO:", f"{self.elbo:.6f}"), ("Log-lik. (plug-in):", f"{self.llf:.6f}"),
-                 ("Method:", {"em": "coordinate ascent", "squarem": "SQUAREM"}.get(
-                     cv.method, cv.method)),
-                 ("Iterations:", str(cv.n_iter)),
-                 ("Converged:", "yes" if cv.converged else "NO")]
+                 ("Method:", f"VB, {METHOD_NAMES.get(cv.method, cv.method)}"),
+                 ("Iterations:", describe_iterations(cv, len(self.init_elbos))[1]),
+                 ("Converged:", "yes" if cv.converged else "no")]
         rows = [[a[0], a[1], b[0], b[1]] for a, b in zip(left, right, strict=True)]
         s.tables.append(SimpleTable(rows, title="Variational Bayesian Gaussian mixture"))
         s.tables.append(_df_table(self.posterior_table(alpha)))
@@ -854,6 +853,9 @@ class VBGMMResults(EMResults):
         a0 = pr["weight_concentration_prior"]
         a0txt = f"{a0[0]:.6g}" if np.all(a0 == a0[0]) else str(np.round(a0, 6).tolist())
         s.add_extra_txt([
+            f"Iterations: {describe_iterations(cv, len(self.init_elbos))[0]}; "
+            f"{'converged' if cv.converged else 'not converged'} ({cv.reason}); the EM "
+            "steps are coordinate ascent on the ELBO.",
             f"Priors: weight_concentration {a0txt}, mean_precision {pr['mean_precision_prior']:.6g}"
             f", degrees_of_freedom {pr['degrees_of_freedom_prior']:.6g}, mean_prior and "
             "covariance_prior in results.model.priors.",
@@ -876,9 +878,6 @@ class VBGMMResults(EMResults):
         ax.set_ylabel("ELBO")
         return ax
 
-    def __repr__(self):
-        return (f"VBGMMResults(k={self.k}, elbo={self.elbo:.6f}, "
-                f"weights={np.round(self.weights.to_numpy(), 4).tolist()})")
 
 
 def _df_table(df: pd.DataFrame):

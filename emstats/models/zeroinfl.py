@@ -341,6 +341,7 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
         self._offset_spec, self._zero_offset_spec = offset_spec, zero_offset_spec
         self.data = ArrayData({"y": y, "X": X, "Z": Z, "off": off, "zoff": zoff, "w": w,
                                "c": self.family.log_const(y)})
+        self.y_max = int(np.max(y))     # the default counts of predict(which="prob")
         cnt = [f"count_{c}" for c in self.exog_names] + (["Log(theta)"] if self.d else [])
         zer = [f"zero_{c}" for c in self.zero_names] + (["zero_Log(theta)"] if self.dz
                                                          else [])
@@ -794,8 +795,7 @@ class ZeroInflatedResults(EMResults):
         """
         m = self.model
         X, Z, off, zoff = self._designs(newdata)
-        ks = (np.arange(int(m.data["y"].max()) + 1) if at is None
-              else np.asarray(at, dtype=int).ravel())
+        ks = (np.arange(m.y_max + 1) if at is None else np.asarray(at, dtype=int).ravel())
         return m.predict_arrays(self.raw_params, X, Z, off, zoff, which, ks)
 
 
