@@ -162,7 +162,16 @@ class EMResults:
                                distribution="norm")
 
     def wald_test(self, r_matrix, q_matrix=None) -> ContrastResults:
-        """Joint chi-square Wald test of linear restrictions ``R params = q``."""
+        """Joint chi-square Wald test of linear restrictions ``R params = q``.
+
+        Parameters
+        ----------
+        r_matrix : str, array_like
+            The restrictions: a string such as ``"age = 0, rating = 0"`` in the parameter
+            names, or the matrix R (one row per restriction).
+        q_matrix : array_like, optional
+            The right-hand side q (default zeros); not used with a string.
+        """
         r, q = self._constraints(r_matrix, q_matrix)
         diff = r @ self.params.to_numpy() - q
         w = float(diff @ np.linalg.solve(r @ self._cov @ r.T, diff))

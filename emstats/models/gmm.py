@@ -634,7 +634,17 @@ def resolve_structure(covariance: str, d: int) -> str:
 
 @dataclass
 class GMMParams:
-    """Mixture parameters: weights (K,), means (K, d), covariances (K, d, d)."""
+    """Mixture parameters.
+
+    Parameters
+    ----------
+    weights : ndarray, shape (K,)
+        Mixing proportions (summing to one).
+    means : ndarray, shape (K, d)
+        Component means.
+    covariances : ndarray, shape (K, d, d)
+        Component covariance matrices.
+    """
 
     weights: np.ndarray
     means: np.ndarray
@@ -724,6 +734,11 @@ class GaussianMixture(FitMixin, ChunkedModel):
         ``dof`` and ``scale``.
     missing : {"raise", "drop"}
         Rows with NaN raise an error (default) or are dropped.
+
+    Other Parameters
+    ----------------
+    _prepared : object, optional
+        Internal: the already validated data, passed by :func:`emstats.gmm`.
 
     Notes
     -----
@@ -1549,6 +1564,8 @@ class GaussianMixture(FitMixin, ChunkedModel):
             k distinct rows as means with the data covariance.  An array of n labels is
             an initial partition (e.g. mclust's hierarchical classes), an n x k array
             initial responsibilities (one start).
+        start_params : GMMParams, optional
+            Starting parameters (one start; ``n_init`` and ``init`` are then unused).
         cov_type : {"louis", "numerical", "bootstrap", "sem"} or None
             Default: Louis' method for every structure without a prior, a numerical
             Hessian of the log-posterior with a prior.
@@ -1708,7 +1725,13 @@ class GMMResults(EMResults):
                             columns=m.columns)
 
     def covariance(self, k: int) -> pd.DataFrame:
-        """Covariance matrix of component ``k`` (1-based), labelled."""
+        """Covariance matrix of component ``k`` (1-based), labelled.
+
+        Parameters
+        ----------
+        k : int
+            The component, 1..K.
+        """
         if not 1 <= int(k) <= self.k:
             raise ValueError(f"component must be in 1..{self.k}, got {k!r}")
         cols = self.model.columns
@@ -1779,7 +1802,13 @@ class GMMResults(EMResults):
 
     def predict_proba(self, newdata=None) -> pd.DataFrame:
         """Posterior component probabilities (responsibilities), rows x components, of the
-        model's rows or of ``newdata``."""
+        model's rows or of ``newdata``.
+
+        Parameters
+        ----------
+        newdata : DataFrame or array_like, optional
+            New rows (through the formula for a model built from one); default the
+            estimation rows."""
         r, _, labels = self._pass(newdata, resp=True)
         return pd.DataFrame(r, index=labels,
                             columns=pd.RangeIndex(1, self.k + 1, name="component"))
@@ -1810,20 +1839,44 @@ class GMMResults(EMResults):
         return pd.Series(np.argmax(r.to_numpy(), axis=1) + 1, index=r.index, name="component")
 
     def score_samples(self, data=None) -> pd.Series:
-        """Log-density of the mixture at each row."""
+        """Log-density of the mixture at each row.
+
+        Parameters
+        ----------
+        data : DataFrame or array_like, optional
+            Rows to evaluate (through the formula for a model built from one); default the
+            estimation rows.
+        """
         _, ll, labels = self._pass(data, ll=True)
         return pd.Series(ll, index=labels, name="logpdf")
 
     def score(self, data=None) -> float:
-        """Mean log-density per row (as scikit-learn's ``score``)."""
+        """Mean log-density per row (as scikit-learn's ``score``).
+
+        Parameters
+        ----------
+        data : DataFrame or array_like, optional
+            Rows to evaluate (through the formula for a model built from one); default the
+            estimation rows.
+        """
         return float(self.score_samples(data).mean())
 
     def sample(self, n: int, seed=None) -> tuple[pd.DataFrame, np.ndarray]:
         """Draw ``n`` rows from the fitted mixture.
 
+        Parameters
+        ----------
+        n : int
+            Number of draws.
+        seed : int or numpy.random.Generator, optional
+            Random seed.
+
         Returns
         -------
-        (DataFrame of draws, ndarray of their components 1..K)
+        draws : DataFrame
+            The simulated rows.
+        components : ndarray
+            The component (1..K) of each draw.
         """
         rng = np.random.default_rng(seed)
         p = self._p
@@ -1834,7 +1887,12 @@ class GMMResults(EMResults):
         return pd.DataFrame(x, columns=self.model.columns), comp + 1
 
     def density(self, data) -> np.ndarray:
-        """Mixture density (not log) at the rows of ``data``."""
+        """Mixture density (not log) at the rows of ``data``.
+
+        Parameters
+        ----------
+        data : DataFrame or array_like
+            The rows (through the formula for a model built from one)."""
         return np.exp(self.score_samples(data).to_numpy())
 
     # -- presentation -----------------------------------------------------------------
@@ -1848,8 +1906,17 @@ class GMMResults(EMResults):
         return left, right
 
     def summary(self, alpha: float = 0.05, title: str | None = None):
-        """Summary table; see :meth:`EMResults.summary`.  BIC there is -2 llf + npar log n
-        (smaller is better); ``BIC (mclust)`` is its negative (larger is better)."""
+        """Summary table; see :meth:`EMResults.summary`.
+
+        BIC there is -2 llf + npar log n (smaller is better); ``BIC (mclust)`` is its
+        negative (larger is better).
+
+        Parameters
+        ----------
+        alpha : float
+            Significance level of the confidence intervals (default 0.05).
+        title : str, optional
+            Title of the table."""
         s = super().summary(alpha=alpha, title=title or
                             f"Gaussian mixture ({self.model.covariance}, k = {self.k})")
         notes = [f"Components ordered by their means (first variable first). Starts: "
@@ -1964,7 +2031,14 @@ class GMMSelection:
         return self.table.pivot(index="k", columns="covariance", values="icl")
 
     def plot(self, ax=None, criterion: str = "bic"):
-        """BIC (mclust's sign, larger is better) against k, one line per structure."""
+        """BIC (mclust's sign, larger is better) against k, one line per structure.
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Axes to draw on (default: a new figure).
+        criterion : {"bic", "icl"}
+            The criterion plotted."""
         import matplotlib.pyplot as plt
 
         if ax is None:

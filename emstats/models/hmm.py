@@ -93,7 +93,7 @@ LOG_2PI = float(np.log(2.0 * np.pi))
 class HMMParams:
     """Parameters of an HMM on their natural scale.
 
-    Attributes
+    Parameters
     ----------
     startprob : ndarray, shape (K,)
         Distribution of the first state of each sequence.
@@ -709,6 +709,8 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
         when sequences are given by a ``groups`` column).
     seq_names : list, optional
         Names of the sequences.
+    endog_name : str, optional
+        Name of the observed variable (for a single variable from a formula or Series).
     boundary_tol : float
         Free probabilities below this after EM are fixed at zero (see the module notes).
     identify : bool
@@ -1935,7 +1937,14 @@ class HMMResults(EMResults):
         """Forecast mean (and variance, for numeric emissions) of the observations
         h = 1..steps steps ahead: mixtures of the state distributions weighted by
         :meth:`forecast_states`.  For a categorical emission, the forecast
-        probability of each symbol."""
+        probability of each symbol.
+
+        Parameters
+        ----------
+        steps : int
+            Forecast horizon.
+        sequence : optional
+            Sequence name or index (default: the last sequence)."""
         ps = self.forecast_states(steps, sequence).to_numpy()
         m = self.model
         em = self.raw_params.emission
@@ -2038,7 +2047,15 @@ class HMMResults(EMResults):
         return notes
 
     def summary(self, alpha: float = 0.05, title: str | None = None):
-        """Summary table: estimates with exact observed-information standard errors."""
+        """Summary table: estimates with exact observed-information standard errors.
+
+        Parameters
+        ----------
+        alpha : float
+            Significance level of the confidence intervals (default 0.05).
+        title : str, optional
+            Title of the table.
+        """
         return super().summary(alpha=alpha,
                                title=title or f"{self.model.K}-state hidden Markov model")
 

@@ -85,7 +85,43 @@ def _log_softmax(a: np.ndarray) -> np.ndarray:
 
 
 class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
-    """Finite mixture of ``k`` regressions (see the module docstring and :func:`mixreg`)."""
+    """Finite mixture of ``k`` regressions (see the module docstring and :func:`mixreg`).
+
+    Parameters
+    ----------
+    y : array_like, shape (n,)
+        The response.
+    X : array_like, shape (n, p)
+        Design of the component-specific coefficients.
+    k : int
+        Number of components.
+    family : {"gaussian", "poisson", "binomial", "negbin"}
+        The component distribution.
+    Z : array_like, shape (n, q), optional
+        Design of the concomitant (multinomial-logit prior) model (default: a constant).
+    X2 : array_like, shape (n, f), optional
+        Design of coefficients shared by all components.
+    offset : array_like, optional
+        Offset of the linear predictor.
+    trials : array_like, optional
+        Binomial trials per row.
+    weights : array_like, optional
+        Frequency weights.
+    unit_bounds : array_like of int, optional
+        Row boundaries of groups whose rows share one component (rows sorted by group).
+    exog_names, fixed_names, concomitant_names : list of str, optional
+        Names of the columns of ``X``, ``X2`` and ``Z``.
+    endog_name : str
+        Name of the response.
+    design_info, fixed_info, concomitant_info : patsy.DesignInfo, optional
+        Designs of a model built from a formula (for prediction).
+    frame : pandas.DataFrame, optional
+        Internal: the estimation data of a model built from a formula (for plots).
+    row_order : ndarray of int, optional
+        Internal: position of each row in the caller's data when rows were sorted by group.
+    groups : array_like, optional
+        Internal: the group labels.
+    """
 
     summary_title = "Mixture of Regressions Results"
 
@@ -677,7 +713,16 @@ class MixtureRegressionResults(EMResults):
     def plot_components(self, x: str, ax=None, n_grid: int = 100):
         """Scatter of the response against regressor ``x`` coloured by MAP class, with
         each component's fitted mean along ``x`` (other variables at their means or
-        first level).  Needs matplotlib and a model built from a formula."""
+        first level).  Needs matplotlib and a model built from a formula.
+
+        Parameters
+        ----------
+        x : str
+            A variable of the formula's right-hand side.
+        ax : matplotlib.axes.Axes, optional
+            Axes to draw on (default: a new figure).
+        n_grid : int
+            Number of points of each fitted curve."""
         import matplotlib.pyplot as plt
 
         m = self.model
@@ -841,14 +886,26 @@ class MixregSelection:
              "ICL": [r.icl for r in fits.values()]}).set_index("k")
 
     def best(self, criterion: str = "BIC"):
-        """The fit minimising ``criterion`` (``"AIC"``, ``"BIC"`` or ``"ICL"``)."""
+        """The fit minimising ``criterion``.
+
+        Parameters
+        ----------
+        criterion : {"AIC", "BIC", "ICL"}
+            The information criterion (default BIC).
+        """
         return self.fits[int(self.table[criterion].idxmin())]
 
     def __repr__(self) -> str:
         return f"MixregSelection\n{self.table}"
 
     def plot(self, ax=None):
-        """AIC, BIC and ICL against k (matplotlib)."""
+        """AIC, BIC and ICL against k (matplotlib).
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Axes to draw on (default: a new figure).
+        """
         import matplotlib.pyplot as plt
 
         if ax is None:

@@ -64,7 +64,7 @@ LOG_2 = math.log(2.0)
 class VBParams:
     """Variational parameters of the global factors (scikit-learn's names).
 
-    Attributes
+    Parameters
     ----------
     weight_concentration : ndarray (K,)
         alpha_k of q(pi) = Dirichlet(alpha).
@@ -139,6 +139,11 @@ class VariationalGaussianMixture(FitMixin, ChunkedModel):
         ddof = 1); a scalar for one variable.
     missing : {"raise", "drop"}
         Rows with NaN raise a :class:`DataError` (default) or are dropped.
+
+    Other Parameters
+    ----------------
+    _prepared : object, optional
+        Internal: the already validated data, passed by :func:`emstats.vbgmm`.
 
     Notes
     -----
@@ -709,7 +714,13 @@ class VBGMMResults:
 
     def predict_proba(self, data=None) -> pd.DataFrame:
         """Responsibilities under the variational posterior, r_ik proportional to
-        exp(E log pi_k + E log N(x_i | mu_k, Lambda_k)) (scikit-learn's ``predict_proba``)."""
+        exp(E log pi_k + E log N(x_i | mu_k, Lambda_k)) (scikit-learn's ``predict_proba``).
+
+        Parameters
+        ----------
+        data : DataFrame or array_like, optional
+            Rows to evaluate (through the formula for a model built from one); default the
+            estimation rows."""
         X, labels = self._new_data(data)
         D = self.model._derived(self.params)
         r = self.model._kernel(X, self.params, D, want_resp=True,
@@ -717,7 +728,14 @@ class VBGMMResults:
         return pd.DataFrame(r, index=labels, columns=self._index)
 
     def predict(self, data=None) -> pd.Series:
-        """Most probable component (1..K) of each row."""
+        """Most probable component (1..K) of each row.
+
+        Parameters
+        ----------
+        data : DataFrame or array_like, optional
+            Rows to evaluate (through the formula for a model built from one); default the
+            estimation rows.
+        """
         r = self.predict_proba(data)
         return pd.Series(np.argmax(r.to_numpy(), axis=1) + 1, index=r.index, name="component")
 
@@ -725,7 +743,12 @@ class VBGMMResults:
     def posterior_table(self, alpha: float = 0.05) -> pd.DataFrame:
         """Posterior mean, standard deviation and equal-tailed credible interval of every
         weight (marginally Beta) and component mean (marginally Student t with
-        nu_k - d + 1 degrees of freedom) under the variational posterior."""
+        nu_k - d + 1 degrees of freedom) under the variational posterior.
+
+        Parameters
+        ----------
+        alpha : float
+            One minus the credibility of the intervals (default 0.05)."""
         p, m = self.params, self.model
         d = m.d
         a = p.weight_concentration
@@ -753,7 +776,12 @@ class VBGMMResults:
 
     def summary(self, alpha: float = 0.05):
         """Summary: fit information, then posterior means, standard deviations and
-        credible intervals of the weights and means, then the variational parameters."""
+        credible intervals of the weights and means, then the variational parameters.
+
+        Parameters
+        ----------
+        alpha : float
+            One minus the credibility of the intervals (default 0.05)."""
         from statsmodels.iolib.summary import Summary
         from statsmodels.iolib.table import SimpleTable
 
@@ -789,7 +817,13 @@ class VBGMMResults:
         return s
 
     def plot_elbo(self, ax=None):
-        """The ELBO trace against the iteration (matplotlib required)."""
+        """The ELBO trace against the iteration (matplotlib required).
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Axes to draw on (default: a new figure).
+        """
         import matplotlib.pyplot as plt
 
         if ax is None:
@@ -831,11 +865,15 @@ def vbgmm(spec=None, k=None, *, data=None, covariance: str = "full",
     k : int
         Number of components (an upper bound).
     data : DataFrame, optional
+        The data of a formula.
     covariance : {"full"}
-    weight_concentration_prior, mean_precision_prior, mean_prior,
+        Only full covariances are implemented.
+    weight_concentration_prior, mean_precision_prior, mean_prior :
+        See :class:`VariationalGaussianMixture`.
     degrees_of_freedom_prior, covariance_prior :
         See :class:`VariationalGaussianMixture`.
     missing : {"raise", "drop"}
+        Rows with NaN raise a :class:`DataError` (default) or are dropped.
 
     Returns
     -------

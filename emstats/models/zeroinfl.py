@@ -65,7 +65,31 @@ def _log_expit(x):
 
 class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
     """Zero-inflated Poisson or NB2 regression (see the module docstring and
-    :func:`zeroinfl`)."""
+    :func:`zeroinfl`).
+
+    Parameters
+    ----------
+    y : array_like, shape (n,)
+        Non-negative integer counts.
+    X : array_like, shape (n, p)
+        Design of the count part (include a constant column yourself).
+    Z : array_like, shape (n, q)
+        Design of the zero part.
+    dist : {"poisson", "negbin"}
+        The count distribution (negbin: NB2 with a dispersion ``Log(theta)``).
+    offset : array_like, optional
+        Offset of the count part's log mean.
+    weights : array_like, optional
+        Frequency weights.
+    exog_names, zero_names : list of str, optional
+        Names of the columns of ``X`` and ``Z``.
+    endog_name : str
+        Name of the response.
+    design_info, zero_info : patsy.DesignInfo, optional
+        Designs of the two parts of a model built from a formula (for prediction).
+    offset_spec : object, optional
+        Internal: how the formula's offset is recomputed on new data.
+    """
 
     summary_title = "Zero-Inflated Count Regression Results"
 
@@ -342,6 +366,11 @@ class ZeroInflatedResults(EMResults):
         """Observed and expected frequencies of the counts 0..``max_count`` (default the
         largest count), the expected ones the sums of the fitted P(y_i = k).
 
+        Parameters
+        ----------
+        max_count : int, optional
+            The largest count tabulated (default: the largest observed).
+
         Returns
         -------
         pandas.DataFrame
@@ -462,6 +491,13 @@ class HurdleRegression(ZeroInflatedRegression):
     is one Newton step on the count part (with weights: w_i at y_i, w_i E[M_i] at 0) and
     one on the logit (which has no missing data).  Louis' missing information is
     sum_i w_i Var(M_i) s0_i s0_i', s0_i the count score at y = 0.
+
+    Parameters
+    ----------
+    y, X, Z, dist, offset, weights :
+        As in :class:`ZeroInflatedRegression` (``Z`` is the design of the hurdle logit).
+    exog_names, zero_names, endog_name, design_info, zero_info, offset_spec :
+        As in :class:`ZeroInflatedRegression`.
     """
 
     summary_title = "Hurdle Count Regression Results"
