@@ -268,34 +268,24 @@ class EMResults:
     def plot_convergence(self, ax=None, relative: bool = True):
         """Plot the log-likelihood trace (matplotlib required).
 
+        For Monte Carlo and stochastic EM: the log-likelihood of every iterate with its
+        trailing mean and a band of two trailing standard deviations, the burn-in and the
+        reported log-likelihood (see :func:`emstats.inference.plots.convergence`).
+
         Parameters
         ----------
         ax : matplotlib Axes, optional
+            Axes to draw on (default: a new figure).
         relative : bool
             Plot the distance to the final log-likelihood on a log scale
-            (default) rather than the log-likelihood itself.
+            (default) rather than the log-likelihood itself (deterministic methods).
 
         Returns
         -------
         matplotlib Axes
         """
-        try:
-            import matplotlib.pyplot as plt
-        except ImportError as err:  # pragma: no cover - depends on the environment
-            raise ImportError("plot_convergence needs matplotlib: pip install emstats[plot]") \
-                from err
-        if ax is None:
-            _, ax = plt.subplots()
-        ll = np.asarray(self.convergence.loglik)
-        it = np.arange(len(ll))
-        if relative:
-            gap = np.maximum(ll[-1] - ll, np.finfo(float).tiny)
-            ax.semilogy(it[:-1], gap[:-1], marker="o", ms=3,
-                        label=self.convergence.method)
-            ax.set_ylabel("final log-likelihood minus log-likelihood")
-        else:
-            ax.plot(it, ll, marker="o", ms=3, label=self.convergence.method)
-            ax.set_ylabel("log-likelihood")
-        ax.set_xlabel("iteration")
-        ax.legend()
-        return ax
+        from .plots import convergence
+
+        return convergence(self.convergence, self.llf, relative=relative, ax=ax,
+                           title=f"Convergence of {type(self.model).__name__} "
+                                 f"({self.convergence.method})")

@@ -656,6 +656,38 @@ class CensoredResults(EMResults):
     Adds the scale, predictions and marginal effects to :class:`EMResults`.
     """
 
+    def plot_residuals(self, ax=None):
+        """Latent residuals y* - x'beta against the linear predictor x'beta, by kind of
+        observation.
+
+        For an uncensored row y* is the response; for a censored row only a bound is
+        known (y* at most the limit when left-censored, at least it when right-censored),
+        so the point drawn is that bound; an interval's point is at its midpoint.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Axes to draw on (default: a new figure).
+
+        Returns
+        -------
+        matplotlib Axes
+        """
+        from ..inference.plots import residuals
+
+        lo, hi = self.model.data["lo"], self.model.data["hi"]
+        kinds = np.select([lo == hi, np.isneginf(lo), np.isposinf(hi)],
+                          ["uncensored", "left-censored (residual at most)",
+                           "right-censored (residual at least)"], "interval (midpoint)")
+        y = np.where(lo == hi, lo, np.where(np.isneginf(lo), hi,
+                                            np.where(np.isposinf(hi), lo, 0.5 * (lo + hi))))
+        fitted = np.asarray(self.predict(which="linear"), dtype=float)
+        return residuals(fitted, y - fitted, kinds=kinds, ax=ax, smooth=False,
+                         xlabel="linear predictor x'beta (the latent mean)",
+                         ylabel="latent residual y* - x'beta",
+                         title=f"{type(self.model).__name__}: latent residuals against the "
+                               "linear predictor")
+
     @property
     def scale(self) -> float:
         """The standard deviation of the latent errors, exp(Log(scale))."""

@@ -1985,11 +1985,24 @@ class GMMResults(EMResults):
         G0, G1 = np.meshgrid(g0, g1)
         pts = np.column_stack([G0.ravel(), G1.ravel()])
         dens = self._marginal_density(pts, idx)
-        ax.contour(G0, G1, dens.reshape(G0.shape), levels=levels)
-        if points:
-            ax.scatter(X2[:, 0], X2[:, 1], c=self.predict().to_numpy(), s=8, cmap="tab10")
+        ax.contour(G0, G1, dens.reshape(G0.shape), levels=levels, cmap="Greys",
+                   linewidths=0.8)
+        labels = self.predict().to_numpy() if points else None
+        w = np.asarray(self.weights, dtype=float)
+        mu = np.asarray(self.means, dtype=float)[:, idx]
+        for j in range(len(w)):
+            colour = f"C{j % 10}"
+            if points:
+                sel = labels == j + 1
+                ax.scatter(X2[sel, 0], X2[sel, 1], s=8, color=colour, alpha=0.7)
+            ax.plot(mu[j, 0], mu[j, 1], marker="X", ms=10, color=colour, mec="black",
+                    ls="none", label=f"component {j + 1} (weight {w[j]:.2f})")
         ax.set_xlabel(m.columns[idx[0]])
         ax.set_ylabel(m.columns[idx[1]])
+        ax.set_title(f"Gaussian mixture ({self.covariance_type}, k = {len(w)}): density "
+                     "contours" + (", points by most probable component" if points else ""),
+                     fontsize="medium")
+        ax.legend(fontsize="small", title="means (X)")
         return ax
 
 
@@ -2010,16 +2023,19 @@ class GMMSelection:
         ``converged``, ``failed`` and ``error`` (a fit that raised is reported with its
         reason, its criteria NaN, and never selected).
     best : GMMResults
-        The fit with the largest BIC (mclust's sign) among non-degenerate fits, refitted
-        from its estimate with standard errors.
+        The fit with the largest BIC or ICL (``criterion``; mclust's sign) among
+        non-degenerate fits, refitted from its estimate with standard errors.
     fits : dict
         The fitted models, keyed by (structure, k).
+    criterion : {"bic", "icl"}
+        What selected ``best``.
     """
 
-    def __init__(self, table, best, fits):
+    def __init__(self, table, best, fits, criterion: str = "bic"):
         self.table = table
         self.best = best
         self.fits = fits
+        self.criterion = criterion
 
     @property
     def bic_table(self) -> pd.DataFrame:
@@ -2028,32 +2044,38 @@ class GMMSelection:
 
     @property
     def icl_table(self) -> pd.DataFrame:
+        """ICL (mclust's sign) as a k x covariance table, like ``mclustICL``."""
         return self.table.pivot(index="k", columns="covariance", values="icl")
 
-    def plot(self, ax=None, criterion: str = "bic"):
-        """BIC (mclust's sign, larger is better) against k, one line per structure.
+    def plot(self, ax=None, criterion: str | None = None):
+        """The criterion (mclust's sign, larger is better) against k, one line per
+        structure, its formula in the title and the selected model marked.
 
         Parameters
         ----------
         ax : matplotlib.axes.Axes, optional
             Axes to draw on (default: a new figure).
-        criterion : {"bic", "icl"}
-            The criterion plotted."""
-        import matplotlib.pyplot as plt
+        criterion : {"bic", "icl"}, optional
+            The criterion plotted (default: the one that selected :attr:`best`).
 
-        if ax is None:
-            _, ax = plt.subplots()
-        tab = self.bic_table if criterion == "bic" else self.icl_table
-        for col in tab.columns:
-            ax.plot(tab.index, tab[col], marker="o", ms=4, label=col)
+        Returns
+        -------
+        matplotlib Axes
+        """
+        from ..inference.plots import selection
+
+        crit = (criterion or self.criterion).lower()
+        if crit not in ("bic", "icl"):
+            raise ValueError(f"criterion must be 'bic' or 'icl', got {criterion!r}")
+        tab = self.bic_table if crit == "bic" else self.icl_table
         b = self.best
-        best_val = tab.loc[b.k, b.covariance_type]
-        ax.plot([b.k], [best_val], marker="o", ms=12, mfc="none", mec="black",
-                label=f"selected: {b.covariance_type}, k = {b.k}")
-        ax.set_xlabel("number of components k")
-        ax.set_ylabel(f"{criterion.upper()} = 2 loglik - npar log n (larger is better)")
-        ax.legend(ncol=2, fontsize="small")
-        return ax
+        if crit == self.criterion:
+            k, cov = b.k, b.covariance_type
+        else:  # mark this criterion's own choice
+            ok = self.table[~self.table["failed"] & ~self.table["degenerate"]]
+            row = ok.sort_values(crit, ascending=False).iloc[0]
+            k, cov = int(row["k"]), row["covariance"]
+        return selection(tab, k, cov, criterion=crit, ax=ax)
 
     def __repr__(self):
         b = self.best
@@ -2110,8 +2132,8 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
                *, data=None, init="kmeans++", n_init: int = 5, seed: int = 0,
                method: str = "em", maxiter: int = 5000, tol: float = 1e-10,
                reg_covar: float = 0.0, prior=None, missing: str = "raise",
-               n_threads: int | None = None) -> GMMSelection:
-    """Fit mixtures for every k and covariance structure and select by BIC.
+               n_threads: int | None = None, criterion: str = "bic") -> GMMSelection:
+    """Fit mixtures for every k and covariance structure and select by BIC or ICL.
 
     BIC follows mclust: 2 loglik - npar log(n), larger is better (the table also
     gives ``bic_min`` = -2 loglik + npar log(n), the sign of statsmodels and
@@ -2130,11 +2152,18 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
         partition per k (e.g. mclust's hierarchical classes).
     n_init, seed, method, maxiter, tol, reg_covar, prior, n_threads :
         As in :meth:`GaussianMixture.fit` and :func:`gmm`.
+    criterion : {"bic", "icl"}
+        What selects ``best``: BIC, or Biernacki, Celeux & Govaert's ICL (BIC plus twice
+        the log posterior probabilities of the MAP classification, which favours
+        well-separated clusters), both in mclust's sign.
 
     Returns
     -------
     GMMSelection
     """
+    criterion = str(criterion).lower()
+    if criterion not in ("bic", "icl"):
+        raise ValueError(f"criterion must be 'bic' or 'icl', got {criterion!r}")
     if spec is None:
         if data is None:
             raise ValueError("no data: pass an array, a DataFrame or a formula with data=")
@@ -2183,7 +2212,7 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
         raise FloatingPointError("every fit failed: " + "; ".join(
             f"{r.covariance}, k = {r.k}: {r.error}" for r in table.itertuples()))
     ok = done[~done["degenerate"]]
-    pick = (ok if len(ok) else done).sort_values("bic", ascending=False).iloc[0]
+    pick = (ok if len(ok) else done).sort_values(criterion, ascending=False).iloc[0]
     key = (pick["covariance"], int(pick["k"]))
     chosen = results[key]
     # the selected model with its standard errors, from its estimate
@@ -2191,7 +2220,7 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
         warnings.simplefilter("ignore", DegenerateComponentWarning)
         best = fits[key].fit(start_params=chosen.raw_params, method=method, maxiter=maxiter,
                              tol=tol, n_threads=n_threads)
-    return GMMSelection(table, best, fits)
+    return GMMSelection(table, best, fits, criterion)
 
 
 # ----------------------------------------------------------------------------------

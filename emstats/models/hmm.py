@@ -1810,6 +1810,50 @@ class HMMResults(EMResults):
         """P(S_t = k | all observations of the sequence) (local decoding)."""
         return self._probs("smoothed")
 
+    def plot_states(self, sequence=0, time=None, axes=None):
+        """Observations coloured by decoded state, over the smoothed state probabilities.
+
+        Parameters
+        ----------
+        sequence : int or name
+            Which sequence (default the first).
+        time : array_like, optional
+            The time of each observation of the sequence (default 1, 2, ...).
+        axes : pair of matplotlib Axes, optional
+            The two panels (default: a new figure).
+
+        Returns
+        -------
+        pair of matplotlib Axes
+        """
+        from ..inference.plots import hmm_states
+
+        m = self.model
+        s = m.seq_names.index(sequence) if sequence in m.seq_names else int(sequence)
+        if not 0 <= s < len(m.lengths):
+            raise ValueError(f"sequence {sequence!r}: there are {len(m.lengths)} sequences")
+        start = int(np.sum(m.lengths[:s]))
+        rows = slice(start, start + int(m.lengths[s]))
+        path, _ = m.viterbi(self.raw_params)
+        probs = m.posteriors(self.raw_params, "smoothed")[rows]
+        obs = m.X[rows]
+        obs = obs[:, 0] if obs.ndim == 2 and obs.shape[1] == 1 else obs
+        nat = m.emission.natural(self.raw_params.emission)
+        means = nat.get("rates", nat.get("means"))
+        if means is not None and np.ndim(obs) == 1:
+            means = np.asarray(means, dtype=float).reshape(m.K, -1)[:, 0]
+        else:
+            means = None
+        t = np.arange(1, probs.shape[0] + 1) if time is None else np.asarray(time)
+        if t.shape[0] != probs.shape[0]:
+            raise ValueError(f"time has {t.shape[0]} values for {probs.shape[0]} observations")
+        name = ", ".join(map(str, m.var_names)) if getattr(m, "var_names", None) else "y"
+        label = f" (sequence {m.seq_names[s]})" if len(m.lengths) > 1 else ""
+        return hmm_states(t, obs, np.asarray(path[rows]) + 1, probs,
+                          state_labels=list(self.states), obs_label=name, state_means=means,
+                          title=f"{m.K}-state HMM, {m.emission.name} emission{label}: "
+                                "Viterbi states", axes=axes)
+
     def filtered_probs(self) -> pd.DataFrame:
         """P(S_t = k | observations of the sequence up to t)."""
         return self._probs("filtered")

@@ -710,6 +710,34 @@ class MixtureRegressionResults(EMResults):
         raise ValueError("which must be 'mean', 'component_means', 'prior' or 'posterior', "
                          f"got {which!r}")
 
+    def plot_residuals(self, ax=None):
+        """Response minus the fitted mixture mean against that mean, by MAP component.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Axes to draw on (default: a new figure).
+
+        Returns
+        -------
+        matplotlib Axes
+        """
+        from ..inference.plots import residuals
+
+        m = self.model
+        y = np.asarray(m.data["y"], dtype=float)
+        post = np.asarray(self.predict(which="posterior"), dtype=float)
+        if m.row_order is not None:  # the model's rows are sorted by group
+            y_caller = np.empty_like(y)
+            y_caller[np.asarray(m.row_order)] = y
+            y = y_caller
+        fitted = np.asarray(self.predict(which="mean"), dtype=float)
+        kinds = np.array([f"component {j + 1}" for j in np.argmax(post, axis=1)])
+        return residuals(fitted, y - fitted, kinds=kinds, ax=ax,
+                         xlabel="fitted mixture mean", ylabel=f"{m.endog_name} minus fitted",
+                         title=f"Mixture of {m.k} {m.family.name} regressions: residuals "
+                               "(points by MAP component)")
+
     def plot_components(self, x: str, ax=None, n_grid: int = 100):
         """Scatter of the response against regressor ``x`` coloured by MAP class, with
         each component's fitted mean along ``x`` (other variables at their means or

@@ -282,6 +282,29 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
 class ZeroInflatedResults(EMResults):
     """Results of a zero-inflated count regression: coefficient blocks, theta, predictions."""
 
+    def plot_residuals(self, ax=None):
+        """Response residuals y - E[y] against the fitted mean E[y], zeros and positive
+        counts marked apart.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Axes to draw on (default: a new figure).
+
+        Returns
+        -------
+        matplotlib Axes
+        """
+        from ..inference.plots import residuals
+
+        y = np.asarray(self.model.data["y"], dtype=float)
+        mean = np.asarray(self.predict(which="mean"), dtype=float)
+        kinds = np.where(y == 0, "zero", "positive count")
+        return residuals(mean, y - mean, kinds=kinds, ax=ax, xlabel="fitted mean E[y]",
+                         ylabel=f"{self.model.endog_name} minus E[y]",
+                         title=f"{type(self.model).__name__} ({self.model.dist}): "
+                               "residuals against fitted means")
+
     def _summary_rows(self):
         m = self.model
         right = []
