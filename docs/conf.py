@@ -61,9 +61,10 @@ autodoc_default_options = {"members": True, "member-order": "bysource"}
 autodoc_typehints = "none"  # numpydoc's Parameters sections carry the types
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
-# Every public parameter must be described: a parameter missing from (PR01) or unknown to
-# (PR02) a docstring's Parameters section is a warning, and the -W build fails on it.
-numpydoc_validation_checks = {"PR01", "PR02"}
+# Every public parameter must be described: a parameter missing from (PR01), unknown to
+# (PR02) or without a description in (PR07) a docstring's Parameters section is a warning,
+# and the -W build fails on it.
+numpydoc_validation_checks = {"PR01", "PR02", "PR07"}
 numpydoc_validation_exclude = {
     r"\.__\w+__$",
     # results objects are made by fit(), never by the user: their constructors' arguments
@@ -230,7 +231,7 @@ def _vignette_page(path: Path, out: Path) -> str:
         shutil.copy2(png, figdir / png.name)
     parts = [f"# {title}", "",
              f"The script `vignettes/{path.name}`, executed when the documentation was built.",
-             "", _fence(rest.strip(), "text") if rest.strip() else "", "",
+             "", rest.strip(), "",
              "## Source", "",
              f"```{{literalinclude}} ../../vignettes/{path.name}", ":language: python", "```",
              "", "## Output", "", _fence((out / "stdout.txt").read_text(), "text"), ""]

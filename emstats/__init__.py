@@ -167,6 +167,7 @@ def intreg(formula: str, data, *, weights=None, offset=None,
         ``+inf`` upper bound right-censored at the lower one; equal bounds an
         exact value; otherwise the response lies in the interval.
     data : pandas.DataFrame
+        The data (never modified).
     weights, offset, missing :
         As in :func:`tobit`.
 

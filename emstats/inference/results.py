@@ -190,6 +190,7 @@ class EMResults:
         alpha : float
             Confidence level of the intervals is ``1 - alpha``.
         title : str, optional
+            Title of the table (default: the model's).
         """
         m = self.model
         conv = self.convergence

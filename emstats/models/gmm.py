@@ -1819,6 +1819,7 @@ class GMMResults(EMResults):
         Parameters
         ----------
         newdata : array_like or DataFrame, optional
+            New rows (through the formula for a model built from one); default the estimation rows.
         which : {"label", "proba", "mean", "logpdf"}
             ``"label"``: the most probable component (1..K) of each row; ``"proba"``:
             the posterior probabilities (:meth:`predict_proba`); ``"mean"``: the
@@ -1954,6 +1955,7 @@ class GMMResults(EMResults):
         Parameters
         ----------
         ax : matplotlib Axes, optional
+            Axes to draw on (default: a new figure).
         variables : pair of int or str
             The two variables (positions or names).
         levels : int

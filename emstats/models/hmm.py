@@ -2011,9 +2011,11 @@ class HMMResults(EMResults):
         Parameters
         ----------
         steps : int
+            Forecast horizon.
         support : array_like of int, optional
             Counts at which to evaluate a Poisson forecast (default 0 .. 2 max(y)).
         sequence : optional
+            Sequence name or index (default: the last sequence).
 
         Returns
         -------
@@ -2045,6 +2047,7 @@ class HMMResults(EMResults):
         lengths : array_like of int, optional
             Lengths of several independent sequences (overrides ``n``).
         random_state : int or numpy Generator, optional
+            Random seed or generator.
 
         Returns
         -------

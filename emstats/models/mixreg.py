@@ -677,6 +677,7 @@ class MixtureRegressionResults(EMResults):
         Parameters
         ----------
         newdata : DataFrame, optional
+            New rows (through the formula for a model built from one); default the estimation rows.
         which : {"mean", "component_means", "prior", "posterior"}
             ``"mean"``: the mixture mean sum_k pi_k(z) mu_k(x); ``"component_means"``:
             mu_k(x) per component; ``"prior"``: pi_k(z); ``"posterior"``: the
@@ -794,6 +795,7 @@ def mixreg(formula: str, data, k: int, family: str = "gaussian", concomitant=Non
         ``"y ~ x1 + x2"``; for the binomial ``"cbind(successes, failures) ~ x"`` or a
         0/1 (or success-count) response with ``trials=``.
     data : pandas.DataFrame
+        The data (never modified).
     k : int
         Number of components.
     family : {"gaussian", "poisson", "binomial", "negbin"}
@@ -955,6 +957,7 @@ def mixreg_select(formula: str, data, k=range(1, 6), *, fit_kwargs: dict | None 
     formula, data :
         As :func:`mixreg`.
     k : iterable of int
+        Numbers of components to fit.
     fit_kwargs : dict, optional
         Options of every ``fit()`` (default ``{"n_init": 5}``).
     **model_kwargs

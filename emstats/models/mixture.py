@@ -224,7 +224,9 @@ def poisson_mixture(counts, k: int, *, weights=None, data=None) -> PoissonMixtur
     Parameters
     ----------
     counts : array_like, pandas.Series, or a column name of ``data``
+        The counts (non-negative integers).
     k : int
+        Number of components.
     weights : array_like or column name, optional
         Frequency weights.
     data : pandas.DataFrame, optional

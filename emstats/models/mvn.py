@@ -464,6 +464,7 @@ class MVNResults(EMResults):
             conditional normal given the observed ones.  ``None``: one data set with
             the missing values replaced by their conditional means at the MLE.
         seed : int or numpy Generator, optional
+            Random seed or generator.
 
         Returns
         -------

@@ -427,6 +427,7 @@ class ZeroInflatedResults(EMResults):
         Parameters
         ----------
         newdata : DataFrame, optional
+            New rows (through the formula for a model built from one); default the estimation rows.
         which : {"mean", "count", "zero", "prob"}
             ``"mean"``: (1 - pi) mu; ``"count"``: mu, the mean of the count part;
             ``"zero"``: pi, the zero-inflation probability; ``"prob"``: P(y = k) for
@@ -462,6 +463,7 @@ def zeroinfl(formula: str, data, dist: str = "poisson", offset=None, weights=Non
         ``"y ~ x | 1"`` a constant inflation probability.  ``.`` stands for every other
         column of ``data``.
     data : pandas.DataFrame
+        The data (never modified).
     dist : {"poisson", "negbin"}
     offset : str or array_like, optional
         Offset of the count part's linear predictor (log scale).
@@ -642,6 +644,7 @@ def hurdle(formula: str, data, dist: str = "poisson", offset=None, weights=None,
     formula : str
         As :func:`zeroinfl`: ``"y ~ count regressors | hurdle regressors"``.
     data : pandas.DataFrame
+        The data (never modified).
     dist : {"poisson", "negbin"}
         Distribution of the zero-truncated count part.
     offset, weights, missing :
