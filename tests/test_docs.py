@@ -61,13 +61,13 @@ def test_own_model_chunked_example_runs(capsys):
 
 
 
-# --- every ```python block of docs/*.md runs -------------------------------------------------
+# --- every ```python block of docs/*.md (and of the README) runs ------------------------------
 # The blocks of one page run in order in one namespace, as a reader would type them.  A block
 # that cannot run here says so, with its reason, in an HTML comment on the line before it:
 #     <!-- not-runnable: needs a cluster -->
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.S | re.M)
 _SKIP = re.compile(r"<!--\s*not-runnable:(.*?)-->\s*$")
-DOC_PAGES = sorted((ROOT / "docs").glob("*.md"))
+DOC_PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 
 
 def python_blocks(text: str) -> list[tuple[int, str, str | None]]:
