@@ -13,20 +13,90 @@ with Louis-method standard errors and convergence diagnostics.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 
-from . import datasets  # noqa: E402
-from ._config import show_config  # noqa: E402
-from .em import EMModel, LouisPieces, run_em  # noqa: E402
-from .exceptions import (  # noqa: E402
-    ConvergenceWarning,
-    DataError,
-    LikelihoodDecreaseWarning,
-    SingularDesignError,
-)
-from .formula import capture_env as _capture_env  # noqa: E402
-from .inference import EMResults, fit_em, load  # noqa: E402
-from .models import CensoredRegression, CensoredResults, IntervalRegression, Tobit  # noqa: E402
+# Public names and the module each comes from.  They are imported on first use (PEP 562's
+# module __getattr__), so that ``import emstats`` and ``python -m emstats --help`` do not pay
+# for SciPy, pandas, statsmodels and patsy.  A new public name is one line here.
+_LAZY: dict[str, str] = {
+    "datasets": ".datasets",
+    "show_config": "._config",
+    "EMModel": ".em",
+    "LouisPieces": ".em",
+    "run_em": ".em",
+    "OnlineEM": ".em.online",
+    "ConvergenceWarning": ".exceptions",
+    "DataError": ".exceptions",
+    "LikelihoodDecreaseWarning": ".exceptions",
+    "SingularDesignError": ".exceptions",
+    "EMResults": ".inference",
+    "fit_em": ".inference",
+    "load": ".inference",
+    "MIResults": ".inference.mi",
+    "mi_fit": ".inference.mi",
+    "CensoredRegression": ".models",
+    "CensoredResults": ".models",
+    "IntervalRegression": ".models",
+    "Tobit": ".models",
+    "online_tobit": ".models.censored",
+    "HMMParams": ".models.hmm",
+    "HMMResults": ".models.hmm",
+    "HiddenMarkovModel": ".models.hmm",
+    "hmm": ".models.hmm",
+    "DegenerateComponentWarning": ".models.gmm",
+    "GMMParams": ".models.gmm",
+    "GMMResults": ".models.gmm",
+    "GMMSelection": ".models.gmm",
+    "GaussianMixture": ".models.gmm",
+    "gmm": ".models.gmm",
+    "gmm_select": ".models.gmm",
+    "online_gmm": ".models.gmm",
+    "VBGMMResults": ".models.vbgmm",
+    "VBParams": ".models.vbgmm",
+    "VariationalGaussianMixture": ".models.vbgmm",
+    "vbgmm": ".models.vbgmm",
+    "GLMMResults": ".models.glmm",
+    "RandomInterceptLogit": ".models.glmm",
+    "glmm_logit": ".models.glmm",
+    "PoissonMixture": ".models.mixture",
+    "PoissonMixtureResults": ".models.mixture",
+    "poisson_mixture": ".models.mixture",
+    "MixregSelection": ".models.mixreg",
+    "MixtureRegression": ".models.mixreg",
+    "MixtureRegressionResults": ".models.mixreg",
+    "mixreg": ".models.mixreg",
+    "mixreg_select": ".models.mixreg",
+    "MCARTest": ".models.mvn",
+    "MVN": ".models.mvn",
+    "MVNResults": ".models.mvn",
+    "ZeroInflatedRegression": ".models.zeroinfl",
+    "ZeroInflatedResults": ".models.zeroinfl",
+    "zeroinfl": ".models.zeroinfl",
+    "HurdleRegression": ".models.zeroinfl",
+    "HurdleResults": ".models.zeroinfl",
+    "hurdle": ".models.zeroinfl",
+    "vuong": ".models.zeroinfl",
+    "factor_analysis": ".models.factor",
+    "ppca": ".models.factor",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'emstats' has no attribute {name!r}")
+    import importlib
+
+    mod = importlib.import_module(module, __name__)
+    value = mod if name == "datasets" else getattr(mod, name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def tobit(formula: str, data, censor_left=0.0, censor_right=None, *, weights=None, offset=None,
@@ -71,6 +141,9 @@ def tobit(formula: str, data, censor_left=0.0, censor_right=None, *, weights=Non
     >>> res.params.index.tolist()
     ['Intercept', 'age', 'yearsmarried', 'rating', 'Log(scale)']
     """
+    from .formula import capture_env as _capture_env
+    from .models.censored import Tobit
+
     if scale_formula is not None:
         from .models.hetero import heteroskedastic_tobit
 
@@ -96,6 +169,7 @@ def intreg(formula: str, data, *, weights=None, offset=None,
         ``+inf`` upper bound right-censored at the lower one; equal bounds an
         exact value; otherwise the response lies in the interval.
     data : pandas.DataFrame
+        The data (never modified).
     weights, offset, missing :
         As in :func:`tobit`.
 
@@ -103,81 +177,12 @@ def intreg(formula: str, data, *, weights=None, offset=None,
     -------
     IntervalRegression
     """
+    from .formula import capture_env as _capture_env
+    from .models.censored import IntervalRegression
+
     return IntervalRegression.from_formula(formula, data, weights=weights, offset=offset,
                                            missing=missing,
                                            eval_env=_capture_env(1))
-
-
-__all__ = [
-    "CensoredRegression",
-    "CensoredResults",
-    "ConvergenceWarning",
-    "DataError",
-    "EMModel",
-    "EMResults",
-    "IntervalRegression",
-    "LikelihoodDecreaseWarning",
-    "LouisPieces",
-    "SingularDesignError",
-    "Tobit",
-    "__version__",
-    "datasets",
-    "fit_em",
-    "intreg",
-    "load",
-    "run_em",
-    "show_config",
-    "tobit",
-]
-
-from .models.hmm import HiddenMarkovModel, HMMParams, HMMResults, hmm  # noqa: E402
-
-__all__ += ["HMMParams", "HMMResults", "HiddenMarkovModel", "hmm"]
-
-from .models.gmm import (  # noqa: E402
-    DegenerateComponentWarning,
-    GaussianMixture,
-    GMMParams,
-    GMMResults,
-    GMMSelection,
-    gmm,
-    gmm_select,
-)
-
-__all__ += ["DegenerateComponentWarning", "GMMParams", "GMMResults", "GMMSelection",
-            "GaussianMixture", "gmm", "gmm_select"]
-
-from .em.online import OnlineEM  # noqa: E402
-from .models.censored import online_tobit  # noqa: E402
-from .models.gmm import online_gmm  # noqa: E402
-
-__all__ += ["OnlineEM", "online_gmm", "online_tobit"]
-
-from .models.vbgmm import VariationalGaussianMixture, VBGMMResults, VBParams, vbgmm  # noqa: E402
-
-__all__ += ["VBGMMResults", "VBParams", "VariationalGaussianMixture", "vbgmm"]
-
-from .models.glmm import GLMMResults, RandomInterceptLogit, glmm_logit  # noqa: E402
-
-__all__ += ["GLMMResults", "RandomInterceptLogit", "glmm_logit"]
-
-from .models.mixture import PoissonMixture, PoissonMixtureResults, poisson_mixture  # noqa: E402
-
-__all__ += ["PoissonMixture", "PoissonMixtureResults", "poisson_mixture"]
-
-from .models.mixreg import (  # noqa: E402
-    MixregSelection,
-    MixtureRegression,
-    MixtureRegressionResults,
-    mixreg,
-    mixreg_select,
-)
-
-__all__ += ["MixregSelection", "MixtureRegression", "MixtureRegressionResults", "mixreg",
-            "mixreg_select"]
-from .inference.mi import MIResults, mi_fit  # noqa: E402
-from .models.mvn import MVN, MCARTest, MVNResults  # noqa: E402
-from .models.mvn import mvn as _mvn  # noqa: E402
 
 
 def mvn(x=None, data=None, *, missing: str = "em") -> MVN:
@@ -206,19 +211,15 @@ def mvn(x=None, data=None, *, missing: str = "em") -> MVN:
     >>> round(res.llf, 4)
     -150.8587
     """
-    return _mvn(x, data, missing=missing, eval_env=_capture_env(1))
+    from .formula import capture_env
+    from .models.mvn import mvn as _mvn
+
+    return _mvn(x, data, missing=missing, eval_env=capture_env(1))
 
 
-__all__ += ["MCARTest", "MIResults", "MVN", "MVNResults", "mi_fit", "mvn"]
+__all__ = ["__version__", "intreg", "mvn", "tobit", *_LAZY]
 
-from .models.zeroinfl import ZeroInflatedRegression, ZeroInflatedResults, zeroinfl  # noqa: E402
-
-__all__ += ["ZeroInflatedRegression", "ZeroInflatedResults", "zeroinfl"]
-
-from .models.zeroinfl import HurdleRegression, HurdleResults, hurdle, vuong  # noqa: E402
-
-__all__ += ["HurdleRegression", "HurdleResults", "hurdle", "vuong"]
-
-from .models.factor import factor_analysis, ppca  # noqa: E402
-
-__all__ += ["factor_analysis", "ppca"]
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from ._config import show_config  # noqa: F401
+    from .models import IntervalRegression, Tobit  # noqa: F401
+    from .models.mvn import MVN  # noqa: F401

@@ -70,6 +70,11 @@ def information_memory_limit() -> int:
 def show_config(file=None) -> dict:
     """Print and return how emstats was built and what it will use at run time.
 
+    Parameters
+    ----------
+    file : file-like, optional
+        Where to print (default: standard output).
+
     Returns
     -------
     dict

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
@@ -62,3 +63,103 @@ def test_degenerate_data_is_one_line_with_status_2(capsys, tmp_path):
     assert main(["fit", "tobit", "y ~ 1", "--data", str(path), "--censor-left", "0"]) == 2
     err = capsys.readouterr().err
     assert "the response is constant" in err and err.count("\n") == 1
+
+
+# --- every model from the command line (issue 15, item 8) ----------------------------------
+# The log-likelihoods are those of the same fits through the Python API, whose witnesses are
+# in the model tests: mclust (gmm), Zucchini & MacDonald (hmm), lme4 (glmm, full binomial
+# log-likelihood), lavaan (mvn), survreg (intreg).
+@pytest.mark.parametrize("argv,expected", [
+    (["fit", "gmm", "faithful", "--k", "2"], ["Gaussian mixture (VVV, k = 2)", "-1130.26"]),
+    (["fit", "gmm", "faithful", "--k", "2", "--covariance", "EEE", "--columns",
+      "eruptions,waiting"], ["(EEE, k = 2)", "-1140.18"]),
+    (["fit", "hmm", "earthquakes", "--columns", "count", "--k", "2", "--emission", "poisson"],
+     ["2-state hidden Markov model", "-341.8787"]),
+    (["fit", "glmm", "incidence ~ period", "--data", "cbpp", "--groups", "herd",
+      "--trials", "size"], ["-91.98336"]),
+    (["fit", "mvn", "nhanes"], ["Multivariate Normal", "-150.8586"]),
+    (["fit", "vbgmm", "faithful", "--k", "3"], ["Variational Bayesian", "ELBO"]),
+    (["fit", "mixreg", "Patents ~ lgRD", "--data", "patent", "--k", "2", "--family",
+      "poisson", "--concomitant", "~ RDS", "--n-init", "3"], ["Mixture of Regressions"]),
+    (["fit", "poisson-mixture", "earthquakes", "--column", "count", "--k", "2"],
+     ["-360.369"]),
+    (["fit", "tobit", "affairs ~ age + rating", "--data", "affairs", "--cov-type", "none"],
+     ["Tobit Regression Results"]),
+])
+def test_fit_every_model(capsys, argv, expected):
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    for text in expected:
+        assert text in out, text
+
+
+def test_fit_mixreg_matches_the_api(capsys):
+    import emstats
+
+    patent = emstats.datasets.load("patent")
+    res = emstats.mixreg("Patents ~ lgRD", patent, k=2, family="poisson",
+                         concomitant="~ RDS").fit(n_init=3)
+    assert main(["fit", "mixreg", "Patents ~ lgRD", "--data", "patent", "--k", "2",
+                 "--family", "poisson", "--concomitant", "~ RDS", "--n-init", "3"]) == 0
+    assert f"{res.llf:.4f}"[:-1] in capsys.readouterr().out
+
+
+def test_fit_from_csv_positional(capsys, tmp_path):
+    import emstats
+
+    path = tmp_path / "f.csv"
+    emstats.datasets.load("faithful").to_csv(path, index=False)
+    assert main(["fit", "gmm", str(path), "--k", "2", "--seed", "1"]) == 0
+    assert "-1130.26" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["fit", "gmm", "faithful"], "required: --k"),
+    (["fit", "nosuch", "x"], "invalid choice: 'nosuch'"),
+    (["fit", "gmm", "faithful", "--k", "2", "--columns", "nope"], "--columns names 'nope'"),
+    (["fit", "gmm", "faithful", "--k", "2", "--method", "bogus"], "unknown EM method 'bogus'"),
+    (["fit", "gmm", "patent", "--k", "2"], "column 'Company' is not numeric"),
+    (["fit", "glmm", "incidence ~ period", "--data", "cbpp", "--groups", "nope"],
+     "column 'nope'"),
+    (["fit", "hmm", "earthquakes", "--k", "2", "--emission", "poisson"],
+     "one column of counts"),
+    (["fit", "poisson-mixture", "earthquakes", "--column", "cnt", "--k", "2"],
+     "--column 'cnt' is not in the data"),
+])
+def test_fit_errors_are_one_line_with_status_2(capsys, argv, msg):
+    usage_error = "required" in msg or "choice" in msg  # argparse's: SystemExit(2)
+    with pytest.raises(SystemExit, match="2") if usage_error else contextlib.nullcontext():
+        assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("emstats: error:") and msg in err and err.count("\n") == 1, err
+
+
+def test_usage_errors_exit_with_status_2():
+    proc = subprocess.run([sys.executable, "-m", "emstats", "fit", "gmm", "faithful"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("emstats: error:")
+
+
+HEAVY = ("numpy", "scipy", "pandas", "patsy", "statsmodels", "matplotlib")
+
+
+def test_import_and_help_load_no_heavy_module():
+    """``import emstats`` and building the --help text import none of the numerical
+    stack (the public names are loaded on first use), so --help answers at once."""
+    code = ("import sys, emstats; from emstats.__main__ import build_parser; "
+            "build_parser().format_help(); "
+            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == ""
+
+
+def test_every_public_name_loads_lazily():
+    import emstats
+
+    for name in emstats.__all__:
+        assert getattr(emstats, name) is not None, name
+    assert set(emstats.__all__) <= set(dir(emstats))
+    with pytest.raises(AttributeError, match="no attribute 'nosuch'"):
+        emstats.nosuch  # noqa: B018

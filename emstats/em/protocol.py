@@ -63,7 +63,7 @@ Stats = Any
 class LouisPieces:
     """Louis' (1982) decomposition of the observed information.
 
-    Attributes
+    Parameters
     ----------
     complete : ndarray
         Conditional expectation of the complete-data information given the data.
@@ -103,54 +103,129 @@ class EMModel(ABC):
 
     @abstractmethod
     def e_step(self, params: Params) -> tuple[Stats, float]:
-        """Return expected sufficient statistics and the observed log-likelihood at ``params``."""
+        """Return expected sufficient statistics and the observed log-likelihood at ``params``.
+
+        Parameters
+        ----------
+        params : object
+            The model's parameters (as returned by :meth:`start_params` or :meth:`m_step`).
+        """
 
     @abstractmethod
     def m_step(self, stats: Stats, params: Params) -> Params:
-        """Return the parameters maximising the expected complete-data log-likelihood."""
+        """Return the parameters maximising the expected complete-data log-likelihood.
+
+        Parameters
+        ----------
+        stats : object
+            Expected sufficient statistics from :meth:`e_step`.
+        params : object
+            The current parameters (for models whose M-step needs them, e.g. ECM).
+        """
 
     def pack(self, params: Params) -> np.ndarray:
         """Map parameters to a flat unconstrained vector.
 
+        Parameters
+        ----------
+        params : object
+            The model's parameters.
+
+        Notes
+        -----
         The default serves models whose parameters already are such a vector (a
         copy of it); override it for anything else.
         """
         return np.array(params, dtype=float, copy=True).ravel()
 
     def unpack(self, vec: np.ndarray) -> Params:
-        """Inverse of :meth:`pack` (default: a copy of the vector)."""
+        """Inverse of :meth:`pack` (default: a copy of the vector).
+
+        Parameters
+        ----------
+        vec : ndarray
+            A flat parameter vector.
+        """
         return np.array(vec, dtype=float, copy=True)
 
     def loglike(self, params: Params) -> float:
-        """Observed-data log-likelihood (default: from the E-step)."""
+        """Observed-data log-likelihood (default: from the E-step).
+
+        Parameters
+        ----------
+        params : object
+            The model's parameters.
+        """
         return float(self.e_step(params)[1])
 
     def to_inference(self, params: Params) -> np.ndarray:
-        """Coordinates in which standard errors are reported (default: packed)."""
+        """Coordinates in which standard errors are reported (default: packed).
+
+        Parameters
+        ----------
+        params : object
+            The model's parameters.
+        """
         return self.pack(params)
 
     def from_inference(self, vec: np.ndarray) -> Params:
-        """Inverse of :meth:`to_inference`."""
+        """Inverse of :meth:`to_inference`.
+
+        Parameters
+        ----------
+        vec : ndarray
+            A flat parameter vector.
+        """
         return self.unpack(vec)
 
     def loglike_inference(self, vec: np.ndarray) -> float:
-        """Observed log-likelihood as a function of the inference coordinates."""
+        """Observed log-likelihood as a function of the inference coordinates.
+
+        Parameters
+        ----------
+        vec : ndarray
+            A flat parameter vector.
+        """
         return self.loglike(self.from_inference(np.asarray(vec, dtype=float)))
 
     def score(self, params: Params) -> np.ndarray:
-        """Observed-data score in inference coordinates (optional)."""
+        """Observed-data score in inference coordinates (optional).
+
+        Parameters
+        ----------
+        params : object
+            The model's parameters.
+        """
         raise NotImplementedError
 
     def louis(self, params: Params) -> LouisPieces:
-        """Louis' information pieces in inference coordinates (optional)."""
+        """Louis' information pieces in inference coordinates (optional).
+
+        Parameters
+        ----------
+        params : object
+            The model's parameters.
+        """
         raise NotImplementedError
 
     def score_and_louis(self, params: Params) -> tuple[np.ndarray, LouisPieces]:
-        """Score and Louis' pieces together (override when one pass gives both)."""
+        """Score and Louis' pieces together (override when one pass gives both).
+
+        Parameters
+        ----------
+        params : object
+            The model's parameters.
+        """
         return self.score(params), self.louis(params)
 
     def newton_pieces(self, params: Params) -> tuple[float, np.ndarray, LouisPieces]:
-        """Log-likelihood, score and Louis' pieces at once (override when one pass gives all)."""
+        """Log-likelihood, score and Louis' pieces at once (override when one pass gives all).
+
+        Parameters
+        ----------
+        params : object
+            The model's parameters.
+        """
         score, pieces = self.score_and_louis(params)
         return self.loglike(params), score, pieces
 
@@ -160,7 +235,13 @@ class EMModel(ABC):
         return type(self).louis is not EMModel.louis
 
     def blocks(self, n_blocks: int) -> list[slice]:
-        """Contiguous blocks of the units for incremental EM (default: ``n_blocks`` slices)."""
+        """Contiguous blocks of the units for incremental EM (default: ``n_blocks`` slices).
+
+        Parameters
+        ----------
+        n_blocks : int
+            Number of blocks (at most the number of units).
+        """
         n = self.n_units
         edges = np.linspace(0, n, min(int(n_blocks), n) + 1).round().astype(int)
         return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]

@@ -126,14 +126,26 @@ class MIResults:
         return self.total
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
-        """t intervals with the Barnard-Rubin degrees of freedom."""
+        """t intervals with the Barnard-Rubin degrees of freedom.
+
+        Parameters
+        ----------
+        alpha : float
+            One minus the coverage (default 0.05).
+        """
         if not 0 < alpha < 1:
             raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
         q = stats.t.isf(alpha / 2, self.df)
         return pd.DataFrame({0: self.params - q * self.bse, 1: self.params + q * self.bse})
 
     def summary_frame(self, alpha: float = 0.05) -> pd.DataFrame:
-        """Estimate, std. error, t, df, p-value, interval, riv, lambda and fmi per parameter."""
+        """Estimate, std. error, t, df, p-value, interval, riv, lambda and fmi per parameter.
+
+        Parameters
+        ----------
+        alpha : float
+            One minus the coverage of the intervals (default 0.05).
+        """
         ci = self.conf_int(alpha)
         return pd.DataFrame({
             "estimate": self.params, "std_error": self.bse, "t": self.tvalues, "df": self.df,
@@ -142,7 +154,13 @@ class MIResults:
         })
 
     def summary(self, alpha: float = 0.05):
-        """A statsmodels ``Summary`` of the pooled estimates."""
+        """A statsmodels ``Summary`` of the pooled estimates.
+
+        Parameters
+        ----------
+        alpha : float
+            One minus the coverage of the intervals (default 0.05).
+        """
         from statsmodels.iolib.summary import Summary
         from statsmodels.iolib.table import SimpleTable
 

@@ -386,7 +386,16 @@ class EMResults(SavedResults):
                                distribution="norm")
 
     def wald_test(self, r_matrix, q_matrix=None) -> ContrastResults:
-        """Joint chi-square Wald test of linear restrictions ``R params = q``."""
+        """Joint chi-square Wald test of linear restrictions ``R params = q``.
+
+        Parameters
+        ----------
+        r_matrix : str, array_like
+            The restrictions: a string such as ``"age = 0, rating = 0"`` in the parameter
+            names, or the matrix R (one row per restriction).
+        q_matrix : array_like, optional
+            The right-hand side q (default zeros); not used with a string.
+        """
         r, q = self._constraints(r_matrix, q_matrix)
         diff = r @ self.params.to_numpy() - q
         w = float(diff @ np.linalg.solve(r @ self._cov @ r.T, diff))
@@ -405,6 +414,7 @@ class EMResults(SavedResults):
         alpha : float
             Confidence level of the intervals is ``1 - alpha``.
         title : str, optional
+            Title of the table (default: the model's).
         """
         m = self.model
         conv = self.convergence
@@ -507,34 +517,24 @@ class EMResults(SavedResults):
     def plot_convergence(self, ax=None, relative: bool = True):
         """Plot the log-likelihood trace (matplotlib required).
 
+        For Monte Carlo and stochastic EM: the log-likelihood of every iterate with its
+        trailing mean and a band of two trailing standard deviations, the burn-in and the
+        reported log-likelihood (see :func:`emstats.inference.plots.convergence`).
+
         Parameters
         ----------
         ax : matplotlib Axes, optional
+            Axes to draw on (default: a new figure).
         relative : bool
             Plot the distance to the final log-likelihood on a log scale
-            (default) rather than the log-likelihood itself.
+            (default) rather than the log-likelihood itself (deterministic methods).
 
         Returns
         -------
         matplotlib Axes
         """
-        try:
-            import matplotlib.pyplot as plt
-        except ImportError as err:  # pragma: no cover - depends on the environment
-            raise ImportError("plot_convergence needs matplotlib: pip install emstats[plot]") \
-                from err
-        if ax is None:
-            _, ax = plt.subplots()
-        ll = np.asarray(self.convergence.loglik)
-        it = np.arange(len(ll))
-        if relative:
-            gap = np.maximum(ll[-1] - ll, np.finfo(float).tiny)
-            ax.semilogy(it[:-1], gap[:-1], marker="o", ms=3,
-                        label=self.convergence.method)
-            ax.set_ylabel("final log-likelihood minus log-likelihood")
-        else:
-            ax.plot(it, ll, marker="o", ms=3, label=self.convergence.method)
-            ax.set_ylabel("log-likelihood")
-        ax.set_xlabel("iteration")
-        ax.legend()
-        return ax
+        from .plots import convergence
+
+        return convergence(self.convergence, self.llf, relative=relative, ax=ax,
+                           title=f"Convergence of {type(self.model).__name__} "
+                                 f"({self.convergence.method})")

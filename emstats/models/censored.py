@@ -77,11 +77,20 @@ class CensoredRegression(FitMixin, ChunkedModel):
     offset : array_like, optional
         Added to the linear predictor with coefficient 1.
     exog_names : list of str, optional
+        Names of the regressors (default ``x0, x1, ...``).
     endog_name : str, optional
+        Name of the response.
     row_labels : pandas.Index, optional
         Labels used in error messages.
     n_dropped : int
         Rows removed because of missing values (reported in the summary).
+    design_info : patsy.DesignInfo, optional
+        The design of a model built from a formula (for prediction on new data).
+    censoring : dict, optional
+        Internal: how the bounds were built (limits and counts), for the summary.
+    centre : ndarray, optional
+        Internal: column centres of ``exog`` used by the E-step (default: the
+        weighted column means).
 
     Notes
     -----
@@ -469,7 +478,7 @@ class Tobit(CensoredRegression):
         Censoring limits: a scalar, per-row limits (``-inf``/``+inf`` for none) or
         None for no censoring on that side.  A response at or beyond a limit is
         censored at it (as in R's ``AER::tobit`` and Stata's ``tobit``).
-    weights, offset, exog_names, endog_name :
+    weights, offset, exog_names, endog_name, row_labels, n_dropped, design_info, centre :
         As in :class:`CensoredRegression`.
     beyond_limits : {"censor", "raise"}
         What to do with a response strictly outside its limits: treat it as
@@ -538,7 +547,15 @@ class Tobit(CensoredRegression):
     def from_formula(cls, formula: str, data, censor_left=0.0, censor_right=None, *,
                      weights=None, offset=None, beyond_limits: str = "censor",
                      missing: str = "drop", eval_env=None) -> Tobit:
-        """Build a Tobit model from a formula; see :func:`emstats.tobit`."""
+        """Build a Tobit model from a patsy formula; see :func:`emstats.tobit`.
+
+        Parameters
+        ----------
+        formula, data, censor_left, censor_right, weights, offset, beyond_limits, missing :
+            As in :func:`emstats.tobit`.
+        eval_env : patsy.EvalEnvironment or int, optional
+            Where the formula's names are looked up (default: the caller's frame).
+        """
         env = eval_env if eval_env is not None else capture_env(1)
         # scalar limits stay scalars (so predict() can reuse them); columns and arrays
         # are aligned with the rows kept
@@ -569,7 +586,7 @@ class IntervalRegression(CensoredRegression):
         A missing (NaN) or ``-inf`` lower bound means left-censored at ``upper``;
         a missing or ``+inf`` upper bound means right-censored at ``lower``;
         equal bounds an exact value; otherwise the response lies in the interval.
-    exog, weights, offset, exog_names, endog_name :
+    exog, weights, offset, exog_names, endog_name, row_labels, n_dropped, design_info :
         As in :class:`CensoredRegression`.
     """
 
@@ -593,7 +610,15 @@ class IntervalRegression(CensoredRegression):
     @classmethod
     def from_formula(cls, formula: str, data, *, weights=None, offset=None,
                      missing: str = "drop", eval_env=None) -> IntervalRegression:
-        """Build from ``"lower + upper ~ x1 + x2"``; see :func:`emstats.intreg`."""
+        """Build from ``"lower + upper ~ x1 + x2"``; see :func:`emstats.intreg`.
+
+        Parameters
+        ----------
+        formula, data, weights, offset, missing :
+            As in :func:`emstats.intreg`.
+        eval_env : patsy.EvalEnvironment or int, optional
+            Where the formula's names are looked up (default: the caller's frame).
+        """
         env = eval_env if eval_env is not None else capture_env(1)
         extras = {"weights": weights, "offset": offset}
         design = build_design(formula, data, n_response=2, missing=missing, eval_env=env,
@@ -704,6 +729,38 @@ class CensoredResults(EMResults):
 
     Adds the scale, predictions and marginal effects to :class:`EMResults`.
     """
+
+    def plot_residuals(self, ax=None):
+        """Latent residuals y* - x'beta against the linear predictor x'beta, by kind of
+        observation.
+
+        For an uncensored row y* is the response; for a censored row only a bound is
+        known (y* at most the limit when left-censored, at least it when right-censored),
+        so the point drawn is that bound; an interval's point is at its midpoint.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Axes to draw on (default: a new figure).
+
+        Returns
+        -------
+        matplotlib Axes
+        """
+        from ..inference.plots import residuals
+
+        lo, hi = self.model.data["lo"], self.model.data["hi"]
+        kinds = np.select([lo == hi, np.isneginf(lo), np.isposinf(hi)],
+                          ["uncensored", "left-censored (residual at most)",
+                           "right-censored (residual at least)"], "interval (midpoint)")
+        y = np.where(lo == hi, lo, np.where(np.isneginf(lo), hi,
+                                            np.where(np.isposinf(hi), lo, 0.5 * (lo + hi))))
+        fitted = np.asarray(self.predict(which="linear"), dtype=float)
+        return residuals(fitted, y - fitted, kinds=kinds, ax=ax, smooth=False,
+                         xlabel="linear predictor x'beta (the latent mean)",
+                         ylabel="latent residual y* - x'beta",
+                         title=f"{type(self.model).__name__}: latent residuals against the "
+                               "linear predictor")
 
     @property
     def scale(self) -> float:

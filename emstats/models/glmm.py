@@ -145,6 +145,8 @@ class RandomInterceptLogit(FitMixin, ChunkedModel):
         Labels of the rows, used in error messages.
     n_dropped : int
         Rows removed because of missing values (reported in the summary).
+    design_info : patsy.DesignInfo, optional
+        The fixed-effects design of a model built from a formula (for prediction).
 
     Notes
     -----
@@ -614,7 +616,15 @@ class RandomInterceptLogit(FitMixin, ChunkedModel):
     @classmethod
     def from_formula(cls, formula: str, data, groups, trials=None, *, missing: str = "drop",
                      n_agq: int = 25, eval_env=None) -> RandomInterceptLogit:
-        """Build the model from a formula; see :func:`emstats.glmm_logit`."""
+        """Build the model from a patsy formula; see :func:`emstats.glmm_logit`.
+
+        Parameters
+        ----------
+        formula, data, groups, trials, missing, n_agq :
+            As in :func:`emstats.glmm_logit`.
+        eval_env : patsy.EvalEnvironment or int, optional
+            Where the formula's names are looked up (default: the caller's frame).
+        """
         env = eval_env if eval_env is not None else capture_env(1)
         if not isinstance(data, pd.DataFrame):
             data = pd.DataFrame(data)

@@ -636,7 +636,17 @@ def resolve_structure(covariance: str, d: int) -> str:
 
 @dataclass
 class GMMParams:
-    """Mixture parameters: weights (K,), means (K, d), covariances (K, d, d)."""
+    """Mixture parameters.
+
+    Parameters
+    ----------
+    weights : ndarray, shape (K,)
+        Mixing proportions (summing to one).
+    means : ndarray, shape (K, d)
+        Component means.
+    covariances : ndarray, shape (K, d, d)
+        Component covariance matrices.
+    """
 
     weights: np.ndarray
     means: np.ndarray
@@ -733,6 +743,11 @@ class GaussianMixture(FitMixin, ChunkedModel):
         ``n_dropped`` and the summary); a column entirely missing, or a pair of columns
         never observed together under a non-diagonal structure, is a
         :class:`~emstats.exceptions.DataError`.
+
+    Other Parameters
+    ----------------
+    _prepared : object, optional
+        Internal: the already validated data, passed by :func:`emstats.gmm`.
 
     Notes
     -----
@@ -1853,6 +1868,8 @@ class GaussianMixture(FitMixin, ChunkedModel):
             k distinct rows as means with the data covariance.  An array of n labels is
             an initial partition (e.g. mclust's hierarchical classes), an n x k array
             initial responsibilities (one start).
+        start_params : GMMParams, optional
+            Starting parameters (one start; ``n_init`` and ``init`` are then unused).
         cov_type : {"louis", "numerical", "bootstrap", "sem"} or None
             Default: Louis' method for every structure without a prior, a numerical
             Hessian of the log-posterior with a prior.
@@ -2014,7 +2031,13 @@ class GMMResults(EMResults):
                             columns=m.columns)
 
     def covariance(self, k: int) -> pd.DataFrame:
-        """Covariance matrix of component ``k`` (1-based), labelled."""
+        """Covariance matrix of component ``k`` (1-based), labelled.
+
+        Parameters
+        ----------
+        k : int
+            The component, 1..K.
+        """
         if not 1 <= int(k) <= self.k:
             raise ValueError(f"component must be in 1..{self.k}, got {k!r}")
         cols = self.model.columns
@@ -2135,7 +2158,13 @@ class GMMResults(EMResults):
 
     def predict_proba(self, newdata=None) -> pd.DataFrame:
         """Posterior component probabilities (responsibilities), rows x components, of the
-        model's rows or of ``newdata``."""
+        model's rows or of ``newdata``.
+
+        Parameters
+        ----------
+        newdata : DataFrame or array_like, optional
+            New rows (through the formula for a model built from one); default the
+            estimation rows."""
         r, _, labels = self._pass(newdata, resp=True)
         return pd.DataFrame(r, index=labels,
                             columns=pd.RangeIndex(1, self.k + 1, name="component"))
@@ -2147,6 +2176,7 @@ class GMMResults(EMResults):
         Parameters
         ----------
         newdata : array_like or DataFrame, optional
+            New rows (through the formula for a model built from one); default the estimation rows.
         which : {"mean", "label", "proba", "logpdf"}
             ``"mean"`` (default): the posterior mean of the component mean,
             sum_k r_ik mu_k (rows x variables); ``"label"``: the most probable
@@ -2168,20 +2198,44 @@ class GMMResults(EMResults):
         return pd.Series(np.argmax(r.to_numpy(), axis=1) + 1, index=r.index, name="component")
 
     def score_samples(self, data=None) -> pd.Series:
-        """Log-density of the mixture at each row."""
+        """Log-density of the mixture at each row.
+
+        Parameters
+        ----------
+        data : DataFrame or array_like, optional
+            Rows to evaluate (through the formula for a model built from one); default the
+            estimation rows.
+        """
         _, ll, labels = self._pass(data, ll=True)
         return pd.Series(ll, index=labels, name="logpdf")
 
     def score(self, data=None) -> float:
-        """Mean log-density per row (as scikit-learn's ``score``)."""
+        """Mean log-density per row (as scikit-learn's ``score``).
+
+        Parameters
+        ----------
+        data : DataFrame or array_like, optional
+            Rows to evaluate (through the formula for a model built from one); default the
+            estimation rows.
+        """
         return float(self.score_samples(data).mean())
 
     def sample(self, n: int, seed=None) -> tuple[pd.DataFrame, np.ndarray]:
         """Draw ``n`` rows from the fitted mixture.
 
+        Parameters
+        ----------
+        n : int
+            Number of draws.
+        seed : int or numpy.random.Generator, optional
+            Random seed.
+
         Returns
         -------
-        (DataFrame of draws, ndarray of their components 1..K)
+        draws : DataFrame
+            The simulated rows.
+        components : ndarray
+            The component (1..K) of each draw.
         """
         rng = np.random.default_rng(seed)
         p = self._p
@@ -2192,7 +2246,12 @@ class GMMResults(EMResults):
         return pd.DataFrame(x, columns=self.model.columns), comp + 1
 
     def density(self, data) -> np.ndarray:
-        """Mixture density (not log) at the rows of ``data``."""
+        """Mixture density (not log) at the rows of ``data``.
+
+        Parameters
+        ----------
+        data : DataFrame or array_like
+            The rows (through the formula for a model built from one)."""
         return np.exp(self.score_samples(data).to_numpy())
 
     # -- presentation -----------------------------------------------------------------
@@ -2209,8 +2268,17 @@ class GMMResults(EMResults):
         return left, right
 
     def summary(self, alpha: float = 0.05, title: str | None = None):
-        """Summary table; see :meth:`EMResults.summary`.  BIC there is -2 llf + npar log n
-        (smaller is better); ``BIC (mclust)`` is its negative (larger is better)."""
+        """Summary table; see :meth:`EMResults.summary`.
+
+        BIC there is -2 llf + npar log n (smaller is better); ``BIC (mclust)`` is its
+        negative (larger is better).
+
+        Parameters
+        ----------
+        alpha : float
+            Significance level of the confidence intervals (default 0.05).
+        title : str, optional
+            Title of the table."""
         s = super().summary(alpha=alpha, title=title or
                             f"Gaussian mixture ({self.model.covariance}, k = {self.k})")
         notes = [f"Components ordered by their means (first variable first). Starts: "
@@ -2251,6 +2319,7 @@ class GMMResults(EMResults):
         Parameters
         ----------
         ax : matplotlib Axes, optional
+            Axes to draw on (default: a new figure).
         variables : pair of int or str
             The two variables (positions or names).
         levels : int
@@ -2282,12 +2351,24 @@ class GMMResults(EMResults):
         G0, G1 = np.meshgrid(g0, g1)
         pts = np.column_stack([G0.ravel(), G1.ravel()])
         dens = self._marginal_density(pts, idx)
-        ax.contour(G0, G1, dens.reshape(G0.shape), levels=levels)
-        if points:
-            ax.scatter(X2[:, 0], X2[:, 1], c=self.predict(which="label").to_numpy(), s=8,
-                       cmap="tab10")
+        ax.contour(G0, G1, dens.reshape(G0.shape), levels=levels, cmap="Greys",
+                   linewidths=0.8)
+        labels = self.predict(which="label").to_numpy() if points else None
+        w = np.asarray(self.weights, dtype=float)
+        mu = np.asarray(self.means, dtype=float)[:, idx]
+        for j in range(len(w)):
+            colour = f"C{j % 10}"
+            if points:
+                sel = labels == j + 1
+                ax.scatter(X2[sel, 0], X2[sel, 1], s=8, color=colour, alpha=0.7)
+            ax.plot(mu[j, 0], mu[j, 1], marker="X", ms=10, color=colour, mec="black",
+                    ls="none", label=f"component {j + 1} (weight {w[j]:.2f})")
         ax.set_xlabel(m.columns[idx[0]])
         ax.set_ylabel(m.columns[idx[1]])
+        ax.set_title(f"Gaussian mixture ({self.covariance_type}, k = {len(w)}): density "
+                     "contours" + (", points by most probable component" if points else ""),
+                     fontsize="medium")
+        ax.legend(fontsize="small", title="means (X)")
         return ax
 
 
@@ -2308,16 +2389,19 @@ class GMMSelection(SavedResults):
         ``converged``, ``failed`` and ``error`` (a fit that raised is reported with its
         reason, its criteria NaN, and never selected).
     best : GMMResults
-        The fit with the largest BIC (mclust's sign) among non-degenerate fits, refitted
-        from its estimate with standard errors.
+        The fit with the largest BIC or ICL (``criterion``; mclust's sign) among
+        non-degenerate fits, refitted from its estimate with standard errors.
     fits : dict
         The fitted models, keyed by (structure, k).
+    criterion : {"bic", "icl"}
+        What selected ``best``.
     """
 
-    def __init__(self, table, best, fits):
+    def __init__(self, table, best, fits, criterion: str = "bic"):
         self.table = table
         self.best = best
         self.fits = fits
+        self.criterion = criterion
 
     def remove_data(self) -> None:
         """Drop the data from the selected fit and the models of the table."""
@@ -2332,25 +2416,38 @@ class GMMSelection(SavedResults):
 
     @property
     def icl_table(self) -> pd.DataFrame:
+        """ICL (mclust's sign) as a k x covariance table, like ``mclustICL``."""
         return self.table.pivot(index="k", columns="covariance", values="icl")
 
-    def plot(self, ax=None, criterion: str = "bic"):
-        """BIC (mclust's sign, larger is better) against k, one line per structure."""
-        import matplotlib.pyplot as plt
+    def plot(self, ax=None, criterion: str | None = None):
+        """The criterion (mclust's sign, larger is better) against k, one line per
+        structure, its formula in the title and the selected model marked.
 
-        if ax is None:
-            _, ax = plt.subplots()
-        tab = self.bic_table if criterion == "bic" else self.icl_table
-        for col in tab.columns:
-            ax.plot(tab.index, tab[col], marker="o", ms=4, label=col)
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Axes to draw on (default: a new figure).
+        criterion : {"bic", "icl"}, optional
+            The criterion plotted (default: the one that selected :attr:`best`).
+
+        Returns
+        -------
+        matplotlib Axes
+        """
+        from ..inference.plots import selection
+
+        crit = (criterion or self.criterion).lower()
+        if crit not in ("bic", "icl"):
+            raise ValueError(f"criterion must be 'bic' or 'icl', got {criterion!r}")
+        tab = self.bic_table if crit == "bic" else self.icl_table
         b = self.best
-        best_val = tab.loc[b.k, b.covariance_type]
-        ax.plot([b.k], [best_val], marker="o", ms=12, mfc="none", mec="black",
-                label=f"selected: {b.covariance_type}, k = {b.k}")
-        ax.set_xlabel("number of components k")
-        ax.set_ylabel(f"{criterion.upper()} = 2 loglik - npar log n (larger is better)")
-        ax.legend(ncol=2, fontsize="small")
-        return ax
+        if crit == self.criterion:
+            k, cov = b.k, b.covariance_type
+        else:  # mark this criterion's own choice
+            ok = self.table[~self.table["failed"] & ~self.table["degenerate"]]
+            row = ok.sort_values(crit, ascending=False).iloc[0]
+            k, cov = int(row["k"]), row["covariance"]
+        return selection(tab, k, cov, criterion=crit, ax=ax)
 
     def __repr__(self):
         b = self.best
@@ -2408,8 +2505,8 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
                *, data=None, init="kmeans++", n_init: int = 5, seed: int = 0,
                method: str = "em", maxiter: int = 5000, tol: float = 1e-10,
                reg_covar: float = 0.0, prior=None, missing: str = "raise",
-               n_threads: int | None = None) -> GMMSelection:
-    """Fit mixtures for every k and covariance structure and select by BIC.
+               n_threads: int | None = None, criterion: str = "bic") -> GMMSelection:
+    """Fit mixtures for every k and covariance structure and select by BIC or ICL.
 
     BIC follows mclust: 2 loglik - npar log(n), larger is better (the table also
     gives ``bic_min`` = -2 loglik + npar log(n), the sign of statsmodels and
@@ -2428,11 +2525,18 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
         partition per k (e.g. mclust's hierarchical classes).
     n_init, seed, method, maxiter, tol, reg_covar, prior, n_threads :
         As in :meth:`GaussianMixture.fit` and :func:`gmm`.
+    criterion : {"bic", "icl"}
+        What selects ``best``: BIC, or Biernacki, Celeux & Govaert's ICL (BIC plus twice
+        the log posterior probabilities of the MAP classification, which favours
+        well-separated clusters), both in mclust's sign.
 
     Returns
     -------
     GMMSelection
     """
+    criterion = str(criterion).lower()
+    if criterion not in ("bic", "icl"):
+        raise ValueError(f"criterion must be 'bic' or 'icl', got {criterion!r}")
     if spec is None:
         if data is None:
             raise ValueError("no data: pass an array, a DataFrame or a formula with data=")
@@ -2481,7 +2585,7 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
         raise FloatingPointError("every fit failed: " + "; ".join(
             f"{r.covariance}, k = {r.k}: {r.error}" for r in table.itertuples()))
     ok = done[~done["degenerate"]]
-    pick = (ok if len(ok) else done).sort_values("bic", ascending=False).iloc[0]
+    pick = (ok if len(ok) else done).sort_values(criterion, ascending=False).iloc[0]
     key = (pick["covariance"], int(pick["k"]))
     chosen = results[key]
     # the selected model with its standard errors, from its estimate
@@ -2489,7 +2593,7 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
         warnings.simplefilter("ignore", DegenerateComponentWarning)
         best = fits[key].fit(start_params=chosen.raw_params, method=method, maxiter=maxiter,
                              tol=tol, n_threads=n_threads)
-    return GMMSelection(table, best, fits)
+    return GMMSelection(table, best, fits, criterion)
 
 
 # ----------------------------------------------------------------------------------

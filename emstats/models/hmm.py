@@ -93,7 +93,7 @@ LOG_2PI = float(np.log(2.0 * np.pi))
 class HMMParams:
     """Parameters of an HMM on their natural scale.
 
-    Attributes
+    Parameters
     ----------
     startprob : ndarray, shape (K,)
         Distribution of the first state of each sequence.
@@ -670,6 +670,8 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
         when sequences are given by a ``groups`` column).
     seq_names : list, optional
         Names of the sequences.
+    endog_name : str, optional
+        Name of the observed variable (for a single variable from a formula or Series).
     boundary_tol : float
         Free probabilities below this after EM are fixed at zero (see the module notes).
     identify : bool
@@ -1770,6 +1772,50 @@ class HMMResults(EMResults):
         """P(S_t = k | all observations of the sequence) (local decoding)."""
         return self._probs("smoothed")
 
+    def plot_states(self, sequence=0, time=None, axes=None):
+        """Observations coloured by decoded state, over the smoothed state probabilities.
+
+        Parameters
+        ----------
+        sequence : int or name
+            Which sequence (default the first).
+        time : array_like, optional
+            The time of each observation of the sequence (default 1, 2, ...).
+        axes : pair of matplotlib Axes, optional
+            The two panels (default: a new figure).
+
+        Returns
+        -------
+        pair of matplotlib Axes
+        """
+        from ..inference.plots import hmm_states
+
+        m = self.model
+        s = m.seq_names.index(sequence) if sequence in m.seq_names else int(sequence)
+        if not 0 <= s < len(m.lengths):
+            raise ValueError(f"sequence {sequence!r}: there are {len(m.lengths)} sequences")
+        start = int(np.sum(m.lengths[:s]))
+        rows = slice(start, start + int(m.lengths[s]))
+        path, _ = m.viterbi(self.raw_params)
+        probs = m.posteriors(self.raw_params, "smoothed")[rows]
+        obs = m.X[rows]
+        obs = obs[:, 0] if obs.ndim == 2 and obs.shape[1] == 1 else obs
+        nat = m.emission.natural(self.raw_params.emission)
+        means = nat.get("rates", nat.get("means"))
+        if means is not None and np.ndim(obs) == 1:
+            means = np.asarray(means, dtype=float).reshape(m.K, -1)[:, 0]
+        else:
+            means = None
+        t = np.arange(1, probs.shape[0] + 1) if time is None else np.asarray(time)
+        if t.shape[0] != probs.shape[0]:
+            raise ValueError(f"time has {t.shape[0]} values for {probs.shape[0]} observations")
+        name = ", ".join(map(str, m.var_names)) if getattr(m, "var_names", None) else "y"
+        label = f" (sequence {m.seq_names[s]})" if len(m.lengths) > 1 else ""
+        return hmm_states(t, obs, np.asarray(path[rows]) + 1, probs,
+                          state_labels=list(self.states), obs_label=name, state_means=means,
+                          title=f"{m.K}-state HMM, {m.emission.name} emission{label}: "
+                                "Viterbi states", axes=axes)
+
     def filtered_probs(self) -> pd.DataFrame:
         """P(S_t = k | observations of the sequence up to t)."""
         return self._probs("filtered")
@@ -1898,7 +1944,14 @@ class HMMResults(EMResults):
         """Forecast mean (and variance, for numeric emissions) of the observations
         h = 1..steps steps ahead: mixtures of the state distributions weighted by
         :meth:`forecast_states`.  For a categorical emission, the forecast
-        probability of each symbol."""
+        probability of each symbol.
+
+        Parameters
+        ----------
+        steps : int
+            Forecast horizon.
+        sequence : optional
+            Sequence name or index (default: the last sequence)."""
         ps = self.forecast_states(steps, sequence).to_numpy()
         m = self.model
         em = self.raw_params.emission
@@ -1921,9 +1974,11 @@ class HMMResults(EMResults):
         Parameters
         ----------
         steps : int
+            Forecast horizon.
         support : array_like of int, optional
             Counts at which to evaluate a Poisson forecast (default 0 .. 2 max(y)).
         sequence : optional
+            Sequence name or index (default: the last sequence).
 
         Returns
         -------
@@ -1955,6 +2010,7 @@ class HMMResults(EMResults):
         lengths : array_like of int, optional
             Lengths of several independent sequences (overrides ``n``).
         random_state : int or numpy Generator, optional
+            Random seed or generator.
 
         Returns
         -------
@@ -2001,7 +2057,15 @@ class HMMResults(EMResults):
         return notes
 
     def summary(self, alpha: float = 0.05, title: str | None = None):
-        """Summary table: estimates with exact observed-information standard errors."""
+        """Summary table: estimates with exact observed-information standard errors.
+
+        Parameters
+        ----------
+        alpha : float
+            Significance level of the confidence intervals (default 0.05).
+        title : str, optional
+            Title of the table.
+        """
         return super().summary(alpha=alpha,
                                title=title or f"{self.model.K}-state hidden Markov model")
 

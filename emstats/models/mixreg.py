@@ -93,7 +93,43 @@ def _log_softmax(a: np.ndarray) -> np.ndarray:
 
 
 class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
-    """Finite mixture of ``k`` regressions (see the module docstring and :func:`mixreg`)."""
+    """Finite mixture of ``k`` regressions (see the module docstring and :func:`mixreg`).
+
+    Parameters
+    ----------
+    y : array_like, shape (n,)
+        The response.
+    X : array_like, shape (n, p)
+        Design of the component-specific coefficients.
+    k : int
+        Number of components.
+    family : {"gaussian", "poisson", "binomial", "negbin"}
+        The component distribution.
+    Z : array_like, shape (n, q), optional
+        Design of the concomitant (multinomial-logit prior) model (default: a constant).
+    X2 : array_like, shape (n, f), optional
+        Design of coefficients shared by all components.
+    offset : array_like, optional
+        Offset of the linear predictor.
+    trials : array_like, optional
+        Binomial trials per row.
+    weights : array_like, optional
+        Frequency weights.
+    unit_bounds : array_like of int, optional
+        Row boundaries of groups whose rows share one component (rows sorted by group).
+    exog_names, fixed_names, concomitant_names : list of str, optional
+        Names of the columns of ``X``, ``X2`` and ``Z``.
+    endog_name : str
+        Name of the response.
+    design_info, fixed_info, concomitant_info : patsy.DesignInfo, optional
+        Designs of a model built from a formula (for prediction).
+    frame : pandas.DataFrame, optional
+        Internal: the estimation data of a model built from a formula (for plots).
+    row_order : ndarray of int, optional
+        Internal: position of each row in the caller's data when rows were sorted by group.
+    groups : array_like, optional
+        Internal: the group labels.
+    """
 
     summary_title = "Mixture of Regressions Results"
 
@@ -709,7 +745,8 @@ class MixtureRegressionResults(EMResults):
         Parameters
         ----------
         newdata : DataFrame, optional
-            Default: the estimation rows, in the data's order.
+            New rows (through the formula for a model built from one); default the estimation
+            rows, in the data's order.
         which : {"mean", "component_means", "prior", "posterior"}
             ``"mean"``: the mixture mean sum_k pi_k(z) mu_k(x); ``"component_means"``:
             mu_k(x) per component; ``"prior"``: pi_k(z); ``"posterior"``: the
@@ -745,10 +782,47 @@ class MixtureRegressionResults(EMResults):
         which="posterior")``; ``newdata`` must hold the response)."""
         return self.predict(newdata, which="posterior")
 
+    def plot_residuals(self, ax=None):
+        """Response minus the fitted mixture mean against that mean, by MAP component.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Axes to draw on (default: a new figure).
+
+        Returns
+        -------
+        matplotlib Axes
+        """
+        from ..inference.plots import residuals
+
+        m = self.model
+        y = np.asarray(m.data["y"], dtype=float)
+        post = np.asarray(self.predict(which="posterior"), dtype=float)
+        if m.row_order is not None:  # the model's rows are sorted by group
+            y_caller = np.empty_like(y)
+            y_caller[np.asarray(m.row_order)] = y
+            y = y_caller
+        fitted = np.asarray(self.predict(which="mean"), dtype=float)
+        kinds = np.array([f"component {j + 1}" for j in np.argmax(post, axis=1)])
+        return residuals(fitted, y - fitted, kinds=kinds, ax=ax,
+                         xlabel="fitted mixture mean", ylabel=f"{m.endog_name} minus fitted",
+                         title=f"Mixture of {m.k} {m.family.name} regressions: residuals "
+                               "(points by MAP component)")
+
     def plot_components(self, x: str, ax=None, n_grid: int = 100):
         """Scatter of the response against regressor ``x`` coloured by MAP class, with
         each component's fitted mean along ``x`` (other variables at their means or
-        first level).  Needs matplotlib and a model built from a formula."""
+        first level).  Needs matplotlib and a model built from a formula.
+
+        Parameters
+        ----------
+        x : str
+            A variable of the formula's right-hand side.
+        ax : matplotlib.axes.Axes, optional
+            Axes to draw on (default: a new figure).
+        n_grid : int
+            Number of points of each fitted curve."""
         import matplotlib.pyplot as plt
 
         m = self.model
@@ -792,6 +866,7 @@ def mixreg(formula: str, data, k: int, family: str = "gaussian", concomitant=Non
         ``"y ~ x1 + x2"``; for the binomial ``"cbind(successes, failures) ~ x"`` or a
         0/1 (or success-count) response with ``trials=``.
     data : pandas.DataFrame
+        The data (never modified).
     k : int
         Number of components.
     family : {"gaussian", "poisson", "binomial", "negbin"}
@@ -951,14 +1026,26 @@ class MixregSelection(SavedResults):
         self.data_removed = True
 
     def best(self, criterion: str = "BIC"):
-        """The fit minimising ``criterion`` (``"AIC"``, ``"BIC"`` or ``"ICL"``)."""
+        """The fit minimising ``criterion``.
+
+        Parameters
+        ----------
+        criterion : {"AIC", "BIC", "ICL"}
+            The information criterion (default BIC).
+        """
         return self.fits[int(self.table[criterion].idxmin())]
 
     def __repr__(self) -> str:
         return f"MixregSelection\n{self.table}"
 
     def plot(self, ax=None):
-        """AIC, BIC and ICL against k (matplotlib)."""
+        """AIC, BIC and ICL against k (matplotlib).
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Axes to draw on (default: a new figure).
+        """
         import matplotlib.pyplot as plt
 
         if ax is None:
@@ -980,6 +1067,7 @@ def mixreg_select(formula: str, data, k=range(1, 6), *, fit_kwargs: dict | None 
     formula, data :
         As :func:`mixreg`.
     k : iterable of int
+        Numbers of components to fit.
     fit_kwargs : dict, optional
         Options of every ``fit()`` (default ``{"n_init": 5}``).
     **model_kwargs

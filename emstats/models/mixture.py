@@ -182,13 +182,26 @@ class PoissonMixtureResults(EMResults):
         return pd.Series(self._p["rate"], index=range(1, self.model.k + 1), name="rate")
 
     def predict_proba(self, newdata=None) -> pd.DataFrame:
-        """Posterior probabilities of the components for the model's rows or ``newdata``."""
+        """Posterior probabilities of the components for the model's rows or ``newdata``.
+
+        Parameters
+        ----------
+        newdata : array_like, optional
+            Counts (default: the estimation rows).
+        """
         r = self.model.posterior(self._p, newdata)
         return pd.DataFrame(r, columns=[f"component {k}" for k in range(1, self.model.k + 1)])
 
     def predict(self, newdata=None, which: str = "mean"):
         """``"mean"`` (the mixture mean, or the posterior mean rate of each count given),
-        ``"label"`` (the most probable component, 1-based) or ``"proba"``."""
+        ``"label"`` (the most probable component, 1-based) or ``"proba"``.
+
+        Parameters
+        ----------
+        newdata : array_like, optional
+            Counts (default: the estimation rows).
+        which : {"mean", "label", "proba"}
+            What to predict."""
         if which == "proba":
             return self.predict_proba(newdata)
         if which == "label":
@@ -211,7 +224,9 @@ def poisson_mixture(counts, k: int, *, weights=None, data=None) -> PoissonMixtur
     Parameters
     ----------
     counts : array_like, pandas.Series, or a column name of ``data``
+        The counts (non-negative integers).
     k : int
+        Number of components.
     weights : array_like or column name, optional
         Frequency weights.
     data : pandas.DataFrame, optional

@@ -94,6 +94,11 @@ class MVN(SpecMaps, FitMixin, ChunkedModel):
         counted); ``"drop"``: complete cases only; ``"raise"``: any missing value is
         a :class:`~emstats.exceptions.DataError`.
 
+    Other Parameters
+    ----------------
+    _dropped_before : int
+        Internal: rows already dropped by :func:`emstats.mvn` (counted in the summary).
+
     Attributes
     ----------
     names : list of str
@@ -331,7 +336,8 @@ class MVN(SpecMaps, FitMixin, ChunkedModel):
         """Little's (1988) chi-square test of MCAR at the ML estimates ``params``.
 
         d2 = sum_p n_p (ybar_p - mu_p)' Sigma_p^-1 (ybar_p - mu_p) over the patterns,
-        observed coordinates only, on sum_p |o_p| - d degrees of freedom.
+        observed coordinates only, on sum_p d_p - d degrees of freedom (d_p the number
+        of variables observed in pattern p).
         """
         pms, _, _ = self._moments(params, self.data.chunks(1)[0])
         d2 = float(sum(pm.little for pm in pms))
@@ -507,6 +513,7 @@ class MVNResults(EMResults):
             conditional normal given the observed ones.  ``None``: one data set with
             the missing values replaced by their conditional means at the MLE.
         seed : int or numpy Generator, optional
+            Random seed or generator.
 
         Returns
         -------

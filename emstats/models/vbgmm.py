@@ -65,7 +65,7 @@ LOG_2 = math.log(2.0)
 class VBParams:
     """Variational parameters of the global factors (scikit-learn's names).
 
-    Attributes
+    Parameters
     ----------
     weight_concentration : ndarray (K,)
         alpha_k of q(pi) = Dirichlet(alpha).
@@ -140,6 +140,11 @@ class VariationalGaussianMixture(FitMixin, ChunkedModel):
         ddof = 1); a scalar for one variable.
     missing : {"raise", "drop"}
         Rows with NaN raise a :class:`DataError` (default) or are dropped.
+
+    Other Parameters
+    ----------------
+    _prepared : object, optional
+        Internal: the already validated data, passed by :func:`emstats.vbgmm`.
 
     Notes
     -----
@@ -767,7 +772,13 @@ class VBGMMResults(EMResults):
 
     def predict_proba(self, data=None) -> pd.DataFrame:
         """Responsibilities under the variational posterior, r_ik proportional to
-        exp(E log pi_k + E log N(x_i | mu_k, Lambda_k)) (scikit-learn's ``predict_proba``)."""
+        exp(E log pi_k + E log N(x_i | mu_k, Lambda_k)) (scikit-learn's ``predict_proba``).
+
+        Parameters
+        ----------
+        data : DataFrame or array_like, optional
+            Rows to evaluate (through the formula for a model built from one); default the
+            estimation rows."""
         X, labels = self._new_data(data)
         D = self.model._derived(self.raw_params)
         r = self.model._kernel(X, self.raw_params, D, want_resp=True,
@@ -780,6 +791,8 @@ class VBGMMResults(EMResults):
         Parameters
         ----------
         newdata : array_like or DataFrame, optional
+            Rows to evaluate (through the formula for a model built from one); default the
+            estimation rows.
         which : {"mean", "label", "proba"}
             ``"mean"`` (default): sum_k r_ik m_k, the posterior mean of the component
             mean (rows x variables); ``"label"``: the most probable component (1..K),
@@ -799,7 +812,12 @@ class VBGMMResults(EMResults):
     def posterior_table(self, alpha: float = 0.05) -> pd.DataFrame:
         """Posterior mean, standard deviation and equal-tailed credible interval of every
         weight (marginally Beta) and component mean (marginally Student t with
-        nu_k - d + 1 degrees of freedom) under the variational posterior."""
+        nu_k - d + 1 degrees of freedom) under the variational posterior.
+
+        Parameters
+        ----------
+        alpha : float
+            One minus the credibility of the intervals (default 0.05)."""
         p, m = self.raw_params, self.model
         d = m.d
         a = p.weight_concentration
@@ -827,7 +845,12 @@ class VBGMMResults(EMResults):
 
     def summary(self, alpha: float = 0.05):
         """Summary: fit information, then posterior means, standard deviations and
-        credible intervals of the weights and means, then the variational parameters."""
+        credible intervals of the weights and means, then the variational parameters.
+
+        Parameters
+        ----------
+        alpha : float
+            One minus the credibility of the intervals (default 0.05)."""
         from statsmodels.iolib.summary import Summary
         from statsmodels.iolib.table import SimpleTable
 
@@ -867,7 +890,13 @@ class VBGMMResults(EMResults):
         return s
 
     def plot_elbo(self, ax=None):
-        """The ELBO trace against the iteration (matplotlib required)."""
+        """The ELBO trace against the iteration (matplotlib required).
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Axes to draw on (default: a new figure).
+        """
         import matplotlib.pyplot as plt
 
         if ax is None:
@@ -906,11 +935,15 @@ def vbgmm(spec=None, k=None, *, data=None, covariance: str = "full",
     k : int
         Number of components (an upper bound).
     data : DataFrame, optional
+        The data of a formula.
     covariance : {"full"}
-    weight_concentration_prior, mean_precision_prior, mean_prior,
+        Only full covariances are implemented.
+    weight_concentration_prior, mean_precision_prior, mean_prior :
+        See :class:`VariationalGaussianMixture`.
     degrees_of_freedom_prior, covariance_prior :
         See :class:`VariationalGaussianMixture`.
     missing : {"raise", "drop"}
+        Rows with NaN raise a :class:`DataError` (default) or are dropped.
 
     Returns
     -------

@@ -291,7 +291,36 @@ def _zero_block(Z, t, w, zd, fisher: bool):
 
 class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
     """Zero-inflated Poisson, NB2 or geometric regression (see the module docstring and
-    :func:`zeroinfl`)."""
+    :func:`zeroinfl`).
+
+    Parameters
+    ----------
+    y : array_like, shape (n,)
+        Non-negative integer counts.
+    X : array_like, shape (n, p)
+        Design of the count part (include a constant column yourself).
+    Z : array_like, shape (n, q)
+        Design of the zero part.
+    dist : {"poisson", "negbin", "geometric"}
+        The count distribution (negbin: NB2 with a dispersion ``Log(theta)``; geometric:
+        NB2 with theta = 1).
+    link : {"logit", "probit", "cloglog", "cauchit", "log"}
+        Link of the zero-inflation probability.
+    offset : array_like, optional
+        Offset of the count part's log mean.
+    zero_offset : array_like, optional
+        Offset of the zero part's linear predictor.
+    weights : array_like, optional
+        Frequency weights.
+    exog_names, zero_names : list of str, optional
+        Names of the columns of ``X`` and ``Z``.
+    endog_name : str
+        Name of the response.
+    design_info, zero_info : emstats.formula.Terms, optional
+        Designs of the two parts of a model built from a formula (for prediction).
+    offset_spec, zero_offset_spec : object, optional
+        Internal: how the formula's offsets are recomputed on new data.
+    """
 
     summary_title = "Zero-Inflated Count Regression Results"
 
@@ -559,6 +588,29 @@ class ZeroInflatedResults(EMResults):
 
     _zero_title = "Zero model:"
 
+    def plot_residuals(self, ax=None):
+        """Response residuals y - E[y] against the fitted mean E[y], zeros and positive
+        counts marked apart.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Axes to draw on (default: a new figure).
+
+        Returns
+        -------
+        matplotlib Axes
+        """
+        from ..inference.plots import residuals
+
+        y = np.asarray(self.model.data["y"], dtype=float)
+        mean = np.asarray(self.predict(which="mean"), dtype=float)
+        kinds = np.where(y == 0, "zero", "positive count")
+        return residuals(mean, y - mean, kinds=kinds, ax=ax, xlabel="fitted mean E[y]",
+                         ylabel=f"{self.model.endog_name} minus E[y]",
+                         title=f"{type(self.model).__name__} ({self.model.dist}): "
+                               "residuals against fitted means")
+
     def _summary_rows(self):
         m = self.model
         right = []
@@ -694,6 +746,11 @@ class ZeroInflatedResults(EMResults):
         """Observed and expected frequencies of the counts 0..``max_count`` (default the
         largest count), the expected ones the sums of the fitted P(y_i = k).
 
+        Parameters
+        ----------
+        max_count : int, optional
+            The largest count tabulated (default: the largest observed).
+
         Returns
         -------
         pandas.DataFrame
@@ -782,6 +839,7 @@ class ZeroInflatedResults(EMResults):
         Parameters
         ----------
         newdata : DataFrame, optional
+            New rows (through the formula for a model built from one); default the estimation rows.
         which : {"mean", "count", "zero", "prob0", "prob"}
             ``"mean"``: E[y] = (1 - pi) mu; ``"count"``: mu, the mean of the count part;
             ``"zero"``: pi, the zero-inflation probability; ``"prob0"``: P(y = 0);
@@ -830,6 +888,7 @@ def zeroinfl(formula: str, data, dist: str = "poisson", link: str = "logit", off
         ``"y ~ x | 1"`` a constant inflation probability.  ``.`` stands for every other
         column of ``data``.
     data : pandas.DataFrame
+        The data (never modified).
     dist : {"poisson", "negbin", "geometric"}
         The count distribution (``"negbin"``: NB2 with theta estimated; ``"geometric"``:
         NB2 with theta = 1).
@@ -880,6 +939,15 @@ class HurdleRegression(ZeroInflatedRegression):
     is one Newton step on the count part (with weights: w_i at y_i, w_i E[M_i] at 0) and
     one scoring step on the zero part (which has no missing data).  Louis' missing
     information is sum_i w_i Var(M_i) s0_i s0_i', s0_i the count score at y = 0.
+
+    Parameters
+    ----------
+    y, X, Z :
+        As in :class:`ZeroInflatedRegression` (``Z`` is the design of the hurdle part).
+    zero_dist : {"binomial", "poisson", "negbin", "geometric"}
+        Model of P(y > 0) (see :func:`hurdle`).
+    **kw
+        The other arguments of :class:`ZeroInflatedRegression`.
     """
 
     summary_title = "Hurdle Count Regression Results"
@@ -1003,6 +1071,7 @@ def hurdle(formula: str, data, dist: str = "poisson", zero_dist: str = "binomial
     formula : str
         As :func:`zeroinfl`: ``"y ~ count regressors | hurdle regressors"``.
     data : pandas.DataFrame
+        The data (never modified).
     dist : {"poisson", "negbin", "geometric"}
         Distribution of the zero-truncated count part.
     zero_dist : {"binomial", "poisson", "negbin", "geometric"}
