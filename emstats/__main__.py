@@ -316,7 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m emstats`` and the ``emstats`` script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:      # usage errors (status 2, one line) and --help (0)
+        return int(stop.code or 0)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")

@@ -216,6 +216,23 @@ class Terms:
         return {f.name(): tuple(fi.categories) for f, fi in self._info.factor_infos.items()
                 if fi.type == "categorical"}
 
+    def categorical_columns(self) -> dict[str, tuple[list[str], bool]]:
+        """The design columns that code the levels of a one-factor categorical term:
+        column name -> (the names of its term's columns, whether they code every level,
+        i.e. no reference level is left out) -- for discrete-change effects."""
+        info, out = self._info, {}
+        for term in info.terms:
+            if len(term.factors) != 1:
+                continue
+            fi = info.factor_infos[term.factors[0]]
+            if fi.type != "categorical":
+                continue
+            cols = info.column_names[info.term_name_slices[term.name()]]
+            full = len(cols) == len(fi.categories)
+            for c in cols:
+                out[c] = (list(cols), full)
+        return out
+
     def variables(self) -> list[str]:
         """Names the terms' factors use (variables, functions), sorted."""
         used: set[str] = set()

@@ -88,7 +88,12 @@ class LouisPieces:
             return float("nan")
         ci = np.linalg.inv(c)
         m = ci @ self.missing @ ci.T
-        return float(np.max(np.linalg.eigvalsh(0.5 * (m + m.T))))
+        if not np.all(np.isfinite(m)):
+            return float("nan")
+        try:
+            return float(np.max(np.linalg.eigvalsh(0.5 * (m + m.T))))
+        except np.linalg.LinAlgError:      # an ill-conditioned boundary estimate
+            return float("nan")
 
 
 class EMModel(ABC):

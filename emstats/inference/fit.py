@@ -238,9 +238,12 @@ def fit_model(
             extra["n_clusters"] = n_groups
     if want_se and info_obs is None:
         info_obs = numerical_information(problem, params)
-    if info_obs is not None:
-        eig = np.linalg.eigvalsh(0.5 * (info_obs + info_obs.T))
-        conv.min_eig_information = float(eig.min()) if eig.size else float("nan")
+    if info_obs is not None and np.all(np.isfinite(info_obs)):
+        try:
+            eig = np.linalg.eigvalsh(0.5 * (info_obs + info_obs.T))
+            conv.min_eig_information = float(eig.min()) if eig.size else float("nan")
+        except np.linalg.LinAlgError:      # an ill-conditioned boundary estimate
+            pass
     if not np.isfinite(conv.em_rate) and conv.method == "em":
         conv.em_rate = trace_rate(conv.loglik)
         conv.em_rate_source = "estimated from the log-likelihood trace"

@@ -562,23 +562,12 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
 
 
 def _factor_groups(*infos) -> dict[str, tuple[list[str], bool]]:
-    """Design columns that code the levels of a categorical factor (a term of one factor):
-    column name -> (the names of its term's columns, whether they code every level, i.e.
-    no reference level is left out)."""
+    """Design columns that code the levels of a categorical factor, from the formula's
+    terms of each part (:meth:`emstats.formula.Terms.categorical_columns`)."""
     out = {}
     for info in infos:
-        if info is None:
-            continue
-        for term in info.terms:
-            if len(term.factors) != 1:
-                continue
-            fi = info.factor_infos[term.factors[0]]
-            if fi.type != "categorical":
-                continue
-            cols = info.column_names[info.term_name_slices[term.name()]]
-            full = len(cols) == len(fi.categories)
-            for c in cols:
-                out[c] = (list(cols), full)
+        if info is not None:
+            out.update(info.categorical_columns())
     return out
 
 
