@@ -127,6 +127,14 @@ def pass_bytes(model) -> int:
     return int(sum(model.data[k].nbytes for k in ("y", "X", "X2", "Z", "off", "m", "w", "c")))
 
 
+def _table(rows) -> str:
+    """Seconds and ratios to 4 significant digits, log-likelihoods to 1e-6."""
+    df = pd.DataFrame(rows)
+    fmt = {c: (lambda v: f"{v:.6f}") if c.endswith("llf") else (lambda v: f"{v:.4g}")
+           for c in df.columns if df[c].dtype.kind == "f"}
+    return df.to_string(index=False, formatters=fmt)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=float, nargs="+", default=None)
@@ -155,7 +163,7 @@ def main():
                             "flexmix llf": rll, "flexmix/emstats": rs / s,
                             "cpu ratio": rcpu / cpu})
             rows.append(row)
-            print(pd.DataFrame([row]).to_string(index=False, float_format="%.6g"), flush=True)
+            print(_table([row]), flush=True)
             nb = pass_bytes(model)
             lim = {"n": n, "family": fam, "kernel passes": n_pass,
                    "s per pass (whole fit / passes)": s / max(n_pass, 1),
@@ -165,7 +173,7 @@ def main():
                 lim["peak MiB"] = peak_memory(df, fam) / 2**20
                 lim["peak bytes/row"] = lim["peak MiB"] * 2**20 / n
             limits.append(lim)
-    print("\n" + pd.DataFrame(rows).to_string(index=False, float_format="%.6g"))
+    print("\n" + _table(rows))
     print("\n" + pd.DataFrame(limits).to_string(index=False, float_format="%.4g"))
     print(f"\nload average now {os.getloadavg()}")
 
