@@ -373,3 +373,33 @@ def test_glmmtmb_salamanders(salamanders, case):
     np.testing.assert_allclose(res.bse[se.index], se, rtol=1e-3)
     if "theta" in g:
         assert res.theta == pytest.approx(g["theta"], rel=2e-5)
+
+
+@pytest.mark.parametrize("dist, phi", [("negbin", np.array([0.4])), ("geometric", None),
+                                       ("poisson", None)])
+def test_count_zero_part_derivatives(dist, phi):
+    from emstats.components.glm import get_family
+    from emstats.models.zeroinfl import CountZeroPart
+
+    part = CountZeroPart(dist)
+    u = np.linspace(-3.0, 3.0, 13)
+    lp, lq, p1, q1, p2, q2 = part.derivs(u, phi)
+    fam = get_family("negbin" if dist != "poisson" else "poisson")
+    ph = np.zeros(1) if dist == "geometric" else phi
+    zero = np.zeros_like(u)
+    d = fam.derivs(zero, u[:, None], ph)
+    np.testing.assert_allclose(lq, fam.logpdf(zero, u[:, None], ph, None)[:, 0], atol=1e-14)
+    np.testing.assert_allclose(q1[:, 0], d["d1"][:, 0], atol=1e-14)
+    np.testing.assert_allclose(q2[:, 0, 0], d["d2"][:, 0], atol=1e-14)
+    if dist == "negbin":
+        np.testing.assert_allclose(q1[:, 1], d["dp"][:, 0], atol=1e-14)
+        np.testing.assert_allclose(q2[:, 1, 1], d["dpp"][:, 0], atol=1e-14)
+        np.testing.assert_allclose(q2[:, 0, 1], d["dep"][:, 0], atol=1e-14)
+        # on the ridge theta -> 0, mu -> infinity every piece stays finite
+        far = part.derivs(np.array([70.0, 300.0]), np.array([-4.4]))
+        assert all(np.all(np.isfinite(a)) for a in far)
+    # lp = log(1 - f0): its derivative by central differences (truncation ~ 1e-10,
+    # rounding ~ 1e-16 / h absolute where lp is tiny)
+    h = 1e-5
+    up, dn = part.logs(u + h, phi)[0], part.logs(u - h, phi)[0]
+    np.testing.assert_allclose(p1[:, 0], (up - dn) / (2 * h), rtol=1e-7, atol=1e-10)

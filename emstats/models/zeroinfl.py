@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.special import log_ndtr
+from scipy.special import expit, log_ndtr
 
 from ..components.glm import NegativeBinomial, get_family, weighted_irls
 from ..em.data import ArrayData
@@ -168,9 +168,21 @@ class CountZeroPart:
         self.label = dist
         self.link = "count"
 
+    def _log_f0(self, u, phi):
+        """log f(0 | exp(u)): -mu for the Poisson, -theta log(1 + mu / theta) for the
+        NB2 (theta = 1: the geometric), with s = u - log theta; and theta, expit(s),
+        log(1 + e^s) for the derivatives (stable when mu / theta is huge, as on the ridge
+        theta -> 0, mu -> infinity)."""
+        if self.family.name == "poisson":
+            return -np.exp(u), None
+        ph = 0.0 if phi is None else float(np.asarray(phi).ravel()[0])
+        th, sv = np.exp(ph), u - ph
+        sp = np.logaddexp(0.0, sv)
+        return -th * sp, (th, expit(sv), sp)
+
     def logs(self, u, phi=None):
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            lq = self.family.logpdf(np.zeros_like(u), u[:, None], phi, None)[:, 0]
+            lq = self._log_f0(u, phi)[0]
             return np.log(-np.expm1(lq)), lq
 
     def derivs(self, u, phi=None):
@@ -178,15 +190,20 @@ class CountZeroPart:
             return self._derivs(u, phi)
 
     def _derivs(self, u, phi):
-        lp, lq = self.logs(u, phi)
-        der = self.family.derivs(np.zeros_like(u), u[:, None], phi)
+        lq, nb = self._log_f0(u, phi)
+        lp = np.log(-np.expm1(lq))
         m = 1 + self.n_extra
         q1 = np.empty((u.size, m))
         q2 = np.empty((u.size, m, m))
-        q1[:, 0], q2[:, 0, 0] = der["d1"][:, 0], der["d2"][:, 0]
-        if m == 2:
-            q1[:, 1], q2[:, 1, 1] = der["dp"][:, 0], der["dpp"][:, 0]
-            q2[:, 0, 1] = q2[:, 1, 0] = der["dep"][:, 0]
+        if nb is None:                                   # Poisson: d/du and d2/du2 of -mu
+            q1[:, 0] = q2[:, 0, 0] = lq
+        else:
+            th, sg, sp = nb
+            q1[:, 0], q2[:, 0, 0] = -th * sg, -th * sg * (1.0 - sg)
+            if m == 2:                                   # in phi = log theta
+                q1[:, 1] = th * (sg - sp)
+                q2[:, 1, 1] = th * (2.0 * sg - sp - sg * (1.0 - sg))
+                q2[:, 0, 1] = q2[:, 1, 0] = -th * sg * sg
         r = np.exp(lq - lp)                              # f0 / (1 - f0)
         p1 = -r[:, None] * q1
         p2 = -r[:, None, None] * q2 - (r * (1.0 + r))[:, None, None] * (
