@@ -216,6 +216,22 @@ class Terms:
         return {f.name(): tuple(fi.categories) for f, fi in self._info.factor_infos.items()
                 if fi.type == "categorical"}
 
+    def categorical_columns(self) -> dict[str, tuple[list[str], bool]]:
+        """The design columns coding the levels of a categorical factor that is a term
+        by itself: column name -> (the columns of its term, whether they code every
+        level, i.e. no reference level is left out)."""
+        info, out = self._info, {}
+        for term in info.terms:
+            if len(term.factors) != 1:
+                continue
+            fi = info.factor_infos[term.factors[0]]
+            if fi.type != "categorical":
+                continue
+            cols = list(info.column_names[info.term_name_slices[term.name()]])
+            for c in cols:
+                out[c] = (cols, len(cols) == len(fi.categories))
+        return out
+
     def variables(self) -> list[str]:
         """Names the terms' factors use (variables, functions), sorted."""
         used: set[str] = set()

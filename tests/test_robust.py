@@ -27,10 +27,9 @@ from emstats.exceptions import DataError
 R = json.loads((Path(__file__).parent / "results" / "robust_sandwich.json").read_text())
 TOBIT_F = "affairs ~ age + yearsmarried + religiousness + occupation + rating"
 
-#: models whose units are independent (the heteroskedastic Tobit has no per-unit
-#: scores until it is on the chunk contract; VB is not a likelihood fit)
-INDEPENDENT = ["tobit", "intreg", "gmm", "hmm_sequences", "glmm", "mixreg", "poisson_mixture",
-               "mvn", "zeroinfl", "hurdle"]
+#: models whose units are independent (VB is not a likelihood fit)
+INDEPENDENT = ["tobit", "intreg", "hetero_tobit", "gmm", "hmm_sequences", "glmm", "mixreg",
+               "poisson_mixture", "mvn", "zeroinfl", "hurdle"]
 
 
 def _r(case, key):
@@ -219,10 +218,24 @@ def test_one_sequence_is_not_enough():
         emstats.hmm("~ count", 2, "poisson", data=quakes).fit(cov_type="robust")
 
 
-def test_model_without_unit_scores(affairs):
-    m = emstats.tobit(TOBIT_F, affairs, scale_formula="~ C(gender)")
+def test_model_without_unit_scores():
+    # a whole-data EMModel (docs/own_model.md's first form) has no per-unit scores
+    class Mean(emstats.EMModel):
+        param_names = ["mu"]
+        nobs = 3
+
+        def start_params(self):
+            return np.array([0.0])
+
+        def e_step(self, mu):
+            y = np.array([1.0, 2.0, 4.0])
+            return y.sum(), float(-0.5 * np.sum((y - mu[0]) ** 2))
+
+        def m_step(self, s, mu):
+            return np.array([s / 3.0])
+
     with pytest.raises(ValueError, match="score of each unit"):
-        m.fit(cov_type="robust")
+        emstats.fit_em(Mean(), cov_type="robust")
 
 
 def test_frequency_weights_count_as_units(affairs):

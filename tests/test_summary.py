@@ -90,6 +90,10 @@ def test_the_same_wording_everywhere(any_fit):
     text = str(res.summary())
     conv = res.convergence
     assert re.search(r"Converged:\s+(yes|no)\b", text)
+    if isinstance(res, emstats.VBGMMResults):
+        # variational Bayes is not ML: its own table (ELBO, coordinate ascent)
+        assert re.search(rf"Iterations:\s+{conv.n_iter}\b", text)
+        return
     m = re.search(r"Method:\s+ML, (.+?)\s{2,}", text)
     assert m and m.group(1) == METHOD_NAMES[conv.method]
     long, short = describe_iterations(conv, len(res.extra.get("starts", ())) or 1)
@@ -103,6 +107,9 @@ def test_the_same_wording_everywhere(any_fit):
 def test_repr_says_what_it_is(any_fit):
     res = any_fit
     r = repr(res)
+    if isinstance(res, emstats.VBGMMResults):
+        assert r.startswith(f"VBGMMResults(k={res.k}, elbo=")
+        return
     assert r.startswith(f"<{type(res).__name__}: {type(res.model).__name__} of ")
     assert f"{res.nobs} observations" in r and f"{res.k_params} parameters" in r
     assert ("converged" in r) and METHOD_NAMES[res.convergence.method] in r

@@ -88,6 +88,8 @@ class LouisPieces:
             return float("nan")
         ci = np.linalg.inv(c)
         m = ci @ self.missing @ ci.T
+        if not np.all(np.isfinite(m)):     # e.g. a parameter on the edge of its space
+            return float("nan")
         return float(np.max(np.linalg.eigvalsh(0.5 * (m + m.T))))
 
 

@@ -238,7 +238,7 @@ def fit_model(
             extra["n_clusters"] = n_groups
     if want_se and info_obs is None:
         info_obs = numerical_information(problem, params)
-    if info_obs is not None:
+    if info_obs is not None and np.all(np.isfinite(info_obs)):
         eig = np.linalg.eigvalsh(0.5 * (info_obs + info_obs.T))
         conv.min_eig_information = float(eig.min()) if eig.size else float("nan")
     if not np.isfinite(conv.em_rate) and conv.method == "em":

@@ -232,6 +232,17 @@ class HeteroskedasticCensoredRegression(FitMixin, ChunkedModel):
             arr[p:, :p] = arr[:p, p:].T
         return Stats(loglik=float(w @ out[:, 0]), score=score, complete=comp, missing=miss)
 
+    def chunk_scores(self, params, chunk) -> np.ndarray:
+        """Score of each row (the terms of :meth:`chunk_louis`' score), for robust
+        standard errors."""
+        _, sig, out = self._moments(params, chunk)
+        m, ez2, w = out[:, 1], out[:, 2] + out[:, 1] ** 2, chunk["w"]
+        return np.hstack([chunk["X"] * (w * m / sig)[:, None],
+                          chunk["Z"] * (w * (ez2 - 1.0))[:, None]])
+
+    def unit_weights(self) -> np.ndarray:
+        return self.data["w"]
+
     # -- the bootstrap --------------------------------------------------------------------
     @property
     def n_units(self) -> int:

@@ -840,7 +840,7 @@ class VBGMMResults(EMResults):
                  ("Method:", {"em": "coordinate ascent", "squarem": "SQUAREM"}.get(
                      cv.method, cv.method)),
                  ("Iterations:", str(cv.n_iter)),
-                 ("Converged:", "yes" if cv.converged else "NO")]
+                 ("Converged:", "yes" if cv.converged else "no")]
         rows = [[a[0], a[1], b[0], b[1]] for a, b in zip(left, right, strict=True)]
         s.tables.append(SimpleTable(rows, title="Variational Bayesian Gaussian mixture"))
         s.tables.append(_df_table(self.posterior_table(alpha)))

@@ -537,18 +537,8 @@ def _factor_groups(*infos) -> dict[str, tuple[list[str], bool]]:
     no reference level is left out)."""
     out = {}
     for info in infos:
-        if info is None:
-            continue
-        for term in info.terms:
-            if len(term.factors) != 1:
-                continue
-            fi = info.factor_infos[term.factors[0]]
-            if fi.type != "categorical":
-                continue
-            cols = info.column_names[info.term_name_slices[term.name()]]
-            full = len(cols) == len(fi.categories)
-            for c in cols:
-                out[c] = (list(cols), full)
+        if info is not None:
+            out.update(info.categorical_columns())
     return out
 
 
@@ -794,8 +784,8 @@ class ZeroInflatedResults(EMResults):
         """
         m = self.model
         X, Z, off, zoff = self._designs(newdata)
-        ks = (np.arange(int(m.data["y"].max()) + 1) if at is None
-              else np.asarray(at, dtype=int).ravel())
+        ks = (np.asarray(at, dtype=int).ravel() if at is not None
+              else np.arange(int(m.data["y"].max()) + 1) if which == "prob" else None)
         return m.predict_arrays(self.raw_params, X, Z, off, zoff, which, ks)
 
 
