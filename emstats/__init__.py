@@ -218,3 +218,8 @@ __all__ += ["ZeroInflatedRegression", "ZeroInflatedResults", "zeroinfl"]
 from .models.zeroinfl import HurdleRegression, HurdleResults, hurdle, vuong  # noqa: E402
 
 __all__ += ["HurdleRegression", "HurdleResults", "hurdle", "vuong"]
+
+from .em.executors import DaskExecutor  # noqa: E402
+from .models import outofcore  # noqa: E402
+
+__all__ += ["DaskExecutor", "outofcore"]

@@ -1,0 +1,496 @@
+"""Models fitted to data that are read piece by piece: Parquet files and Dask collections.
+
+Each builder here makes the model of the in-memory API on a
+:class:`~emstats.em.sources.StreamedData`: a first pass over the pieces computes the
+model's data constants (sums, cross-products, counts: additive, so the pass runs on the
+executor like an E-step), a sample of the first rows gives the starting values where the
+model needs rows for them (k-means++ for a mixture), and every E-step then reads (or, on
+a cluster, finds persisted) one piece at a time.  Formulas are built per piece from one
+design information fixed by a first pass (:func:`emstats.formula.incremental_design_info`:
+categorical levels and stateful transforms see every piece).
+
+The models are the in-memory classes with their data replaced: the same E-step, M-step
+and Louis pieces, the same results.  What needs the rows themselves in memory
+(predictions without new data, a bootstrap, simulated E-steps, an initial partition)
+says so with a :class:`~emstats.exceptions.DataError`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.linalg as sla
+
+from ..components.gaussian_data import prepare_data
+from ..em.executors import DaskExecutor, LocalExecutor
+from ..em.sources import StreamedData, pieces_of
+from ..exceptions import DataError
+from ..formula import (
+    build_design,
+    design_rows,
+    incremental_design_info,
+    pack_design,
+    split_formula,
+    unpack_design,
+)
+from .censored import IntervalRegression, Tobit, check_rows, tobit_bounds
+from .gmm import GaussianMixture
+
+__all__ = ["as_executor", "gmm", "intreg", "tobit"]
+
+
+def as_executor(executor):
+    """An executor from ``None`` (this process), ``"local"``, a ``distributed.Client`` or
+    an executor object."""
+    if executor is None or executor == "local":
+        return LocalExecutor()
+    if hasattr(executor, "map") and hasattr(executor, "chunks"):
+        return executor
+    if type(executor).__name__ == "Client":
+        return DaskExecutor(executor)
+    raise TypeError(f"executor must be None, 'local', a distributed.Client or an executor, "
+                    f"got {executor!r}")
+
+
+def _pieces(data, columns=None):
+    pieces = pieces_of(data, columns)
+    if pieces is None:
+        raise TypeError("out-of-core data are a Parquet path, a glob pattern, a list of paths, "
+                        f"a dask.dataframe or a dask.array; got {type(data).__name__}")
+    return pieces
+
+
+def _labelled(fn):
+    """Run ``fn(raw, piece)``; a DataError names the piece (file and row group)."""
+    def run(self, raw, piece):
+        try:
+            return fn(self, raw, piece)
+        except DataError as err:
+            raise DataError(f"{piece.label}: {err}") from None
+    return run
+
+
+def _frames(pieces):
+    def make():
+        return (p.load() for p in pieces)
+    return make
+
+
+class _Portable:
+    """Pickled with its formula's design information packed (patsy's objects refuse
+    pickling), so that Dask workers build the same design."""
+
+    def __getstate__(self):
+        d = self.__dict__.copy()
+        if d.get("design_info") is not None:
+            d["design_info"] = pack_design(d["design_info"])
+        return d
+
+    def __setstate__(self, state):
+        if isinstance(state.get("design_info"), bytes):
+            state["design_info"] = unpack_design(state["design_info"])
+        self.__dict__.update(state)
+
+
+# -- Gaussian mixtures ------------------------------------------------------------------
+
+class _GaussianPieces(_Portable):
+    """The rows of a Gaussian model from a piece: columns, a formula's design, or an
+    array's rows; infinite values are an error, NaN an error or dropped."""
+
+    def __init__(self, columns, design_info, missing):
+        self.columns = None if columns is None else list(columns)
+        self.design_info = design_info
+        self.missing = missing
+
+    @_labelled
+    def matrix(self, raw, piece):
+        if isinstance(raw, (pd.DataFrame, pd.Series)):
+            if self.design_info is not None:
+                obj = design_rows(self.design_info, raw)
+            else:
+                obj = raw if self.columns is None else raw[self.columns]
+        else:
+            obj = np.asarray(raw)
+        X, _, _, n_drop, _ = prepare_data(obj, None, self.missing)
+        return X, n_drop
+
+    def __call__(self, raw, piece):
+        X, _ = self.matrix(raw, piece)
+        return {"X": X, "XT": np.ascontiguousarray(X.T)}, None
+
+
+class _GaussianScan:
+    """First pass: rows, rows dropped, and the sums of x - c0 and (x - c0)(x - c0)'."""
+
+    def __init__(self, rows: _GaussianPieces, c0):
+        self.rows, self.c0 = rows, c0
+
+    def __call__(self, raw, piece):
+        X, n_drop = self.rows.matrix(raw, piece)
+        e = X - self.c0
+        return X.shape[0], n_drop, e.sum(axis=0), e.T @ e
+
+
+class StreamedGaussianMixture(GaussianMixture):
+    """A :class:`~emstats.models.gmm.GaussianMixture` whose rows are read piece by piece
+    (build it with :func:`gmm`).  Starting values come from a sample of the first rows
+    (``sample_rows``); everything else is the in-memory model's."""
+
+    X = property(lambda self: self.data["X"])
+    XT = property(lambda self: self.data["XT"])
+
+    def __init__(self, sample: GaussianMixture, data: StreamedData, centre, var, n_dropped):
+        state = {k: v for k, v in sample.__dict__.items() if k not in ("X", "XT", "data")}
+        self.__dict__.update(state)
+        self._sample = sample
+        self.data = data
+        self.n = data.n_rows
+        self.nobs = float(self.n)
+        self.centre = np.asarray(centre, dtype=float)
+        self._data_var = np.asarray(var, dtype=float)
+        self._floor = 1e-10 * float(np.mean(self._data_var))
+        self.row_labels = pd.RangeIndex(self.n)
+        self.n_dropped = int(n_dropped)
+
+    def __getstate__(self):
+        d = self.__dict__.copy()
+        d.pop("_sample", None)      # the sample stays on the client (starts only)
+        d["design_info"] = None     # for new data, on the client
+        return d
+
+    def initial_starts(self, init, n_init: int, rng: np.random.Generator):
+        """Starts from the sample of the first rows (``init`` "kmeans++" or "random")."""
+        if init is not None and not isinstance(init, str):
+            raise DataError("an initial partition or responsibilities need the rows in memory; "
+                            "out of core, use init='kmeans++', 'random' or start_params=")
+        return self._sample.initial_starts(init, n_init, rng)
+
+    def sample_stats(self, params, rng, size):
+        raise DataError("simulated E-steps (method='mcem'/'stochastic') need the rows in "
+                        "memory; out of core, use method='em', 'squarem' or 'newton'")
+
+
+def gmm(data, k, covariance: str = "VVV", *, columns=None, formula: str | None = None,
+        reg_covar: float = 0.0, missing: str = "raise", sample_rows: int = 100_000,
+        executor=None) -> StreamedGaussianMixture:
+    """A Gaussian mixture of data read piece by piece.
+
+    Parameters
+    ----------
+    data : str, path, list of paths, dask.dataframe or dask.array
+        Parquet file(s) (a path, a glob pattern such as ``"data/*.parquet"``, a
+        directory, or a list), read row group by row group; or a dask collection,
+        read partition by partition.
+    k, covariance, reg_covar, missing :
+        As for :class:`~emstats.models.gmm.GaussianMixture`.
+    columns : list of str, optional
+        The variables (default: every column).
+    formula : str, optional
+        A one-sided formula of numeric terms (``"~ x + np.log(y)"``) instead of
+        ``columns``.
+    sample_rows : int
+        Rows read from the first pieces for the starting values (k-means++).
+    executor : None, "local", distributed.Client or executor
+        Where the passes run: this process, one piece at a time (default), or a Dask
+        cluster (:class:`~emstats.em.executors.DaskExecutor`).
+
+    Returns
+    -------
+    StreamedGaussianMixture
+        Fit it with ``.fit()`` (the options of the in-memory model).
+
+    Notes
+    -----
+    The first pass computes the number of rows, the column means (the centre of the
+    E-step's natural statistics) and variances.  With ``sample_rows`` at least the
+    number of rows, the starts are those of the in-memory model, and so is the fit.
+    """
+    ex = as_executor(executor)
+    if columns is not None and formula is not None:
+        raise ValueError("pass columns= or formula=, not both")
+    read_cols = list(columns) if columns is not None else None
+    pieces = _pieces(data, read_cols)
+    design_info = None
+    if formula is not None:
+        lhs, _ = split_formula(formula if "~" in formula else "~" + formula)
+        if lhs:
+            raise DataError(f"use a one-sided formula ('~ x + y'), got {formula!r}")
+        design_info = incremental_design_info(formula + " - 1", _frames(pieces))
+        for fac, finfo in design_info.factor_infos.items():
+            if finfo.type == "categorical":
+                raise DataError(f"column {fac.name()!r} in the formula is not numeric: a "
+                                "Gaussian mixture needs numeric columns")
+    rows = _GaussianPieces(read_cols, design_info, missing)
+    # the sample: the first pieces, in this process
+    sample, got = [], 0
+    for p in pieces:
+        X, _ = rows.matrix(p.load(), p)
+        sample.append(X)
+        got += X.shape[0]
+        if got >= sample_rows:
+            break
+    Xs = np.concatenate(sample)[:max(int(sample_rows), 1)]
+    names = _names(pieces[0], read_cols, design_info, Xs.shape[1])
+    frame = pd.DataFrame(Xs, columns=names)
+    sample_model = GaussianMixture(frame, k, covariance, reg_covar=reg_covar)
+    c0 = Xs.mean(axis=0)
+    parts = ex.map(_GaussianScan(rows, c0), pieces)
+    n = sum(p[0] for p in parts)
+    n_drop = sum(p[1] for p in parts)
+    s1 = sum(p[2] for p in parts)
+    s2 = sum(p[3] for p in parts)
+    mean = s1 / n
+    centre = c0 + mean
+    var = np.maximum(np.diag(s2) / n - mean**2, 0.0)
+    const = np.sqrt(var) <= 1e-14 * np.maximum(np.abs(centre), 1e-300)
+    if const.any():
+        raise DataError("constant column(s) " + ", ".join(repr(names[j]) for j in
+                        np.flatnonzero(const))
+                        + ": a Gaussian mixture needs variation in every variable (drop them)")
+    streamed = StreamedData(pieces, rows, [p[0] for p in parts], executor=ex)
+    return StreamedGaussianMixture(sample_model, streamed, centre, var, n_drop)
+
+
+def _names(piece, columns, design_info, d):
+    if design_info is not None:
+        return list(design_info.column_names)
+    if columns is not None:
+        return [str(c) for c in columns]
+    raw = piece.load()
+    if isinstance(raw, pd.DataFrame):
+        return [str(c) for c in raw.columns]
+    return [f"x{j}" for j in range(d)]
+
+
+# -- Tobit and interval regression ------------------------------------------------------
+
+class _CensoredPieces(_Portable):
+    """The rows of a censored regression from a piece of a data frame."""
+
+    def __init__(self, kind, formula, design_info, censor_left, censor_right, weights,
+                 offset, beyond_limits, missing, centre=None):
+        self.kind, self.formula, self.design_info = kind, formula, design_info
+        self.censor_left, self.censor_right = censor_left, censor_right
+        self.weights, self.offset = weights, offset
+        self.beyond_limits, self.missing, self.centre = beyond_limits, missing, centre
+
+    @_labelled
+    def rows(self, raw, piece):
+        limits = {"censor_left": self.censor_left, "censor_right": self.censor_right}
+        per_row = {k: v for k, v in limits.items() if isinstance(v, str)}
+        extras = {"weights": self.weights, "offset": self.offset, **per_row}
+        design = build_design(self.formula, raw, n_response=1 if self.kind == "tobit" else 2,
+                              missing=self.missing, design_info=self.design_info,
+                              response_may_be_nan=self.kind == "intreg",
+                              extras={k: v for k, v in extras.items() if v is not None})
+        ex = design.extras
+        labels = pd.RangeIndex(design.exog.shape[0])
+        n_beyond = 0
+        if self.kind == "tobit":
+            limits.update({k: ex[k] for k in per_row})
+            lo, hi, _, _, n_beyond = tobit_bounds(
+                design.endog[:, 0], limits["censor_left"], limits["censor_right"], labels,
+                design.endog_names[0], self.beyond_limits)
+        else:
+            lo, hi = design.endog[:, 0].copy(), design.endog[:, 1].copy()
+            both = np.isnan(lo) & np.isnan(hi)
+            if both.any():
+                raise DataError(f"both bounds are missing in {int(both.sum())} row(s)")
+            lo[np.isnan(lo)] = -np.inf
+            hi[np.isnan(hi)] = np.inf
+        w, off = check_rows(design.exog, lo, hi, ex.get("weights"), ex.get("offset"), labels)
+        return design, lo, hi, w, off, n_beyond
+
+    def __call__(self, raw, piece):
+        design, lo, hi, w, off, _ = self.rows(raw, piece)
+        X = design.exog
+        return {"X": X, "lo": lo, "hi": hi, "offset": off, "w": w,
+                "ref": off + X @ self.centre}, None
+
+
+class _CensoredScan:
+    """First pass: X'WX, X'W y~, sum w y~^2 (y~ the completed response less the offset),
+    sum w, the counts of each kind of observation, and which columns are constant 1."""
+
+    def __init__(self, rows: _CensoredPieces):
+        self.rows = rows
+
+    def __call__(self, raw, piece):
+        design, lo, hi, w, off, n_beyond = self.rows.rows(raw, piece)
+        X = design.exog
+        y = np.where(np.isfinite(lo) & np.isfinite(hi), 0.5 * (lo + hi),
+                     np.where(np.isfinite(lo), lo, hi)) - off
+        exact = lo == hi
+        counts = np.array([X.shape[0], design.n_dropped, n_beyond, exact.sum(),
+                           ((lo == -np.inf) & np.isfinite(hi)).sum(),
+                           (np.isfinite(lo) & (hi == np.inf)).sum(),
+                           (np.isfinite(lo) & np.isfinite(hi) & ~exact).sum()], dtype=np.int64)
+        return (counts, X.T @ (X * w[:, None]), X.T @ (w * y), float(w @ (y * y)),
+                float(w.sum()), np.all(X == 1.0, axis=0),
+                (design.endog_names, design.exog_names))
+
+
+class _StreamedCensored:
+    """What a censored regression read piece by piece does differently: its constants
+    come from the first pass, its rows are not in memory."""
+
+    def _setup(self, data, parts, names, design_info, has_weights, has_offset, censoring):
+        counts = sum(p[0] for p in parts)
+        gram = sum(p[1] for p in parts)
+        xty = sum(p[2] for p in parts)
+        yty = sum(p[3] for p in parts)
+        sum_w = sum(p[4] for p in parts)
+        ones = np.logical_and.reduce([p[5] for p in parts])
+        endog_names, exog_names = names
+        n, p = int(counts[0]), gram.shape[0]
+        self.exog_names = list(exog_names)
+        self.param_names = list(exog_names) + ["Log(scale)"]
+        self.k_exog = p
+        self.row_labels = pd.RangeIndex(n)
+        self.n_dropped = int(counts[1])
+        self.n_beyond_limits = int(counts[2])
+        self.n_exact, self.n_left, self.n_right, self.n_interval = map(int, counts[3:])
+        if self.n_exact == 0 and self.n_interval == 0:
+            raise DataError(
+                f"all {n} observations are censored (none is observed exactly or within a "
+                "bounded interval): the model is not identified")
+        self.design_info = design_info
+        self.censoring = censoring
+        self.has_weights, self.has_offset = has_weights, has_offset
+        self._n = n
+        self._const = bool(ones.any())
+        self._gram = gram
+        self._check_rank(gram)
+        self._gram_cho = sla.cho_factor(gram, lower=True)
+        self._sum_w = float(sum_w)
+        beta = sla.cho_solve(self._gram_cho, xty)
+        s2 = (yty - float(beta @ xty)) / max(self._sum_w - p, 1.0)
+        if not np.isfinite(s2) or s2 <= 0:
+            s2 = max(yty / self._sum_w - float(np.sum(xty) / self._sum_w) ** 2, 0.0) or 1.0
+        self._start = (beta, s2)
+        self._centre = beta.copy()
+        data.prepare.centre = self._centre
+        self.data = data
+        return endog_names
+
+    def __getstate__(self):
+        d = self.__dict__.copy()
+        d["design_info"] = None     # for new data, on the client
+        return d
+
+    @property
+    def nobs(self) -> float:
+        return self._sum_w if self.has_weights else float(self._n)
+
+    @property
+    def df_model(self) -> float:
+        return self.k_exog - int(self._const)
+
+    @property
+    def n_units(self) -> int:
+        return self._n
+
+    def diagnose_failure(self, err):
+        return None
+
+    def bootstrap_model(self, idx):
+        raise DataError("a bootstrap needs the rows in memory; out of core, use "
+                        "cov_type='louis'")
+
+    def sample_stats(self, params, rng, size):
+        raise DataError("simulated E-steps (method='mcem') need the rows in memory; out of "
+                        "core, use method='em', 'squarem' or 'newton'")
+
+
+class StreamedTobit(_StreamedCensored, Tobit):
+    """A :class:`~emstats.models.censored.Tobit` model read piece by piece (see
+    :func:`tobit`)."""
+
+    endog = property(lambda self: self.data["endog"])
+
+    def __init__(self, data, parts, design_info, has_weights, has_offset, censor_left,
+                 censor_right):
+        scalar = {k: v for k, v in (("left", censor_left), ("right", censor_right))
+                  if not isinstance(v, str)}
+        self.censor_left, self.censor_right = censor_left, censor_right
+        censoring = {}
+        if len(scalar) == 2:       # scalar limits: the results can predict with them
+            censoring = {"left": -np.inf if censor_left is None else float(censor_left),
+                         "right": np.inf if censor_right is None else float(censor_right)}
+        names = self._setup(data, parts, parts[0][6], design_info, has_weights, has_offset,
+                            censoring)
+        self.endog_name = names[0]
+
+
+class StreamedIntervalRegression(_StreamedCensored, IntervalRegression):
+    """An :class:`~emstats.models.censored.IntervalRegression` read piece by piece (see
+    :func:`intreg`)."""
+
+    def __init__(self, data, parts, design_info, has_weights, has_offset):
+        names = self._setup(data, parts, parts[0][6], design_info, has_weights, has_offset, {})
+        self.endog_name = " + ".join(names)
+
+
+def _censored(kind, formula, data, censor_left, censor_right, weights, offset,
+              beyond_limits, missing, executor):
+    if not isinstance(formula, str):
+        raise TypeError(f"formula must be a string, got {type(formula).__name__}")
+    for name, v in (("weights", weights), ("offset", offset)):
+        if v is not None and not isinstance(v, str):
+            raise DataError(f"out of core, {name}= must be a column name, got "
+                            f"{type(v).__name__}")
+    for name, v in (("censor_left", censor_left), ("censor_right", censor_right)):
+        if v is not None and not isinstance(v, str) and not np.isscalar(v):
+            raise DataError(f"out of core, {name} must be a number or a column name")
+    ex = as_executor(executor)
+    pieces = _pieces(data)
+    design_info = incremental_design_info(formula, _frames(pieces))
+    rows = _CensoredPieces(kind, formula, design_info, censor_left, censor_right, weights,
+                           offset, beyond_limits, missing)
+    parts = ex.map(_CensoredScan(rows), pieces)
+    streamed = StreamedData(pieces, rows, [int(p[0][0]) for p in parts], executor=ex)
+    if kind == "tobit":
+        return StreamedTobit(streamed, parts, design_info, weights is not None,
+                             offset is not None, censor_left, censor_right)
+    return StreamedIntervalRegression(streamed, parts, design_info, weights is not None,
+                                      offset is not None)
+
+
+def tobit(formula: str, data, censor_left=0.0, censor_right=None, *, weights=None,
+          offset=None, beyond_limits: str = "censor", missing: str = "drop",
+          executor=None) -> StreamedTobit:
+    """A Tobit model of data read piece by piece (see :func:`emstats.tobit`).
+
+    Parameters
+    ----------
+    formula : str
+        ``"y ~ x1 + C(g)"``; categorical levels are found in a first pass over all the
+        pieces.
+    data : str, path, list of paths or dask.dataframe
+        Parquet file(s) read row group by row group, or a dask dataframe.
+    censor_left, censor_right : float, str or None
+        A limit for every row, a column name, or no censoring on that side.
+    weights, offset : str, optional
+        Column names.
+    beyond_limits, missing :
+        As for :func:`emstats.tobit`.
+    executor : None, "local", distributed.Client or executor
+        Where the passes run (see :func:`gmm`).
+
+    Returns
+    -------
+    StreamedTobit
+        The Tobit model; its first pass computed X'WX, the least-squares start and the
+        counts, so ``fit()`` gives the in-memory fit's estimates and standard errors.
+    """
+    return _censored("tobit", formula, data, censor_left, censor_right, weights, offset,
+                     beyond_limits, missing, executor)
+
+
+def intreg(formula: str, data, *, weights=None, offset=None, missing: str = "drop",
+           executor=None) -> StreamedIntervalRegression:
+    """Interval regression (``"lower + upper ~ x"``) of data read piece by piece (see
+    :func:`emstats.intreg` and :func:`tobit`)."""
+    return _censored("intreg", formula, data, None, None, weights, offset, "censor", missing,
+                     executor)
