@@ -9,6 +9,9 @@ rounding).
 
 from __future__ import annotations
 
+import os
+import signal
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,7 +27,7 @@ import distributed  # noqa: E402
 
 import emstats  # noqa: E402
 from emstats import outofcore  # noqa: E402
-from emstats.em.executors import DaskExecutor  # noqa: E402
+from emstats.em.executors import DaskExecutor, DistributedError  # noqa: E402
 from emstats.exceptions import DataError  # noqa: E402
 
 RTOL = 1e-9
@@ -152,15 +155,108 @@ def test_tobit_on_dask_persisted_and_reread(parquet, frame, tobit_ref, client):
           tobit_ref)
 
 
-def test_worker_processes(parquet, gmm_ref):
+@pytest.fixture(scope="module")
+def processes():
+    ex = DaskExecutor(n_workers=2, processes=True, persist=True)
+    yield ex
+    ex.close()
+
+
+def test_worker_processes(parquet, gmm_ref, processes):
     """Worker processes: the model, the parameters and the formula's design travel
     pickled."""
-    ex = DaskExecutor(n_workers=2, processes=True)
-    try:
-        m = outofcore.gmm(parquet, 2, formula="~ a + b", executor=ex)
-        _same(m.fit(n_init=1), gmm_ref)
-    finally:
-        ex.close()
+    m = outofcore.gmm(parquet, 2, formula="~ a + b", executor=processes)
+    _same(m.fit(n_init=1), gmm_ref)
+
+
+# -- faults ------------------------------------------------------------------------------
+
+def test_killed_worker_is_recomputed_and_the_fit_unchanged(parquet, tobit_ref, processes):
+    """A worker process killed (SIGKILL) during the fit: the nanny restarts it, the
+    scheduler recomputes its persisted chunks from the Parquet files, and the fit ends
+    where the in-memory fit does."""
+    client = processes.client
+    m = outofcore.tobit("y ~ x + C(g)", parquet, censor_left=0, executor=processes)
+    killed = []
+
+    def kill_one(it, params, ll):
+        if it == 2 and not killed:
+            addr, pid = sorted(client.run(os.getpid).items())[0]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(addr)
+
+    res = m.fit(callback=kill_one)
+    assert killed
+    _same(res, tobit_ref)
+
+
+def test_lost_cluster_is_a_clear_error_and_the_fit_resumes(parquet, frame, client):
+    """No worker left: the pass times out with an error carrying the last completed
+    iterate; restarting from it on a restored cluster gives the in-memory fit."""
+    ref = emstats.tobit("y ~ x + C(g)", frame, censor_left=0).fit(method="em")
+    cluster = client.cluster
+    ex = DaskExecutor(client, persist=True, timeout=2)
+    m = outofcore.tobit("y ~ x + C(g)", parquet, censor_left=0, executor=ex)
+
+    def lose_all(it, params, ll):
+        if it == 3:
+            cluster.scale(0)
+
+    with pytest.raises(DistributedError, match="last completed pass") as info:
+        m.fit(method="em", callback=lose_all)
+    last = info.value.last_params
+    assert last is not None and np.all(np.isfinite(last))
+    cluster.scale(2)
+    client.wait_for_workers(2)
+    res = m.fit(method="em", start_params=last)
+    _same(res, ref)
+    assert res.convergence.n_iter < ref.convergence.n_iter
+
+
+# -- hidden Markov models: sequences are not split -----------------------------------------
+
+@pytest.fixture(scope="module")
+def sequences(tmp_path_factory):
+    rng = np.random.default_rng(7)
+    out = []
+    for s in range(30):
+        state, xs = 0, []
+        for _ in range(int(rng.integers(30, 70))):
+            state = state if rng.random() < 0.9 else 1 - state
+            xs.append(rng.normal((0.0, 3.0)[state], 1.0))
+        out.append(pd.DataFrame({"id": f"s{s}", "y": xs}))
+    df = pd.concat(out, ignore_index=True)
+    d = tmp_path_factory.mktemp("hmm")
+    tables = [pa.Table.from_pandas(df[df.id.isin([f"s{i}" for i in range(a, a + 10)])],
+                                   preserve_index=False) for a in range(0, 30, 10)]
+    with pq.ParquetWriter(d / "whole.parquet", tables[0].schema) as w:
+        for t in tables:                  # one row group per 10 whole sequences
+            w.write_table(t)
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), d / "cut.parquet",
+                   row_group_size=500)
+    return df, str(d / "whole.parquet"), str(d / "cut.parquet")
+
+
+def test_hmm_sequences_streamed_and_on_dask(sequences, client):
+    df, whole, _ = sequences
+    ref = emstats.hmm("y", 2, data=df, groups="id").fit()
+    _same(outofcore.hmm(whole, 2, columns=["y"], groups="id").fit(), ref)
+    _same(outofcore.hmm(whole, 2, columns=["y"], groups="id", executor=client).fit(), ref)
+    ddf = dd.from_pandas(df, npartitions=1)
+    _same(outofcore.hmm(ddf, 2, columns="y", groups="id", executor=client).fit(), ref)
+
+
+def test_hmm_sequence_straddling_pieces_is_named(sequences):
+    df, _, cut = sequences
+    with pytest.raises(DataError, match=r"sequence 's\d+' \(id\) straddles .*row group 0\), "
+                                        r"rows \d+-499, and .*row group 1\), rows 500-"):
+        outofcore.hmm(cut, 2, columns=["y"], groups="id")
+    with pytest.raises(DataError, match="give groups="):
+        outofcore.hmm(cut, 2, columns=["y"])
+    shuffled = pd.concat([df.iloc[:40], df.iloc[200:260], df.iloc[40:200]])
+    with pytest.raises(DataError, match=r"rows of sequence 's\d' \(id\) are not contiguous"):
+        outofcore.hmm(dd.from_pandas(shuffled, npartitions=1, sort=False), 2, columns=["y"],
+                      groups="id")
 
 
 # -- bad files ------------------------------------------------------------------------------

@@ -108,10 +108,21 @@ class DaskExecutor:
         Keep the prepared chunks in the workers' memory (True), re-read them from the
         source at every pass (False), or decide by size (default: persist when the
         chunks take less than half the cluster's memory limit).
+    timeout : float, optional
+        Seconds a pass may take before it is abandoned with a :class:`DistributedError`
+        (default: no limit).  A worker lost during a pass is replaced by the cluster and
+        its chunks recomputed, so the fit continues with the same result; a cluster left
+        without workers would wait for them forever without a timeout.
+
+    Notes
+    -----
+    A pass that fails raises :class:`DistributedError`; its ``last_params`` are the
+    parameters of the last pass that completed, a valid ``start_params=`` to resume.
     """
 
     def __init__(self, client=None, *, scheduler: str | None = None, n_workers: int | None = None,
-                 processes: bool = True, persist: bool | None = None):
+                 processes: bool = True, persist: bool | None = None,
+                 timeout: float | None = None):
         distributed = need_module("distributed")
         self._own = None
         if client is None:
@@ -125,6 +136,7 @@ class DaskExecutor:
                 self._own = cluster
         self.client = client
         self.persist = persist
+        self.timeout = timeout
         self.last_params = None
 
     def close(self) -> None:
@@ -145,15 +157,22 @@ class DaskExecutor:
 
     def _compute(self, obj, what: str):
         distributed = need_module("distributed")
+        futures = None
         try:
-            return self.client.gather(self.client.compute(obj))
+            futures = self.client.compute(obj)
+            distributed.wait(futures, timeout=self.timeout)
+            return self.client.gather(futures)
         except (distributed.scheduler.KilledWorker, distributed.client.FutureCancelledError,
-                distributed.comm.core.CommClosedError) as err:
+                distributed.comm.core.CommClosedError, TimeoutError) as err:
+            if futures is not None:
+                self.client.cancel(futures)
+            why = (f"not finished within timeout={self.timeout} s (no workers left?)"
+                   if isinstance(err, TimeoutError) else
+                   f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
             raise DistributedError(
-                f"the Dask cluster failed during {what} ({type(err).__name__}: "
-                f"{str(err).splitlines()[0] if str(err) else ''}); the last completed pass is "
-                "in .last_params: pass it as start_params= to resume", self.last_params
-            ) from err
+                f"the Dask cluster failed during {what} ({why}); the parameters of the last "
+                "completed pass are in .last_params: pass them as start_params= to resume",
+                self.last_params) from err
 
     def map(self, fn, pieces):
         """``[fn(raw, piece) ...]`` computed on the workers, in the order of ``pieces``."""

@@ -35,8 +35,9 @@ from ..formula import (
 )
 from .censored import IntervalRegression, Tobit, check_rows, tobit_bounds
 from .gmm import GaussianMixture
+from .hmm import HiddenMarkovModel
 
-__all__ = ["as_executor", "gmm", "intreg", "tobit"]
+__all__ = ["as_executor", "gmm", "hmm", "intreg", "tobit"]
 
 
 def as_executor(executor):
@@ -494,3 +495,194 @@ def intreg(formula: str, data, *, weights=None, offset=None, missing: str = "dro
     :func:`emstats.intreg` and :func:`tobit`)."""
     return _censored("intreg", formula, data, None, None, weights, offset, "censor", missing,
                      executor)
+
+
+# -- hidden Markov models ---------------------------------------------------------------
+
+class _SequencePieces:
+    """The sequences of a piece: its rows of the observation columns, cut into runs of
+    equal ``groups`` id (a sequence's rows must be contiguous and within one piece)."""
+
+    def __init__(self, columns, groups, k, emission, covariance, xbar=None):
+        self.columns, self.groups = list(columns), groups
+        self.k, self.emission, self.covariance = k, emission, covariance
+        self.xbar = xbar
+
+    @_labelled
+    def rows(self, raw, piece):
+        if isinstance(raw, pd.DataFrame):
+            missing = [c for c in self.columns + ([self.groups] if self.groups else [])
+                       if c not in raw.columns]
+            if missing:
+                raise DataError(f"no column(s) {', '.join(map(repr, missing))}")
+            values = raw[self.columns]
+            ids = raw[self.groups].to_numpy() if self.groups else None
+        else:
+            if self.groups is not None:
+                raise DataError("groups= needs a data frame (a column of sequence ids)")
+            values, ids = pd.DataFrame(np.asarray(raw)), None
+        n = len(values)
+        if ids is None:
+            lengths, run_ids = np.array([n], dtype=np.int64), np.array([piece.label], object)
+        else:
+            if pd.isna(pd.Series(ids)).any():
+                raise DataError(f"groups column {self.groups!r} has missing values")
+            new = np.concatenate([[True], ids[1:] != ids[:-1]])
+            starts = np.flatnonzero(new)
+            lengths = np.diff(np.concatenate([starts, [n]])).astype(np.int64)
+            run_ids = ids[starts]
+            dup = pd.Index(run_ids).duplicated()
+            if dup.any():
+                g = run_ids[np.flatnonzero(dup)[0]]
+                rows = np.flatnonzero(ids == g)
+                raise DataError(f"the rows of sequence {_plain(g)!r} ({self.groups}) are not "
+                                f"contiguous (rows {', '.join(map(str, rows[:6]))}): sort the "
+                                "data by sequence")
+        model = HiddenMarkovModel(values, self.k, self.emission, covariance=self.covariance,
+                                  lengths=lengths, var_names=[str(c) for c in values.columns],
+                                  identify=False)
+        return model, lengths, run_ids
+
+    def __call__(self, raw, piece):
+        m, lengths, _ = self.rows(raw, piece)
+        if m.emission_name == "gaussian":       # centred at the whole data's means
+            m._xbar = self.xbar
+            m._Xk = np.ascontiguousarray(m.X - self.xbar)
+        return m._data_arrays(), np.concatenate([[0], np.cumsum(lengths)])
+
+
+def _plain(g):
+    return g.item() if isinstance(g, np.generic) else g
+
+
+class _SequenceScan:
+    """First pass: rows, sequence lengths and ids, and sums of x - c0, (x - c0)^2."""
+
+    def __init__(self, rows: _SequencePieces, c0):
+        self.rows, self.c0 = rows, c0
+
+    def __call__(self, raw, piece):
+        m, lengths, run_ids = self.rows.rows(raw, piece)
+        e = m.X - self.c0
+        return lengths, run_ids, e.sum(axis=0), (e * e).sum(axis=0)
+
+
+class StreamedHMM(HiddenMarkovModel):
+    """A :class:`~emstats.models.hmm.HiddenMarkovModel` whose sequences are read piece
+    by piece (see :func:`hmm`)."""
+
+    X = property(lambda self: self.data["X"])
+    _Xk = property(lambda self: self.data["Xk"])
+    codes = property(lambda self: self.data["codes"])
+
+    def __init__(self, sample: HiddenMarkovModel, data: StreamedData, lengths, seq_names,
+                 xbar, colvar):
+        skip = ("X", "_Xk", "codes", "data", "_lgx", "_Xt")
+        self.__dict__.update({k: v for k, v in sample.__dict__.items() if k not in skip})
+        self._sample = sample
+        self._n_stats = sample._n_emission_stats()
+        self.data = data
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.seq_start = np.concatenate([[0], np.cumsum(self.lengths)]).astype(np.int64)
+        self.n_seq = len(self.lengths)
+        self.seq_names = list(seq_names)
+        self.T = int(self.seq_start[-1])
+        self.row_labels = self._stacked_labels = pd.RangeIndex(self.T)
+        self._order = None
+        if self.emission_name == "gaussian":
+            self._xbar = np.asarray(xbar, dtype=float)
+            self.var_floor = 1e-10 * np.where(colvar > 0, colvar, 1.0)
+        if self.T < max(self.K, 2) or self.n_params > self.T * self.d:
+            raise DataError(f"{self.T} observations cannot identify {self.n_params} "
+                            f"parameters of a {self.K}-state hidden Markov model")
+
+    def __getstate__(self):
+        d = self.__dict__.copy()
+        d.pop("_sample", None)
+        return d
+
+    def _n_emission_stats(self) -> int:
+        return self._n_stats
+
+    def start_params(self, rng=None, attempt: int = 0):
+        """The starts of the sample of the first sequences (``sample_rows``)."""
+        return self._sample.start_params(rng, attempt)
+
+
+def hmm(data, k: int, emission: str = "gaussian", *, columns, groups: str | None = None,
+        covariance: str = "diag", sample_rows: int = 100_000, executor=None,
+        **options) -> StreamedHMM:
+    """A hidden Markov model of sequences read piece by piece.
+
+    Parameters
+    ----------
+    data : str, path, list of paths or dask.dataframe
+        Parquet file(s) read row group by row group, or a dask dataframe.
+    k, emission, covariance :
+        As for :class:`~emstats.models.hmm.HiddenMarkovModel` (Gaussian and Poisson
+        emissions).
+    columns : list of str
+        The observation columns.
+    groups : str, optional
+        A column of sequence ids.  A sequence's rows must be contiguous and inside one
+        piece (a row group or a partition): a sequence that straddles two pieces is a
+        :class:`~emstats.exceptions.DataError` naming it and the pieces.  Without
+        ``groups`` the data must be one piece, one sequence.
+    sample_rows : int
+        Rows of the first sequences used for the starting values.
+    executor :
+        Where the passes run (see :func:`gmm`).
+    **options
+        ``initial``, ``transitions``, ``boundary_tol``: as for the in-memory model.
+    """
+    if emission not in ("gaussian", "poisson", "normal"):
+        raise ValueError(f"out of core, the emission is 'gaussian' or 'poisson', got "
+                         f"{emission!r}")
+    ex = as_executor(executor)
+    cols = [columns] if isinstance(columns, str) else list(columns)
+    pieces = _pieces(data, cols + ([groups] if groups else []))
+    if groups is None and len(pieces) > 1:
+        raise DataError(f"the data are in {len(pieces)} pieces: give groups= (a column of "
+                        "sequence ids); a sequence may not span pieces")
+    rows = _SequencePieces(cols, groups, k, emission, covariance)
+    sample, lens, got = [], [], 0
+    for p in pieces:
+        m, lengths, _ = rows.rows(p.load(), p)
+        sample.append(m.X)
+        lens.append(lengths)
+        got += m.X.shape[0]
+        if got >= sample_rows:
+            break
+    Xs = np.concatenate(sample)
+    sample_model = HiddenMarkovModel(pd.DataFrame(Xs, columns=cols), k, emission,
+                                     covariance=covariance, lengths=np.concatenate(lens),
+                                     var_names=cols, **options)
+    c0 = Xs.mean(axis=0)
+    parts = ex.map(_SequenceScan(rows, c0), pieces)
+    # a sequence id in two pieces straddles them (or is not contiguous)
+    offsets = np.cumsum([0] + [int(p[0].sum()) for p in parts])
+    owner: dict = {}
+    for i, part in enumerate(parts):
+        for g in part[1]:
+            j = owner.setdefault(g, i)
+            if j != i:
+                rows_j = np.concatenate([[0], np.cumsum(parts[j][0])])
+                r = list(part[1]).index(g)
+                rows_i = np.concatenate([[0], np.cumsum(part[0])])
+                q = list(parts[j][1]).index(g)
+                a = f"rows {offsets[j] + rows_j[q]}-{offsets[j] + rows_j[q + 1] - 1}"
+                b = f"rows {offsets[i] + rows_i[r]}-{offsets[i] + rows_i[r + 1] - 1}"
+                what = "straddles" if j == i - 1 else "is split between"
+                raise DataError(f"sequence {_plain(g)!r} ({groups}) {what} {pieces[j].label}, "
+                                f"{a}, and {pieces[i].label}, {b}: a sequence must lie within "
+                                "one row group / partition (write the data with whole "
+                                "sequences per row group)")
+    lengths = np.concatenate([p[0] for p in parts])
+    n = int(lengths.sum())
+    mean = sum(p[2] for p in parts) / n
+    colvar = np.maximum(sum(p[3] for p in parts) / n - mean**2, 0.0)
+    rows.xbar = c0 + mean
+    streamed = StreamedData(pieces, rows, [int(p[0].sum()) for p in parts],
+                            [len(p[0]) for p in parts], executor=ex)
+    names = [g for p in parts for g in p[1]]
+    return StreamedHMM(sample_model, streamed, lengths, names, c0 + mean, colvar)
