@@ -24,6 +24,7 @@ import scipy.linalg as sla
 from ..components.gaussian_data import prepare_data
 from ..em.executors import DaskExecutor, LocalExecutor
 from ..em.sources import StreamedData, pieces_of
+from ..em.stats import Stats, tree_sum
 from ..exceptions import DataError
 from ..formula import (
     build_design,
@@ -34,7 +35,7 @@ from ..formula import (
     unpack_design,
 )
 from .censored import IntervalRegression, Tobit, check_rows, tobit_bounds
-from .gmm import GaussianMixture
+from .gmm import GaussianMixture, map_log_responsibility_of
 from .hmm import HiddenMarkovModel
 
 __all__ = ["as_executor", "gmm", "hmm", "intreg", "tobit"]
@@ -170,6 +171,27 @@ class StreamedGaussianMixture(GaussianMixture):
     def sample_stats(self, params, rng, size):
         raise DataError("simulated E-steps (method='mcem'/'stochastic') need the rows in "
                         "memory; out of core, use method='em', 'squarem' or 'newton'")
+
+    def chunk_map_log_responsibility(self, params, chunk) -> Stats:
+        """sum log r_i,MAP over the chunk's rows (ICL's classification term)."""
+        out = self._chunk_pass(params, chunk, want_resp=True)
+        if out is None:
+            raise FloatingPointError("invalid parameters")
+        return Stats(s=map_log_responsibility_of(out[5]))
+
+    def map_log_responsibility(self, params) -> float:
+        """ICL's classification term by one more pass over the pieces."""
+        return float(_reduce_pass(self, "chunk_map_log_responsibility", params)["s"])
+
+
+def _reduce_pass(model, name: str, params):
+    """``getattr(model, name)(params, chunk)`` summed over the model's chunks, wherever
+    they are (this process or a cluster)."""
+    chunks = model.data.chunks()
+    distributed = getattr(chunks, "map_reduce", None)
+    if distributed is not None:
+        return distributed(model, name, params)
+    return tree_sum(getattr(model, name)(params, ch) for ch in chunks)
 
 
 def gmm(data, k, covariance: str = "VVV", *, columns=None, formula: str | None = None,
