@@ -335,3 +335,26 @@ def test_streamed_fit_memory_is_bounded_by_a_row_group(tmp_path):
     print(f"peak RSS over the one-row-group fit: {extra:.2f} row groups "
           f"({(r['peak'] - r['base']) / 2**20:.1f} MiB; data {groups} row groups)")
     assert extra < 4
+
+
+# -- zero-inflated and hurdle counts ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def counts(tmp_path_factory):
+    rng = np.random.default_rng(5)
+    n = 2000
+    df = pd.DataFrame({"x": rng.normal(size=n), "g": rng.choice(["a", "b", "c"], n),
+                       "z": rng.normal(size=n)})
+    mu = np.exp(0.3 + 0.5 * df.x + 0.4 * (df.g == "b"))
+    df["y"] = np.where(rng.random(n) < 1 / (1 + np.exp(0.5 - df.z)), 0, rng.poisson(mu))
+    path = tmp_path_factory.mktemp("zi") / "counts.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=600)
+    return df, str(path)
+
+
+def test_zeroinfl_and_hurdle_streamed_and_on_dask(counts, client):
+    df, path = counts
+    ref = emstats.zeroinfl("y ~ x + C(g) | z", df).fit()
+    _same(outofcore.zeroinfl("y ~ x + C(g) | z", path).fit(), ref)
+    ref = emstats.hurdle("y ~ x + C(g) | z", df).fit()
+    _same(outofcore.hurdle("y ~ x + C(g) | z", path, executor=client).fit(), ref)

@@ -28,17 +28,20 @@ from ..em.stats import Stats, tree_sum
 from ..exceptions import DataError
 from ..formula import (
     build_design,
+    check_frame,
     design_rows,
     incremental_design_info,
     pack_design,
     split_formula,
+    split_two_part,
     unpack_design,
 )
 from .censored import IntervalRegression, Tobit, check_rows, tobit_bounds
 from .gmm import GaussianMixture, map_log_responsibility_of
 from .hmm import HiddenMarkovModel
+from .zeroinfl import HurdleRegression, ZeroInflatedRegression
 
-__all__ = ["as_executor", "gmm", "hmm", "intreg", "tobit"]
+__all__ = ["as_executor", "gmm", "hmm", "hurdle", "intreg", "tobit", "zeroinfl"]
 
 
 def as_executor(executor):
@@ -708,3 +711,176 @@ def hmm(data, k: int, emission: str = "gaussian", *, columns, groups: str | None
                             [len(p[0]) for p in parts], executor=ex)
     names = [g for p in parts for g in p[1]]
     return StreamedHMM(sample_model, streamed, lengths, names, c0 + mean, colvar)
+
+
+# -- zero-inflated and hurdle count regressions -------------------------------------------
+
+class _CountPieces(_Portable):
+    """The rows of a zero-inflated or hurdle regression from a piece of a data frame: the
+    count design through one design information, the zero part's through another."""
+
+    def __init__(self, count_formula, design_info, zero_info, dist, offset, weights,
+                 missing):
+        self.count_formula, self.design_info, self.zero_info = count_formula, design_info, \
+            zero_info
+        self.dist, self.offset, self.weights, self.missing = dist, offset, weights, missing
+
+    def __getstate__(self):
+        d = super().__getstate__()
+        d["zero_info"] = pack_design(d["zero_info"])
+        return d
+
+    def __setstate__(self, state):
+        state["zero_info"] = unpack_design(state["zero_info"])
+        super().__setstate__(state)
+
+    @_labelled
+    def rows(self, raw, piece):
+        from ..components.glm import get_family
+
+        frame = check_frame(raw)
+        Z = design_rows(self.zero_info, frame)
+        extras = {"__w": self.weights, "__off": self.offset,
+                  "__zero": np.where(np.isnan(Z).any(axis=1), np.nan, 0.0)}
+        des = build_design(self.count_formula, frame, extras=extras, missing=self.missing,
+                           design_info=self.design_info)
+        pos = frame.index.get_indexer(des.row_labels)
+        family = get_family(self.dist)
+        y = family.check(np.asarray(des.endog[:, 0], dtype=float), None,
+                         repr(des.endog_names[0]))
+        n = y.size
+        w = des.extras.get("__w")
+        w = np.ones(n) if w is None else w
+        if not np.all(np.isfinite(w) & (w >= 0)):
+            raise DataError("weights must be non-negative and finite")
+        off = des.extras.get("__off")
+        return {"y": y, "X": des.exog, "Z": np.ascontiguousarray(Z[pos]),
+                "off": np.zeros(n) if off is None else off, "w": w,
+                "c": family.log_const(y)}, des
+
+    def __call__(self, raw, piece):
+        return self.rows(raw, piece)[0], None
+
+
+class _CountScan:
+    """First pass: rows, sum of weights, whether some (positive-weight) y is zero and some
+    is not, rows dropped, the names."""
+
+    def __init__(self, rows: _CountPieces):
+        self.rows = rows
+
+    def __call__(self, raw, piece):
+        a, des = self.rows.rows(raw, piece)
+        pos = a["w"] > 0
+        return (a["y"].size, float(a["w"].sum()), bool(np.any((a["y"] == 0) & pos)),
+                bool(np.any((a["y"] != 0) & pos)), des.n_dropped, des.endog_names[0])
+
+
+class _StreamedCounts:
+    """A zero-inflated or hurdle regression whose rows are read piece by piece: the
+    start (pscl's GLMs) from a sample of the first rows, everything else the
+    in-memory model's."""
+
+    def _setup(self, sample, data, parts):
+        self.__dict__.update({k: v for k, v in sample.__dict__.items() if k != "data"})
+        self._sample = sample
+        self.data = data
+        self.n_rows = int(sum(p[0] for p in parts))
+        self.nobs = float(sum(p[1] for p in parts))
+        self.n_dropped = int(sum(p[4] for p in parts))
+        if not any(p[2] for p in parts):
+            raise DataError(f"{self.endog_name} has no zeros: there is nothing to inflate "
+                            "(fit a plain count regression)")
+        if not any(p[3] for p in parts):
+            raise DataError(f"{self.endog_name} is zero in every row: the count and zero "
+                            "parts are not identified")
+
+    def __getstate__(self):
+        d = self.__dict__.copy()
+        d.pop("_sample", None)
+        d["design_info"] = d["zero_info"] = None
+        return d
+
+    def start_params(self) -> dict:
+        """The in-memory model's start computed on the sample of the first rows."""
+        return self._sample.start_params()
+
+
+class StreamedZeroInflated(_StreamedCounts, ZeroInflatedRegression):
+    """A :class:`~emstats.models.zeroinfl.ZeroInflatedRegression` read piece by piece
+    (see :func:`zeroinfl`)."""
+
+    def __init__(self, sample, data, parts):
+        self._setup(sample, data, parts)
+
+
+class StreamedHurdle(_StreamedCounts, HurdleRegression):
+    """A :class:`~emstats.models.zeroinfl.HurdleRegression` read piece by piece (see
+    :func:`hurdle`)."""
+
+    def __init__(self, sample, data, parts):
+        self._setup(sample, data, parts)
+
+
+def _counts(cls, base, formula, data, dist, offset, weights, missing, sample_rows,
+            executor):
+    for name, v in (("weights", weights), ("offset", offset)):
+        if v is not None and not isinstance(v, str):
+            raise DataError(f"out of core, {name}= must be a column name, got "
+                            f"{type(v).__name__}")
+    if dist not in ("poisson", "negbin"):
+        raise ValueError(f"dist must be 'poisson' or 'negbin', got {dist!r}")
+    ex = as_executor(executor)
+    pieces = _pieces(data)
+    count_f, zero_rhs = split_two_part(formula, pieces[0].load())
+    info = incremental_design_info(count_f, _frames(pieces))
+    zinfo = incremental_design_info("~ " + zero_rhs, _frames(pieces))
+    rows = _CountPieces(count_f, info, zinfo, dist, offset, weights, missing)
+    arrays, got = [], 0
+    for p in pieces:
+        a, des = rows.rows(p.load(), p)
+        arrays.append(a)
+        got += a["y"].size
+        if got >= sample_rows:
+            break
+    cat = {k: np.concatenate([a[k] for a in arrays]) for k in arrays[0]}
+    sample = base(cat["y"], cat["X"], cat["Z"], dist=dist, offset=cat["off"],
+                  weights=cat["w"], exog_names=list(info.column_names),
+                  zero_names=list(zinfo.column_names), endog_name=des.endog_names[0],
+                  design_info=info, zero_info=zinfo, offset_spec=offset)
+    parts = ex.map(_CountScan(rows), pieces)
+    streamed = StreamedData(pieces, rows, [p[0] for p in parts], executor=ex)
+    return cls(sample, streamed, parts)
+
+
+def zeroinfl(formula: str, data, dist: str = "poisson", *, offset=None, weights=None,
+             missing: str = "drop", sample_rows: int = 100_000,
+             executor=None) -> StreamedZeroInflated:
+    """A zero-inflated count regression of data read piece by piece (see
+    :func:`emstats.zeroinfl`).
+
+    Parameters
+    ----------
+    formula : str
+        ``"y ~ x1 + x2 | z1"``; both parts' designs are fixed by a first pass.
+    data : str, path, list of paths or dask.dataframe
+    dist : {"poisson", "negbin"}
+    offset, weights : str, optional
+        Column names.
+    missing : {"drop", "raise"}
+    sample_rows : int
+        Rows of the first pieces on which pscl's starting GLMs are fitted.
+    executor :
+        Where the passes run (see :func:`gmm`).
+    """
+    return _counts(StreamedZeroInflated, ZeroInflatedRegression, formula, data, dist,
+                   offset, weights, missing, sample_rows, executor)
+
+
+def hurdle(formula: str, data, dist: str = "poisson", *, offset=None, weights=None,
+           missing: str = "drop", sample_rows: int = 100_000,
+           executor=None) -> StreamedHurdle:
+    """A hurdle count regression of data read piece by piece (see :func:`emstats.hurdle`
+    and :func:`zeroinfl`)."""
+    return _counts(StreamedHurdle, HurdleRegression, formula, data, dist, offset, weights,
+                   missing, sample_rows, executor)
