@@ -798,7 +798,9 @@ class _StreamedCounts:
     def __getstate__(self):
         d = self.__dict__.copy()
         d.pop("_sample", None)
-        d["design_info"] = d["zero_info"] = None
+        # the client's: the designs (patsy) and the parameter maps (whose labels close
+        # over the sample model); the workers' E-steps need neither
+        d["design_info"] = d["zero_info"] = d["spec"] = None
         return d
 
     def start_params(self) -> dict:
