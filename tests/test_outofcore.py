@@ -164,11 +164,11 @@ def processes():
     ex.close()
 
 
-def test_worker_processes(parquet, gmm_ref, processes):
-    """Worker processes: the model, the parameters and the formula's design travel
-    pickled."""
-    m = outofcore.gmm(parquet, 2, formula="~ a + b", executor=processes)
-    _same(m.fit(n_init=1), gmm_ref)
+def test_worker_processes(parquet, tobit_ref, processes):
+    """Worker processes: the model, the parameters and the formula's design (with its
+    categorical levels) travel pickled."""
+    m = outofcore.tobit("y ~ x + C(g)", parquet, censor_left=0, executor=processes)
+    _same(m.fit(), tobit_ref)
 
 
 # -- faults ------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ def test_lost_cluster_is_a_clear_error_and_the_fit_resumes(parquet, frame, clien
     iterate; restarting from it on a restored cluster gives the in-memory fit."""
     ref = emstats.tobit("y ~ x + C(g)", frame, censor_left=0).fit(method="em")
     cluster = client.cluster
-    ex = DaskExecutor(client, persist=True, timeout=2)
+    ex = DaskExecutor(client, persist=True, timeout=8)   # generous: a loaded CI machine
     m = outofcore.tobit("y ~ x + C(g)", parquet, censor_left=0, executor=ex)
 
     def lose_all(it, params, ll):
@@ -293,9 +293,9 @@ from emstats import outofcore
 def peak():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
-opts = dict(n_init=1, method="em", maxiter=3, cov_type=None)
+opts = dict(n_init=1, method="em", maxiter=2, cov_type=None)
 with warnings.catch_warnings():
-    warnings.simplefilter("ignore")        # not converged in 3 iterations
+    warnings.simplefilter("ignore")        # not converged in 2 iterations
     outofcore.gmm(sys.argv[1], 2, sample_rows=5000).fit(**opts)     # one row group
     base = peak()
     m = outofcore.gmm(sys.argv[2], 2, sample_rows=5000)             # many row groups
@@ -305,15 +305,15 @@ print(json.dumps({"base": base, "peak": peak(), "n": m.n, "pieces": len(m.data.p
 
 
 def test_streamed_fit_memory_is_bounded_by_a_row_group(tmp_path):
-    """Peak RSS (getrusage, in a fresh process) of a GMM fit streamed from 16 row groups
+    """Peak RSS (getrusage, in a fresh process) of a GMM fit streamed from 12 row groups
     exceeds that of the same fit on one row group (which loaded every library and
-    allocator pool) by less than 4 row groups of float64 data: the 16-group file never
+    allocator pool) by less than 4 row groups of float64 data: the 12-group file never
     needs to be in memory (observed: about 1.5 row groups)."""
     import json
     import subprocess
     import sys
 
-    rows, groups, d = 50_000, 16, 4
+    rows, groups, d = 50_000, 12, 4
     rng = np.random.default_rng(0)
 
     def table(n):

@@ -16,6 +16,7 @@ such pass.
 from __future__ import annotations
 
 import uuid
+import weakref
 
 import numpy as np
 
@@ -138,6 +139,7 @@ class DaskExecutor:
         self.persist = persist
         self.timeout = timeout
         self.last_params = None
+        self._chunks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def close(self) -> None:
         """Close the client and the local cluster this executor made (if it made one)."""
@@ -181,7 +183,12 @@ class DaskExecutor:
         return list(self._compute(tasks, "the first pass over the data"))
 
     def chunks(self, data: StreamedData, n_threads: int):
-        return DaskChunks(self, data)
+        """The data's chunks on the cluster, prepared (and persisted) once per data set:
+        later fits of the same model reuse them."""
+        got = self._chunks.get(data)
+        if got is None:
+            got = self._chunks[data] = DaskChunks(self, data)
+        return got
 
     def cluster_memory(self) -> float:
         """Sum of the workers' memory limits in bytes (inf when unlimited)."""
