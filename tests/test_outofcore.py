@@ -358,3 +358,25 @@ def test_zeroinfl_and_hurdle_streamed_and_on_dask(counts, client):
     _same(outofcore.zeroinfl("y ~ x + C(g) | z", path).fit(), ref)
     ref = emstats.hurdle("y ~ x + C(g) | z", df).fit()
     _same(outofcore.hurdle("y ~ x + C(g) | z", path, executor=client).fit(), ref)
+
+
+# -- the multivariate normal with missing values ---------------------------------------------------
+
+def test_mvn_patterns_from_one_pass_equal_in_memory(tmp_path, client):
+    rng = np.random.default_rng(8)
+    n, d = 2000, 4
+    X = rng.multivariate_normal(np.arange(d), np.eye(d) + 0.5, size=n)
+    miss = rng.random((n, d)) < 0.15
+    miss[:, 0] = False
+    X[miss] = np.nan
+    df = pd.DataFrame(X, columns=list("abcd"))
+    path = tmp_path / "mvn.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=600)
+    ref = emstats.MVN(df).fit()
+    for ex in (None, client):
+        res = outofcore.mvn(str(path), executor=ex).fit()
+        _same(res, ref)
+        assert res.model.pattern_table().equals(ref.model.pattern_table())
+        assert abs(res.little_test.statistic - ref.little_test.statistic) < \
+            RTOL * ref.little_test.statistic
+    assert "% of the values are missing" in str(res.summary())

@@ -39,9 +39,10 @@ from ..formula import (
 from .censored import IntervalRegression, Tobit, check_rows, tobit_bounds
 from .gmm import GaussianMixture, map_log_responsibility_of
 from .hmm import HiddenMarkovModel
+from .mvn import MVN
 from .zeroinfl import HurdleRegression, ZeroInflatedRegression
 
-__all__ = ["as_executor", "gmm", "hmm", "hurdle", "intreg", "tobit", "zeroinfl"]
+__all__ = ["as_executor", "gmm", "hmm", "hurdle", "intreg", "mvn", "tobit", "zeroinfl"]
 
 
 def as_executor(executor):
@@ -905,3 +906,135 @@ def hurdle(formula: str, data, dist: str = "poisson", *, offset=None, weights=No
     and :func:`zeroinfl`)."""
     return _counts(StreamedHurdle, HurdleRegression, formula, data, dist, offset, weights,
                    missing, sample_rows, executor)
+
+
+# -- the multivariate normal with missing values ----------------------------------------------
+
+class _PatternScan:
+    """One pass of the multivariate normal: per missingness pattern of a piece, its first
+    row, count, and the sums and cross-products of the observed values about ``centre``."""
+
+    def __init__(self, columns, missing, centre):
+        self.columns, self.missing, self.centre = columns, missing, centre
+
+    @_labelled
+    def matrix(self, raw, piece):
+        frame = raw[self.columns] if isinstance(raw, pd.DataFrame) and self.columns else raw
+        X = (frame.to_numpy(dtype=float, na_value=np.nan) if isinstance(frame, pd.DataFrame)
+             else np.asarray(frame, dtype=float))
+        if np.isinf(X).any():
+            raise DataError(f"infinite values in {int(np.isinf(X).any(axis=1).sum())} row(s)")
+        nan = np.isnan(X)
+        if self.missing == "raise" and nan.any():
+            raise DataError("missing values; use missing='em' for maximum likelihood under MAR")
+        keep = ~nan.all(axis=1) if self.missing == "em" else ~nan.any(axis=1)
+        return X[keep], int((~keep).sum())
+
+    def __call__(self, raw, piece):
+        X, n_drop = self.matrix(raw, piece)
+        obs = ~np.isnan(X)
+        keys, first, inv = np.unique(obs, axis=0, return_index=True, return_inverse=True)
+        out = {}
+        for p, key in enumerate(keys):
+            rows = np.flatnonzero(inv.ravel() == p)
+            o = np.flatnonzero(key)
+            e = X[np.ix_(rows, o)] - self.centre[o]
+            s = np.zeros(X.shape[1])
+            S = np.zeros((X.shape[1], X.shape[1]))
+            s[o] = e.sum(axis=0)
+            S[np.ix_(o, o)] = e.T @ e
+            out[key.tobytes()] = (int(first[p]), rows.size, s, S, key)
+        return out, X.shape[0], n_drop
+
+
+class StreamedMVN(MVN):
+    """An :class:`~emstats.models.mvn.MVN` whose rows were read piece by piece (see
+    :func:`mvn`): EM runs on the patterns' sums, which one pass computed."""
+
+    X = property(lambda self: _not_in_memory("X"))
+
+    def __init__(self, names, missing, n_dropped, patterns, centre, cnt, s, S):
+        self.names = names
+        d = len(names)
+        self.endog_name = names[0] if d == 1 else f"{names[0]}..{names[-1]} ({d} variables)"
+        n = int(patterns.counts.sum())
+        if n <= d:
+            raise DataError(f"{n} usable row(s) for {d} variables: the covariance matrix "
+                            "needs more rows than variables")
+        self.row_labels = pd.RangeIndex(n)
+        self.n_dropped = n_dropped
+        self.missing = missing
+        self._setup(patterns, centre, cnt, s, S)
+
+
+def _not_in_memory(name):
+    raise DataError(f"the rows of an out-of-core model are not in memory (asked for {name!r})")
+
+
+def mvn(data, *, columns=None, missing: str = "em", sample_rows: int = 20_000,
+        executor=None) -> StreamedMVN:
+    """The multivariate normal with values missing at random, from data read piece by
+    piece (see :class:`~emstats.models.mvn.MVN`).
+
+    One pass over the pieces (on the executor) reduces the rows to each missingness
+    pattern's count, sums and cross-products; EM, Louis' standard errors and Little's
+    MCAR test then run on those, in memory.  Imputation needs the rows and is not
+    available out of core.
+
+    Parameters
+    ----------
+    data : str, path, list of paths, dask.dataframe or dask.array
+    columns : list of str, optional
+    missing : {"em", "drop", "raise"}
+    sample_rows : int
+        Rows of the first pieces whose observed means are the fixed centre of the sums.
+    executor :
+        Where the pass runs (see :func:`gmm`).
+    """
+    from ..components.gaussian_missing import Patterns
+
+    if missing not in ("em", "drop", "raise"):
+        raise ValueError(f"missing must be 'em', 'drop' or 'raise', got {missing!r}")
+    ex = as_executor(executor)
+    cols = None if columns is None else list(columns)
+    pieces = _pieces(data, cols)
+    scan = _PatternScan(cols, missing, None)
+    sample, got = [], 0
+    for p in pieces:
+        X, _ = scan.matrix(p.load(), p)
+        sample.append(X)
+        got += X.shape[0]
+        if got >= sample_rows:
+            break
+    Xs = np.concatenate(sample)
+    with np.errstate(invalid="ignore"):
+        centre = np.nanmean(Xs, axis=0)
+    names = _names(pieces[0], cols, None, Xs.shape[1])
+    empty = [names[j] for j in np.flatnonzero(np.isnan(centre))]
+    if empty:
+        raise DataError("column(s) with no observed value in the first rows: "
+                        + ", ".join(empty) + " (raise sample_rows)")
+    scan.centre = centre
+    parts = ex.map(scan, pieces)
+    merged: dict = {}
+    offset = 0
+    for pats, n_rows, _ in parts:
+        for key, (first, cnt, s, S, obs) in pats.items():
+            if key in merged:
+                f0, c0, s0, S0, _ = merged[key]
+                merged[key] = (f0, c0 + cnt, s0 + s, S0 + S, obs)
+            else:
+                merged[key] = (offset + first, cnt, s, S, obs)
+        offset += n_rows
+    vals = list(merged.values())
+    obs = np.array([v[4] for v in vals])
+    first = np.array([v[0] for v in vals])
+    order = np.lexsort((first, -obs.sum(axis=1)))     # most complete first, then by row
+    vals = [vals[i] for i in order]
+    counts = np.array([v[1] for v in vals], dtype=np.int64)
+    patterns = Patterns(obs[order].copy(), counts, np.empty(0, dtype=np.int64),
+                        np.empty(0, dtype=np.int64),
+                        np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+    return StreamedMVN(names, missing, int(sum(p[2] for p in parts)), patterns, centre,
+                       counts.astype(float), np.array([v[2] for v in vals]),
+                       np.array([v[3] for v in vals]))
