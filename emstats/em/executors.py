@@ -209,11 +209,10 @@ class DaskChunks:
 
     def __init__(self, executor: DaskExecutor, data: StreamedData):
         dask = need_module("dask")
-        self.executor = executor
-        self.data = data
+        self.executor = executor       # no reference to data: the executor's cache is
         light = StreamedData([_stub(p) for p in data.pieces], data.prepare, data.piece_rows,
                              data.piece_units)
-        light.executor = None
+        light.executor = None          # keyed weakly by it
         self._light = dask.delayed(light, pure=False, traverse=False)
         tasks = [dask.delayed(_make_chunk, pure=True)(self._light, i, executor._raw(p))
                  for i, p in enumerate(data.pieces)]
