@@ -80,6 +80,8 @@ _LAZY: dict[str, str] = {
     "vuong": ".models.zeroinfl",
     "factor_analysis": ".models.factor",
     "ppca": ".models.factor",
+    "DaskExecutor": ".em.executors",
+    "outofcore": ".models.outofcore",
 }
 
 
@@ -90,7 +92,7 @@ def __getattr__(name: str):
     import importlib
 
     mod = importlib.import_module(module, __name__)
-    value = mod if name == "datasets" else getattr(mod, name)
+    value = mod if name in ("datasets", "outofcore") else getattr(mod, name)
     globals()[name] = value  # later look-ups skip __getattr__
     return value
 

@@ -1,5 +1,9 @@
 """Command line: ``python -m emstats {demo,datasets,config,fit MODEL}``.
 
+``fit`` reads a CSV file or a shipped dataset into memory, or Parquet files (paths,
+directories or glob patterns) row group by row group, optionally on a Dask cluster
+(``--scheduler tcp://host:8786`` or ``--workers 2`` for a local one).
+
 Errors are printed as one readable line and exit with status 2.
 """
 
@@ -158,12 +162,81 @@ def _build_counts(em, args, data):
     return getattr(em, args.model)(args.formula, data, **kw)
 
 
+# -- data beyond memory: Parquet files streamed row group by row group, or a Dask cluster --
+_STREAMED = ("gmm", "hmm", "tobit", "intreg", "zeroinfl", "hurdle", "mvn")
+
+
+def _is_parquet(spec: str) -> bool:
+    return (spec.lower().endswith((".parquet", ".pq")) or Path(spec).is_dir()
+            or any(ch in spec for ch in "*?["))
+
+
+def _executor(args):
+    """None (this process), or a Dask executor from --scheduler / --workers."""
+    if args.scheduler is None and args.workers is None:
+        return None
+    from .em.executors import DaskExecutor
+
+    return DaskExecutor(scheduler=args.scheduler, n_workers=args.workers,
+                        persist={"auto": None, "yes": True, "no": False}[args.persist])
+
+
+def _build_streamed(oc, args, paths, executor):
+    """The out-of-core model (``emstats.outofcore``) of ``args.model`` on Parquet ``paths``."""
+    cols = [c.strip() for c in args.columns.split(",")] if getattr(args, "columns", None) \
+        else None
+    kw = {"executor": executor}
+    if args.model == "gmm":
+        return oc.gmm(paths, args.k, args.covariance, columns=cols,
+                      missing="raise" if args.missing == "raise" else "drop", **kw)
+    if args.model == "hmm":
+        return oc.hmm(paths, args.k, args.emission, columns=cols or [], groups=args.groups,
+                      covariance=args.covariance, **kw)
+    if args.model == "mvn":
+        return oc.mvn(paths, columns=cols, missing=args.missing, **kw)
+    kw.update(missing=args.missing, **_kw(args, "weights"))
+    if args.model == "tobit":
+        return oc.tobit(args.formula, paths, censor_left=_limit(args.censor_left),
+                        censor_right=_limit(args.censor_right), **kw)
+    if args.model == "intreg":
+        return oc.intreg(args.formula, paths, **kw)
+    if args.link != "logit" or args.zero_offset is not None or \
+            getattr(args, "zero_dist", "binomial") != "binomial":
+        raise ValueError(f"out of core, fit {args.model} takes the logit zero part only "
+                         "(no --link, --zero-offset or --zero-dist)")
+    return getattr(oc, args.model)(args.formula, paths, dist=args.dist,
+                                   **_kw(args, "offset"), **kw)
+
+
 def _cmd_fit(args) -> int:
     import emstats
 
-    data = _load_data(args.data)
-    model = args.build(emstats, args, data)
-    res = model.fit(**_fit_options(args))
+    specs = list(args.data) if isinstance(args.data, list) else [args.data]
+    specs = [p for p in specs + list(getattr(args, "files", None) or []) if p is not None]
+    if not specs:
+        raise ValueError(f"fit {args.model} needs data: --data FILE (or Parquet files after "
+                         "the formula)")
+    streamed = all(_is_parquet(p) for p in specs)
+    if not streamed and len(specs) > 1:
+        raise ValueError("several data files must all be Parquet files")
+    executor = _executor(args)
+    try:
+        if executor is not None and not streamed:
+            raise ValueError("--scheduler/--workers fit Parquet data; a CSV file or a "
+                             "shipped dataset is fitted in memory")
+        if streamed:
+            if args.model not in _STREAMED:
+                raise ValueError(f"fit {args.model} does not read Parquet files (out of "
+                                 f"core: {', '.join(_STREAMED)})")
+            import emstats.models.outofcore as oc
+
+            model = _build_streamed(oc, args, specs, executor)
+        else:
+            model = args.build(emstats, args, _load_data(specs[0]))
+        res = model.fit(**_fit_options(args))
+    finally:
+        if executor is not None:
+            executor.close()
     print(res.summary())
     if args.model in ("zeroinfl", "hurdle") and args.margeff:
         print(f"\nAverage marginal effects on E[{model.endog_name}] (factor levels: "
@@ -194,6 +267,13 @@ def _add_fit_options(f) -> None:
     g.add_argument("--n-init", type=int, default=None, help="number of starts")
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--threads", type=int, default=None)
+    d = f.add_argument_group("data beyond memory (Parquet input; pip install emstats[dask])")
+    d.add_argument("--scheduler", default=None,
+                   help="a Dask scheduler address (tcp://host:8786): E-steps on the cluster")
+    d.add_argument("--workers", type=int, default=None,
+                   help="E-steps on a local Dask cluster of this many worker processes")
+    d.add_argument("--persist", default="auto", choices=["auto", "yes", "no"],
+                   help="keep the data in the workers' memory (auto: when it fits)")
 
 
 def _add_fit_parsers(sub) -> None:
@@ -206,14 +286,19 @@ def _add_fit_parsers(sub) -> None:
     def formula_model(name, help_, build):
         m = models.add_parser(name, help=help_, description=help_)
         m.add_argument("formula", help='patsy formula, e.g. "y ~ x1 + x2"')
-        m.add_argument("--data", required=True, help="a CSV file or a shipped dataset name")
+        m.add_argument("files", nargs="*", metavar="PARQUET",
+                       help="Parquet files, directories or glob patterns (instead of --data)")
+        m.add_argument("--data", default=None,
+                       help="a CSV file, a shipped dataset name or Parquet file(s)")
         m.add_argument("--missing", default="drop", choices=["drop", "raise"])
         m.set_defaults(func=_cmd_fit, build=build)
         return m
 
     def data_model(name, help_, build, missing=("raise", "drop")):
         m = models.add_parser(name, help=help_, description=help_)
-        m.add_argument("data", help="a CSV file or a shipped dataset name")
+        m.add_argument("data", nargs="+",
+                       help="a CSV file, a shipped dataset name, or Parquet files, "
+                            "directories or glob patterns")
         m.add_argument("--columns", default=None,
                        help="comma-separated columns to use (default: all)")
         m.add_argument("--missing", default=missing[0], choices=list(missing))
@@ -278,7 +363,8 @@ def _add_fit_parsers(sub) -> None:
                    missing=("em", "drop", "raise"))
     _add_fit_options(m)
     m = models.add_parser("hmm", help="hidden Markov model", description="hidden Markov model")
-    m.add_argument("data", help="a CSV file or a shipped dataset name")
+    m.add_argument("data", nargs="+",
+                   help="a CSV file, a shipped dataset name, or Parquet files")
     m.add_argument("--columns", default=None,
                    help="comma-separated observed columns (default: all but --groups)")
     m.add_argument("--k", type=int, required=True, help="number of states")
@@ -328,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except (ValueError, TypeError, KeyError, LookupError, ArithmeticError, MemoryError,
-            OSError) as err:
+            OSError, RuntimeError) as err:
         text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         text = str(text).strip()
         msg = text.splitlines()[0] if text else type(err).__name__

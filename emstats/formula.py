@@ -9,6 +9,8 @@ that pickles and deep-copies, so that results saved to disk still predict on new
 from __future__ import annotations
 
 import importlib
+import io
+import pickle
 import re
 import sys
 import types
@@ -410,6 +412,7 @@ def build_design(
     response_may_be_nan: bool = False,
     eval_env: patsy.EvalEnvironment | None = None,
     offset_key: str | None = None,
+    design_info: patsy.DesignInfo | None = None,
 ) -> Design:
     """Build response and design matrices from a formula.
 
@@ -434,6 +437,9 @@ def build_design(
         The entry of ``extras`` that is the model's offset: R's ``offset(expr)`` terms
         of the right-hand side are added to it (and kept in the :class:`Terms`, for new
         data).  Without it an ``offset()`` term is an error.
+    design_info : patsy.DesignInfo, optional
+        A right-hand side fixed beforehand (e.g. by :func:`incremental_design_info` over
+        all the pieces of out-of-core data), so that every piece gets the same columns.
     """
     if missing not in ("drop", "raise"):
         raise ValueError(f"missing must be 'drop' or 'raise', got {missing!r}")
@@ -460,11 +466,18 @@ def build_design(
         given = resolve_column(given, data, "offset") if given is not None else 0.0
         extras = {**(extras or {}), offset_key: given + formula_offset}
     _check_text_numbers(rhs, data)
+    if isinstance(design_info, Terms):
+        design_info = design_info._info
     try:
-        rhs_frame = patsy.dmatrix(
-            rhs, data, NA_action=patsy.NAAction(on_NA="drop"),
-            eval_env=env, return_type="dataframe",
-        )
+        if design_info is None:
+            rhs_frame = patsy.dmatrix(
+                rhs, data, NA_action=patsy.NAAction(on_NA="drop"),
+                eval_env=env, return_type="dataframe",
+            )
+        else:
+            (rhs_frame,) = patsy.build_design_matrices(
+                [design_info], data, NA_action=patsy.NAAction(on_NA="drop"),
+                return_type="dataframe")
     except Exception as err:  # patsy lets evaluation errors of user code through
         raise _explain_patsy_error(err, data, f"right-hand side {rhs!r}") from None
     design_info = rhs_frame.design_info
@@ -557,6 +570,110 @@ def _check_text_numbers(rhs: str, data: pd.DataFrame) -> None:
             raise DataError(f"column {c!r} holds numbers stored as text (e.g. {example!r}): "
                             f"convert it with pandas.to_numeric, or write C({c}) to use its "
                             "values as categories")
+
+
+def incremental_design_info(formula: str, frames, eval_env=None) -> patsy.DesignInfo:
+    """The right-hand side's design information from a pass over data in pieces.
+
+    Categorical levels and stateful transforms (``center(x)``, ``standardize(x)``) are
+    learnt from every piece, one at a time, so that each piece can then be built with the
+    same columns (``build_design(..., design_info=...)``).
+
+    Parameters
+    ----------
+    formula : str
+        ``"y ~ rhs"`` or ``"~ rhs"``.
+    frames : callable
+        ``frames()`` returns a fresh iterator over the pieces (DataFrames); called once
+        per pass patsy needs (none when the formula has only numeric columns).
+    eval_env : patsy.EvalEnvironment, optional
+    """
+    _, rhs = split_formula(formula) if "~" in formula else ("", formula)
+    env = eval_env if eval_env is not None else patsy.EvalEnvironment.capture(1)
+    try:
+        return patsy.incr_dbuilder(rhs, frames, eval_env=env,
+                                   NA_action=patsy.NAAction(on_NA="drop"))
+    except Exception as err:  # noqa: BLE001 - patsy lets evaluation errors through
+        first = next(iter(frames()), None)
+        raise _explain_patsy_error(err, first if first is not None else pd.DataFrame(),
+                                   f"right-hand side {rhs!r}") from None
+
+
+def design_rows(design_info: patsy.DesignInfo, data) -> np.ndarray:
+    """The design of ``data`` through ``design_info`` with a row for every row of the
+    data (NaN where a variable is missing)."""
+    try:
+        (mat,) = patsy.build_design_matrices([design_info], data,
+                                             NA_action=patsy.NAAction(NA_types=[]))
+    except Exception as err:  # noqa: BLE001
+        frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame()
+        raise _explain_patsy_error(err, frame, "the formula") from None
+    return np.asarray(mat, dtype=float)
+
+
+def _restore_patsy(cls, state):
+    obj = cls.__new__(cls)
+    obj.__dict__.update(state)
+    return obj
+
+
+def _import(name: str):
+    import importlib
+
+    return importlib.import_module(name)
+
+
+def _attribute(module: str, name: str):
+    return getattr(_import(module), name)
+
+
+class _DesignPickler(pickle.Pickler):
+    """Pickles patsy's design objects (which refuse pickling) by their attributes, and
+    their evaluation environments reduced to the names the formula uses."""
+
+    def __init__(self, file, names):
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.names = names
+
+    def reducer_override(self, obj):
+        if isinstance(obj, types.ModuleType):
+            return _import, (obj.__name__,)
+        cls = type(obj)
+        if isinstance(obj, types.FunctionType) and obj.__module__.startswith("patsy"):
+            # patsy's stateful transforms are functions under another name
+            for mod in (obj.__module__, "patsy.builtins", "patsy"):
+                for key, val in vars(_import(mod)).items():
+                    if val is obj:
+                        return _attribute, (mod, key)
+        if cls.__module__.startswith("patsy.") and hasattr(obj, "__dict__"):
+            state = dict(obj.__dict__)
+            if isinstance(obj, patsy.EvalEnvironment):
+                state["_namespaces"] = [{k: v for k, v in ns.items() if k in self.names}
+                                        for ns in obj._namespaces]
+            return _restore_patsy, (cls, state)
+        return NotImplemented
+
+
+def pack_design(design_info: patsy.DesignInfo) -> bytes:
+    """``design_info`` as bytes, to build the same design in another process (patsy's
+    objects cannot be pickled directly).  The evaluation environment keeps only the
+    names that the formula's terms use."""
+    if isinstance(design_info, Terms):
+        design_info = design_info._info
+    names = set()
+    for factor in design_info.factor_infos:
+        names |= set(re.findall(r"[A-Za-z_][\w]*", factor.name()))
+    buf = io.BytesIO()
+    try:
+        _DesignPickler(buf, names).dump(design_info)
+    except Exception as err:  # noqa: BLE001 - whatever the user's environment holds
+        raise DataError(f"the formula cannot be sent to other processes: {err}") from None
+    return buf.getvalue()
+
+
+def unpack_design(data: bytes) -> patsy.DesignInfo:
+    """The inverse of :func:`pack_design`."""
+    return pickle.loads(data)
 
 
 def resolve_column(spec, data: pd.DataFrame | None, what: str, n: int | None = None):

@@ -160,3 +160,30 @@ def test_every_public_name_loads_lazily():
     assert set(emstats.__all__) <= set(dir(emstats))
     with pytest.raises(AttributeError, match="no attribute 'nosuch'"):
         emstats.nosuch  # noqa: B018
+def test_fit_from_parquet_streamed_and_on_a_local_cluster(capsys, tmp_path):
+    """fit gmm FILES --k: Parquet read row group by row group; --workers: a local Dask
+    cluster; the same estimates either way."""
+    pytest.importorskip("distributed")
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    import emstats
+
+    df = emstats.datasets.load("faithful")
+    for i, part in enumerate((df.iloc[:150], df.iloc[150:])):
+        pq.write_table(pa.Table.from_pandas(part, preserve_index=False),
+                       tmp_path / f"f{i}.parquet", row_group_size=50)
+    files = sorted(str(p) for p in tmp_path.glob("*.parquet"))
+    assert main(["fit", "gmm", *files, "--k", "2", "--n-init", "1"]) == 0
+    local = capsys.readouterr().out
+    assert "Gaussian mixture (VVV, k = 2)" in local and "No. Observations:" in local
+    assert main(["fit", "gmm", str(tmp_path), "--k", "2", "--n-init", "1", "--workers",
+                 "1"]) == 0
+    dask_out = capsys.readouterr().out
+    row = [ln for ln in local.splitlines() if ln.startswith("mean[1](eruptions)")]
+    assert row and row[0] in dask_out
+    assert main(["fit", "tobit", "waiting ~ eruptions", *files, "--censor-left", "50"]) == 0
+    assert "Left-censored:" in capsys.readouterr().out
+    assert main(["fit", "gmm", files[0], "--k", "2", "--scheduler", "tcp://x", "--data",
+                 "faithful"]) == 2
+    assert main(["fit", "gmm", "faithful", "--k", "2", "--workers", "1"]) == 2
+    assert "fitted in memory" in capsys.readouterr().err

@@ -81,6 +81,12 @@ class Problem:
     # -- the E-step over chunks -------------------------------------------------------
     def e_step(self, params):
         """Statistics summed over the chunks and the log-likelihood (-inf where undefined)."""
+        distributed = getattr(self.chunks, "map_reduce", None)
+        if distributed is not None:     # chunks on a cluster: summed there
+            total, ll = distributed(self.model, "chunk_stats", params)
+            if total is None or not np.isfinite(ll):
+                return None, -np.inf
+            return total, float(ll) + self.model.loglike_constant(params)
         parts = [self.model.chunk_stats(params, ch) for ch in self.chunks]
         if any(p[0] is None for p in parts):
             return None, -np.inf
@@ -97,7 +103,11 @@ class Problem:
 
     # -- Louis' pieces over chunks ----------------------------------------------------
     def newton_pieces(self, params) -> tuple[float, np.ndarray, LouisPieces]:
-        total = tree_sum(self.model.chunk_louis(params, ch) for ch in self.chunks)
+        distributed = getattr(self.chunks, "map_reduce", None)
+        if distributed is not None:
+            total = distributed(self.model, "chunk_louis", params)
+        else:
+            total = tree_sum(self.model.chunk_louis(params, ch) for ch in self.chunks)
         return self.model.louis_from_stats(params, total)
 
     def score_and_louis(self, params):

@@ -62,6 +62,44 @@ def _truncnorm_draws(a: np.ndarray, b: np.ndarray, rng: np.random.Generator,
 
 
 
+def check_rows(X, lo, hi, weights, offset, labels):
+    """Validate the rows of a censored regression: finite regressors, bounds that are not
+    NaN, not reversed and not both unbounded, positive finite weights and a finite
+    offset (a :class:`DataError` naming the rows otherwise).  Returns the weights and the
+    offset as arrays (ones and zeros when not given)."""
+    n = X.shape[0]
+    # one pass: a row sum is non-finite when an entry is (or, rarely, on overflow)
+    if not np.isfinite(X.sum(axis=1)).all() and (
+            bad_x := ~np.all(np.isfinite(X), axis=1)).any():
+        raise DataError(f"exog has non-finite values in {int(bad_x.sum())} row(s) "
+                        f"(rows {_labels(labels, bad_x)})")
+    for name, arr in (("lower bound", lo), ("upper bound", hi)):
+        if np.isnan(arr).any():
+            raise DataError(f"{name} is NaN in rows {_labels(labels, np.isnan(arr))}")
+    flip = lo > hi
+    if flip.any():
+        raise DataError(
+            f"the lower limit is above the upper limit in {int(flip.sum())} row(s) "
+            f"(rows {_labels(labels, flip)})"
+        )
+    inf_both = (lo == hi) & ~np.isfinite(lo)
+    unbounded = (lo == -np.inf) & (hi == np.inf)
+    if inf_both.any() or unbounded.any():
+        m = inf_both | unbounded
+        raise DataError(f"the response carries no information in {int(m.sum())} row(s) "
+                        f"(infinite or unbounded on both sides; rows {_labels(labels, m)})")
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float).ravel()
+    if w.shape[0] != n:
+        raise DataError(f"weights have {w.shape[0]} rows but the data have {n}")
+    if not np.all(np.isfinite(w)) or np.any(w <= 0):
+        m = ~(np.isfinite(w) & (w > 0))
+        raise DataError(f"weights must be positive and finite; rows {_labels(labels, m)}")
+    off = np.zeros(n) if offset is None else np.asarray(offset, dtype=float).ravel()
+    if off.shape[0] != n or not np.all(np.isfinite(off)):
+        raise DataError("offset must be finite with one value per row")
+    return w, off
+
+
 class CensoredRegression(FitMixin, ChunkedModel):
     """Normal linear regression with censored or interval-censored responses.
 
@@ -137,35 +175,7 @@ class CensoredRegression(FitMixin, ChunkedModel):
         ]
         if len(self.exog_names) != p:
             raise DataError(f"{len(self.exog_names)} exog_names for {p} columns")
-        # one pass: a row sum is non-finite when an entry is (or, rarely, on overflow)
-        if not np.isfinite(X.sum(axis=1)).all() and (
-                bad_x := ~np.all(np.isfinite(X), axis=1)).any():
-            raise DataError(f"exog has non-finite values in {int(bad_x.sum())} row(s) "
-                            f"(rows {_labels(labels, bad_x)})")
-        for name, arr in (("lower bound", lo), ("upper bound", hi)):
-            if np.isnan(arr).any():
-                raise DataError(f"{name} is NaN in rows {_labels(labels, np.isnan(arr))}")
-        flip = lo > hi
-        if flip.any():
-            raise DataError(
-                f"the lower limit is above the upper limit in {int(flip.sum())} row(s) "
-                f"(rows {_labels(labels, flip)})"
-            )
-        inf_both = (lo == hi) & ~np.isfinite(lo)
-        unbounded = (lo == -np.inf) & (hi == np.inf)
-        if inf_both.any() or unbounded.any():
-            m = inf_both | unbounded
-            raise DataError(f"the response carries no information in {int(m.sum())} row(s) "
-                            f"(infinite or unbounded on both sides; rows {_labels(labels, m)})")
-        w = np.ones(n) if weights is None else np.asarray(weights, dtype=float).ravel()
-        if w.shape[0] != n:
-            raise DataError(f"weights have {w.shape[0]} rows but the data have {n}")
-        if not np.all(np.isfinite(w)) or np.any(w <= 0):
-            m = ~(np.isfinite(w) & (w > 0))
-            raise DataError(f"weights must be positive and finite; rows {_labels(labels, m)}")
-        off = np.zeros(n) if offset is None else np.asarray(offset, dtype=float).ravel()
-        if off.shape[0] != n or not np.all(np.isfinite(off)):
-            raise DataError("offset must be finite with one value per row")
+        w, off = check_rows(X, lo, hi, weights, offset, labels)
 
         exact = lo == hi
         self.n_exact = int(exact.sum())
@@ -465,6 +475,36 @@ class CensoredRegression(FitMixin, ChunkedModel):
         return float(s[0]), score, LouisPieces(comp, miss)
 
 
+def tobit_bounds(y, censor_left, censor_right, labels, endog_name, beyond_limits):
+    """The bounds ``(lo, hi)`` of the latent response of a Tobit model from the observed
+    response ``y`` and the censoring limits, with the limits as arrays and the number of
+    responses beyond their limits: ``(lo, hi, left, right, n_beyond)``."""
+    n = y.shape[0]
+    left = resolve_column(-np.inf if censor_left is None else censor_left, None,
+                          "censor_left", n)
+    right = resolve_column(np.inf if censor_right is None else censor_right, None,
+                           "censor_right", n)
+    for name, arr in (("censor_left", left), ("censor_right", right)):
+        if np.isnan(arr).any():
+            raise DataError(f"{name} is NaN in rows {_labels(labels, np.isnan(arr))}")
+    if np.any(left >= right):
+        m = left >= right
+        raise DataError(f"censor_left is not below censor_right in {int(m.sum())} row(s) "
+                        f"(rows {_labels(labels, m)})")
+    if beyond_limits not in ("censor", "raise"):
+        raise ValueError(f"beyond_limits must be 'censor' or 'raise', got {beyond_limits!r}")
+    outside = (y < left) | (y > right)
+    if outside.any() and beyond_limits == "raise":
+        raise DataError(
+            f"response {endog_name!r} lies outside its censoring limits in "
+            f"{int(outside.sum())} row(s) (rows {_labels(labels, outside)}); "
+            "censored values must equal their limit (or use beyond_limits='censor')"
+        )
+    lo = np.where(y <= left, -np.inf, np.where(y >= right, right, y))
+    hi = np.where(y >= right, np.inf, np.where(y <= left, left, y))
+    return lo, hi, left, right, int(outside.sum())
+
+
 class Tobit(CensoredRegression):
     """Tobit (censored normal) regression with left, right or two-limit censoring.
 
@@ -512,29 +552,8 @@ class Tobit(CensoredRegression):
         if np.isnan(y).any():
             raise DataError(f"response {endog_name!r} has missing values in rows "
                             f"{_labels(labels, np.isnan(y))}")
-        left = resolve_column(-np.inf if censor_left is None else censor_left, None,
-                              "censor_left", n)
-        right = resolve_column(np.inf if censor_right is None else censor_right, None,
-                               "censor_right", n)
-        for name, arr in (("censor_left", left), ("censor_right", right)):
-            if np.isnan(arr).any():
-                raise DataError(f"{name} is NaN in rows {_labels(labels, np.isnan(arr))}")
-        if np.any(left >= right):
-            m = left >= right
-            raise DataError(f"censor_left is not below censor_right in {int(m.sum())} row(s) "
-                            f"(rows {_labels(labels, m)})")
-        if beyond_limits not in ("censor", "raise"):
-            raise ValueError(f"beyond_limits must be 'censor' or 'raise', got {beyond_limits!r}")
-        outside = (y < left) | (y > right)
-        if outside.any() and beyond_limits == "raise":
-            raise DataError(
-                f"response {endog_name!r} lies outside its censoring limits in "
-                f"{int(outside.sum())} row(s) (rows {_labels(labels, outside)}); "
-                "censored values must equal their limit (or use beyond_limits='censor')"
-            )
-        self.n_beyond_limits = int(outside.sum())
-        lo = np.where(y <= left, -np.inf, np.where(y >= right, right, y))
-        hi = np.where(y >= right, np.inf, np.where(y <= left, left, y))
+        lo, hi, left, right, self.n_beyond_limits = tobit_bounds(
+            y, censor_left, censor_right, labels, endog_name, beyond_limits)
         self.endog = y
         self.censor_left = censor_left
         self.censor_right = censor_right

@@ -1936,6 +1936,13 @@ class GaussianMixture(FitMixin, ChunkedModel):
 # results
 # ----------------------------------------------------------------------------------
 
+def map_log_responsibility_of(resp: np.ndarray) -> float:
+    """sum_i log r_i,MAP: the classification term of ICL."""
+    top = resp[np.arange(resp.shape[0]), np.argmax(resp, axis=1)]
+    with np.errstate(divide="ignore"):
+        return float(np.log(np.maximum(top, np.finfo(float).tiny)).sum())
+
+
 class GMMResults(EMResults):
     """Results of a Gaussian mixture fit.
 
@@ -2067,11 +2074,10 @@ class GMMResults(EMResults):
 
         ICL = BIC_mclust + 2 sum_i sum_k c_ik log r_ik with c the MAP classification.
         """
-        r = self.predict_proba().to_numpy()
-        top = r[np.arange(r.shape[0]), np.argmax(r, axis=1)]
-        with np.errstate(divide="ignore"):
-            ent = np.log(np.maximum(top, np.finfo(float).tiny)).sum()
-        return self.bic_mclust + 2.0 * float(ent)
+        pass_over_data = getattr(self.model, "map_log_responsibility", None)
+        if pass_over_data is not None:      # rows not in memory (out of core)
+            return self.bic_mclust + 2.0 * pass_over_data(self._p)
+        return self.bic_mclust + 2.0 * map_log_responsibility_of(self.predict_proba().to_numpy())
 
     # -- prediction -------------------------------------------------------------------
     def _new_data(self, data):

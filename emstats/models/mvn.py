@@ -165,7 +165,23 @@ class MVN(SpecMaps, FitMixin, ChunkedModel):
         self.n_dropped = n_drop + int(_dropped_before)
         self.missing = missing
         self.X = X
-        self.patterns = group_patterns(X)
+        patterns = group_patterns(X)
+        # a fixed centre near the means (any fixed value is valid; near the means keeps
+        # the moments well conditioned): the mean of a systematic sample of rows
+        sample = X[:: max(1, n // 20_000)]
+        cnt_s = (~np.isnan(sample)).sum(axis=0)
+        with np.errstate(invalid="ignore"):
+            centre = np.nansum(sample, axis=0) / cnt_s
+        for j in np.flatnonzero(cnt_s == 0):
+            centre[j] = np.nanmean(X[:, j])
+        self._setup(patterns, centre, *pattern_sums(X, patterns, centre))
+
+    def _setup(self, patterns, centre, cnt, s, S):
+        """Checks and constants from the patterns' counts, sums and cross-products about
+        ``centre`` (all the model keeps of the rows for EM)."""
+        names = self.names
+        d = len(names)
+        self.patterns = patterns
         pc = column_counts(self.patterns.observed, self.patterns.counts)
         few = [names[j] for j in range(d) if pc[j, j] < MIN_PAIR_ROWS]
         if few:
@@ -177,16 +193,7 @@ class MVN(SpecMaps, FitMixin, ChunkedModel):
             raise DataError(f"too few rows observe these pairs of columns together to "
                             f"estimate their covariance (need {MIN_PAIR_ROWS}): {pairs}")
         self.pair_counts = pc.astype(np.int64)
-        # a fixed centre near the means (any fixed value is valid; near the means keeps
-        # the moments well conditioned): the mean of a systematic sample of rows
-        sample = X[:: max(1, n // 20_000)]
-        cnt_s = (~np.isnan(sample)).sum(axis=0)
-        with np.errstate(invalid="ignore"):
-            centre = np.nansum(sample, axis=0) / cnt_s
-        for j in np.flatnonzero(cnt_s == 0):
-            centre[j] = np.nanmean(X[:, j])
         self.centre = centre
-        cnt, s, S = pattern_sums(X, self.patterns, self.centre)
         self.data = ArrayData({"obs": self.patterns.observed, "n": cnt, "s": s, "S": S})
         var = np.einsum("pjj->j", S) / pc.diagonal() - (s.sum(axis=0) / pc.diagonal()) ** 2
         flat = [names[j] for j in range(d) if not var[j] > 1e-14 * max(1.0, self.centre[j] ** 2)]
@@ -197,7 +204,7 @@ class MVN(SpecMaps, FitMixin, ChunkedModel):
         self.spec = ParamSpec([Free("mean", (d,), axes=[names]),
                                Cholesky("cov", d, (), axes=[names])])
         self._J = full_to_elements(d)
-        self.nobs = float(n)
+        self.nobs = float(np.sum(self.patterns.counts))
         self.df_model = float(self.spec.size)
 
     # -- parameters ------------------------------------------------------------------
@@ -465,7 +472,9 @@ class MVNResults(EMResults):
 
     def _summary_notes(self):
         notes = super()._summary_notes()
-        frac = self._missing_share
+        pat = self.model.patterns       # the share of missing values, from the patterns
+        frac = float(((~pat.observed).sum(axis=1) @ pat.counts)
+                     / (pat.counts.sum() * self.model.d))
         fmi = self.fraction_missing_information
         notes.append(f"{100 * frac:.1f}% of the values are missing, in "
                      f"{self.model.patterns.n_patterns} patterns; {self.n_dropped} row(s) "
