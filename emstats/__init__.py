@@ -13,7 +13,12 @@ with Louis-method standard errors and convergence diagnostics.
 
 from __future__ import annotations
 
+import os as _os
 from typing import TYPE_CHECKING
+
+# idle OpenMP threads sleep between parallel regions (see emstats/_kernels/__init__.py);
+# set before any kernel loads the OpenMP runtime, unless the user chose otherwise
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 

@@ -234,17 +234,17 @@ def _cmd_fit(args) -> int:
         else:
             model = args.build(emstats, args, _load_data(specs[0]))
         res = model.fit(**_fit_options(args))
+        print(res.summary())        # (the summary may need a pass over the data)
+        if args.model in ("zeroinfl", "hurdle") and args.margeff:
+            print(f"\nAverage marginal effects on E[{model.endog_name}] (factor levels: "
+                  "discrete changes):")
+            print(res.margeff().round(4).to_string())
+        if args.model in ("zeroinfl", "hurdle") and args.count_table:
+            print("\nObserved and expected counts:")
+            print(res.count_table().round(2).to_string())
     finally:
         if executor is not None:
             executor.close()
-    print(res.summary())
-    if args.model in ("zeroinfl", "hurdle") and args.margeff:
-        print(f"\nAverage marginal effects on E[{model.endog_name}] (factor levels: "
-              "discrete changes):")
-        print(res.margeff().round(4).to_string())
-    if args.model in ("zeroinfl", "hurdle") and args.count_table:
-        print("\nObserved and expected counts:")
-        print(res.count_table().round(2).to_string())
     return 0
 
 

@@ -18,6 +18,7 @@ from statsmodels.stats.contrast import ContrastResults
 
 from ..em.data import ArrayData
 from ..em.monitor import ConvergenceInfo
+from ..exceptions import DataError
 from ..em.protocol import EMModel
 from ..formula import linear_constraint
 from .covariance import COV_LABELS
@@ -317,7 +318,10 @@ class EMResults(SavedResults):
         """(log-likelihood, number of parameters) of the model's intercept-only
         counterpart (``model.null_model()``), or (NaN, 0) where it has none."""
         make = getattr(self.model, "null_model", None)
-        null = make() if make is not None else None
+        try:
+            null = make() if make is not None else None
+        except DataError:      # e.g. an out-of-core model: its rows are not in memory
+            null = None
         if null is None:
             return float("nan"), 0
         with warnings.catch_warnings():

@@ -775,7 +775,7 @@ class _CountPieces(_Portable):
             raise DataError("weights must be non-negative and finite")
         off = des.extras.get("__off")
         return {"y": y, "X": des.exog, "Z": np.ascontiguousarray(Z[pos]),
-                "off": np.zeros(n) if off is None else off, "w": w,
+                "off": np.zeros(n) if off is None else off, "zoff": np.zeros(n), "w": w,
                 "c": family.log_const(y)}, des
 
     def __call__(self, raw, piece):
