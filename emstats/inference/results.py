@@ -18,8 +18,8 @@ from statsmodels.stats.contrast import ContrastResults
 
 from ..em.data import ArrayData
 from ..em.monitor import ConvergenceInfo
-from ..exceptions import DataError
 from ..em.protocol import EMModel
+from ..exceptions import DataError
 from ..formula import linear_constraint
 from .covariance import COV_LABELS
 
