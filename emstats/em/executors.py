@@ -100,6 +100,7 @@ class DaskExecutor:
         The cluster's client.  Default: one from ``scheduler`` (an address such as
         ``"tcp://host:8786"``), or else a ``LocalCluster`` of ``n_workers`` workers.
     scheduler : str, optional
+        Address of a running Dask scheduler (``"tcp://host:8786"``) to connect to.
     n_workers : int, optional
         Workers of the local cluster made when neither ``client`` nor ``scheduler`` is
         given (default 2); one thread each.

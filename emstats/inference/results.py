@@ -93,6 +93,7 @@ class SavedResults:
         Parameters
         ----------
         fname : str, path or binary file
+        Where the results were saved.
         remove_data : bool
             Call :meth:`remove_data` first (on these results: they lose their data).
 
@@ -140,6 +141,7 @@ def load(fname):
     Parameters
     ----------
     fname : str, path or binary file
+        Where the results were saved.
 
     Returns
     -------

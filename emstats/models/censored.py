@@ -129,6 +129,10 @@ class CensoredRegression(FitMixin, ChunkedModel):
     centre : ndarray, optional
         Internal: column centres of ``exog`` used by the E-step (default: the
         weighted column means).
+    identify : bool
+        Check that the data identify the model (default).  ``False`` checks only the
+        columns and values, for a batch of a stream whose identification is the
+        accumulated statistics' business (:func:`online_tobit`); it needs ``centre``.
 
     Notes
     -----
@@ -518,7 +522,7 @@ class Tobit(CensoredRegression):
         Censoring limits: a scalar, per-row limits (``-inf``/``+inf`` for none) or
         None for no censoring on that side.  A response at or beyond a limit is
         censored at it (as in R's ``AER::tobit`` and Stata's ``tobit``).
-    weights, offset, exog_names, endog_name, row_labels, n_dropped, design_info, centre :
+    weights, offset, exog_names, endog_name, row_labels, n_dropped, design_info, centre, identify :
         As in :class:`CensoredRegression`.
     beyond_limits : {"censor", "raise"}
         What to do with a response strictly outside its limits: treat it as

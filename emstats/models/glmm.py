@@ -377,7 +377,7 @@ class RandomInterceptLogit(FitMixin, ChunkedModel):
         x_i'd = 0 for the rows with both, with at least one strict inequality: the
         likelihood then increases without bound along d, random intercept or not.
         Found by the linear programme max sum_i s_i x_i'd subject to those
-        constraints and |d_j| <= 1 (columns scaled to unit range first).
+        constraints and ``|d_j| <= 1`` (columns scaled to unit range first).
         """
         from scipy.optimize import linprog
 

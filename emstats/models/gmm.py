@@ -2137,6 +2137,7 @@ class GMMResults(EMResults):
             covariances), then each row's component from its responsibilities and its
             missing values from that component's conditional normal.
         seed : int or numpy Generator, optional
+            Seed of the draws (``m`` an integer).
         newdata : array_like or DataFrame, optional
             Rows to complete instead of the model's.
 

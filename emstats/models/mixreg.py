@@ -129,6 +129,9 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
         Internal: position of each row in the caller's data when rows were sorted by group.
     groups : array_like, optional
         Internal: the group labels.
+    check_size : bool
+        Check that the data have more units than components and more rows than
+        parameters (default); off for a model built like another (``like=``).
     """
 
     summary_title = "Mixture of Regressions Results"
@@ -779,7 +782,17 @@ class MixtureRegressionResults(EMResults):
 
     def predict_proba(self, newdata=None) -> pd.DataFrame:
         """Posterior probabilities of the components per row (``predict(newdata,
-        which="posterior")``; ``newdata`` must hold the response)."""
+        which="posterior")``).
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            Rows with the response (default: the estimation rows).
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
         return self.predict(newdata, which="posterior")
 
     def plot_residuals(self, ax=None):

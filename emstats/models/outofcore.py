@@ -47,7 +47,17 @@ __all__ = ["as_executor", "gmm", "hmm", "hurdle", "intreg", "mvn", "tobit", "zer
 
 def as_executor(executor):
     """An executor from ``None`` (this process), ``"local"``, a ``distributed.Client`` or
-    an executor object."""
+    an executor object.
+
+    Parameters
+    ----------
+    executor : None, "local", distributed.Client or executor
+        Where the passes over the data run.
+
+    Returns
+    -------
+    executor
+    """
     if executor is None or executor == "local":
         return LocalExecutor()
     if hasattr(executor, "map") and hasattr(executor, "chunks"):
@@ -537,7 +547,17 @@ def tobit(formula: str, data, censor_left=0.0, censor_right=None, *, weights=Non
 def intreg(formula: str, data, *, weights=None, offset=None, missing: str = "drop",
            executor=None) -> StreamedIntervalRegression:
     """Interval regression (``"lower + upper ~ x"``) of data read piece by piece (see
-    :func:`emstats.intreg` and :func:`tobit`)."""
+    :func:`emstats.intreg` and :func:`tobit`).
+
+    Parameters
+    ----------
+    formula, data, weights, offset, missing, executor :
+        As in :func:`tobit`.
+
+    Returns
+    -------
+    StreamedIntervalRegression
+    """
     return _censored("intreg", formula, data, None, None, weights, offset, "censor", missing,
                      executor)
 
@@ -886,6 +906,7 @@ def zeroinfl(formula: str, data, dist: str = "poisson", *, offset=None, weights=
     formula : str
         ``"y ~ x1 + x2 | z1"``; both parts' designs are fixed by a first pass.
     data : str, path, list of paths or dask.dataframe
+        The pieces: Parquet files (row groups) or a dask dataframe's partitions.
     dist : {"poisson", "negbin"}
     offset, weights : str, optional
         Column names.
@@ -903,7 +924,17 @@ def hurdle(formula: str, data, dist: str = "poisson", *, offset=None, weights=No
            missing: str = "drop", sample_rows: int = 100_000,
            executor=None) -> StreamedHurdle:
     """A hurdle count regression of data read piece by piece (see :func:`emstats.hurdle`
-    and :func:`zeroinfl`)."""
+    and :func:`zeroinfl`).
+
+    Parameters
+    ----------
+    formula, data, dist, offset, weights, missing, sample_rows, executor :
+        As in :func:`zeroinfl` (the zero part is the binomial logit hurdle).
+
+    Returns
+    -------
+    StreamedHurdle
+    """
     return _counts(StreamedHurdle, HurdleRegression, formula, data, dist, offset, weights,
                    missing, sample_rows, executor)
 
@@ -984,7 +1015,9 @@ def mvn(data, *, columns=None, missing: str = "em", sample_rows: int = 20_000,
     Parameters
     ----------
     data : str, path, list of paths, dask.dataframe or dask.array
+        The pieces: Parquet files (row groups) or a dask collection's partitions.
     columns : list of str, optional
+        The variables (default: every column).
     missing : {"em", "drop", "raise"}
     sample_rows : int
         Rows of the first pieces whose observed means are the fixed centre of the sums.

@@ -679,7 +679,17 @@ class VBGMMResults(EMResults):
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """Equal-tailed credible intervals of the variational posterior (Beta marginals
-        for the weights, Student t for the means; :meth:`posterior_table`)."""
+        for the weights, Student t for the means; :meth:`posterior_table`).
+
+        Parameters
+        ----------
+        alpha : float
+            One minus the credibility of the intervals.
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
         if not 0 < alpha < 1:
             raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
         t = self.posterior_table(alpha)

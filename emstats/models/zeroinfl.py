@@ -779,6 +779,7 @@ class ZeroInflatedResults(EMResults):
         Parameters
         ----------
         ax : matplotlib Axes, optional
+            Axes to draw on (default: a new figure).
         max_count : int, optional
             Largest count shown (default the largest observed).
         style : {"hanging", "standing", "suspended"}
