@@ -222,3 +222,6 @@ __all__ += ["HurdleRegression", "HurdleResults", "hurdle", "vuong"]
 from .models.factor import factor_analysis, ppca  # noqa: E402
 
 __all__ += ["factor_analysis", "ppca"]
+from .models.mfa import mfa  # noqa: E402
+
+__all__ += ["mfa"]
