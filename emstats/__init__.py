@@ -85,6 +85,7 @@ _LAZY: dict[str, str] = {
     "vuong": ".models.zeroinfl",
     "factor_analysis": ".models.factor",
     "ppca": ".models.factor",
+    "mfa": ".models.mfa",
     "DaskExecutor": ".em.executors",
     "outofcore": ".models.outofcore",
 }

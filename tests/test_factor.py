@@ -339,3 +339,13 @@ def test_missing_drop_is_complete_cases(hs_mar):
     cc = emstats.factor_analysis(hs_mar.dropna(), 2).fit(cov_type=None, **TIGHT)
     assert res.nobs == len(hs_mar.dropna())
     assert res.llf == pytest.approx(cc.llf, abs=1e-8)
+
+
+def test_ppca_select_table(hs):
+    table = emstats.ppca(hs, 1).select_n_factors([1, 2], **TIGHT)
+    d = 9
+    for q in (1, 2):
+        # saturated d + d(d+1)/2 minus PPCA's d + dq - q(q-1)/2 + 1
+        assert table.loc[q, "df"] == d * (d + 1) // 2 - (d * q - q * (q - 1) // 2 + 1)
+    assert table.loc[2, "llf"] == pytest.approx(
+        emstats.ppca(hs, 2).fit(cov_type=None, **TIGHT).llf, abs=1e-8)

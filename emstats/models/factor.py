@@ -827,10 +827,6 @@ class PPCA(FactorAnalysis):
         return {"mean": mean, "loadings": echelon(L),
                 "noise_var": np.asarray(psi, dtype=float).ravel()[:1]}
 
-    def select_n_factors(self, n_factors=None, **fit_kwargs):
-        raise NotImplementedError("use explained_variance_ratio of a PPCA fit to choose the "
-                                  "number of components")
-
 
 class PPCAResults(FactorResults):
     """Results of :class:`PPCA`: components, explained variance, the noise variance,

@@ -1,0 +1,449 @@
+"""Mixtures of factor analyzers by EM (Ghahramani & Hinton 1996; McLachlan & Peel 2000,
+chapter 8), with values missing at random.
+
+Component k is a factor model x = mu_k + L_k f + e, f ~ N(0, I_q), e ~ N(0, Psi_k), so
+x ~ sum_k pi_k N(mu_k, L_k L_k' + Psi_k): a Gaussian mixture whose covariances have
+d q + d parameters rather than d (d + 1) / 2 -- the structure that keeps a mixture in
+many dimensions cheap.  The uniquenesses are component-specific (``uniq="unique"``),
+shared (``"common"``) or isotropic per component (``"isotropic"``: mixtures of
+probabilistic PCA, Tipping & Bishop 1999).
+
+EM's missing data are the labels, the factors and the missing coordinates.  Given the
+label, the E-step of a component is that of :mod:`emstats.models.factor` with the rows
+weighted by their responsibilities: for each missingness pattern the weighted sums
+sum r_ik, sum r_ik x_io and sum r_ik x_io x_io' enter the conditional moments of the
+augmented vector (x, f) (:func:`~emstats.components.gaussian_missing.pattern_moments`
+accepts weighted sums).  The M-step is a weighted regression of x on (1, f) per
+component, the loadings rotated to echelon form (as in factor analysis), and the
+weights are the mean responsibilities.  Row densities use the observed coordinates of
+each row only (the missing ones integrated out).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.linalg import solve_triangular
+
+from ..components.gaussian_missing import LOG2PI, estep_pattern, pattern_moments
+from ..components.init import kmeans
+from ..components.mixture import responsibilities
+from ..em.data import ArrayData
+from ..em.params import Free, ParamSpec, Positive, Simplex, SpecMaps
+from ..em.protocol import ChunkedModel
+from ..em.stats import Stats
+from ..exceptions import DataError
+from ..inference.fit import FitMixin
+from ..inference.results import EMResults
+from .factor import canonical_loadings, echelon
+from .mvn import MVN
+
+UNIQ = ("unique", "common", "isotropic")
+
+
+def _row_logdens(X, rows_by_pattern, observed, mu, S):
+    """log N(x_io | mu_o, S_oo) of every row, pattern by pattern (n,)."""
+    out = np.empty(X.shape[0])
+    for p, rows in rows_by_pattern:
+        o = np.flatnonzero(observed[p])
+        if rows.size == 0:
+            continue
+        try:
+            C = np.linalg.cholesky(S[np.ix_(o, o)])
+        except np.linalg.LinAlgError:
+            out[rows] = -np.inf
+            continue
+        Z = solve_triangular(C, (X[np.ix_(rows, o)] - mu[o]).T, lower=True)
+        out[rows] = -0.5 * (o.size * LOG2PI + (Z ** 2).sum(axis=0)) \
+            - np.log(np.diag(C)).sum()
+    return out
+
+
+class MixtureFactorAnalyzers(SpecMaps, FitMixin, ChunkedModel):
+    """Mixture of factor analyzers by EM, values missing at random.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame or array_like
+        NaN marks a missing value.
+    k : int
+        Number of components.
+    n_factors : int
+        Factors per component (the same for all).
+    uniq : {"unique", "common", "isotropic"}
+        Component-specific diagonal uniquenesses (default), one diagonal matrix shared
+        by the components, or sigma_k^2 I per component (mixture of PPCA).
+    missing : {"em", "drop", "raise"}
+        As for :func:`emstats.mvn`.
+
+    Notes
+    -----
+    Starts: k-means++ and Lloyd on the data with missing values filled by column means
+    (``init="kmeans"``, the default; ``n_init`` of them run a short EM each through the
+    engine and the best continues), each component started by a factor analysis of its
+    cluster's covariance.  Components are reported in order of their first mean.
+    No Louis pieces yet: standard errors only on request, from a numerical Hessian
+    (``fit(cov_type="numerical")``).
+    """
+
+    summary_title = "Mixture of Factor Analyzers Results (ML by EM)"
+    preferred_method = "squarem"
+
+    def __init__(self, data, k: int, n_factors: int, *, uniq: str = "unique",
+                 missing: str = "em"):
+        if uniq not in UNIQ:
+            raise ValueError(f"uniq must be one of {UNIQ}, got {uniq!r}")
+        for name, v in (("k", k), ("n_factors", n_factors)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise DataError(f"{name} must be a positive integer, got {v!r}")
+        base = MVN(data, missing=missing)
+        d, q, k = base.d, int(n_factors), int(k)
+        if q >= d:
+            raise DataError(f"n_factors={q} must be smaller than the {d} variables")
+        self.base, self.d, self.k, self.n_factors = base, d, k, q
+        self.uniq, self.missing = uniq, missing
+        self.names, self.endog_name = list(base.names), base.endog_name
+        self.factor_names = [f"F{j + 1}" for j in range(q)]
+        pat = base.patterns
+        order = pat.order
+        self.X = np.ascontiguousarray(base.X[order])
+        self.row_labels = base.row_labels[order]
+        self.observed = pat.observed
+        self.data = ArrayData({"X": self.X, "pattern": pat.row_pattern[order]})
+        self.centre = base.centre
+        names = [f"{c}" for c in range(1, k + 1)]
+        fixed = np.zeros((k, d, q), dtype=bool)
+        fixed[:, :q][:, np.triu_indices(q, 1)[0], np.triu_indices(q, 1)[1]] = True
+        blocks = [Simplex("weights", (k,), reference="first"),
+                  Free("mean", (k, d), axes=[names, self.names]),
+                  Free("loadings", (k, d, q), fixed=fixed,
+                       axes=[names, self.names, self.factor_names])]
+        if uniq == "unique":
+            blocks.append(Positive("uniq", (k, d), axes=[names, self.names]))
+        elif uniq == "common":
+            blocks.append(Positive("uniq", (d,), axes=[self.names]))
+        else:
+            blocks.append(Positive("noise_var", (k,), axes=[names]))
+        self.spec = ParamSpec(blocks)
+        self.nobs = float(base.nobs)
+        self.df_model = float(self.spec.size)
+        if self.nobs <= self.spec.size:
+            raise DataError(f"{int(self.nobs)} rows for {self.spec.size} parameters")
+
+    # -- parameters ---------------------------------------------------------------------------
+    def psi(self, params) -> np.ndarray:
+        """Uniquenesses as a (k, d) array."""
+        if self.uniq == "unique":
+            return np.asarray(params["uniq"], dtype=float)
+        if self.uniq == "common":
+            return np.broadcast_to(np.asarray(params["uniq"], dtype=float),
+                                   (self.k, self.d)).copy()
+        return np.repeat(np.asarray(params["noise_var"], dtype=float)[:, None], self.d, 1)
+
+    def covariances(self, params) -> np.ndarray:
+        """L_k L_k' + Psi_k, (k, d, d)."""
+        L = np.asarray(params["loadings"], dtype=float)
+        return np.einsum("kiq,kjq->kij", L, L) + np.einsum("kd,de->kde", self.psi(params),
+                                                            np.eye(self.d))
+
+    def _pack_params(self, w, mean, L, psi):
+        L = np.stack([echelon(Lk) for Lk in L])
+        p = {"weights": np.asarray(w, float), "mean": np.asarray(mean, float), "loadings": L}
+        if self.uniq == "unique":
+            p["uniq"] = psi
+        elif self.uniq == "common":
+            p["uniq"] = psi if psi.ndim == 1 else np.average(psi, axis=0, weights=w)
+        else:
+            p["noise_var"] = psi if psi.ndim == 1 else psi.mean(axis=1)
+        return p
+
+    def _fa_start(self, C):
+        """Loadings and uniquenesses of a one-step factor analysis of covariance C."""
+        d, q = self.d, self.n_factors
+        w_, V_ = np.linalg.eigh(C)
+        floor = 1e-3 * max(float(np.mean(np.diag(C))), 1e-300)
+        C = (V_ * np.maximum(w_, floor)) @ V_.T
+        psi = (1.0 - 0.5 * q / d) / np.diag(np.linalg.inv(C))
+        if self.uniq == "isotropic":
+            psi = np.full(d, psi.mean())
+        r = np.sqrt(psi)
+        w, V = np.linalg.eigh(C / np.outer(r, r))
+        idx = np.argsort(w)[::-1][:q]
+        return r[:, None] * V[:, idx] * np.sqrt(np.maximum(w[idx] - 1.0, 1e-2)), psi
+
+    def _start_from_labels(self, lab):
+        k, d = self.k, self.d
+        Xf = self._filled()
+        w = np.array([(lab == j).mean() for j in range(k)])
+        mean, L, psi = np.zeros((k, d)), np.zeros((k, d, self.n_factors)), np.zeros((k, d))
+        total = np.cov(Xf.T, bias=True)
+        for j in range(k):
+            rows = Xf[lab == j]
+            C = np.cov(rows.T, bias=True) if rows.shape[0] > d else total
+            mean[j] = rows.mean(axis=0) if rows.shape[0] else Xf.mean(axis=0)
+            L[j], psi[j] = self._fa_start(0.5 * (C + C.T) + 1e-6 * np.diag(np.diag(total)))
+        w = np.maximum(w, 1e-3)
+        return self._pack_params(w / w.sum(), mean, L, psi)
+
+    def _filled(self):
+        if "_xf" not in self.__dict__:
+            X = self.X.copy()
+            m = np.nanmean(X, axis=0)
+            idx = np.nonzero(np.isnan(X))
+            X[idx] = m[idx[1]]
+            self._xf = X
+        return self._xf
+
+    def start_params(self) -> dict:
+        return self.initial_starts(None, 1, np.random.default_rng(0))[0][1]
+
+    def initial_starts(self, init, n_init, rng):
+        if init not in (None, "kmeans"):
+            raise ValueError(f"init must be 'kmeans' (or start_params=), got {init!r}")
+        Xf = self._filled()
+        out = []
+        for s in range(int(n_init)):
+            lab, _ = kmeans(Xf, self.k, rng, scale=Xf.std(axis=0))
+            out.append((f"kmeans {s + 1}", self._start_from_labels(np.asarray(lab))))
+        return out
+
+    def canonical(self, params) -> dict:
+        """Components ordered by the mean of the first variable."""
+        order = np.argsort(np.asarray(params["mean"])[:, 0], kind="stable")
+        out = dict(params)
+        for key in ("weights", "mean", "loadings", "noise_var"):
+            if key in out:
+                out[key] = np.asarray(out[key])[order]
+        if self.uniq == "unique":
+            out["uniq"] = np.asarray(out["uniq"])[order]
+        return out
+
+    # -- EM ---------------------------------------------------------------------------------
+    def _groups(self, chunk):
+        pat = chunk["pattern"]
+        cuts = np.flatnonzero(np.diff(pat)) + 1
+        starts = np.concatenate([[0], cuts])
+        ends = np.concatenate([cuts, [pat.size]])
+        return [(int(pat[a]), np.arange(a, b)) for a, b in zip(starts, ends, strict=True)]
+
+    def log_densities(self, params, X, groups):
+        """(n, k) component log-densities of the rows (observed coordinates)."""
+        mu = np.asarray(params["mean"], dtype=float)
+        S = self.covariances(params)
+        return np.column_stack([_row_logdens(X, groups, self.observed, mu[j], S[j])
+                                for j in range(self.k)])
+
+    def chunk_stats(self, params, chunk):
+        X = chunk["X"]
+        groups = self._groups(chunk)
+        w = np.asarray(params["weights"], dtype=float)
+        if not np.all(np.isfinite(w)) or np.any(w <= 0):
+            return None, -np.inf
+        with np.errstate(divide="ignore"):
+            ld = self.log_densities(params, X, groups)
+        r, ll = responsibilities(ld, np.log(w))
+        if not np.all(np.isfinite(ll)):
+            return None, -np.inf
+        d, q, k = self.d, self.n_factors, self.k
+        D = d + q
+        L = np.asarray(params["loadings"], dtype=float)
+        mu = np.asarray(params["mean"], dtype=float)
+        psi = self.psi(params)
+        nk, s1, s2 = np.zeros(k), np.zeros((k, D)), np.zeros((k, D, D))
+        for j in range(k):
+            Sy = np.empty((D, D))
+            Sy[:d, :d] = L[j] @ L[j].T + np.diag(psi[j])
+            Sy[:d, d:] = L[j]
+            Sy[d:, :d] = L[j].T
+            Sy[d:, d:] = np.eye(q)
+            mu_y = np.zeros(D)
+            mu_y[:d] = mu[j] - self.centre
+            for p, rows in groups:
+                o = self.observed[p]
+                rw = r[rows, j]
+                n = float(rw.sum())
+                if n <= 0:
+                    continue
+                Xo = np.where(o, X[rows] - self.centre, 0.0)
+                s = np.zeros(D)
+                S = np.zeros((D, D))
+                s[:d] = rw @ Xo
+                S[:d, :d] = (Xo * rw[:, None]).T @ Xo
+                obs = np.zeros(D, dtype=bool)
+                obs[:d] = o
+                pm = pattern_moments(obs, n, s, S, mu_y, Sy)
+                if pm is None:
+                    return None, -np.inf
+                a, b = estep_pattern(pm, mu_y)
+                nk[j] += n
+                s1[j] += a
+                s2[j] += b
+        return Stats(n=nk, s=s1, ss=s2), float(ll.sum())
+
+    def m_step(self, stats, params):
+        d, q, k = self.d, self.n_factors, self.k
+        nk = np.asarray(stats["n"], dtype=float)
+        s, ss = np.asarray(stats["s"]), np.asarray(stats["ss"])
+        mean, L, psi = np.zeros((k, d)), np.zeros((k, d, q)), np.zeros((k, d))
+        rss_all = np.zeros((k, d))
+        for j in range(k):
+            Szz = np.empty((q + 1, q + 1))
+            Szz[0, 0] = nk[j]
+            Szz[0, 1:] = Szz[1:, 0] = s[j, d:]
+            Szz[1:, 1:] = ss[j, d:, d:]
+            Sxz = np.column_stack([s[j, :d], ss[j, :d, d:]])
+            B = np.linalg.solve(Szz, Sxz.T).T
+            rss_all[j] = np.diag(ss[j, :d, :d] - B @ Sxz.T)
+            mean[j] = self.centre + B[:, 0]
+            L[j] = B[:, 1:]
+            psi[j] = rss_all[j] / nk[j]
+        if self.uniq == "common":
+            psi = rss_all.sum(axis=0) / nk.sum()
+        elif self.uniq == "isotropic":
+            psi = rss_all.sum(axis=1) / (d * nk)
+        scale = np.maximum(np.asarray(stats["ss"])[:, np.arange(d), np.arange(d)].sum(0)
+                           / nk.sum(), 1e-300)
+        psi = np.maximum(psi, 1e-10 * (scale.min() if self.uniq == "isotropic" else scale))
+        return self._pack_params(nk / nk.sum(), mean, L, psi)
+
+    def fit(self, *, cov_type: str | None = None, **kwargs):
+        """Fit by EM (see :meth:`emstats.inference.fit.FitMixin.fit`).  No standard
+        errors by default (this model has no Louis pieces yet); ``cov_type="numerical"``
+        gives a numerical Hessian of the observed-data log-likelihood (slow: O(p^2)
+        likelihood evaluations for p parameters)."""
+        return super().fit(cov_type=cov_type, **kwargs)
+
+    def select(self, k=(1, 2, 3), n_factors=(1, 2), **fit_kwargs) -> pd.DataFrame:
+        """BIC over a grid of (k, n_factors) on the same data.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by (k, n_factors): log-likelihood, parameters, AIC, BIC; the
+            attribute ``best`` of the frame is the (k, n_factors) of smallest BIC.
+        """
+        fit_kwargs.setdefault("cov_type", None)
+        rows = []
+        for kk in k:
+            for qq in n_factors:
+                m = type(self)(self.base.X, kk, qq, uniq=self.uniq, missing=self.missing)
+                r = m.fit(**fit_kwargs)
+                rows.append({"k": kk, "n_factors": qq, "llf": r.llf, "n_params": r.k_params,
+                             "aic": r.aic, "bic": r.bic})
+        t = pd.DataFrame(rows).set_index(["k", "n_factors"])
+        t.attrs["best"] = t["bic"].idxmin()
+        return t
+
+
+class MFAResults(EMResults):
+    """Results of :class:`MixtureFactorAnalyzers`: weights, means, loadings,
+    uniquenesses, clustering and density."""
+
+    @property
+    def weights(self) -> pd.Series:
+        """Mixing proportions."""
+        return pd.Series(self.raw_params["weights"], index=range(1, self.model.k + 1),
+                         name="weights")
+
+    @property
+    def means(self) -> pd.DataFrame:
+        """Component means, k x d."""
+        return pd.DataFrame(self.raw_params["mean"], index=range(1, self.model.k + 1),
+                            columns=self.model.names)
+
+    @property
+    def uniquenesses(self) -> pd.DataFrame:
+        """Uniquenesses per component, k x d."""
+        return pd.DataFrame(self.model.psi(self.raw_params), index=range(1, self.model.k + 1),
+                            columns=self.model.names)
+
+    def loadings(self, component: int) -> pd.DataFrame:
+        """Unrotated loadings of a component (1-based), L' Psi^-1 L diagonal."""
+        j = int(component) - 1
+        L = canonical_loadings(self.raw_params["loadings"][j],
+                               self.model.psi(self.raw_params)[j])
+        return pd.DataFrame(L, index=self.model.names, columns=self.model.factor_names)
+
+    @property
+    def covariances(self) -> np.ndarray:
+        """Component covariances L_k L_k' + Psi_k, (k, d, d)."""
+        return self.model.covariances(self.raw_params)
+
+    def _rows(self, data):
+        if data is None:
+            X = self.model.base.X
+            return X, self.model.base.row_labels
+        if isinstance(data, pd.DataFrame):
+            miss = [c for c in self.model.names if c not in data.columns]
+            if miss:
+                raise DataError("data lacks the model's column(s): " + ", ".join(miss))
+            return data[self.model.names].to_numpy(dtype=float), data.index
+        X = np.atleast_2d(np.asarray(data, dtype=float))
+        if X.shape[1] != self.model.d:
+            raise DataError(f"data must have {self.model.d} columns, got shape {X.shape}")
+        return X, pd.RangeIndex(X.shape[0])
+
+    def _logjoint(self, data):
+        X, index = self._rows(data)
+        obs = ~np.isnan(X)
+        if (~obs).all(axis=1).any():
+            raise DataError(f"{int((~obs).all(axis=1).sum())} row(s) with no observed value")
+        keys, inv = np.unique(obs, axis=0, return_inverse=True)
+        inv = inv.ravel()
+        groups = [(p, np.flatnonzero(inv == p)) for p in range(keys.shape[0])]
+        model = self.model
+        mu = self.raw_params["mean"]
+        S = model.covariances(self.raw_params)
+        ld = np.column_stack([_row_logdens(X, groups, keys, mu[j], S[j])
+                              for j in range(model.k)])
+        return ld + np.log(self.raw_params["weights"])[None, :], index
+
+    def predict_proba(self, data=None) -> pd.DataFrame:
+        """Posterior component probabilities (missing coordinates integrated out)."""
+        lj, index = self._logjoint(data)
+        r, _ = responsibilities(lj, np.zeros(lj.shape[1]))
+        return pd.DataFrame(r, index=index, columns=range(1, self.model.k + 1))
+
+    def predict(self, data=None) -> pd.Series:
+        """The most probable component of each row (1-based)."""
+        return self.predict_proba(data).idxmax(axis=1).rename("component")
+
+    def density(self, data=None, log: bool = False) -> pd.Series:
+        """The mixture density of each row's observed coordinates."""
+        from scipy.special import logsumexp
+
+        lj, index = self._logjoint(data)
+        v = logsumexp(lj, axis=1)
+        return pd.Series(v if log else np.exp(v), index=index,
+                         name="log_density" if log else "density")
+
+    def _summary_rows(self):
+        return ([("Components:", [str(self.model.k)]),
+                 ("Factors each:", [str(self.model.n_factors)])],
+                [("Uniquenesses:", [self.model.uniq])])
+
+
+MixtureFactorAnalyzers.results_class = MFAResults
+
+
+def mfa(data, k: int, n_factors: int, *, uniq: str = "unique",
+        missing: str = "em") -> MixtureFactorAnalyzers:
+    """Mixture of factor analyzers by EM (see :class:`MixtureFactorAnalyzers`).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame or array_like
+        NaN marks a missing value.
+    k : int
+        Number of components.
+    n_factors : int
+        Factors per component.
+    uniq : {"unique", "common", "isotropic"}
+    missing : {"em", "drop", "raise"}
+
+    Returns
+    -------
+    MixtureFactorAnalyzers
+        Call ``.fit(n_init=...)`` for the results.
+    """
+    return MixtureFactorAnalyzers(data, k, n_factors, uniq=uniq, missing=missing)

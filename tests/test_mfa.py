@@ -1,0 +1,139 @@
+"""Mixtures of factor analyzers (emstats.mfa): a direct maximisation of the observed-data
+likelihood on small data, and the exact reductions (k = 1 is factor analysis; isotropic
+uniquenesses with k = 1 are probabilistic PCA, whose MLE is in closed form)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import optimize
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+
+import emstats
+from emstats.exceptions import DataError
+from emstats.models.mfa import mfa
+
+# mixtures of factor analyzers converge slowly (thousands of EM steps to 1e-12): the
+# tests stop at 1e-10 and set their tolerances from it
+TIGHT = dict(tol=1e-10, maxiter=5000)
+LOOSE = dict(tol=1e-8, maxiter=2000)
+
+
+def simulate(n, rng, d=4):
+    z = rng.random(n) < 0.4
+    f = rng.standard_normal((n, 1))
+    L1 = np.array([1.0, 0.8, 0.6, 0.5, 0.3, 0.2])[:d]
+    L2 = np.array([0.2, 0.3, 0.9, 0.8, 0.7, 0.6])[:d]
+    mu2 = np.array([3.0, 3.0, 0.0, -2.0, 1.0, 2.0])[:d]
+    X = np.where(z[:, None], f * L1, mu2 + f * L2) + 0.5 * rng.standard_normal((n, d))
+    return X, z
+
+
+@pytest.fixture(scope="module")
+def small():
+    rng = np.random.default_rng(5)
+    X, z = simulate(150, rng)
+    X[rng.random(X.shape) < 0.08] = np.nan
+    return X, z
+
+
+def mixture_loglik(X, w, mus, covs):
+    """Observed-data log-likelihood of a Gaussian mixture, written independently."""
+    keys, inv = np.unique(~np.isnan(X), axis=0, return_inverse=True)
+    total = 0.0
+    for p, o in enumerate(keys):
+        rows = X[np.ravel(inv) == p][:, o]
+        lj = np.column_stack([np.log(w[k]) + np.atleast_1d(
+            multivariate_normal(mus[k][o], covs[k][np.ix_(o, o)]).logpdf(rows))
+            for k in range(len(w))])
+        total += logsumexp(lj, axis=1).sum()
+    return float(total)
+
+
+def test_local_maximum_of_direct_likelihood(small):
+    X, z = small
+    res = mfa(X, 2, 1).fit(n_init=2, **TIGHT)
+    d = X.shape[1]
+
+    def unpack(t):
+        w = np.exp(np.r_[0.0, t[0]])
+        w /= w.sum()
+        mus = t[1:1 + 2 * d].reshape(2, d)
+        L = t[1 + 2 * d:1 + 4 * d].reshape(2, d, 1)
+        psi = np.exp(t[1 + 4 * d:]).reshape(2, d)
+        covs = [L[k] @ L[k].T + np.diag(psi[k]) for k in range(2)]
+        return w, mus, covs
+
+    p = res.raw_params
+    t_hat = np.concatenate([[np.log(p["weights"][1] / p["weights"][0])], p["mean"].ravel(),
+                            p["loadings"].ravel(), np.log(p["uniq"]).ravel()])
+    assert mixture_loglik(X, *unpack(t_hat)) == pytest.approx(res.llf, rel=1e-12)
+    # a maximum of the independent likelihood: its forward-difference gradient vanishes
+    # (to the step's truncation error and the stopping rule) and random steps go down
+    f = lambda t: mixture_loglik(X, *unpack(t))  # noqa: E731
+    g = optimize.approx_fprime(t_hat, f, 1e-6)
+    assert np.max(np.abs(g)) < 5e-2
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        step = 1e-3 * rng.standard_normal(t_hat.size)
+        assert f(t_hat + step) < res.llf
+    # the clusters are recovered (well separated means)
+    agree = (res.predict().to_numpy() == np.where(z, 1, 2)).mean()
+    assert max(agree, 1 - agree) > 0.95
+
+
+def test_k1_is_factor_analysis():
+    rng = np.random.default_rng(2)
+    X, _ = simulate(300, rng, d=6)
+    X[rng.random(X.shape) < 0.05] = np.nan
+    a = mfa(X, 1, 2).fit(**TIGHT)
+    b = emstats.factor_analysis(X, 2).fit(cov_type=None, **TIGHT)
+    # both converge to the same maximum; stopping rule 1e-10 relative
+    assert a.llf == pytest.approx(b.llf, rel=1e-8)
+    np.testing.assert_allclose(a.covariances[0], b.implied_cov.to_numpy(), atol=1e-3)
+
+
+def test_isotropic_k1_is_ppca_closed_form():
+    rng = np.random.default_rng(3)
+    X, _ = simulate(300, rng, d=6)
+    res = mfa(X, 1, 2, uniq="isotropic").fit(**TIGHT)
+    S = np.cov(X.T, bias=True)
+    w = np.sort(np.linalg.eigvalsh(S))[::-1]
+    s2 = w[2:].mean()
+    assert res.uniquenesses.to_numpy()[0, 0] == pytest.approx(s2, rel=1e-4)
+    ll = multivariate_normal(X.mean(0), res.covariances[0]).logpdf(X).sum()
+    assert res.llf == pytest.approx(ll, rel=1e-12)
+
+
+def test_common_uniquenesses_and_density(small):
+    X, _ = small
+    res = mfa(X, 2, 1, uniq="common").fit(n_init=2, **LOOSE)
+    U = res.uniquenesses.to_numpy()
+    np.testing.assert_array_equal(U[0], U[1])
+    dens = res.density(log=True)
+    assert dens.sum() == pytest.approx(res.llf, rel=1e-10)
+    pr = res.predict_proba()
+    np.testing.assert_allclose(pr.sum(axis=1), 1.0, atol=1e-12)
+    # unique uniquenesses fit at least as well (nested model)
+    assert mfa(X, 2, 1).fit(n_init=2, **LOOSE).llf >= res.llf - 1e-3
+
+
+def test_select_bic(small):
+    X, _ = small
+    t = mfa(X, 1, 1).select(k=(1, 2), n_factors=(1,), n_init=2, **LOOSE)
+    assert t.attrs["best"] == (2, 1)
+
+
+def test_bad_input(small):
+    X, _ = small
+    with pytest.raises(DataError, match="n_factors=4 must be smaller"):
+        mfa(X, 2, 4)
+    with pytest.raises(DataError, match="k must be a positive integer"):
+        mfa(X, 0, 1)
+    bad = X.copy()
+    bad[:, 2] = np.nan
+    with pytest.raises(DataError, match="entirely missing"):
+        mfa(bad, 2, 1)
+    with pytest.raises(ValueError, match="uniq"):
+        mfa(X, 2, 1, uniq="spherical")
