@@ -918,8 +918,12 @@ def factor_analysis(data, n_factors: int, *, rotation: str | None = None,
     data : pandas.DataFrame or array_like
         NaN marks a missing value.
     n_factors : int
+        Number of common factors (the model must keep positive degrees of freedom).
     rotation : {None, "varimax", "quartimax", "promax", "oblimin", "quartimin"}
+        Rotation of the reported loadings (statsmodels' ``rotate_factors``).
     missing : {"em", "drop", "raise"}
+        Missing values integrated out under MAR (full-information ML), rows with any
+        dropped, or an error.
 
     Returns
     -------
@@ -941,6 +945,15 @@ def factor_analysis(data, n_factors: int, *, rotation: str | None = None,
 
 def ppca(data, n_components: int, *, missing: str = "em") -> PPCA:
     """Probabilistic PCA by EM (see :class:`PPCA`).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame or array_like
+        NaN marks a missing value.
+    n_components : int
+        Number of principal components.
+    missing : {"em", "drop", "raise"}
+        As in :func:`factor_analysis`.
 
     Returns
     -------
