@@ -213,6 +213,36 @@ def estep_pattern(pm: PatternMoments, mu_c: np.ndarray):
     return s1, s2
 
 
+def estep_sums(pms, mu_c: np.ndarray):
+    """E-step sums over patterns: ``(n, sum E[x - c], sum E[(x - c)(x - c)'], loglik)``."""
+    d = mu_c.size
+    s1, s2, ll, nn = np.zeros(d), np.zeros((d, d)), 0.0, 0.0
+    for pm in pms:
+        a, b = estep_pattern(pm, mu_c)
+        s1 += a
+        s2 += b
+        ll += pm.loglik
+        nn += pm.n
+    return nn, s1, s2, ll
+
+
+def louis_sums(pms, sigma: np.ndarray):
+    """Louis' pieces summed over patterns in full coordinates (see :func:`louis_full`):
+    ``(score, complete, missing, loglik)`` at the covariance ``sigma``."""
+    W = np.linalg.inv(sigma)
+    W = 0.5 * (W + W.T)
+    d = sigma.shape[0]
+    m = d + d * d
+    sc, co, mi, ll = np.zeros(m), np.zeros((m, m)), np.zeros((m, m)), 0.0
+    for pm in pms:
+        a, b, c = louis_full(pm, W)
+        sc += a
+        co += b
+        mi += c
+        ll += pm.loglik
+    return sc, co, mi, ll
+
+
 def louis_full(pm: PatternMoments, W: np.ndarray):
     """Score, complete and missing information of a pattern in full coordinates.
 

@@ -44,8 +44,8 @@ from scipy import stats as _st
 
 from ..components.gaussian_missing import (
     conditional_draw,
-    estep_pattern,
-    louis_full,
+    estep_sums,
+    louis_sums,
     pattern_moments,
 )
 from ..em.data import ArrayData
@@ -316,14 +316,7 @@ class FactorAnalysis(SpecMaps, FitMixin, ChunkedModel):
         pms, mu, _ = self._moments(params, chunk)
         if pms is None:
             return None, -np.inf
-        D = mu.size
-        s1, s2, ll, nn = np.zeros(D), np.zeros((D, D)), 0.0, 0.0
-        for pm in pms:
-            a, b = estep_pattern(pm, mu)
-            s1 += a
-            s2 += b
-            ll += pm.loglik
-            nn += pm.n
+        nn, s1, s2, ll = estep_sums(pms, mu)
         return Stats(n=nn, s=s1, ss=s2), ll
 
     def m_step(self, stats, params):
@@ -401,17 +394,7 @@ class FactorAnalysis(SpecMaps, FitMixin, ChunkedModel):
         pms, _, Sy = self._moments(params, chunk)
         if pms is None:
             raise FloatingPointError("Louis' pieces need positive uniquenesses")
-        W = np.linalg.inv(Sy)
-        W = 0.5 * (W + W.T)
-        D = Sy.shape[0]
-        m = D + D * D
-        sc, co, mi, ll = np.zeros(m), np.zeros((m, m)), np.zeros((m, m)), 0.0
-        for pm in pms:
-            a, b, c = louis_full(pm, W)
-            sc += a
-            co += b
-            mi += c
-            ll += pm.loglik
+        sc, co, mi, ll = louis_sums(pms, Sy)
         J = self._jacobian(params)
         return Stats(loglik=ll, score=J.T @ sc, complete=J.T @ co @ J - self._curvature(sc),
                      missing=J.T @ mi @ J)

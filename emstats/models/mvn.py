@@ -30,10 +30,10 @@ from scipy import stats as _st
 from ..components.gaussian_missing import (
     column_counts,
     conditional_draw,
-    estep_pattern,
+    estep_sums,
     full_to_elements,
     group_patterns,
-    louis_full,
+    louis_sums,
     pattern_moments,
     pattern_sums,
 )
@@ -273,14 +273,7 @@ class MVN(SpecMaps, FitMixin, ChunkedModel):
         pms, mu_c, _ = self._moments(params, chunk)
         if pms is None:
             return None, -np.inf
-        d = self.d
-        s1, s2, ll, nn = np.zeros(d), np.zeros((d, d)), 0.0, 0.0
-        for pm in pms:
-            a, b = estep_pattern(pm, mu_c)
-            s1 += a
-            s2 += b
-            ll += pm.loglik
-            nn += pm.n
+        nn, s1, s2, ll = estep_sums(pms, mu_c)
         return Stats(n=nn, s=s1, ss=s2), ll
 
     def m_step(self, stats, params):
@@ -293,16 +286,7 @@ class MVN(SpecMaps, FitMixin, ChunkedModel):
         pms, _, sigma = self._moments(params, chunk)
         if pms is None:
             raise FloatingPointError("Louis' pieces need a positive-definite covariance")
-        W = np.linalg.inv(sigma)
-        W = 0.5 * (W + W.T)
-        q = self.d + self.d ** 2
-        sc, co, mi, ll = np.zeros(q), np.zeros((q, q)), np.zeros((q, q)), 0.0
-        for pm in pms:
-            a, b, c = louis_full(pm, W)
-            sc += a
-            co += b
-            mi += c
-            ll += pm.loglik
+        sc, co, mi, ll = louis_sums(pms, sigma)
         J = self._J
         return Stats(loglik=ll, score=J.T @ sc, complete=J.T @ co @ J, missing=J.T @ mi @ J)
 
