@@ -876,3 +876,103 @@ def evaluate_terms(rhs: str, data: pd.DataFrame, formula: str, depth: int = 0) -
     except Exception as err:  # noqa: BLE001 - patsy lets user errors through
         raise DataError(f"cannot evaluate the formula {formula!r}: "
                         f"{str(err).strip().splitlines()[0]}") from None
+
+
+def margin_variables(terms, columns) -> dict[str, dict]:
+    """The data columns that the right-hand sides ``terms`` use, with how marginal effects
+    treat each (:mod:`emstats.inference.margins`).
+
+    Parameters
+    ----------
+    terms : list of Terms or None
+        The right-hand sides of a model's parts (None entries are skipped).
+    columns : sequence of str
+        The columns of the data the model keeps.
+
+    Returns
+    -------
+    dict
+        Column name -> ``{"kind": "numeric"}`` or ``{"kind": "categorical", "levels":
+        tuple, "reference": level}``, in the order the formula first uses them.  A column
+        that some factor treats as categorical (``C(g)``, a text or boolean column) is
+        categorical; its reference is the level a treatment contrast codes as all zeros
+        (the first level when the coding has none).
+    """
+    cols = set(map(str, columns))
+    out: dict[str, dict] = {}
+    for t in terms:
+        if t is None:
+            continue
+        info = t._info
+        for term in info.terms:
+            for factor in term.factors:
+                code = factor.name()
+                used = re.findall(r"[A-Za-z_.][\w.]*", code)
+                used += re.findall(r"Q\(\s*[\"']([^\"']+)[\"']\s*\)", code)
+                fi = info.factor_infos[factor]
+                for name in dict.fromkeys(u for u in used if u in cols):
+                    if fi.type != "categorical":
+                        out.setdefault(name, {"kind": "numeric"})
+                        continue
+                    levels = tuple(fi.categories)
+                    ref = levels[0]
+                    for sub in info.term_codings[term]:
+                        cm = sub.contrast_matrices.get(factor)
+                        if cm is not None:
+                            zero = np.flatnonzero(~np.any(np.asarray(cm.matrix) != 0, axis=1))
+                            if zero.size == 1:
+                                ref = levels[int(zero[0])]
+                            break
+                    if out.get(name, {}).get("kind") != "categorical":
+                        out[name] = {"kind": "categorical", "levels": levels,
+                                     "reference": ref}
+    return out
+
+
+def used_columns(terms, columns) -> list[str]:
+    """The columns of ``columns`` that the right-hand sides ``terms`` (Terms or None)
+    name, their ``offset()`` terms included, in the order of ``columns``.
+
+    Parameters
+    ----------
+    terms : list of Terms or None
+        The right-hand sides.
+    columns : sequence
+        Column names of the data.
+
+    Returns
+    -------
+    list of str
+    """
+    found: set[str] = set()
+    for t in terms:
+        if t is None:
+            continue
+        infos = [t._info] + ([t._offset] if t._offset is not None else [])
+        for info in infos:
+            for factor in info.factor_infos:
+                code = factor.name()
+                found |= set(re.findall(r"[A-Za-z_.][\w.]*", code))
+                found |= set(re.findall(r"Q\(\s*[\"']([^\"']+)[\"']\s*\)", code))
+    return [c for c in columns if str(c) in found]
+
+
+def variables_frame(data, terms, row_labels) -> pd.DataFrame:
+    """The estimation rows ``row_labels`` of the columns of ``data`` that the right-hand
+    sides ``terms`` use (a copy): what marginal effects rebuild the designs from.
+
+    Parameters
+    ----------
+    data : DataFrame or dict of columns
+        The data a model was built from.
+    terms : list of Terms or None
+        The model's right-hand sides.
+    row_labels : pandas.Index
+        The labels of the rows the model kept.
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    data = _check_frame(data)
+    return data.loc[row_labels, used_columns(terms, data.columns)].copy()

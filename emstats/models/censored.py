@@ -23,8 +23,6 @@ import numpy as np
 import pandas as pd
 import scipy.linalg as sla
 from scipy import special, stats
-from statsmodels.iolib.summary import Summary, summary_params
-from statsmodels.tools.numdiff import approx_fprime
 
 from .._config import resolve_threads
 from .._kernels import censnorm
@@ -35,8 +33,9 @@ from ..em.protocol import ChunkedModel, LouisPieces
 from ..em.stats import Stats
 from ..exceptions import DataError, SingularDesignError
 from ..exceptions import describe_rows as _labels
-from ..formula import Terms, build_design, capture_env, new_exog, resolve_column
+from ..formula import Terms, build_design, capture_env, new_exog, resolve_column, variables_frame
 from ..inference.fit import FitMixin
+from ..inference.margins import MarginalEffects, estimation_frame, marginal_effects
 from ..inference.results import EMResults
 
 
@@ -197,6 +196,7 @@ class CensoredRegression(FitMixin, ChunkedModel):
         self.row_labels = labels
         self.n_dropped = int(n_dropped)
         self.design_info = design_info
+        self.frame = None       # the formula's variables in the rows (set by from_formula)
         self.censoring = dict(censoring or {})
         self.param_names = list(self.exog_names) + ["Log(scale)"]
         self.k_exog = p
@@ -425,10 +425,12 @@ class CensoredRegression(FitMixin, ChunkedModel):
         return Stats(v=part_v.sum(axis=0), mm=part_mm.sum(axis=0), s=part_s.sum(axis=0))
 
     @staticmethod
-    def _with_offset_spec(offset, model):
+    def _with_offset_spec(offset, model, data):
         """``model`` remembering whether ``offset=`` was given besides the formula's
-        ``offset()`` terms (new data then need ``offset=`` too)."""
+        ``offset()`` terms (new data then need ``offset=`` too), and the formula's
+        variables in its rows (for marginal effects)."""
         model.explicit_offset = offset is not None
+        model.frame = variables_frame(data, [model.design_info], model.row_labels)
         return model
 
     def null_model(self) -> CensoredRegression | None:
@@ -597,7 +599,7 @@ class Tobit(CensoredRegression):
                    beyond_limits=beyond_limits,
                    exog_names=design.exog_names, endog_name=design.endog_names[0],
                    row_labels=design.row_labels, n_dropped=design.n_dropped,
-                   design_info=design.design_info))
+                   design_info=design.design_info), data)
 
 
 class IntervalRegression(CensoredRegression):
@@ -654,7 +656,7 @@ class IntervalRegression(CensoredRegression):
                    weights=ex.get("weights"), offset=ex.get("offset"),
                    exog_names=design.exog_names,
                    endog_name=" + ".join(design.endog_names), row_labels=design.row_labels,
-                   n_dropped=design.n_dropped, design_info=design.design_info))
+                   n_dropped=design.n_dropped, design_info=design.design_info), data)
 
 
 # -- results -------------------------------------------------------------------------
@@ -695,56 +697,6 @@ def censoring_rows(m) -> list:
         rows.append(("Interval-censored:", [str(m.n_interval)]))
     rows.append(("Uncensored:", [str(m.n_exact)]))
     return rows
-
-
-class MarginalEffects:
-    """Marginal effects with delta-method standard errors.
-
-    Attributes
-    ----------
-    margeff, margeff_se : pandas.Series
-    at : str
-        ``"overall"`` (average of the effects over the sample) or ``"mean"``
-        (effects at the mean of the regressors).
-    which : str
-        The prediction whose derivative is reported.
-    """
-
-    def __init__(self, names, effect, cov, at, which):
-        self.margeff = pd.Series(effect, index=names, name="dy/dx")
-        self.margeff_cov = pd.DataFrame(cov, index=names, columns=names)
-        self.margeff_se = pd.Series(np.sqrt(np.diag(cov)), index=names, name="std err")
-        self.at = at
-        self.which = which
-
-    def summary_frame(self, alpha: float = 0.05) -> pd.DataFrame:
-        """Table of effects, standard errors, z, p-values and confidence limits."""
-        z = self.margeff / self.margeff_se
-        q = stats.norm.isf(alpha / 2)
-        return pd.DataFrame({
-            "dy/dx": self.margeff, "std err": self.margeff_se, "z": z,
-            "P>|z|": 2 * stats.norm.sf(np.abs(z)),
-            f"[{alpha / 2:g}": self.margeff - q * self.margeff_se,
-            f"{1 - alpha / 2:g}]": self.margeff + q * self.margeff_se,
-        })
-
-    def summary(self, alpha: float = 0.05) -> Summary:
-        """A statsmodels ``Summary`` of the effects."""
-        s = Summary()
-        ci = np.column_stack([self.margeff - stats.norm.isf(alpha / 2) * self.margeff_se,
-                              self.margeff + stats.norm.isf(alpha / 2) * self.margeff_se])
-        z = (self.margeff / self.margeff_se).to_numpy()
-        tab = summary_params(
-            (None, self.margeff.to_numpy(), self.margeff_se.to_numpy(), z,
-             2 * stats.norm.sf(np.abs(z)), ci),
-            yname=self.which, xname=list(self.margeff.index), alpha=alpha, use_t=False,
-            title=f"Marginal effects on E[{self.which}] (at={self.at}), delta-method s.e.",
-        )
-        s.tables.append(tab)
-        return s
-
-    def __str__(self) -> str:
-        return str(self.summary())
 
 
 class CensoredResults(EMResults):
@@ -887,75 +839,97 @@ class CensoredResults(EMResults):
             return pd.Series(pred, index=exog.index, name=which)
         return pred
 
-    def get_margeff(self, at: str = "overall", which: str = "mean") -> MarginalEffects:
-        """Marginal effects of the regressors with delta-method standard errors.
+    def get_margeff(self, at="overall", which: str = "mean", *, dummy: bool = True,
+                    variables=None) -> MarginalEffects:
+        """Marginal effects of the variables, with delta-method standard errors.
 
-        The effect of regressor j is the derivative of the prediction ``which``
-        with respect to x_j: beta_j times P(uncensored) for ``"mean"``, beta_j for
-        ``"linear"``, -beta_j (phi(b) - phi(a)) / sigma for ``"prob_uncensored"``
-        and beta_j Var[z | uncensored] for ``"conditional_mean"``.
+        For a model built from a formula the effects are on the user's variables, through
+        the formula (a variable in ``np.log(x)``, ``I(x**2)`` or an interaction gets one
+        total effect); levels of categorical variables, booleans and (with ``dummy``) 0/1
+        variables get discrete changes from the reference level.  For a model built from
+        arrays they are on the non-constant design columns.  The derivative of the
+        prediction ``which`` in the latent mean mu = x'beta + offset is McDonald and
+        Moffitt's (1980): 1 for ``"linear"`` (the latent effect is beta), P(uncensored)
+        for ``"mean"`` (the unconditional mean of the censored response), Var[z |
+        uncensored] for ``"conditional_mean"`` (E[y* | uncensored]) and
+        (phi(a) - phi(b)) / sigma for ``"prob_uncensored"``, with a, b the standardised
+        limits.
 
         Parameters
         ----------
-        at : {"overall", "mean"}
-            Average of the effects over the sample (weighted by the frequency
-            weights), or the effect at the mean of the regressors.
+        at : {"overall", "mean", "median"} or dict
+            ``"overall"``: the (frequency-weighted) average of the effects over the rows;
+            ``"mean"`` / ``"median"``: the effects at one row with each numeric variable at
+            its mean / median and each categorical one at its most frequent level (the
+            censoring limits at their mean when finite); a dict ``{variable: value}``:
+            those variables set to the values in every row, the effects averaged.
         which : {"mean", "linear", "prob_uncensored", "conditional_mean"}
+            The prediction, as in :meth:`predict`.
+        dummy : bool
+            Discrete changes 0 -> 1 for numeric variables taking only the values 0 and 1
+            (default); ``False`` differentiates them.
+        variables : list of str, optional
+            The variables to report (default: all).
 
         Returns
         -------
-        MarginalEffects
+        emstats.inference.margins.MarginalEffects
         """
-        if at not in ("overall", "mean"):
-            raise ValueError(f"at must be 'overall' or 'mean', got {at!r}")
         if which not in PREDICT_WHICH:
             raise ValueError(f"which must be one of {PREDICT_WHICH}, got {which!r}")
         m = self.model
-        keep = [j for j in range(m.k_exog) if not np.all(m.X[:, j] == m.X[0, j])]
-        names = [m.exog_names[j] for j in keep]
-        w = m.w / m.w.sum()
+        terms = m.design_info
+        if m.data is None:
+            raise DataError("these results hold no data (remove_data() was called): "
+                            "marginal effects need the estimation rows")
+        names = list(m.exog_names)
+        frame = (estimation_frame(self) if terms is not None
+                 else pd.DataFrame(m.X, columns=names, index=m.row_labels))
         if "left" in m.censoring:
             lo_all, hi_all = m.censoring["left"], m.censoring["right"]
         else:
             lo_all = np.where(m.lo == m.hi, -np.inf, m.lo)
             hi_all = np.where(m.lo == m.hi, np.inf, m.hi)
-        if at == "mean":
-            X = (w @ m.X)[None, :]
-            off = np.array([float(w @ m.offset)])
-            lo = np.array([float(w @ lo_all)]) if np.all(np.isfinite(lo_all)) else \
-                np.array([lo_all[0] if np.all(lo_all == lo_all[0]) else -np.inf])
-            hi = np.array([float(w @ hi_all)]) if np.all(np.isfinite(hi_all)) else \
-                np.array([hi_all[0] if np.all(hi_all == hi_all[0]) else np.inf])
-            wt = np.ones(1)
-        else:
-            X, off, lo, hi, wt = m.X, m.offset, lo_all, hi_all, w
+        off = np.asarray(m.offset, dtype=float)
+        if terms is not None and terms.has_offset:
+            off = off - terms.offset(frame)
 
-        def effects(theta):
+        def build(fr, fixed):
+            X = terms.matrix(fr) if terms is not None else fr[names].to_numpy(dtype=float)
+            o = fixed["off"]
+            if terms is not None and terms.has_offset:
+                o = o + terms.offset(fr)
+            return {"X": X, "off": o, "lo": fixed["lo"], "hi": fixed["hi"]}
+
+        def response(theta, inp, grad):
             beta, sigma = theta[:-1], float(np.exp(theta[-1]))
-            mu = X @ beta + off
+            mu = inp["X"] @ beta + inp["off"]
+            lo, hi = inp["lo"], inp["hi"]
+            pred = censored_prediction(mu, sigma, lo, hi, which)
+            if not grad:
+                return pred, {}
             if which == "linear":
-                factor = np.ones_like(mu)
+                f = np.ones_like(mu)
             else:
-                a = (lo - mu) / sigma
-                b = (hi - mu) / sigma
+                a, b = (lo - mu) / sigma, (hi - mu) / sigma
                 mom = np.empty((len(mu), 5))
                 censnorm.truncnorm_moments(np.ascontiguousarray(a), np.ascontiguousarray(b),
                                            mom)
                 if which == "mean":
-                    factor = np.exp(mom[:, 0])
+                    f = np.exp(mom[:, 0])
                 elif which == "conditional_mean":
-                    factor = mom[:, 2]
+                    f = mom[:, 2]
                 else:
                     pa = np.where(np.isfinite(a), stats.norm.pdf(a), 0.0)
                     pb = np.where(np.isfinite(b), stats.norm.pdf(b), 0.0)
-                    factor = (pa - pb) / sigma
-            return float(wt @ factor) * beta[keep]
+                    f = (pa - pb) / sigma
+            return pred, {"X": f[:, None] * beta[None, :], "off": f}
 
-        theta = self.params.to_numpy()
-        eff = effects(theta)
-        jac = np.atleast_2d(approx_fprime(theta, effects, centered=True))
-        cov = jac @ self._cov @ jac.T
-        return MarginalEffects(names, eff, cov, at, which)
+        return marginal_effects(
+            self.params.to_numpy(), self._cov, build=build, response=response, frame=frame,
+            fixed={"off": off, "lo": lo_all, "hi": hi_all}, weights=m.w,
+            terms=None if terms is None else [terms], at=at, which=which, dummy=dummy,
+            variables=variables)
 
 
 CensoredRegression.results_class = CensoredResults

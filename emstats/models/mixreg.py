@@ -71,8 +71,10 @@ from ..formula import (
     new_exog,
     resolve_column,
     rhs_matrix,
+    used_columns,
 )
 from ..inference.fit import FitMixin
+from ..inference.margins import MarginalEffects, estimation_frame, marginal_effects
 from ..inference.results import EMResults, SavedResults
 
 
@@ -779,6 +781,93 @@ class MixtureRegressionResults(EMResults):
         if which == "prior":
             return pd.DataFrame(pi, columns=cols, index=index)
         return pd.Series((pi * mu).sum(axis=1), name="mean", index=index)
+
+    def get_margeff(self, at="overall", which: str = "mean", *, dummy: bool = True,
+                    variables=None) -> MarginalEffects:
+        """Marginal effects of the variables on the mixture mean sum_k pi_k(z) mu_k(x),
+        with delta-method standard errors.
+
+        A variable in the component regressions, the shared coefficients (``fixed=``) and
+        the concomitant model gets one total effect, through the formula (the change of
+        the component means and of the mixing weights); categorical levels, booleans and
+        (with ``dummy``) 0/1 variables get discrete changes from the reference level.  A
+        model built from arrays gets effects per design column.
+
+        Parameters
+        ----------
+        at : {"overall", "mean", "median"} or dict
+            ``"overall"``: the weighted average over the rows; ``"mean"`` / ``"median"``:
+            at one row with numeric variables at their mean / median and categorical ones
+            at their most frequent level; a dict ``{variable: value}``: those variables
+            set in every row, the effects averaged.
+        which : {"mean"}
+            The prediction (the mixture mean, :meth:`predict`'s ``"mean"``).
+        dummy : bool
+            Discrete changes 0 -> 1 for numeric 0/1 variables (default); ``False``
+            differentiates them.
+        variables : list of str, optional
+            The variables to report (default: all).
+
+        Returns
+        -------
+        emstats.inference.margins.MarginalEffects
+        """
+        if which != "mean":
+            raise ValueError(f"which must be 'mean' (the mixture mean), got {which!r}")
+        m = self.model
+        if m.data is None or getattr(self, "data_removed", False):
+            raise DataError("these results hold no data (remove_data() was called): "
+                            "marginal effects need the estimation rows")
+        back, dat = m.to_frame_order, m.data
+        off, tr, w = back(dat["off"]), back(dat["m"]), back(dat["w"])
+        info = m.design_info
+        if info is not None:
+            parts = [info, m.fixed_info, m.concomitant_info]
+            frame = estimation_frame(self)
+            frame = frame[used_columns(parts, frame.columns)]
+            if info.has_offset:
+                off = off - info.offset(frame)
+        else:
+            parts = None
+            frame = pd.DataFrame(back(dat["X"]), columns=m.exog_names)
+            for M, nm in ((dat["X2"], m.fixed_names), (dat["Z"], m.concomitant_names)):
+                for j, c in enumerate(nm):
+                    if c not in frame.columns:
+                        frame[c] = back(M)[:, j]
+
+        def build(fr, fixed):
+            if info is None:
+                X, X2, Z = (fr[nm].to_numpy(dtype=float).reshape(len(fr), -1) for nm in
+                            (m.exog_names, m.fixed_names, m.concomitant_names))
+                o = fixed["off"]
+            else:
+                X, X2, Z = m.new_designs(fr)
+                o = fixed["off"] + (info.offset(fr) if info.has_offset else 0.0)
+            return {"X": X, "X2": X2, "Z": Z, "off": o, "tr": fixed["tr"]}
+
+        fam = m.family.name
+
+        def response(theta, inp, grad):
+            P = m._full(m.from_inference(theta))
+            B, gam, G = P["comp"][:, : m.p], P["fixed"], P["prior"]
+            eta = inp["X"] @ B.T + (inp["X2"] @ gam + inp["off"])[:, None]
+            mu = m.family.mean(eta, inp["tr"])
+            pi = np.exp(_log_softmax(inp["Z"] @ G.T))
+            F = (pi * mu).sum(axis=1)
+            if not grad:
+                return F, {}
+            dmu = {"gaussian": np.ones_like(mu), "binomial": mu * (1.0 - mu / inp["tr"][:, None])
+                   }.get(fam, mu)                           # log link: d mu / d eta = mu
+            a = pi * dmu
+            zbar = pi @ G
+            return F, {"X": a @ B, "X2": a.sum(axis=1)[:, None] * gam[None, :],
+                       "off": a.sum(axis=1),
+                       "Z": (pi * mu) @ G - F[:, None] * zbar}
+
+        return marginal_effects(
+            self.params.to_numpy(), self._cov, build=build, response=response, frame=frame,
+            fixed={"off": off, "tr": tr}, weights=w, terms=parts, at=at, which="mean",
+            dummy=dummy, variables=variables)
 
     def predict_proba(self, newdata=None) -> pd.DataFrame:
         """Posterior probabilities of the components per row (``predict(newdata,

@@ -55,8 +55,10 @@ from ..formula import (
     resolve_column,
     rhs_matrix,
     split_two_part,
+    variables_frame,
 )
 from ..inference.fit import FitMixin
+from ..inference.margins import MarginalEffects, estimation_frame, marginal_effects
 from ..inference.results import EMResults
 from .mixreg import MixtureRegression
 
@@ -384,6 +386,7 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
         self.zero_names = list(zero_names or [f"z{j}" for j in range(self.q)])
         self.endog_name = str(endog_name)
         self.design_info, self.zero_info = design_info, zero_info
+        self.frame = None       # the formula's variables in the rows (set by zeroinfl())
         self._offset_spec, self._zero_offset_spec = offset_spec, zero_offset_spec
         self.data = ArrayData({"y": y, "X": X, "Z": Z, "off": off, "zoff": zoff, "w": w,
                                "c": self.family.log_const(y)})
@@ -748,6 +751,79 @@ class ZeroInflatedResults(EMResults):
                              "P>|z|": 2.0 * norm.sf(np.abs(z))},
                             index=[n for n, k in zip(names, keep, strict=True) if k])
 
+    def get_margeff(self, at="overall", which: str = "mean", *, dummy: bool = True,
+                    variables=None) -> MarginalEffects:
+        """Marginal effects of the variables on a prediction, with delta-method standard
+        errors (one effect per variable of the formula, through both parts).
+
+        A variable in the count and the zero part, in ``np.log(x)``, ``I(x**2)`` or an
+        interaction gets one total effect (the chain rule through the formula);
+        categorical levels, booleans and (with ``dummy``) 0/1 variables get discrete
+        changes from the reference level.  A model built from arrays gets effects per
+        design column (a name in both ``exog_names`` and ``zero_names`` moves both).
+
+        Parameters
+        ----------
+        at : {"overall", "mean", "median"} or dict
+            ``"overall"``: the weighted average over the rows; ``"mean"`` / ``"median"``:
+            at one row with numeric variables at their mean / median and categorical ones
+            at their most frequent level; a dict ``{variable: value}``: those variables
+            set in every row, the effects averaged.
+        which : {"mean", "count", "zero", "prob0"}
+            The prediction, as in :meth:`predict`.
+        dummy : bool
+            Discrete changes 0 -> 1 for numeric 0/1 variables (default); ``False``
+            differentiates them.
+        variables : list of str, optional
+            The variables to report (default: all that move the prediction).
+
+        Returns
+        -------
+        emstats.inference.margins.MarginalEffects
+        """
+        m = self.model
+        if m.data is None or getattr(self, "data_removed", False):
+            raise DataError("these results hold no data (remove_data() was called): "
+                            "marginal effects need the estimation rows")
+        dat = m.data
+        m.response(self.raw_params, dat["X"][:1], dat["Z"][:1], dat["off"][:1],
+                   dat["zoff"][:1], which)                   # checks which
+        info, zinfo = m.design_info, m.zero_info
+        if info is not None:
+            frame = estimation_frame(self)
+            terms = [info, zinfo]
+            off = dat["off"] - (info.offset(frame) if info.has_offset else 0.0)
+        else:
+            frame = pd.DataFrame(dat["X"], columns=m.exog_names)
+            for j, c in enumerate(m.zero_names):
+                if c not in frame.columns:
+                    frame[c] = dat["Z"][:, j]
+            terms, off = None, dat["off"]
+
+        def build(fr, fixed):
+            if info is None:
+                X = fr[m.exog_names].to_numpy(dtype=float)
+                Z = fr[m.zero_names].to_numpy(dtype=float)
+                o = fixed["off"]
+            else:
+                X, Z = info.matrix(fr), zinfo.matrix(fr)
+                o = fixed["off"] + (info.offset(fr) if info.has_offset else 0.0)
+            return {"X": X, "Z": Z, "off": o, "zoff": fixed["zoff"]}
+
+        def response(theta, inp, grad):
+            P = m.from_inference(theta)
+            F, de, dz = m.response(P, inp["X"], inp["Z"], inp["off"], inp["zoff"], which)
+            if not grad:
+                return F, {}
+            beta, _, gamma, _ = m._split(P)
+            return F, {"X": de[:, None] * beta[None, :], "Z": dz[:, None] * gamma[None, :],
+                       "off": de}
+
+        return marginal_effects(
+            self.params.to_numpy(), self._cov, build=build, response=response, frame=frame,
+            fixed={"off": off, "zoff": dat["zoff"]}, weights=dat["w"], terms=terms, at=at,
+            which=which, dummy=dummy, variables=variables)
+
     def count_table(self, max_count: int | None = None) -> pd.DataFrame:
         """Observed and expected frequencies of the counts 0..``max_count`` (default the
         largest count), the expected ones the sums of the fitted P(y_i = k).
@@ -875,7 +951,9 @@ def _two_part_design(formula, data, offset, zero_offset, weights, missing):
               "__zero": np.where(np.isnan(Zfull).any(axis=1), np.nan, 0.0)}
     des = build_design(count_f, data, extras=extras, missing=missing, offset_key="__off")
     pos = data.index.get_indexer(des.row_labels)
-    return dict(y=des.endog[:, 0], X=des.exog, Z=Zfull[pos], offset=des.extras.get("__off"),
+    frame = variables_frame(data, [des.design_info, zinfo], des.row_labels)
+    return frame, dict(y=des.endog[:, 0], X=des.exog, Z=Zfull[pos],
+                offset=des.extras.get("__off"),
                 zero_offset=des.extras.get("__zoff"), weights=des.extras.get("__w"),
                 exog_names=des.exog_names, zero_names=znames, endog_name=des.endog_names[0],
                 design_info=des.design_info, zero_info=zinfo, offset_spec=offset,
@@ -926,8 +1004,10 @@ def zeroinfl(formula: str, data, dist: str = "poisson", link: str = "logit", off
     """
     _count_family(dist)
     BinaryPart(link)
-    return ZeroInflatedRegression(dist=dist, link=link, **_two_part_design(
-        formula, data, offset, zero_offset, weights, missing))
+    frame, kw = _two_part_design(formula, data, offset, zero_offset, weights, missing)
+    model = ZeroInflatedRegression(dist=dist, link=link, **kw)
+    model.frame = frame
+    return model
 
 
 class HurdleRegression(ZeroInflatedRegression):
@@ -1097,8 +1177,10 @@ def hurdle(formula: str, data, dist: str = "poisson", zero_dist: str = "binomial
     """
     _count_family(dist)
     BinaryPart(link)
-    return HurdleRegression(dist=dist, zero_dist=zero_dist, link=link, **_two_part_design(
-        formula, data, offset, zero_offset, weights, missing))
+    frame, kw = _two_part_design(formula, data, offset, zero_offset, weights, missing)
+    model = HurdleRegression(dist=dist, zero_dist=zero_dist, link=link, **kw)
+    model.frame = frame
+    return model
 
 
 def vuong(res1, res2) -> pd.DataFrame:
