@@ -94,6 +94,56 @@ def resolve_method(
     return meth
 
 
+class Progress:
+    """One progress line for a whole fit (tqdm): every iteration of every start counted,
+    no ETA (the number of iterations a fit needs is not known in advance; ``maxiter`` is
+    only a bound), the phase in the description and the log-likelihood as the postfix;
+    :meth:`close` leaves one final line saying how the fit ended.
+
+    Parameters
+    ----------
+    desc : str
+        The first description (the phase).
+    """
+
+    def __init__(self, desc: str):
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=None, desc=desc, unit="it", leave=True, dynamic_ncols=True)
+
+    @property
+    def n(self) -> int:
+        """Iterations counted so far."""
+        return int(self._bar.n)
+
+    def describe(self, text: str) -> None:
+        """Show the phase ``text`` (a start, the continuation, the standard errors)."""
+        self._bar.set_description_str(text, refresh=True)
+
+    def step(self, loglik: float) -> None:
+        """Count one iteration that reached log-likelihood ``loglik``."""
+        self._bar.set_postfix_str(f"loglik={loglik:.10g}", refresh=False)
+        self._bar.update(1)
+
+    def close(self, text: str | None = None) -> None:
+        """Close the bar, leaving its last line (with the final description ``text``)."""
+        if text is not None:
+            self._bar.set_description_str(text, refresh=False)
+        self._bar.close()
+
+
+def _progress(progress, desc: str) -> tuple[Progress | None, bool]:
+    """The bar to update and whether the caller owns (closes) it: ``progress`` may be a
+    bool or a :class:`Progress` shared by the phases of one fit."""
+    if isinstance(progress, Progress):
+        return progress, False
+    return (Progress(desc), True) if progress else (None, False)
+
+
+def _ending(name: str, converged: bool) -> str:
+    return f"{name}: {'converged' if converged else 'not converged'}"
+
+
 def run_em(
     model: EMModel,
     start: Any = None,
@@ -127,8 +177,9 @@ def run_em(
     ptol : float, optional
         Also require the max change of the packed parameters to be below
         ``ptol * (1 + max |u|)``.
-    progress : bool
-        Show a tqdm progress bar.
+    progress : bool or Progress
+        Show a tqdm progress bar (a :class:`Progress` already open: count this run's
+        iterations on it).
     callback : callable, optional
         ``callback(iteration, params, loglik)``; returning True stops the loop.
     warn : bool
@@ -162,11 +213,7 @@ def run_em(
             "supply finite start_params"
         )
     monitor.record(state.loglik, float("nan"))
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=int(maxiter), desc=f"EM ({meth.name})", leave=False)
+    bar, own_bar = _progress(progress, f"EM ({meth.name})")
     reason = "maximum number of iterations reached"
     converged = False
     u_old = model.pack(state.params)
@@ -179,8 +226,7 @@ def run_em(
             scale = float(np.max(np.abs(u_new))) if u_new.size else 0.0
             u_old = u_new
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loglik=f"{state.loglik:.8g}")
+                bar.step(state.loglik)
             if not np.isfinite(state.loglik):
                 reason = "the log-likelihood became non-finite"
                 break
@@ -199,8 +245,8 @@ def run_em(
                     reason += " and parameter change below ptol"
                 break
     finally:
-        if bar is not None:
-            bar.close()
+        if own_bar:
+            bar.close(_ending(f"EM ({meth.name})", converged))
     state = meth.finish(model, state)
     info = ConvergenceInfo(
         converged=converged,
@@ -354,26 +400,39 @@ def run_starts(
     records: list[StartRecord] = []
     short: list[tuple[EMRun, int]] = []
     n_short = min(SHORT_ITER, maxiter)
-    for i, (label, p) in enumerate(starts):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                r = run_em(model, p, method="em", maxiter=n_short, tol=SHORT_TOL, warn=False)
-        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
-            records.append(StartRecord(label, float("-inf"), 0, str(err)))
-            continue
-        records.append(StartRecord(label, r.loglik, r.convergence.n_iter))
-        if np.isfinite(r.loglik):
-            short.append((r, i))
-    if not short:
-        raise FloatingPointError("EM failed from every start: "
-                                 + "; ".join(f"{r.label}: {r.error}" for r in records))
-    best, _ = max(short, key=lambda t: t[0].loglik)
-    used = best.convergence.n_iter
-    rest = max(maxiter - used, 1)
-    cont = run_em(model, best.params, method=method, maxiter=rest, tol=tol,
-                  progress=progress, callback=callback, warn=False, **common)
-    info = merge_records(best.convergence, cont.convergence)
+    bar, own_bar = _progress(progress, "")
+    info = None
+    try:
+        for i, (label, p) in enumerate(starts):
+            if bar is not None:
+                bar.describe(f"short EM, start {i + 1}/{len(starts)}")
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    r = run_em(model, p, method="em", maxiter=n_short, tol=SHORT_TOL,
+                               warn=False, progress=bar or False)
+            except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
+                records.append(StartRecord(label, float("-inf"), 0, str(err)))
+                continue
+            records.append(StartRecord(label, r.loglik, r.convergence.n_iter))
+            if np.isfinite(r.loglik):
+                short.append((r, i))
+        if not short:
+            raise FloatingPointError("EM failed from every start: "
+                                     + "; ".join(f"{r.label}: {r.error}" for r in records))
+        best, _ = max(short, key=lambda t: t[0].loglik)
+        used = best.convergence.n_iter
+        rest = max(maxiter - used, 1)
+        if bar is not None:
+            name = resolve_method(model, method, method_options).name
+            bar.describe(f"{name} from the best of {len(starts)} starts")
+        cont = run_em(model, best.params, method=method, maxiter=rest, tol=tol,
+                      progress=bar or False, callback=callback, warn=False, **common)
+        info = merge_records(best.convergence, cont.convergence)
+    finally:
+        if own_bar:
+            bar.close(None if info is None else
+                      _ending(f"EM ({info.method}), {len(starts)} starts", info.converged))
     if not info.converged and warn and info.reason != "stopped by callback":
         warn_not_converged(info)
     return EMRun(cont.params, cont.loglik, info, cont.method, cont.louis), records

@@ -188,12 +188,52 @@ class ConvergenceInfo:
         )
 
 
-def warn_not_converged(info: ConvergenceInfo) -> None:
-    """Emit statsmodels' ConvergenceWarning for a fit that stopped without converging."""
+def user_stacklevel() -> int:
+    """The ``stacklevel`` of a warning raised by the caller of this function that points
+    at the first frame outside the emstats package: the user's line, however many of
+    the package's frames (a model's ``fit``, ``fit_model``, the engine) lie between."""
+    import os
+    import sys
+
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(pkg):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+#: advice of the warning by method (default: the EM family's)
+_ADVICE = {
+    "newton": "increase maxiter, or try method='squarem' (Newton steps from a poor start "
+              "can stall)",
+    "mcem": "increase maxiter or the Monte Carlo sample size (method_options), or use an "
+            "exact E-step method if the model has one",
+    "stochastic": "increase maxiter or the number of averaged iterations (method_options)",
+}
+
+
+def warn_not_converged(info: ConvergenceInfo, *, method_name: str | None = None,
+                       iterations: str | None = None) -> None:
+    """Emit statsmodels' ConvergenceWarning for a fit that stopped without converging,
+    pointing at the user's line (:func:`user_stacklevel`).
+
+    Parameters
+    ----------
+    info : ConvergenceInfo
+        The record of the fit.
+    method_name : str, optional
+        The method's name as the docs say it (``"Louis-Newton"``); default the engine's.
+    iterations : str, optional
+        What ran (``"6 Newton steps from the best of 5 starts (25 EM steps)"``); default
+        the count of the record's iterations.
+    """
+    name = method_name or f"EM ({info.method})"
+    ran = iterations or f"{info.n_iter} iteration{'' if info.n_iter == 1 else 's'}"
+    advice = _ADVICE.get(info.method, "increase maxiter, use method='squarem' or "
+                                      "'newton', or check the model")
     warnings.warn(
-        f"EM ({info.method}) did not converge: {info.reason} after {info.n_iter} iterations; "
-        f"last change in log-likelihood {info.final_delta:.3g}. Increase maxiter, use "
-        "method='squarem' or 'newton', or check the model.",
+        f"{name} did not converge: {info.reason} after {ran}; last change in "
+        f"log-likelihood {info.final_delta:.3g}. To go on: {advice}.",
         ConvergenceWarning,
-        stacklevel=4,
+        stacklevel=user_stacklevel(),
     )

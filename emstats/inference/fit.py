@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from .._config import information_memory_limit
-from ..em.engine import EMRun, FitOptions, merge_records, run_em, run_starts
-from ..em.monitor import warn_not_converged
+from ..em.engine import EMRun, FitOptions, Progress, merge_records, run_em, run_starts
+from ..em.monitor import user_stacklevel, warn_not_converged
 from ..em.problem import bind
 from ..em.protocol import EMModel
 from ..exceptions import DataError
@@ -22,6 +22,7 @@ from .covariance import (
     sandwich_covariance,
     sem_covariance,
 )
+from .results import METHOD_NAMES, describe_iterations
 
 
 def trace_rate(loglik: np.ndarray) -> float:
@@ -115,7 +116,7 @@ def _check_information_size(model, cov_type):
         f"standard errors skipped: the {n} x {n} information matrix of "
         f"{type(model).__name__} needs about {need / 2**30:.2f} GiB, above the limit of "
         f"{limit / 2**30:.2f} GiB (set EMSTATS_MAX_INFO_BYTES to raise it)",
-        RuntimeWarning, stacklevel=4)
+        RuntimeWarning, stacklevel=user_stacklevel())
     return None
 
 
@@ -138,6 +139,24 @@ def fit_model(
     fields that depend on the fit.
     """
     opts = options if options is not None else FitOptions(**kwargs)
+    bar = Progress(f"{type(model).__name__}") if opts.progress else None
+    try:
+        res = _fit(model, results_class, opts, bar, nobs=nobs, df_model=df_model,
+                   results_kwargs=results_kwargs)
+    except BaseException:
+        if bar is not None:
+            bar.close(f"{type(model).__name__}: failed")
+        raise
+    if bar is not None:
+        conv = res.convergence
+        bar.close(f"{type(model).__name__}, {METHOD_NAMES.get(conv.method, conv.method)}: "
+                  f"{'converged' if conv.converged else 'NOT converged'} "
+                  f"({describe_iterations(conv, len(res.extra.get('starts', ())) or 1)[1]})")
+    return res
+
+
+def _fit(model, results_class, opts: FitOptions, bar, *, nobs, df_model, results_kwargs):
+    """The body of :func:`fit_model`; ``bar``: the fit's :class:`Progress` or None."""
     cov_type = opts.cov_type
     if cov_type is not None and cov_type not in COV_TYPES:
         raise ValueError(f"cov_type must be one of {COV_TYPES} or None (no standard errors), "
@@ -146,10 +165,13 @@ def fit_model(
         cov_type = _check_information_size(model, cov_type)
     problem = bind(model, opts.n_threads)
     starts = _starts(model, opts)
-    common = dict(method=opts.method, tol=opts.tol, ptol=opts.ptol, progress=opts.progress,
+    common = dict(method=opts.method, tol=opts.tol, ptol=opts.ptol,
+                  progress=bar if bar is not None else False,
                   callback=opts.callback, seed=opts.seed, method_options=opts.method_options)
     try:
         run, records = run_starts(problem, starts, maxiter=opts.maxiter, warn=False, **common)
+        if len(records) > 1:     # short EM runs, then the method (not a boundary restart)
+            run.convergence.extra["boundary_restart"] = False
         # an estimate on the boundary of the parameter space (e.g. a probability -> 0):
         # the model fixes those parameters and the fit is finished without them
         restrict = getattr(model, "restrict_boundary", None)
@@ -160,9 +182,9 @@ def fit_model(
             rest = opts.maxiter - run.convergence.n_iter
             if rest >= 1:
                 cont = run_em(problem, start, maxiter=rest, warn=False, **common)
-                run = EMRun(cont.params, cont.loglik,
-                            merge_records(run.convergence, cont.convergence), cont.method,
-                            cont.louis)
+                merged = merge_records(run.convergence, cont.convergence)
+                merged.extra["boundary_restart"] = True
+                run = EMRun(cont.params, cont.loglik, merged, cont.method, cont.louis)
             else:
                 run = EMRun(start, problem.loglike(start), run.convergence, run.method)
     except (FloatingPointError, np.linalg.LinAlgError) as err:
@@ -173,7 +195,12 @@ def fit_model(
             raise explained from err
         raise
     if not run.convergence.converged and run.convergence.reason != "stopped by callback":
-        warn_not_converged(run.convergence)
+        warn_not_converged(
+            run.convergence,
+            method_name=METHOD_NAMES.get(run.convergence.method, run.convergence.method),
+            iterations=describe_iterations(run.convergence, len(records))[0])
+    if bar is not None and cov_type is not None:
+        bar.describe(f"{type(model).__name__}: standard errors ({cov_type})")
     params, cached = run.params, run.louis
     canonical = getattr(model, "canonical", None)
     if canonical is not None:      # e.g. mixture components in a fixed order
@@ -208,7 +235,7 @@ def fit_model(
                 f"{type(model).__name__} does not provide Louis' pieces; using a numerical "
                 "Hessian for the standard errors",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
             cov_type = "numerical"
         else:
@@ -271,7 +298,7 @@ def _sandwich(model, problem, params, info_obs, groups):
     if scores.shape[0] <= scores.shape[1]:
         warnings.warn(f"{scores.shape[0]} independent units for {scores.shape[1]} "
                       "parameters: the robust covariance is singular", RuntimeWarning,
-                      stacklevel=4)
+                      stacklevel=user_stacklevel())
     weigh = getattr(model, "unit_weights", None)
     weights = weigh() if weigh is not None else None
     g = unit_groups(model, groups, scores.shape[0]) if groups is not None else None

@@ -179,7 +179,9 @@ def describe_iterations(conv: ConvergenceInfo, n_starts: int = 1) -> tuple[str, 
     m = conv.method
     start = int(conv.extra.get("start_iterations", 0))
     start_m = conv.extra.get("start_method")
-    if start and start_m == m:          # continued after fixing boundary parameters
+    # continued after fixing boundary parameters (fit_model marks it; a record without
+    # the mark: a continuation by the same method)
+    if start and conv.extra.get("boundary_restart", start_m == m):
         own, start = conv.n_iter, 0
         tail = " (continued after fixing parameters on the boundary)"
     else:
