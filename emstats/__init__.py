@@ -41,6 +41,7 @@ _LAZY: dict[str, str] = {
     "load": ".inference",
     "MIResults": ".inference.mi",
     "mi_fit": ".inference.mi",
+    "MarginalEffects": ".inference.margins",
     "CensoredRegression": ".models",
     "CensoredResults": ".models",
     "IntervalRegression": ".models",

@@ -344,3 +344,30 @@ def test_after_remove_data_is_a_clear_error(tobit_fit):
         r.remove_data()
     with pytest.raises(DataError, match="remove_data"):
         r.get_margeff()
+
+
+def test_intreg_effects():
+    """Interval regression: the rows' own bounds are the limits of the prediction."""
+    df = emstats.datasets.load("affairs")
+    lo = df["affairs"].where(df["affairs"] > 0, np.nan).astype(float)
+    hi = df["affairs"].astype(float).where(df["affairs"] < 12, np.nan)
+    data = df.assign(lower=lo, upper=hi, kids=(df["children"] == "yes"))
+    res = emstats.intreg("lower + upper ~ np.log(age) + yearsmarried + rating + kids",
+                         data).fit()
+    me = res.get_margeff(which="linear")
+    assert me.margeff["age"] == pytest.approx(
+        float(np.mean(res.params["np.log(age)"] / data["age"])), rel=1e-9)
+    assert me.margeff["kids[T.True]"] == pytest.approx(res.params["kids[T.True]"], rel=1e-12)
+    # the mean of the censored response between each row's bounds
+    mem = res.get_margeff(which="mean")
+    lo_all = np.where(res.model.lo == res.model.hi, -np.inf, res.model.lo)
+    hi_all = np.where(res.model.lo == res.model.hi, np.inf, res.model.hi)
+
+    def mean_at(frame):
+        return res.predict(frame, which="mean", censor_left=lo_all, censor_right=hi_all)
+
+    h = 1e-5
+    up = data.assign(yearsmarried=data["yearsmarried"] + h)
+    dn = data.assign(yearsmarried=data["yearsmarried"] - h)
+    want = float(np.mean((mean_at(up) - mean_at(dn)) / (2 * h)))
+    assert mem.margeff["yearsmarried"] == pytest.approx(want, rel=1e-6)

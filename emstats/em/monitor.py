@@ -68,7 +68,7 @@ class ConvergenceMonitor:
                     f"log-likelihood decreased at iteration {len(self.loglik)}: "
                     f"{prev:.12g} -> {loglik:.12g}",
                     LikelihoodDecreaseWarning,
-                    stacklevel=3,
+                    stacklevel=user_stacklevel(),
                 )
         self.loglik.append(float(loglik))
         self.step.append(float(step))
