@@ -111,11 +111,6 @@ class Progress:
 
         self._bar = tqdm(total=None, desc=desc, unit="it", leave=True, dynamic_ncols=True)
 
-    @property
-    def n(self) -> int:
-        """Iterations counted so far."""
-        return int(self._bar.n)
-
     def describe(self, text: str) -> None:
         """Show the phase ``text`` (a start, the continuation, the standard errors)."""
         self._bar.set_description_str(text, refresh=True)
@@ -410,7 +405,7 @@ def run_starts(
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     r = run_em(model, p, method="em", maxiter=n_short, tol=SHORT_TOL,
-                               warn=False, progress=bar or False)
+                               warn=False, progress=bar if bar is not None else False)
             except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
                 records.append(StartRecord(label, float("-inf"), 0, str(err)))
                 continue
@@ -427,7 +422,8 @@ def run_starts(
             name = resolve_method(model, method, method_options).name
             bar.describe(f"{name} from the best of {len(starts)} starts")
         cont = run_em(model, best.params, method=method, maxiter=rest, tol=tol,
-                      progress=bar or False, callback=callback, warn=False, **common)
+                      progress=bar if bar is not None else False,
+                      callback=callback, warn=False, **common)
         info = merge_records(best.convergence, cont.convergence)
     finally:
         if own_bar:
