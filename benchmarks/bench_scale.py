@@ -31,17 +31,19 @@ Measured on a shared, loaded machine: the figures are what they were under that 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
 import time
 import warnings
 
+import distributed
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import _machine  # noqa: E402
-from _harness import Report, fmt, limited  # noqa: E402
+from _harness import Report, _plain, fmt, limited  # noqa: E402
 
 import emstats  # noqa: E402
 from emstats.em.executors import DaskExecutor  # noqa: E402
@@ -71,9 +73,8 @@ def start_params() -> emstats.GMMParams:
                              np.broadcast_to(np.eye(D) * 1.5, (K, D, D)).copy())
 
 
-def per_iteration(make, m: int, repeat: int) -> tuple[float, float]:
-    """(marginal seconds per EM iteration, llf after 2m iterations) of ``make()``'s model."""
-    model = make()
+def per_iteration(model, m: int, repeat: int) -> tuple[float, float]:
+    """(marginal seconds per EM iteration, llf after 2m iterations) of ``model``."""
     best = {}
     llf = np.nan
     for _ in range(repeat):
@@ -89,17 +90,22 @@ def per_iteration(make, m: int, repeat: int) -> tuple[float, float]:
     return max(best[2 * m] - best[m], 0.0) / m, llf
 
 
-def spark_per_iteration(path: str, m: int, repeat: int) -> tuple[float, float]:
+def spark_per_iteration(path: str, m: int, repeat: int,
+                        memory: str = "4g") -> tuple[float, float, float]:
     from pyspark.ml.clustering import GaussianMixture as SparkGMM
     from pyspark.ml.feature import VectorAssembler
     from pyspark.sql import SparkSession
 
     spark = (SparkSession.builder.master("local[2]").appName("bench_scale")
-             .config("spark.driver.memory", "4g").getOrCreate())
+             .config("spark.driver.memory", memory)
+             .config("spark.local.dir", os.path.dirname(path))
+             .config("spark.ui.showConsoleProgress", "false").getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
+    t = time.perf_counter()
     df = VectorAssembler(inputCols=[f"x{j}" for j in range(D)], outputCol="features") \
         .transform(spark.read.parquet(path)).select("features").cache()
     df.count()
+    build = time.perf_counter() - t
     best, llf = {}, np.nan
     for _ in range(repeat):
         for it in (m, 2 * m):
@@ -109,7 +115,20 @@ def spark_per_iteration(path: str, m: int, repeat: int) -> tuple[float, float]:
             if it == 2 * m:
                 llf = fit.summary.logLikelihood
     spark.stop()
-    return max(best[2 * m] - best[m], 0.0) / m, llf
+    return max(best[2 * m] - best[m], 0.0) / m, llf, build
+
+
+def limits(path_dir: str) -> str:
+    """The machine's memory, disk and load (what bounds the sizes that can run)."""
+    import shutil
+
+    with open("/proc/meminfo") as f:
+        info = {ln.split(":")[0]: float(ln.split()[1]) * 1024 for ln in f}
+    disk = shutil.disk_usage(path_dir)
+    return (f"memory {info['MemTotal'] / 2**30:.1f} GiB (available "
+            f"{info['MemAvailable'] / 2**30:.1f}); disk free at {path_dir}: "
+            f"{disk.free / 2**30:.0f} GiB; cores {os.cpu_count()}; load "
+            + "/".join(f"{x:.1f}" for x in os.getloadavg()))
 
 
 def main():
@@ -122,9 +141,13 @@ def main():
     ap.add_argument("--workers", default="1,2", help="Dask cluster sizes")
     ap.add_argument("--no-memory-fit", action="store_true",
                     help="skip the in-memory fit (for data that do not fit)")
+    ap.add_argument("--no-streamed", action="store_true", help="skip the streamed fit")
     ap.add_argument("--spark", action="store_true", help="add Spark MLlib (pyspark)")
+    ap.add_argument("--spark-memory", default="4g", help="Spark's driver memory (local mode)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--dir", default=None, help="where to write the Parquet files")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the Parquet files in --dir and reuse them when present")
     a = ap.parse_args()
     sizes = [200_000] if a.quick else [int(float(s)) for s in a.sizes.split(",")]
     repeat = a.repeat or (1 if a.quick else 2)
@@ -135,53 +158,84 @@ def main():
     rep.text(mach.markdown())
     rep.text("\nMeasured under load on a shared machine.")
     rows = []
-    tmp = tempfile.TemporaryDirectory(dir=a.dir)
+    headers = ["n", "fitter", "construct s", "s / iteration", "rows / s", "x pass", "llf"]
+
+    def save():
+        if a.json:               # after every row: a long run keeps what it measured
+            part = dict(rep.data, tables=[{"title": "partial", "headers": headers,
+                                           "rows": [[_plain(v) for v in r] for r in rows]}])
+            with open(a.json + ".partial", "w") as f:
+                json.dump(part, f, indent=1, default=_plain)
+
+    tmp = None if a.keep and a.dir else tempfile.TemporaryDirectory(dir=a.dir)
+    where = a.dir if tmp is None else tmp.name
     for n in sizes:
-        path = os.path.join(tmp.name, f"gmm_{n}.parquet")
-        t = time.perf_counter()
-        write_parquet(path, n, rpg)
-        rep.text(f"\nn = {n:,}: wrote {os.path.getsize(path) / 2**20:.0f} MiB of Parquet "
-                 f"({-(-n // rpg)} row groups) in {time.perf_counter() - t:.1f} s")
+        path = os.path.join(where, f"gmm_{n}_{rpg}.parquet")
+        if not (a.keep and os.path.exists(path)):
+            t = time.perf_counter()
+            write_parquet(path, n, rpg)
+            rep.text(f"\nn = {n:,}: wrote {os.path.getsize(path) / 2**20:.0f} MiB of Parquet "
+                     f"({-(-n // rpg)} row groups) in {time.perf_counter() - t:.1f} s")
+        else:
+            rep.text(f"\nn = {n:,}: reusing {path} ({os.path.getsize(path) / 2**20:.0f} MiB)")
+        rep.text("  limits: " + limits(where))
         pass_s = mach.byte_seconds(n * D * 8.0)
         fitters = {}
         if not a.no_memory_fit:
-            import pyarrow.parquet as pq
+            def in_memory(path=path):
+                import pyarrow.parquet as pq
 
-            X = pq.read_table(path).to_pandas().to_numpy()
-            fitters["in memory"] = lambda X=X: emstats.GaussianMixture(X, K)
-        fitters["streamed"] = lambda path=path: emstats.outofcore.gmm(path, K, sample_rows=10_000)
-        executors = {}
+                return emstats.GaussianMixture(pq.read_table(path).to_pandas().to_numpy(), K)
+            fitters["in memory"] = in_memory
+        if not a.no_streamed:
+            fitters["streamed"] = lambda path=path: emstats.outofcore.gmm(path, K,
+                                                                          sample_rows=10_000)
         for w in workers:
-            ex = DaskExecutor(n_workers=w, processes=True)
-            executors[w] = ex
-            fitters[f"Dask, {w} worker{'s' * (w > 1)}"] = \
-                lambda ex=ex, path=path: emstats.outofcore.gmm(path, K, sample_rows=10_000,
-                                                               executor=ex)
+            def on_dask(path=path, w=w):
+                ex = DaskExecutor(n_workers=w, processes=True)
+                model = emstats.outofcore.gmm(path, K, sample_rows=10_000, executor=ex)
+                chunks = model.data.chunks()    # read, prepared and persisted: not timed
+                if chunks.persisted:            # with the iterations
+                    distributed.wait(chunks._tasks)
+                return model, ex
+            fitters[f"Dask, {w} worker{'s' * (w > 1)}"] = on_dask
         for name, make in fitters.items():
+            ex = None
             with limited(1):
                 t = time.perf_counter()
-                make()
+                model = make()
+                if isinstance(model, tuple):
+                    model, ex = model
                 build = time.perf_counter() - t
-                sec, llf = per_iteration(make, a.iters, repeat)
+                sec, llf = per_iteration(model, a.iters, repeat)
+            if ex is not None:
+                mem = ex.cluster_memory()
+                persisted = getattr(ex._chunks.get(model.data), "persisted", None)
+                ex.close()
+                rep.text(f"  {name}: cluster memory limit {mem / 2**30:.1f} GiB, "
+                         f"partitions persisted: {persisted}")
+            del model
             rows.append([n, name, build, sec, n / sec if sec > 0 else np.nan,
                          sec / pass_s, llf])
-            rep.text(f"  {name}: {fmt(sec)} s/iteration")
-        for ex in executors.values():
-            ex.close()
+            rep.text(f"  {name}: construct {fmt(build)} s, {fmt(sec)} s/iteration, "
+                     f"llf {llf:.10g}; load " + "/".join(f"{x:.1f}" for x in os.getloadavg()))
+            save()
         if a.spark:
             try:
-                sec, llf = spark_per_iteration(path, a.iters, repeat)
-                rows.append([n, "Spark MLlib local[2]", np.nan, sec, n / sec, sec / pass_s,
-                             llf])
+                sec, llf, build = spark_per_iteration(path, a.iters, repeat, a.spark_memory)
+                rows.append([n, "Spark MLlib local[2]", build, sec,
+                             n / sec if sec > 0 else np.nan, sec / pass_s, llf])
+                rep.text(f"  Spark: cache {fmt(build)} s, {fmt(sec)} s/iteration, "
+                         f"llf {llf:.10g}")
             except Exception as err:  # noqa: BLE001 - report, keep the other rows
                 rep.text(f"  Spark failed: {type(err).__name__}: {err}")
+            save()
     rep.table(f"Gaussian mixture, k = {K}, d = {D}: seconds and rows/s per EM iteration",
-              ["n", "fitter", "construct s", "s / iteration", "rows / s", "x pass", "llf"],
-              rows, formats={"llf": ".10g", "rows / s": ".3g"},
+              headers, rows, formats={"llf": ".10g", "rows / s": ".3g"},
               note="Kernels with one thread (workers: one thread each).  construct: the "
-                   "model's first pass (and the sample for its starts).  x pass: seconds "
-                   "per iteration over one read of the n x d float64 data at the measured "
-                   "bandwidth.")
+                   "model's first pass (and the sample for its starts; for Spark, reading "
+                   "and caching the vectors).  x pass: seconds per iteration over one read "
+                   "of the n x d float64 data at the measured bandwidth.")
     rep.write(a.json)
 
 

@@ -200,12 +200,10 @@ def _build_streamed(oc, args, paths, executor):
                         censor_right=_limit(args.censor_right), **kw)
     if args.model == "intreg":
         return oc.intreg(args.formula, paths, **kw)
-    if args.link != "logit" or args.zero_offset is not None or \
-            getattr(args, "zero_dist", "binomial") != "binomial":
-        raise ValueError(f"out of core, fit {args.model} takes the logit zero part only "
-                         "(no --link, --zero-offset or --zero-dist)")
-    return getattr(oc, args.model)(args.formula, paths, dist=args.dist,
-                                   **_kw(args, "offset"), **kw)
+    if args.model == "hurdle":
+        kw["zero_dist"] = args.zero_dist
+    return getattr(oc, args.model)(args.formula, paths, dist=args.dist, link=args.link,
+                                   **_kw(args, "offset", "zero_offset"), **kw)
 
 
 def _cmd_fit(args) -> int:

@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from emstats.__main__ import main
@@ -187,3 +189,28 @@ def test_fit_from_parquet_streamed_and_on_a_local_cluster(capsys, tmp_path):
                  "faithful"]) == 2
     assert main(["fit", "gmm", "faithful", "--k", "2", "--workers", "1"]) == 2
     assert "fitted in memory" in capsys.readouterr().err
+
+
+def test_fit_counts_from_parquet_with_link_and_zero_offset(capsys, tmp_path):
+    """fit zeroinfl / hurdle FILE: --link, --zero-offset and --zero-dist out of core give
+    the in-memory fit's table."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+
+    rng = np.random.default_rng(3)
+    n = 800
+    df = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n),
+                       "zo": rng.normal(0, 0.3, n)})
+    df["y"] = np.where(rng.random(n) < 0.3, 0, rng.poisson(np.exp(0.4 + 0.5 * df.x)))
+    path = tmp_path / "c.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=300)
+    csv = tmp_path / "c.csv"
+    df.to_csv(csv, index=False)
+    for model, opts in (("zeroinfl", ["--link", "probit", "--zero-offset", "zo"]),
+                        ("hurdle", ["--zero-dist", "poisson"])):
+        assert main(["fit", model, "y ~ x | z", str(path), *opts]) == 0
+        streamed = capsys.readouterr().out
+        assert main(["fit", model, "y ~ x | z", "--data", str(csv), *opts]) == 0
+        memory = capsys.readouterr().out
+        rows = [ln for ln in memory.splitlines() if ln.startswith(("count_x", "zero_z"))]
+        assert len(rows) == 2 and all(r in streamed for r in rows)

@@ -347,6 +347,10 @@ def counts(tmp_path_factory):
                        "z": rng.normal(size=n)})
     mu = np.exp(0.3 + 0.5 * df.x + 0.4 * (df.g == "b"))
     df["y"] = np.where(rng.random(n) < 1 / (1 + np.exp(0.5 - df.z)), 0, rng.poisson(mu))
+    df["ynb"] = np.where(rng.random(n) < 1 / (1 + np.exp(0.5 - df.z)), 0,
+                         rng.negative_binomial(2, 2 / (2 + mu)))
+    df["e"] = np.log(rng.uniform(1, 2, n))
+    df["zo"] = rng.normal(0, 0.3, n)
     path = tmp_path_factory.mktemp("zi") / "counts.parquet"
     pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=600)
     return df, str(path)
@@ -358,6 +362,24 @@ def test_zeroinfl_and_hurdle_streamed_and_on_dask(counts, client):
     _same(outofcore.zeroinfl("y ~ x + C(g) | z", path).fit(), ref)
     ref = emstats.hurdle("y ~ x + C(g) | z", df).fit()
     _same(outofcore.hurdle("y ~ x + C(g) | z", path, executor=client).fit(), ref)
+
+
+@pytest.mark.parametrize("kind, formula, kw", [
+    ("zeroinfl", "y ~ x + C(g) | z",
+     dict(dist="geometric", link="probit", offset="e", zero_offset="zo")),
+    ("zeroinfl", "ynb ~ x + C(g) | z", dict(dist="negbin", link="cloglog")),
+    ("hurdle", "y ~ x + C(g) | z", dict(zero_dist="negbin", zero_offset="zo")),
+    ("hurdle", "ynb ~ x | z", dict(dist="negbin", link="probit", offset="e")),
+])
+def test_count_links_offsets_and_zero_dists_out_of_core(counts, client, kind, formula, kw):
+    """The zero part's link, its offset, the geometric and the count hurdles: streamed
+    and on the cluster, the in-memory fit."""
+    df, path = counts
+    ref = getattr(emstats, kind)(formula, df, **kw).fit()
+    for ex in (None, client):
+        res = getattr(outofcore, kind)(formula, path, executor=ex, **kw).fit()
+        _same(res, ref)
+        assert res.model.param_names == ref.model.param_names
 
 
 # -- the multivariate normal with missing values ---------------------------------------------------

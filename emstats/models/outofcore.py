@@ -760,10 +760,12 @@ class _CountPieces(_Portable):
     count design through one design information, the zero part's through another."""
 
     def __init__(self, count_formula, design_info, zero_info, dist, offset, weights,
-                 missing):
+                 missing, zero_offset=None):
         self.count_formula, self.design_info, self.zero_info = count_formula, design_info, \
             zero_info
         self.dist, self.offset, self.weights, self.missing = dist, offset, weights, missing
+        self.zero_offset = zero_offset
+        self.keep_positions = False
 
     def __getstate__(self):
         d = super().__getstate__()
@@ -776,16 +778,17 @@ class _CountPieces(_Portable):
 
     @_labelled
     def rows(self, raw, piece):
-        from ..components.glm import get_family
+        from .zeroinfl import _count_family
 
         frame = check_frame(raw)
         Z = design_rows(self.zero_info, frame)
-        extras = {"__w": self.weights, "__off": self.offset,
+        extras = {"__w": self.weights, "__off": self.offset, "__zoff": self.zero_offset,
                   "__zero": np.where(np.isnan(Z).any(axis=1), np.nan, 0.0)}
-        des = build_design(self.count_formula, frame, extras=extras, missing=self.missing,
-                           design_info=self.design_info)
+        des = build_design(self.count_formula, frame,
+                           extras={k: v for k, v in extras.items() if v is not None},
+                           missing=self.missing, design_info=self.design_info)
         pos = frame.index.get_indexer(des.row_labels)
-        family = get_family(self.dist)
+        family = _count_family(self.dist)
         y = family.check(np.asarray(des.endog[:, 0], dtype=float), None,
                          repr(des.endog_names[0]))
         n = y.size
@@ -793,10 +796,14 @@ class _CountPieces(_Portable):
         w = np.ones(n) if w is None else w
         if not np.all(np.isfinite(w) & (w >= 0)):
             raise DataError("weights must be non-negative and finite")
-        off = des.extras.get("__off")
-        return {"y": y, "X": des.exog, "Z": np.ascontiguousarray(Z[pos]),
-                "off": np.zeros(n) if off is None else off, "zoff": np.zeros(n), "w": w,
-                "c": family.log_const(y)}, des
+        off, zoff = des.extras.get("__off"), des.extras.get("__zoff")
+        arrays = {"y": y, "X": des.exog, "Z": np.ascontiguousarray(Z[pos]),
+                  "off": np.zeros(n) if off is None else off,
+                  "zoff": np.zeros(n) if zoff is None else zoff, "w": w,
+                  "c": family.log_const(y)}
+        if self.keep_positions:
+            arrays["__pos"] = pos
+        return arrays, des
 
     def __call__(self, raw, piece):
         return self.rows(raw, piece)[0], None
@@ -865,19 +872,21 @@ class StreamedHurdle(_StreamedCounts, HurdleRegression):
 
 
 def _counts(cls, base, formula, data, dist, offset, weights, missing, sample_rows,
-            executor):
-    for name, v in (("weights", weights), ("offset", offset)):
+            executor, link="logit", zero_offset=None, zero_dist=None):
+    from .zeroinfl import BinaryPart, _count_family
+
+    for name, v in (("weights", weights), ("offset", offset), ("zero_offset", zero_offset)):
         if v is not None and not isinstance(v, str):
             raise DataError(f"out of core, {name}= must be a column name, got "
                             f"{type(v).__name__}")
-    if dist not in ("poisson", "negbin"):
-        raise ValueError(f"dist must be 'poisson' or 'negbin', got {dist!r}")
+    _count_family(dist)
+    BinaryPart(link)
     ex = as_executor(executor)
     pieces = _pieces(data)
     count_f, zero_rhs = split_two_part(formula, pieces[0].load())
     info = incremental_design_info(count_f, _frames(pieces))
     zinfo = incremental_design_info("~ " + zero_rhs, _frames(pieces))
-    rows = _CountPieces(count_f, info, zinfo, dist, offset, weights, missing)
+    rows = _CountPieces(count_f, info, zinfo, dist, offset, weights, missing, zero_offset)
     arrays, got = [], 0
     for p in pieces:
         a, des = rows.rows(p.load(), p)
@@ -886,18 +895,20 @@ def _counts(cls, base, formula, data, dist, offset, weights, missing, sample_row
         if got >= sample_rows:
             break
     cat = {k: np.concatenate([a[k] for a in arrays]) for k in arrays[0]}
-    sample = base(cat["y"], cat["X"], cat["Z"], dist=dist, offset=cat["off"],
-                  weights=cat["w"], exog_names=list(info.column_names),
-                  zero_names=list(zinfo.column_names), endog_name=des.endog_names[0],
-                  design_info=info, zero_info=zinfo, offset_spec=offset)
+    kw = {} if zero_dist is None else {"zero_dist": zero_dist}
+    sample = base(cat["y"], cat["X"], cat["Z"], dist=dist, link=link, offset=cat["off"],
+                  zero_offset=cat["zoff"], weights=cat["w"],
+                  exog_names=list(info.column_names), zero_names=list(zinfo.column_names),
+                  endog_name=des.endog_names[0], design_info=info, zero_info=zinfo,
+                  offset_spec=offset, zero_offset_spec=zero_offset, **kw)
     parts = ex.map(_CountScan(rows), pieces)
     streamed = StreamedData(pieces, rows, [p[0] for p in parts], executor=ex)
     return cls(sample, streamed, parts)
 
 
-def zeroinfl(formula: str, data, dist: str = "poisson", *, offset=None, weights=None,
-             missing: str = "drop", sample_rows: int = 100_000,
-             executor=None) -> StreamedZeroInflated:
+def zeroinfl(formula: str, data, dist: str = "poisson", link: str = "logit", *,
+             offset=None, zero_offset=None, weights=None, missing: str = "drop",
+             sample_rows: int = 100_000, executor=None) -> StreamedZeroInflated:
     """A zero-inflated count regression of data read piece by piece (see
     :func:`emstats.zeroinfl`).
 
@@ -907,20 +918,29 @@ def zeroinfl(formula: str, data, dist: str = "poisson", *, offset=None, weights=
         ``"y ~ x1 + x2 | z1"``; both parts' designs are fixed by a first pass.
     data : str, path, list of paths or dask.dataframe
         The pieces: Parquet files (row groups) or a dask dataframe's partitions.
-    dist : {"poisson", "negbin"}
-    offset, weights : str, optional
-        Column names.
+    dist : {"poisson", "negbin", "geometric"}
+        The count distribution.
+    link : {"logit", "probit", "cloglog", "cauchit", "log"}
+        Link of the inflation probability.
+    offset, zero_offset, weights : str, optional
+        Column names: the count part's offset, the zero part's offset, frequency weights.
     missing : {"drop", "raise"}
+        Rows with a missing value in either part are dropped or an error.
     sample_rows : int
         Rows of the first pieces on which pscl's starting GLMs are fitted.
-    executor :
+    executor : None, "local", distributed.Client or executor
         Where the passes run (see :func:`gmm`).
+
+    Returns
+    -------
+    StreamedZeroInflated
     """
     return _counts(StreamedZeroInflated, ZeroInflatedRegression, formula, data, dist,
-                   offset, weights, missing, sample_rows, executor)
+                   offset, weights, missing, sample_rows, executor, link, zero_offset)
 
 
-def hurdle(formula: str, data, dist: str = "poisson", *, offset=None, weights=None,
+def hurdle(formula: str, data, dist: str = "poisson", zero_dist: str = "binomial",
+           link: str = "logit", *, offset=None, zero_offset=None, weights=None,
            missing: str = "drop", sample_rows: int = 100_000,
            executor=None) -> StreamedHurdle:
     """A hurdle count regression of data read piece by piece (see :func:`emstats.hurdle`
@@ -928,15 +948,17 @@ def hurdle(formula: str, data, dist: str = "poisson", *, offset=None, weights=No
 
     Parameters
     ----------
-    formula, data, dist, offset, weights, missing, sample_rows, executor :
-        As in :func:`zeroinfl` (the zero part is the binomial logit hurdle).
+    formula, data, dist, link, offset, zero_offset, weights, missing, sample_rows, executor :
+        As in :func:`zeroinfl` (``link`` is that of a binomial hurdle).
+    zero_dist : {"binomial", "poisson", "negbin", "geometric"}
+        Model of P(y > 0), as :func:`emstats.hurdle`.
 
     Returns
     -------
     StreamedHurdle
     """
     return _counts(StreamedHurdle, HurdleRegression, formula, data, dist, offset, weights,
-                   missing, sample_rows, executor)
+                   missing, sample_rows, executor, link, zero_offset, zero_dist)
 
 
 # -- the multivariate normal with missing values ----------------------------------------------
