@@ -163,7 +163,7 @@ def _build_counts(em, args, data):
 
 
 # -- data beyond memory: Parquet files streamed row group by row group, or a Dask cluster --
-_STREAMED = ("gmm", "hmm", "tobit", "intreg", "zeroinfl", "hurdle", "mvn")
+_STREAMED = ("gmm", "hmm", "tobit", "intreg", "zeroinfl", "hurdle", "mvn", "mixreg")
 
 
 def _is_parquet(spec: str) -> bool:
@@ -200,6 +200,9 @@ def _build_streamed(oc, args, paths, executor):
                         censor_right=_limit(args.censor_right), **kw)
     if args.model == "intreg":
         return oc.intreg(args.formula, paths, **kw)
+    if args.model == "mixreg":
+        return oc.mixreg(args.formula, paths, args.k, args.family,
+                         **_kw(args, "concomitant", "groups", "fixed", "trials"), **kw)
     if args.model == "hurdle":
         kw["zero_dist"] = args.zero_dist
     return getattr(oc, args.model)(args.formula, paths, dist=args.dist, link=args.link,

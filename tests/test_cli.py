@@ -191,9 +191,9 @@ def test_fit_from_parquet_streamed_and_on_a_local_cluster(capsys, tmp_path):
     assert "fitted in memory" in capsys.readouterr().err
 
 
-def test_fit_counts_from_parquet_with_link_and_zero_offset(capsys, tmp_path):
+def test_fit_counts_and_mixreg_from_parquet(capsys, tmp_path):
     """fit zeroinfl / hurdle FILE: --link, --zero-offset and --zero-dist out of core give
-    the in-memory fit's table."""
+    the in-memory fit's table; so does fit mixreg FILE --groups."""
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
 
@@ -214,3 +214,12 @@ def test_fit_counts_from_parquet_with_link_and_zero_offset(capsys, tmp_path):
         memory = capsys.readouterr().out
         rows = [ln for ln in memory.splitlines() if ln.startswith(("count_x", "zero_z"))]
         assert len(rows) == 2 and all(r in streamed for r in rows)
+    opts = ["--k", "2", "--family", "poisson", "--groups", "g", "--n-init", "1"]
+    df["g"] = np.arange(n) // 4
+    df.to_csv(csv, index=False)
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=400)
+    assert main(["fit", "mixreg", "y ~ x", str(path), *opts]) == 0
+    streamed = capsys.readouterr().out
+    assert main(["fit", "mixreg", "y ~ x", "--data", str(csv), *opts]) == 0
+    rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("Comp.")]
+    assert len(rows) == 4 and all(r in streamed for r in rows)

@@ -402,3 +402,53 @@ def test_mvn_patterns_from_one_pass_equal_in_memory(tmp_path, client):
         assert abs(res.little_test.statistic - ref.little_test.statistic) < \
             RTOL * ref.little_test.statistic
     assert "% of the values are missing" in str(res.summary())
+
+
+# -- mixtures of regressions -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def mixdata(tmp_path_factory):
+    """Groups of 4 rows sharing a component; row groups of 400 rows hold whole groups."""
+    rng = np.random.default_rng(2)
+    n = 2400
+    x = rng.uniform(0, 10, n)
+    df = pd.DataFrame({"x": x, "g": rng.choice(["u", "v"], n), "c": rng.normal(size=n)})
+    df["id"] = np.repeat(np.arange(n // 4), 4)
+    comp = np.repeat(rng.integers(0, 2, n // 4), 4)
+    df["y"] = np.where(comp == 1, 1 + 2 * x, 12 - x) + rng.normal(0, 1, n) + 0.5 * (df.g == "v")
+    df["cnt"] = rng.poisson(np.exp(np.where(comp == 1, 0.2 + 0.1 * x, 1.5 - 0.05 * x)))
+    path = tmp_path_factory.mktemp("mix") / "mix.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=400)
+    return df, str(path)
+
+
+@pytest.mark.parametrize("formula, kw", [
+    ("y ~ x", {}),
+    ("y ~ x", dict(groups="id", fixed="~ C(g)")),
+    ("cnt ~ x", dict(family="poisson", concomitant="~ c")),
+])
+def test_mixreg_streamed_and_on_dask_equal_in_memory(mixdata, client, formula, kw):
+    df, path = mixdata
+    ref = emstats.mixreg(formula, df, k=2, **kw).fit(n_init=2)
+    for ex in (None, client):
+        res = outofcore.mixreg(formula, path, k=2, executor=ex, **kw).fit(n_init=2)
+        _same(res, ref)
+        assert abs(res.icl - ref.icl) < RTOL * abs(ref.icl)          # one more pass
+        assert _rel(res.prior, ref.prior) < RTOL
+        assert res.model.param_names == ref.model.param_names
+    assert res.model.n_units_total == ref.model.n_units_total
+
+
+def test_mixreg_group_straddling_pieces_is_named(mixdata, tmp_path):
+    df, _ = mixdata
+    path = tmp_path / "cut.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=398)
+    with pytest.raises(DataError, match=r"group 99 \(id\) has rows in .*row group 0\), rows "
+                       r"396, 397 and in .*row group 1\), rows 0, 1: a group's rows must lie "
+                       "within one row group"):
+        outofcore.mixreg("y ~ x", str(path), k=2, groups="id")
+    m = outofcore.mixreg("y ~ x", mixdata[1], k=2)
+    with pytest.raises(DataError, match="initial labels need the rows"):
+        m.fit(init=np.zeros(2400, dtype=int))
+    with pytest.raises(DataError, match="needs the rows in memory"):
+        m.fit(method="cem")

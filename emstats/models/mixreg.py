@@ -184,6 +184,7 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
         self.concomitant_info, self.frame = concomitant_info, frame
         self.row_order, self.groups = row_order, groups
         self.const_prior = self.q == 1 and bool(np.all(Z == Z[0, 0])) and Z[0, 0] != 0
+        self._z0 = float(Z[0, 0])       # the constant of a constant prior (m_step)
         self.data = ArrayData({"y": y, "X": X, "X2": X2, "Z": Z, "off": off, "m": m, "w": w,
                                "c": self.family.log_const(y, m)},
                               ub if self.grouped else None)
@@ -540,7 +541,7 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
         if K > 1:
             if self.const_prior:
                 N = np.maximum(np.asarray(stats["N"]), 1e-300)
-                prior[:, 0] = np.log(N / N[0]) / self.data["Z"][0, 0]
+                prior[:, 0] = np.log(N / N[0]) / self._z0
             else:
                 step = self._newton_step(stats["pg"], stats["pH"])
                 prior[1:] += step.reshape(K - 1, self.q)

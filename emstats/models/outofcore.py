@@ -17,6 +17,8 @@ says so with a :class:`~emstats.exceptions.DataError`.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import pandas as pd
 import scipy.linalg as sla
@@ -39,10 +41,12 @@ from ..formula import (
 from .censored import IntervalRegression, Tobit, check_rows, tobit_bounds
 from .gmm import GaussianMixture, map_log_responsibility_of
 from .hmm import HiddenMarkovModel
+from .mixreg import MixtureRegression, MixtureRegressionResults, _log_softmax
 from .mvn import MVN
 from .zeroinfl import HurdleRegression, ZeroInflatedRegression
 
-__all__ = ["as_executor", "gmm", "hmm", "hurdle", "intreg", "mvn", "tobit", "zeroinfl"]
+__all__ = ["as_executor", "gmm", "hmm", "hurdle", "intreg", "mixreg", "mvn", "tobit",
+           "zeroinfl"]
 
 
 def as_executor(executor):
@@ -959,6 +963,343 @@ def hurdle(formula: str, data, dist: str = "poisson", zero_dist: str = "binomial
     """
     return _counts(StreamedHurdle, HurdleRegression, formula, data, dist, offset, weights,
                    missing, sample_rows, executor, link, zero_offset, zero_dist)
+
+
+# -- mixtures of regressions ------------------------------------------------------------------
+
+class _SpecSize:
+    """What a worker's E-step needs of a parameter specification: its size."""
+
+    def __init__(self, size: int):
+        self.size = int(size)
+
+
+class _MixregPieces(_Portable):
+    """The rows of a mixture of regressions from a piece of a data frame: the designs
+    through design information fixed by a first pass, and with ``groups`` the piece's
+    rows sorted by group (a group's rows must lie within one piece)."""
+
+    def __init__(self, formula, is_cbind, design_info, fixed_info, fixed_keep, conc_info,
+                 family, k, weights, offset, trials, groups, missing):
+        self.formula, self.is_cbind, self.design_info = formula, is_cbind, design_info
+        self.fixed_info, self.fixed_keep, self.conc_info = fixed_info, fixed_keep, conc_info
+        self.family, self.k = family, k
+        self.weights, self.offset, self.trials = weights, offset, trials
+        self.groups, self.missing = groups, missing
+        self.keep_positions = False
+
+    def __getstate__(self):
+        d = super().__getstate__()
+        for key in ("fixed_info", "conc_info"):
+            if d[key] is not None:
+                d[key] = pack_design(d[key])
+        return d
+
+    def __setstate__(self, state):
+        for key in ("fixed_info", "conc_info"):
+            if isinstance(state.get(key), bytes):
+                state[key] = unpack_design(state[key])
+        super().__setstate__(state)
+
+    @_labelled
+    def rows(self, raw, piece):
+        frame = check_frame(raw)
+        extras = {"__w": self.weights, "__off": self.offset, "__tr": self.trials}
+        Zc = X2 = gv = None
+        if self.conc_info is not None:
+            Zc = design_rows(self.conc_info, frame)
+            extras["__concomitant"] = np.where(np.isnan(Zc).any(axis=1), np.nan, 0.0)
+        if self.fixed_info is not None:
+            X2 = design_rows(self.fixed_info, frame)[:, self.fixed_keep]
+            extras["__fixed"] = np.where(np.isnan(X2).any(axis=1), np.nan, 0.0)
+        if self.groups is not None:
+            if self.groups not in frame.columns:
+                raise DataError(f"no column {self.groups!r} (groups=)")
+            gv = frame[self.groups].to_numpy()
+            extras["__g"] = np.where(pd.isna(gv), np.nan, 0.0)
+        des = build_design(self.formula, frame, n_response=2 if self.is_cbind else 1,
+                           extras={k: v for k, v in extras.items() if v is not None},
+                           missing=self.missing, design_info=self.design_info)
+        pos = frame.index.get_indexer(des.row_labels)
+        y = des.endog[:, 0]
+        if self.is_cbind:
+            if np.any(des.endog < 0):
+                raise DataError("cbind(successes, failures): counts must be non-negative")
+            tr = des.endog[:, 0] + des.endog[:, 1]
+        else:
+            tr = des.extras.get("__tr")
+        X, w, off = des.exog, des.extras.get("__w"), des.extras.get("__off")
+        X2 = None if X2 is None else X2[pos]
+        Zc = None if Zc is None else Zc[pos]
+        ub, ids = None, None
+        if gv is not None:
+            codes, levels = pd.factorize(gv[pos], sort=True)
+            order = np.argsort(codes, kind="stable")
+            y, X, pos = y[order], X[order], pos[order]
+            X2 = None if X2 is None else X2[order]
+            Zc = None if Zc is None else Zc[order]
+            w = None if w is None else w[order]
+            off = None if off is None else off[order]
+            tr = None if tr is None else tr[order]
+            cs = codes[order]
+            ub = np.concatenate([[0], np.flatnonzero(np.diff(cs)) + 1, [cs.size]])
+            ids = np.asarray(levels)[cs[ub[:-1]]]
+        m = MixtureRegression(y, X, self.k, family=self.family, Z=Zc, X2=X2, offset=off,
+                              trials=tr, weights=w, unit_bounds=ub, check_size=False)
+        arrays = dict(m.data.arrays)
+        if self.keep_positions:
+            arrays["__pos"] = pos
+        return arrays, ub, ids, des
+
+    def __call__(self, raw, piece):
+        arrays, ub, _, _ = self.rows(raw, piece)
+        return arrays, ub
+
+
+class _MixregScan:
+    """First pass: rows, units, sum of weights, sum of w x (for x-bar), the range of a
+    one-column concomitant design, the group ids, rows dropped, the names."""
+
+    def __init__(self, rows: _MixregPieces):
+        self.rows = rows
+
+    def __call__(self, raw, piece):
+        a, ub, ids, des = self.rows.rows(raw, piece)
+        Z, w = a["Z"], a["w"]
+        n = a["y"].size
+        return (n, n if ub is None else ub.size - 1, float(w.sum()), w @ a["X"],
+                (Z.shape[1], float(Z.min()), float(Z.max())), ids, des.n_dropped,
+                des.endog_names[0], list(des.exog_names))
+
+
+class StreamedMixtureRegression(MixtureRegression):
+    """A :class:`~emstats.models.mixreg.MixtureRegression` whose rows are read piece by
+    piece (see :func:`mixreg`): the starts from a sample of the first pieces, everything
+    else the in-memory model's."""
+
+    results_class = None     # set below
+
+    def __init__(self, sample, data: StreamedData, parts):
+        self.__dict__.update({k: v for k, v in sample.__dict__.items() if k != "data"})
+        self._sample = sample
+        self.data = data
+        self.n_rows = int(sum(p[0] for p in parts))
+        self.n_units_total = int(sum(p[1] for p in parts))
+        sum_w = sum(p[2] for p in parts)
+        self.nobs = float(sum_w)
+        self.xbar = sum(p[3] for p in parts) / sum_w
+        self.n_dropped = int(sum(p[6] for p in parts))
+        q, zmin, zmax = parts[0][4][0], min(p[4][1] for p in parts), max(p[4][2] for p in parts)
+        self.const_prior = q == 1 and zmin == zmax and zmin != 0
+        self._z0 = zmin
+        self.frame = self.row_order = None
+        self._row_labels = pd.RangeIndex(self.n_rows)
+        self._unit_labels = None
+        n_par = self.spec.size
+        if self.k > self.n_units_total or n_par >= self.n_rows:
+            raise DataError(f"k = {self.k} components with {n_par} parameters need more data: "
+                            f"there are {self.n_units_total} "
+                            f"{'groups' if self.grouped else 'rows'}")
+
+    def __getstate__(self):
+        d = self.__dict__.copy()
+        d.pop("_sample", None)
+        # the client's: the designs (patsy) and the parameter maps (whose labels close over
+        # the model); the workers' passes need the number of parameters only
+        d["design_info"] = d["fixed_info"] = d["concomitant_info"] = None
+        d["spec"] = _SpecSize(self.spec.size)
+        return d
+
+    def initial_starts(self, init, n_init: int, rng: np.random.Generator):
+        """The in-memory model's starts on the sample of the first pieces (``sample_rows``;
+        k-means or random partitions)."""
+        if init is not None and not isinstance(init, str):
+            raise DataError("initial labels need the rows in memory; out of core, use "
+                            "init='kmeans', 'random' or start_params=")
+        return self._sample.initial_starts(init, n_init, rng)
+
+    def start_params(self) -> dict:
+        return self._sample.start_params()
+
+    def classify_stats(self, params):
+        raise DataError("classification EM (method='cem') needs the rows in memory; out of "
+                        "core, use method='em', 'squarem' or 'newton'")
+
+    def sample_stats(self, params, rng, size):
+        raise DataError("simulated E-steps (method='stochastic') need the rows in memory; "
+                        "out of core, use method='em', 'squarem' or 'newton'")
+
+    def posterior(self, params):
+        raise DataError("the posteriors of every unit need the rows in memory; out of core, "
+                        "use predict_proba(newdata) on the rows you want")
+
+    def unit_weights(self):
+        raise DataError("the rows of an out-of-core model are not in memory (asked for the "
+                        "unit weights)")
+
+    def chunk_unit_sums(self, params, chunk) -> Stats:
+        """Per chunk: sum of unit weights, of w_u pi_u (the prior), of w_u log r_u,MAP
+        (ICL) and of w_u sum_k r_uk log r_uk (the entropy)."""
+        res = self._pass(self._full(params), chunk, 0, posteriors=True)
+        r = res["r"]
+        first = chunk.unit_bounds[:-1]
+        w, Zu = chunk["w"][first], chunk["Z"][first]
+        pi = np.exp(_log_softmax(Zu @ self._full(params)["prior"].T))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ent = np.where(r > 0, r * np.log(r), 0.0).sum(axis=1)
+        lmap = np.log(np.maximum(r.max(axis=1), 1e-300))
+        return Stats(w=w.sum(), pi=w @ pi, lmap=w @ lmap, ent=w @ ent)
+
+
+class StreamedMixtureRegressionResults(MixtureRegressionResults):
+    """Results of a mixture of regressions read piece by piece: the prior, the entropy
+    and ICL by one more pass over the pieces (the posteriors of every unit are not kept)."""
+
+    @cached_property
+    def _unit_sums(self):
+        return _reduce_pass(self.model, "chunk_unit_sums", self.raw_params)
+
+    @property
+    def prior(self) -> pd.Series:
+        """Average mixing weight of each component over the units."""
+        s = self._unit_sums
+        return pd.Series(s["pi"] / s["w"], index=range(1, self.model.k + 1), name="prior")
+
+    @property
+    def entropy(self) -> float:
+        """Classification entropy -sum_u w_u sum_k r_uk log r_uk."""
+        return float(-self._unit_sums["ent"])
+
+    @cached_property
+    def icl(self) -> float:
+        """ICL, BIC - 2 sum_u w_u log r_u,MAP(u), by one more pass."""
+        return self.bic - 2.0 * float(self._unit_sums["lmap"])
+
+
+StreamedMixtureRegression.results_class = StreamedMixtureRegressionResults
+
+
+def _group_straddles(pieces, parts, groups):
+    """A DataError naming the first group whose rows lie in two pieces, or None."""
+    owner: dict = {}
+    for i, part in enumerate(parts):
+        for g in part[5]:
+            j = owner.setdefault(g, i)
+            if j != i:
+                where = []
+                for k in (j, i):
+                    raw = check_frame(pieces[k].load())
+                    rows = np.flatnonzero((raw[groups] == g).to_numpy())
+                    shown = ", ".join(map(str, rows[:5])) + (", ..." if rows.size > 5 else "")
+                    where.append(f"{pieces[k].label}, rows {shown}")
+                return DataError(f"group {_plain(g)!r} ({groups}) has rows in {where[0]} and in "
+                                 f"{where[1]}: a group's rows must lie within one row group / "
+                                 "partition (write the data with whole groups per row group)")
+    return None
+
+
+def mixreg(formula: str, data, k: int, family: str = "gaussian", *, concomitant=None,
+           groups=None, fixed=None, weights=None, offset=None, trials=None,
+           missing: str = "drop", sample_rows: int = 100_000,
+           executor=None) -> StreamedMixtureRegression:
+    """A finite mixture of regressions of data read piece by piece (see
+    :func:`emstats.mixreg`).
+
+    Parameters
+    ----------
+    formula : str
+        ``"y ~ x1 + C(g)"`` (``"cbind(s, f) ~ x"`` for the binomial); categorical levels
+        and stateful transforms are learnt in a first pass over every piece.
+    data : str, path, list of paths or dask.dataframe
+        Parquet file(s) read row group by row group, or a dask dataframe.
+    k : int
+        Number of components.
+    family : {"gaussian", "poisson", "binomial", "negbin"}
+    concomitant, fixed : str, optional
+        One-sided formulas of the prior model and of the coefficients shared by every
+        component, as for :func:`emstats.mixreg`.
+    groups : str, optional
+        A column whose rows share one component.  A group's rows must lie within one
+        piece (a row group or a partition; within it they need not be contiguous): a
+        group with rows in two pieces is a :class:`~emstats.exceptions.DataError` naming
+        it, both pieces and its rows there.
+    weights, offset, trials : str, optional
+        Column names (frequency weights constant within a group, an offset, binomial
+        trials).
+    missing : {"drop", "raise"}
+    sample_rows : int
+        Rows of the first pieces (whole pieces) from which the starts are computed; with
+        ``sample_rows`` at least the number of rows they are the in-memory model's.
+    executor : None, "local", distributed.Client or executor
+        Where the passes run (see :func:`gmm`).
+
+    Returns
+    -------
+    StreamedMixtureRegression
+        Fit it with ``.fit()`` (the options of the in-memory model, except the
+        simulated and classification schemes).
+    """
+    from ..components.glm import get_family
+    from ..formula import cbind_response
+
+    if not isinstance(formula, str):
+        raise TypeError(f"formula must be a string, got {type(formula).__name__}")
+    for name, v in (("weights", weights), ("offset", offset), ("trials", trials),
+                    ("groups", groups)):
+        if v is not None and not isinstance(v, str):
+            raise DataError(f"out of core, {name}= must be a column name, got "
+                            f"{type(v).__name__}")
+    fam = get_family(family)
+    formula2, is_cbind = cbind_response(formula)
+    if is_cbind and fam.name != "binomial":
+        raise DataError("cbind(successes, failures) responses are for family='binomial'")
+    ex = as_executor(executor)
+    pieces = _pieces(data)
+    info = incremental_design_info(formula2, _frames(pieces))
+    fixed_info = conc_info = fixed_keep = None
+    if fixed is not None:
+        fixed_info = incremental_design_info(fixed, _frames(pieces))
+        fixed_keep = [j for j, nm in enumerate(fixed_info.column_names) if nm != "Intercept"]
+        clash = {fixed_info.column_names[j] for j in fixed_keep} & set(info.column_names)
+        if clash:
+            raise DataError(f"terms {sorted(clash)} are both in the formula and in fixed=")
+    if concomitant is not None:
+        conc_info = incremental_design_info(concomitant, _frames(pieces))
+    rows = _MixregPieces(formula2, is_cbind, info, fixed_info, fixed_keep, conc_info,
+                         fam.name, k, weights, offset, trials, groups, missing)
+    parts = ex.map(_MixregScan(rows), pieces)
+    if groups is not None:
+        err = _group_straddles(pieces, parts, groups)
+        if err is not None:
+            raise err
+    # the sample: whole pieces from the start, in this process
+    got, arrays, bounds = 0, [], []
+    for p in pieces:
+        a, ub, _, _ = rows.rows(p.load(), p)
+        n = a["y"].size
+        arrays.append(a)
+        bounds.append((np.arange(n + 1) if ub is None else ub) + got)
+        got += n
+        if got >= sample_rows:
+            break
+    cat = {key: np.concatenate([a[key] for a in arrays]) for key in arrays[0]}
+    ub = np.concatenate([bounds[0]] + [b[1:] for b in bounds[1:]])
+    fixed_names = ([fixed_info.column_names[j] for j in fixed_keep]
+                   if fixed_info is not None else None)
+    sample = MixtureRegression(
+        cat["y"], cat["X"], k, family=fam, Z=cat["Z"] if conc_info is not None else None,
+        X2=cat["X2"] if fixed_info is not None else None, offset=cat["off"],
+        trials=cat["m"], weights=cat["w"], unit_bounds=ub if groups is not None else None,
+        exog_names=parts[0][8], fixed_names=fixed_names,
+        concomitant_names=list(conc_info.column_names) if conc_info is not None else None,
+        endog_name=parts[0][7], design_info=info, fixed_info=fixed_info,
+        concomitant_info=conc_info, groups=groups, check_size=False)
+    sample._formula, sample._concomitant, sample._fixed = formula, concomitant, fixed
+    sample._offset_spec, sample._trials_spec = offset, trials
+    sample._fixed_keep = fixed_keep
+    streamed = StreamedData(pieces, rows, [p[0] for p in parts], [p[1] for p in parts],
+                            executor=ex)
+    return StreamedMixtureRegression(sample, streamed, parts)
 
 
 # -- the multivariate normal with missing values ----------------------------------------------
