@@ -452,3 +452,96 @@ def test_mixreg_group_straddling_pieces_is_named(mixdata, tmp_path):
         m.fit(init=np.zeros(2400, dtype=int))
     with pytest.raises(DataError, match="needs the rows in memory"):
         m.fit(method="cem")
+
+
+# -- robust and clustered standard errors out of core ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def sandwich_data(tmp_path_factory):
+    """Rows of every kind the models need, with clusters of 6 rows; row groups of 250 rows
+    cut through some clusters (a cluster may span pieces)."""
+    rng = np.random.default_rng(1)
+    n = 1200
+    df = pd.DataFrame({"x": rng.normal(size=n), "g": rng.choice(list("abc"), n),
+                       "z": rng.normal(size=n)})
+    df["a"] = rng.normal(size=n) + 3 * (rng.random(n) < 0.5)
+    df["b"] = rng.normal(size=n) + 0.5 * df.a
+    df["y"] = np.maximum(0.3 + df.x + rng.normal(size=n), 0.0)
+    df["lo"] = np.floor(df.y * 2) / 2
+    df["hi"] = df.lo + 0.5
+    df.loc[df.lo == 0, "lo"] = np.nan
+    df["cnt"] = np.where(rng.random(n) < 0.3, 0, rng.poisson(np.exp(0.3 + 0.5 * df.x)))
+    df["cl"] = np.repeat(np.arange(n // 6), 6)
+    df["w"] = rng.integers(1, 3, n).astype(float)
+    comp = rng.integers(0, 2, n)
+    df["ym"] = np.where(comp == 1, 1 + 2 * df.x, 4 - df.x) + rng.normal(0, 0.5, n)
+    df.loc[rng.random(n) < 0.1, "b"] = np.nan
+    path = tmp_path_factory.mktemp("sandwich") / "s.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=250)
+    return df, str(path)
+
+
+_SANDWICH = {
+    "gmm": (lambda df: emstats.GaussianMixture(df[["a", "x"]], 2),
+            lambda p, ex: outofcore.gmm(p, 2, columns=["a", "x"], executor=ex),
+            dict(n_init=1)),
+    "tobit": (lambda df: emstats.tobit("y ~ x + C(g)", df, censor_left=0),
+              lambda p, ex: outofcore.tobit("y ~ x + C(g)", p, censor_left=0,
+                                            executor=ex), {}),
+    "intreg": (lambda df: emstats.intreg("lo + hi ~ x", df, weights="w"),
+               lambda p, ex: outofcore.intreg("lo + hi ~ x", p, weights="w", executor=ex), {}),
+    "zeroinfl": (lambda df: emstats.zeroinfl("cnt ~ x | z", df),
+                 lambda p, ex: outofcore.zeroinfl("cnt ~ x | z", p, executor=ex), {}),
+    "hurdle": (lambda df: emstats.hurdle("cnt ~ x | z", df, weights="w"),
+               lambda p, ex: outofcore.hurdle("cnt ~ x | z", p, weights="w", executor=ex), {}),
+    "mixreg": (lambda df: emstats.mixreg("ym ~ x", df, k=2),
+               lambda p, ex: outofcore.mixreg("ym ~ x", p, k=2, executor=ex), dict(n_init=1)),
+    "mvn": (lambda df: emstats.MVN(df[["a", "b"]]),
+            lambda p, ex: outofcore.mvn(p, columns=["a", "b"], executor=ex), {}),
+}
+
+
+@pytest.mark.parametrize("name", list(_SANDWICH))
+def test_robust_and_cluster_sandwich_out_of_core(sandwich_data, client, name):
+    """cov_type='robust' and 'cluster' (groups= a column name out of core): the meat is one
+    more pass; the in-memory sandwich's standard errors, streamed and on the cluster."""
+    df, path = sandwich_data
+    memory, streamed, kw = _SANDWICH[name]
+    for cov_type in ("robust", "cluster"):
+        ref = memory(df).fit(cov_type=cov_type, **kw,
+                             groups=df["cl"].to_numpy() if cov_type == "cluster" else None)
+        for ex in (None, client):
+            res = streamed(path, ex).fit(cov_type=cov_type, **kw,
+                                         groups="cl" if cov_type == "cluster" else None)
+            _same(res, ref)
+            assert res.cov_type == ref.cov_type
+            if cov_type == "cluster":
+                assert res.extra["n_clusters"] == ref.extra["n_clusters"] == 200
+
+
+def test_hmm_cluster_sandwich_out_of_core(sequences, client):
+    """HMM sequences are the units; clusters of whole sequences (robust: each sequence)."""
+    df, whole, _ = sequences
+    df = df.assign(site=df.id.str[1:].astype(int) // 3)
+    path = os.path.join(os.path.dirname(whole), "sites.parquet")
+    tables = [pa.Table.from_pandas(df[df.id.isin([f"s{i}" for i in range(a, a + 10)])],
+                                   preserve_index=False) for a in range(0, 30, 10)]
+    with pq.ParquetWriter(path, tables[0].schema) as w:
+        for t in tables:
+            w.write_table(t)
+    for cov_type, groups in (("robust", None), ("cluster", "site")):
+        ref = emstats.hmm("y", 2, data=df, groups="id").fit(
+            cov_type=cov_type, groups=None if groups is None else df[groups].to_numpy())
+        for ex in (None, client):
+            res = outofcore.hmm(path, 2, columns=["y"], groups="id", executor=ex).fit(
+                cov_type=cov_type, groups=groups)
+            _same(res, ref)
+
+
+def test_cluster_column_errors_name_the_piece(sandwich_data):
+    _, path = sandwich_data
+    m = outofcore.tobit("y ~ x", path, censor_left=0)
+    with pytest.raises(DataError, match="is a column name of the data"):
+        m.fit(cov_type="cluster", groups=np.zeros(1200))
+    with pytest.raises(DataError, match=r"cannot read .*row group 0.*nosuch|nosuch"):
+        m.fit(cov_type="cluster", groups="nosuch")

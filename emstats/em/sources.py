@@ -245,6 +245,21 @@ class StreamedData:
         r0 = int(self.offsets[i])
         return Chunk(arrays, r0, r0 + n, np.asarray(bounds, dtype=np.int64), int(n_threads))
 
+    def unit_chunks(self, chunk: Chunk) -> list[Chunk]:
+        """The units of ``chunk`` as one-unit chunks (for per-unit scores); the arrays
+        are cut along their rows, or by ``prepare.unit_arrays(arrays, r0, r1)`` when the
+        model's pieces have arrays of another layout."""
+        cut = getattr(self.prepare, "unit_arrays", None)
+        b = chunk.unit_bounds
+        out = []
+        for u in range(chunk.n_units):
+            r0, r1 = int(b[u]), int(b[u + 1])
+            arrays = (cut(chunk.arrays, r0, r1) if cut is not None else
+                      {k: a[r0:r1] if np.ndim(a) else a for k, a in chunk.arrays.items()})
+            out.append(Chunk(arrays, chunk.start + r0, chunk.start + r1,
+                             np.array([0, r1 - r0], dtype=np.int64), chunk.n_threads))
+        return out
+
     def chunks(self, n_chunks: int = 1, n_threads: int = 1):
         """One chunk per piece (``n_chunks`` is ignored: the pieces are the chunks),
         produced lazily by the executor."""

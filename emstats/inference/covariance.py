@@ -101,6 +101,35 @@ def sandwich_covariance(info: np.ndarray, scores: np.ndarray, *, weights=None,
     return 0.5 * (cov + cov.T), int(n_groups)
 
 
+def sandwich_from_meat(info: np.ndarray, meat: np.ndarray, n_clusters: int | None = None,
+                       names: list[str] | None = None) -> np.ndarray:
+    """A^-1 B A^-1 from a meat B summed elsewhere (for example over the pieces of
+    out-of-core data), times G / (G - 1) with ``n_clusters`` G (clustered), as
+    :func:`sandwich_covariance`.
+
+    Parameters
+    ----------
+    info : ndarray, shape (k, k)
+        Observed information A.
+    meat : ndarray, shape (k, k)
+        B: sum_i s_i s_i' / w_i (robust) or sum_g s_g s_g' (clustered).
+    n_clusters : int, optional
+        G for a clustered meat (None: robust, no factor).
+    names : list of str, optional
+        Parameter names (for the message of a singular A).
+
+    Returns
+    -------
+    ndarray, shape (k, k)
+    """
+    if n_clusters is not None and n_clusters < 2:
+        raise ValueError(f"cov_type='cluster' needs at least two clusters, got {n_clusters}")
+    factor = 1.0 if n_clusters is None else n_clusters / (n_clusters - 1.0)
+    bread = invert_information(info, names)
+    cov = factor * bread @ np.asarray(meat, dtype=float) @ bread
+    return 0.5 * (cov + cov.T)
+
+
 def numerical_information(model: EMModel, params) -> np.ndarray:
     """Negative numerical Hessian of the observed log-likelihood (inference coordinates)."""
     theta = np.asarray(model.to_inference(params), dtype=float)

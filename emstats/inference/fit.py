@@ -284,6 +284,20 @@ def _fit(model, results_class, opts: FitOptions, bar, *, nobs, df_model, results
 
 
 def _sandwich(model, problem, params, info_obs, groups):
+    meat_of = getattr(model, "sandwich_meat", None)   # out of core: summed over pieces
+    if meat_of is not None:
+        from .covariance import sandwich_from_meat
+
+        meat, n_units, n_groups = meat_of(params, groups)
+        if n_units < 2:
+            raise ValueError(f"robust and clustered standard errors need several independent "
+                             f"units; this {type(model).__name__} has {n_units}")
+        if n_units <= meat.shape[0]:
+            warnings.warn(f"{n_units} independent units for {meat.shape[0]} parameters: the "
+                          "robust covariance is singular", RuntimeWarning,
+                          stacklevel=user_stacklevel())
+        return sandwich_from_meat(info_obs, meat, n_groups if groups is not None else None,
+                                  list(model.param_names)), n_groups
     scores_of = getattr(problem, "unit_scores", None)
     try:
         if scores_of is None:

@@ -82,9 +82,9 @@ def _pieces(data, columns=None):
 
 def _labelled(fn):
     """Run ``fn(raw, piece)``; a DataError names the piece (file and row group)."""
-    def run(self, raw, piece):
+    def run(self, raw, piece, **kw):
         try:
-            return fn(self, raw, piece)
+            return fn(self, raw, piece, **kw)
         except DataError as err:
             raise DataError(f"{piece.label}: {err}") from None
     return run
@@ -137,26 +137,42 @@ class _GaussianPieces(_Portable):
         return XT.T, XT
 
     @_labelled
-    def matrix(self, raw, piece):
+    def matrix(self, raw, piece, positions: bool = False):
+        """(X, rows dropped), and with ``positions`` the rows kept (positions in ``raw``)."""
         fast = self._fast(raw)
         if fast is not None:
-            return fast[0], 0
+            return (fast[0], 0, np.arange(len(raw))) if positions else (fast[0], 0)
         if isinstance(raw, (pd.DataFrame, pd.Series)):
             if self.design_info is not None:
-                obj = design_rows(self.design_info, raw)
+                obj = design_rows(self.design_info, raw)     # a row for every row
             else:
                 obj = raw if self.columns is None else raw[self.columns]
         else:
             obj = np.asarray(raw)
-        X, _, _, n_drop, _ = prepare_data(obj, None, self.missing)
-        return X, n_drop
+        X, _, labels, n_drop, _ = prepare_data(obj, None, self.missing)
+        if not positions:
+            return X, n_drop
+        pos = (obj.index.get_indexer(labels) if isinstance(obj, (pd.DataFrame, pd.Series))
+               else np.asarray(labels))
+        return X, n_drop, pos
 
     def __call__(self, raw, piece):
-        fast = self._fast(raw)
+        keep = getattr(self, "keep_positions", False)
+        fast = None if keep else self._fast(raw)
         if fast is not None:
             return {"X": fast[0], "XT": fast[1]}, None
-        X, _ = self.matrix(raw, piece)
-        return {"X": X, "XT": np.ascontiguousarray(X.T)}, None
+        out = self.matrix(raw, piece, positions=keep)
+        arrays = {"X": out[0], "XT": np.ascontiguousarray(out[0].T)}
+        if keep:
+            arrays["__pos"] = out[2]
+        return arrays, None
+
+    @staticmethod
+    def unit_arrays(arrays, r0, r1):
+        """The arrays of rows r0:r1 (``XT`` is the transpose of ``X``)."""
+        out = {k: a[r0:r1] for k, a in arrays.items() if k != "XT"}
+        out["XT"] = np.ascontiguousarray(out["X"].T)
+        return out
 
 
 class _GaussianScan:
@@ -171,7 +187,133 @@ class _GaussianScan:
         return X.shape[0], n_drop, e.sum(axis=0), e.T @ e
 
 
-class StreamedGaussianMixture(GaussianMixture):
+# -- robust and clustered standard errors: the sandwich's meat by one more pass ------------------
+
+class _ClusterSums:
+    """Scores summed per cluster over some chunks; adding two concatenates them (the
+    client sums each cluster's rows at the end, so a cluster may span pieces)."""
+
+    def __init__(self, ids, sums):
+        self.ids, self.sums = ids, sums
+
+    def __add__(self, other):
+        return _ClusterSums(np.concatenate([self.ids, other.ids]),
+                            np.vstack([self.sums, other.sums]))
+
+    def meat(self) -> tuple[np.ndarray, int]:
+        """sum_g s_g s_g' and the number of clusters G."""
+        codes, levels = pd.factorize(self.ids, sort=False)
+        tot = np.zeros((len(levels), self.sums.shape[1]))
+        np.add.at(tot, codes, self.sums)
+        return tot.T @ tot, len(levels)
+
+
+def _cluster_sums(ids, scores) -> _ClusterSums:
+    codes, levels = pd.factorize(ids, sort=False)
+    sums = np.zeros((len(levels), scores.shape[1]))
+    np.add.at(sums, codes, scores)
+    return _ClusterSums(np.asarray(levels, dtype=object), sums)
+
+
+class _ClusterRows:
+    """A model's piece preparation whose chunks also carry each row's cluster (the values
+    of ``column`` in the rows kept)."""
+
+    def __init__(self, prepare, column: str):
+        self.prepare, self.column = prepare, column
+        self.unit_arrays = getattr(prepare, "unit_arrays", None)
+
+    def __call__(self, raw, piece):
+        arrays, bounds = self.prepare(raw, piece)
+        pos = arrays.pop("__pos")
+        if not isinstance(raw, pd.DataFrame) or self.column not in raw.columns:
+            raise DataError(f"{piece.label}: no column {self.column!r} (the clusters, "
+                            "groups= of cov_type='cluster')")
+        ids = raw[self.column].to_numpy()[pos]
+        bad = pd.isna(ids)
+        if bad.any():
+            raise DataError(f"{piece.label}: the cluster column {self.column!r} has "
+                            f"{int(bad.sum())} missing value(s) in the estimation rows")
+        arrays["__cluster"] = ids
+        return arrays, bounds
+
+
+def _chunk_weights(model, chunk):
+    """Frequency weight of each unit of the chunk, for the models whose in-memory sandwich
+    uses them (``unit_weights``), else None."""
+    from ..em.protocol import ChunkedModel
+
+    own = getattr(type(model), "unit_weights", ChunkedModel.unit_weights)
+    if own is ChunkedModel.unit_weights or "w" not in chunk.arrays:
+        return None
+    return np.asarray(chunk["w"])[chunk.unit_bounds[:-1]]
+
+
+class _OutOfCoreSandwich:
+    """``cov_type="robust"`` and ``"cluster"`` out of core: the meat of the sandwich,
+    sum_u s_u s_u' / w_u or sum_g s_g s_g', from the units' scores by one more pass over
+    the pieces (on the executor); with clusters (``groups=`` a column name of the data)
+    each piece returns its clusters' summed scores, so a cluster may span pieces."""
+
+    def chunk_meat(self, params, chunk) -> Stats:
+        """sum_u s_u s_u' / w_u over the chunk's units and their number."""
+        S = np.asarray(self.chunk_scores(params, chunk), dtype=float)
+        w = _chunk_weights(self, chunk)
+        if w is not None:
+            meat = (S / np.where(w > 0, w, 1.0)[:, None]).T @ S
+        else:
+            meat = S.T @ S
+        return Stats(meat=meat, n=float(S.shape[0]))
+
+    def chunk_cluster_sums(self, params, chunk) -> _ClusterSums:
+        """The chunk's units' scores summed by cluster."""
+        S = np.asarray(self.chunk_scores(params, chunk), dtype=float)
+        ids = chunk["__cluster"]
+        b = chunk.unit_bounds
+        per_unit = ids[b[:-1]]
+        if per_unit.size != ids.size and not np.array_equal(np.repeat(per_unit, np.diff(b)),
+                                                            ids):
+            raise DataError("groups must be constant within each unit of the model (a "
+                            "sequence, a group): a cluster holds whole units")
+        return _cluster_sums(per_unit, S)
+
+    def _clustered(self, column: str):
+        """This model with pieces whose chunks carry the cluster column."""
+        import copy
+        import dataclasses
+
+        from ..em.sources import ParquetPiece
+
+        data = self.data
+        rows = copy.copy(data.prepare)
+        rows.keep_positions = True
+        if isinstance(rows, _GaussianPieces) and rows.columns is None \
+                and rows.design_info is None:
+            rows.columns = [c for c in check_frame(data.pieces[0].load()).columns]
+        pieces = [dataclasses.replace(p, columns=tuple(p.columns) + (column,))
+                  if isinstance(p, ParquetPiece) and p.columns is not None
+                  and column not in p.columns else p for p in data.pieces]
+        out = object.__new__(type(self))
+        out.__dict__.update(self.__dict__)
+        out.data = StreamedData(pieces, _ClusterRows(rows, column), data.piece_rows,
+                                data.piece_units, executor=data.executor)
+        return out
+
+    def sandwich_meat(self, params, groups):
+        """(meat, units, clusters) of the robust (``groups`` None) or clustered sandwich."""
+        if groups is None:
+            tot = _reduce_pass(self, "chunk_meat", params)
+            return np.asarray(tot["meat"]), int(tot["n"]), int(tot["n"])
+        if not isinstance(groups, str):
+            raise DataError("out of core, groups= of cov_type='cluster' is a column name of "
+                            "the data (the clusters are read with the rows), got "
+                            f"{type(groups).__name__}")
+        meat, n_groups = _reduce_pass(self._clustered(groups), "chunk_cluster_sums",
+                                      params).meat()
+        return meat, int(self.data.n_units), n_groups
+
+
+class StreamedGaussianMixture(_OutOfCoreSandwich, GaussianMixture):
     """A :class:`~emstats.models.gmm.GaussianMixture` whose rows are read piece by piece
     (build it with :func:`gmm`).  Starting values come from a sample of the first rows
     (``sample_rows``); everything else is the in-memory model's."""
@@ -365,8 +507,11 @@ class _CensoredPieces(_Portable):
     def __call__(self, raw, piece):
         design, lo, hi, w, off, _ = self.rows(raw, piece)
         X = design.exog
-        return {"X": X, "lo": lo, "hi": hi, "offset": off, "w": w,
-                "ref": off + X @ self.centre}, None
+        arrays = {"X": X, "lo": lo, "hi": hi, "offset": off, "w": w,
+                  "ref": off + X @ self.centre}
+        if getattr(self, "keep_positions", False):
+            arrays["__pos"] = raw.index.get_indexer(design.row_labels)
+        return arrays, None
 
 
 class _CensoredScan:
@@ -391,7 +536,7 @@ class _CensoredScan:
                 (design.endog_names, design.exog_names))
 
 
-class _StreamedCensored:
+class _StreamedCensored(_OutOfCoreSandwich):
     """What a censored regression read piece by piece does differently: its constants
     come from the first pass, its rows are not in memory."""
 
@@ -617,7 +762,10 @@ class _SequencePieces:
         if m.emission_name == "gaussian":       # centred at the whole data's means
             m._xbar = self.xbar
             m._Xk = np.ascontiguousarray(m.X - self.xbar)
-        return m._data_arrays(), np.concatenate([[0], np.cumsum(lengths)])
+        arrays = m._data_arrays()
+        if getattr(self, "keep_positions", False):
+            arrays["__pos"] = np.arange(m.T)
+        return arrays, np.concatenate([[0], np.cumsum(lengths)])
 
 
 def _plain(g):
@@ -636,7 +784,7 @@ class _SequenceScan:
         return lengths, run_ids, e.sum(axis=0), (e * e).sum(axis=0)
 
 
-class StreamedHMM(HiddenMarkovModel):
+class StreamedHMM(_OutOfCoreSandwich, HiddenMarkovModel):
     """A :class:`~emstats.models.hmm.HiddenMarkovModel` whose sequences are read piece
     by piece (see :func:`hmm`)."""
 
@@ -827,7 +975,7 @@ class _CountScan:
                 bool(np.any((a["y"] != 0) & pos)), des.n_dropped, des.endog_names[0])
 
 
-class _StreamedCounts:
+class _StreamedCounts(_OutOfCoreSandwich):
     """A zero-inflated or hurdle regression whose rows are read piece by piece: the
     start (pscl's GLMs) from a sample of the first rows, everything else the
     in-memory model's."""
@@ -1072,7 +1220,7 @@ class _MixregScan:
                 des.endog_names[0], list(des.exog_names))
 
 
-class StreamedMixtureRegression(MixtureRegression):
+class StreamedMixtureRegression(_OutOfCoreSandwich, MixtureRegression):
     """A :class:`~emstats.models.mixreg.MixtureRegression` whose rows are read piece by
     piece (see :func:`mixreg`): the starts from a sample of the first pieces, everything
     else the in-memory model's."""
@@ -1312,7 +1460,7 @@ class _PatternScan:
         self.columns, self.missing, self.centre = columns, missing, centre
 
     @_labelled
-    def matrix(self, raw, piece):
+    def matrix(self, raw, piece, positions: bool = False):
         frame = raw[self.columns] if isinstance(raw, pd.DataFrame) and self.columns else raw
         X = (frame.to_numpy(dtype=float, na_value=np.nan) if isinstance(frame, pd.DataFrame)
              else np.asarray(frame, dtype=float))
@@ -1322,6 +1470,8 @@ class _PatternScan:
         if self.missing == "raise" and nan.any():
             raise DataError("missing values; use missing='em' for maximum likelihood under MAR")
         keep = ~nan.all(axis=1) if self.missing == "em" else ~nan.any(axis=1)
+        if positions:
+            return X[keep], int((~keep).sum()), np.flatnonzero(keep)
         return X[keep], int((~keep).sum())
 
     def __call__(self, raw, piece):
@@ -1359,6 +1509,81 @@ class StreamedMVN(MVN):
         self.n_dropped = n_dropped
         self.missing = missing
         self._setup(patterns, centre, cnt, s, S)
+        self._source = None       # (pieces, scan, executor): for the sandwich's pass
+
+    def sandwich_meat(self, params, groups):
+        """(meat, rows, clusters) of the robust or clustered sandwich by one more pass
+        over the rows (the patterns' sums lose the rows' scores)."""
+        import dataclasses
+
+        from ..em.sources import ParquetPiece
+
+        pieces, scan, ex = self._source
+        if groups is not None and not isinstance(groups, str):
+            raise DataError("out of core, groups= of cov_type='cluster' is a column name of "
+                            f"the data, got {type(groups).__name__}")
+        if groups is not None:
+            pieces = [dataclasses.replace(p, columns=tuple(p.columns) + (groups,))
+                      if isinstance(p, ParquetPiece) and p.columns is not None
+                      and groups not in p.columns else p for p in pieces]
+        parts = ex.map(_MVNScores(scan, params, self._J, groups), pieces)
+        if groups is None:
+            tot = tree_sum(parts)
+            return np.asarray(tot["meat"]), int(tot["n"]), int(tot["n"])
+        tot = parts[0]
+        for q in parts[1:]:
+            tot = tot + q
+        meat, n_groups = tot.meat()
+        return meat, int(self.patterns.counts.sum()), n_groups
+
+
+def _mvn_row_scores(X, mu, sigma) -> np.ndarray:
+    """Observed-data score of each row about (mu, Sigma), as
+    :meth:`emstats.models.mvn.MVN.unit_scores` (before its Jacobian)."""
+    d = X.shape[1]
+    W = np.linalg.inv(sigma)
+    W = 0.5 * (W + W.T)
+    obs = ~np.isnan(X)
+    keys, inv = np.unique(obs, axis=0, return_inverse=True)
+    inv = inv.ravel()
+    out = np.empty((X.shape[0], d + d * d))
+    for p, o in enumerate(keys):
+        rows = np.flatnonzero(inv == p)
+        u = ~o
+        e = np.zeros((rows.size, d))
+        e[:, o] = X[np.ix_(rows, np.flatnonzero(o))] - mu[o]
+        C = np.zeros((d, d))
+        if u.any():
+            B = np.linalg.solve(sigma[np.ix_(o, o)], sigma[np.ix_(o, u)])
+            e[:, u] = e[:, o] @ B
+            C[np.ix_(u, u)] = sigma[np.ix_(u, u)] - sigma[np.ix_(u, o)] @ B
+        su = e @ W
+        G = 0.5 * (np.einsum("ni,nj->nij", su, su) + W @ C @ W - W)
+        out[rows] = np.hstack([su, G.reshape(rows.size, -1)])
+    return out
+
+
+class _MVNScores:
+    """A piece's robust meat (or, with a cluster column, its clusters' summed scores)."""
+
+    def __init__(self, scan, params, J, column=None):
+        self.scan, self.J, self.column = scan, J, column
+        self.mu = np.asarray(params["mean"], dtype=float)
+        self.sigma = np.asarray(params["cov"], dtype=float)
+
+    def __call__(self, raw, piece):
+        X, _, pos = self.scan.matrix(raw, piece, positions=True)
+        S = _mvn_row_scores(X, self.mu, self.sigma) @ self.J
+        if self.column is None:
+            return Stats(meat=S.T @ S, n=float(S.shape[0]))
+        if not isinstance(raw, pd.DataFrame) or self.column not in raw.columns:
+            raise DataError(f"{piece.label}: no column {self.column!r} (the clusters, "
+                            "groups= of cov_type='cluster')")
+        ids = raw[self.column].to_numpy()[pos]
+        if pd.isna(ids).any():
+            raise DataError(f"{piece.label}: the cluster column {self.column!r} has "
+                            f"{int(pd.isna(ids).sum())} missing value(s) in the estimation rows")
+        return _cluster_sums(ids, S)
 
 
 def _not_in_memory(name):
@@ -1431,6 +1656,8 @@ def mvn(data, *, columns=None, missing: str = "em", sample_rows: int = 20_000,
     patterns = Patterns(obs[order].copy(), counts, np.empty(0, dtype=np.int64),
                         np.empty(0, dtype=np.int64),
                         np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
-    return StreamedMVN(names, missing, int(sum(p[2] for p in parts)), patterns, centre,
-                       counts.astype(float), np.array([v[2] for v in vals]),
-                       np.array([v[3] for v in vals]))
+    model = StreamedMVN(names, missing, int(sum(p[2] for p in parts)), patterns, centre,
+                        counts.astype(float), np.array([v[2] for v in vals]),
+                        np.array([v[3] for v in vals]))
+    model._source = (pieces, scan, ex)
+    return model
