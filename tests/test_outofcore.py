@@ -145,6 +145,25 @@ def test_gmm_on_dask_from_parquet_and_collections(parquet, frame, gmm_ref, clien
     _same(outofcore.gmm(arr, 2, executor=ex).fit(method="squarem", n_init=1), ref)
 
 
+@pytest.mark.parametrize("n_blocks", [3, 6])
+def test_incremental_em_streamed_and_on_dask(frame, client, n_blocks, tmp_path):
+    """Incremental EM's blocks are groups of whole pieces (the in-memory rule, equal rows,
+    at piece boundaries): with row groups of equal size they are the in-memory blocks, so
+    the iterates are the same; on the cluster each block visit is one map-reduce."""
+    parquet = str(tmp_path / "equal.parquet")
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), parquet,
+                   row_group_size=400)                  # 6 row groups of 400 rows
+    opts = dict(n_init=1, method="incremental", method_options={"n_blocks": n_blocks})
+    ref = emstats.GaussianMixture(frame[["a", "b"]], 2).fit(**opts)
+    m = outofcore.gmm(parquet, 2, columns=["a", "b"])
+    assert len(m.data.blocks(n_blocks)) == n_blocks
+    for ex in (None, client):
+        res = outofcore.gmm(parquet, 2, columns=["a", "b"], executor=ex).fit(**opts)
+        _same(res, ref)
+        assert res.convergence.method == "incremental"
+        assert res.convergence.n_iter == ref.convergence.n_iter
+
+
 def test_tobit_on_dask_persisted_and_reread(parquet, frame, tobit_ref, client):
     for persist in (True, False):
         ex = DaskExecutor(client, persist=persist)

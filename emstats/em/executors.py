@@ -191,6 +191,12 @@ class DaskExecutor:
             got = self._chunks[data] = DaskChunks(self, data)
         return got
 
+    def blocks(self, data: StreamedData, groups, n_threads: int):
+        """Blocks of the data's chunks on the cluster (incremental EM), ``groups`` the
+        piece indices of each."""
+        chunks = self.chunks(data, n_threads)
+        return [chunks.block(idx) for idx in groups]
+
     def cluster_memory(self) -> float:
         """Sum of the workers' memory limits in bytes (inf when unlimited)."""
         workers = self.client.scheduler_info().get("workers", {}).values()
@@ -235,13 +241,35 @@ class DaskChunks:
     def map_reduce(self, model, name: str, params):
         """``getattr(model, name)(params, chunk)`` on every chunk, summed pairwise on the
         cluster (:func:`combine`); the total."""
-        dask = need_module("dask")
-        m = dask.delayed(model, pure=False, traverse=False,
-                         name=f"emstats-model-{uuid.uuid4().hex}")
-        p = dask.delayed(params, pure=False, traverse=False,
-                         name=f"emstats-params-{uuid.uuid4().hex}")
-        parts = [dask.delayed(_call, pure=True)(m, name, p, c) for c in self._tasks]
-        root = _pairwise(parts, lambda a, b: dask.delayed(combine, pure=True)(a, b))
-        out = self.executor._compute(root, f"a pass of {name}")
-        self.executor.last_params = params
-        return out
+        return _map_reduce(self.executor, self._tasks, model, name, params)
+
+    def block(self, index) -> DaskBlock:
+        """The chunks ``index`` as a block (incremental EM)."""
+        return DaskBlock(self.executor, [self._tasks[int(i)] for i in index])
+
+
+class DaskBlock:
+    """Some chunks of a :class:`DaskChunks` (a block of incremental EM)."""
+
+    def __init__(self, executor: DaskExecutor, tasks):
+        self.executor, self._tasks = executor, tasks
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def map_reduce(self, model, name: str, params):
+        """As :meth:`DaskChunks.map_reduce`, over the block's chunks."""
+        return _map_reduce(self.executor, self._tasks, model, name, params)
+
+
+def _map_reduce(executor: DaskExecutor, tasks, model, name: str, params):
+    dask = need_module("dask")
+    m = dask.delayed(model, pure=False, traverse=False,
+                     name=f"emstats-model-{uuid.uuid4().hex}")
+    p = dask.delayed(params, pure=False, traverse=False,
+                     name=f"emstats-params-{uuid.uuid4().hex}")
+    parts = [dask.delayed(_call, pure=True)(m, name, p, c) for c in tasks]
+    root = _pairwise(parts, lambda a, b: dask.delayed(combine, pure=True)(a, b))
+    out = executor._compute(root, f"a pass of {name}")
+    executor.last_params = params
+    return out

@@ -129,9 +129,16 @@ class Problem:
 
     # -- incremental EM: blocks are chunks --------------------------------------------
     def blocks(self, n_blocks: int) -> list[Chunk]:
+        own = getattr(self.model.data, "blocks", None)   # out-of-core data: pieces grouped
+        if own is not None:
+            return own(n_blocks, self.n_threads)
         return self.model.data.chunks(n_blocks, self.n_threads)
 
     def block_stats(self, params, block: Chunk):
+        reduce = getattr(block, "map_reduce", None)      # a block of pieces (on a cluster)
+        if reduce is not None:
+            total, ll = reduce(self.model, "chunk_stats", params)
+            return (None, -np.inf) if total is None else (total, float(ll))
         return self.model.chunk_stats(params, block)
 
     def m_step_natural(self, stats, params):

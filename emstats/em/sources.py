@@ -260,6 +260,27 @@ class StreamedData:
                              np.array([0, r1 - r0], dtype=np.int64), chunk.n_threads))
         return out
 
+    def block_pieces(self, n_blocks: int) -> list[np.ndarray]:
+        """The pieces cut into at most ``n_blocks`` contiguous blocks of about equal rows
+        (the rule of :meth:`~emstats.em.data.ArrayData.chunks`, at piece boundaries)."""
+        m = len(self.pieces)
+        k = max(1, min(int(n_blocks), m))
+        targets = np.linspace(0, self.n_rows, k + 1)
+        cut = np.unique(np.searchsorted(self.offsets, targets[1:-1], side="left"))
+        cut = cut[(cut > 0) & (cut < m)]
+        edges = np.concatenate([[0], cut, [m]])
+        return [np.arange(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+    def blocks(self, n_blocks: int, n_threads: int = 1) -> list:
+        """Blocks of pieces for incremental EM: each has ``map_reduce(model, name, params)``,
+        the sum of ``getattr(model, name)(params, chunk)`` over its pieces, run where the
+        executor runs passes."""
+        make = getattr(self.executor, "blocks", None)
+        groups = self.block_pieces(n_blocks)
+        if make is not None:
+            return make(self, groups, n_threads)
+        return [LocalBlock(self, idx, n_threads) for idx in groups]
+
     def chunks(self, n_chunks: int = 1, n_threads: int = 1):
         """One chunk per piece (``n_chunks`` is ignored: the pieces are the chunks),
         produced lazily by the executor."""
@@ -300,3 +321,19 @@ class LocalChunks(Sequence):
     def __iter__(self):
         for i in range(len(self)):
             yield self.data.chunk(i, self.n_threads)
+
+
+class LocalBlock:
+    """Pieces ``index`` of a :class:`StreamedData`, read one at a time when used."""
+
+    def __init__(self, data: StreamedData, index, n_threads: int = 1):
+        self.data, self.index, self.n_threads = data, np.asarray(index), int(n_threads)
+
+    def map_reduce(self, model, name: str, params):
+        """``getattr(model, name)(params, chunk)`` summed over the block's pieces (pairwise,
+        in piece order)."""
+        from .executors import _pairwise, combine
+
+        parts = [getattr(model, name)(params, self.data.chunk(int(i), self.n_threads))
+                 for i in self.index]
+        return _pairwise(parts, combine)
