@@ -1363,6 +1363,7 @@ def mixreg(formula: str, data, k: int, family: str = "gaussian", *, concomitant=
     k : int
         Number of components.
     family : {"gaussian", "poisson", "binomial", "negbin"}
+        The component distribution.
     concomitant, fixed : str, optional
         One-sided formulas of the prior model and of the coefficients shared by every
         component, as for :func:`emstats.mixreg`.
@@ -1375,6 +1376,7 @@ def mixreg(formula: str, data, k: int, family: str = "gaussian", *, concomitant=
         Column names (frequency weights constant within a group, an offset, binomial
         trials).
     missing : {"drop", "raise"}
+        Rows with a missing value are dropped or an error.
     sample_rows : int
         Rows of the first pieces (whole pieces) from which the starts are computed; with
         ``sample_rows`` at least the number of rows they are the in-memory model's.
