@@ -438,8 +438,17 @@ class RandomInterceptGLMM(FitMixin, ChunkedModel):
         const = int(np.any(np.all(self.X == 1.0, axis=0)))
         return float(self.k_exog - const + 1)
 
+    def _check_fittable(self):
+        if self.n_agq < 2:
+            raise ValueError(
+                "n_agq=1 is the Laplace approximation: loglike() evaluates lme4's nAGQ = 1 "
+                "criterion, but the EM fit needs the posterior of the random intercepts at "
+                "n_agq >= 2 nodes (a single node is a point mass, whose moments do not give "
+                "the Laplace criterion's gradient); fit with n_agq >= 2 (default 25)")
+
     def check_start(self, start_params) -> np.ndarray:
         """Validate user start values ``(beta, log tau)``."""
+        self._check_fittable()
         start = np.asarray(start_params, dtype=float).ravel()
         if start.shape[0] != self.k_exog + 1 or not np.all(np.isfinite(start)):
             raise ValueError(f"start_params must hold {self.k_exog + 1} finite values "
@@ -451,8 +460,10 @@ class RandomInterceptGLMM(FitMixin, ChunkedModel):
 
         Raises a :class:`DataError` when the fixed effects separate the outcomes
         (:meth:`separation`): the pooled fit's divergence is the signal, the linear
-        programme the proof.
+        programme the proof; a ``ValueError`` for ``n_agq = 1`` (the Laplace
+        criterion can be evaluated, not fitted by this EM).
         """
+        self._check_fittable()
         draws = ImportanceDraws(np.zeros((1, self.n_groups)), np.zeros((1, self.n_groups)))
         beta0 = np.zeros(self.k_exog)
         const = np.flatnonzero(np.all(self.X == 1.0, axis=0))
