@@ -256,3 +256,23 @@ def test_probit_kernel_tails_are_finite():
     for b0 in (-40.0, 40.0):
         ll = m.loglike(np.r_[b0, 0.1, np.log(0.5)])
         assert np.isfinite(ll) and ll < 0
+
+
+def test_cli_families(capsys, tmp_path):
+    """``emstats fit glmm --family/--link/--offset``: the API's fits (full log-likelihood:
+    glmer's logLik plus the saturated constant)."""
+    from emstats.__main__ import main
+
+    probit = FX["cbpp_probit"]["fit"]
+    assert main(["fit", "glmm", "incidence ~ period", "--data", "cbpp", "--groups", "herd",
+                 "--trials", "size", "--link", "probit"]) == 0
+    out = capsys.readouterr().out
+    assert "Probit" in out and f"{probit['loglik'] + probit['loglik_saturated']:.6f}" in out
+    cb = _cbpp().assign(lsize=lambda d: np.log(d["size"]))
+    path = tmp_path / "cbpp.csv"
+    cb.to_csv(path, index=False)
+    pois = FX["cbpp_poisson"]["fit"]
+    assert main(["fit", "glmm", "incidence ~ C(period)", "--data", str(path), "--groups",
+                 "herd", "--family", "poisson", "--offset", "lsize"]) == 0
+    out = capsys.readouterr().out
+    assert "Poisson" in out and f"{pois['loglik'] + pois['loglik_saturated']:.6f}" in out
