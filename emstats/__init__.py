@@ -66,6 +66,8 @@ _LAZY: dict[str, str] = {
     "GLMMResults": ".models.glmm",
     "RandomInterceptGLMM": ".models.glmm",
     "RandomInterceptLogit": ".models.glmm",
+    "RandomSlopeGLMM": ".models.glmm",
+    "SlopeGLMMResults": ".models.glmm",
     "glmm": ".models.glmm",
     "glmm_logit": ".models.glmm",
     "PoissonMixture": ".models.mixture",

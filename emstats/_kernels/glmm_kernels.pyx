@@ -305,3 +305,269 @@ def agq_groups(const double[:, ::1] X, const double[::1] y, const double[::1] nt
                     miss_g[i, c, a] = d
             free(S)
             free(mean)
+
+
+cdef struct Mode2:
+    double m0, m1            # the mode
+    double r11, r21, r22     # lower Cholesky factor of the node-scaling curvature there
+
+
+cdef inline double _cond2(int fam, const double* y, const double* nt, const double* eta0,
+                          const double* zz, Py_ssize_t m, double b0, double b1) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef double s = 0.0
+    for j in range(m):
+        s = s + _row(fam, y[j], nt[j], eta0[j] + b0 + b1 * zz[j]).ll
+    return s
+
+
+cdef inline Mode2 _mode2(int fam, const double* y, const double* nt, const double* eta0,
+                         const double* zz, Py_ssize_t m, double p00, double p01,
+                         double p11) noexcept nogil:
+    """Mode of h(b) = cond(b) - b'Pb / 2 over b = (b0, b1) (Newton with step halving from
+    0; h strictly concave), and the Cholesky factor of P + sum_j fi_j (1, z_j)(1, z_j)'."""
+    cdef Mode2 r
+    cdef RowVals rv
+    cdef Py_ssize_t j
+    cdef int it, half
+    cdef double b0 = 0.0, b1 = 0.0, hb, hc, g0, g1, h00, h01, h11, det, s0, s1, t, c0, c1
+    cdef double big
+    hb = _cond2(fam, y, nt, eta0, zz, m, b0, b1)
+    for it in range(200):
+        g0 = -(p00 * b0 + p01 * b1)
+        g1 = -(p01 * b0 + p11 * b1)
+        h00 = p00
+        h01 = p01
+        h11 = p11
+        for j in range(m):
+            rv = _row(fam, y[j], nt[j], eta0[j] + b0 + b1 * zz[j])
+            g0 = g0 + rv.u
+            g1 = g1 + rv.u * zz[j]
+            h00 = h00 + rv.v
+            h01 = h01 + rv.v * zz[j]
+            h11 = h11 + rv.v * zz[j] * zz[j]
+        det = h00 * h11 - h01 * h01
+        s0 = (h11 * g0 - h01 * g1) / det
+        s1 = (h00 * g1 - h01 * g0) / det
+        big = fabs(s0) if fabs(s0) > fabs(s1) else fabs(s1)
+        if big > 10.0:
+            s0 = s0 * 10.0 / big
+            s1 = s1 * 10.0 / big
+        t = 1.0
+        c0 = b0 + s0
+        c1 = b1 + s1
+        hc = (_cond2(fam, y, nt, eta0, zz, m, c0, c1)
+              - 0.5 * (p00 * c0 * c0 + 2.0 * p01 * c0 * c1 + p11 * c1 * c1))
+        for half in range(60):
+            if hc >= hb - 1e-12 * fabs(hb):
+                break
+            t = 0.5 * t
+            c0 = b0 + t * s0
+            c1 = b1 + t * s1
+            hc = (_cond2(fam, y, nt, eta0, zz, m, c0, c1)
+                  - 0.5 * (p00 * c0 * c0 + 2.0 * p01 * c0 * c1 + p11 * c1 * c1))
+        b0 = c0
+        b1 = c1
+        hb = hc
+        if t * big < 1e-12 * (1.0 + fabs(b0) + fabs(b1)):
+            break
+    h00 = p00
+    h01 = p01
+    h11 = p11
+    for j in range(m):
+        rv = _row(fam, y[j], nt[j], eta0[j] + b0 + b1 * zz[j])
+        h00 = h00 + rv.fi
+        h01 = h01 + rv.fi * zz[j]
+        h11 = h11 + rv.fi * zz[j] * zz[j]
+    r.m0 = b0
+    r.m1 = b1
+    r.r11 = sqrt(h00)
+    r.r21 = h01 / r.r11
+    r.r22 = sqrt(h11 - r.r21 * r.r21)
+    return r
+
+
+def agq2_groups(const double[:, ::1] X, const double[::1] y, const double[::1] nt,
+                const double[::1] zs, const double[::1] eta0, const long long[::1] bounds,
+                double la, double lc, double ld, const double[::1] z,
+                const double[::1] logw, bint louis, int family,
+                double[:, ::1] mode, double[:, ::1] chol, double[::1] llg,
+                double[:, ::1] w, double[::1] mu, double[::1] mv, double[:, ::1] ebb,
+                double[:, ::1] score_g, double[:, :, ::1] miss_g, double[:, :, ::1] cvar_g,
+                int n_threads):
+    """Tensor-product adaptive Gauss-Hermite quadrature of a random intercept and slope.
+
+    The random effects b_i = (b0_i, b1_i) ~ N(0, L L') with L = [[a, 0], [c, d]],
+    a = exp(la), d = exp(ld); row j's linear predictor is eta0_j + b0 + b1 zs_j.  Per
+    group: the mode m_i of the log joint density (2-D Newton with step halving), the
+    lower Cholesky factor R_i of its node-scaling curvature (prior precision plus the
+    rows' Fisher information), and the K^2 nodes m_i + R_i^-T (z_k, z_l).
+
+    Parameters
+    ----------
+    X, y, nt, eta0, bounds, z, logw, family, n_threads :
+        As in :func:`agq_groups` (``eta0`` includes the offset).
+    zs : ndarray, shape (n,)
+        The random slope's covariate.
+    la, lc, ld : float
+        log a, c and log d of the Cholesky factor L of the random effects' covariance.
+    louis : bool
+        Also the per-group score, missing information and complete information of
+        (la, lc, ld).
+    mode : ndarray, shape (G, 2)
+        Out: conditional modes.
+    chol : ndarray, shape (G, 3)
+        Out: (r11, r21, r22) of the node-scaling curvature's Cholesky factor.
+    llg : ndarray, shape (G,)
+        Out: log-likelihood of the group (no constants).
+    w : ndarray, shape (G, K * K)
+        Out: normalised posterior weights of the nodes (node k * K + l at (z_k, z_l)).
+    mu, mv : ndarray, shape (n,)
+        Out: posterior means of each row's score and observed curvature in eta.
+    ebb : ndarray, shape (G, 3)
+        Out: posterior E[b0^2], E[b0 b1], E[b1^2].
+    score_g : ndarray, shape (G, p + 3)
+        Out (``louis``): posterior mean of the complete-data score in (beta, la, lc, ld).
+    miss_g : ndarray, shape (G, p + 3, p + 3)
+        Out (``louis``): its posterior covariance.
+    cvar_g : ndarray, shape (G, 3, 3)
+        Out (``louis``): posterior mean of minus the Hessian of log N(b; 0, L L') in
+        (la, lc, ld).
+    """
+    cdef Py_ssize_t G = bounds.shape[0] - 1, K = z.shape[0], p = X.shape[1]
+    cdef Py_ssize_t K2 = K * K
+    cdef Py_ssize_t q = p + 3
+    cdef Py_ssize_t i, j, k, kk, a_, c_, r0, r1, m
+    cdef double a = exp(la), c = lc, d = exp(ld)
+    cdef double det = a * a * d * d
+    cdef double p00 = (c * c + d * d) / det, p01 = -a * c / det, p11 = a * a / det
+    cdef double lognorm = -1.8378770664093454836 - la - ld     # -log(2 pi) - log|L|
+    cdef double b0, b1, s1, s2, t1, t2, mx, tot, lc_, wk, e00, e01, e11, sp, sv, u1, u2, dd
+    cdef double logdet
+    cdef Mode2 md
+    cdef RowVals rv
+    cdef double* S
+    cdef double* mean
+    cdef double* H
+    cdef const double* yy
+    cdef const double* nn
+    cdef const double* ee
+    cdef const double* zz
+    cdef int fam = family
+    if fam < 0 or fam > 2:
+        raise ValueError("family must be 0 (logit), 1 (probit) or 2 (Poisson)")
+    if not (isfinite(la) and isfinite(lc) and isfinite(ld)):
+        raise ValueError("the covariance parameters must be finite")
+    for i in prange(G, nogil=True, schedule="dynamic", num_threads=n_threads):
+        r0 = bounds[i]
+        r1 = bounds[i + 1]
+        m = r1 - r0
+        yy = &y[r0]
+        nn = &nt[r0]
+        ee = &eta0[r0]
+        zz = &zs[r0]
+        md = _mode2(fam, yy, nn, ee, zz, m, p00, p01, p11)
+        mode[i, 0] = md.m0
+        mode[i, 1] = md.m1
+        chol[i, 0] = md.r11
+        chol[i, 1] = md.r21
+        chol[i, 2] = md.r22
+        logdet = -log(md.r11) - log(md.r22)
+        mx = -INFINITY
+        for kk in range(K2):
+            t1 = z[kk // K]
+            t2 = z[kk % K]
+            s2 = t2 / md.r22
+            s1 = (t1 - md.r21 * s2) / md.r11
+            b0 = md.m0 + s1
+            b1 = md.m1 + s2
+            lc_ = (_cond2(fam, yy, nn, ee, zz, m, b0, b1)
+                   - 0.5 * (p00 * b0 * b0 + 2.0 * p01 * b0 * b1 + p11 * b1 * b1)
+                   + lognorm + logdet + logw[kk // K] + logw[kk % K])
+            w[i, kk] = lc_
+            if lc_ > mx:
+                mx = lc_
+        tot = 0.0
+        for kk in range(K2):
+            tot = tot + exp(w[i, kk] - mx)
+        llg[i] = mx + log(tot)
+        e00 = 0.0
+        e01 = 0.0
+        e11 = 0.0
+        for kk in range(K2):
+            wk = exp(w[i, kk] - mx) / tot
+            w[i, kk] = wk
+            s2 = z[kk % K] / md.r22
+            s1 = (z[kk // K] - md.r21 * s2) / md.r11
+            b0 = md.m0 + s1
+            b1 = md.m1 + s2
+            e00 = e00 + wk * b0 * b0
+            e01 = e01 + wk * b0 * b1
+            e11 = e11 + wk * b1 * b1
+        ebb[i, 0] = e00
+        ebb[i, 1] = e01
+        ebb[i, 2] = e11
+        for j in range(m):
+            sp = 0.0
+            sv = 0.0
+            for kk in range(K2):
+                s2 = z[kk % K] / md.r22
+                s1 = (z[kk // K] - md.r21 * s2) / md.r11
+                rv = _row(fam, yy[j], nn[j], ee[j] + md.m0 + s1 + (md.m1 + s2) * zz[j])
+                sp = sp + w[i, kk] * rv.u
+                sv = sv + w[i, kk] * rv.v
+            mu[r0 + j] = sp
+            mv[r0 + j] = sv
+        if louis:
+            S = <double*> malloc(K2 * q * sizeof(double))
+            mean = <double*> malloc(q * sizeof(double))
+            H = <double*> malloc(9 * sizeof(double))
+            for a_ in range(9):
+                H[a_] = 0.0
+            for kk in range(K2):
+                s2 = z[kk % K] / md.r22
+                s1 = (z[kk // K] - md.r21 * s2) / md.r11
+                b0 = md.m0 + s1
+                b1 = md.m1 + s2
+                for a_ in range(p):
+                    S[kk * q + a_] = 0.0
+                for j in range(m):
+                    dd = _row(fam, yy[j], nn[j], ee[j] + b0 + b1 * zz[j]).u
+                    for a_ in range(p):
+                        S[kk * q + a_] = S[kk * q + a_] + X[r0 + j, a_] * dd
+                # log N(b; 0, L L') in (la, lc, ld): u1 = b0 / a, u2 = (b1 - c u1) / d
+                u1 = b0 / a
+                u2 = (b1 - c * u1) / d
+                S[kk * q + p] = -1.0 + u1 * u1 - c * u1 * u2 / d
+                S[kk * q + p + 1] = u1 * u2 / d
+                S[kk * q + p + 2] = -1.0 + u2 * u2
+                wk = w[i, kk]
+                # minus the Hessian, (la, lc, ld) x (la, lc, ld)
+                H[0] = H[0] + wk * (2.0 * u1 * u1 + c * c * u1 * u1 / (d * d)
+                                    - c * u1 * u2 / d)
+                H[1] = H[1] + wk * (u1 * u2 / d - c * u1 * u1 / (d * d))
+                H[2] = H[2] + wk * (-2.0 * c * u1 * u2 / d)
+                H[4] = H[4] + wk * (u1 * u1 / (d * d))
+                H[5] = H[5] + wk * (2.0 * u1 * u2 / d)
+                H[8] = H[8] + wk * (2.0 * u2 * u2)
+            H[3] = H[1]
+            H[6] = H[2]
+            H[7] = H[5]
+            for a_ in range(9):
+                cvar_g[i, a_ // 3, a_ % 3] = H[a_]
+            for a_ in range(q):
+                mean[a_] = 0.0
+                for kk in range(K2):
+                    mean[a_] = mean[a_] + w[i, kk] * S[kk * q + a_]
+                score_g[i, a_] = mean[a_]
+            for a_ in range(q):
+                for c_ in range(a_ + 1):
+                    dd = 0.0
+                    for kk in range(K2):
+                        dd = dd + w[i, kk] * (S[kk * q + a_] - mean[a_]) * (S[kk * q + c_]
+                                                                            - mean[c_])
+                    miss_g[i, a_, c_] = dd
+                    miss_g[i, c_, a_] = dd
+            free(S)
+            free(mean)
+            free(H)

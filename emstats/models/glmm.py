@@ -739,13 +739,14 @@ class RandomInterceptGLMM(FitMixin, ChunkedModel):
     # -- construction and fitting -------------------------------------------------------
     @classmethod
     def from_formula(cls, formula: str, data, groups, trials=None, *, family: str = "binomial",
-                     link: str | None = None, offset=None, missing: str = "drop",
-                     n_agq: int = 25, eval_env=None) -> RandomInterceptGLMM:
+                     link: str | None = None, offset=None, slope: str | None = None,
+                     missing: str = "drop", n_agq: int = 25,
+                     eval_env=None) -> RandomInterceptGLMM:
         """Build the model from a patsy formula; see :func:`emstats.glmm`.
 
         Parameters
         ----------
-        formula, data, groups, trials, family, link, offset, missing, n_agq :
+        formula, data, groups, trials, family, link, offset, slope, missing, n_agq :
             As in :func:`emstats.glmm`.
         eval_env : patsy.EvalEnvironment or int, optional
             Where the formula's names are looked up (default: the caller's frame).
@@ -789,6 +790,17 @@ class RandomInterceptGLMM(FitMixin, ChunkedModel):
         else:
             tr = design.extras.get("trials")
         kw = {} if cls is RandomInterceptLogit else {"family": family, "link": link}
+        if slope is not None:
+            if cls is RandomInterceptLogit:
+                raise TypeError("a random slope needs emstats.glmm (RandomSlopeGLMM)")
+            if not isinstance(slope, str) or slope not in data.columns:
+                raise DataError(f"slope: {slope!r} is not a column of the data")
+            zcol = pd.to_numeric(data[slope].loc[design.row_labels], errors="coerce")
+            if zcol.isna().any():
+                raise DataError(f"slope column {slope!r} has missing or non-numeric values "
+                                f"in rows {_labels(design.row_labels, zcol.isna().to_numpy())}")
+            cls = RandomSlopeGLMM
+            kw.update(slope=zcol.to_numpy(dtype=float), slope_name=slope)
         return cls(design.endog[:, 0], design.exog, g,
                    trials=tr, offset=design.extras.get("__off"), n_agq=n_agq,
                    exog_names=design.exog_names, endog_name=design.endog_names[0],
@@ -980,8 +992,311 @@ class RandomInterceptLogit(RandomInterceptGLMM):
                          offset=offset, **kwargs)
 
 
+class RandomSlopeGLMM(RandomInterceptGLMM):
+    """Random-intercept-and-slope GLMM: row j of group i has linear predictor
+    x_ij'beta + offset_ij + b0_i + b1_i z_ij with (b0_i, b1_i) ~ N(0, Sigma).
+
+    Parameters
+    ----------
+    endog, exog, groups, trials :
+        As in :class:`RandomInterceptGLMM`.
+    slope : array_like, shape (n,)
+        The covariate z of the random slope (usually also a column of ``exog``).
+    slope_name : str
+        Its label.
+    **kwargs
+        The other keyword arguments of :class:`RandomInterceptGLMM`.
+
+    Notes
+    -----
+    Sigma = L L' with L = [[a, 0], [c, d]] lower triangular; the parameters are
+    ``(beta, log a, c, log d)`` (lme4's theta, with its diagonal on the log
+    scale).  The E-step is a tensor-product adaptive Gauss-Hermite rule with
+    ``n_agq`` x ``n_agq`` nodes at each group's mode, scaled by the Cholesky factor of
+    the curvature there (:func:`emstats._kernels.glmm_kernels.agq2_groups`).  Monte
+    Carlo EM is not available for this model.
+    """
+
+    def __init__(self, endog, exog, groups, trials=None, *, slope, slope_name: str = "z",
+                 **kwargs):
+        super().__init__(endog, exog, groups, trials, **kwargs)
+        zs = np.asarray(slope, dtype=float).ravel()
+        if zs.shape[0] != self.nobs:
+            raise DataError(f"slope has {zs.shape[0]} values but the data have {self.nobs} "
+                            "rows")
+        zs = zs[self.order]
+        bad = ~np.isfinite(zs)
+        if bad.any():
+            raise DataError(f"slope column {slope_name!r} has non-finite values")
+        spread = np.add.reduceat(np.abs(zs - zs[self.starts].repeat(self.group_sizes)),
+                                 self.starts)
+        if not np.any(spread > 0):
+            raise DataError(f"slope column {slope_name!r} is constant within every group: "
+                            "the random slope is not identified")
+        self.data = ArrayData({**{k: self.data[k] for k in ("X", "y", "n", "off",
+                                                             "logchoose")}, "zs": zs},
+                              unit_bounds=np.r_[self.starts, self.nobs])
+        self.X, self.y, self.ntrials, self.offset = (self.data["X"], self.data["y"],
+                                                     self.data["n"], self.data["off"])
+        self.zs = self.data["zs"]
+        self.slope_name = slope_name
+        g = self.group_name
+        self.param_names = list(self.exog_names) + [
+            f"Log({g} L11)", f"{g} L21", f"Log({g} L22)"]
+        self.summary_title = self.summary_title.replace("Random-Intercept",
+                                                        "Random-Intercept-and-Slope")
+
+    @property
+    def sample_stats(self):
+        """Not available: Monte Carlo EM is for the random-intercept model only."""
+        raise AttributeError("Monte Carlo EM is not available for the random-slope model")
+
+    def _rebuild(self, y, X, g, trials, offset, exog_names, **kw):
+        raise NotImplementedError("null and bootstrap models of the random-slope GLMM")
+
+    def null_model(self):
+        """None: no null model is defined for the random-slope GLMM."""
+        return None
+
+    # -- parameters ---------------------------------------------------------------------
+    def _split(self, params):
+        theta = np.asarray(params, dtype=float)
+        return theta[:-3], theta[-3:]
+
+    @staticmethod
+    def covariance(params) -> np.ndarray:
+        """Sigma = L L' of the random intercept and slope from the parameter vector."""
+        la, c, ld = np.asarray(params, dtype=float)[-3:]
+        L = np.array([[np.exp(la), 0.0], [c, np.exp(ld)]])
+        return L @ L.T
+
+    def _valid(self, params) -> bool:
+        theta = np.asarray(params, dtype=float)
+        return (theta.shape == (self.k_exog + 3,) and bool(np.all(np.isfinite(theta)))
+                and bool(np.all(np.abs(theta[-3:][[0, 2]]) < 300)))
+
+    def check_start(self, start_params) -> np.ndarray:
+        """Validate user start values ``(beta, log a, c, log d)``."""
+        self._check_fittable()
+        start = np.asarray(start_params, dtype=float).ravel()
+        if start.shape[0] != self.k_exog + 3 or not np.all(np.isfinite(start)):
+            raise ValueError(f"start_params must hold {self.k_exog + 3} finite values "
+                             f"({', '.join(self.param_names)})")
+        return start
+
+    def start_params(self) -> np.ndarray:
+        """The random-intercept model's start, a slope SD of 0.5 / sd(z), correlation 0."""
+        beta = super().start_params()[:-1]
+        sz = float(np.std(self.zs)) or 1.0
+        return np.concatenate([beta, [np.log(0.5), 0.0, np.log(0.5 / sz)]])
+
+    @property
+    def df_model(self) -> float:
+        """Fixed effects other than a constant, plus the three covariance parameters."""
+        const = int(np.any(np.all(self.X == 1.0, axis=0)))
+        return float(self.k_exog - const + 3)
+
+    # -- quadrature ---------------------------------------------------------------------
+    def _agq(self, params, chunk: Chunk, louis: bool = False) -> dict:
+        beta, (la, c, ld) = self._split(params)
+        X = chunk["X"]
+        G, K, p = chunk.n_units, self._gh_z.size, self.k_exog
+        q = p + 3
+        xb = X @ beta
+        eta0 = xb + chunk["off"]
+        out = {"xb": xb, "eta0": eta0, "mode": np.empty((G, 2)), "chol": np.empty((G, 3)),
+               "llg": np.empty(G), "w": np.empty((G, K * K)), "mu": np.empty(chunk.n_rows),
+               "mv": np.empty(chunk.n_rows), "ebb": np.empty((G, 3)),
+               "score_g": np.empty((G if louis else 0, q)),
+               "miss_g": np.empty((G if louis else 0, q, q)),
+               "cvar_g": np.empty((G if louis else 0, 3, 3))}
+        glmm_kernels.agq2_groups(X, chunk["y"], chunk["n"], chunk["zs"], eta0,
+                                 chunk.unit_bounds, float(la), float(c), float(ld),
+                                 self._gh_z, self._gh_logw, bool(louis), self._code,
+                                 out["mode"], out["chol"], out["llg"], out["w"], out["mu"],
+                                 out["mv"], out["ebb"], out["score_g"], out["miss_g"],
+                                 out["cvar_g"], int(chunk.n_threads))
+        return out
+
+    def modes(self, params):
+        """Conditional modes (G, 2) of (intercept, slope) and the Cholesky factors (G, 3)
+        (r11, r21, r22) of the curvature that scales the nodes."""
+        r = self._agq(params, self._whole())
+        return r["mode"], r["chol"]
+
+    def _posterior(self, params):
+        """Nodes (G, K^2, 2) with normalised posterior weights (G, K^2), and X beta plus
+        the offset."""
+        r = self._agq(params, self._whole())
+        z = self._gh_z
+        t1, t2 = np.repeat(z, z.size), np.tile(z, z.size)
+        r11, r21, r22 = r["chol"].T
+        s2 = t2[None, :] / r22[:, None]
+        s1 = (t1[None, :] - r21[:, None] * s2) / r11[:, None]
+        nodes = np.stack([r["mode"][:, :1] + s1, r["mode"][:, 1:] + s2], axis=-1)
+        return nodes, r["w"], r["eta0"]
+
+    def conditional_modes(self, params) -> pd.DataFrame:
+        """Conditional modes of the random intercepts and slopes (lme4's ``ranef``)."""
+        mode, _ = self.modes(params)
+        return pd.DataFrame(mode, index=self.group_levels,
+                            columns=["(Intercept)", self.slope_name])
+
+    # -- EM -----------------------------------------------------------------------------
+    def chunk_stats(self, params, chunk: Chunk):
+        """E-step of one chunk: IRLS sums for beta, E[b b'] summed over groups, AGQ loglik."""
+        if not self._valid(params):
+            return None, -np.inf
+        r = self._agq(params, chunk)
+        X = chunk["X"]
+        ll = float(np.sum(r["llg"]) + np.sum(chunk["logchoose"]))
+        if not np.isfinite(ll):
+            return None, -np.inf
+        stats = Stats(xwx=X.T @ (X * r["mv"][:, None]), xwz=X.T @ (r["mv"] * r["xb"] + r["mu"]),
+                      ebb=r["ebb"].sum(axis=0), n_units=float(chunk.n_units))
+        return stats, ll
+
+    def chunk_louis(self, params, chunk: Chunk) -> Stats:
+        """Log-likelihood, observed score and Louis' pieces of one chunk (2-D quadrature)."""
+        r = self._agq(params, chunk, louis=True)
+        X, p = chunk["X"], self.k_exog
+        complete = np.zeros((p + 3, p + 3))
+        complete[:p, :p] = X.T @ (X * r["mv"][:, None])
+        complete[p:, p:] = r["cvar_g"].sum(axis=0)
+        return Stats(loglik=float(np.sum(r["llg"]) + np.sum(chunk["logchoose"])),
+                     score=r["score_g"].sum(axis=0), complete=complete,
+                     missing=r["miss_g"].sum(axis=0))
+
+    def m_step(self, stats, params) -> np.ndarray:
+        """beta = xwx^-1 xwz (one IRLS step on Q); Sigma = mean E[b b'] as its Cholesky
+        factor."""
+        try:
+            beta = np.linalg.solve(stats["xwx"], stats["xwz"])
+        except np.linalg.LinAlgError:
+            raise FloatingPointError("singular weighted design in the M-step for beta"
+                                     ) from None
+        e00, e01, e11 = np.asarray(stats["ebb"]) / stats["n_units"]
+        if not (e00 > 0 and e11 * e00 - e01 * e01 > 0):
+            raise FloatingPointError("singular random-effects covariance in the M-step")
+        a = np.sqrt(e00)
+        c = e01 / a
+        d = np.sqrt(e11 - c * c)
+        return np.concatenate([beta, [np.log(a), c, np.log(d)]])
+
+    def loglike_groups(self, params) -> np.ndarray:
+        """Per-group marginal log-likelihoods by the 2-D adaptive quadrature (no row
+        constants)."""
+        if not self._valid(params):
+            return np.full(self.n_groups, -np.inf)
+        return self._agq(params, self._whole())["llg"]
+
+
+class SlopeGLMMResults(GLMMResults):
+    """Results of a random-intercept-and-slope GLMM.
+
+    :attr:`group_cov` is the covariance of (intercept, slope), :attr:`group_sd` their
+    standard deviations and :attr:`group_corr` their correlation (lme4's
+    ``VarCorr``).
+    """
+
+    @property
+    def group_cov(self) -> pd.DataFrame:
+        """Covariance matrix of the random intercept and slope."""
+        m = self.model
+        names = ["(Intercept)", m.slope_name]
+        return pd.DataFrame(m.covariance(self.params.to_numpy()), index=names, columns=names)
+
+    @property
+    def group_sd(self) -> pd.Series:
+        """Standard deviations of the random intercept and slope."""
+        return pd.Series(np.sqrt(np.diag(self.group_cov)), index=self.group_cov.index)
+
+    @property
+    def group_sd_se(self) -> pd.Series:
+        """Delta-method standard errors of :attr:`group_sd`."""
+        theta = self.params.to_numpy()
+        m = self.model
+
+        def sds(t):
+            return np.sqrt(np.diag(m.covariance(t)))
+
+        J = np.zeros((2, theta.size))
+        for k in range(theta.size - 3, theta.size):
+            h = 1e-6 * max(1.0, abs(theta[k]))
+            e = np.zeros_like(theta)
+            e[k] = h
+            J[:, k] = (sds(theta + e) - sds(theta - e)) / (2 * h)
+        V = self.cov_params().to_numpy()
+        return pd.Series(np.sqrt(np.diag(J @ V @ J.T)), index=self.group_cov.index)
+
+    @property
+    def group_corr(self) -> float:
+        """Correlation of the random intercept and slope."""
+        S = self.group_cov.to_numpy()
+        return float(S[0, 1] / np.sqrt(S[0, 0] * S[1, 1]))
+
+    @property
+    def fe_params(self) -> pd.Series:
+        """The fixed effects (lme4's ``fixef``)."""
+        return self.params.iloc[:-3]
+
+    def random_effects(self) -> pd.DataFrame:
+        """Conditional modes of the random intercepts and slopes at the estimates."""
+        return self.model.conditional_modes(self.params.to_numpy())
+
+    def predict(self, newdata=None, which: str = "mean", *, groups=None) -> pd.Series:
+        """Predictions for the estimation rows (``which="mean"``, ``"linear"`` with the
+        conditional modes, or ``"fixed"``).
+
+        Parameters
+        ----------
+        newdata : None
+            Only the estimation rows are supported for the random-slope model.
+        which : {"mean", "linear", "fixed"}
+            As for :meth:`GLMMResults.predict`.
+        groups : None
+            Not used.
+
+        Returns
+        -------
+        pandas.Series
+        """
+        if newdata is not None or groups is not None or which not in ("mean", "linear",
+                                                                      "fixed"):
+            raise NotImplementedError("the random-slope GLMM predicts the estimation rows "
+                                      "only, with which='mean', 'linear' or 'fixed'")
+        m = self.model
+        theta = self.params.to_numpy()
+        beta = theta[:-3]
+        eta = m.X @ beta + m.offset
+        if which != "fixed":
+            mode = m.modes(theta)[0]
+            eta = eta + mode[m.g, 0] + mode[m.g, 1] * m.zs
+        out = eta if which != "mean" else _inverse_link(m._code, eta)
+        res = np.empty(m.nobs)
+        res[m.order] = out
+        return pd.Series(res, index=m.row_labels, name=which)
+
+    def _summary_rows(self):
+        m = self.model
+        sd = self.group_sd
+        left = [("No. Groups:", [f"{m.n_groups} ({m.group_name})"]),
+                ("Group sizes:", [f"{m.group_sizes.min()} to {m.group_sizes.max()}"])]
+        right = [("Family (link):", [f"{m.family} ({m.link})"]),
+                 (f"{m.group_name} SD (Intercept):", [f"{sd.iloc[0]:#.6g}"]),
+                 (f"{m.group_name} SD ({m.slope_name}):", [f"{sd.iloc[1]:#.6g}"]),
+                 ("Corr:", [f"{self.group_corr:#.4g}"]),
+                 ("Quadrature:", [f"AGQ, {m.n_agq} x {m.n_agq} nodes"])]
+        if m.n_dropped:
+            right.append(("Rows dropped (NA):", [str(m.n_dropped)]))
+        return left, right
+
+
+RandomSlopeGLMM.results_class = SlopeGLMMResults
+
+
 def glmm(formula: str, data, groups, family: str = "binomial", link: str | None = None, *,
-         trials=None, offset=None, missing: str = "drop",
+         trials=None, offset=None, slope: str | None = None, missing: str = "drop",
          n_agq: int = 25) -> RandomInterceptGLMM:
     """Random-intercept GLMM from a formula (fit by EM with adaptive quadrature).
 
@@ -1010,6 +1325,12 @@ def glmm(formula: str, data, groups, family: str = "binomial", link: str | None 
     offset : str or array_like, optional
         Column (or array) added to the linear predictor, e.g. ``np.log(exposure)``
         for Poisson rates; adds to any ``offset()`` terms of the formula.
+    slope : str, optional
+        A numeric column of ``data``: adds a random slope on it, correlated with the
+        random intercept (lme4's ``(1 + slope | group)``), fitted with a
+        tensor-product adaptive quadrature of ``n_agq`` x ``n_agq`` nodes
+        (:class:`RandomSlopeGLMM`).  Put the column among the fixed effects too, as
+        lme4's formula does.
     missing : {"drop", "raise"}
         Rows with missing values in the response, regressors, trials or offset are
         dropped or raise; missing group labels always raise.
@@ -1033,7 +1354,8 @@ def glmm(formula: str, data, groups, family: str = "binomial", link: str | None 
     0.49
     """
     return RandomInterceptGLMM.from_formula(formula, data, groups, trials, family=family,
-                                            link=link, offset=offset, missing=missing,
+                                            link=link, offset=offset, slope=slope,
+                                            missing=missing,
                                             n_agq=n_agq, eval_env=capture_env(1))
 
 
