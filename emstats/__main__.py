@@ -115,8 +115,9 @@ def _build_mixreg(em, args, data):
 
 
 def _build_glmm(em, args, data):
-    return em.glmm_logit(args.formula, data, groups=args.groups, missing=args.missing,
-                         **_kw(args, "trials", "n_agq"))
+    return em.glmm(args.formula, data, groups=args.groups, family=args.family,
+                   link=args.link, missing=args.missing,
+                   **_kw(args, "trials", "offset", "n_agq"))
 
 
 def _build_gmm(em, args, data):
@@ -326,9 +327,15 @@ def _add_fit_parsers(sub) -> None:
     m.add_argument("--weights", default=None, help="column of frequency weights")
     m.add_argument("--trials", default=None, help="column of binomial trials")
     _add_fit_options(m)
-    m = formula_model("glmm", "random-intercept logistic regression", _build_glmm)
+    m = formula_model("glmm", "random-intercept GLMM (binomial logit/probit, Poisson log)",
+                      _build_glmm)
     m.add_argument("--groups", required=True, help="column of the random-intercept groups")
+    m.add_argument("--family", default="binomial", choices=["binomial", "poisson"],
+                   help="distribution of the response (default binomial)")
+    m.add_argument("--link", default=None, choices=["logit", "probit", "log"],
+                   help="link (default logit for binomial, log for poisson)")
     m.add_argument("--trials", default=None, help="column of binomial trials")
+    m.add_argument("--offset", default=None, help="column added to the linear predictor")
     m.add_argument("--n-agq", type=int, default=None, help="quadrature nodes (default 25)")
     _add_fit_options(m)
     for name, help_ in (("zeroinfl", "zero-inflated count regression"),
