@@ -137,3 +137,62 @@ def test_bad_input(small):
         mfa(bad, 2, 1)
     with pytest.raises(ValueError, match="uniq"):
         mfa(X, 2, 1, uniq="spherical")
+
+
+def _unpack_inference(t, k, d, q, uniq):
+    """(weights, means, covariances) from the inference coordinates, written from the
+    documented order: weights 2..k (the first is one minus their sum), means, free
+    loadings (the top q x q block lower triangular), uniquenesses (natural scale)."""
+    w = np.r_[1.0 - t[:k - 1].sum(), t[:k - 1]]
+    pos = k - 1
+    mus = t[pos:pos + k * d].reshape(k, d)
+    pos += k * d
+    free = np.ones((d, q), dtype=bool)
+    free[:q][np.triu_indices(q, 1)] = False
+    nf = int(free.sum())
+    L = np.zeros((k, d, q))
+    for j in range(k):
+        L[j][free] = t[pos + j * nf:pos + (j + 1) * nf]
+    pos += k * nf
+    if uniq == "unique":
+        psi = t[pos:].reshape(k, d)
+    elif uniq == "common":
+        psi = np.tile(t[pos:], (k, 1))
+    else:
+        psi = np.repeat(t[pos:, None], d, axis=1)
+    covs = [L[j] @ L[j].T + np.diag(psi[j]) for j in range(k)]
+    return w, mus, covs
+
+
+@pytest.mark.parametrize("uniq,q", [("unique", 1), ("common", 2), ("isotropic", 2)])
+def test_louis_information_matches_numerical_hessian(small, uniq, q):
+    """Louis' observed information (complete minus missing, the labels, factors and
+    missing coordinates as the missing data) against central second differences of the
+    independently written observed-data log-likelihood."""
+    from statsmodels.tools.numdiff import approx_hess3
+
+    X, _ = small
+    k, d = 2, X.shape[1]
+    res = mfa(X, k, q, uniq=uniq).fit(n_init=2, **TIGHT)
+    assert res.cov_type == "louis"
+    t_hat = res.params.to_numpy()
+    f = lambda t: mixture_loglik(X, *_unpack_inference(t, k, d, q, uniq))  # noqa: E731
+    assert f(t_hat) == pytest.approx(res.llf, rel=1e-12)
+    # step 1e-4: truncation error O(h^2) ~ 1e-8, rounding ~ 1e-16 |llf| / h^2 ~ 1e-5
+    # absolute against information entries of order 10-1000
+    H = -approx_hess3(t_hat, f, epsilon=1e-4)
+    model = res.model
+    _, score, pieces = model.louis_from_stats(res.raw_params, model.chunk_louis(
+        res.raw_params, model.data.chunks(1)[0]))
+    info = pieces.observed
+    scale = np.abs(H).max()
+    assert np.max(np.abs(info - H)) < 1e-4 * scale
+    np.testing.assert_allclose(res.bse.to_numpy(),
+                               np.sqrt(np.diag(np.linalg.inv(H))), rtol=1e-4)
+    # Louis' score is the observed-data gradient (zero at the MLE to the stopping rule)
+    g = np.array([(f(t_hat + 1e-6 * e) - f(t_hat - 1e-6 * e)) / 2e-6
+                  for e in np.eye(t_hat.size)])
+    np.testing.assert_allclose(score, g, atol=1e-5 * scale)
+    # the per-row scores add up to the score
+    rows = model.chunk_scores(res.raw_params, model.data.chunks(1)[0])
+    np.testing.assert_allclose(rows.sum(axis=0), score, atol=1e-9 * scale)
