@@ -44,7 +44,7 @@ from ..em.stats import Stats
 from ..exceptions import DataError
 from ..inference.fit import FitMixin
 from ..inference.results import EMResults
-from .factor import canonical_loadings, echelon
+from .factor import canonical_loadings, echelon, factor_df
 from .mvn import MVN
 
 UNIQ = ("unique", "common", "isotropic")
@@ -183,6 +183,11 @@ class MixtureFactorAnalyzers(SpecMaps, FitMixin, ChunkedModel):
         d, q, k = base.d, int(n_factors), int(k)
         if q >= d:
             raise DataError(f"n_factors={q} must be smaller than the {d} variables")
+        if uniq != "isotropic" and factor_df(d, q) < 0:
+            raise DataError(
+                f"n_factors={q} is not identified for {d} variables: each component's "
+                f"L L' + Psi has more parameters than a covariance "
+                f"(((d - q)^2 - (d + q)) / 2 = {factor_df(d, q)} < 0)")
         self.base, self.d, self.k, self.n_factors = base, d, k, q
         self.uniq, self.missing = uniq, missing
         self.names, self.endog_name = list(base.names), base.endog_name
