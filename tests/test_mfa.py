@@ -129,6 +129,9 @@ def test_bad_input(small):
     X, _ = small
     with pytest.raises(DataError, match="n_factors=4 must be smaller"):
         mfa(X, 2, 4)
+    with pytest.raises(DataError, match="n_factors=2 is not identified for 4 variables"):
+        mfa(X, 2, 2)
+    mfa(X, 2, 2, uniq="isotropic")         # mixtures of PPCA: 2 components of 4 are fine
     with pytest.raises(DataError, match="k must be a positive integer"):
         mfa(X, 0, 1)
     bad = X.copy()
@@ -137,3 +140,83 @@ def test_bad_input(small):
         mfa(bad, 2, 1)
     with pytest.raises(ValueError, match="uniq"):
         mfa(X, 2, 1, uniq="spherical")
+
+
+def _unpack_inference(t, k, d, q, uniq):
+    """(weights, means, covariances) from the inference coordinates, written from the
+    documented order: weights 2..k (the first is one minus their sum), means, free
+    loadings (the top q x q block lower triangular), uniquenesses (natural scale)."""
+    w = np.r_[1.0 - t[:k - 1].sum(), t[:k - 1]]
+    pos = k - 1
+    mus = t[pos:pos + k * d].reshape(k, d)
+    pos += k * d
+    free = np.ones((d, q), dtype=bool)
+    free[:q][np.triu_indices(q, 1)] = False
+    nf = int(free.sum())
+    L = np.zeros((k, d, q))
+    for j in range(k):
+        L[j][free] = t[pos + j * nf:pos + (j + 1) * nf]
+    pos += k * nf
+    if uniq == "unique":
+        psi = t[pos:].reshape(k, d)
+    elif uniq == "common":
+        psi = np.tile(t[pos:], (k, 1))
+    else:
+        psi = np.repeat(t[pos:, None], d, axis=1)
+    covs = [L[j] @ L[j].T + np.diag(psi[j]) for j in range(k)]
+    return w, mus, covs
+
+
+@pytest.mark.parametrize("uniq,q", [("unique", 1), ("common", 1), ("isotropic", 1)])
+def test_louis_information_matches_numerical_hessian(small, uniq, q):
+    """Louis' observed information (complete minus missing, the labels, factors and
+    missing coordinates as the missing data) against central second differences of the
+    independently written observed-data log-likelihood."""
+    from statsmodels.tools.numdiff import approx_hess3
+
+    X, _ = small
+    k, d = 2, X.shape[1]
+    res = mfa(X, k, q, uniq=uniq).fit(n_init=2, **TIGHT)
+    assert res.cov_type == "louis"
+    t_hat = res.params.to_numpy()
+    keys, inv = np.unique(~np.isnan(X), axis=0, return_inverse=True)
+    parts = [X[np.ravel(inv) == p][:, o] for p, o in enumerate(keys)]
+
+    def f(t):
+        """The mixture likelihood again, by Cholesky factors (fast enough for the
+        ~1500 evaluations of the Hessian)."""
+        w, mus, covs = _unpack_inference(t, k, d, q, uniq)
+        if np.any(w <= 0):
+            return -np.inf
+        total = 0.0
+        for o, rows in zip(keys, parts, strict=True):
+            lj = np.empty((rows.shape[0], k))
+            for j in range(k):
+                C = np.linalg.cholesky(covs[j][np.ix_(o, o)])
+                z = np.linalg.solve(C, (rows - mus[j][o]).T)
+                lj[:, j] = np.log(w[j]) - 0.5 * (z ** 2).sum(axis=0) \
+                    - np.log(np.diag(C)).sum() - 0.5 * o.sum() * np.log(2 * np.pi)
+            total += logsumexp(lj, axis=1).sum()
+        return float(total)
+
+    assert f(t_hat) == pytest.approx(res.llf, rel=1e-12)
+    assert mixture_loglik(X, *_unpack_inference(t_hat, k, d, q, uniq)) == \
+        pytest.approx(res.llf, rel=1e-12)
+    # step 1e-4: truncation error O(h^2) ~ 1e-8, rounding ~ 1e-16 |llf| / h^2 ~ 1e-5
+    # absolute against information entries of order 10-1000
+    H = -approx_hess3(t_hat, f, epsilon=1e-4)
+    model = res.model
+    _, score, pieces = model.louis_from_stats(res.raw_params, model.chunk_louis(
+        res.raw_params, model.data.chunks(1)[0]))
+    info = pieces.observed
+    scale = np.abs(H).max()
+    assert np.max(np.abs(info - H)) < 1e-4 * scale
+    np.testing.assert_allclose(res.bse.to_numpy(),
+                               np.sqrt(np.diag(np.linalg.inv(H))), rtol=1e-4)
+    # Louis' score is the observed-data gradient (zero at the MLE to the stopping rule)
+    g = np.array([(f(t_hat + 1e-6 * e) - f(t_hat - 1e-6 * e)) / 2e-6
+                  for e in np.eye(t_hat.size)])
+    np.testing.assert_allclose(score, g, atol=1e-5 * scale)
+    # the per-row scores add up to the score
+    rows = model.chunk_scores(res.raw_params, model.data.chunks(1)[0])
+    np.testing.assert_allclose(rows.sum(axis=0), score, atol=1e-9 * scale)

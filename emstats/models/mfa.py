@@ -21,21 +21,30 @@ each row only (the missing ones integrated out).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from scipy.linalg import solve_triangular
 
-from ..components.gaussian_missing import LOG2PI, estep_pattern, pattern_moments
+from ..components.gaussian_missing import (
+    LOG2PI,
+    PatternMoments,
+    component_moments,
+    estep_pattern,
+    louis_full,
+    pattern_moments,
+)
 from ..components.init import kmeans
 from ..components.mixture import responsibilities
 from ..em.data import ArrayData
 from ..em.params import Free, ParamSpec, Positive, Simplex, SpecMaps
-from ..em.protocol import ChunkedModel
+from ..em.protocol import ChunkedModel, LouisPieces
 from ..em.stats import Stats
 from ..exceptions import DataError
 from ..inference.fit import FitMixin
 from ..inference.results import EMResults
-from .factor import canonical_loadings, echelon
+from .factor import canonical_loadings, echelon, factor_df
 from .mvn import MVN
 
 UNIQ = ("unique", "common", "isotropic")
@@ -57,6 +66,76 @@ def _row_logdens(X, rows_by_pattern, observed, mu, S):
         out[rows] = -0.5 * (o.size * LOG2PI + (Z ** 2).sum(axis=0)) \
             - np.log(np.diag(C)).sum()
     return out
+
+
+#: rows per block of the per-row scores in Louis' pieces (bounds the memory)
+_ROW_BLOCK = 4096
+
+
+def _local_jacobian(L: np.ndarray, free: np.ndarray, isotropic: bool) -> np.ndarray:
+    """d (mu_y, vec Sigma_y) / d (mean, free loadings, uniquenesses) of one component,
+    y = (x, f) the augmented vector (as :meth:`FactorAnalysis._jacobian`)."""
+    d, q = L.shape
+    D = d + q
+    cols = []
+    for j in range(d):
+        c = np.zeros(D + D * D)
+        c[j] = 1.0
+        cols.append(c)
+    for a in range(d):
+        for k in range(q):
+            if not free[a, k]:
+                continue
+            G = np.zeros((D, D))
+            G[a, :d] += L[:, k]
+            G[:d, a] += L[:, k]
+            G[a, d + k] = G[d + k, a] = 1.0
+            c = np.zeros(D + D * D)
+            c[D:] = G.ravel()
+            cols.append(c)
+    if isotropic:
+        c = np.zeros(D + D * D)
+        c[D + np.arange(d) * (D + 1)] = 1.0
+        cols.append(c)
+    else:
+        for j in range(d):
+            c = np.zeros(D + D * D)
+            c[D + j * D + j] = 1.0
+            cols.append(c)
+    return np.column_stack(cols)
+
+
+def _local_curvature(g_full: np.ndarray, d: int, q: int, free: np.ndarray,
+                     size: int) -> np.ndarray:
+    """sum_ab g_ab d^2 Sigma_ab / d theta^2 in the local coordinates of one component:
+    d^2 Sigma_ij / dL_ak dL_bl = delta_kl (delta_ia delta_jb + delta_ib delta_ja)."""
+    D = d + q
+    g = g_full[D:].reshape(D, D)[:d, :d]
+    g = g + g.T
+    idx = [(a, k) for a in range(d) for k in range(q) if free[a, k]]
+    a_ = np.array([a for a, _ in idx], dtype=np.intp)
+    k_ = np.array([k for _, k in idx], dtype=np.intp)
+    H = np.zeros((size, size))
+    blk = np.where(k_[:, None] == k_[None, :], g[np.ix_(a_, a_)], 0.0)
+    H[d:d + len(idx), d:d + len(idx)] = blk
+    return H
+
+
+def _row_scores(resid, W, cond, L, free, isotropic):
+    """Per-row conditional expectations of the complete-data score of one component in
+    its local coordinates (mean, free loadings, uniquenesses), given the row's observed
+    values and the component: J' (W z_hat, 1/2 vec(W (z_hat z_hat' + C) W - W))."""
+    d, q = L.shape
+    u = resid @ W                                    # (n, D), W symmetric
+    ux, uf = u[:, :d], u[:, d:]
+    UW = W @ cond @ W - W
+    base_L = UW[:d, :d] @ L + UW[:d, d:]             # (d, q), the same for every row
+    fa, fk = np.nonzero(free)
+    sL = ux[:, fa] * (ux @ L + uf)[:, fk] + base_L[fa, fk][None, :]
+    sp = 0.5 * (ux ** 2 + np.diag(UW)[:d][None, :])
+    if isotropic:
+        sp = sp.sum(axis=1, keepdims=True)
+    return np.concatenate([ux, sL, sp], axis=1)
 
 
 class MixtureFactorAnalyzers(SpecMaps, FitMixin, ChunkedModel):
@@ -82,12 +161,16 @@ class MixtureFactorAnalyzers(SpecMaps, FitMixin, ChunkedModel):
     (``init="kmeans"``, the default; ``n_init`` of them run a short EM each through the
     engine and the best continues), each component started by a factor analysis of its
     cluster's covariance.  Components are reported in order of their first mean.
-    No Louis pieces yet: standard errors only on request, from a numerical Hessian
-    (``fit(cov_type="numerical")``).
+    Standard errors: Louis' observed information, the labels, the factors and the
+    missing coordinates being the missing data (:meth:`_louis_pass`); the coordinates are
+    the weights of components 2..k, the means, the free (echelon) loadings and the
+    uniquenesses on their natural scale.  The fit's default scheme is Louis-Newton with
+    a SQUAREM fall-back (see :meth:`fit`).
     """
 
     summary_title = "Mixture of Factor Analyzers Results (ML by EM)"
-    preferred_method = "squarem"
+    #: the scheme of the multi-start phase and of ``fit(method=None)`` (see :meth:`fit`)
+    preferred_method = "newton"
 
     def __init__(self, data, k: int, n_factors: int, *, uniq: str = "unique",
                  missing: str = "em"):
@@ -100,6 +183,11 @@ class MixtureFactorAnalyzers(SpecMaps, FitMixin, ChunkedModel):
         d, q, k = base.d, int(n_factors), int(k)
         if q >= d:
             raise DataError(f"n_factors={q} must be smaller than the {d} variables")
+        if uniq != "isotropic" and factor_df(d, q) < 0:
+            raise DataError(
+                f"n_factors={q} is not identified for {d} variables: each component's "
+                f"L L' + Psi has more parameters than a covariance "
+                f"(((d - q)^2 - (d + q)) / 2 = {factor_df(d, q)} < 0)")
         self.base, self.d, self.k, self.n_factors = base, d, k, q
         self.uniq, self.missing = uniq, missing
         self.names, self.endog_name = list(base.names), base.endog_name
@@ -226,6 +314,14 @@ class MixtureFactorAnalyzers(SpecMaps, FitMixin, ChunkedModel):
         ends = np.concatenate([cuts, [pat.size]])
         return [(int(pat[a]), np.arange(a, b)) for a, b in zip(starts, ends, strict=True)]
 
+    def _valid(self, params) -> bool:
+        """Positive finite weights and uniquenesses (a covariance L L' + Psi can stay
+        positive definite with some psi_i < 0, outside the model)."""
+        w = np.asarray(params["weights"], dtype=float)
+        psi = self.psi(params)
+        return bool(np.all(np.isfinite(w)) and np.all(w > 0) and np.all(np.isfinite(psi))
+                    and np.all(psi > 0))
+
     def log_densities(self, params, X, groups):
         """(n, k) component log-densities of the rows (observed coordinates)."""
         mu = np.asarray(params["mean"], dtype=float)
@@ -237,7 +333,7 @@ class MixtureFactorAnalyzers(SpecMaps, FitMixin, ChunkedModel):
         X = chunk["X"]
         groups = self._groups(chunk)
         w = np.asarray(params["weights"], dtype=float)
-        if not np.all(np.isfinite(w)) or np.any(w <= 0):
+        if not self._valid(params):
             return None, -np.inf
         with np.errstate(divide="ignore"):
             ld = self.log_densities(params, X, groups)
@@ -306,12 +402,181 @@ class MixtureFactorAnalyzers(SpecMaps, FitMixin, ChunkedModel):
         psi = np.maximum(psi, 1e-10 * (scale.min() if self.uniq == "isotropic" else scale))
         return self._pack_params(nk / nk.sum(), mean, L, psi)
 
-    def fit(self, *, cov_type: str | None = None, **kwargs):
-        """Fit by EM (see :meth:`emstats.inference.fit.FitMixin.fit`).  No standard
-        errors by default (this model has no Louis pieces yet); ``cov_type="numerical"``
-        gives a numerical Hessian of the observed-data log-likelihood (slow: O(p^2)
-        likelihood evaluations for p parameters)."""
-        return super().fit(cov_type=cov_type, **kwargs)
+    # -- Louis' pieces -----------------------------------------------------------------------
+    def _coords(self):
+        """Inference coordinates of each component's local (mean, free loadings,
+        uniquenesses) vector, and of the weights."""
+        if "_coord_cache" not in self.__dict__:
+            d, k = self.d, self.k
+            sl = self.spec.slices
+            nf = int(self.spec["loadings"].free[0].sum())
+            out = []
+            for j in range(k):
+                m = sl["mean"].start + j * d + np.arange(d)
+                lo = sl["loadings"].start + j * nf + np.arange(nf)
+                if self.uniq == "unique":
+                    u = sl["uniq"].start + j * d + np.arange(d)
+                elif self.uniq == "common":
+                    u = sl["uniq"].start + np.arange(d)
+                else:
+                    u = np.array([sl["noise_var"].start + j])
+                out.append(np.concatenate([m, lo, u]).astype(np.intp))
+            w = np.arange(sl["weights"].start, sl["weights"].stop, dtype=np.intp)
+            self._coord_cache = (out, w)
+        return self._coord_cache
+
+    def _louis_pass(self, params, chunk, want_rows=False):
+        """One pass over a chunk: log-likelihood, score, complete information, missing
+        information (and optionally the per-row scores), in inference coordinates.
+
+        The complete data are the labels z, the factors and the missing coordinates.
+        Given the label, a row's complete-data score is that of the augmented normal of
+        its component (:func:`louis_full`, weighted by the responsibilities, mapped by the
+        chain rule as in factor analysis); Var(score | x_o) adds to the responsibility-
+        weighted within-component covariances the covariance over the labels of the
+        conditional-mean scores, sum_j r_ij a_ij a_ij' - a_i a_i', a_ij the row's
+        expected score given component j (weights included) and a_i = sum_j r_ij a_ij.
+        """
+        X = chunk["X"]
+        groups = self._groups(chunk)
+        w = np.asarray(params["weights"], dtype=float)
+        if not self._valid(params):
+            # outside the parameter space (a trial step of a line search)
+            raise FloatingPointError("Louis' pieces need positive weights and uniquenesses")
+        ld = self.log_densities(params, X, groups)
+        r, ll = responsibilities(ld, np.log(w))
+        d, q, k = self.d, self.n_factors, self.k
+        D = d + q
+        iso = self.uniq == "isotropic"
+        L = np.asarray(params["loadings"], dtype=float)
+        mu = np.asarray(params["mean"], dtype=float)
+        psi = self.psi(params)
+        free = self.spec["loadings"].free
+        idx, widx = self._coords()
+        P = self.spec.size
+        Sy = np.zeros((k, D, D))
+        mu_y = np.zeros((k, D))
+        for j in range(k):
+            Sy[j, :d, :d] = L[j] @ L[j].T + np.diag(psi[j])
+            Sy[j, :d, d:] = L[j]
+            Sy[j, d:, :d] = L[j].T
+            Sy[j, d:, d:] = np.eye(q)
+            mu_y[j, :d] = mu[j] - self.centre
+        W = np.linalg.inv(Sy)
+        W = 0.5 * (W + np.swapaxes(W, 1, 2))
+        F = D + D * D
+        sc = np.zeros((k, F))
+        co = np.zeros((k, F, F))
+        mi = np.zeros((k, F, F))
+        miss = np.zeros((P, P))
+        rows_out = np.zeros((X.shape[0], P)) if want_rows else None
+        # the expected weight score given component j: e_j / pi_j - e_0 / pi_0 (reference 0)
+        wsc = np.zeros((k, k - 1))
+        for j in range(1, k):
+            wsc[j, j - 1] = 1.0 / w[j]
+        wsc[0, :] = -1.0 / w[0]
+        for p, rows in groups:
+            o = self.observed[p]
+            obs = np.zeros(D, dtype=bool)
+            obs[:d] = o
+            for b0 in range(0, rows.size, _ROW_BLOCK):
+                rb = rows[b0:b0 + _ROW_BLOCK]
+                xo = X[np.ix_(rb, np.flatnonzero(o))] - self.centre[o]
+                cmp = component_moments(xo, obs, mu_y, Sy)
+                if cmp is None:
+                    raise FloatingPointError("Louis' pieces need positive definite "
+                                             "component covariances")
+                _, resid, cond = cmp
+                abar = np.zeros((rb.size, P))
+                for j in range(k):
+                    rj = r[rb, j]
+                    nj = float(rj.sum())
+                    pm = PatternMoments(nj, rj @ resid[j], (resid[j] * rj[:, None]).T
+                                        @ resid[j], cond[j], 0.0, 0.0)
+                    a, bb, c = louis_full(pm, W[j])
+                    sc[j] += a
+                    co[j] += bb
+                    mi[j] += c
+                    loc = np.concatenate(
+                        [_row_scores(resid[j], W[j], cond[j], L[j], free[j], iso),
+                         np.broadcast_to(wsc[j], (rb.size, k - 1))], axis=1)
+                    cols = np.concatenate([idx[j], widx])
+                    miss[np.ix_(cols, cols)] += (loc * rj[:, None]).T @ loc
+                    abar[:, cols] += loc * rj[:, None]
+                miss -= abar.T @ abar
+                if want_rows:
+                    rows_out[rb] = abar
+        score = np.zeros(P)
+        comp = np.zeros((P, P))
+        for j in range(k):
+            J = _local_jacobian(L[j], free[j], iso)
+            ij = np.ix_(idx[j], idx[j])
+            score[idx[j]] += J.T @ sc[j]
+            comp[ij] += J.T @ co[j] @ J - _local_curvature(sc[j], d, q, free[j], J.shape[1])
+            miss[ij] += J.T @ mi[j] @ J
+        nk = r.sum(axis=0)
+        score[widx] += nk[1:] / w[1:] - nk[0] / w[0]
+        comp[np.ix_(widx, widx)] += np.diag(nk[1:] / w[1:] ** 2) + nk[0] / w[0] ** 2
+        return float(ll.sum()), score, comp, miss, rows_out
+
+    def chunk_louis(self, params, chunk):
+        ll, score, comp, miss, _ = self._louis_pass(params, chunk)
+        return Stats(loglik=ll, score=score, complete=comp, missing=miss)
+
+    def chunk_scores(self, params, chunk) -> np.ndarray:
+        """Per-row observed-data scores, sum_j r_ij a_ij (see :meth:`_louis_pass`)."""
+        return self._louis_pass(params, chunk, want_rows=True)[4]
+
+    def louis_from_stats(self, params, total):
+        c, m = np.asarray(total["complete"]), np.asarray(total["missing"])
+        return (float(total["loglik"]), np.asarray(total["score"]),
+                LouisPieces(0.5 * (c + c.T), 0.5 * (m + m.T)))
+
+    def information_bytes(self) -> int:
+        F = (self.d + self.n_factors) * (self.d + self.n_factors + 1)
+        return int(8 * (2 * self.k + 4) * F * F)
+
+    def fit(self, *, method: str | None = None, cov_type: str | None = "louis", **kwargs):
+        """Fit by EM (see :meth:`emstats.inference.fit.FitMixin.fit`; every argument of
+        it applies).
+
+        Parameters
+        ----------
+        method : str, optional
+            Iteration scheme.  Default: Louis-Newton from the best start, and where that
+            ends on the boundary (some uniqueness below 1e-3 of its variable's variance
+            in the component: a Heywood case, where the information is nearly singular
+            and Newton falls back to slow EM steps) or does not converge, the fit is
+            redone by SQUAREM and the higher log-likelihood kept (``docs/factor.md``
+            has the measurements).
+        cov_type : str or None
+            Standard errors: Louis' observed information by default (``"numerical"``,
+            ``"bootstrap"``, ``"robust"`` ... as for every model).
+        **kwargs
+            The other arguments of :meth:`~emstats.inference.fit.FitMixin.fit`.
+
+        Returns
+        -------
+        MFAResults
+        """
+        if method is not None:
+            return super().fit(method=method, cov_type=cov_type, **kwargs)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = super().fit(method="newton", cov_type=cov_type, **kwargs)
+        if self._on_boundary(res.raw_params) or not res.convergence.converged:
+            alt = super().fit(method="squarem", cov_type=cov_type, **kwargs)
+            if alt.llf >= res.llf:
+                return alt
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return res
+
+    def _on_boundary(self, params, rel: float = 1e-3) -> bool:
+        """Whether some uniqueness is below ``rel`` times its variable's variance."""
+        psi = self.psi(params)
+        var = np.diagonal(self.covariances(params), axis1=1, axis2=2)
+        return bool(np.any(psi < rel * var))
 
     def select(self, k=(1, 2, 3), n_factors=(1, 2), **fit_kwargs) -> pd.DataFrame:
         """BIC over a grid of (k, n_factors) on the same data.
