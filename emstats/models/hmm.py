@@ -1516,8 +1516,9 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
         return out
 
     # -- what the common fit asks of the model -------------------------------------------------
-    #: Baum-Welch is the default scheme (monotone, cheap steps; see docs/methods.md)
-    preferred_method = "em"
+    #: the default scheme: SQUAREM on the Baum-Welch map, measured against Baum-Welch and
+    #: Louis-Newton in benchmarks/bench_convergence.py (docs/hmm.md, "Default scheme")
+    preferred_method = "squarem"
 
     def check_start(self, start) -> HMMParams:
         """Validate ``start_params``: an :class:`HMMParams` or a dict of arrays."""
