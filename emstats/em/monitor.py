@@ -11,7 +11,6 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from ..exceptions import LikelihoodDecreaseWarning
 
-
 #: increases of the trace over which :meth:`ConvergenceMonitor.rate` estimates EM's rate
 SPAN = 4
 #: the absolute scale of the stopping rule: tol * min(1 + |l|, SCALE_CAP)

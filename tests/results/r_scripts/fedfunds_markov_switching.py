@@ -38,14 +38,14 @@ out = {
     "fedfunds": series,
     "statsmodels": {
         "llf": float(res.llf),
-        "params": dict(zip(names, map(float, res.params))),
-        "bse": dict(zip(names, map(float, res.bse))),
+        "params": dict(zip(names, map(float, res.params), strict=True)),
+        "bse": dict(zip(names, map(float, res.bse), strict=True)),
         "cov_type": str(res.cov_type),
     },
     "stata": {
         "llf": -508.63592,
-        "params": dict(zip(names, [0.9820939, 0.0503587, 3.70877, 9.556793, 2.107562 ** 2])),
-        "bse_oim": dict(zip(names[:4], [0.0104002, 0.0268434, 0.1767083, 0.2999889])),
+        "params": dict(zip(names, [0.9820939, 0.0503587, 3.70877, 9.556793, 2.107562 ** 2], strict=True)),
+        "bse_oim": dict(zip(names[:4], [0.0104002, 0.0268434, 0.1767083, 0.2999889], strict=False)),
     },
 }
 dest = Path(__file__).resolve().parents[1] / "fedfunds_msw.json"
