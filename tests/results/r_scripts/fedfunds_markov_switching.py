@@ -44,8 +44,10 @@ out = {
     },
     "stata": {
         "llf": -508.63592,
-        "params": dict(zip(names, [0.9820939, 0.0503587, 3.70877, 9.556793, 2.107562 ** 2], strict=True)),
-        "bse_oim": dict(zip(names[:4], [0.0104002, 0.0268434, 0.1767083, 0.2999889], strict=False)),
+        "params": dict(zip(names, [0.9820939, 0.0503587, 3.70877, 9.556793,
+                                   2.107562 ** 2], strict=True)),
+        "bse_oim": dict(zip(names[:4], [0.0104002, 0.0268434, 0.1767083, 0.2999889],
+                            strict=True)),
     },
 }
 dest = Path(__file__).resolve().parents[1] / "fedfunds_msw.json"
