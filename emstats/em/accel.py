@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .monitor import ROUNDOFF
 from .protocol import EMModel
 
 
@@ -216,8 +217,8 @@ class LouisNewton(Method):
     The distance to the maximum is the Newton decrement, g' I^-1 g / 2 -- the increase
     the quadratic model predicts -- computed at each accepted point for the next step;
     when it is below the engine's threshold the loop stops and :meth:`polish` takes
-    that last step (accepted if the log-likelihood does not drop), whose error is of
-    the order of the decrement squared.
+    that last step (accepted unless the log-likelihood drops by more than its round-off),
+    whose error is of the order of the decrement squared.
 
     Parameters
     ----------
@@ -317,7 +318,9 @@ class LouisNewton(Method):
             ll, g, pieces = model.newton_pieces(cand)
         except (ValueError, FloatingPointError, np.linalg.LinAlgError):
             return state
-        if not (np.isfinite(ll) and ll >= state.loglik):
+        # the step's predicted gain is below the threshold, possibly below the round-off
+        # of the log-likelihood: a drop within that round-off is no reason to refuse it
+        if not (np.isfinite(ll) and ll >= state.loglik - ROUNDOFF * (1.0 + abs(state.loglik))):
             return state
         new_state = State(cand, None, float(ll))
         self._cached = (new_state, g, pieces)
