@@ -267,3 +267,21 @@ def test_newton_stops_on_its_decrement_with_a_last_step():
     assert 0 <= conv.est_distance < 1e-10
     best = model.fit(method="em", tol=1e-14, maxiter=100_000, cov_type=None)
     assert -1e-9 < best.llf - res.llf < 1e-7
+
+
+@pytest.mark.parametrize("fallback", ["squarem", "em"])
+def test_newton_fallback_reaches_the_maximum(fallback):
+    """From a start where Louis' information is not positive definite, Louis-Newton takes
+    its fall-back steps (a SQUAREM cycle by default, an EM step on request) and still ends
+    at the maximum; a bad fall-back name is an error naming the choices."""
+    model = emstats.poisson_mixture(DEATHS, k=2, weights=DAYS)
+    best = model.fit(method="em", tol=1e-14, maxiter=100_000, cov_type=None).llf
+    start = {"weights": [0.5, 0.5], "rate": [2.1, 2.2]}       # nearly one component
+    res = model.fit(method="newton", method_options={"fallback": fallback}, cov_type=None,
+                    start_params=start)
+    assert res.convergence.converged
+    assert -1e-9 < best - res.llf < 1e-7
+    assert res.convergence.extra["fallback"] == fallback
+    assert res.convergence.extra["n_fallbacks"] >= 1
+    with pytest.raises(ValueError, match="fallback must be 'squarem' or 'em'"):
+        model.fit(method="newton", method_options={"fallback": "gradient"})

@@ -120,13 +120,16 @@ def line_search(model: EMModel, state: State, theta, d, max_halvings: int, evalu
     t = 1.0
     for _ in range(max_halvings):
         try:
-            cand = model.from_inference(theta + t * d)
-            if evaluate is None:
-                stats, ll = model.e_step(cand)
-                extra = ()
-            else:
-                ll, *extra = evaluate(cand)
-                stats = None  # E-step statistics only if a fall-back needs them
+            # a trial point may lie outside the parameter space (a negative rate): its
+            # log-likelihood is then NaN and the step is halved, without numpy's warnings
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                cand = model.from_inference(theta + t * d)
+                if evaluate is None:
+                    stats, ll = model.e_step(cand)
+                    extra = ()
+                else:
+                    ll, *extra = evaluate(cand)
+                    stats = None  # E-step statistics only if a fall-back needs them
         except (ValueError, FloatingPointError, np.linalg.LinAlgError):
             ll = -np.inf
         if np.isfinite(ll) and ll >= state.loglik:
@@ -314,8 +317,9 @@ class LouisNewton(Method):
             return state
         theta = model.to_inference(state.params)
         try:
-            cand = model.from_inference(theta + self._direction[1])
-            ll, g, pieces = model.newton_pieces(cand)
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                cand = model.from_inference(theta + self._direction[1])
+                ll, g, pieces = model.newton_pieces(cand)
         except (ValueError, FloatingPointError, np.linalg.LinAlgError):
             return state
         # the step's predicted gain is below the threshold, possibly below the round-off
