@@ -274,7 +274,8 @@ def warn_not_converged(info: ConvergenceInfo, *, method_name: str | None = None,
                                       "'newton', or check the model")
     warnings.warn(
         f"{name} did not converge: {info.reason} after {ran}; last change in "
-        f"log-likelihood {info.final_delta:.3g}. To go on: {advice}.",
+        f"log-likelihood {info.final_delta:.3g}, estimated distance to the maximum "
+        f"{info.est_distance:.3g}. To go on: {advice}.",
         ConvergenceWarning,
         stacklevel=user_stacklevel(),
     )
