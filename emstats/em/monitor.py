@@ -185,8 +185,9 @@ class ConvergenceInfo:
     final_delta : float
         Last change in the log-likelihood.
     est_distance : float
-        Estimated distance of the final log-likelihood to the maximum (Aitken's
-        estimate from the trace; see :class:`ConvergenceMonitor`).
+        Estimated distance of the final log-likelihood to the maximum: Aitken's
+        estimate from the trace (:meth:`ConvergenceMonitor.distance`), or the
+        scheme's own (Louis-Newton: the Newton decrement at the final point).
     max_abs_score : float
         Largest absolute observed-data score at the solution (NaN if unavailable).
     min_eig_information : float
