@@ -231,3 +231,57 @@ def test_small_problems_run_on_one_thread():
     assert bind(small, 2).n_threads == resolve_threads(2)
     big = emstats.poisson_mixture(np.arange(4 * ROWS_PER_THREAD) % 7, k=2)
     assert bind(big).n_threads == min(resolve_threads(None), 4)
+
+
+def test_stopping_threshold_is_absolute_for_large_logliks():
+    """tol * min(1 + |l|, 10): relative for small log-likelihoods, 10 tol above |l| = 9,
+    and never below the round-off of l."""
+    m = ConvergenceMonitor(tol=1e-8)
+    assert m.threshold(-0.5) == pytest.approx(1.5e-8)
+    assert m.threshold(-13336.7) == pytest.approx(1e-7)
+    assert m.threshold(-1e9) == pytest.approx(1e-14 * (1 + 1e9))
+
+
+def test_aitken_distance_from_a_linear_trace():
+    """A trace l_t = -c r^t: the remaining distance is exactly d_t r / (1 - r); an
+    irregular trace (a ratio above 1 in the span) gives infinity, a decrease |d|."""
+    m = ConvergenceMonitor(tol=1e-8, monotone=False)   # the decrease below is on purpose
+    for t in range(8):
+        m.record(-2.0 * 0.9**t, 0.0)
+    assert_allclose(m.rate(), 0.9, rtol=1e-12)
+    assert_allclose(m.distance(), 2.0 * 0.9**7, rtol=1e-10)
+    for ll in (-1e-3, -9e-4, -8.99e-4, -8e-4):     # short step, then a long jump
+        m.record(ll, 0.0)
+    assert m.distance() == np.inf
+    m.record(-8.5e-4, 0.0)
+    assert m.distance() == pytest.approx(5e-5)
+
+
+def test_newton_stops_on_its_decrement_with_a_last_step():
+    # Hasselblad's deaths (above), where plain EM's rate is about 0.99
+    model = emstats.poisson_mixture(DEATHS, k=2, weights=DAYS)
+    res = model.fit(method="newton", cov_type=None)
+    conv = res.convergence
+    assert conv.converged and "Newton decrement" in conv.reason
+    # after the last step the decrement is of the order of the previous one squared
+    assert 0 <= conv.est_distance < 1e-10
+    best = model.fit(method="em", tol=1e-14, maxiter=100_000, cov_type=None)
+    assert -1e-9 < best.llf - res.llf < 1e-7
+
+
+@pytest.mark.parametrize("fallback", ["squarem", "em"])
+def test_newton_fallback_reaches_the_maximum(fallback):
+    """From a start where Louis' information is not positive definite, Louis-Newton takes
+    its fall-back steps (a SQUAREM cycle by default, an EM step on request) and still ends
+    at the maximum; a bad fall-back name is an error naming the choices."""
+    model = emstats.poisson_mixture(DEATHS, k=2, weights=DAYS)
+    best = model.fit(method="em", tol=1e-14, maxiter=100_000, cov_type=None).llf
+    start = {"weights": [0.5, 0.5], "rate": [2.1, 2.2]}       # nearly one component
+    res = model.fit(method="newton", method_options={"fallback": fallback}, cov_type=None,
+                    start_params=start)
+    assert res.convergence.converged
+    assert -1e-9 < best - res.llf < 1e-7
+    assert res.convergence.extra["fallback"] == fallback
+    assert res.convergence.extra["n_fallbacks"] >= 1
+    with pytest.raises(ValueError, match="fallback must be 'squarem' or 'em'"):
+        model.fit(method="newton", method_options={"fallback": "gradient"})

@@ -120,7 +120,8 @@ def _conv(method, n_iter, n_em, **extra):
     (_conv("newton", 25, 20, start_iterations=20, start_method="em"), 1,
      "5 Newton steps from a start (20 EM steps)", "20 EM + 5 Newton"),
     (_conv("newton", 31, 27, start_iterations=25, start_method="em"), 5,
-     "6 Newton steps (2 of them EM steps) from the best of 5 starts (25 EM steps)",
+     "6 Newton steps (2 EM-map evaluations in fall-back steps) from the best of 5 starts "
+     "(25 EM steps)",
      "25 EM + 6 Newton"),
     (_conv("em", 1, 1), 1, "1 EM step", "1 EM"),
     (_conv("squarem", 12, 37), 1, "12 SQUAREM cycles (37 EM-map evaluations)", "12 SQUAREM"),

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .monitor import ROUNDOFF
 from .protocol import EMModel
 
 
@@ -85,6 +86,18 @@ class Method:
         """Whether the engine's log-likelihood rule applies to this method."""
         return True
 
+    #: what :meth:`distance` estimates with, for the convergence reason
+    distance_name = "Aitken"
+
+    def distance(self, model: EMModel, state: State) -> float | None:
+        """The scheme's own estimate of the distance of ``state``'s log-likelihood to the
+        maximum, or None: the engine then estimates it from the trace (Aitken)."""
+        return None
+
+    def polish(self, model: EMModel, state: State) -> State:
+        """A last step after the engine's rule has stopped the loop (default: none)."""
+        return state
+
     def finish(self, model: EMModel, state: State) -> State:
         """The final state (e.g. an average over a chain)."""
         return state
@@ -107,13 +120,16 @@ def line_search(model: EMModel, state: State, theta, d, max_halvings: int, evalu
     t = 1.0
     for _ in range(max_halvings):
         try:
-            cand = model.from_inference(theta + t * d)
-            if evaluate is None:
-                stats, ll = model.e_step(cand)
-                extra = ()
-            else:
-                ll, *extra = evaluate(cand)
-                stats = None  # E-step statistics only if a fall-back needs them
+            # a trial point may lie outside the parameter space (a negative rate): its
+            # log-likelihood is then NaN and the step is halved, without numpy's warnings
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                cand = model.from_inference(theta + t * d)
+                if evaluate is None:
+                    stats, ll = model.e_step(cand)
+                    extra = ()
+                else:
+                    ll, *extra = evaluate(cand)
+                    stats = None  # E-step statistics only if a fall-back needs them
         except (ValueError, FloatingPointError, np.linalg.LinAlgError):
             ll = -np.inf
         if np.isfinite(ll) and ll >= state.loglik:
@@ -195,20 +211,41 @@ class LouisNewton(Method):
     the standard errors need anyway gives a quadratically convergent step.
     Each step solves I(theta) d = score(theta) in the inference coordinates and
     halves d until the log-likelihood increases; when the information is not
-    positive definite or no halving helps, a plain EM step is taken instead,
-    so the log-likelihood never decreases.  The model's ``newton_pieces`` gives
-    the log-likelihood, score and information of a trial point together, so an
-    accepted step costs one pass over the data.
+    positive definite or no halving helps, a SQUAREM cycle (``fallback="squarem"``,
+    the default) or a plain EM step (``fallback="em"``) is taken instead, so the
+    log-likelihood never decreases.  The model's ``newton_pieces`` gives the
+    log-likelihood, score and information of a trial point together, so an accepted
+    step costs one pass over the data.
+
+    The distance to the maximum is the Newton decrement, g' I^-1 g / 2 -- the increase
+    the quadratic model predicts -- computed at each accepted point for the next step;
+    when it is below the engine's threshold the loop stops and :meth:`polish` takes
+    that last step (accepted unless the log-likelihood drops by more than its round-off),
+    whose error is of the order of the decrement squared.
+
+    Parameters
+    ----------
+    max_halvings : int
+        Step halvings before a step counts as failed.
+    fallback : {"squarem", "em"}
+        The step taken when the Newton step fails.
     """
 
     name = "newton"
-    description = "Newton steps with Louis' observed information, EM step as the fall-back"
+    description = ("Newton steps with Louis' observed information, SQUAREM as the fall-back, "
+                   "the Newton decrement as the distance to the maximum")
+    distance_name = "Newton decrement"
 
-    def __init__(self, max_halvings: int = 30):
+    def __init__(self, max_halvings: int = 30, fallback: str = "squarem"):
         super().__init__()
+        if fallback not in ("squarem", "em"):
+            raise ValueError(f"fallback must be 'squarem' or 'em', got {fallback!r}")
         self.max_halvings = int(max_halvings)
+        self.fallback = fallback
         self.n_fallbacks = 0
+        self._squarem = Squarem() if fallback == "squarem" else None
         self._cached = None  # (state, score, Louis pieces) computed with the state's loglik
+        self._direction = None  # (state, Newton direction or None, decrement)
 
     def not_applicable(self, model):
         if not model.has_louis:
@@ -220,29 +257,79 @@ class LouisNewton(Method):
             return self._cached[1], self._cached[2]
         return None
 
-    def step(self, model, state):
-        theta = model.to_inference(state.params)
+    def _pieces(self, model, state):
         if self._cached is not None and self._cached[0] is state:
-            _, g, pieces = self._cached
-        else:
-            _, g, pieces = model.newton_pieces(state.params)
+            return self._cached[1], self._cached[2]
+        _, g, pieces = model.newton_pieces(state.params)
+        self._cached = (state, g, pieces)
+        return g, pieces
+
+    def _newton_direction(self, model, state):
+        """(direction, decrement) at ``state``; (None, inf) when the information is not
+        positive definite there."""
+        if self._direction is not None and self._direction[0] is state:
+            return self._direction[1], self._direction[2]
+        g, pieces = self._pieces(model, state)
         try:
             info = pieces.observed
             chol = np.linalg.cholesky(0.5 * (info + info.T))
             d = np.linalg.solve(chol.T, np.linalg.solve(chol, g))
         except np.linalg.LinAlgError:
             d = None
-        if d is not None and np.all(np.isfinite(d)):
+        lam = float(0.5 * g @ d) if d is not None else float("inf")
+        if d is None or not np.all(np.isfinite(d)) or not np.isfinite(lam) or lam < 0:
+            d, lam = None, float("inf")
+        self._direction = (state, d, lam)
+        return d, lam
+
+    def step(self, model, state):
+        d, _ = self._newton_direction(model, state)
+        if d is not None:
+            theta = model.to_inference(state.params)
             new = line_search(model, state, theta, d, self.max_halvings,
                               model.newton_pieces)
             if new is not None:
                 new_state, g_new, pieces_new = new
                 self._cached = (new_state, g_new, pieces_new)
+                self._newton_direction(model, new_state)
                 return new_state
         self.n_fallbacks += 1
-        self.n_em_steps += 1
         if state.stats is None:
             state = _evaluate(model, state.params)
+        if self._squarem is not None:
+            before = self._squarem.n_em_steps
+            out = self._squarem.step(model, state)
+            self.n_em_steps += self._squarem.n_em_steps - before
+            return out
+        self.n_em_steps += 1
         return em_map(model, state)
 
+    def distance(self, model, state):
+        if self._direction is not None and self._direction[0] is state:
+            lam = self._direction[2]
+            return lam if np.isfinite(lam) else None
+        return None
 
+    def polish(self, model, state):
+        """The full Newton step whose decrement stopped the loop."""
+        if self._direction is None or self._direction[0] is not state \
+                or self._direction[1] is None:
+            return state
+        theta = model.to_inference(state.params)
+        try:
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                cand = model.from_inference(theta + self._direction[1])
+                ll, g, pieces = model.newton_pieces(cand)
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+            return state
+        # the step's predicted gain is below the threshold, possibly below the round-off
+        # of the log-likelihood: a drop within that round-off is no reason to refuse it
+        if not (np.isfinite(ll) and ll >= state.loglik - ROUNDOFF * (1.0 + abs(state.loglik))):
+            return state
+        new_state = State(cand, None, float(ll))
+        self._cached = (new_state, g, pieces)
+        self._newton_direction(model, new_state)
+        return new_state
+
+    def diagnostics(self):
+        return {"n_fallbacks": self.n_fallbacks, "fallback": self.fallback}

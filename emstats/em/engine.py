@@ -168,7 +168,10 @@ def run_em(
     maxiter : int
         Maximum number of iterations of the scheme.
     tol : float
-        Tolerance on the relative change of the observed log-likelihood.
+        Stop when the estimated distance of the log-likelihood to the maximum is at
+        most ``tol * min(1 + |loglik|, 10)`` (Aitken's estimate from the trace, or the
+        scheme's own, the Newton decrement; see
+        :class:`~emstats.em.monitor.ConvergenceMonitor`).
     ptol : float, optional
         Also require the max change of the packed parameters to be below
         ``ptol * (1 + max |u|)``.
@@ -233,15 +236,28 @@ def run_em(
                 converged = True
                 reason = why
                 break
-            if meth.uses_engine_rule() and monitor.converged(scale):
+            if meth.uses_engine_rule() and monitor.converged(
+                    scale, meth.distance(model, state)):
                 converged = True
-                reason = "estimated distance to the maximum below tol (relative)"
+                own = meth.distance(model, state) is not None
+                reason = (f"estimated distance to the maximum "
+                          f"({meth.distance_name if own else 'Aitken'}) below "
+                          "tol * min(1 + |loglik|, 10)")
                 if ptol is not None:
                     reason += " and parameter change below ptol"
+                polished = meth.polish(model, state)
+                if polished is not state:      # a last step (Newton): one more iteration
+                    u_new = model.pack(polished.params)
+                    step = float(np.max(np.abs(u_new - u_old))) if u_new.size else 0.0
+                    monitor.record(polished.loglik, step)
+                    state = polished
+                    if bar is not None:
+                        bar.step(state.loglik)
                 break
     finally:
         if own_bar:
             bar.close(_ending(f"EM ({meth.name})", converged))
+    own_dist = meth.distance(model, state)
     state = meth.finish(model, state)
     info = ConvergenceInfo(
         converged=converged,
@@ -254,7 +270,7 @@ def run_em(
         seconds=np.asarray(monitor.seconds),
         n_decreases=monitor.n_decreases,
         final_delta=monitor.delta(),
-        est_distance=monitor.distance(),
+        est_distance=monitor.distance() if own_dist is None else own_dist,
         wall_time=monitor.wall_time,
         extra=meth.diagnostics(),
     )
@@ -375,8 +391,8 @@ def run_starts(
     """Fit from each of ``starts`` and continue the best: one merged convergence record.
 
     With one start this is :func:`run_em`.  With several, each start runs
-    ``SHORT_ITER`` plain EM iterations (or until the relative change of the
-    log-likelihood is below ``SHORT_TOL``); the start with the largest log-likelihood
+    ``SHORT_ITER`` plain EM iterations (or until the engine's rule holds at
+    ``tol=SHORT_TOL``); the start with the largest log-likelihood
     then continues with ``method`` for the rest of ``maxiter``.  A start whose short
     run fails (a non-finite likelihood, a singular M-step) is recorded with its reason
     and skipped.  The returned run's trace is the best start's short run followed by

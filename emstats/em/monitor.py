@@ -11,6 +11,13 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from ..exceptions import LikelihoodDecreaseWarning
 
+#: increases of the trace over which :meth:`ConvergenceMonitor.rate` estimates EM's rate
+SPAN = 4
+#: the absolute scale of the stopping rule: tol * min(1 + |l|, SCALE_CAP)
+SCALE_CAP = 10.0
+#: relative resolution of a log-likelihood (a sum of many rounded terms)
+ROUNDOFF = 1e-14
+
 
 @dataclass
 class ConvergenceMonitor:
@@ -20,12 +27,13 @@ class ConvergenceMonitor:
     ----------
     tol : float
         Stop when the estimated distance of the log-likelihood to its limit is at most
-        ``tol * (|l_t| + tol)``.  The distance is estimated from the trace by Aitken's
-        acceleration (Bohning et al. 1994): with the last two increases d_t and
-        d_(t-1) and their ratio r = d_t / d_(t-1) in (0, 1) -- EM's linear rate -- the
-        remaining increase is about d_t r / (1 - r); otherwise the last change |d_t|
-        serves.  Where EM is slow (r near 1) the plain relative-change rule would stop
-        far short of the maximum; this one does not.
+        :meth:`threshold`: ``tol * min(1 + |l_t|, 10)`` -- relative to ``1 + |l|`` for a
+        small log-likelihood, an absolute ``10 tol`` for the usual ones, since
+        log-likelihoods are compared by differences (likelihood ratios, information
+        criteria) whatever their size -- but never below the round-off of ``l_t``.  The
+        distance is estimated from the trace by Aitken's acceleration (Bohning et al.
+        1994) over a span of several iterations (:meth:`distance`); a scheme that knows
+        a better estimate (Louis-Newton: the Newton decrement) supplies it instead.
     ptol : float or None
         If given, also require ``max |u_t - u_(t-1)| <= ptol * (1 + max |u_t|)``
         on the packed parameter vector.
@@ -86,28 +94,61 @@ class ConvergenceMonitor:
             return float("nan")
         return self.loglik[-1] - self.loglik[-2]
 
+    def threshold(self, loglik: float | None = None) -> float:
+        """The largest estimated distance to the maximum that counts as converged at the
+        log-likelihood ``loglik`` (default the last one): ``tol * min(1 + |l|, 10)``,
+        and at least ``ROUNDOFF * (1 + |l|)``, the resolution of a sum of many terms."""
+        cur = self.loglik[-1] if loglik is None else loglik
+        scale = 1.0 + abs(cur)
+        return max(self.tol * min(scale, SCALE_CAP), ROUNDOFF * scale)
+
+    def rate(self) -> float:
+        """The linear rate of the scheme estimated from the trace, conservatively: the
+        largest ratio d_t / d_(t-1) of successive increases over the last ``SPAN``
+        ratios (NaN with fewer than two increases; a change that is not an increase ends
+        the span).  One ratio is enough for a regular EM trace; the largest of several
+        keeps an irregular one (SQUAREM's cycles: a long jump after a few short steps)
+        from looking fast."""
+        ll = self.loglik
+        d = np.diff(ll[-(SPAN + 2):]) if len(ll) >= 3 else np.zeros(0)
+        pos = 0
+        for x in d[::-1]:          # the trailing run of increases
+            if x > 0:
+                pos += 1
+            else:
+                break
+        if pos < 2:
+            return float("nan")
+        run = d[len(d) - pos:]
+        return float(np.max(run[1:] / run[:-1]))
+
     def distance(self) -> float:
-        """Estimated distance of the log-likelihood to its limit (see ``tol``)."""
+        """Estimated distance of the log-likelihood to its limit.
+
+        With the last increase d_t > 0 and the rate r of :meth:`rate` in (0, 1), the
+        remaining increase of a linearly convergent scheme is d_t r / (1 - r) (Aitken);
+        a rate of 1 or more (not yet in the linear regime) gives infinity, and so does a
+        single increase (no rate yet).  A last change that is not an increase (round-off,
+        or a scheme that made no progress) serves as its own estimate, |d_t|.
+        """
         if len(self.loglik) < 2:
             return float("nan")
         d = self.delta()
-        dist = abs(d)
-        if len(self.loglik) >= 3:
-            prev = self.loglik[-2] - self.loglik[-3]
-            if d > 0 and prev > 0:
-                r = d / prev
-                if r < 1.0:
-                    dist = max(dist, d * r / (1.0 - r))
-                else:
-                    dist = float("inf")  # not yet in the linear regime
-        return dist
+        if not d > 0:
+            return abs(d)
+        r = self.rate()
+        if not np.isfinite(r) or r >= 1.0:
+            return float("inf")
+        return float(max(d, d * r / (1.0 - r)))
 
-    def converged(self, scale: float | None = None) -> bool:
-        """Whether the stopping rule holds for the last records."""
+    def converged(self, scale: float | None = None, distance: float | None = None) -> bool:
+        """Whether the stopping rule holds for the last records: the estimated distance
+        (``distance``, or :meth:`distance` of the trace) at most :meth:`threshold`, and
+        with ``ptol`` the parameter step too (``scale``: max |u| of the parameters)."""
         if len(self.loglik) < 2:
             return False
-        cur = self.loglik[-1]
-        ok = self.distance() <= self.tol * (abs(cur) + self.tol)
+        dist = self.distance() if distance is None else distance
+        ok = dist <= self.threshold()
         if self.ptol is not None:
             ok = ok and self.step[-1] <= self.ptol * (1.0 + (scale or 0.0))
         return bool(ok)
@@ -144,8 +185,9 @@ class ConvergenceInfo:
     final_delta : float
         Last change in the log-likelihood.
     est_distance : float
-        Estimated distance of the final log-likelihood to the maximum (Aitken's
-        estimate from the trace; see :class:`ConvergenceMonitor`).
+        Estimated distance of the final log-likelihood to the maximum: Aitken's
+        estimate from the trace (:meth:`ConvergenceMonitor.distance`), or the
+        scheme's own (Louis-Newton: the Newton decrement at the final point).
     max_abs_score : float
         Largest absolute observed-data score at the solution (NaN if unavailable).
     min_eig_information : float
@@ -233,7 +275,8 @@ def warn_not_converged(info: ConvergenceInfo, *, method_name: str | None = None,
                                       "'newton', or check the model")
     warnings.warn(
         f"{name} did not converge: {info.reason} after {ran}; last change in "
-        f"log-likelihood {info.final_delta:.3g}. To go on: {advice}.",
+        f"log-likelihood {info.final_delta:.3g}, estimated distance to the maximum "
+        f"{info.est_distance:.3g}. To go on: {advice}.",
         ConvergenceWarning,
         stacklevel=user_stacklevel(),
     )

@@ -371,7 +371,9 @@ class FitMixin:
             Maximum total number of iterations (short multi-start runs of the chosen
             start, and a finish after fixing parameters on the boundary, included).
         tol : float
-            Tolerance on the relative change of the log-likelihood.
+            Stop when the estimated distance of the log-likelihood to the maximum is
+            at most ``tol * min(1 + |loglik|, 10)``: Aitken's estimate from the trace,
+            or the Newton decrement for ``"newton"`` (``docs/methods.md``).
         ptol : float, optional
             Also require the parameters to change by less than ``ptol`` (relative).
         cov_type : {"louis", "numerical", "bootstrap", "sem", "robust", "cluster"} or None

@@ -188,7 +188,9 @@ def describe_iterations(conv: ConvergenceInfo, n_starts: int = 1) -> tuple[str, 
         own, tail = conv.n_iter - start, ""
     text = _steps(own, m)
     start_em = start if start_m == "em" else 0
-    if m in ("newton", "gradient") and conv.n_em_steps - start_em > 0:
+    if m == "newton" and conv.n_em_steps - start_em > 0:
+        text += f" ({conv.n_em_steps - start_em} EM-map evaluations in fall-back steps)"
+    elif m == "gradient" and conv.n_em_steps - start_em > 0:
         text += f" ({conv.n_em_steps - start_em} of them EM steps)"
     elif m == "squarem":
         text += f" ({conv.n_em_steps - start_em} EM-map evaluations)"

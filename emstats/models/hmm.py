@@ -3,7 +3,8 @@
 A K-state HMM has an unobserved Markov chain S_1, S_2, ... with initial
 distribution delta and transition matrix A (A[i, j] = P(S_t+1 = j | S_t = i)),
 and observations that are independent given the states with state-dependent
-densities p_k: Poisson, Gaussian (diagonal or full covariance) or categorical.
+densities p_k: Poisson, Gaussian (diagonal, full, tied or spherical covariance) or
+categorical.
 Several independent sequences share the parameters.
 
 EM (Baum-Welch) treats the states as missing data.  The E-step is the scaled
@@ -79,6 +80,11 @@ BLOCK_ROWS = 2048
 #: Louis' pass runs on at most this many blocks of sequences (each with P x P partial sums)
 LOUIS_BLOCKS = 16
 EMISSIONS = ("poisson", "gaussian", "categorical")
+#: covariance structures of a Gaussian emission: one matrix per state ("full"), diagonal
+#: per state ("diag"), one matrix common to the states ("tied", statsmodels'
+#: MarkovRegression and Stata's mswitch with a common variance), one variance per state
+#: common to the variables ("spherical")
+COVARIANCES = ("diag", "full", "tied", "spherical")
 LOG_2PI = float(np.log(2.0 * np.pi))
 
 
@@ -100,8 +106,10 @@ class HMMParams:
     transmat : ndarray, shape (K, K)
         ``transmat[i, j] = P(S_(t+1) = j | S_t = i)``.
     emission : dict of str to ndarray
-        ``{"rates"}`` (Poisson), ``{"means", "vars"}`` (Gaussian, diagonal),
-        ``{"means", "covs"}`` (Gaussian, full) or ``{"probs"}`` (categorical).
+        ``{"rates"}`` (Poisson), ``{"means", "vars"}`` (Gaussian, diagonal: vars
+        (K, d); spherical: vars (K,)), ``{"means", "covs"}`` (Gaussian, full),
+        ``{"means", "cov"}`` (Gaussian, tied: one (d, d) matrix) or ``{"probs"}``
+        (categorical).
     """
 
     startprob: np.ndarray
@@ -140,11 +148,32 @@ class _Emission:
         self.var_names = var_names
 
     q = 0  # parameters per state
+    #: parameters common to the states, after the K q per-state ones (a tied covariance)
+    n_shared = 0
+    #: Louis' pieces by the kernel ``louis_blocks`` (False: by the exact derivatives of
+    #: the forward recursion, ``loglike_derivatives``)
+    louis_kernel = True
     #: the state-dependent parameters as blocks with leading axis K (state-major order)
     blocks: list[Block] = []
 
     def local_names(self) -> list[str]:
         raise NotImplementedError
+
+    def shared_names(self) -> list[str]:
+        """Names of the parameters common to the states."""
+        return []
+
+    @property
+    def n_params(self) -> int:
+        """Emission coordinates: K q per-state and ``n_shared`` common ones."""
+        return self.K * self.q + self.n_shared
+
+    def index(self, k: int) -> np.ndarray:
+        """Positions (within the emission coordinates) of the local coordinates of state
+        ``k``: its own block, then the shared ones; ``derivs`` and ``complete_info``
+        return derivatives in this order."""
+        own = np.arange(k * self.q, (k + 1) * self.q)
+        return np.concatenate([own, self.K * self.q + np.arange(self.n_shared)])
 
     # -- parameter maps, generated from the blocks, one row of coordinates per state ------
     def _rows(self, em, fn: str) -> np.ndarray:
@@ -482,6 +511,208 @@ class GaussianFullEmission(_Emission):
         return {"means": em["means"], "covs": em["covs"]}
 
 
+class GaussianSphericalEmission(_Emission):
+    """One variance per state, common to the variables: N(mu_k, v_k I)."""
+
+    etype = 1               # the diagonal kernels (density and statistics)
+    louis_kernel = False    # Louis' pieces by the forward-recursion derivatives
+    name = "Gaussian (spherical covariance)"
+
+    def __init__(self, K, d, var_names, M=1):
+        super().__init__(K, d, var_names, M)
+        self.q = d + 1
+        self.blocks = [Free("means", (K, d)), Positive("vars", (K,))]
+
+    def local_names(self):
+        return [f"mu[{v}]" for v in self.var_names] + ["var"]
+
+    def kernel_args(self, em, model):
+        mu = em["means"] - model._xbar
+        v = np.repeat(em["vars"][:, None], self.d, axis=1)
+        lc = -0.5 * self.d * LOG_2PI - 0.5 * self.d * np.log(em["vars"])
+        return np.ascontiguousarray(mu).ravel(), (1.0 / v).ravel(), lc
+
+    def complete_info(self, n, sums, em, model):
+        K, d = self.K, self.d
+        s1 = sums[:K * d].reshape(K, d)
+        s2 = sums[K * d:].reshape(K, d)
+        c = em["means"] - model._xbar
+        m1 = s1 - n[:, None] * c                                  # sum gamma (x - mu)
+        m2 = (s2 - 2.0 * c * s1 + n[:, None] * c**2).sum(axis=1)  # sum gamma |x - mu|^2
+        iv = 1.0 / em["vars"]
+        out = np.zeros((K, d + 1, d + 1))
+        j = np.arange(d)
+        out[:, j, j] = (n * iv)[:, None]
+        out[:, j, d] = out[:, d, j] = iv[:, None] ** 2 * m1
+        out[:, d, d] = -0.5 * d * n * iv**2 + iv**3 * m2
+        return out
+
+    def valid(self, em):
+        v = em["vars"]
+        if v.shape != (self.K,) or em["means"].shape != (self.K, self.d):
+            return False
+        return bool(np.all(np.isfinite(em["means"])) and np.all(np.isfinite(v)) and np.all(v > 0))
+
+    def m_step(self, n, sums, em, model):
+        K, d = self.K, self.d
+        sx = sums[:K * d].reshape(K, d)
+        sxx = sums[K * d:].reshape(K, d)
+        ok = n > 0
+        nn = np.where(ok, n, 1.0)[:, None]
+        mc = sx / nn
+        v = np.maximum((sxx / nn - mc**2).mean(axis=1), model.var_floor.min())
+        return {"means": np.where(ok[:, None], mc + model._xbar, em["means"]),
+                "vars": np.where(ok, v, em["vars"])}
+
+    def logdens(self, X, codes, em):
+        mu, v = em["means"], em["vars"]
+        r2 = ((X[:, None, :] - mu[None]) ** 2).sum(axis=2)
+        return -0.5 * self.d * (LOG_2PI + np.log(v))[None] - 0.5 * r2 / v[None]
+
+    def derivs(self, X, codes, em, hess=True):
+        mu, v = em["means"], em["vars"]
+        d, K = self.d, self.K
+        r = X[:, None, :] - mu[None]                          # (n, K, d)
+        iv = (1.0 / v)[None, :]                                # (1, K)
+        r2 = (r**2).sum(axis=2)
+        g = np.concatenate([r * iv[:, :, None],
+                            (-0.5 * d * iv + 0.5 * r2 * iv**2)[:, :, None]], axis=2)
+        if not hess:
+            return g, None
+        h = np.zeros((X.shape[0], K, d + 1, d + 1))
+        j = np.arange(d)
+        h[:, :, j, j] = -iv[:, :, None]
+        h[:, :, j, d] = h[:, :, d, j] = -r * (iv**2)[:, :, None]
+        h[:, :, d, d] = 0.5 * d * iv**2 - r2 * iv**3
+        return g, h
+
+    def init(self, rng, model, attempt):
+        st = _kmeans_init(rng, model, self.K, attempt, full=False)
+        return {"means": st["means"], "vars": st["vars"].mean(axis=1)}
+
+    def sample(self, rng, em, states):
+        return em["means"][states] + np.sqrt(em["vars"][states])[:, None] * \
+            rng.standard_normal((len(states), self.d))
+
+    def state_means(self, em):
+        return em["means"]
+
+    def state_vars(self, em):
+        return np.repeat(em["vars"][:, None], self.d, axis=1)
+
+    def natural(self, em):
+        return {"means": em["means"], "vars": self.state_vars(em)}
+
+
+class GaussianTiedEmission(_Emission):
+    """One covariance matrix common to the states: N(mu_k, Sigma).  The per-state
+    coordinates are the means; Sigma's lower triangle is shared by every state and comes
+    after all the means (``n_shared`` coordinates)."""
+
+    etype = 2               # the full-covariance kernels (density and statistics)
+    louis_kernel = False
+    name = "Gaussian (tied covariance)"
+
+    def __init__(self, K, d, var_names, M=1):
+        super().__init__(K, d, var_names, M)
+        self._full = GaussianFullEmission(K, d, var_names)
+        self.pairs = self._full.pairs
+        self.q = d
+        self.n_shared = len(self.pairs)
+        self.blocks = [Free("means", (K, d))]
+        self._cov = Cholesky("cov", d, ())
+
+    def local_names(self):
+        return [f"mu[{x}]" for x in self.var_names]
+
+    def shared_names(self):
+        v = self.var_names
+        return [f"var[{v[a]}]" if a == b else f"cov[{v[a]},{v[b]}]" for a, b in self.pairs]
+
+    # coordinates: the means state by state, then the shared covariance
+    def pack(self, em):
+        return np.concatenate([self._rows(em, "pack").ravel(), self._cov.pack(em["cov"])])
+
+    def unpack(self, u):
+        u = np.asarray(u, dtype=float)
+        out = self._split(u[:self.K * self.q], "unpack")
+        out["cov"] = self._cov.unpack(u[self.K * self.q:])
+        return out
+
+    def to_inf(self, em):
+        return np.concatenate([self._rows(em, "to_inference").ravel(),
+                               self._cov.to_inference(em["cov"])])
+
+    def from_inf(self, th):
+        th = np.asarray(th, dtype=float).ravel()
+        out = self._split(th[:self.K * self.q], "from_inference")
+        out["cov"] = self._cov.from_inference(th[self.K * self.q:])
+        return out
+
+    def _as_full(self, em):
+        return {"means": em["means"], "covs": np.broadcast_to(em["cov"], (self.K, self.d,
+                                                                          self.d)).copy()}
+
+    def kernel_args(self, em, model):
+        return self._full.kernel_args(self._as_full(em), model)
+
+    def complete_info(self, n, sums, em, model):
+        # each state's block over (its means, the shared covariance): the full-covariance
+        # block with Sigma_k = Sigma; the model adds the covariance blocks of the states
+        return self._full.complete_info(n, sums, self._as_full(em), model)
+
+    def valid(self, em):
+        c = em.get("cov")
+        if c is None or c.shape != (self.d, self.d) or em["means"].shape != (self.K, self.d):
+            return False
+        if not (np.all(np.isfinite(em["means"])) and np.all(np.isfinite(c))):
+            return False
+        try:
+            np.linalg.cholesky(c)
+        except np.linalg.LinAlgError:
+            return False
+        return True
+
+    def m_step(self, n, sums, em, model):
+        K, d = self.K, self.d
+        sx = sums[:K * d].reshape(K, d)
+        sxx = sums[K * d:].reshape(K, d, d)
+        ok = n > 0
+        nn = np.where(ok, n, 1.0)
+        mc = sx / nn[:, None]
+        # pooled within-state scatter: sum_k (sum gamma x x' - n_k m_k m_k') / sum_k n_k
+        W = sxx.sum(axis=0) - np.einsum("k,ka,kb->ab", np.where(ok, n, 0.0), mc, mc)
+        C = W / max(float(n.sum()), 1e-300)
+        C = 0.5 * (C + C.T)
+        w = np.linalg.eigvalsh(C)
+        if w.min() < model.var_floor.min():
+            C = C + (model.var_floor.min() - min(w.min(), 0.0)) * np.eye(d)
+        return {"means": np.where(ok[:, None], mc + model._xbar, em["means"]), "cov": C}
+
+    def logdens(self, X, codes, em):
+        return self._full.logdens(X, codes, self._as_full(em))
+
+    def derivs(self, X, codes, em, hess=True):
+        return self._full.derivs(X, codes, self._as_full(em), hess)
+
+    def init(self, rng, model, attempt):
+        st = _kmeans_init(rng, model, self.K, attempt, full=True)
+        return {"means": st["means"], "cov": st["covs"].mean(axis=0)}
+
+    def sample(self, rng, em, states):
+        L = np.linalg.cholesky(em["cov"])
+        return em["means"][states] + rng.standard_normal((len(states), self.d)) @ L.T
+
+    def state_means(self, em):
+        return em["means"]
+
+    def state_vars(self, em):
+        return np.broadcast_to(np.diag(em["cov"]), (self.K, self.d)).copy()
+
+    def natural(self, em):
+        return {"means": em["means"], "covs": self._as_full(em)["covs"]}
+
+
 class CategoricalEmission(_Emission):
     etype = 3
     name = "categorical"
@@ -647,8 +878,10 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
         Number of hidden states.
     emission : {"gaussian", "poisson", "categorical"}
         State-dependent distribution.
-    covariance : {"diag", "full"}
-        Covariance of a Gaussian emission.
+    covariance : {"diag", "full", "tied", "spherical"}
+        Covariance of a Gaussian emission: diagonal or full per state, one full matrix
+        common to the states (``"tied"``), or one variance per state common to the
+        variables (``"spherical"``).
     lengths : array_like of int, optional
         Lengths of consecutive independent sequences (default: one sequence).
     initial : {"estimate", "stationary"} or array_like
@@ -698,8 +931,9 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
             emission, covariance = "gaussian", "full"
         if emission not in EMISSIONS:
             raise ValueError(f"emission must be one of {EMISSIONS}, got {emission!r}")
-        if covariance not in ("diag", "full"):
-            raise ValueError(f"covariance must be 'diag' or 'full', got {covariance!r}")
+        if covariance not in COVARIANCES:
+            raise ValueError(f"covariance must be one of {', '.join(map(repr, COVARIANCES))}, "
+                             f"got {covariance!r}")
         raw = endog.to_numpy() if isinstance(endog, (pd.Series, pd.DataFrame)) else \
             np.asarray(endog)
         if raw.ndim == 1:
@@ -796,10 +1030,11 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
                     raise DataError(f"Poisson counts must be integers: column "
                                     f"{self.var_names[0]!r}, rows {_labels(stacked_labels, frac)}")
                 self.emission = PoissonEmission(K, 1, self.var_names)
-            elif covariance == "diag":
-                self.emission = GaussianDiagEmission(K, d, self.var_names)
             else:
-                self.emission = GaussianFullEmission(K, d, self.var_names)
+                self.emission = {"diag": GaussianDiagEmission, "full": GaussianFullEmission,
+                                 "tied": GaussianTiedEmission,
+                                 "spherical": GaussianSphericalEmission}[covariance](
+                                     K, d, self.var_names)
             self.X = np.ascontiguousarray(X)
         self.M = M
         self.emission_name = emission
@@ -937,11 +1172,12 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
         self._prob_spec = ParamSpec([b for b in (self._rows_d, self._rows_A) if b is not None])
         self.n_init_params = self._rows_d.size if self._rows_d is not None else 0
         self.n_trans_params = self._rows_A.size
-        self.n_emission_params = K * self.emission.q
+        self.n_emission_params = self.emission.n_params
         names = self._prob_spec.names()
         loc = self.emission.local_names()
         for k in range(K):
             names += [_state_name(nm, k + 1) for nm in loc]
+        names += self.emission.shared_names()
         self.param_names = names
         self.n_params = len(names)
 
@@ -1245,7 +1481,7 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
     def from_inference(self, vec) -> HMMParams:
         vec = np.asarray(vec, dtype=float)
         n = self._prob_spec.size
-        em = self.emission.from_inf(vec[n:].reshape(self.K, self.emission.q))
+        em = self.emission.from_inf(vec[n:])
         return self._probs_to_params(self._prob_spec.from_inference(vec[:n]), em)
 
     # -- derivatives ------------------------------------------------------------------------
@@ -1286,11 +1522,22 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
     def _emission_rows(self, rows):
         return self.X[rows], (self.codes[rows] if self.emission.etype == 3 else None)
 
-    def loglike_derivatives(self, params: HMMParams, max_batch_elems: int = 4_000_000):
+    def loglike_derivatives(self, params: HMMParams, max_batch_elems: int = 4_000_000,
+                            rows=None):
         """Exact gradient and Hessian of the log-likelihood in inference coordinates.
 
         Differentiates the scaled forward recursion twice (Lystig & Hughes 2002);
         sequences of equal length are processed together.  Cost O(T P^2 K^2).
+
+        Parameters
+        ----------
+        params : HMMParams
+            Where to differentiate.
+        max_batch_elems : int
+            Bound on the size of the work arrays (sequences per batch).
+        rows : tuple (X, codes, bounds), optional
+            Other observations (raw scale), their codes (categorical) and sequence
+            offsets: the derivatives of their log-likelihood (default: the model's data).
 
         Returns
         -------
@@ -1298,8 +1545,15 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
         hess : ndarray, shape (P, P)
         """
         P, K = self.n_params, self.K
-        q = self.emission.q
+        em_ = self.emission
+        q = em_.q + em_.n_shared                      # local coordinates of a state
         e0 = self.n_init_params + self.n_trans_params
+        loc = [e0 + em_.index(k) for k in range(K)]
+        if rows is None:
+            Xall, call, sstart = self.X, self.codes, self.seq_start
+        else:
+            Xall, call, sstart = rows
+        lengths = np.diff(sstart)
         A = params.transmat
         d0 = params.startprob
         dd, d2d = self._init_derivs(params)
@@ -1307,7 +1561,7 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
         grad = np.zeros(P)
         hess = np.zeros((P, P))
         by_len: dict[int, list[int]] = {}
-        for s, n in enumerate(self.lengths):
+        for s, n in enumerate(lengths):
             by_len.setdefault(int(n), []).append(s)
         bmax = max(1, int(max_batch_elems // max(P * P * K, 1)))
         tch = 512
@@ -1315,12 +1569,13 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
             for b0 in range(0, len(seqs), bmax):
                 batch = np.array(seqs[b0:b0 + bmax])
                 B = len(batch)
-                starts = self.seq_start[batch]
+                starts = sstart[batch]
                 a = D = E = None
                 for t0 in range(0, L, tch):
                     t1 = min(L, t0 + tch)
                     rows = (starts[:, None] + np.arange(t0, t1)[None, :]).ravel()
-                    Xr, cr = self._emission_rows(rows)
+                    Xr = Xall[rows]
+                    cr = call[rows] if em_.etype == 3 else None
                     ld = self.emission.logdens(Xr, cr, params.emission).reshape(B, t1 - t0, K)
                     g, h = self.emission.derivs(Xr, cr, params.emission)
                     g = g.reshape(B, t1 - t0, K, q)
@@ -1343,16 +1598,16 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
                         c = ub.sum(axis=1)
                         db = np.zeros((B, P, K))
                         for k in range(K):
-                            db[:, e0 + k * q:e0 + (k + 1) * q, k] = bt[:, k, None] * g[:, tt, k]
+                            db[:, loc[k], k] = bt[:, k, None] * g[:, tt, k]
                         a = ub / c[:, None]
                         D = (Du * bt[:, None, :] + u[:, None, :] * db) / c[:, None, None]
                         E = (Eu * bt[:, None, None, :] + Du[:, :, None, :] * db[:, None, :, :]
                              + db[:, :, None, :] * Du[:, None, :, :])
                         for k in range(K):
-                            sl = slice(e0 + k * q, e0 + (k + 1) * q)
+                            ix = np.ix_(loc[k], loc[k])
                             gk = g[:, tt, k]
                             blk = (gk[:, :, None] * gk[:, None, :] + h[:, tt, k])
-                            E[:, sl, sl, k] += (u[:, k] * bt[:, k])[:, None, None] * blk
+                            E[:, ix[0], ix[1], k] += (u[:, k] * bt[:, k])[:, None, None] * blk
                         E = E / c[:, None, None, None]
                 s = D.sum(axis=2)
                 grad += s.sum(axis=0)
@@ -1363,7 +1618,6 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
         """Expected complete-data information E[-d2 log Lc | y] in inference coordinates,
         from the E-step statistics (it is linear in them, so additive over chunks)."""
         P, K = self.n_params, self.K
-        q = self.emission.q
         e0 = self.n_init_params + self.n_trans_params
         info = np.zeros((P, P))
         dd, d2d = self._init_derivs(params)
@@ -1377,8 +1631,8 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
         blocks = self.emission.complete_info(np.asarray(stats["n"]), np.asarray(stats["sums"]),
                                              params.emission, self)
         for k in range(K):
-            sl = slice(e0 + k * q, e0 + (k + 1) * q)
-            info[sl, sl] += blocks[k]
+            ix = e0 + self.emission.index(k)
+            info[np.ix_(ix, ix)] += blocks[k]
         return 0.5 * (info + info.T)
 
     def _transition_products(self, params, stats) -> np.ndarray:
@@ -1432,6 +1686,15 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
         comp = self.complete_information(params, stats)
         P, K = self.n_params, self.K
         em = self.emission
+        if not em.louis_kernel:
+            # the observed information by the exact derivatives of the forward recursion
+            # on the chunk's sequences; missing = complete - observed
+            X = np.asarray(chunk["Xk"]) + self._xbar
+            bounds = np.ascontiguousarray(chunk.unit_bounds, dtype=np.int64)
+            grad, hess = self.loglike_derivatives(params, rows=(X, _DUMMY_CODES, bounds))
+            missing = comp + hess
+            return Stats(loglik=float(tot[0]), score=grad, complete=comp,
+                         missing=0.5 * (missing + missing.T))
         q = em.q
         oA = self.n_init_params
         e0 = oA + self.n_trans_params
@@ -1516,8 +1779,9 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
         return out
 
     # -- what the common fit asks of the model -------------------------------------------------
-    #: Baum-Welch is the default scheme (monotone, cheap steps; see docs/methods.md)
-    preferred_method = "em"
+    #: the default scheme: SQUAREM on the Baum-Welch map, measured against Baum-Welch and
+    #: Louis-Newton in benchmarks/bench_convergence.py (docs/hmm.md, "Default scheme")
+    preferred_method = "squarem"
 
     def check_start(self, start) -> HMMParams:
         """Validate ``start_params``: an :class:`HMMParams` or a dict of arrays."""
@@ -2100,8 +2364,11 @@ def hmm(obs, k: int, emission: str = "gaussian", *, data=None, lengths=None, gro
     groups : str or array_like, optional
         Sequence identifiers (a column of ``data``/``obs`` or an array): rows with
         the same id form one sequence, in their order in the data.
-    covariance : {"diag", "full"}
-        Covariance of a Gaussian emission.
+    covariance : {"diag", "full", "tied", "spherical"}
+        Covariance of a Gaussian emission: diagonal or full per state, one full matrix
+        common to the states (``"tied"``: statsmodels' ``MarkovRegression`` and Stata's
+        ``mswitch`` with a common variance), or one variance per state common to the
+        variables (``"spherical"``).
     initial : {"estimate", "stationary"} or array_like
         Distribution of the first state; see :class:`HiddenMarkovModel`.
     transitions : {"full", "left-to-right"} or array_like of bool, optional
