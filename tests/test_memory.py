@@ -82,6 +82,7 @@ def test_hmm_fit_with_standard_errors_peak():
     fit = _quiet(lambda: emstats.hmm(X, k, lengths=[T] * S).fit())
     fit()                                                # warm-up
     mult = _peak(fit) / X.nbytes
-    # measured about 9x (forward-backward work arrays and the Louis pieces); one n x P
+    # measured about 8x (the model keeps X, X - mean, its transpose and [1, x, x^2]; the
+    # forward-backward work arrays are 3 n x k); one n x P
     # array (P = 29 here) would add P / d = 7x
     assert mult < 14.0, f"peak {mult:.2f}x the data"
