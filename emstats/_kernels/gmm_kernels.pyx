@@ -36,6 +36,8 @@ shared code of ``emmath.h`` (the HMM kernels use the same); the weighted sums ar
 from cython.parallel cimport prange, threadid
 from scipy.linalg.cython_blas cimport dgemm
 
+from emstats._blas import single_threaded_blas
+
 cdef Py_ssize_t CHUNK = 2048
 cdef Py_ssize_t SUB = 256
 
@@ -148,34 +150,36 @@ def gmm_estep(const double[:, ::1] XT, const double[:, ::1] Wt, const double[::1
         raise ValueError("scratch is too small")
     if n == 0:
         return
-    for c in prange(nch, nogil=True, schedule="static", num_threads=n_threads):
-        tid = threadid()
-        work = &scratch[tid, 0]
-        td = work + _scratch(K, d) - Kd
-        for j in range(Kd):
-            td[j] = 0.0
-        start = c * CHUNK
-        stop = start + CHUNK
-        if stop > n:
-            stop = n
-        s0 = start
-        while s0 < stop:
-            m = stop - s0
-            if m > SUB:
-                m = SUB
-            rp = NULL
-            lp = NULL
-            if want_r:
-                rp = &resp_out[s0, 0]
-            if want_l:
-                lp = &ll_out[s0]
-            _block(&XT[0, s0], n, m, d, K, &Wt[0, 0], &u[0], &b[0], &logc[0], diag, work,
-                   &part_n[c, 0], &part_s[c, 0], &part_t[c, 0, 0], td, &part_ll[c, 0],
-                   rp, lp)
-            s0 = s0 + m
-        if diag:
+    # dgemm inside prange: BLAS on one thread (see emstats/_blas.py)
+    with single_threaded_blas():
+        for c in prange(nch, nogil=True, schedule="static", num_threads=n_threads):
+            tid = threadid()
+            work = &scratch[tid, 0]
+            td = work + _scratch(K, d) - Kd
             for j in range(Kd):
-                part_t[c, j // d, (j % d) * (d + 1)] = td[j]
+                td[j] = 0.0
+            start = c * CHUNK
+            stop = start + CHUNK
+            if stop > n:
+                stop = n
+            s0 = start
+            while s0 < stop:
+                m = stop - s0
+                if m > SUB:
+                    m = SUB
+                rp = NULL
+                lp = NULL
+                if want_r:
+                    rp = &resp_out[s0, 0]
+                if want_l:
+                    lp = &ll_out[s0]
+                _block(&XT[0, s0], n, m, d, K, &Wt[0, 0], &u[0], &b[0], &logc[0], diag, work,
+                       &part_n[c, 0], &part_s[c, 0], &part_t[c, 0, 0], td, &part_ll[c, 0],
+                       rp, lp)
+                s0 = s0 + m
+            if diag:
+                for j in range(Kd):
+                    part_t[c, j // d, (j % d) * (d + 1)] = td[j]
 
 
 cdef inline Py_ssize_t _scratch(Py_ssize_t K, Py_ssize_t d) noexcept nogil:

@@ -49,6 +49,8 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from scipy.linalg.cython_blas cimport dgemm
 
+from emstats._blas import single_threaded_blas
+
 cdef extern from "emmath.h" nogil:
     double emstats_exp_neg(double x)
     long emstats_rows_max_exp(long m, long K, double* Lt, double* row_max, double* row_sum)
@@ -303,7 +305,9 @@ def emission_gaussian_full(const double[:, ::1] X, const double[:, ::1] means,
     e.shift = shift
     e.log_const = &log_const[0]
     try:
-        bad = _emission_pass(_gauss_full_block, &e, K * d, out, row_max, log_only, n_threads)
+        with single_threaded_blas():     # dgemm inside prange
+            bad = _emission_pass(_gauss_full_block, &e, K * d, out, row_max, log_only,
+                                 n_threads)
     finally:
         free(shift)
     return bad
@@ -479,27 +483,28 @@ def forward_backward(const double[:, ::1] A, const double[:, ::1] AT, const doub
         raise ValueError("codes must have one entry per observation")
     if part.shape[1] < off_sym + (K + K * n_symbols if n_symbols > 0 else 0):
         raise ValueError("part is too narrow")
-    for c in prange(nb, nogil=True, schedule="dynamic", num_threads=n_threads):
-        work = <double*> malloc(2 * K * sizeof(double))
-        for s in range(blocks[c, 0], blocks[c, 1]):
-            r0 = seq_start[s]
-            r1 = seq_start[s + 1]
-            ll = _forward_backward(&b[r0, 0], &m[r0], &al[r0, 0], &gam[r0, 0], &cs[r0],
-                                   r1 - r0, K, &A[0, 0], &AT[0, 0], &init[0], &part[c, 2],
-                                   work, mode)
-            seq_ll[s] = ll
-            if not isfinite(ll):
-                part[c, 1] = part[c, 1] + 1.0
-                continue
-            part[c, 0] = part[c, 0] + ll
-            if mode == 1:
-                _gemm_tn(&b[r0 + 1, 0], K, &al[r0, 0], K, r1 - r0 - 1, &part[c, off_out])
-                if dy > 0:
-                    _gemm_tn(&Y[r0, 0], dy, &gam[r0, 0], K, r1 - r0, &part[c, off_em])
-                if n_symbols > 0:
-                    _symbol_counts(&codes[0], n_symbols, K, &gam[0, 0], r0, r1,
-                                   &part[c, off_sym])
-        free(work)
+    with single_threaded_blas():     # dgemm inside prange
+        for c in prange(nb, nogil=True, schedule="dynamic", num_threads=n_threads):
+            work = <double*> malloc(2 * K * sizeof(double))
+            for s in range(blocks[c, 0], blocks[c, 1]):
+                r0 = seq_start[s]
+                r1 = seq_start[s + 1]
+                ll = _forward_backward(&b[r0, 0], &m[r0], &al[r0, 0], &gam[r0, 0], &cs[r0],
+                                       r1 - r0, K, &A[0, 0], &AT[0, 0], &init[0], &part[c, 2],
+                                       work, mode)
+                seq_ll[s] = ll
+                if not isfinite(ll):
+                    part[c, 1] = part[c, 1] + 1.0
+                    continue
+                part[c, 0] = part[c, 0] + ll
+                if mode == 1:
+                    _gemm_tn(&b[r0 + 1, 0], K, &al[r0, 0], K, r1 - r0 - 1, &part[c, off_out])
+                    if dy > 0:
+                        _gemm_tn(&Y[r0, 0], dy, &gam[r0, 0], K, r1 - r0, &part[c, off_em])
+                    if n_symbols > 0:
+                        _symbol_counts(&codes[0], n_symbols, K, &gam[0, 0], r0, r1,
+                                       &part[c, off_sym])
+            free(work)
 
 
 def forward_backward_one(const double[:, ::1] A, const double[:, ::1] AT,
@@ -545,19 +550,20 @@ def stats_rows(const double[:, ::1] Y, const int64_t[::1] codes, Py_ssize_t n_sy
     if part.shape[0] < nch or part.shape[1] < off_sym + (K + K * n_symbols if n_symbols > 0
                                                          else 0):
         raise ValueError("part is too small")
-    for ch in prange(nch, nogil=True, schedule="static", num_threads=n_threads):
-        a = r0 + ch * CHUNK
-        z = a + CHUNK
-        if z > r1:
-            z = r1
-        zz = z
-        if zz > r1 - 1:
-            zz = r1 - 1
-        _gemm_tn(&w[a + 1, 0], K, &al[a, 0], K, zz - a, &part[ch, 0])
-        if dy > 0:
-            _gemm_tn(&Y[a, 0], dy, &gam[a, 0], K, z - a, &part[ch, K * K])
-        if n_symbols > 0:
-            _symbol_counts(&codes[0], n_symbols, K, &gam[0, 0], a, z, &part[ch, off_sym])
+    with single_threaded_blas():     # dgemm inside prange
+        for ch in prange(nch, nogil=True, schedule="static", num_threads=n_threads):
+            a = r0 + ch * CHUNK
+            z = a + CHUNK
+            if z > r1:
+                z = r1
+            zz = z
+            if zz > r1 - 1:
+                zz = r1 - 1
+            _gemm_tn(&w[a + 1, 0], K, &al[a, 0], K, zz - a, &part[ch, 0])
+            if dy > 0:
+                _gemm_tn(&Y[a, 0], dy, &gam[a, 0], K, z - a, &part[ch, K * K])
+            if n_symbols > 0:
+                _symbol_counts(&codes[0], n_symbols, K, &gam[0, 0], a, z, &part[ch, off_sym])
 
 
 cdef double _viterbi_seq(const double* ld, Py_ssize_t n, Py_ssize_t K, const double* logA,
@@ -960,10 +966,11 @@ def louis_blocks(const double[:, ::1] al, const double[:, ::1] w, const double[:
         raise ValueError("louis_blocks: rowptr needs K + 1 entries and fdelta K rows")
     if nb == 0:
         return
-    for c in prange(nb, nogil=True, schedule="dynamic", num_threads=n_threads):
-        _louis_block(blocks[c, 0], blocks[c, 1], &seq_start[0], &al[0, 0], &w[0, 0],
-                     &gam[0, 0], &A[0, 0], K, etype, &X[0, 0], d, &codes[0], M, &p1[0],
-                     &p2[0], q, &fdelta[0, 0], P, &trow[0] if PA > 0 else NULL,
-                     &tcol[0] if PA > 0 else NULL, &tlast[0] if PA > 0 else NULL,
-                     &rowptr[0], PA, oA, e0, &Mpart[c, 0, 0], &spart[c, 0],
-                     &ffpart[c, 0, 0], &eg0part[c, 0])
+    with single_threaded_blas():     # dgemm inside prange
+        for c in prange(nb, nogil=True, schedule="dynamic", num_threads=n_threads):
+            _louis_block(blocks[c, 0], blocks[c, 1], &seq_start[0], &al[0, 0], &w[0, 0],
+                         &gam[0, 0], &A[0, 0], K, etype, &X[0, 0], d, &codes[0], M, &p1[0],
+                         &p2[0], q, &fdelta[0, 0], P, &trow[0] if PA > 0 else NULL,
+                         &tcol[0] if PA > 0 else NULL, &tlast[0] if PA > 0 else NULL,
+                         &rowptr[0], PA, oA, e0, &Mpart[c, 0, 0], &spart[c, 0],
+                         &ffpart[c, 0, 0], &eg0part[c, 0])

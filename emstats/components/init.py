@@ -23,19 +23,25 @@ __all__ = ["distinct_rows", "kmeans", "kmeans_plusplus", "lloyd", "quantile_leve
 BLOCK = 65536
 
 
-def kmeans_plusplus(Z: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+def kmeans_plusplus(Z: np.ndarray, k: int, rng: np.random.Generator, *,
+                    scale: np.ndarray | None = None) -> np.ndarray:
     """Indices of ``k`` seed rows of ``Z`` by k-means++ (D^2) sampling.
 
     The first seed is uniform; each further seed is row i with probability
     proportional to its squared distance to the nearest seed so far (uniform
-    again if every distance is zero).
+    again if every distance is zero).  The distances are computed in blocks of rows
+    (memory: a few vectors of n entries, no n x d temporary).
 
     Parameters
     ----------
     Z : ndarray, shape (n, d)
-        Rows (standardise them first if the scales differ).
+        Rows (standardise them first if the scales differ, or pass ``scale``).
     k : int
+        Number of seeds.
     rng : numpy.random.Generator
+        Source of the draws.
+    scale : ndarray, shape (d,), optional
+        Column scales: the seeding is that of ``Z / scale``, without forming it.
 
     Returns
     -------
@@ -45,7 +51,8 @@ def kmeans_plusplus(Z: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarr
     n = Z.shape[0]
     idx = np.empty(int(k), dtype=np.intp)
     idx[0] = rng.integers(n)
-    d2 = ((Z - Z[idx[0]]) ** 2).sum(axis=1)
+    d2 = _sqdist(Z, idx[0], scale, np.empty(n))
+    new = np.empty(n)
     for j in range(1, int(k)):
         tot = d2.sum()
         if tot <= 0:
@@ -53,8 +60,20 @@ def kmeans_plusplus(Z: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarr
         else:
             i = min(int(np.searchsorted(np.cumsum(d2), rng.random() * tot)), n - 1)
         idx[j] = i
-        d2 = np.minimum(d2, ((Z - Z[i]) ** 2).sum(axis=1))
+        np.minimum(d2, _sqdist(Z, i, scale, new), out=d2)
     return idx
+
+
+def _sqdist(Z, i, scale, out):
+    """Squared distances of the rows of ``Z / scale`` to its row ``i``, block by block
+    (the same sums, row by row, as over the whole array)."""
+    zi = Z[i] if scale is None else Z[i] / scale
+    for s0 in range(0, Z.shape[0], BLOCK):
+        Zb = Z[s0:s0 + BLOCK]
+        if scale is not None:
+            Zb = Zb / scale
+        out[s0:s0 + BLOCK] = ((Zb - zi) ** 2).sum(axis=1)
+    return out
 
 
 def _assign(X: np.ndarray, centers: np.ndarray, out: np.ndarray) -> np.ndarray:

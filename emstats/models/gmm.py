@@ -705,6 +705,8 @@ def _count_distinct(X: np.ndarray, at_least: int) -> int:
 
 #: rows of a block in the per-row Louis computations
 LOUIS_BLOCK = 8192
+#: rows per block of the M-step from a partition or responsibilities (the starts)
+START_BLOCK = 8192
 #: a row's share of the missing information is dropped when its membership is this
 #: certain (1 - max_k r_ik below it, so every r_ik r_il and r_ik (1 - r_ik) is too): a
 #: relative change of the information far below the rounding of its sums
@@ -794,8 +796,10 @@ class GaussianMixture(FitMixin, ChunkedModel):
         else:
             self.data = GaussianRows({"X": X})
             XT = self.data.XT               # the kernel reads the data transposed (d x n)
-            var = XT.var(axis=1)
-            const = np.sqrt(var) <= 1e-14 * np.maximum(np.abs(XT).max(axis=1), 1e-300)
+            # variable by variable (each a contiguous row of XT): temporaries of n entries
+            var = np.array([v.var() for v in XT])
+            amax = np.maximum(XT.max(axis=1), -XT.min(axis=1))
+            const = np.sqrt(var) <= 1e-14 * np.maximum(amax, 1e-300)
             if const.any():
                 raise DataError(
                     "constant column(s) " + ", ".join(repr(names[j]) for j in
@@ -1507,15 +1511,22 @@ class GaussianMixture(FitMixin, ChunkedModel):
             self._add_label_missing(missing, G, ru, self._one_minus(ru, top, rmax), idx)
 
     @staticmethod
-    def _uncertain(resp):
-        """Rows of uncertain membership (1 - max_k r_ik above LOUIS_CERTAIN), the most probable
-        component of every row and, per row, 1 - r_ik as the sum of the other
-        responsibilities (no cancellation)."""
-        top = np.argmax(resp, axis=1)
-        rmax = resp[np.arange(resp.shape[0]), top]
-        rest = resp.sum(axis=1) - rmax
-        unc = np.flatnonzero(rest > LOUIS_CERTAIN)
-        return unc, top, rmax
+    def _uncertain_blocks(resp):
+        """Blocks of at most LOUIS_BLOCK rows of uncertain membership (1 - max_k r_ik above
+        LOUIS_CERTAIN): ``(sel, Rb, top, rmax)`` with the rows' indices, responsibilities,
+        most probable component and its responsibility.  The rows are scanned in windows
+        of 8 LOUIS_BLOCK rows, so no vector of n entries is formed; 1 - r_ik is then the
+        sum of the other responsibilities (:meth:`_one_minus`, no cancellation)."""
+        n = resp.shape[0]
+        win = 8 * LOUIS_BLOCK
+        for a in range(0, n, win):
+            R = resp[a:a + win]
+            top = np.argmax(R, axis=1)
+            rmax = R[np.arange(R.shape[0]), top]
+            unc = np.flatnonzero(R.sum(axis=1) - rmax > LOUIS_CERTAIN)
+            for s0 in range(0, unc.size, LOUIS_BLOCK):
+                u = unc[s0:s0 + LOUIS_BLOCK]
+                yield a + u, R[u], top[u], rmax[u]
 
     @staticmethod
     def _one_minus(Rb, top_b, rmax_b):
@@ -1543,14 +1554,11 @@ class GaussianMixture(FitMixin, ChunkedModel):
         I, J, where, qa, qb = _poly_basis(d, st.kind != "full")
         pairs = [(k, k) for k in range(K)] + [(k, j) for k in range(K)
                                                for j in range(k + 1, K)]
-        unc, top, rmax = self._uncertain(resp)
-        if not unc.size:
-            return
         mom = np.zeros((len(pairs), I.size))
-        for s0 in range(0, unc.size, LOUIS_BLOCK):
-            sel = unc[s0:s0 + LOUIS_BLOCK]
-            Rb = resp[sel]
-            one_minus = self._one_minus(Rb, top[sel], rmax[sel])
+        any_unc = False
+        for sel, Rb, top_b, rmax_b in self._uncertain_blocks(resp):
+            any_unc = True
+            one_minus = self._one_minus(Rb, top_b, rmax_b)
             W = np.empty((sel.size, len(pairs)))
             W[:, :K] = Rb * one_minus
             c = K
@@ -1559,7 +1567,11 @@ class GaussianMixture(FitMixin, ChunkedModel):
                 c += K - k - 1
             YT = (X[sel] - self.centre[None]).T                   # rows: variables
             PhiT = np.concatenate([np.ones((1, sel.size)), YT, YT[qa] * YT[qb]], axis=0)
-            mom += (PhiT[I] * PhiT[J] @ W).T
+            prod = PhiT[I]
+            prod *= PhiT[J]
+            mom += (prod @ W).T
+        if not any_unc:
+            return
         # T_k: the scores of component k in the basis phi
         fac = np.where(qa == qb, 1.0, 2.0)
         T = []
@@ -1589,15 +1601,12 @@ class GaussianMixture(FitMixin, ChunkedModel):
         tests check it against)."""
         K = self.K
         nw = K - 1
-        unc, top, rmax = self._uncertain(resp)
         if st.kind == "full":
             ia, ib = (np.array([e[i] for e in st.elems]) for i in (0, 1))
             fac = np.where(ia == ib, 1.0, 2.0)
-        for s0 in range(0, unc.size, LOUIS_BLOCK):
-            sel = unc[s0:s0 + LOUIS_BLOCK]
-            Rb = resp[sel]
+        for sel, Rb, top_b, rmax_b in self._uncertain_blocks(resp):
             m = sel.size
-            one_minus = self._one_minus(Rb, top[sel], rmax[sel])
+            one_minus = self._one_minus(Rb, top_b, rmax_b)
             G = []
             for k in range(K):
                 z = (X[sel] - params.means[k]) @ Pm[k]
@@ -1673,19 +1682,43 @@ class GaussianMixture(FitMixin, ChunkedModel):
         return T.T @ score, LouisPieces(_sym(comp_t), _sym(T.T @ missing @ T))
 
     # -- starts ---------------------------------------------------------------------------
-    def _params_from_resp(self, resp: np.ndarray) -> GMMParams:
-        """One M-step from responsibilities (n x K), e.g. a hard partition (with missing
-        values, of the rows with the column means in their place)."""
+    def _start_blocks(self, resp=None, codes=None):
+        """Row blocks ``(rows, R)`` of the start rows with their responsibilities: slices of
+        ``resp`` (n x K), or the one-hot rows of the labels ``codes`` built one block at a
+        time (no n x K matrix for a partition)."""
+        n, K = self._X_start.shape[0], self.K
+        for a in range(0, n, START_BLOCK):
+            b = min(a + START_BLOCK, n)
+            if codes is None:
+                R = resp[a:b]
+            else:
+                R = np.zeros((b - a, K))
+                R[np.arange(b - a), codes[a:b]] = 1.0
+            yield slice(a, b), R
+
+    def _params_from_resp(self, resp: np.ndarray | None = None, *,
+                          codes: np.ndarray | None = None) -> GMMParams:
+        """One M-step from responsibilities (n x K) or from a hard partition (``codes``,
+        integer labels 0..K-1) of the rows (with missing values, of the rows with the
+        column means in their place).  Two passes over row blocks: the counts and means,
+        then the scatter matrices about the means (no n x d or n x K temporary)."""
         X = self._X_start
-        N = resp.sum(axis=0)
+        K, d = self.K, self.d
+        N = np.zeros(K)
+        sums = np.zeros((K, d))
+        for rows, R in self._start_blocks(resp, codes):
+            N += R.sum(axis=0)
+            sums += R.T @ X[rows]
         if np.any(N <= 0):
             empty = [int(k) + 1 for k in np.flatnonzero(N <= 0)]
             raise DataError(f"the initial partition leaves component(s) {empty} empty")
-        mu = (resp.T @ X) / N[:, None]
-        S2 = np.empty((self.K, self.d, self.d))
-        for k in range(self.K):
-            e = X - mu[k]
-            S2[k] = e.T @ (e * resp[:, k:k + 1])
+        mu = sums / N[:, None]
+        S2 = np.zeros((K, d, d))
+        for rows, R in self._start_blocks(resp, codes):
+            Xb = X[rows]
+            for k in range(K):
+                e = Xb - mu[k]
+                S2[k] += e.T @ (e * R[:, k:k + 1])
         stats = self._about_centre(N, np.zeros((self.K, self.d)), _sym(S2), mu)
         # the previous covariances only seed the inner iterations of VEI, VEE, VEV
         cov0 = _sym(S2 / N[:, None, None])
@@ -1701,17 +1734,15 @@ class GaussianMixture(FitMixin, ChunkedModel):
         if len(uniq) != self.K:
             raise ValueError(f"the initial partition has {len(uniq)} distinct labels, expected "
                              f"k = {self.K}")
-        resp = np.zeros((self.n, self.K))
-        resp[np.arange(self.n), codes] = 1.0
-        return self._params_from_resp(resp)
+        return self._params_from_resp(codes=codes.astype(np.intp, copy=False))
 
     def _init_kmeans(self, rng, iters: int = 10) -> GMMParams:
         """k-means++ seeding (Arthur & Vassilvitskii 2007) on the standardised data, then
         Lloyd iterations on the data (stopping at an empty group)."""
         scale = np.sqrt(self._data_var)
         X = self._X_start
-        Z = X / scale
-        seeds = Z[kmeans_plusplus(Z, self.K, rng)] * scale
+        # seeded on X / scale, computed block by block (no standardised copy of X)
+        seeds = (X[kmeans_plusplus(X, self.K, rng, scale=scale)] / scale) * scale
         lab, _ = lloyd(X, seeds, iters, empty="stop")
         if np.bincount(lab, minlength=self.K).min() == 0:
             # fall back to the seeds themselves

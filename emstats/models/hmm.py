@@ -1278,7 +1278,11 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
                                        row_max, log_only, nt)
         if em.etype == 1:
             means, inv_var, log_const = args
-            Xt = np.ascontiguousarray(arrays["Xk"].T)
+            Xk = arrays["Xk"]
+            # the model's transpose when the chunk is all the data (no copy per E-step)
+            Xt = self._Xt if (Xk.shape == self._Xt.shape[::-1]
+                              and np.may_share_memory(Xk, self._Xk)) \
+                else np.ascontiguousarray(Xk.T)
             return hk.emission_gaussian_diag(Xt, means.reshape(K, -1), inv_var.reshape(K, -1),
                                              log_const, out, row_max, log_only, nt)
         if em.etype == 2:
