@@ -306,10 +306,15 @@ class _Decomposed(Structure):
         components get the structure's M-step."""
         Nk = np.maximum(Nk, 1e-300)
         W, sing = self._regular_scatter(Nk, W)
-        covs = self._mstep(Nk, W, n, old)
-        if sing is not None and len(sing):
-            covs = np.array(covs, dtype=float)
-            covs[sing] = W[sing] / Nk[sing, None, None]
+        if sing is None:
+            return self._mstep(Nk, W, n, old)
+        # the structure's M-step for the other components (their shared parameters from
+        # their own rows), the collapsed ones their own scatter
+        covs = W / Nk[:, None, None]
+        ok = np.ones(self.K, dtype=bool)
+        ok[sing] = False
+        if ok.any():
+            covs[ok] = self._mstep(Nk[ok], W[ok], float(Nk[ok].sum()), old[ok])
         return covs
 
     def _mstep(self, Nk, W, n, old):
@@ -344,7 +349,7 @@ class _Decomposed(Structure):
     #: complete-data log-likelihood, so EM stays monotone and has the same fixed points
     #: whatever the cap; warm-started from the previous volumes, the inner loop takes a few
     #: iterations near convergence
-    INNER_MAXITER = 100
+    INNER_MAXITER = 5
     INNER_TOL = 1e-12
 
     def _mstep_volumes(self, Nk, W, old):
@@ -415,7 +420,7 @@ class _Decomposed(Structure):
     #: relative tolerance on the objective: each MM step (and each shape update) decreases
     #: the objective, so EM stays monotone whatever the cap, and warm-started from the
     #: previous orientation a few steps suffice near convergence
-    MM_MAXITER = 100
+    MM_MAXITER = 5
     MM_TOL = 1e-12
 
     def _shapes_given_orientation(self, R, Nk, n):
