@@ -14,6 +14,7 @@ log-likelihood, optionally the responsibilities and the rows' log-densities.
 
 from libc.math cimport log, exp, sqrt, INFINITY
 from libc.stdlib cimport malloc, free
+from scipy.linalg.cython_lapack cimport dgesvd
 
 cdef double LOG_2PI = 1.8378770664093453
 
@@ -168,3 +169,209 @@ def below_floor(const double[:, :, ::1] cov, double floor, unsigned char[::1] ba
             nbad += bad[k]
     free(L)
     return nbad
+
+
+def singular_scatter(const double[:, :, ::1] W, const double[::1] Nk, double ridge,
+                     unsigned char[::1] bad):
+    """bad[k] = 1 where the scatter matrix W_k, scaled by N_k and the pooled variances
+    s_j^2 = sum_k W_k,jj / sum_k N_k, has its smallest eigenvalue not above ``ridge``
+    (a Cholesky attempt of W_k / (N_k s s') - ridge I), or a non-finite entry; returns
+    the number of such k."""
+    cdef Py_ssize_t K = W.shape[0], d = W.shape[1], k, a, b, i
+    cdef double q, ntot = 0.0
+    cdef int nbad = 0
+    cdef double* L = <double*> malloc(d * d * sizeof(double))
+    cdef double* s = <double*> malloc(d * sizeof(double))
+    if L == NULL or s == NULL:
+        free(L); free(s)
+        raise MemoryError()
+    with nogil:
+        for k in range(K):
+            ntot += Nk[k]
+        for a in range(d):
+            q = 0.0
+            for k in range(K):
+                q += W[k, a, a]
+            q = q / ntot if ntot > 0.0 else 0.0
+            s[a] = sqrt(q) if q > 1e-300 else 1e-150
+        for k in range(K):
+            bad[k] = 0
+            for a in range(d):
+                for b in range(a + 1):
+                    q = W[k, a, b]
+                    if q != q or q - q != 0.0:
+                        bad[k] = 1
+            if bad[k] == 0:
+                for a in range(d):
+                    for b in range(a + 1):
+                        q = W[k, a, b] / (Nk[k] * s[a] * s[b]) - (ridge if a == b else 0.0)
+                        for i in range(b):
+                            q = q - L[a * d + i] * L[b * d + i]
+                        if a == b:
+                            if not (q > 0.0):
+                                bad[k] = 1
+                                break
+                            L[a * d + a] = sqrt(q)
+                        else:
+                            L[a * d + b] = q / L[b * d + b]
+                    if bad[k]:
+                        break
+            nbad += bad[k]
+    free(L); free(s)
+    return nbad
+
+
+def common_shape(const double[:, ::1] w, const double[::1] Nk, double[::1] lam,
+                 double[::1] A, int maxiter, double tol):
+    """The VEI / VEV conditional maximisation: alternately the common shape
+    A = normalised sum_k w_k / lambda_k (det A = 1) and the volumes
+    lambda_k = sum_j w_kj / A_j / (d N_k), from ``lam`` (updated in place) until the
+    relative change of the volumes is below ``tol`` or ``maxiter`` iterations; ``w`` holds
+    the diagonals (VEI) or eigenvalues (VEV) of the scatter matrices.  Returns the number
+    of iterations."""
+    cdef Py_ssize_t K = w.shape[0], d = w.shape[1], k, j
+    cdef int it = 0
+    cdef double g, q, change, new
+    with nogil:
+        while it < maxiter:
+            it += 1
+            g = 0.0
+            for j in range(d):
+                q = 0.0
+                for k in range(K):
+                    q += w[k, j] / lam[k]
+                A[j] = q
+                g += log(q)
+            g = exp(g / d)
+            for j in range(d):
+                A[j] = A[j] / g
+            change = 0.0
+            for k in range(K):
+                q = 0.0
+                for j in range(d):
+                    q += w[k, j] / A[j]
+                new = q / (d * Nk[k])
+                q = (new - lam[k]) / new
+                if q < 0.0:
+                    q = -q
+                if q > change or q != q:
+                    change = q if q == q else 1e300
+                lam[k] = new
+            if not (change > tol):
+                break
+    return it
+
+
+cdef void _rotated_diag(const double[:, :, ::1] W, const double* D, double* dg,
+                        Py_ssize_t K, Py_ssize_t d) noexcept nogil:
+    """dg[k, j] = D[:, j]' W_k D[:, j] (the diagonal of D' W_k D)."""
+    cdef Py_ssize_t k, j, a, b
+    cdef double q, t
+    for k in range(K):
+        for j in range(d):
+            q = 0.0
+            for a in range(d):
+                t = 0.0
+                for b in range(d):
+                    t += W[k, a, b] * D[b * d + j]
+                q += D[a * d + j] * t
+            dg[k * d + j] = q if q > 1e-300 else 1e-300
+
+
+cdef void _shapes(const double* dg, const double[::1] Nk, double n, bint eve, double* Lam,
+                  Py_ssize_t K, Py_ssize_t d) noexcept nogil:
+    cdef Py_ssize_t k, j
+    cdef double tot = 0.0, g
+    if eve:
+        for k in range(K):
+            g = 0.0
+            for j in range(d):
+                g += log(dg[k * d + j])
+            g = exp(g / d)
+            Lam[k * d] = g            # the determinant^(1/d), temporarily
+            tot += g
+        for k in range(K):
+            g = Lam[k * d]
+            for j in range(d):
+                Lam[k * d + j] = (tot / n) * dg[k * d + j] / g
+    else:
+        for k in range(K):
+            for j in range(d):
+                Lam[k * d + j] = dg[k * d + j] / Nk[k]
+
+
+def common_orientation(const double[:, :, ::1] W, const double[::1] wmax,
+                       const double[::1] Nk, double n, bint eve, double[:, ::1] D,
+                       double[:, ::1] Lam_out, int maxiter, double tol):
+    """The EVE / VVE orientation step (Browne & McNicholas' majorise-minimise iterations):
+    from the orientation ``D`` (updated in place), alternately the shapes Lambda_k given D
+    (``eve``: a common volume) and D = -U V' from the SVD of
+    G = sum_k (W_k - wmax_k I) D Lambda_k^-1, until the relative change of the objective
+    sum_k tr(D' W_k D Lambda_k^-1) + N_k log det Lambda_k is below ``tol`` or ``maxiter``
+    steps; ``Lam_out`` receives the shapes given the final D.  Returns the number of steps,
+    or -1 when the SVD failed (D is then the last good orientation)."""
+    cdef Py_ssize_t K = W.shape[0], d = W.shape[1], k, a, b, c, l
+    cdef int it = 0, info = 0, m = <int> d, lwork = <int> (10 * d + 16)
+    cdef double obj, obj_old = INFINITY, q
+    cdef double* Dc = <double*> malloc(d * d * sizeof(double))
+    cdef double* dg = <double*> malloc(K * d * sizeof(double))
+    cdef double* Lam = <double*> malloc(K * d * sizeof(double))
+    cdef double* G = <double*> malloc(d * d * sizeof(double))
+    cdef double* U = <double*> malloc(d * d * sizeof(double))
+    cdef double* Vt = <double*> malloc(d * d * sizeof(double))
+    cdef double* S = <double*> malloc(d * sizeof(double))
+    cdef double* work = <double*> malloc(lwork * sizeof(double))
+    cdef char job = b'A'
+    if (Dc == NULL or dg == NULL or Lam == NULL or G == NULL or U == NULL or Vt == NULL
+            or S == NULL or work == NULL):
+        free(Dc); free(dg); free(Lam); free(G); free(U); free(Vt); free(S); free(work)
+        raise MemoryError()
+    with nogil:
+        for a in range(d):
+            for b in range(d):
+                Dc[a * d + b] = D[a, b]
+        _rotated_diag(W, Dc, dg, K, d)
+        _shapes(dg, Nk, n, eve, Lam, K, d)
+        while it < maxiter:
+            it += 1
+            # G (Fortran order: G[a, c] at a + c d) = sum_k (W_k - wmax_k I) D Lambda_k^-1
+            for a in range(d):
+                for c in range(d):
+                    q = 0.0
+                    for k in range(K):
+                        obj = 0.0
+                        for b in range(d):
+                            obj += W[k, a, b] * Dc[b * d + c]
+                        obj -= wmax[k] * Dc[a * d + c]
+                        q += obj / Lam[k * d + c]
+                    G[a + c * d] = q
+            dgesvd(&job, &job, &m, &m, G, &m, S, U, &m, Vt, &m, work, &lwork, &info)
+            if info != 0:
+                it = -1
+                break
+            for a in range(d):
+                for c in range(d):
+                    q = 0.0
+                    for l in range(d):
+                        q += U[a + l * d] * Vt[l + c * d]
+                    Dc[a * d + c] = -q
+            _rotated_diag(W, Dc, dg, K, d)
+            obj = 0.0
+            for k in range(K):
+                for c in range(d):
+                    obj += dg[k * d + c] / Lam[k * d + c] + Nk[k] * log(Lam[k * d + c])
+            _shapes(dg, Nk, n, eve, Lam, K, d)
+            q = obj_old - obj
+            if q < 0.0:
+                q = -q
+            if not (q > tol * (obj if obj > 0.0 else -obj)):
+                break
+            obj_old = obj
+        for a in range(d):
+            for b in range(d):
+                D[a, b] = Dc[a * d + b]
+        for k in range(K):
+            for c in range(d):
+                Lam_out[k, c] = Lam[k * d + c]
+    free(Dc); free(dg); free(Lam); free(G); free(U); free(Vt); free(S); free(work)
+    return it

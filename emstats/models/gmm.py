@@ -284,13 +284,13 @@ class _Decomposed(Structure):
         (For the diagonal structures only W's diagonal is defined.)"""
         if self.diag:
             W = _diag_stack(np.diagonal(W, axis1=1, axis2=2))
+        W = np.ascontiguousarray(W, dtype=float)
+        bad = np.empty(self.K, dtype=np.uint8)
+        if not gmm_small.singular_scatter(W, np.ascontiguousarray(Nk, dtype=float),
+                                          self.SCATTER_RIDGE, bad):
+            return W, None
         var = np.maximum(np.diagonal(W, axis1=1, axis2=2).sum(axis=0) / max(Nk.sum(), 1e-300),
                          1e-300)
-        sd = np.sqrt(var)
-        Z = np.ascontiguousarray(W / (Nk[:, None, None] * np.outer(sd, sd)[None]))
-        bad = np.empty(self.K, dtype=np.uint8)
-        if not gmm_small.below_floor(Z, self.SCATTER_RIDGE, bad):
-            return W, None
         W = W.copy()
         sing = np.flatnonzero(bad)
         for k in sing:
@@ -365,19 +365,21 @@ class _Decomposed(Structure):
             w, V = w[:, ::-1], V[:, :, ::-1]
         elif name == "VEI":
             w = np.diagonal(W, axis1=1, axis2=2)
-        dNk = d * Nk
-        for _ in range(self.INNER_MAXITER):
-            lam_old = lam
-            if name == "VEE":
+        if name == "VEE":
+            dNk = d * Nk
+            for _ in range(self.INNER_MAXITER):
+                lam_old = lam
                 C = (W / lam[:, None, None]).sum(axis=0)
                 C = C / np.exp(np.linalg.slogdet(C)[1] / d)
                 lam = np.einsum("ab,kba->k", np.linalg.inv(C), W) / dNk
-            else:   # VEI, VEV: the (eigen)values w of W_k, a common shape A
-                A = (w / lam[:, None]).sum(axis=0)
-                A = A / np.exp(np.mean(np.log(A)))
-                lam = (w / A[None, :]).sum(axis=1) / dNk
-            if not np.max(np.abs(lam - lam_old) / lam) > self.INNER_TOL:
-                break
+                if not np.max(np.abs(lam - lam_old) / lam) > self.INNER_TOL:
+                    break
+        else:   # VEI, VEV: the (eigen)values w of W_k, a common shape A (Cython loop)
+            lam = np.array(lam, dtype=float)
+            A = np.empty(d)
+            gmm_small.common_shape(np.ascontiguousarray(w, dtype=float),
+                                   np.ascontiguousarray(Nk, dtype=float), lam, A,
+                                   self.INNER_MAXITER, self.INNER_TOL)
         if name == "VEE":
             return lam[:, None, None] * C[None]
         if name == "VEI":
@@ -398,22 +400,14 @@ class _Decomposed(Structure):
         d = self.d
         # warm start: the previous (common) orientation
         D = _orientation(old[0]) if np.all(np.isfinite(old[0])) else _orientation(W.sum(axis=0))
-        wmax = np.linalg.eigvalsh(W)[:, -1]
-        Wm = W - wmax[:, None, None] * np.eye(d)
-        R = np.swapaxes(D, 0, 1)[None] @ W @ D                  # D' W_k D
-        Lam = self._shapes_given_orientation(R, Nk, n)
-        obj_old = np.inf
-        for _ in range(self.MM_MAXITER):
-            G = ((Wm @ D) / Lam[:, None, :]).sum(axis=0)
-            U, _, Vt = np.linalg.svd(G)
-            D = -U @ Vt
-            R = np.swapaxes(D, 0, 1)[None] @ W @ D
-            obj = float(np.sum(np.diagonal(R, axis1=1, axis2=2) / Lam)
-                        + np.sum(Nk * np.log(Lam).sum(axis=1)))
-            Lam = self._shapes_given_orientation(R, Nk, n)
-            if not abs(obj_old - obj) > self.MM_TOL * abs(obj):
-                break
-            obj_old = obj
+        wmax = np.ascontiguousarray(np.linalg.eigvalsh(W)[:, -1])
+        D = np.array(D, dtype=float, order="C")
+        Lam = np.empty((W.shape[0], d))
+        it = gmm_small.common_orientation(
+            np.ascontiguousarray(W, dtype=float), wmax, np.ascontiguousarray(Nk, dtype=float),
+            float(n), self.name == "EVE", D, Lam, self.MM_MAXITER, self.MM_TOL)
+        if it < 0:
+            raise np.linalg.LinAlgError("SVD did not converge in the EVE/VVE orientation step")
         return (D[None] * Lam[:, None, :]) @ D.T[None]
 
     #: majorise-minimise iterations of the EVE / VVE orientation per M-step and their
