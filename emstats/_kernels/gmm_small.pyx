@@ -375,3 +375,87 @@ def common_orientation(const double[:, :, ::1] W, const double[::1] wmax,
                 Lam_out[k, c] = Lam[k * d + c]
     free(Dc); free(dg); free(Lam); free(G); free(U); free(Vt); free(S); free(work)
     return it
+
+
+def common_orientation_shape(const double[:, :, ::1] W, const double[::1] Nk,
+                             double[::1] lam, double[:, ::1] C, int maxiter, double tol):
+    """The VEE conditional maximisation: alternately the common shape-and-orientation
+    C = sum_k W_k / lambda_k scaled to det C = 1 and the volumes
+    lambda_k = tr(C^-1 W_k) / (d N_k), from ``lam`` (updated in place) until the relative
+    change of the volumes is below ``tol`` or ``maxiter`` iterations; ``C`` receives the
+    last C.  Returns the number of iterations, -1 when C is not positive definite."""
+    cdef Py_ssize_t K = W.shape[0], d = W.shape[1], k, a, b, i
+    cdef int it = 0
+    cdef double q, logdet, sc, change, new
+    cdef double* L = <double*> malloc(d * d * sizeof(double))
+    cdef double* Li = <double*> malloc(d * d * sizeof(double))
+    cdef double* Ci = <double*> malloc(d * d * sizeof(double))
+    if L == NULL or Li == NULL or Ci == NULL:
+        free(L); free(Li); free(Ci)
+        raise MemoryError()
+    with nogil:
+        while it < maxiter:
+            it += 1
+            for a in range(d):
+                for b in range(d):
+                    q = 0.0
+                    for k in range(K):
+                        q += W[k, a, b] / lam[k]
+                    C[a, b] = q
+            # Cholesky C = L L', log det, then scale C to det 1
+            logdet = 0.0
+            for a in range(d):
+                for b in range(a + 1):
+                    q = C[a, b]
+                    for i in range(b):
+                        q = q - L[a * d + i] * L[b * d + i]
+                    if a == b:
+                        if not (q > 0.0):
+                            it = -1
+                            break
+                        L[a * d + a] = sqrt(q)
+                        logdet += log(q)
+                    else:
+                        L[a * d + b] = q / L[b * d + b]
+                if it < 0:
+                    break
+            if it < 0:
+                break
+            sc = exp(logdet / d)
+            for a in range(d):
+                for b in range(d):
+                    C[a, b] = C[a, b] / sc
+            # L^-1 (lower), then (C / sc)^-1 = sc L^-T L^-1
+            for a in range(d):
+                for b in range(d):
+                    Li[a * d + b] = 0.0
+            for b in range(d):
+                Li[b * d + b] = 1.0 / L[b * d + b]
+                for a in range(b + 1, d):
+                    q = 0.0
+                    for i in range(b, a):
+                        q += L[a * d + i] * Li[i * d + b]
+                    Li[a * d + b] = -q / L[a * d + a]
+            for a in range(d):
+                for b in range(d):
+                    q = 0.0
+                    for i in range(d):
+                        q += Li[i * d + a] * Li[i * d + b]
+                    Ci[a * d + b] = sc * q
+            change = 0.0
+            for k in range(K):
+                q = 0.0
+                for a in range(d):
+                    for b in range(d):
+                        q += Ci[a * d + b] * W[k, b, a]
+                new = q / (d * Nk[k])
+                q = (new - lam[k]) / new
+                if q < 0.0:
+                    q = -q
+                if q > change or q != q:
+                    change = q if q == q else 1e300
+                lam[k] = new
+            if not (change > tol):
+                break
+    free(L); free(Li); free(Ci)
+    return it

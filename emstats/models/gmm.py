@@ -365,15 +365,13 @@ class _Decomposed(Structure):
             w, V = w[:, ::-1], V[:, :, ::-1]
         elif name == "VEI":
             w = np.diagonal(W, axis1=1, axis2=2)
-        if name == "VEE":
-            dNk = d * Nk
-            for _ in range(self.INNER_MAXITER):
-                lam_old = lam
-                C = (W / lam[:, None, None]).sum(axis=0)
-                C = C / np.exp(np.linalg.slogdet(C)[1] / d)
-                lam = np.einsum("ab,kba->k", np.linalg.inv(C), W) / dNk
-                if not np.max(np.abs(lam - lam_old) / lam) > self.INNER_TOL:
-                    break
+        if name == "VEE":   # a common C = D A D' (Cython loop)
+            lam = np.array(lam, dtype=float)
+            C = np.empty((d, d))
+            if gmm_small.common_orientation_shape(
+                    np.ascontiguousarray(W, dtype=float), np.ascontiguousarray(Nk, dtype=float),
+                    lam, C, self.INNER_MAXITER, self.INNER_TOL) < 0:
+                raise np.linalg.LinAlgError("the pooled VEE scatter is not positive definite")
         else:   # VEI, VEV: the (eigen)values w of W_k, a common shape A (Cython loop)
             lam = np.array(lam, dtype=float)
             A = np.empty(d)
