@@ -18,6 +18,9 @@ from scipy.linalg.cython_lapack cimport dgesvd
 
 cdef double LOG_2PI = 1.8378770664093453
 
+cdef extern from "emmath.h" nogil:
+    double emstats_exp_neg(double x)
+
 
 def small_estep(const double[:, ::1] X, const double[::1] c, const double[::1] w,
                 const double[:, ::1] mu, const double[:, :, ::1] cov,
@@ -45,9 +48,18 @@ def small_estep(const double[:, ::1] X, const double[::1] c, const double[::1] w
     cdef double* z = <double*> malloc(d * sizeof(double))
     cdef double* e = <double*> malloc(d * sizeof(double))
     cdef double* lp = <double*> malloc(K * sizeof(double))
+    cdef double* idg = <double*> malloc(K * d * sizeof(double))
+    cdef double* aN = <double*> malloc(K * sizeof(double))
+    cdef double* a1 = <double*> malloc(K * d * sizeof(double))
+    cdef double* a2 = <double*> malloc(K * d * d * sizeof(double))
+    cdef double* mloc = <double*> malloc(K * d * sizeof(double))
+    cdef double* xi
+    cdef double* Lk
     cdef int status = 0
-    if L == NULL or logc == NULL or z == NULL or e == NULL or lp == NULL:
-        free(L); free(logc); free(z); free(e); free(lp)
+    if (L == NULL or logc == NULL or z == NULL or e == NULL or lp == NULL or idg == NULL
+            or aN == NULL or a1 == NULL or a2 == NULL or mloc == NULL):
+        free(L); free(logc); free(z); free(e); free(lp); free(idg); free(aN); free(a1)
+        free(a2); free(mloc)
         raise MemoryError()
     try:
         with nogil:
@@ -80,21 +92,25 @@ def small_estep(const double[:, ::1] X, const double[::1] c, const double[::1] w
                     logc[k] = -INFINITY
             if status == 0:
                 for k in range(K):
-                    N[k] = 0.0
+                    aN[k] = 0.0
                     for a in range(d):
-                        S1[k, a] = 0.0
+                        idg[k * d + a] = 1.0 / L[(k * d + a) * d + a]
+                        mloc[k * d + a] = mu[k, a]
+                        a1[k * d + a] = 0.0
                         for b in range(d):
-                            S2[k, a, b] = 0.0
+                            a2[(k * d + a) * d + b] = 0.0
                 for i in range(n):
+                    xi = &X[i, 0]
                     top = -INFINITY
                     for k in range(K):
                         # forward substitution L z = x - mu_k
+                        Lk = &L[k * d * d]
                         q = 0.0
                         for a in range(d):
-                            s = X[i, a] - mu[k, a]
+                            s = xi[a] - mloc[k * d + a]
                             for b in range(a):
-                                s = s - L[(k * d + a) * d + b] * z[b]
-                            z[a] = s / L[(k * d + a) * d + a]
+                                s = s - Lk[a * d + b] * z[b]
+                            z[a] = s * idg[k * d + a]
                             q += z[a] * z[a]
                         lp[k] = logc[k] - 0.5 * q
                         if lp[k] > top:
@@ -104,32 +120,40 @@ def small_estep(const double[:, ::1] X, const double[::1] c, const double[::1] w
                         break
                     tot = 0.0
                     for k in range(K):
-                        lp[k] = exp(lp[k] - top)
+                        lp[k] = emstats_exp_neg(lp[k] - top)
                         tot += lp[k]
                     ll += top + log(tot)
                     for a in range(d):
-                        e[a] = X[i, a] - c[a]
+                        e[a] = xi[a] - c[a]
+                    tot = 1.0 / tot
                     for k in range(K):
-                        r = lp[k] / tot
+                        r = lp[k] * tot
                         if want_resp:
                             resp[i, k] = r
                         if r == 0.0:
                             continue
-                        N[k] += r
+                        aN[k] += r
                         for a in range(d):
-                            S1[k, a] += r * e[a]
+                            q = r * e[a]
+                            a1[k * d + a] += q
                             if diag:
-                                S2[k, a, a] += r * e[a] * e[a]
+                                a2[(k * d + a) * d + a] += q * e[a]
                             else:
                                 for b in range(a + 1):
-                                    S2[k, a, b] += r * e[a] * e[b]
-                if status == 0 and not diag:
+                                    a2[(k * d + a) * d + b] += q * e[b]
+                if status == 0:
                     for k in range(K):
+                        N[k] = aN[k]
                         for a in range(d):
-                            for b in range(a):
-                                S2[k, b, a] = S2[k, a, b]
+                            S1[k, a] = a1[k * d + a]
+                            for b in range(d):
+                                if b <= a:
+                                    S2[k, a, b] = a2[(k * d + a) * d + b]
+                                else:
+                                    S2[k, a, b] = a2[(k * d + b) * d + a]
     finally:
-        free(L); free(logc); free(z); free(e); free(lp)
+        free(L); free(logc); free(z); free(e); free(lp); free(idg); free(aN); free(a1)
+        free(a2); free(mloc)
     return ll, status
 
 
