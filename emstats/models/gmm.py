@@ -47,7 +47,7 @@ from scipy import linalg as sla
 from scipy.special import logsumexp
 
 from .._config import resolve_threads
-from .._kernels import gmm_kernels
+from .._kernels import gmm_kernels, gmm_small
 from ..components.gaussian_data import GaussianRows, IncompleteGaussianRows, prepare_data
 from ..components.gaussian_data import sym as _sym
 from ..components.gaussian_missing import column_counts, component_moments, group_patterns
@@ -269,10 +269,57 @@ class _Decomposed(Structure):
         return nv
 
     # -- M-step -----------------------------------------------------------------
+    #: relative ridge of a singular scatter matrix (see :meth:`_regular_scatter`)
+    SCATTER_RIDGE = 1e-10
+
+    def _regular_scatter(self, Nk, W):
+        """W with a ridge on the scatter matrices that are numerically singular.
+
+        The decompositions of these structures take logarithms of W_k's diagonal or
+        eigenvalues (volumes, shapes), which are -inf for a component whose rows are
+        collinear (e.g. constant in one variable).  Such a W_k gets
+        ``SCATTER_RIDGE * N_k * diag(s^2)`` added, s^2 the pooled variances: the
+        covariance is then finite, the model's floor (``_guard``) catches it and the fit
+        reports the component as collapsed.  Regular scatter matrices are unchanged.
+        (For the diagonal structures only W's diagonal is defined.)"""
+        if self.diag:
+            W = _diag_stack(np.diagonal(W, axis1=1, axis2=2))
+        W = np.ascontiguousarray(W, dtype=float)
+        bad = np.empty(self.K, dtype=np.uint8)
+        if not gmm_small.singular_scatter(W, np.ascontiguousarray(Nk, dtype=float),
+                                          self.SCATTER_RIDGE, bad):
+            return W, None
+        var = np.maximum(np.diagonal(W, axis1=1, axis2=2).sum(axis=0) / max(Nk.sum(), 1e-300),
+                         1e-300)
+        W = W.copy()
+        sing = np.flatnonzero(bad)
+        for k in sing:
+            if np.all(np.isfinite(W[k])):
+                W[k] = W[k] + self.SCATTER_RIDGE * Nk[k] * np.diag(var)
+        return W, sing
+
     def mstep(self, Nk, W, n, old):
+        """The structure's M-step.  A component whose scatter matrix is numerically
+        singular (its rows collinear) has an unbounded likelihood under every structure:
+        it is collapsed, and its covariance is its own (ridged) scatter W_k / N_k, which
+        the model floors (``_guard``) and reports (``collapsed_components``); the other
+        components get the structure's M-step."""
+        Nk = np.maximum(Nk, 1e-300)
+        W, sing = self._regular_scatter(Nk, W)
+        if sing is None:
+            return self._mstep(Nk, W, n, old)
+        # the structure's M-step for the other components (their shared parameters from
+        # their own rows), the collapsed ones their own scatter
+        covs = W / Nk[:, None, None]
+        ok = np.ones(self.K, dtype=bool)
+        ok[sing] = False
+        if ok.any():
+            covs[ok] = self._mstep(Nk[ok], W[ok], float(Nk[ok].sum()), old[ok])
+        return covs
+
+    def _mstep(self, Nk, W, n, old):
         d = self.d
         name = self.name
-        Nk = np.maximum(Nk, 1e-300)
         if name == "EVI":
             dg = np.diagonal(W, axis1=1, axis2=2)
             det = np.exp(np.mean(np.log(dg), axis=1))
@@ -293,36 +340,49 @@ class _Decomposed(Structure):
             return lam * (V * A[None, None, :]) @ np.swapaxes(V, 1, 2)
         if name in ("EVE", "VVE"):
             return self._mstep_common_orientation(Nk, W, n, old)
-        # iterative (ECM) structures: alternate volumes and the shape/orientation
-        lam = np.array([np.exp(np.linalg.slogdet(c)[1] / d) for c in old])
-        lam = np.where(np.isfinite(lam) & (lam > 0), lam, np.trace(W, axis1=1, axis2=2) /
-                       (Nk * d))
-        for _ in range(1000 if self.iterative else 1):
-            lam_old = lam.copy()
-            if name == "VEI":
-                dg = np.diagonal(W, axis1=1, axis2=2)
-                B = (dg / lam[:, None]).sum(axis=0)
-                A = B / np.exp(np.mean(np.log(B)))
-                lam = (dg / A[None, :]).sum(axis=1) / (d * Nk)
-                res = _diag_stack(lam[:, None] * A[None, :])
-            elif name == "VEE":
-                C = (W / lam[:, None, None]).sum(axis=0)
-                C = C / np.exp(np.linalg.slogdet(C)[1] / d)
-                Ci = np.linalg.inv(C)
-                lam = np.einsum("ab,kba->k", Ci, W) / (d * Nk)
-                res = lam[:, None, None] * C[None]
-            elif name == "VEV":
-                w, V = np.linalg.eigh(W)
-                w, V = w[:, ::-1], V[:, :, ::-1]
-                A = (w / lam[:, None]).sum(axis=0)
-                A = A / np.exp(np.mean(np.log(A)))
-                lam = (w / A[None, :]).sum(axis=1) / (d * Nk)
-                res = lam[:, None, None] * (V * A[None, None, :]) @ np.swapaxes(V, 1, 2)
-            else:  # pragma: no cover - guarded by the registry
-                raise ValueError(name)
-            if np.max(np.abs(lam - lam_old) / lam) < 1e-13:
-                break
-        return res
+        # iterative (ECM) structures: alternate volumes and the shape/orientation, from
+        # the previous volumes; the decompositions of W that do not change are done once
+        return self._mstep_volumes(Nk, W, old)
+
+    #: inner (conditional maximisation) iterations of VEI, VEE, VEV per M-step, and their
+    #: relative tolerance on the volumes.  Each inner iteration increases the expected
+    #: complete-data log-likelihood, so EM stays monotone and has the same fixed points
+    #: whatever the cap; warm-started from the previous volumes, the inner loop takes a few
+    #: iterations near convergence
+    INNER_MAXITER = 5
+    INNER_TOL = 1e-12
+
+    def _mstep_volumes(self, Nk, W, old):
+        d, name = self.d, self.name
+        with np.errstate(all="ignore"):
+            sign, ld = np.linalg.slogdet(old)
+            lam = np.exp(ld / d)
+        ok = (sign > 0) & np.isfinite(lam) & (lam > 0)
+        if not ok.all():
+            lam = np.where(ok, lam, np.trace(W, axis1=1, axis2=2) / (Nk * d))
+        if name == "VEV":
+            w, V = np.linalg.eigh(W)
+            w, V = w[:, ::-1], V[:, :, ::-1]
+        elif name == "VEI":
+            w = np.diagonal(W, axis1=1, axis2=2)
+        if name == "VEE":   # a common C = D A D' (Cython loop)
+            lam = np.array(lam, dtype=float)
+            C = np.empty((d, d))
+            if gmm_small.common_orientation_shape(
+                    np.ascontiguousarray(W, dtype=float), np.ascontiguousarray(Nk, dtype=float),
+                    lam, C, self.INNER_MAXITER, self.INNER_TOL) < 0:
+                raise np.linalg.LinAlgError("the pooled VEE scatter is not positive definite")
+        else:   # VEI, VEV: the (eigen)values w of W_k, a common shape A (Cython loop)
+            lam = np.array(lam, dtype=float)
+            A = np.empty(d)
+            gmm_small.common_shape(np.ascontiguousarray(w, dtype=float),
+                                   np.ascontiguousarray(Nk, dtype=float), lam, A,
+                                   self.INNER_MAXITER, self.INNER_TOL)
+        if name == "VEE":
+            return lam[:, None, None] * C[None]
+        if name == "VEI":
+            return _diag_stack(lam[:, None] * A[None, :])
+        return lam[:, None, None] * (V * A[None, None, :]) @ np.swapaxes(V, 1, 2)
 
     def _mstep_common_orientation(self, Nk, W, n, old):
         """EVE / VVE: a common orientation D with variable shapes.
@@ -336,28 +396,32 @@ class _Decomposed(Structure):
         D = -U V' from the SVD U S V' of sum_k (W_k - w_k I) D Lambda_k^-1.
         """
         d = self.d
-        D = _orientation(old[0])
-        wmax = np.linalg.eigvalsh(W)[:, -1]
-        eye = np.eye(d)
-        obj_old = np.inf
-        for _ in range(5000):
-            R = np.einsum("ba,kbc,cd->kad", D, W, D)            # D' W_k D
-            dg = np.maximum(np.diagonal(R, axis1=1, axis2=2), 1e-300)
-            if self.name == "EVE":
-                det = np.exp(np.mean(np.log(dg), axis=1))
-                Lam = (det.sum() / n) * dg / det[:, None]
-            else:
-                Lam = dg / Nk[:, None]
-            G = np.einsum("kab,bc,kc->ac", W - wmax[:, None, None] * eye, D, 1.0 / Lam)
-            U, _, Vt = np.linalg.svd(G)
-            D = -U @ Vt
-            R = np.einsum("ba,kbc,cd->kad", D, W, D)
-            obj = float(np.sum(np.diagonal(R, axis1=1, axis2=2) / Lam)
-                        + np.sum(Nk * np.log(Lam).sum(axis=1)))
-            if abs(obj_old - obj) <= 1e-14 * abs(obj):
-                break
-            obj_old = obj
-        return np.einsum("ab,kb,cb->kac", D, Lam, D)
+        # warm start: the previous (common) orientation
+        D = _orientation(old[0]) if np.all(np.isfinite(old[0])) else _orientation(W.sum(axis=0))
+        wmax = np.ascontiguousarray(np.linalg.eigvalsh(W)[:, -1])
+        D = np.array(D, dtype=float, order="C")
+        Lam = np.empty((W.shape[0], d))
+        it = gmm_small.common_orientation(
+            np.ascontiguousarray(W, dtype=float), wmax, np.ascontiguousarray(Nk, dtype=float),
+            float(n), self.name == "EVE", D, Lam, self.MM_MAXITER, self.MM_TOL)
+        if it < 0:
+            raise np.linalg.LinAlgError("SVD did not converge in the EVE/VVE orientation step")
+        return (D[None] * Lam[:, None, :]) @ D.T[None]
+
+    #: majorise-minimise iterations of the EVE / VVE orientation per M-step and their
+    #: relative tolerance on the objective: each MM step (and each shape update) decreases
+    #: the objective, so EM stays monotone whatever the cap, and warm-started from the
+    #: previous orientation a few steps suffice near convergence
+    MM_MAXITER = 5
+    MM_TOL = 1e-12
+
+    def _shapes_given_orientation(self, R, Nk, n):
+        """The EVI / VVI M-step in the rotated coordinates: the diagonal Lambda_k."""
+        dg = np.maximum(np.diagonal(R, axis1=1, axis2=2), 1e-300)
+        if self.name == "EVE":
+            det = np.exp(np.mean(np.log(dg), axis=1))
+            return (det.sum() / n) * dg / det[:, None]
+        return dg / Nk[:, None]
 
     # -- coordinates ----------------------------------------------------------------
     def _decompose(self, covs):
@@ -1267,13 +1331,13 @@ class GaussianMixture(FitMixin, ChunkedModel):
         (its eigen-decomposition is not defined); one whose smallest eigenvalue is below
         the floor gets its eigenvalues raised to the floor.
         """
-        covs = np.asarray(covs, dtype=float)
-        finite = np.all(np.isfinite(covs), axis=(1, 2))
-        w = np.full((covs.shape[0], self.d), -np.inf)
-        if finite.any():
-            w[finite] = np.linalg.eigvalsh(covs[finite])
-        bad = ~finite | ~(w[:, 0] > self._floor)
-        if bad.any():
+        covs = np.ascontiguousarray(covs, dtype=float)
+        bad = np.empty(covs.shape[0], dtype=np.uint8)
+        # finiteness first, then the floor by a Cholesky attempt of Sigma - floor I (no
+        # eigen-decomposition of a matrix with non-finite entries)
+        if gmm_small.below_floor(covs, self._floor, bad):
+            bad = bad.astype(bool)
+            finite = np.all(np.isfinite(covs), axis=(1, 2))
             covs = covs.copy()
             for k in np.flatnonzero(bad):
                 if not finite[k]:
@@ -2548,6 +2612,34 @@ def gmm(spec=None, k=None, covariance: str = "VVV", *, data=None, reg_covar: flo
                            missing=missing, _prepared=prepared)
 
 
+#: what a fit of gmm_select's table may raise and the table reports (mclust's NA):
+#: numerical failures and data that cannot carry the model
+SELECT_FAILURES = (ValueError, ArithmeticError, np.linalg.LinAlgError, DataError, RuntimeError)
+
+
+def _select_fit(model, init, *, n_init, seed, method, maxiter, tol, n_threads):
+    """One fit of gmm_select's table, without standard errors: (loglik, canonical
+    parameters, sum_i log r_i,MAP, converged).  Plain EM on in-memory data without a
+    prior runs in :class:`~emstats.models._gmm_fast.SmallEM` (the same starts, short runs,
+    stopping rule and M-step as ``fit``, without the engine's per-iteration overhead)."""
+    from . import _gmm_fast
+
+    if _gmm_fast.applicable(model, method):
+        out = _gmm_fast.SmallEM(model).fit(init, n_init, seed, maxiter, tol)
+        if not np.isfinite(out.loglik):
+            raise FloatingPointError(f"non-finite log-likelihood {out.loglik}")
+        return out.loglik, out.params, out.map_log_resp, out.converged
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateComponentWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = model.fit(init=init, n_init=n_init, seed=seed, method=method, maxiter=maxiter,
+                        tol=tol, cov_type=None, n_threads=n_threads)
+    if not np.isfinite(res.llf):
+        raise FloatingPointError(f"non-finite log-likelihood {res.llf}")
+    return (res.llf, res.raw_params, (res.icl - res.bic_mclust) / 2.0,
+            res.convergence.converged)
+
+
 def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII", "EII", "EEI"),
                *, data=None, init="kmeans++", n_init: int = 5, seed: int = 0,
                method: str = "em", maxiter: int = 5000, tol: float = 1e-10,
@@ -2593,9 +2685,8 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
     covs = [covariance] if isinstance(covariance, str) else list(covariance)
     if not ks or not covs:
         raise ValueError("give at least one k and one covariance structure")
-    rows, fits, results = [], {}, {}
+    rows, fits, estimates = [], {}, {}
     n = prepared[0].shape[0]
-    failures = (ValueError, FloatingPointError, np.linalg.LinAlgError, DataError)
     for cv in covs:
         for kk in ks:
             name = resolve_structure(cv, prepared[0].shape[1]) if isinstance(cv, str) else cv
@@ -2607,39 +2698,45 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
                                         missing=missing, _prepared=prepared)
                 name = row["covariance"] = model.covariance
                 this_init = init[kk] if isinstance(init, dict) else init
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", DegenerateComponentWarning)
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    res = model.fit(init=this_init, n_init=n_init, seed=seed, method=method,
-                                    maxiter=maxiter, tol=tol, cov_type=None,
-                                    n_threads=n_threads)
-                if not np.isfinite(res.llf):
-                    raise FloatingPointError(f"non-finite log-likelihood {res.llf}")
-            except failures as err:
+                ll, params, icl_term, converged = _select_fit(
+                    model, this_init, n_init=n_init, seed=seed, method=method,
+                    maxiter=maxiter, tol=tol, n_threads=n_threads)
+                degenerate = bool(model.collapsed_components(params))
+            except SELECT_FAILURES as err:
                 row.update(failed=True, error=f"{type(err).__name__}: {err}")
                 rows.append(row)
                 continue
-            ll, npar = res.llf, model.n_free
+            npar = model.n_free
             bic = 2.0 * ll - npar * math.log(n)
-            row.update(loglik=ll, npar=npar, bic=bic, bic_min=-bic, icl=res.icl,
-                       degenerate=bool(res.collapsed), converged=res.convergence.converged)
+            row.update(loglik=ll, npar=npar, bic=bic, bic_min=-bic, icl=bic + 2.0 * icl_term,
+                       degenerate=degenerate, converged=converged)
             rows.append(row)
             fits[(name, kk)] = model
-            results[(name, kk)] = res
+            estimates[(name, kk)] = params
     table = pd.DataFrame(rows)
     done = table[~table["failed"]]
     if not len(done):
         raise FloatingPointError("every fit failed: " + "; ".join(
             f"{r.covariance}, k = {r.k}: {r.error}" for r in table.itertuples()))
     ok = done[~done["degenerate"]]
-    pick = (ok if len(ok) else done).sort_values(criterion, ascending=False).iloc[0]
-    key = (pick["covariance"], int(pick["k"]))
-    chosen = results[key]
-    # the selected model with its standard errors, from its estimate
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DegenerateComponentWarning)
-        best = fits[key].fit(start_params=chosen.raw_params, method=method, maxiter=maxiter,
-                             tol=tol, n_threads=n_threads)
+    order = (ok if len(ok) else done).sort_values(criterion, ascending=False)
+    # the selected model with its standard errors, from its estimate; should that refit
+    # fail, the row is marked failed and the next best is taken
+    best = None
+    for idx, pick in order.iterrows():
+        key = (pick["covariance"], int(pick["k"]))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DegenerateComponentWarning)
+                best = fits[key].fit(start_params=estimates[key], method=method,
+                                     maxiter=maxiter, tol=tol, n_threads=n_threads)
+            break
+        except SELECT_FAILURES as err:
+            table.loc[idx, "failed"] = True
+            table.loc[idx, "error"] = f"refit with standard errors: {type(err).__name__}: {err}"
+    if best is None:
+        raise FloatingPointError("every fit failed: " + "; ".join(
+            f"{r.covariance}, k = {r.k}: {r.error}" for r in table.itertuples()))
     return GMMSelection(table, best, fits, criterion)
 
 

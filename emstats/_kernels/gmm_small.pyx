@@ -1,0 +1,485 @@
+"""Gaussian-mixture E-step for small data sets, in one call from the parameters.
+
+:mod:`gmm_kernels` is built for many rows (chunks, threads, BLAS products) and its
+caller prepares whitening factors with several numpy calls; on a few hundred rows
+that preparation, not the arithmetic, is the cost of an EM iteration.  This kernel
+takes the weights, means and covariances themselves, factors each covariance
+(Cholesky, d is small), and in one serial pass over the rows returns
+
+    N_k = sum r_ik,   S1_k = sum r_ik (x_i - c),   S2_k = sum r_ik (x_i - c)(x_i - c)'
+
+about a fixed centre c (the statistics of ``GaussianMixture.chunk_stats``) and the
+log-likelihood, optionally the responsibilities and the rows' log-densities.
+"""
+
+from libc.math cimport log, exp, sqrt, INFINITY
+from libc.stdlib cimport malloc, free
+from scipy.linalg.cython_lapack cimport dgesvd
+
+cdef double LOG_2PI = 1.8378770664093453
+
+cdef extern from "emmath.h" nogil:
+    double emstats_exp_neg(double x)
+
+
+def small_estep(const double[:, ::1] X, const double[::1] c, const double[::1] w,
+                const double[:, ::1] mu, const double[:, :, ::1] cov,
+                double[::1] N, double[:, ::1] S1, double[:, :, ::1] S2,
+                double[:, ::1] resp, bint want_resp, bint diag):
+    """One E-step over the rows of ``X`` (n x d, C order).
+
+    Parameters
+    ----------
+    X : (n, d) rows; c : (d,) the centre of the statistics; w : (K,) weights;
+    mu : (K, d) means; cov : (K, d, d) covariances; N, S1, S2 : outputs (overwritten);
+    resp : (n, K) output when ``want_resp``; diag : only the diagonals of S2 (the
+    off-diagonal entries are set to 0).
+
+    Returns
+    -------
+    (loglik, status) : status 1 when a covariance is not positive definite or a weight
+    is negative (the outputs are then undefined), 2 when a row has zero density.
+    """
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], K = w.shape[0]
+    cdef Py_ssize_t i, k, a, b
+    cdef double s, q, top, tot, ll = 0.0, r
+    cdef double* L = <double*> malloc(K * d * d * sizeof(double))
+    cdef double* logc = <double*> malloc(K * sizeof(double))
+    cdef double* z = <double*> malloc(d * sizeof(double))
+    cdef double* e = <double*> malloc(d * sizeof(double))
+    cdef double* lp = <double*> malloc(K * sizeof(double))
+    cdef double* idg = <double*> malloc(K * d * sizeof(double))
+    cdef double* aN = <double*> malloc(K * sizeof(double))
+    cdef double* a1 = <double*> malloc(K * d * sizeof(double))
+    cdef double* a2 = <double*> malloc(K * d * d * sizeof(double))
+    cdef double* mloc = <double*> malloc(K * d * sizeof(double))
+    cdef double* xi
+    cdef double* Lk
+    cdef int status = 0
+    if (L == NULL or logc == NULL or z == NULL or e == NULL or lp == NULL or idg == NULL
+            or aN == NULL or a1 == NULL or a2 == NULL or mloc == NULL):
+        free(L); free(logc); free(z); free(e); free(lp); free(idg); free(aN); free(a1)
+        free(a2); free(mloc)
+        raise MemoryError()
+    try:
+        with nogil:
+            # Cholesky factors (lower) and log-normalising constants
+            for k in range(K):
+                if not (w[k] >= 0.0):
+                    status = 1
+                    break
+                s = 0.0
+                for a in range(d):
+                    for b in range(a + 1):
+                        q = cov[k, a, b]
+                        for i in range(b):
+                            q = q - L[(k * d + a) * d + i] * L[(k * d + b) * d + i]
+                        if a == b:
+                            if not (q > 0.0) or q != q:
+                                status = 1
+                                break
+                            L[(k * d + a) * d + a] = sqrt(q)
+                            s += log(sqrt(q))
+                        else:
+                            L[(k * d + a) * d + b] = q / L[(k * d + b) * d + b]
+                    if status:
+                        break
+                if status:
+                    break
+                if w[k] > 0.0:
+                    logc[k] = log(w[k]) - 0.5 * d * LOG_2PI - s
+                else:
+                    logc[k] = -INFINITY
+            if status == 0:
+                for k in range(K):
+                    aN[k] = 0.0
+                    for a in range(d):
+                        idg[k * d + a] = 1.0 / L[(k * d + a) * d + a]
+                        mloc[k * d + a] = mu[k, a]
+                        a1[k * d + a] = 0.0
+                        for b in range(d):
+                            a2[(k * d + a) * d + b] = 0.0
+                for i in range(n):
+                    xi = &X[i, 0]
+                    top = -INFINITY
+                    for k in range(K):
+                        # forward substitution L z = x - mu_k
+                        Lk = &L[k * d * d]
+                        q = 0.0
+                        for a in range(d):
+                            s = xi[a] - mloc[k * d + a]
+                            for b in range(a):
+                                s = s - Lk[a * d + b] * z[b]
+                            z[a] = s * idg[k * d + a]
+                            q += z[a] * z[a]
+                        lp[k] = logc[k] - 0.5 * q
+                        if lp[k] > top:
+                            top = lp[k]
+                    if not (top > -INFINITY):
+                        status = 2
+                        break
+                    tot = 0.0
+                    for k in range(K):
+                        lp[k] = emstats_exp_neg(lp[k] - top)
+                        tot += lp[k]
+                    ll += top + log(tot)
+                    for a in range(d):
+                        e[a] = xi[a] - c[a]
+                    tot = 1.0 / tot
+                    for k in range(K):
+                        r = lp[k] * tot
+                        if want_resp:
+                            resp[i, k] = r
+                        if r == 0.0:
+                            continue
+                        aN[k] += r
+                        for a in range(d):
+                            q = r * e[a]
+                            a1[k * d + a] += q
+                            if diag:
+                                a2[(k * d + a) * d + a] += q * e[a]
+                            else:
+                                for b in range(a + 1):
+                                    a2[(k * d + a) * d + b] += q * e[b]
+                if status == 0:
+                    for k in range(K):
+                        N[k] = aN[k]
+                        for a in range(d):
+                            S1[k, a] = a1[k * d + a]
+                            for b in range(d):
+                                if b <= a:
+                                    S2[k, a, b] = a2[(k * d + a) * d + b]
+                                else:
+                                    S2[k, a, b] = a2[(k * d + b) * d + a]
+    finally:
+        free(L); free(logc); free(z); free(e); free(lp); free(idg); free(aN); free(a1)
+        free(a2); free(mloc)
+    return ll, status
+
+
+def below_floor(const double[:, :, ::1] cov, double floor, unsigned char[::1] bad):
+    """bad[k] = 1 where cov[k] has a non-finite entry or cov[k] - floor I is not positive
+    definite (its smallest eigenvalue is not above ``floor``), by a Cholesky attempt;
+    returns the number of such k.  The symmetric part (lower triangle) is read."""
+    cdef Py_ssize_t K = cov.shape[0], d = cov.shape[1], k, a, b, i
+    cdef double q
+    cdef int nbad = 0
+    cdef double* L = <double*> malloc(d * d * sizeof(double))
+    if L == NULL:
+        raise MemoryError()
+    with nogil:
+        for k in range(K):
+            bad[k] = 0
+            for a in range(d):
+                for b in range(d):
+                    q = cov[k, a, b]
+                    if q != q or q - q != 0.0:
+                        bad[k] = 1
+            if bad[k] == 0:
+                for a in range(d):
+                    for b in range(a + 1):
+                        q = cov[k, a, b] - (floor if a == b else 0.0)
+                        for i in range(b):
+                            q = q - L[a * d + i] * L[b * d + i]
+                        if a == b:
+                            if not (q > 0.0):
+                                bad[k] = 1
+                                break
+                            L[a * d + a] = sqrt(q)
+                        else:
+                            L[a * d + b] = q / L[b * d + b]
+                    if bad[k]:
+                        break
+            nbad += bad[k]
+    free(L)
+    return nbad
+
+
+def singular_scatter(const double[:, :, ::1] W, const double[::1] Nk, double ridge,
+                     unsigned char[::1] bad):
+    """bad[k] = 1 where the scatter matrix W_k, scaled by N_k and the pooled variances
+    s_j^2 = sum_k W_k,jj / sum_k N_k, has its smallest eigenvalue not above ``ridge``
+    (a Cholesky attempt of W_k / (N_k s s') - ridge I), or a non-finite entry; returns
+    the number of such k."""
+    cdef Py_ssize_t K = W.shape[0], d = W.shape[1], k, a, b, i
+    cdef double q, ntot = 0.0
+    cdef int nbad = 0
+    cdef double* L = <double*> malloc(d * d * sizeof(double))
+    cdef double* s = <double*> malloc(d * sizeof(double))
+    if L == NULL or s == NULL:
+        free(L); free(s)
+        raise MemoryError()
+    with nogil:
+        for k in range(K):
+            ntot += Nk[k]
+        for a in range(d):
+            q = 0.0
+            for k in range(K):
+                q += W[k, a, a]
+            q = q / ntot if ntot > 0.0 else 0.0
+            s[a] = sqrt(q) if q > 1e-300 else 1e-150
+        for k in range(K):
+            bad[k] = 0
+            for a in range(d):
+                for b in range(a + 1):
+                    q = W[k, a, b]
+                    if q != q or q - q != 0.0:
+                        bad[k] = 1
+            if bad[k] == 0:
+                for a in range(d):
+                    for b in range(a + 1):
+                        q = W[k, a, b] / (Nk[k] * s[a] * s[b]) - (ridge if a == b else 0.0)
+                        for i in range(b):
+                            q = q - L[a * d + i] * L[b * d + i]
+                        if a == b:
+                            if not (q > 0.0):
+                                bad[k] = 1
+                                break
+                            L[a * d + a] = sqrt(q)
+                        else:
+                            L[a * d + b] = q / L[b * d + b]
+                    if bad[k]:
+                        break
+            nbad += bad[k]
+    free(L); free(s)
+    return nbad
+
+
+def common_shape(const double[:, ::1] w, const double[::1] Nk, double[::1] lam,
+                 double[::1] A, int maxiter, double tol):
+    """The VEI / VEV conditional maximisation: alternately the common shape
+    A = normalised sum_k w_k / lambda_k (det A = 1) and the volumes
+    lambda_k = sum_j w_kj / A_j / (d N_k), from ``lam`` (updated in place) until the
+    relative change of the volumes is below ``tol`` or ``maxiter`` iterations; ``w`` holds
+    the diagonals (VEI) or eigenvalues (VEV) of the scatter matrices.  Returns the number
+    of iterations."""
+    cdef Py_ssize_t K = w.shape[0], d = w.shape[1], k, j
+    cdef int it = 0
+    cdef double g, q, change, new
+    with nogil:
+        while it < maxiter:
+            it += 1
+            g = 0.0
+            for j in range(d):
+                q = 0.0
+                for k in range(K):
+                    q += w[k, j] / lam[k]
+                A[j] = q
+                g += log(q)
+            g = exp(g / d)
+            for j in range(d):
+                A[j] = A[j] / g
+            change = 0.0
+            for k in range(K):
+                q = 0.0
+                for j in range(d):
+                    q += w[k, j] / A[j]
+                new = q / (d * Nk[k])
+                q = (new - lam[k]) / new
+                if q < 0.0:
+                    q = -q
+                if q > change or q != q:
+                    change = q if q == q else 1e300
+                lam[k] = new
+            if not (change > tol):
+                break
+    return it
+
+
+cdef void _rotated_diag(const double[:, :, ::1] W, const double* D, double* dg,
+                        Py_ssize_t K, Py_ssize_t d) noexcept nogil:
+    """dg[k, j] = D[:, j]' W_k D[:, j] (the diagonal of D' W_k D)."""
+    cdef Py_ssize_t k, j, a, b
+    cdef double q, t
+    for k in range(K):
+        for j in range(d):
+            q = 0.0
+            for a in range(d):
+                t = 0.0
+                for b in range(d):
+                    t += W[k, a, b] * D[b * d + j]
+                q += D[a * d + j] * t
+            dg[k * d + j] = q if q > 1e-300 else 1e-300
+
+
+cdef void _shapes(const double* dg, const double[::1] Nk, double n, bint eve, double* Lam,
+                  Py_ssize_t K, Py_ssize_t d) noexcept nogil:
+    cdef Py_ssize_t k, j
+    cdef double tot = 0.0, g
+    if eve:
+        for k in range(K):
+            g = 0.0
+            for j in range(d):
+                g += log(dg[k * d + j])
+            g = exp(g / d)
+            Lam[k * d] = g            # the determinant^(1/d), temporarily
+            tot += g
+        for k in range(K):
+            g = Lam[k * d]
+            for j in range(d):
+                Lam[k * d + j] = (tot / n) * dg[k * d + j] / g
+    else:
+        for k in range(K):
+            for j in range(d):
+                Lam[k * d + j] = dg[k * d + j] / Nk[k]
+
+
+def common_orientation(const double[:, :, ::1] W, const double[::1] wmax,
+                       const double[::1] Nk, double n, bint eve, double[:, ::1] D,
+                       double[:, ::1] Lam_out, int maxiter, double tol):
+    """The EVE / VVE orientation step (Browne & McNicholas' majorise-minimise iterations):
+    from the orientation ``D`` (updated in place), alternately the shapes Lambda_k given D
+    (``eve``: a common volume) and D = -U V' from the SVD of
+    G = sum_k (W_k - wmax_k I) D Lambda_k^-1, until the relative change of the objective
+    sum_k tr(D' W_k D Lambda_k^-1) + N_k log det Lambda_k is below ``tol`` or ``maxiter``
+    steps; ``Lam_out`` receives the shapes given the final D.  Returns the number of steps,
+    or -1 when the SVD failed (D is then the last good orientation)."""
+    cdef Py_ssize_t K = W.shape[0], d = W.shape[1], k, a, b, c, l
+    cdef int it = 0, info = 0, m = <int> d, lwork = <int> (10 * d + 16)
+    cdef double obj, obj_old = INFINITY, q
+    cdef double* Dc = <double*> malloc(d * d * sizeof(double))
+    cdef double* dg = <double*> malloc(K * d * sizeof(double))
+    cdef double* Lam = <double*> malloc(K * d * sizeof(double))
+    cdef double* G = <double*> malloc(d * d * sizeof(double))
+    cdef double* U = <double*> malloc(d * d * sizeof(double))
+    cdef double* Vt = <double*> malloc(d * d * sizeof(double))
+    cdef double* S = <double*> malloc(d * sizeof(double))
+    cdef double* work = <double*> malloc(lwork * sizeof(double))
+    cdef char job = b'A'
+    if (Dc == NULL or dg == NULL or Lam == NULL or G == NULL or U == NULL or Vt == NULL
+            or S == NULL or work == NULL):
+        free(Dc); free(dg); free(Lam); free(G); free(U); free(Vt); free(S); free(work)
+        raise MemoryError()
+    with nogil:
+        for a in range(d):
+            for b in range(d):
+                Dc[a * d + b] = D[a, b]
+        _rotated_diag(W, Dc, dg, K, d)
+        _shapes(dg, Nk, n, eve, Lam, K, d)
+        while it < maxiter:
+            it += 1
+            # G (Fortran order: G[a, c] at a + c d) = sum_k (W_k - wmax_k I) D Lambda_k^-1
+            for a in range(d):
+                for c in range(d):
+                    q = 0.0
+                    for k in range(K):
+                        obj = 0.0
+                        for b in range(d):
+                            obj += W[k, a, b] * Dc[b * d + c]
+                        obj -= wmax[k] * Dc[a * d + c]
+                        q += obj / Lam[k * d + c]
+                    G[a + c * d] = q
+            dgesvd(&job, &job, &m, &m, G, &m, S, U, &m, Vt, &m, work, &lwork, &info)
+            if info != 0:
+                it = -1
+                break
+            for a in range(d):
+                for c in range(d):
+                    q = 0.0
+                    for l in range(d):
+                        q += U[a + l * d] * Vt[l + c * d]
+                    Dc[a * d + c] = -q
+            _rotated_diag(W, Dc, dg, K, d)
+            obj = 0.0
+            for k in range(K):
+                for c in range(d):
+                    obj += dg[k * d + c] / Lam[k * d + c] + Nk[k] * log(Lam[k * d + c])
+            _shapes(dg, Nk, n, eve, Lam, K, d)
+            q = obj_old - obj
+            if q < 0.0:
+                q = -q
+            if not (q > tol * (obj if obj > 0.0 else -obj)):
+                break
+            obj_old = obj
+        for a in range(d):
+            for b in range(d):
+                D[a, b] = Dc[a * d + b]
+        for k in range(K):
+            for c in range(d):
+                Lam_out[k, c] = Lam[k * d + c]
+    free(Dc); free(dg); free(Lam); free(G); free(U); free(Vt); free(S); free(work)
+    return it
+
+
+def common_orientation_shape(const double[:, :, ::1] W, const double[::1] Nk,
+                             double[::1] lam, double[:, ::1] C, int maxiter, double tol):
+    """The VEE conditional maximisation: alternately the common shape-and-orientation
+    C = sum_k W_k / lambda_k scaled to det C = 1 and the volumes
+    lambda_k = tr(C^-1 W_k) / (d N_k), from ``lam`` (updated in place) until the relative
+    change of the volumes is below ``tol`` or ``maxiter`` iterations; ``C`` receives the
+    last C.  Returns the number of iterations, -1 when C is not positive definite."""
+    cdef Py_ssize_t K = W.shape[0], d = W.shape[1], k, a, b, i
+    cdef int it = 0
+    cdef double q, logdet, sc, change, new
+    cdef double* L = <double*> malloc(d * d * sizeof(double))
+    cdef double* Li = <double*> malloc(d * d * sizeof(double))
+    cdef double* Ci = <double*> malloc(d * d * sizeof(double))
+    if L == NULL or Li == NULL or Ci == NULL:
+        free(L); free(Li); free(Ci)
+        raise MemoryError()
+    with nogil:
+        while it < maxiter:
+            it += 1
+            for a in range(d):
+                for b in range(d):
+                    q = 0.0
+                    for k in range(K):
+                        q += W[k, a, b] / lam[k]
+                    C[a, b] = q
+            # Cholesky C = L L', log det, then scale C to det 1
+            logdet = 0.0
+            for a in range(d):
+                for b in range(a + 1):
+                    q = C[a, b]
+                    for i in range(b):
+                        q = q - L[a * d + i] * L[b * d + i]
+                    if a == b:
+                        if not (q > 0.0):
+                            it = -1
+                            break
+                        L[a * d + a] = sqrt(q)
+                        logdet += log(q)
+                    else:
+                        L[a * d + b] = q / L[b * d + b]
+                if it < 0:
+                    break
+            if it < 0:
+                break
+            sc = exp(logdet / d)
+            for a in range(d):
+                for b in range(d):
+                    C[a, b] = C[a, b] / sc
+            # L^-1 (lower), then (C / sc)^-1 = sc L^-T L^-1
+            for a in range(d):
+                for b in range(d):
+                    Li[a * d + b] = 0.0
+            for b in range(d):
+                Li[b * d + b] = 1.0 / L[b * d + b]
+                for a in range(b + 1, d):
+                    q = 0.0
+                    for i in range(b, a):
+                        q += L[a * d + i] * Li[i * d + b]
+                    Li[a * d + b] = -q / L[a * d + a]
+            for a in range(d):
+                for b in range(d):
+                    q = 0.0
+                    for i in range(d):
+                        q += Li[i * d + a] * Li[i * d + b]
+                    Ci[a * d + b] = sc * q
+            change = 0.0
+            for k in range(K):
+                q = 0.0
+                for a in range(d):
+                    for b in range(d):
+                        q += Ci[a * d + b] * W[k, b, a]
+                new = q / (d * Nk[k])
+                q = (new - lam[k]) / new
+                if q < 0.0:
+                    q = -q
+                if q > change or q != q:
+                    change = q if q == q else 1e300
+                lam[k] = new
+            if not (change > tol):
+                break
+    free(L); free(Li); free(Ci)
+    return it

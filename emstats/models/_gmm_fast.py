@@ -1,0 +1,202 @@
+"""Plain EM for a Gaussian mixture on a small data set, without the engine's overhead.
+
+:func:`~emstats.models.gmm.gmm_select` fits every (structure, k) of its table without
+standard errors; on a few hundred rows an EM iteration through the engine (binding,
+packing the parameters for the step size, the chunked kernel's preparation) costs
+about a millisecond of Python, the arithmetic a few microseconds.  This loop is the
+same algorithm as ``model.fit(method="em", cov_type=None)`` -- the same starts
+(``initial_starts``), the same short EM runs from each (``SHORT_ITER``, ``SHORT_TOL``),
+the best continued, the same stopping rule (:class:`~emstats.em.monitor.ConvergenceMonitor`)
+and the model's own M-step -- with the E-step of :mod:`emstats._kernels.gmm_small`
+called on the parameters directly.  The selected model is refitted through the engine
+(with its standard errors), so the fast loop only fills the table.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._kernels import gmm_small
+from ..em.engine import SHORT_ITER, SHORT_TOL
+from ..em.monitor import ConvergenceMonitor
+from .gmm import GMMParams
+
+#: the fast loop is used up to this many rows (above it the chunked kernel's threads pay)
+FAST_MAX_ROWS = 20000
+
+
+def applicable(model, method) -> bool:
+    """Whether :class:`SmallEM` reproduces ``model.fit(method=method)`` for this model."""
+    return (method in ("em", None) and not model.incomplete and model.prior is None
+            and model.n <= FAST_MAX_ROWS)
+
+
+@dataclass
+class FastFit:
+    """What the table needs from a fit."""
+
+    params: object
+    loglik: float
+    converged: bool
+    n_iter: int
+    map_log_resp: float
+
+
+class SmallEM:
+    """EM on the model's rows with the one-call E-step and a lean M-step.
+
+    Parameters
+    ----------
+    model : GaussianMixture
+        In memory, complete rows, no prior (:func:`applicable`).
+    squarem : bool
+        Continue the best start by SQUAREM (Varadhan & Roland 2008, S3) rather than plain
+        EM.  The extrapolation is in the natural parameters (weights, means, covariances:
+        a linear combination keeps the weights summing to one and the covariances
+        symmetric) and is always followed by an EM step, which puts the covariances back
+        into the structure; an extrapolation that is not a valid mixture, or whose EM
+        step has a lower log-likelihood than the second plain EM step, is replaced by that
+        step, so the log-likelihood never decreases.
+    """
+
+    def __init__(self, model, squarem: bool = True):
+        self.model = model
+        self.X = np.ascontiguousarray(model.X, dtype=float)
+        self.c = np.ascontiguousarray(model.centre, dtype=float)
+        self.diag = bool(model.structure.diag)
+        self._noresp = np.empty((0, model.K))
+        self.squarem = bool(squarem)
+        self.n_e_steps = 0
+
+    # -- one E-step, one M-step --------------------------------------------------------
+    def e_step(self, p, want_resp=False):
+        """(N, S1, S2) about the centre, the log-likelihood and (optionally) the
+        responsibilities at ``p``; (None, -inf, None) where ``p`` is not a valid mixture."""
+        K, d = self.model.K, self.model.d
+        N, S1, S2 = np.empty(K), np.empty((K, d)), np.empty((K, d, d))
+        resp = np.empty((self.X.shape[0], K)) if want_resp else self._noresp
+        self.n_e_steps += 1
+        ll, status = gmm_small.small_estep(
+            self.X, self.c, np.ascontiguousarray(p.weights, dtype=float),
+            np.ascontiguousarray(p.means, dtype=float),
+            np.ascontiguousarray(p.covariances, dtype=float), N, S1, S2, resp,
+            want_resp, self.diag)
+        if status or not np.isfinite(ll):
+            return None, -np.inf, None
+        return (N, S1, S2), ll, resp
+
+    def m_step(self, st, p):
+        """``GaussianMixture.m_step`` without a prior, on the raw statistics."""
+        model = self.model
+        N, S1, S2 = st
+        n = float(N.sum())
+        tiny = 1e-10 * max(n, 1.0)
+        empty = N <= tiny
+        Nk = np.where(empty, tiny, N) if empty.any() else N
+        shift = S1 / Nk[:, None]
+        means = self.c[None] + shift
+        W = S2 - Nk[:, None, None] * (shift[:, :, None] * shift[:, None, :])
+        covs = model.structure.mstep(Nk, W, n, p.covariances)
+        if empty.any():
+            covs = np.array(covs, dtype=float)
+            means[empty] = p.means[empty]
+            covs[empty] = p.covariances[empty]
+        if model.reg_covar > 0:
+            covs = covs + model.reg_covar * np.eye(model.d)[None]
+        covs = model._guard(covs)
+        weights = np.where(empty, 0.0, np.maximum(N, 0.0)) / n
+        return GMMParams(weights, means, covs)
+
+    # -- the loops -----------------------------------------------------------------------
+    def run(self, p, maxiter, tol, squarem=False):
+        """EM (or SQUAREM) from ``p``: (params, loglik, monitor, converged)."""
+        mon = ConvergenceMonitor(tol=tol, maxiter=int(maxiter), monotone=True)
+        st, ll, _ = self.e_step(p)
+        if st is None:
+            raise FloatingPointError(f"the log-likelihood at the start values is {ll}")
+        mon.record(ll, np.nan)
+        converged = False
+        step = self._squarem_step if squarem else self._em_step
+        self._step_max = 1.0
+        for _ in range(int(maxiter)):
+            p, st, ll = step(p, st, ll)
+            mon.record(ll, 0.0)
+            if mon.converged():
+                converged = True
+                break
+        return p, ll, mon, converged
+
+    def _em_step(self, p, st, ll):
+        q = self.m_step(st, p)
+        st, ll, _ = self.e_step(q)
+        if st is None:
+            raise FloatingPointError("the log-likelihood became non-finite")
+        return q, st, ll
+
+    def _squarem_step(self, p0, st0, ll0):
+        p1, st1, _ = self._em_step(p0, st0, ll0)
+        p2, st2, ll2 = self._em_step(p1, st1, None)
+        u0, u1, u2 = (np.concatenate([q.weights, q.means.ravel(), q.covariances.ravel()])
+                      for q in (p0, p1, p2))
+        r = u1 - u0
+        v = u2 - 2.0 * u1 + u0
+        nv = float(np.sqrt(v @ v))
+        if not (np.isfinite(nv) and nv > 0.0):
+            return p2, st2, ll2
+        alpha = max(-max(1.0, float(np.sqrt(r @ r)) / nv), -self._step_max)
+        u = u0 - 2.0 * alpha * r + alpha * alpha * v
+        K, d = self.model.K, self.model.d
+        w = u[:K]
+        q = None
+        if np.all(w >= 0.0) and np.all(np.isfinite(u)):
+            ext = GMMParams(w, u[K:K + K * d].reshape(K, d), u[K + K * d:].reshape(K, d, d))
+            st_e, ll_e, _ = self.e_step(ext)
+            if st_e is not None:
+                q = self.m_step(st_e, ext)
+                st_q, ll_q, _ = self.e_step(q)
+        if q is None or st_q is None or not (ll_q >= ll2):
+            self._step_max = max(1.0, self._step_max / 4.0)
+            return p2, st2, ll2
+        if alpha == -self._step_max:
+            self._step_max *= 4.0
+        return q, st_q, ll_q
+
+    def fit(self, init, n_init, seed, maxiter, tol) -> FastFit:
+        """The starts of ``init``/``n_init`` (seeded by ``seed``), short EM from each, the
+        best continued (as :func:`emstats.em.engine.run_starts`; by SQUAREM when
+        ``squarem``)."""
+        model = self.model
+        starts = model.initial_starts(init, n_init, np.random.default_rng(seed))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if len(starts) == 1:
+                p, ll, mon, conv = self.run(starts[0][1], maxiter, tol, self.squarem)
+                used = mon.n_iter
+            else:
+                best, errors = None, []
+                n_short = min(SHORT_ITER, int(maxiter))
+                for _, p0 in starts:
+                    try:
+                        r = self.run(p0, n_short, SHORT_TOL)
+                    except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
+                        errors.append(str(err))
+                        continue
+                    if np.isfinite(r[1]) and (best is None or r[1] > best[1]):
+                        best = r
+                if best is None:
+                    raise FloatingPointError("EM failed from every start: "
+                                             + "; ".join(errors))
+                used = best[2].n_iter
+                p, ll, mon, conv = self.run(best[0], max(int(maxiter) - used, 1), tol,
+                                            self.squarem)
+                used += mon.n_iter
+        p = model.canonical(p)
+        st, ll, resp = self.e_step(p, want_resp=True)
+        if st is None:
+            raise FloatingPointError("the log-likelihood at the estimate is not finite")
+        top = resp[np.arange(resp.shape[0]), np.argmax(resp, axis=1)]
+        mlr = float(np.log(np.maximum(top, np.finfo(float).tiny)).sum())
+        return FastFit(p, float(ll), conv, used, mlr)
