@@ -51,6 +51,8 @@ from .._kernels import gmm_kernels
 from ..components.gaussian_data import GaussianRows, IncompleteGaussianRows, prepare_data
 from ..components.gaussian_data import sym as _sym
 from ..components.gaussian_missing import column_counts, component_moments, group_patterns
+from ..components.hc import SUBSET as HC_SUBSET
+from ..components.hc import HCStart, hc_start
 from ..components.init import distinct_rows, kmeans_plusplus, lloyd
 from ..em.engine import FitOptions
 from ..em.online import OnlineEM, as_2d, batch_columns
@@ -709,6 +711,13 @@ LOUIS_BLOCK = 8192
 #: certain (1 - max_k r_ik below it, so every r_ik r_il and r_ik (1 - r_ik) is too): a
 #: relative change of the information far below the rounding of its sums
 LOUIS_CERTAIN = 1e-13
+
+#: the kinds of start of ``fit(init=...)`` and how many of each ``n_init=None`` means
+INIT_COUNTS = {"kmeans++": 5, "random": 5, "hc": 1, "short-em": 20, "hc+kmeans++": 6}
+INIT_KINDS = tuple(INIT_COUNTS)
+#: the start of ``fit()`` and ``gmm_select()``: chosen by benchmarks/bench_gmm_starts.py
+#: (docs/gmm.md, "Starting values")
+DEFAULT_INIT = "hc+kmeans++"
 
 
 class GaussianMixture(FitMixin, ChunkedModel):
@@ -1734,21 +1743,55 @@ class GaussianMixture(FitMixin, ChunkedModel):
             raise DataError("the random start has a non-finite log-likelihood")
         return self.m_step(stats, p)
 
-    def initial_starts(self, init, n_init: int, rng: np.random.Generator):
-        """The starts of a fit: ``init=None``/``"kmeans++"``: ``n_init`` k-means++ seedings
-        refined by a few k-means iterations, then one M-step from the partition;
-        ``"random"``: ``n_init`` times k distinct rows as means with the data covariance;
-        an array of n labels: one start from that partition (e.g. mclust's hierarchical
-        classes); an n x k array: one start from those responsibilities.  Each start is in
-        the canonical order (what the simulation-based methods keep)."""
+    def _hc_start(self, rng) -> HCStart:
+        """mclust's agglomeration of the rows (one for every k; kept when it does not
+        depend on ``rng``, i.e. up to ``hc.SUBSET`` rows)."""
+        st = getattr(self, "_hc_cache", None)
+        if st is None:
+            st = hc_start(self._X_start, rng)
+            if self.n <= HC_SUBSET:
+                self._hc_cache = st
+        return st
+
+    def _init_hc(self, rng) -> GMMParams:
+        """mclust's default start: the partition into k clusters of the model-based
+        hierarchical agglomeration (:mod:`emstats.components.hc`), then one M-step from
+        it (on the subsample's rows above ``hc.SUBSET`` rows)."""
+        st = self._hc_start(rng)
+        resp = np.zeros((self.n, self.K))
+        resp[st.rows, st.partition(self.K)] = 1.0
+        return self._params_from_resp(resp)
+
+    def initial_starts(self, init, n_init: int | None, rng: np.random.Generator):
+        """The starts of a fit (``n_init=None``: the default count of each kind):
+        ``"kmeans++"``: ``n_init`` (5) k-means++ seedings refined by a few k-means
+        iterations, then one M-step from the partition; ``"random"``: ``n_init`` (5)
+        times k distinct rows as means with the data covariance; ``"hc"``: mclust's
+        hierarchical partition (one start; above ``hc.SUBSET`` rows, ``n_init`` (1)
+        subsamples); ``"short-em"``: ``n_init`` (20) random starts; ``"hc+kmeans++"``
+        (the default, ``init=None``): the hierarchical partition and ``n_init - 1`` (5)
+        k-means++ starts; an array of n labels: one start from that partition (e.g.
+        mclust's hierarchical classes); an n x k array: one start from those
+        responsibilities.  Several starts each run a short EM and the best continues.
+        Each start is in the canonical order (what the simulation-based methods keep)."""
         if init is None or isinstance(init, str):
-            init = "kmeans++" if init is None else init
-            if init not in ("kmeans++", "random"):
-                raise ValueError(f"init must be 'kmeans++', 'random', a partition (labels) or "
-                                 f"responsibilities, got {init!r}")
-            make = self._init_kmeans if init == "kmeans++" else self._init_random
-            seeds = rng.integers(0, 2**63, size=int(n_init))
-            return [(init, make(np.random.default_rng(s)).sorted()) for s in seeds]
+            init = DEFAULT_INIT if init is None else init
+            if init not in INIT_KINDS:
+                raise ValueError(f"init must be one of {', '.join(map(repr, INIT_KINDS))}, a "
+                                 f"partition (labels) or responsibilities, got {init!r}")
+            count = INIT_COUNTS[init] if n_init is None else int(n_init)
+            if init == "hc" and self.n <= HC_SUBSET:
+                count = 1               # the agglomeration is deterministic
+            make = {"kmeans++": self._init_kmeans, "random": self._init_random,
+                    "short-em": self._init_random, "hc": self._init_hc}
+            starts = []
+            if init == "hc+kmeans++":
+                starts.append(("hc", self._init_hc(rng).sorted()))
+                init, count = "kmeans++", count - 1
+            label = "random" if init == "short-em" else init
+            seeds = rng.integers(0, 2**63, size=count)
+            starts += [(label, make[init](np.random.default_rng(s)).sorted()) for s in seeds]
+            return starts
         arr = np.asarray(init)
         if arr.ndim == 2:
             if arr.shape != (self.n, self.K):
@@ -1860,22 +1903,31 @@ class GaussianMixture(FitMixin, ChunkedModel):
             kw["loglik_data"] = self.loglike_data(params)
         return kw
 
-    def fit(self, *, n_init: int = 5, cov_type: str | None = "default", init=None,
+    def fit(self, *, n_init: int | None = None, cov_type: str | None = "default", init=None,
             start_params=None, method: str | None = None, **kwargs) -> GMMResults:
         """Fit by EM (the options of every model, :meth:`FitMixin.fit
         <emstats.inference.fit.FitMixin.fit>`, with these defaults and meanings).
 
         Parameters
         ----------
-        n_init : int
-            Starts from ``init`` (default 5); each runs a short EM, the best continues
-            (``results.init_logliks`` holds the short runs' log-likelihoods).
-        init : {"kmeans++", "random"}, array_like, optional
-            ``"kmeans++"`` (default): k-means++ seeding (seeded by ``seed``) refined by
-            a few k-means iterations, then one M-step from the partition; ``"random"``:
-            k distinct rows as means with the data covariance.  An array of n labels is
-            an initial partition (e.g. mclust's hierarchical classes), an n x k array
-            initial responsibilities (one start).
+        n_init : int, optional
+            Number of starts (default: 6 for ``"hc+kmeans++"``, the hierarchical start
+            and 5 k-means++; 5 k-means++ or random starts; 20 short-EM starts; one
+            hierarchical start, or that many subsamples); several starts each run a short
+            EM, the best continues (``results.init_logliks`` holds the short runs'
+            log-likelihoods).
+        init : {"hc+kmeans++", "hc", "kmeans++", "short-em", "random"}, array_like, optional
+            ``"hc+kmeans++"`` (default): mclust's start and ``n_init - 1`` k-means++
+            starts compete.  ``"hc"``: mclust's default start, the partition of the model-based
+            hierarchical agglomeration (Fraley 1998; VVV criterion on the standardised,
+            SVD-rotated data; on a subsample of 2000 rows above that; quantile classes
+            for one variable), see :mod:`emstats.components.hc`.  ``"kmeans++"``:
+            k-means++ seeding (seeded by ``seed``) refined by a few k-means iterations,
+            then one M-step from the partition.  ``"short-em"``: many random starts
+            (Biernacki, Celeux & Govaert 2003), each a short EM, the best continued.
+            ``"random"``: k distinct rows as means with the data covariance.  An array
+            of n labels is an initial partition (e.g. mclust's hierarchical classes),
+            an n x k array initial responsibilities (one start).
         start_params : GMMParams, optional
             Starting parameters (one start; ``n_init`` and ``init`` are then unused).
         cov_type : {"louis", "numerical", "bootstrap", "sem"} or None
@@ -1899,17 +1951,22 @@ class GaussianMixture(FitMixin, ChunkedModel):
             cov_type = "louis" if self.has_louis else "numerical"
         simulated = method in ("stochastic", "mcem")
         if simulated:
-            if start_params is None and init is not None and not (
-                    isinstance(init, str) and init in ("kmeans++", "random")):
+            if init is None:
+                init = "kmeans++"
+            if start_params is None and not (
+                    isinstance(init, str) and init in ("kmeans++", "random", "hc")):
                 raise ValueError(f"method={method!r} runs from one start: init must be "
-                                 "'kmeans++' or 'random', or pass start_params")
+                                 "'kmeans++', 'random' or 'hc', or pass start_params")
             n_init = 1
         if start_params is not None:
             label = "user"
         elif init is None or isinstance(init, str):
-            label = "kmeans++" if init is None else init
+            label = DEFAULT_INIT if init is None else init
         else:
             label = "responsibilities" if np.ndim(init) == 2 else "partition"
+        if n_init is None:
+            kind = DEFAULT_INIT if init is None else init
+            n_init = INIT_COUNTS.get(kind, 1) if isinstance(kind, str) else 1
         opts = FitOptions(n_init=n_init, cov_type=cov_type, init=init,
                           start_params=start_params, method=method, **kwargs)
         with warnings.catch_warnings(record=True) as caught:
@@ -2518,7 +2575,7 @@ def gmm(spec=None, k=None, covariance: str = "VVV", *, data=None, reg_covar: flo
 
 
 def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII", "EII", "EEI"),
-               *, data=None, init="kmeans++", n_init: int = 5, seed: int = 0,
+               *, data=None, init=None, n_init: int | None = None, seed: int = 0,
                method: str = "em", maxiter: int = 5000, tol: float = 1e-10,
                reg_covar: float = 0.0, prior=None, missing: str = "raise",
                n_threads: int | None = None, criterion: str = "bic") -> GMMSelection:
@@ -2536,9 +2593,10 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
         Numbers of components.
     covariance : iterable of str
         Structures to try.
-    init : str or mapping
-        As in :meth:`GaussianMixture.fit`; a mapping k -> initial partition gives a
-        partition per k (e.g. mclust's hierarchical classes).
+    init : str or mapping, optional
+        As in :meth:`GaussianMixture.fit` (default ``"hc+kmeans++"``; the hierarchical
+        agglomeration is computed once for all k and structures); a mapping k ->
+        initial partition gives a partition per k (e.g. mclust's hierarchical classes).
     n_init, seed, method, maxiter, tol, reg_covar, prior, n_threads :
         As in :meth:`GaussianMixture.fit` and :func:`gmm`.
     criterion : {"bic", "icl"}
@@ -2565,6 +2623,7 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
     rows, fits, results = [], {}, {}
     n = prepared[0].shape[0]
     failures = (ValueError, FloatingPointError, np.linalg.LinAlgError, DataError)
+    hc_shared = None
     for cv in covs:
         for kk in ks:
             name = resolve_structure(cv, prepared[0].shape[1]) if isinstance(cv, str) else cv
@@ -2575,6 +2634,8 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
                 model = GaussianMixture(None, kk, cv, reg_covar=reg_covar, prior=prior,
                                         missing=missing, _prepared=prepared)
                 name = row["covariance"] = model.covariance
+                if hc_shared is not None:
+                    model._hc_cache = hc_shared      # one agglomeration for every fit
                 this_init = init[kk] if isinstance(init, dict) else init
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", DegenerateComponentWarning)
@@ -2582,6 +2643,7 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
                     res = model.fit(init=this_init, n_init=n_init, seed=seed, method=method,
                                     maxiter=maxiter, tol=tol, cov_type=None,
                                     n_threads=n_threads)
+                hc_shared = getattr(model, "_hc_cache", None)
                 if not np.isfinite(res.llf):
                     raise FloatingPointError(f"non-finite log-likelihood {res.llf}")
             except failures as err:
