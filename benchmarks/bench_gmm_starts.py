@@ -84,13 +84,23 @@ def main(argv=None):
     ap.add_argument("--structures", default="", help="comma-separated (default: all 14)")
     ap.add_argument("--ks", default="1-9")
     ap.add_argument("--tol", type=float, default=0.01)
-    ap.add_argument("--json", default="", help="write every fit's result here")
+    ap.add_argument("--json", default="", help="write every fit's result here (after each "
+                    "structure, so that an interrupted run keeps what it did)")
+    ap.add_argument("--from-json", default="", help="comma-separated files of earlier runs: "
+                    "print their table, fit nothing")
     args = ap.parse_args(argv)
     sets, models = load_sets([s for s in args.datasets.split(",") if s])
     structures = [s for s in args.structures.split(",") if s] or models
     ks = parse_ks(args.ks)
     cells = []
+    if args.from_json:
+        for path in args.from_json.split(","):
+            with open(path) as fh:
+                cells += [c for c in json.load(fh) if c["dataset"] in sets]
+        sets = {nm: v for nm, v in sets.items() if any(c["dataset"] == nm for c in cells)}
     for nm, (X, rec) in sets.items():
+        if args.from_json:
+            break
         for st in structures:
             for k in ks:
                 r_ll = rec["loglik"][st][k - 1]
@@ -100,6 +110,9 @@ def main(argv=None):
                     row[s] = fit_one(X, k, st, s)
                 cells.append(row)
             print(f"# {nm} {st} done", file=sys.stderr, flush=True)
+            if args.json:
+                with open(args.json, "w") as fh:
+                    json.dump(cells, fh, indent=1)
     reached = {nm: dict.fromkeys(STRATEGIES + ("mclust",), 0) for nm in sets}
     secs = {nm: dict.fromkeys(STRATEGIES, 0.0) for nm in sets}
     total = dict.fromkeys(sets, 0)
@@ -146,9 +159,6 @@ def main(argv=None):
         m = "NA" if row["mclust"] is None else f"{row['best'] - row['mclust']:.3f}"
         print(f"  {row['dataset']:9s} {row['structure']} k={row['k']}: best {row['best']:.4f}; "
               + ", ".join(f"{s} {gap[s]:.3f}" for s in STRATEGIES) + f", mclust {m}")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(cells, fh, indent=1)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import numpy as np
 
 from .._kernels import hc_kernels
 
-__all__ = ["SUBSET", "HCTree", "agglomerate", "hc_start", "quantile_classes",
+__all__ = ["SUBSET", "HCTree", "agglomerate", "hc_labels", "hc_start", "quantile_classes",
            "svd_transform"]
 
 #: rows above which the tree is grown on a random subsample of this size (mclust's
@@ -201,3 +201,26 @@ def hc_start(X: np.ndarray, rng: np.random.Generator | None = None, *,
     else:
         rows = np.arange(n)
     return HCStart(rows, agglomerate(svd_transform(X[rows])))
+
+
+def hc_labels(X: np.ndarray, k: int, rng: np.random.Generator | None = None, *,
+              subset: int = SUBSET) -> np.ndarray:
+    """Labels 0..k-1 of every row from :func:`hc_start`: the rows outside the subsample
+    (above ``subset`` rows) join the cluster with the nearest mean in the standardised
+    variables.  The start of models that need a label for every row (mixtures of
+    regressions, of factor analyzers)."""
+    X = np.asarray(X, dtype=float)
+    if X.ndim == 1:
+        X = X[:, None]
+    st = hc_start(X, rng, subset=subset)
+    lab_sub = st.partition(k)
+    n = X.shape[0]
+    if st.rows.size == n:
+        return lab_sub
+    sd = X.std(axis=0)
+    Zs = X / np.where(sd > 0, sd, 1.0)
+    cent = np.vstack([Zs[st.rows[lab_sub == g]].mean(axis=0) for g in range(int(k))])
+    d2 = (Zs ** 2).sum(axis=1)[:, None] - 2.0 * Zs @ cent.T + (cent ** 2).sum(axis=1)[None]
+    lab = np.argmin(d2, axis=1)
+    lab[st.rows] = lab_sub
+    return lab

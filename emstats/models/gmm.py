@@ -2728,8 +2728,8 @@ class GMMAdapter:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DegenerateComponentWarning)
             warnings.simplefilter("ignore", ConvergenceWarning)
-            res = self.model.fit(n_init=self.n_init, seed=self.seed, method="em",
-                                 maxiter=self.init_maxiter, tol=1e-8, cov_type=None,
+            res = self.model.fit(init="kmeans++", n_init=self.n_init, seed=self.seed,
+                                 method="em", maxiter=self.init_maxiter, tol=1e-8, cov_type=None,
                                  n_threads=self.n_threads)
         return res.raw_params
 
