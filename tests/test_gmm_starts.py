@@ -18,7 +18,8 @@ import pytest
 
 import emstats
 from emstats.components.hc import SUBSET, agglomerate, hc_start, quantile_classes, svd_transform
-from emstats.models.gmm import DEFAULT_INIT, INIT_KINDS
+from emstats.models import gmm as gmm_module
+from emstats.models.gmm import ALL_PARTS, INIT_KINDS
 
 with open(os.path.join(os.path.dirname(__file__), "results", "gmm_starts.json")) as _fh:
     FX = json.load(_fh)
@@ -134,7 +135,7 @@ def test_hc_start_reaches_mclust_on_diabetes():
         res = m.fit(init=init, cov_type=None)
         assert abs(res.llf - ref) < 1e-6 * abs(ref)
     assert m.fit(init="kmeans++", cov_type=None).llf < ref - 5.0
-    assert emstats.gmm(X, k=3).fit(cov_type=None).init == DEFAULT_INIT
+    assert emstats.gmm(X, k=3).fit(cov_type=None).init.startswith("all (")
 
 
 def test_hc_start_is_mclusts_partition():
@@ -158,7 +159,9 @@ def test_start_kinds_and_counts():
     assert kinds["short-em"] == ["random"] * 20
     assert kinds["kmeans++"] == ["kmeans++"] * 5
     assert len(m.fit(init="short-em", cov_type=None).init_logliks) == 20
-    assert len(m.fit(cov_type=None).init_logliks) == 6
+    assert len(m.fit(init="hc+kmeans++", cov_type=None).init_logliks) == 6
+    assert len(m.fit(cov_type=None).init_logliks) == 6 + 20          # "all"
+    assert len(m.fit(n_init=3, cov_type=None).init_logliks) == 3 + 20
     assert len(m.fit(init="hc", n_init=4, cov_type=None).init_logliks) == 1   # deterministic
     with pytest.raises(ValueError, match="init must be one of"):
         m.fit(init="ward")
@@ -243,3 +246,33 @@ def test_hc_start_for_mixreg_and_mfa():
     a = f.fit(init="hc", cov_type=None)
     b = f.fit(n_init=3, cov_type=None)
     assert a.llf >= b.llf - 1e-6 * abs(b.llf)
+
+
+def test_all_is_the_best_of_its_parts_and_the_default_up_to_a_size(monkeypatch):
+    """init="all" = the better of "hc+kmeans++" and "short-em" run to convergence, refitted
+    with standard errors; it is the default up to ALL_MAX_ROWS rows."""
+    X, rec = _data("diabetes")
+    m = emstats.gmm(X, k=2, covariance="VVV")
+    parts = [m.fit(init=kind, cov_type=None) for kind in ALL_PARTS]
+    best = max(parts, key=lambda r: r.llf)
+    res = m.fit(init="all")
+    assert res.init == f"all ({best.init})"
+    assert abs(res.llf - best.llf) < 1e-8 * abs(best.llf)
+    assert res.bse is not None and np.all(np.isfinite(res.bse))
+    assert m.default_init == "all"
+    monkeypatch.setattr(gmm_module, "ALL_MAX_ROWS", 100)
+    assert m.default_init == "hc+kmeans++"
+    assert m.fit(cov_type=None).init == "hc+kmeans++"
+    with pytest.raises(ValueError, match="runs whole fits"):
+        m.initial_starts("all", None, np.random.default_rng(0))
+
+
+def test_all_prefers_a_fit_without_collapsed_components():
+    """Where short EM's winner collapses (iris, VVV, k = 3) "all" keeps the other part."""
+    X, rec = _data("iris")
+    m = emstats.gmm(X, k=3, covariance="VVV")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = m.fit(cov_type=None)
+    assert not res.collapsed
+    assert abs(res.llf - rec["loglik"]["VVV"][2]) < 1e-6 * abs(res.llf)

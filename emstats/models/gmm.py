@@ -715,9 +715,12 @@ LOUIS_CERTAIN = 1e-13
 #: the kinds of start of ``fit(init=...)`` and how many of each ``n_init=None`` means
 INIT_COUNTS = {"kmeans++": 5, "random": 5, "hc": 1, "short-em": 20, "hc+kmeans++": 6}
 INIT_KINDS = tuple(INIT_COUNTS)
-#: the start of ``fit()`` and ``gmm_select()``: chosen by benchmarks/bench_gmm_starts.py
-#: (docs/gmm.md, "Starting values")
-DEFAULT_INIT = "hc+kmeans++"
+#: ``init="all"``: these strategies each run to convergence, the best fit kept
+ALL_PARTS = ("hc+kmeans++", "short-em")
+#: the start of ``fit()`` and ``gmm_select()`` (``init=None``): "all" up to this many rows,
+#: "hc+kmeans++" above (short EM's 20 x 25 passes over the data would dominate the fit);
+#: chosen by benchmarks/bench_gmm_starts.py (docs/gmm.md, "Starting values")
+ALL_MAX_ROWS = 10_000
 
 
 class GaussianMixture(FitMixin, ChunkedModel):
@@ -1762,6 +1765,42 @@ class GaussianMixture(FitMixin, ChunkedModel):
         resp[st.rows, st.partition(self.K)] = 1.0
         return self._params_from_resp(resp)
 
+    @property
+    def default_init(self) -> str:
+        """The start of ``fit(init=None)``: ``"all"`` up to ``ALL_MAX_ROWS`` rows, else
+        ``"hc+kmeans++"``."""
+        return "all" if self.n <= ALL_MAX_ROWS else "hc+kmeans++"
+
+    def _fit_all(self, n_init, cov_type, method, kwargs) -> GMMResults:
+        """``init="all"``: a fit (without standard errors) from each of ``ALL_PARTS``, the
+        best without a collapsed component (the best of all if every fit collapsed)
+        refitted from its estimate with the standard errors; ``n_init`` is the number of
+        starts of the first (default 6), the second has its default 20;
+        ``extra["starts"]`` holds the starts of both."""
+        fits, errors = [], []
+        for kind in ALL_PARTS:
+            count = n_init if kind == ALL_PARTS[0] else None
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fits.append(self.fit(init=kind, n_init=count, cov_type=None,
+                                         method=method, **kwargs))
+            except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
+                errors.append(f"{kind}: {err}")
+        if not fits:
+            raise FloatingPointError("every strategy of init='all' failed: " + "; ".join(errors))
+
+        def score(r):
+            return r.llf if r.log_posterior is None else r.log_posterior
+
+        ok = [r for r in fits if np.isfinite(score(r)) and not r.collapsed] or fits
+        best = max(ok, key=score)
+        res = self.fit(start_params=best.raw_params, cov_type=cov_type, method=method,
+                       **kwargs)
+        res.init = f"all ({best.init})"
+        res.extra["starts"] = [s for r in fits for s in r.extra.get("starts", [])]
+        return res
+
     def initial_starts(self, init, n_init: int | None, rng: np.random.Generator):
         """The starts of a fit (``n_init=None``: the default count of each kind):
         ``"kmeans++"``: ``n_init`` (5) k-means++ seedings refined by a few k-means
@@ -1775,7 +1814,9 @@ class GaussianMixture(FitMixin, ChunkedModel):
         responsibilities.  Several starts each run a short EM and the best continues.
         Each start is in the canonical order (what the simulation-based methods keep)."""
         if init is None or isinstance(init, str):
-            init = DEFAULT_INIT if init is None else init
+            init = self.default_init if init is None else init
+            if init == "all":
+                raise ValueError("init='all' runs whole fits: use fit(init='all')")
             if init not in INIT_KINDS:
                 raise ValueError(f"init must be one of {', '.join(map(repr, INIT_KINDS))}, a "
                                  f"partition (labels) or responsibilities, got {init!r}")
@@ -1913,21 +1954,26 @@ class GaussianMixture(FitMixin, ChunkedModel):
         n_init : int, optional
             Number of starts (default: 6 for ``"hc+kmeans++"``, the hierarchical start
             and 5 k-means++; 5 k-means++ or random starts; 20 short-EM starts; one
-            hierarchical start, or that many subsamples); several starts each run a short
-            EM, the best continues (``results.init_logliks`` holds the short runs'
-            log-likelihoods).
-        init : {"hc+kmeans++", "hc", "kmeans++", "short-em", "random"}, array_like, optional
-            ``"hc+kmeans++"`` (default): mclust's start and ``n_init - 1`` k-means++
-            starts compete.  ``"hc"``: mclust's default start, the partition of the model-based
-            hierarchical agglomeration (Fraley 1998; VVV criterion on the standardised,
-            SVD-rotated data; on a subsample of 2000 rows above that; quantile classes
-            for one variable), see :mod:`emstats.components.hc`.  ``"kmeans++"``:
-            k-means++ seeding (seeded by ``seed``) refined by a few k-means iterations,
-            then one M-step from the partition.  ``"short-em"``: many random starts
-            (Biernacki, Celeux & Govaert 2003), each a short EM, the best continued.
-            ``"random"``: k distinct rows as means with the data covariance.  An array
-            of n labels is an initial partition (e.g. mclust's hierarchical classes),
-            an n x k array initial responsibilities (one start).
+            hierarchical start, or that many subsamples; with ``"all"``, the starts of its
+            ``"hc+kmeans++"`` part, its ``"short-em"`` part keeping 20);
+            several starts each run a short EM, the best continues (``results.init_logliks``
+            holds the short runs' log-likelihoods).
+        init : {"all", "hc+kmeans++", "hc", "kmeans++", "short-em", "random"}, array_like
+            Default: ``"all"`` up to 10,000 rows, ``"hc+kmeans++"`` above (chosen by
+            measurement, docs/gmm.md).  ``"all"``: the fits from ``"hc+kmeans++"`` and from
+            ``"short-em"`` each run to convergence, and the best without a collapsed
+            component is refitted with the standard errors (``results.init`` names the
+            winner).  ``"hc+kmeans++"``: mclust's start and ``n_init - 1`` k-means++ starts
+            compete in the short EM.  ``"hc"``: mclust's default start, the partition of the
+            model-based hierarchical agglomeration (Fraley 1998; VVV criterion on the
+            standardised, SVD-rotated data; on a subsample of 2000 rows above that; quantile
+            classes for one variable), see :mod:`emstats.components.hc`.  ``"kmeans++"``:
+            k-means++ seeding (seeded by ``seed``) refined by a few k-means iterations, then
+            one M-step from the partition.  ``"short-em"``: many random starts (Biernacki,
+            Celeux & Govaert 2003), each a short EM, the best continued.  ``"random"``: k
+            distinct rows as means with the data covariance.  An array of n labels is an
+            initial partition (e.g. mclust's hierarchical classes), an n x k array initial
+            responsibilities (one start).
         start_params : GMMParams, optional
             Starting parameters (one start; ``n_init`` and ``init`` are then unused).
         cov_type : {"louis", "numerical", "bootstrap", "sem"} or None
@@ -1958,15 +2004,18 @@ class GaussianMixture(FitMixin, ChunkedModel):
                 raise ValueError(f"method={method!r} runs from one start: init must be "
                                  "'kmeans++', 'random' or 'hc', or pass start_params")
             n_init = 1
+        if start_params is None and init is None:
+            init = self.default_init
+        if start_params is None and isinstance(init, str) and init == "all":
+            return self._fit_all(n_init, cov_type, method, kwargs)
         if start_params is not None:
             label = "user"
-        elif init is None or isinstance(init, str):
-            label = DEFAULT_INIT if init is None else init
+        elif isinstance(init, str):
+            label = init
         else:
             label = "responsibilities" if np.ndim(init) == 2 else "partition"
         if n_init is None:
-            kind = DEFAULT_INIT if init is None else init
-            n_init = INIT_COUNTS.get(kind, 1) if isinstance(kind, str) else 1
+            n_init = INIT_COUNTS.get(init, 1) if isinstance(init, str) else 1
         opts = FitOptions(n_init=n_init, cov_type=cov_type, init=init,
                           start_params=start_params, method=method, **kwargs)
         with warnings.catch_warnings(record=True) as caught:
