@@ -160,8 +160,8 @@ def test_start_kinds_and_counts():
     assert kinds["kmeans++"] == ["kmeans++"] * 5
     assert len(m.fit(init="short-em", cov_type=None).init_logliks) == 20
     assert len(m.fit(init="hc+kmeans++", cov_type=None).init_logliks) == 6
-    assert len(m.fit(cov_type=None).init_logliks) == 6 + 20          # "all"
-    assert len(m.fit(n_init=3, cov_type=None).init_logliks) == 3 + 20
+    assert len(m.fit(cov_type=None).init_logliks) == 1 + 5 + 20      # "all"
+    assert len(m.fit(n_init=3, cov_type=None).init_logliks) == 1 + 3 + 20
     assert len(m.fit(init="hc", n_init=4, cov_type=None).init_logliks) == 1   # deterministic
     with pytest.raises(ValueError, match="init must be one of"):
         m.fit(init="ward")
@@ -249,8 +249,8 @@ def test_hc_start_for_mixreg_and_mfa():
 
 
 def test_all_is_the_best_of_its_parts_and_the_default_up_to_a_size(monkeypatch):
-    """init="all" = the better of "hc+kmeans++" and "short-em" run to convergence, refitted
-    with standard errors; it is the default up to ALL_MAX_ROWS rows."""
+    """init="all" = the best of "hc", "kmeans++" and "short-em" run to convergence,
+    refitted with standard errors; it is the default up to ALL_MAX_ROWS rows."""
     X, rec = _data("diabetes")
     m = emstats.gmm(X, k=2, covariance="VVV")
     parts = [m.fit(init=kind, cov_type=None) for kind in ALL_PARTS]

@@ -54,7 +54,7 @@ from ..components.gaussian_missing import column_counts, component_moments, grou
 from ..components.hc import SUBSET as HC_SUBSET
 from ..components.hc import HCStart, hc_start
 from ..components.init import distinct_rows, kmeans_plusplus, lloyd
-from ..em.engine import FitOptions
+from ..em.engine import FitOptions, StartRecord
 from ..em.online import OnlineEM, as_2d, batch_columns
 from ..em.params import Cholesky, Positive
 from ..em.protocol import ChunkedModel, LouisPieces
@@ -716,7 +716,7 @@ LOUIS_CERTAIN = 1e-13
 INIT_COUNTS = {"kmeans++": 5, "random": 5, "hc": 1, "short-em": 20, "hc+kmeans++": 6}
 INIT_KINDS = tuple(INIT_COUNTS)
 #: ``init="all"``: these strategies each run to convergence, the best fit kept
-ALL_PARTS = ("hc+kmeans++", "short-em")
+ALL_PARTS = ("hc", "kmeans++", "short-em")
 #: the start of ``fit()`` and ``gmm_select()`` (``init=None``): "all" up to this many rows,
 #: "hc+kmeans++" above (short EM's 20 x 25 passes over the data would dominate the fit);
 #: chosen by benchmarks/bench_gmm_starts.py (docs/gmm.md, "Starting values")
@@ -1775,11 +1775,11 @@ class GaussianMixture(FitMixin, ChunkedModel):
         """``init="all"``: a fit (without standard errors) from each of ``ALL_PARTS``, the
         best without a collapsed component (the best of all if every fit collapsed)
         refitted from its estimate with the standard errors; ``n_init`` is the number of
-        starts of the first (default 6), the second has its default 20;
+        k-means++ starts (default 5), the others keep theirs (1 and 20);
         ``extra["starts"]`` holds the starts of both."""
         fits, errors = [], []
         for kind in ALL_PARTS:
-            count = n_init if kind == ALL_PARTS[0] else None
+            count = n_init if kind == "kmeans++" else None
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -1798,7 +1798,8 @@ class GaussianMixture(FitMixin, ChunkedModel):
         res = self.fit(start_params=best.raw_params, cov_type=cov_type, method=method,
                        **kwargs)
         res.init = f"all ({best.init})"
-        res.extra["starts"] = [s for r in fits for s in r.extra.get("starts", [])]
+        res.extra["starts"] = [s for r in fits for s in (
+            r.extra.get("starts") or [StartRecord(r.init, r.llf, r.convergence.n_iter)])]
         return res
 
     def initial_starts(self, init, n_init: int | None, rng: np.random.Generator):
@@ -1955,13 +1956,13 @@ class GaussianMixture(FitMixin, ChunkedModel):
             Number of starts (default: 6 for ``"hc+kmeans++"``, the hierarchical start
             and 5 k-means++; 5 k-means++ or random starts; 20 short-EM starts; one
             hierarchical start, or that many subsamples; with ``"all"``, the starts of its
-            ``"hc+kmeans++"`` part, its ``"short-em"`` part keeping 20);
+            k-means++ part, the others keeping theirs);
             several starts each run a short EM, the best continues (``results.init_logliks``
             holds the short runs' log-likelihoods).
         init : {"all", "hc+kmeans++", "hc", "kmeans++", "short-em", "random"}, array_like
             Default: ``"all"`` up to 10,000 rows, ``"hc+kmeans++"`` above (chosen by
-            measurement, docs/gmm.md).  ``"all"``: the fits from ``"hc+kmeans++"`` and from
-            ``"short-em"`` each run to convergence, and the best without a collapsed
+            measurement, docs/gmm.md).  ``"all"``: the fits from ``"hc"``, ``"kmeans++"``
+            and ``"short-em"`` each run to convergence, and the best without a collapsed
             component is refitted with the standard errors (``results.init`` names the
             winner).  ``"hc+kmeans++"``: mclust's start and ``n_init - 1`` k-means++ starts
             compete in the short EM.  ``"hc"``: mclust's default start, the partition of the
