@@ -2644,8 +2644,9 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
     covariance : iterable of str
         Structures to try.
     init : str or mapping, optional
-        As in :meth:`GaussianMixture.fit` (default ``"hc+kmeans++"``; the hierarchical
-        agglomeration is computed once for all k and structures); a mapping k ->
+        As in :meth:`GaussianMixture.fit` (default ``"all"`` up to 10,000 rows,
+        ``"hc+kmeans++"`` above; the hierarchical agglomeration is computed once for all
+        k and structures); a mapping k ->
         initial partition gives a partition per k (e.g. mclust's hierarchical classes).
     n_init, seed, method, maxiter, tol, reg_covar, prior, n_threads :
         As in :meth:`GaussianMixture.fit` and :func:`gmm`.
