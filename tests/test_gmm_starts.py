@@ -161,7 +161,10 @@ def test_start_kinds_and_counts():
     assert len(m.fit(init="short-em", cov_type=None).init_logliks) == 20
     assert len(m.fit(init="hc+kmeans++", cov_type=None).init_logliks) == 6
     assert len(m.fit(cov_type=None).init_logliks) == 1 + 5 + 20      # "all"
-    assert len(m.fit(n_init=3, cov_type=None).init_logliks) == 1 + 3 + 20
+    assert len(m.fit(init="all", n_init=3, cov_type=None).init_logliks) == 1 + 3 + 20
+    # a number of starts without a kind: that many of "hc+kmeans++"
+    res = m.fit(n_init=3, cov_type=None)
+    assert res.init == "hc+kmeans++" and len(res.init_logliks) == 3
     assert len(m.fit(init="hc", n_init=4, cov_type=None).init_logliks) == 1   # deterministic
     with pytest.raises(ValueError, match="init must be one of"):
         m.fit(init="ward")

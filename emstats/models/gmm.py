@@ -1960,21 +1960,22 @@ class GaussianMixture(FitMixin, ChunkedModel):
             several starts each run a short EM, the best continues (``results.init_logliks``
             holds the short runs' log-likelihoods).
         init : {"all", "hc+kmeans++", "hc", "kmeans++", "short-em", "random"}, array_like
-            Default: ``"all"`` up to 10,000 rows, ``"hc+kmeans++"`` above (chosen by
-            measurement, docs/gmm.md).  ``"all"``: the fits from ``"hc"``, ``"kmeans++"``
-            and ``"short-em"`` each run to convergence, and the best without a collapsed
-            component is refitted with the standard errors (``results.init`` names the
-            winner).  ``"hc+kmeans++"``: mclust's start and ``n_init - 1`` k-means++ starts
-            compete in the short EM.  ``"hc"``: mclust's default start, the partition of the
-            model-based hierarchical agglomeration (Fraley 1998; VVV criterion on the
-            standardised, SVD-rotated data; on a subsample of 2000 rows above that; quantile
-            classes for one variable), see :mod:`emstats.components.hc`.  ``"kmeans++"``:
-            k-means++ seeding (seeded by ``seed``) refined by a few k-means iterations, then
-            one M-step from the partition.  ``"short-em"``: many random starts (Biernacki,
-            Celeux & Govaert 2003), each a short EM, the best continued.  ``"random"``: k
-            distinct rows as means with the data covariance.  An array of n labels is an
-            initial partition (e.g. mclust's hierarchical classes), an n x k array initial
-            responsibilities (one start).
+            Default: ``"all"`` up to 10,000 rows, ``"hc+kmeans++"`` above or when ``n_init``
+            is given (chosen by measurement, docs/gmm.md).  ``"all"``: the fits from
+            ``"hc"``, ``"kmeans++"`` and ``"short-em"`` each run to convergence, and the
+            best without a collapsed component is refitted with the standard errors
+            (``results.init`` names the winner).  ``"hc+kmeans++"``: mclust's start and
+            ``n_init - 1`` k-means++ starts compete in the short EM.  ``"hc"``: mclust's
+            default start, the partition of the model-based hierarchical agglomeration
+            (Fraley 1998; VVV criterion on the standardised, SVD-rotated data; on a
+            subsample of 2000 rows above that; quantile classes for one variable), see
+            :mod:`emstats.components.hc`.  ``"kmeans++"``: k-means++ seeding (seeded by
+            ``seed``) refined by a few k-means iterations, then one M-step from the
+            partition.  ``"short-em"``: many random starts (Biernacki, Celeux & Govaert
+            2003), each a short EM, the best continued.  ``"random"``: k distinct rows as
+            means with the data covariance.  An array of n labels is an initial partition
+            (e.g. mclust's hierarchical classes), an n x k array initial responsibilities
+            (one start).
         start_params : GMMParams, optional
             Starting parameters (one start; ``n_init`` and ``init`` are then unused).
         cov_type : {"louis", "numerical", "bootstrap", "sem"} or None
@@ -2006,7 +2007,8 @@ class GaussianMixture(FitMixin, ChunkedModel):
                                  "'kmeans++', 'random' or 'hc', or pass start_params")
             n_init = 1
         if start_params is None and init is None:
-            init = self.default_init
+            # a number of starts asked for: that many of "hc+kmeans++"
+            init = self.default_init if n_init is None else "hc+kmeans++"
         if start_params is None and isinstance(init, str) and init == "all":
             return self._fit_all(n_init, cov_type, method, kwargs)
         if start_params is not None:
