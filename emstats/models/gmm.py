@@ -54,7 +54,7 @@ from ..components.gaussian_missing import column_counts, component_moments, grou
 from ..components.hc import SUBSET as HC_SUBSET
 from ..components.hc import HCStart, hc_start
 from ..components.init import distinct_rows, kmeans_plusplus, lloyd
-from ..em.engine import FitOptions, StartRecord
+from ..em.engine import FitOptions, StartRecord, merge_records
 from ..em.online import OnlineEM, as_2d, batch_columns
 from ..em.params import Cholesky, Positive
 from ..em.protocol import ChunkedModel, LouisPieces
@@ -1776,16 +1776,19 @@ class GaussianMixture(FitMixin, ChunkedModel):
         best without a collapsed component (the best of all if every fit collapsed)
         refitted from its estimate with the standard errors; ``n_init`` is the number of
         k-means++ starts (default 5), the others keep theirs (1 and 20);
-        ``extra["starts"]`` holds the starts of both."""
+        ``extra["starts"]`` holds the starts of all three, ``convergence`` the winner's run
+        followed by the refit."""
         fits, errors = [], []
+        # the options of the covariance apply to the final fit only
+        fit_kw = {key: v for key, v in kwargs.items() if key not in ("groups", "n_boot")}
         for kind in ALL_PARTS:
             count = n_init if kind == "kmeans++" else None
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     fits.append(self.fit(init=kind, n_init=count, cov_type=None,
-                                         method=method, **kwargs))
-            except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
+                                         method=method, **fit_kw))
+            except (FloatingPointError, np.linalg.LinAlgError) as err:
                 errors.append(f"{kind}: {err}")
         if not fits:
             raise FloatingPointError("every strategy of init='all' failed: " + "; ".join(errors))
@@ -1798,6 +1801,8 @@ class GaussianMixture(FitMixin, ChunkedModel):
         res = self.fit(start_params=best.raw_params, cov_type=cov_type, method=method,
                        **kwargs)
         res.init = f"all ({best.init})"
+        # one record: the winner's run, then its refit
+        res.convergence = merge_records(best.convergence, res.convergence)
         res.extra["starts"] = [s for r in fits for s in (
             r.extra.get("starts") or [StartRecord(r.init, r.llf, r.convergence.n_iter)])]
         return res
