@@ -7,7 +7,8 @@
 Headline (public API end to end, 1 and all threads, alternated, best of --repeat), per
 covariance structure (full = emstats "VVV", diag = "VVI"):
 
-* ``emstats.gmm(X, k, covariance).fit()``: its defaults, i.e. ``n_init`` k-means++ starts,
+* ``emstats.gmm(X, k, covariance).fit()``: its defaults, i.e. its ``n_init`` starts (above
+  10,000 rows the hierarchical start and 5 k-means++),
   EM to ``tol``, and Louis standard errors;
 * ``sklearn.mixture.GaussianMixture(k, covariance_type=...).fit(X)`` with its defaults
   (``n_init = 1``, ``tol = 1e-3`` per row, ``max_iter = 100``, ``reg_covar = 1e-6``) and
@@ -86,13 +87,18 @@ def mixture_loglik(X, p):
     return float(logsumexp(np.column_stack(cols), axis=1).sum())
 
 
-def ours_default_n_init() -> int:
+def ours_default_n_init(n: int) -> int:
+    """The number of starts of emstats' default ``init`` at n rows (``"all"``: 1 + 5 + 20,
+    each run to convergence; above ``ALL_MAX_ROWS`` ``"hc+kmeans++"``: 6 short runs)."""
     try:
+        from emstats.models.gmm import ALL_MAX_ROWS, INIT_COUNTS
+    except ImportError:     # an older emstats: the fit's own default
         model = emstats.gmm(np.random.default_rng(0).normal(size=(50, 2)), k=1)
         v = inspect.signature(model.fit).parameters["n_init"].default
-        return int(v) if v is not inspect.Parameter.empty else 1
-    except Exception:  # noqa: BLE001 - signature being ported
-        return 1
+        return int(v) if isinstance(v, int) else 1
+    if n <= ALL_MAX_ROWS:
+        return INIT_COUNTS["hc"] + INIT_COUNTS["kmeans++"] + INIT_COUNTS["short-em"]
+    return INIT_COUNTS["hc+kmeans++"]
 
 
 def sk_llf(gm, X):
@@ -141,7 +147,7 @@ def main(argv=None):
     n = a.n or (10_000 if a.quick else 1_000_000)
     repeat = a.repeat or (1 if a.quick else 3)
     structures = a.structures.split(",")
-    n_init = ours_default_n_init()
+    n_init = ours_default_n_init(n)
     if a.child:
         X = H.load_arrays(a.child_data)["X"]
         st, name = a.child.split("::", 1)

@@ -118,11 +118,11 @@ def test_vvv_parameters_match_mclust(k):
     assert np.max(np.abs(tight.params.to_numpy() - th_ref) / tight.bse.to_numpy()) < 1e-2
 
 
-def test_vvv_default_start_reaches_mclust():
+def test_vvv_kmeans_start_reaches_mclust():
     """k-means++ starts find mclust's maximum for k = 2 and at least as good for k = 3."""
-    r2 = gmm(FAITHFUL, k=2).fit()
+    r2 = gmm(FAITHFUL, k=2).fit(init="kmeans++")
     assert _rel(r2.llf, FX["vvv"]["2"]["loglik"]) < 1e-6
-    r3 = gmm(FAITHFUL, k=3).fit(n_init=5, seed=1)
+    r3 = gmm(FAITHFUL, k=3).fit(init="kmeans++", n_init=5, seed=1)
     assert r3.llf >= FX["vvv"]["3"]["loglik"] - 1e-6
     assert len(r3.init_logliks) == 5
 
@@ -505,8 +505,8 @@ def test_chunks_add_up_and_model_keeps_no_state():
     np.testing.assert_allclose(a[2].observed, b[2].observed, rtol=1e-9,
                                atol=1e-9 * np.abs(a[2].observed).max())
     before = dict(vars(m))
-    r1 = m.fit(n_init=3, seed=4)
-    r2 = m.fit(n_init=3, seed=4)
+    r1 = m.fit(init="kmeans++", n_init=3, seed=4)
+    r2 = m.fit(init="kmeans++", n_init=3, seed=4)
     assert vars(m).keys() == before.keys()
     np.testing.assert_array_equal(r1.params, r2.params)
     assert r1.convergence.n_iter <= 1000 and len(r1.init_logliks) == 3

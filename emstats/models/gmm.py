@@ -51,8 +51,10 @@ from .._kernels import gmm_kernels, gmm_small
 from ..components.gaussian_data import GaussianRows, IncompleteGaussianRows, prepare_data
 from ..components.gaussian_data import sym as _sym
 from ..components.gaussian_missing import column_counts, component_moments, group_patterns
+from ..components.hc import SUBSET as HC_SUBSET
+from ..components.hc import HCStart, hc_start
 from ..components.init import distinct_rows, kmeans_plusplus, lloyd
-from ..em.engine import FitOptions
+from ..em.engine import FitOptions, StartRecord, merge_records
 from ..em.online import OnlineEM, as_2d, batch_columns
 from ..em.params import Cholesky, Positive
 from ..em.protocol import ChunkedModel, LouisPieces
@@ -775,6 +777,16 @@ START_BLOCK = 8192
 #: certain (1 - max_k r_ik below it, so every r_ik r_il and r_ik (1 - r_ik) is too): a
 #: relative change of the information far below the rounding of its sums
 LOUIS_CERTAIN = 1e-13
+
+#: the kinds of start of ``fit(init=...)`` and how many of each ``n_init=None`` means
+INIT_COUNTS = {"kmeans++": 5, "random": 5, "hc": 1, "short-em": 20, "hc+kmeans++": 6}
+INIT_KINDS = tuple(INIT_COUNTS)
+#: ``init="all"``: these strategies each run to convergence, the best fit kept
+ALL_PARTS = ("hc", "kmeans++", "short-em")
+#: the start of ``fit()`` and ``gmm_select()`` (``init=None``): "all" up to this many rows,
+#: "hc+kmeans++" above (short EM's 20 x 25 passes over the data would dominate the fit);
+#: chosen by benchmarks/bench_gmm_starts.py (docs/gmm.md, "Starting values")
+ALL_MAX_ROWS = 10_000
 
 
 class GaussianMixture(FitMixin, ChunkedModel):
@@ -1829,21 +1841,99 @@ class GaussianMixture(FitMixin, ChunkedModel):
             raise DataError("the random start has a non-finite log-likelihood")
         return self.m_step(stats, p)
 
-    def initial_starts(self, init, n_init: int, rng: np.random.Generator):
-        """The starts of a fit: ``init=None``/``"kmeans++"``: ``n_init`` k-means++ seedings
-        refined by a few k-means iterations, then one M-step from the partition;
-        ``"random"``: ``n_init`` times k distinct rows as means with the data covariance;
-        an array of n labels: one start from that partition (e.g. mclust's hierarchical
-        classes); an n x k array: one start from those responsibilities.  Each start is in
-        the canonical order (what the simulation-based methods keep)."""
+    def _hc_start(self, rng) -> HCStart:
+        """mclust's agglomeration of the rows (one for every k; kept when it does not
+        depend on ``rng``, i.e. up to ``hc.SUBSET`` rows)."""
+        st = getattr(self, "_hc_cache", None)
+        if st is None:
+            st = hc_start(self._X_start, rng)
+            if self.n <= HC_SUBSET:
+                self._hc_cache = st
+        return st
+
+    def _init_hc(self, rng) -> GMMParams:
+        """mclust's default start: the partition into k clusters of the model-based
+        hierarchical agglomeration (:mod:`emstats.components.hc`), then one M-step from
+        it (on the subsample's rows above ``hc.SUBSET`` rows)."""
+        st = self._hc_start(rng)
+        resp = np.zeros((self.n, self.K))
+        resp[st.rows, st.partition(self.K)] = 1.0
+        return self._params_from_resp(resp)
+
+    @property
+    def default_init(self) -> str:
+        """The start of ``fit(init=None)``: ``"all"`` up to ``ALL_MAX_ROWS`` rows, else
+        ``"hc+kmeans++"``."""
+        return "all" if self.n <= ALL_MAX_ROWS else "hc+kmeans++"
+
+    def _fit_all(self, n_init, cov_type, method, kwargs) -> GMMResults:
+        """``init="all"``: a fit (without standard errors) from each of ``ALL_PARTS``, the
+        best without a collapsed component (the best of all if every fit collapsed)
+        refitted from its estimate with the standard errors; ``n_init`` is the number of
+        k-means++ starts (default 5), the others keep theirs (1 and 20);
+        ``extra["starts"]`` holds the starts of all three, ``convergence`` the winner's run
+        followed by the refit."""
+        fits, errors = [], []
+        # the options of the covariance apply to the final fit only
+        fit_kw = {key: v for key, v in kwargs.items() if key not in ("groups", "n_boot")}
+        for kind in ALL_PARTS:
+            count = n_init if kind == "kmeans++" else None
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fits.append(self.fit(init=kind, n_init=count, cov_type=None,
+                                         method=method, **fit_kw))
+            except (FloatingPointError, np.linalg.LinAlgError) as err:
+                errors.append(f"{kind}: {err}")
+        if not fits:
+            raise FloatingPointError("every strategy of init='all' failed: " + "; ".join(errors))
+
+        def score(r):
+            return r.llf if r.log_posterior is None else r.log_posterior
+
+        ok = [r for r in fits if np.isfinite(score(r)) and not r.collapsed] or fits
+        best = max(ok, key=score)
+        res = self.fit(start_params=best.raw_params, cov_type=cov_type, method=method,
+                       **kwargs)
+        res.init = f"all ({best.init})"
+        # one record: the winner's run, then its refit
+        res.convergence = merge_records(best.convergence, res.convergence)
+        res.extra["starts"] = [s for r in fits for s in (
+            r.extra.get("starts") or [StartRecord(r.init, r.llf, r.convergence.n_iter)])]
+        return res
+
+    def initial_starts(self, init, n_init: int | None, rng: np.random.Generator):
+        """The starts of a fit (``n_init=None``: the default count of each kind):
+        ``"kmeans++"``: ``n_init`` (5) k-means++ seedings refined by a few k-means
+        iterations, then one M-step from the partition; ``"random"``: ``n_init`` (5)
+        times k distinct rows as means with the data covariance; ``"hc"``: mclust's
+        hierarchical partition (one start; above ``hc.SUBSET`` rows, ``n_init`` (1)
+        subsamples); ``"short-em"``: ``n_init`` (20) random starts; ``"hc+kmeans++"``
+        (the default, ``init=None``): the hierarchical partition and ``n_init - 1`` (5)
+        k-means++ starts; an array of n labels: one start from that partition (e.g.
+        mclust's hierarchical classes); an n x k array: one start from those
+        responsibilities.  Several starts each run a short EM and the best continues.
+        Each start is in the canonical order (what the simulation-based methods keep)."""
         if init is None or isinstance(init, str):
-            init = "kmeans++" if init is None else init
-            if init not in ("kmeans++", "random"):
-                raise ValueError(f"init must be 'kmeans++', 'random', a partition (labels) or "
-                                 f"responsibilities, got {init!r}")
-            make = self._init_kmeans if init == "kmeans++" else self._init_random
-            seeds = rng.integers(0, 2**63, size=int(n_init))
-            return [(init, make(np.random.default_rng(s)).sorted()) for s in seeds]
+            init = self.default_init if init is None else init
+            if init == "all":
+                raise ValueError("init='all' runs whole fits: use fit(init='all')")
+            if init not in INIT_KINDS:
+                raise ValueError(f"init must be one of {', '.join(map(repr, INIT_KINDS))}, a "
+                                 f"partition (labels) or responsibilities, got {init!r}")
+            count = INIT_COUNTS[init] if n_init is None else int(n_init)
+            if init == "hc" and self.n <= HC_SUBSET:
+                count = 1               # the agglomeration is deterministic
+            make = {"kmeans++": self._init_kmeans, "random": self._init_random,
+                    "short-em": self._init_random, "hc": self._init_hc}
+            starts = []
+            if init == "hc+kmeans++":
+                starts.append(("hc", self._init_hc(rng).sorted()))
+                init, count = "kmeans++", count - 1
+            label = "random" if init == "short-em" else init
+            seeds = rng.integers(0, 2**63, size=count)
+            starts += [(label, make[init](np.random.default_rng(s)).sorted()) for s in seeds]
+            return starts
         arr = np.asarray(init)
         if arr.ndim == 2:
             if arr.shape != (self.n, self.K):
@@ -1955,22 +2045,37 @@ class GaussianMixture(FitMixin, ChunkedModel):
             kw["loglik_data"] = self.loglike_data(params)
         return kw
 
-    def fit(self, *, n_init: int = 5, cov_type: str | None = "default", init=None,
+    def fit(self, *, n_init: int | None = None, cov_type: str | None = "default", init=None,
             start_params=None, method: str | None = None, **kwargs) -> GMMResults:
         """Fit by EM (the options of every model, :meth:`FitMixin.fit
         <emstats.inference.fit.FitMixin.fit>`, with these defaults and meanings).
 
         Parameters
         ----------
-        n_init : int
-            Starts from ``init`` (default 5); each runs a short EM, the best continues
-            (``results.init_logliks`` holds the short runs' log-likelihoods).
-        init : {"kmeans++", "random"}, array_like, optional
-            ``"kmeans++"`` (default): k-means++ seeding (seeded by ``seed``) refined by
-            a few k-means iterations, then one M-step from the partition; ``"random"``:
-            k distinct rows as means with the data covariance.  An array of n labels is
-            an initial partition (e.g. mclust's hierarchical classes), an n x k array
-            initial responsibilities (one start).
+        n_init : int, optional
+            Number of starts (default: 6 for ``"hc+kmeans++"``, the hierarchical start
+            and 5 k-means++; 5 k-means++ or random starts; 20 short-EM starts; one
+            hierarchical start, or that many subsamples; with ``"all"``, the starts of its
+            k-means++ part, the others keeping theirs);
+            several starts each run a short EM, the best continues (``results.init_logliks``
+            holds the short runs' log-likelihoods).
+        init : {"all", "hc+kmeans++", "hc", "kmeans++", "short-em", "random"}, array_like
+            Default: ``"all"`` up to 10,000 rows, ``"hc+kmeans++"`` above or when ``n_init``
+            is given (chosen by measurement, docs/gmm.md).  ``"all"``: the fits from
+            ``"hc"``, ``"kmeans++"`` and ``"short-em"`` each run to convergence, and the
+            best without a collapsed component is refitted with the standard errors
+            (``results.init`` names the winner).  ``"hc+kmeans++"``: mclust's start and
+            ``n_init - 1`` k-means++ starts compete in the short EM.  ``"hc"``: mclust's
+            default start, the partition of the model-based hierarchical agglomeration
+            (Fraley 1998; VVV criterion on the standardised, SVD-rotated data; on a
+            subsample of 2000 rows above that; quantile classes for one variable), see
+            :mod:`emstats.components.hc`.  ``"kmeans++"``: k-means++ seeding (seeded by
+            ``seed``) refined by a few k-means iterations, then one M-step from the
+            partition.  ``"short-em"``: many random starts (Biernacki, Celeux & Govaert
+            2003), each a short EM, the best continued.  ``"random"``: k distinct rows as
+            means with the data covariance.  An array of n labels is an initial partition
+            (e.g. mclust's hierarchical classes), an n x k array initial responsibilities
+            (one start).
         start_params : GMMParams, optional
             Starting parameters (one start; ``n_init`` and ``init`` are then unused).
         cov_type : {"louis", "numerical", "bootstrap", "sem"} or None
@@ -1994,17 +2099,26 @@ class GaussianMixture(FitMixin, ChunkedModel):
             cov_type = "louis" if self.has_louis else "numerical"
         simulated = method in ("stochastic", "mcem")
         if simulated:
-            if start_params is None and init is not None and not (
-                    isinstance(init, str) and init in ("kmeans++", "random")):
+            if init is None:
+                init = "kmeans++"
+            if start_params is None and not (
+                    isinstance(init, str) and init in ("kmeans++", "random", "hc")):
                 raise ValueError(f"method={method!r} runs from one start: init must be "
-                                 "'kmeans++' or 'random', or pass start_params")
+                                 "'kmeans++', 'random' or 'hc', or pass start_params")
             n_init = 1
+        if start_params is None and init is None:
+            # a number of starts asked for: that many of "hc+kmeans++"
+            init = self.default_init if n_init is None else "hc+kmeans++"
+        if start_params is None and isinstance(init, str) and init == "all":
+            return self._fit_all(n_init, cov_type, method, kwargs)
         if start_params is not None:
             label = "user"
-        elif init is None or isinstance(init, str):
-            label = "kmeans++" if init is None else init
+        elif isinstance(init, str):
+            label = init
         else:
             label = "responsibilities" if np.ndim(init) == 2 else "partition"
+        if n_init is None:
+            n_init = INIT_COUNTS.get(init, 1) if isinstance(init, str) else 1
         opts = FitOptions(n_init=n_init, cov_type=cov_type, init=init,
                           start_params=start_params, method=method, **kwargs)
         with warnings.catch_warnings(record=True) as caught:
@@ -2625,7 +2739,25 @@ def _select_fit(model, init, *, n_init, seed, method, maxiter, tol, n_threads):
     from . import _gmm_fast
 
     if _gmm_fast.applicable(model, method):
-        out = _gmm_fast.SmallEM(model).fit(init, n_init, seed, maxiter, tol)
+        kind = model.default_init if init is None else init
+        if isinstance(kind, str) and kind == "all":
+            # as fit(init="all"): each strategy to convergence, the best fit without a
+            # collapsed component kept (the best of all if every fit collapsed)
+            outs, errors = [], []
+            for part in ALL_PARTS:
+                try:
+                    outs.append(_gmm_fast.SmallEM(model).fit(
+                        part, n_init if part == "kmeans++" else None, seed, maxiter, tol))
+                except (FloatingPointError, np.linalg.LinAlgError) as err:
+                    errors.append(f"{part}: {err}")
+            outs = [o for o in outs if np.isfinite(o.loglik)]
+            if not outs:
+                raise FloatingPointError("every strategy of init='all' failed: "
+                                         + "; ".join(errors))
+            ok = [o for o in outs if not model.collapsed_components(o.params)] or outs
+            out = max(ok, key=lambda o: o.loglik)
+        else:
+            out = _gmm_fast.SmallEM(model).fit(init, n_init, seed, maxiter, tol)
         if not np.isfinite(out.loglik):
             raise FloatingPointError(f"non-finite log-likelihood {out.loglik}")
         return out.loglik, out.params, out.map_log_resp, out.converged
@@ -2641,7 +2773,7 @@ def _select_fit(model, init, *, n_init, seed, method, maxiter, tol, n_threads):
 
 
 def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII", "EII", "EEI"),
-               *, data=None, init="kmeans++", n_init: int = 5, seed: int = 0,
+               *, data=None, init=None, n_init: int | None = None, seed: int = 0,
                method: str = "em", maxiter: int = 5000, tol: float = 1e-10,
                reg_covar: float = 0.0, prior=None, missing: str = "raise",
                n_threads: int | None = None, criterion: str = "bic") -> GMMSelection:
@@ -2659,9 +2791,11 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
         Numbers of components.
     covariance : iterable of str
         Structures to try.
-    init : str or mapping
-        As in :meth:`GaussianMixture.fit`; a mapping k -> initial partition gives a
-        partition per k (e.g. mclust's hierarchical classes).
+    init : str or mapping, optional
+        As in :meth:`GaussianMixture.fit` (default ``"all"`` up to 10,000 rows,
+        ``"hc+kmeans++"`` above; the hierarchical agglomeration is computed once for all
+        k and structures); a mapping k ->
+        initial partition gives a partition per k (e.g. mclust's hierarchical classes).
     n_init, seed, method, maxiter, tol, reg_covar, prior, n_threads :
         As in :meth:`GaussianMixture.fit` and :func:`gmm`.
     criterion : {"bic", "icl"}
@@ -2687,6 +2821,7 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
         raise ValueError("give at least one k and one covariance structure")
     rows, fits, estimates = [], {}, {}
     n = prepared[0].shape[0]
+    hc_shared = None
     for cv in covs:
         for kk in ks:
             name = resolve_structure(cv, prepared[0].shape[1]) if isinstance(cv, str) else cv
@@ -2697,10 +2832,13 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
                 model = GaussianMixture(None, kk, cv, reg_covar=reg_covar, prior=prior,
                                         missing=missing, _prepared=prepared)
                 name = row["covariance"] = model.covariance
+                if hc_shared is not None:
+                    model._hc_cache = hc_shared      # one agglomeration for every fit
                 this_init = init[kk] if isinstance(init, dict) else init
                 ll, params, icl_term, converged = _select_fit(
                     model, this_init, n_init=n_init, seed=seed, method=method,
                     maxiter=maxiter, tol=tol, n_threads=n_threads)
+                hc_shared = getattr(model, "_hc_cache", None)
                 degenerate = bool(model.collapsed_components(params))
             except SELECT_FAILURES as err:
                 row.update(failed=True, error=f"{type(err).__name__}: {err}")
@@ -2794,8 +2932,8 @@ class GMMAdapter:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DegenerateComponentWarning)
             warnings.simplefilter("ignore", ConvergenceWarning)
-            res = self.model.fit(n_init=self.n_init, seed=self.seed, method="em",
-                                 maxiter=self.init_maxiter, tol=1e-8, cov_type=None,
+            res = self.model.fit(init="kmeans++", n_init=self.n_init, seed=self.seed,
+                                 method="em", maxiter=self.init_maxiter, tol=1e-8, cov_type=None,
                                  n_threads=self.n_threads)
         return res.raw_params
 

@@ -35,6 +35,7 @@ from ..components.gaussian_missing import (
     louis_full,
     pattern_moments,
 )
+from ..components.hc import hc_labels
 from ..components.init import kmeans
 from ..components.mixture import responsibilities
 from ..em.data import ArrayData
@@ -159,8 +160,10 @@ class MixtureFactorAnalyzers(SpecMaps, FitMixin, ChunkedModel):
     -----
     Starts: k-means++ and Lloyd on the data with missing values filled by column means
     (``init="kmeans"``, the default; ``n_init`` of them run a short EM each through the
-    engine and the best continues), each component started by a factor analysis of its
-    cluster's covariance.  Components are reported in order of their first mean.
+    engine and the best continues), or one start from mclust's hierarchical agglomeration
+    of the filled data (``init="hc"``, :func:`emstats.components.hc.hc_labels`), each
+    component started by a factor analysis of its cluster's covariance.  Components are
+    reported in order of their first mean.
     Standard errors: Louis' observed information, the labels, the factors and the
     missing coordinates being the missing data (:meth:`_louis_pass`); the coordinates are
     the weights of components 2..k, the means, the free (echelon) loadings and the
@@ -286,9 +289,12 @@ class MixtureFactorAnalyzers(SpecMaps, FitMixin, ChunkedModel):
         return self.initial_starts(None, 1, np.random.default_rng(0))[0][1]
 
     def initial_starts(self, init, n_init, rng):
-        if init not in (None, "kmeans"):
-            raise ValueError(f"init must be 'kmeans' (or start_params=), got {init!r}")
+        if init not in (None, "kmeans", "hc"):
+            raise ValueError(f"init must be 'kmeans' or 'hc' (or start_params=), got {init!r}")
         Xf = self._filled()
+        if init == "hc":
+            # mclust's hierarchical agglomeration on the data (emstats.components.hc)
+            return [("hc", self._start_from_labels(hc_labels(Xf, self.k, rng)))]
         out = []
         for s in range(int(n_init)):
             lab, _ = kmeans(Xf, self.k, rng, scale=Xf.std(axis=0))

@@ -58,6 +58,7 @@ import pandas as pd
 
 from .._kernels import mixreg_kernels as mk
 from ..components.glm import get_family, weighted_irls
+from ..components.hc import hc_labels
 from ..em.data import ArrayData
 from ..em.params import Free, ParamSpec, SpecMaps
 from ..em.protocol import ChunkedModel, LouisPieces
@@ -281,7 +282,7 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
             prior[:, ones[0]] = np.log(share / share[0])
         return self._pack_params(comp, fixed, prior)
 
-    def _kmeans_labels(self, rng) -> np.ndarray:
+    def _kmeans_labels(self, rng, how: str = "kmeans") -> np.ndarray:
         from scipy.cluster.vq import kmeans2
 
         dat = self.data
@@ -295,14 +296,19 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
         if self.grouped:
             b = dat.unit_bounds
             A = np.add.reduceat(A, b[:-1], axis=0) / np.diff(b)[:, None]
+        if how == "hc":
+            # mclust's hierarchical agglomeration on the response and the design
+            return hc_labels(A, self.k, rng)
         _, lab = kmeans2(A, self.k, minit="++", seed=rng)
         return lab
 
     def initial_starts(self, init, n_init: int, rng: np.random.Generator):
         """Starts: ``init=None`` -- k-means on the response and the design, then
         ``n_init - 1`` random partitions; ``"random"`` -- ``n_init`` random partitions;
-        ``"kmeans"`` -- ``n_init`` k-means runs; an array of labels (1..K, one per unit)
-        -- that partition."""
+        ``"kmeans"`` -- ``n_init`` k-means runs; ``"hc"`` -- one start from mclust's
+        hierarchical agglomeration of the response and the design (unit means for
+        grouped data; :func:`emstats.components.hc.hc_labels`); an array of labels (1..K,
+        one per unit) -- that partition."""
         if init is not None and not isinstance(init, str):
             lab = np.asarray(init).ravel()
             if lab.size != self.n_units_total:
@@ -312,12 +318,14 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
             if codes.max() + 1 != self.k:
                 raise ValueError(f"init labels must take {self.k} distinct values")
             return [("labels", self.from_labels(codes))]
-        if init not in (None, "random", "kmeans"):
-            raise ValueError(f"init must be 'kmeans', 'random' or an array of labels, "
+        if init not in (None, "random", "kmeans", "hc"):
+            raise ValueError(f"init must be 'kmeans', 'random', 'hc' or an array of labels, "
                              f"got {init!r}")
         starts = []
         if self.k == 1:
             return [("one", self.from_labels(np.zeros(self.n_units_total, dtype=int)))]
+        if init == "hc":
+            return [("hc", self.from_labels(self._kmeans_labels(rng, "hc")))]
         while len(starts) < n_init:
             if init == "kmeans" or (init is None and not starts):
                 starts.append(("kmeans", self.from_labels(self._kmeans_labels(rng))))
