@@ -135,11 +135,14 @@ def test_offset_in_count_models():
     assert_allclose(c.predict(npreg.iloc[:4]), d.predict(npreg.iloc[:4]), rtol=1e-8)
 
 
-def test_offset_where_the_model_has_none():
+def test_offset_in_the_glmm_formula():
+    # the GLMM takes offsets since issue 18: a formula offset() equals offset=
     cbpp = emstats.datasets.load("cbpp")
-    with pytest.raises(DataError, match="takes no offset"):
-        emstats.glmm_logit("incidence ~ period + offset(size)", data=cbpp, groups="herd",
-                           trials="size")
+    a = emstats.glmm_logit("incidence ~ period + offset(size / 100)", data=cbpp,
+                           groups="herd", trials="size")
+    b = emstats.glmm("incidence ~ period", data=cbpp, groups="herd", trials="size",
+                     offset=cbpp["size"] / 100)
+    assert_allclose(a.loglike(b.start_params()), b.loglike(b.start_params()), rtol=1e-12)
 
 
 # -- cbind(successes, failures) -----------------------------------------------------------

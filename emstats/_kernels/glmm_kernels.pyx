@@ -9,10 +9,12 @@ intercept ``eta0``) the kernel finds the mode m_i of
 (the row log-density, its score and curvature in eta come from ``_row`` for the
 family code) by Newton's method with step halving (h_i is strictly concave for these
 log-concave families), the curvature H_i = 1 / tau^2 + the rows' Fisher information
-at m_i (-h_i''(m_i) for the canonical links; lme4's PIRLS weights for probit), and the K adaptive nodes b_ik = m_i + z_k / sqrt(H_i).  From the
-integrand at the nodes it writes the group's log-likelihood (binomial coefficients
-excluded), the normalised posterior weights of the nodes and the posterior
-moments the E-step and Louis' identity need.
+at m_i (-h_i''(m_i) for the canonical links; lme4's PIRLS weights for probit), and
+the K adaptive nodes b_ik = m_i + z_k / sqrt(H_i).  From the integrand at the nodes
+it writes the group's log-likelihood (row constants excluded), the normalised
+posterior weights of the nodes and the posterior moments the E-step and Louis'
+identity need.  ``agq2_groups`` does the same for a random intercept and slope with
+a K x K tensor-product rule.
 
 Every group is handled by one thread and writes only its own outputs (per group or
 per row of the group); the caller reduces them in group order, so the results are
