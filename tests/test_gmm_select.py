@@ -78,10 +78,13 @@ def test_fast_loop_is_the_engines_plain_em(cov):
     m = emstats.gmm(f, k=3, covariance=cov)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ref = m.fit(method="em", cov_type=None, tol=1e-10, maxiter=5000)
+        ref = m.fit(init="kmeans++", n_init=5, method="em", cov_type=None, tol=1e-10,
+                    maxiter=5000)
     out = SmallEM(m, squarem=False).fit("kmeans++", 5, 0, 5000, 1e-10)
     assert out.loglik == pytest.approx(ref.llf, abs=1e-8)
-    np.testing.assert_allclose(out.params.means, ref.raw_params.means, atol=1e-6)
+    # both stop within ~1e-9 of the same maximum in loglik; flat directions leave
+    # O(sqrt(distance / curvature)) in the parameters
+    np.testing.assert_allclose(out.params.means, ref.raw_params.means, atol=1e-4)
     # SQUAREM reaches the same maximum
     sq = SmallEM(m).fit("kmeans++", 5, 0, 5000, 1e-12)
     assert sq.loglik == pytest.approx(ref.llf, abs=1e-6)

@@ -47,7 +47,7 @@ def combine(a, b):
     return a + b
 
 
-def _pairwise(level, add):
+def pairwise_reduce(level, add):
     """Reduce ``level`` pairwise in the order of :func:`~emstats.em.stats.tree_sum`."""
     level = list(level)
     while len(level) > 1:
@@ -269,7 +269,7 @@ def _map_reduce(executor: DaskExecutor, tasks, model, name: str, params):
     p = dask.delayed(params, pure=False, traverse=False,
                      name=f"emstats-params-{uuid.uuid4().hex}")
     parts = [dask.delayed(_call, pure=True)(m, name, p, c) for c in tasks]
-    root = _pairwise(parts, lambda a, b: dask.delayed(combine, pure=True)(a, b))
+    root = pairwise_reduce(parts, lambda a, b: dask.delayed(combine, pure=True)(a, b))
     out = executor._compute(root, f"a pass of {name}")
     executor.last_params = params
     return out

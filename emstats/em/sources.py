@@ -332,8 +332,8 @@ class LocalBlock:
     def map_reduce(self, model, name: str, params):
         """``getattr(model, name)(params, chunk)`` summed over the block's pieces (pairwise,
         in piece order)."""
-        from .executors import _pairwise, combine
+        from .executors import combine, pairwise_reduce
 
         parts = [getattr(model, name)(params, self.data.chunk(int(i), self.n_threads))
                  for i in self.index]
-        return _pairwise(parts, combine)
+        return pairwise_reduce(parts, combine)

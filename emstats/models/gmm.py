@@ -2736,9 +2736,9 @@ def _select_fit(model, init, *, n_init, seed, method, maxiter, tol, n_threads):
     parameters, sum_i log r_i,MAP, converged).  Plain EM on in-memory data without a
     prior runs in :class:`~emstats.models._gmm_fast.SmallEM` (the same starts, short runs,
     stopping rule and M-step as ``fit``, without the engine's per-iteration overhead)."""
-    from . import _gmm_fast
+    from ._gmm_fast import SmallEM, applicable
 
-    if _gmm_fast.applicable(model, method):
+    if applicable(model, method):
         kind = model.default_init if init is None else init
         if isinstance(kind, str) and kind == "all":
             # as fit(init="all"): each strategy to convergence, the best fit without a
@@ -2746,7 +2746,7 @@ def _select_fit(model, init, *, n_init, seed, method, maxiter, tol, n_threads):
             outs, errors = [], []
             for part in ALL_PARTS:
                 try:
-                    outs.append(_gmm_fast.SmallEM(model).fit(
+                    outs.append(SmallEM(model).fit(
                         part, n_init if part == "kmeans++" else None, seed, maxiter, tol))
                 except (FloatingPointError, np.linalg.LinAlgError) as err:
                     errors.append(f"{part}: {err}")
@@ -2757,7 +2757,7 @@ def _select_fit(model, init, *, n_init, seed, method, maxiter, tol, n_threads):
             ok = [o for o in outs if not model.collapsed_components(o.params)] or outs
             out = max(ok, key=lambda o: o.loglik)
         else:
-            out = _gmm_fast.SmallEM(model).fit(init, n_init, seed, maxiter, tol)
+            out = SmallEM(model).fit(init, n_init, seed, maxiter, tol)
         if not np.isfinite(out.loglik):
             raise FloatingPointError(f"non-finite log-likelihood {out.loglik}")
         return out.loglik, out.params, out.map_log_resp, out.converged

@@ -570,7 +570,7 @@ class MixtureFactorAnalyzers(SpecMaps, FitMixin, ChunkedModel):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             res = super().fit(method="newton", cov_type=cov_type, **kwargs)
-        if self._on_boundary(res.raw_params) or not res.convergence.converged:
+        if self._on_boundary(res.raw_params):
             alt = super().fit(method="squarem", cov_type=cov_type, **kwargs)
             if alt.llf >= res.llf:
                 return alt

@@ -91,7 +91,7 @@ def _lse(a: np.ndarray) -> np.ndarray:
     return (mx + np.log(np.exp(a - mx).sum(axis=1, keepdims=True)))[:, 0]
 
 
-def _log_softmax(a: np.ndarray) -> np.ndarray:
+def log_softmax(a: np.ndarray) -> np.ndarray:
     return a - _lse(a)[:, None]
 
 
@@ -683,7 +683,7 @@ class MixtureRegressionResults(EMResults):
         """Average mixing weight of each component over the units (flexmix's ``prior``)."""
         w = self.model.unit_weights()
         Zu = self.model.data["Z"][self.model.data._bounds()[:-1]]
-        pi = np.exp(_log_softmax(Zu @ self._p["prior"].T))
+        pi = np.exp(log_softmax(Zu @ self._p["prior"].T))
         return pd.Series(w @ pi / w.sum(), index=range(1, self.model.k + 1), name="prior")
 
     def posterior(self) -> pd.DataFrame:
@@ -784,7 +784,7 @@ class MixtureRegressionResults(EMResults):
         X, X2, Z, off, tr, index = self._designs(newdata)
         eta = X @ P["comp"][:, : m.p].T + (X2 @ P["fixed"] + off)[:, None]
         mu = m.family.mean(eta, tr)
-        pi = np.exp(_log_softmax(Z @ P["prior"].T))
+        pi = np.exp(log_softmax(Z @ P["prior"].T))
         if which == "component_means":
             return pd.DataFrame(mu, columns=cols, index=index)
         if which == "prior":
@@ -861,7 +861,7 @@ class MixtureRegressionResults(EMResults):
             B, gam, G = P["comp"][:, : m.p], P["fixed"], P["prior"]
             eta = inp["X"] @ B.T + (inp["X2"] @ gam + inp["off"])[:, None]
             mu = m.family.mean(eta, inp["tr"])
-            pi = np.exp(_log_softmax(inp["Z"] @ G.T))
+            pi = np.exp(log_softmax(inp["Z"] @ G.T))
             F = (pi * mu).sum(axis=1)
             if not grad:
                 return F, {}

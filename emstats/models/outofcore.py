@@ -41,7 +41,7 @@ from ..formula import (
 from .censored import IntervalRegression, Tobit, check_rows, tobit_bounds
 from .gmm import GaussianMixture, map_log_responsibility_of
 from .hmm import HiddenMarkovModel
-from .mixreg import MixtureRegression, MixtureRegressionResults, _log_softmax
+from .mixreg import MixtureRegression, MixtureRegressionResults, log_softmax
 from .mvn import MVN
 from .zeroinfl import HurdleRegression, ZeroInflatedRegression
 
@@ -930,7 +930,7 @@ class _CountPieces(_Portable):
 
     @_labelled
     def rows(self, raw, piece):
-        from .zeroinfl import _count_family
+        from .zeroinfl import count_family
 
         frame = check_frame(raw)
         Z = design_rows(self.zero_info, frame)
@@ -940,7 +940,7 @@ class _CountPieces(_Portable):
                            extras={k: v for k, v in extras.items() if v is not None},
                            missing=self.missing, design_info=self.design_info)
         pos = frame.index.get_indexer(des.row_labels)
-        family = _count_family(self.dist)
+        family = count_family(self.dist)
         y = family.check(np.asarray(des.endog[:, 0], dtype=float), None,
                          repr(des.endog_names[0]))
         n = y.size
@@ -1025,13 +1025,13 @@ class StreamedHurdle(_StreamedCounts, HurdleRegression):
 
 def _counts(cls, base, formula, data, dist, offset, weights, missing, sample_rows,
             executor, link="logit", zero_offset=None, zero_dist=None):
-    from .zeroinfl import BinaryPart, _count_family
+    from .zeroinfl import BinaryPart, count_family
 
     for name, v in (("weights", weights), ("offset", offset), ("zero_offset", zero_offset)):
         if v is not None and not isinstance(v, str):
             raise DataError(f"out of core, {name}= must be a column name, got "
                             f"{type(v).__name__}")
-    _count_family(dist)
+    count_family(dist)
     BinaryPart(link)
     ex = as_executor(executor)
     pieces = _pieces(data)
@@ -1292,7 +1292,7 @@ class StreamedMixtureRegression(_OutOfCoreSandwich, MixtureRegression):
         r = res["r"]
         first = chunk.unit_bounds[:-1]
         w, Zu = chunk["w"][first], chunk["Z"][first]
-        pi = np.exp(_log_softmax(Zu @ self._full(params)["prior"].T))
+        pi = np.exp(log_softmax(Zu @ self._full(params)["prior"].T))
         with np.errstate(divide="ignore", invalid="ignore"):
             ent = np.where(r > 0, r * np.log(r), 0.0).sum(axis=1)
         lmap = np.log(np.maximum(r.max(axis=1), 1e-300))

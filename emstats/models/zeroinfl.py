@@ -85,7 +85,7 @@ class _Geometric(NegativeBinomial):
         return {"d1": d["d1"], "d2": d["d2"]}
 
 
-def _count_family(dist: str, what: str = "dist"):
+def count_family(dist: str, what: str = "dist"):
     if dist not in COUNT_DISTS:
         raise ValueError(f"{what} must be one of {', '.join(map(repr, COUNT_DISTS))}, "
                          f"got {dist!r}")
@@ -165,7 +165,7 @@ class CountZeroPart:
     """
 
     def __init__(self, dist: str):
-        self.family = _count_family(dist, "zero_dist")
+        self.family = count_family(dist, "zero_dist")
         self.n_extra = 1 if dist == "negbin" else 0
         self.label = dist
         self.link = "count"
@@ -348,7 +348,7 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
                  endog_name="y", design_info=None, zero_info=None, offset_spec=None,
                  zero_offset_spec=None):
         self.dist = dist
-        self.family = _count_family(dist)
+        self.family = count_family(dist)
         self.zero_part = self._make_zero_part(link)
         y = self.family.check(np.asarray(y, dtype=float).ravel(), None, repr(endog_name))
         n = y.size
@@ -1002,7 +1002,7 @@ def zeroinfl(formula: str, data, dist: str = "poisson", link: str = "logit", off
     >>> bool(abs(res.params["zero_Intercept"] - np.log(0.3 / 0.7)) < 0.2)
     True
     """
-    _count_family(dist)
+    count_family(dist)
     BinaryPart(link)
     frame, kw = _two_part_design(formula, data, offset, zero_offset, weights, missing)
     model = ZeroInflatedRegression(dist=dist, link=link, **kw)
@@ -1175,7 +1175,7 @@ def hurdle(formula: str, data, dist: str = "poisson", zero_dist: str = "binomial
     HurdleRegression
         Call ``.fit()`` for the results.
     """
-    _count_family(dist)
+    count_family(dist)
     BinaryPart(link)
     frame, kw = _two_part_design(formula, data, offset, zero_offset, weights, missing)
     model = HurdleRegression(dist=dist, zero_dist=zero_dist, link=link, **kw)
