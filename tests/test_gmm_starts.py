@@ -230,7 +230,7 @@ def test_hc_start_for_mixreg_and_mfa():
     factor analyzers (on the data): one start.  On flexmix's NPreg (two regression lines
     over the same x) clusters in the joint (y, x) space are not the lines, and it ends at
     a local maximum (-700.29 against -642.53 from the default starts, docs/mixreg.md);
-    on two separated groups the MFA start reaches the default starts' maximum."""
+    on two separated one-factor groups the MFA start reaches the default starts' maximum."""
     import pandas as pd
 
     fx = json.loads(open(os.path.join(os.path.dirname(__file__), "results",
@@ -244,7 +244,13 @@ def test_hc_start_for_mixreg_and_mfa():
     with pytest.raises(ValueError, match="'hc'"):
         m.fit(init="ward")
     rng = np.random.default_rng(1)
-    X = np.vstack([rng.normal(size=(80, 4)), rng.normal(size=(60, 4)) + 3.0])
+
+    def group(n, mu, lam):     # one factor with these loadings, uniquenesses 0.36
+        return mu + rng.normal(size=(n, 1)) * lam + rng.normal(size=(n, 4)) * 0.6
+
+    # (isotropic groups would leave one factor unidentified and drive a uniqueness to 0)
+    X = np.vstack([group(80, 0.0, np.array([1.0, 0.8, 0.6, 0.9])),
+                   group(60, 3.0, np.array([0.7, -0.9, 1.0, 0.5]))])
     f = emstats.mfa(X, 2, 1)
     a = f.fit(init="hc", cov_type=None)
     b = f.fit(n_init=3, cov_type=None)

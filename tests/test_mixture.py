@@ -102,6 +102,7 @@ def test_predict_vocabulary(res):
     ({"counts": [1, np.nan, 3], "k": 1}, "non-negative integer counts"),
     ({"counts": [1, 2, 3], "k": 0}, "k must be a positive integer"),
     ({"counts": [1, 1, 2], "k": 3}, "at least 3 distinct counts"),
+    ({"counts": [0, 0, 0], "k": 1}, "every count of .* is zero"),
     ({"counts": [1, 2, 3], "k": 1, "weights": [1, 2]}, "weights have 2 rows"),
 ])
 def test_bad_input(kwargs, match):

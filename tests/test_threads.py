@@ -99,7 +99,10 @@ def test_gmm_kernel_runs_blas_on_one_thread(fake):
 
 def test_hmm_kernels_run_blas_on_one_thread(fake):
     rng = np.random.default_rng(5)
-    X = np.cumsum(rng.normal(size=(1500, 3)), axis=0) * 0.01 + rng.normal(size=(1500, 3))
+    s = np.zeros(1500, dtype=int)          # two persistent states, means 0 and 2
+    for t in range(1, 1500):
+        s[t] = s[t - 1] if rng.random() < 0.95 else 1 - s[t - 1]
+    X = rng.normal(size=(1500, 3)) + 2.0 * s[:, None]
     m = emstats.hmm(X, 2, covariance="full", lengths=[500, 500, 500])
     fake.calls.clear()
     res = m.fit(n_threads=2)

@@ -63,6 +63,9 @@ class PoissonMixture(SpecMaps, FitMixin, ChunkedModel):
             raise DataError(f"weights have {w.size} rows but the counts have {y.size}")
         if not np.all(np.isfinite(w) & (w >= 0)) or w.sum() <= 0:
             raise DataError("weights must be non-negative and finite, and not all zero")
+        if not np.any(y[w > 0] > 0):
+            raise DataError(f"every count of {name!r} is zero: the Poisson rate's maximum "
+                            "likelihood estimate is 0, on the boundary of the parameter space")
         distinct = np.unique(y[w > 0]).size
         if distinct < k:
             raise DataError(f"k = {k} components need at least {k} distinct counts; the data "

@@ -797,6 +797,7 @@ class StreamedHMM(_OutOfCoreSandwich, HiddenMarkovModel):
         skip = ("X", "_Xk", "codes", "data", "_lgx", "_Xt")
         self.__dict__.update({k: v for k, v in sample.__dict__.items() if k not in skip})
         self._sample = sample
+        self._Xt = np.empty((0, 0))  # no whole-data transpose: chunks transpose their own
         self._n_stats = sample._n_emission_stats()
         self.data = data
         self.lengths = np.asarray(lengths, dtype=np.int64)
