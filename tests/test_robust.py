@@ -258,3 +258,20 @@ def test_frequency_weights_count_as_units(affairs):
     cb = emstats.tobit(TOBIT_F, rep).fit(tol=1e-12, cov_type="cluster",
                                          groups=ids.repeat(w.astype(int)).to_numpy())
     assert_allclose(ca.cov_params(), cb.cov_params(), rtol=1e-7)
+
+
+def test_mixreg_cluster_groups_series_aligned():
+    """A mixture of regressions takes groups= as a Series too, aligned on the rows used
+    (one row dropped for a missing regressor, a non-default index)."""
+    rng = np.random.default_rng(0)
+    n = 400
+    x = rng.normal(size=n)
+    y = np.where(rng.random(n) < 0.5, 1 + 2 * x, -1 - x) + rng.normal(size=n) * 0.5
+    df = pd.DataFrame({"y": y, "x": x, "g": rng.integers(0, 40, n)},
+                      index=np.arange(n)[::-1] * 3)
+    df.loc[df.index[5], "x"] = np.nan
+    m = emstats.mixreg("y ~ x", df, k=2)
+    a = m.fit(cov_type="cluster", groups=df["g"])
+    b = m.fit(cov_type="cluster", groups=df["g"].drop(df.index[5]).to_numpy())
+    assert np.all(np.isfinite(a.bse))
+    assert_allclose(a.cov_params(), b.cov_params(), rtol=1e-12)

@@ -624,6 +624,7 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
         out[self.row_order] = a
         return out
 
+    @property
     def row_labels(self) -> pd.Index:
         """Labels of the model's rows in the data's order (the data frame's index)."""
         return (self._row_labels if self._row_labels is not None
@@ -632,7 +633,7 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
     def unit_labels(self) -> pd.Index:
         """Labels of the units: the group labels (sorted) or the row labels."""
         if not self.grouped:
-            return self.row_labels()
+            return self.row_labels
         return (self._unit_labels if self._unit_labels is not None
                 else pd.RangeIndex(self.n_units_total))
 
@@ -722,7 +723,7 @@ class MixtureRegressionResults(EMResults):
             dat = m.data
             back = m.to_frame_order
             return (back(dat["X"]), back(dat["X2"]), back(dat["Z"]), back(dat["off"]),
-                    back(dat["m"]), m.row_labels())
+                    back(dat["m"]), m.row_labels)
         for what, spec in (("offset", m._offset_spec), ("trials", m._trials_spec)):
             if spec is _GIVEN_AS_ARRAY:
                 raise ValueError(f"predict(newdata) needs {what}= given as a column name "
@@ -751,7 +752,7 @@ class MixtureRegressionResults(EMResults):
         r, _ = m.posterior(self.raw_params)
         rows = m.to_frame_order(np.repeat(r, np.diff(m.data._bounds()), axis=0))
         return pd.DataFrame(rows, columns=[f"Comp.{j}" for j in range(1, m.k + 1)],
-                            index=m.row_labels())
+                            index=m.row_labels)
 
     def predict(self, newdata=None, which: str = "mean"):
         """Predictions for the model's rows or ``newdata``, one row per data row.
