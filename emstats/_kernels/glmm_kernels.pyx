@@ -174,6 +174,29 @@ cdef inline ModeCurv _mode(int fam, const double* y, const double* nt, const dou
     return r
 
 
+cdef inline void _node_moments(const double* w, const double* S, Py_ssize_t K,
+                               Py_ssize_t q, double* mean, double* score,
+                               double* miss) noexcept nogil:
+    """Mean and covariance over the K quadrature nodes (weights ``w``, summing to 1) of
+    the node scores ``S`` (K x q, row-major): the group's score (``score``, length q)
+    and its missing information (``miss``, q x q, both triangles); ``mean`` is work
+    space of length q."""
+    cdef Py_ssize_t a, c, k
+    cdef double d
+    for a in range(q):
+        mean[a] = 0.0
+        for k in range(K):
+            mean[a] = mean[a] + w[k] * S[k * q + a]
+        score[a] = mean[a]
+    for a in range(q):
+        for c in range(a + 1):
+            d = 0.0
+            for k in range(K):
+                d = d + w[k] * (S[k * q + a] - mean[a]) * (S[k * q + c] - mean[c])
+            miss[a * q + c] = d
+            miss[c * q + a] = d
+
+
 def agq_groups(const double[:, ::1] X, const double[::1] y, const double[::1] nt,
                const double[::1] eta0, const long long[::1] bounds, double tau,
                const double[::1] z, const double[::1] logw, bint louis, int family,
@@ -223,9 +246,9 @@ def agq_groups(const double[:, ::1] X, const double[::1] y, const double[::1] nt
     """
     cdef Py_ssize_t G = bounds.shape[0] - 1, K = z.shape[0], p = X.shape[1]
     cdef Py_ssize_t q = p + 1
-    cdef Py_ssize_t i, j, k, a, c, r0, r1, m
+    cdef Py_ssize_t i, j, k, a, r0, r1, m
     cdef double prec = 1.0 / (tau * tau), logtau = log(tau)
-    cdef double md, cv, sc, bk, mx, tot, lc, e, wk, sp, sv, s2, d
+    cdef double md, cv, sc, bk, mx, tot, lc, e, wk, sp, sv, s2
     cdef int fam = family
     cdef ModeCurv mc
     cdef RowVals rv
@@ -293,18 +316,7 @@ def agq_groups(const double[:, ::1] X, const double[::1] y, const double[::1] nt
                     for a in range(p):
                         S[k * q + a] = S[k * q + a] + X[r0 + j, a] * e
                 S[k * q + p] = bk * bk * prec - 1.0
-            for a in range(q):
-                mean[a] = 0.0
-                for k in range(K):
-                    mean[a] = mean[a] + w[i, k] * S[k * q + a]
-                score_g[i, a] = mean[a]
-            for a in range(q):
-                for c in range(a + 1):
-                    d = 0.0
-                    for k in range(K):
-                        d = d + w[i, k] * (S[k * q + a] - mean[a]) * (S[k * q + c] - mean[c])
-                    miss_g[i, a, c] = d
-                    miss_g[i, c, a] = d
+            _node_moments(&w[i, 0], S, K, q, mean, &score_g[i, 0], &miss_g[i, 0, 0])
             free(S)
             free(mean)
 
@@ -439,7 +451,7 @@ def agq2_groups(const double[:, ::1] X, const double[::1] y, const double[::1] n
     cdef Py_ssize_t G = bounds.shape[0] - 1, K = z.shape[0], p = X.shape[1]
     cdef Py_ssize_t K2 = K * K
     cdef Py_ssize_t q = p + 3
-    cdef Py_ssize_t i, j, k, kk, a_, c_, r0, r1, m
+    cdef Py_ssize_t i, j, k, kk, a_, r0, r1, m
     cdef double a = exp(la), c = lc, d = exp(ld)
     cdef double det = a * a * d * d
     cdef double p00 = (c * c + d * d) / det, p01 = -a * c / det, p11 = a * a / det
@@ -557,19 +569,7 @@ def agq2_groups(const double[:, ::1] X, const double[::1] y, const double[::1] n
             H[7] = H[5]
             for a_ in range(9):
                 cvar_g[i, a_ // 3, a_ % 3] = H[a_]
-            for a_ in range(q):
-                mean[a_] = 0.0
-                for kk in range(K2):
-                    mean[a_] = mean[a_] + w[i, kk] * S[kk * q + a_]
-                score_g[i, a_] = mean[a_]
-            for a_ in range(q):
-                for c_ in range(a_ + 1):
-                    dd = 0.0
-                    for kk in range(K2):
-                        dd = dd + w[i, kk] * (S[kk * q + a_] - mean[a_]) * (S[kk * q + c_]
-                                                                            - mean[c_])
-                    miss_g[i, a_, c_] = dd
-                    miss_g[i, c_, a_] = dd
+            _node_moments(&w[i, 0], S, K2, q, mean, &score_g[i, 0], &miss_g[i, 0, 0])
             free(S)
             free(mean)
             free(H)
