@@ -81,6 +81,32 @@ def _as_frame(data) -> pd.DataFrame:
     return pd.DataFrame(arr, columns=[f"x{j + 1}" for j in range(arr.shape[1])])
 
 
+def row_scores(X, mu, sigma, patterns) -> np.ndarray:
+    """Observed-data score of each row of ``X`` (NaN where missing) about (mu, vec Sigma):
+    W e for the mean and (W (e e' + C) W - W) / 2 for Sigma, with W = Sigma^-1, e the
+    row's deviations from the mean with the missing ones replaced by their conditional
+    expectation and C their conditional covariance.  ``patterns`` yields
+    ``(rows, observed)`` for each missingness pattern: the row indices and the boolean
+    mask of the observed columns.  Returns an n x (d + d^2) array."""
+    d = X.shape[1]
+    W = np.linalg.inv(sigma)
+    W = 0.5 * (W + W.T)
+    out = np.empty((X.shape[0], d + d * d))
+    for rows, o in patterns:
+        u = ~o
+        e = np.zeros((rows.size, d))
+        e[:, o] = X[np.ix_(rows, np.flatnonzero(o))] - mu[o]
+        C = np.zeros((d, d))
+        if u.any():
+            B = np.linalg.solve(sigma[np.ix_(o, o)], sigma[np.ix_(o, u)])
+            e[:, u] = e[:, o] @ B
+            C[np.ix_(u, u)] = sigma[np.ix_(u, u)] - sigma[np.ix_(u, o)] @ B
+        su = e @ W
+        G = 0.5 * (np.einsum("ni,nj->nij", su, su) + W @ C @ W - W)
+        out[rows] = np.hstack([su, G.reshape(rows.size, -1)])
+    return out
+
+
 class MVN(SpecMaps, FitMixin, ChunkedModel):
     """Multivariate normal mean and covariance by EM, with values missing at random.
 
@@ -297,24 +323,9 @@ class MVN(SpecMaps, FitMixin, ChunkedModel):
         their conditional expectation, and C their conditional covariance, the score is
         W e for the mean and (W (e e' + C) W - W) / 2 for Sigma (W = Sigma^-1)."""
         mu, sigma = np.asarray(params["mean"]), np.asarray(params["cov"])
-        X, pat, d = self.X, self.patterns, self.d
-        W = np.linalg.inv(sigma)
-        W = 0.5 * (W + W.T)
-        out = np.empty((X.shape[0], d + d * d))
-        for p in range(pat.n_patterns):
-            rows = pat.rows(p)
-            o = pat.observed[p]
-            u = ~o
-            e = np.zeros((rows.size, d))
-            e[:, o] = X[np.ix_(rows, np.flatnonzero(o))] - mu[o]
-            C = np.zeros((d, d))
-            if u.any():
-                B = np.linalg.solve(sigma[np.ix_(o, o)], sigma[np.ix_(o, u)])
-                e[:, u] = e[:, o] @ B
-                C[np.ix_(u, u)] = sigma[np.ix_(u, u)] - sigma[np.ix_(u, o)] @ B
-            su = e @ W
-            G = 0.5 * (np.einsum("ni,nj->nij", su, su) + W @ C @ W - W)
-            out[rows] = np.hstack([su, G.reshape(rows.size, -1)])
+        pat = self.patterns
+        out = row_scores(self.X, mu, sigma,
+                         ((pat.rows(p), pat.observed[p]) for p in range(pat.n_patterns)))
         return out @ self._J
 
     def louis_from_stats(self, params, total):

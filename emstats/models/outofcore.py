@@ -42,7 +42,7 @@ from .censored import IntervalRegression, Tobit, check_rows, tobit_bounds
 from .gmm import GaussianMixture, map_log_responsibility_of
 from .hmm import HiddenMarkovModel
 from .mixreg import MixtureRegression, MixtureRegressionResults, log_softmax
-from .mvn import MVN
+from .mvn import MVN, row_scores
 from .zeroinfl import HurdleRegression, ZeroInflatedRegression
 
 __all__ = ["as_executor", "gmm", "hmm", "hurdle", "intreg", "mixreg", "mvn", "tobit",
@@ -1543,27 +1543,10 @@ class StreamedMVN(MVN):
 def _mvn_row_scores(X, mu, sigma) -> np.ndarray:
     """Observed-data score of each row about (mu, Sigma), as
     :meth:`emstats.models.mvn.MVN.unit_scores` (before its Jacobian)."""
-    d = X.shape[1]
-    W = np.linalg.inv(sigma)
-    W = 0.5 * (W + W.T)
-    obs = ~np.isnan(X)
-    keys, inv = np.unique(obs, axis=0, return_inverse=True)
+    keys, inv = np.unique(~np.isnan(X), axis=0, return_inverse=True)
     inv = inv.ravel()
-    out = np.empty((X.shape[0], d + d * d))
-    for p, o in enumerate(keys):
-        rows = np.flatnonzero(inv == p)
-        u = ~o
-        e = np.zeros((rows.size, d))
-        e[:, o] = X[np.ix_(rows, np.flatnonzero(o))] - mu[o]
-        C = np.zeros((d, d))
-        if u.any():
-            B = np.linalg.solve(sigma[np.ix_(o, o)], sigma[np.ix_(o, u)])
-            e[:, u] = e[:, o] @ B
-            C[np.ix_(u, u)] = sigma[np.ix_(u, u)] - sigma[np.ix_(u, o)] @ B
-        su = e @ W
-        G = 0.5 * (np.einsum("ni,nj->nij", su, su) + W @ C @ W - W)
-        out[rows] = np.hstack([su, G.reshape(rows.size, -1)])
-    return out
+    return row_scores(X, mu, sigma, ((np.flatnonzero(inv == p), o)
+                                     for p, o in enumerate(keys)))
 
 
 class _MVNScores:
