@@ -275,3 +275,53 @@ def test_mixreg_cluster_groups_series_aligned():
     b = m.fit(cov_type="cluster", groups=df["g"].drop(df.index[5]).to_numpy())
     assert np.all(np.isfinite(a.bse))
     assert_allclose(a.cov_params(), b.cov_params(), rtol=1e-12)
+
+
+def _count_data():
+    rng = np.random.default_rng(0)
+    n = 300
+    x, z = rng.normal(size=n), rng.normal(size=n)
+    lab = rng.random(n) < 0.5
+    return pd.DataFrame({
+        "x": x, "z": z, "x2": rng.normal(size=n), "g": np.repeat(np.arange(100), 3),
+        "y": np.where(lab, 1 + 2 * x, -1 - x) + rng.normal(size=n) * 0.5,
+        "yc": rng.poisson(np.exp(np.where(lab, 0.5 + 0.5 * x, 1.5 - 0.3 * x))),
+        "yz": np.where(rng.random(n) < 0.3, 0, rng.poisson(np.exp(0.5 + 0.3 * x))),
+        "w": rng.integers(1, 4, n).astype(float)})
+
+
+ROW_SCORE_MODELS = {
+    "zip": lambda d: emstats.zeroinfl("yz ~ x | z", d),
+    "zinb_weighted": lambda d: emstats.zeroinfl("yz ~ x | z", d, dist="negbin",
+                                                weights=d["w"]),
+    "zip_probit": lambda d: emstats.zeroinfl("yz ~ x | z", d, link="probit"),
+    "hurdle": lambda d: emstats.hurdle("yz ~ x | z", d),
+    "hurdle_negbin": lambda d: emstats.hurdle("yz ~ x | z", d, dist="negbin",
+                                              zero_dist="negbin", weights=d["w"]),
+    "mixreg": lambda d: emstats.mixreg("y ~ x", d, k=2),
+    "mixreg_concomitant": lambda d: emstats.mixreg("y ~ x", d, k=3, concomitant="~ z"),
+    "mixreg_poisson_weighted": lambda d: emstats.mixreg("yc ~ x", d, k=2, family="poisson",
+                                                        weights=d["w"]),
+    "mixreg_groups_fixed": lambda d: emstats.mixreg("y ~ x", d, k=2, groups="g",
+                                                    fixed="~ x2"),
+    "poisson_mixture": lambda d: emstats.poisson_mixture(d["yc"], k=2, weights=d["w"]),
+}
+
+
+@pytest.mark.filterwarnings("ignore::statsmodels.tools.sm_exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("name", sorted(ROW_SCORE_MODELS))
+def test_vectorised_unit_scores_equal_the_unit_by_unit_default(name):
+    """The models' own chunk_scores (one pass) equal the protocol's default, Louis'
+    pieces of each unit alone, and add up to the score."""
+    from emstats.em.protocol import ChunkedModel
+
+    m = ROW_SCORE_MODELS[name](_count_data())
+    p = m.fit(cov_type=None, maxiter=50).raw_params
+    for ch in m.data.chunks(2):
+        own = m.chunk_scores(p, ch)
+        ref = ChunkedModel.chunk_scores(m, p, ch)
+        assert own.shape == ref.shape
+        assert_allclose(own, ref, rtol=1e-10, atol=1e-10 * (1 + np.abs(ref).max()))
+        total = m.louis_from_stats(p, m.chunk_louis(p, ch))[1]
+        assert_allclose(own.sum(axis=0), total, rtol=1e-10,
+                        atol=1e-10 * (1 + np.abs(own).sum()))

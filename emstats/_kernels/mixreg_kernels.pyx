@@ -26,7 +26,8 @@ pH = sum w pi_a (delta_ab - pi_b) z z', a, b = 2..K).  ``mode = 3`` adds Louis'
 missing information sum_u w_u (sum_k r_uk a_uk a_uk' - m_u m_u') (upper triangle,
 ``part_miss[c]``), where a_uk is the complete-data score of unit u in component k
 and m_u = sum_k r_uk a_uk (for K = 2 as r_u1 r_u2 (a_u1 - a_u2)(a_u1 - a_u2)'); it
-is accumulated unit by unit from a K x P buffer, never as an n x P array.  ``mode = 0`` only evaluates the log-likelihood (and the
+is accumulated unit by unit from a K x P buffer, never as an n x P array (the units'
+scores m_u w_u go to ``out_s`` only when asked, for robust standard errors).  ``mode = 0`` only evaluates the log-likelihood (and the
 per-unit posteriors into ``out_r`` and ``out_ll`` when these are not empty).
 
 ``assign = 1`` replaces the responsibilities by the MAP one-hot (classification
@@ -242,6 +243,7 @@ cdef struct Job:
     bint want_prior
     bint const_prior
     bint want_out
+    bint want_scores
     Py_ssize_t K, p, f, q, pD, d, nc, npr, P, Lc, nu, nch, sw
     # inputs (C-contiguous)
     const double* y
@@ -268,6 +270,7 @@ cdef struct Job:
     double* part_s
     double* out_r
     double* out_ll
+    double* out_s
     double* scratch
 
 
@@ -275,6 +278,7 @@ cdef void _chunk(const Job* jb, Py_ssize_t ch) noexcept nogil:
     """Units ``[ch nu / nch, (ch + 1) nu / nch)`` into the chunk's partial sums."""
     cdef int family = jb.family, mode = jb.mode, assign = jb.assign
     cdef bint want_prior = jb.want_prior, louis = jb.mode == 3, want_out = jb.want_out
+    cdef bint want_scores = jb.want_scores
     cdef Py_ssize_t K = jb.K, p = jb.p, f = jb.f, q = jb.q, pD = jb.pD, d = jb.d
     cdef Py_ssize_t nc = jb.nc, npr = jb.npr, P = jb.P, Lc = jb.Lc, nu = jb.nu
     cdef Py_ssize_t u0 = (ch * nu) // jb.nch, u1 = ((ch + 1) * nu) // jb.nch
@@ -421,6 +425,13 @@ cdef void _chunk(const Job* jb, Py_ssize_t ch) noexcept nogil:
                     v = (1.0 if k == a else 0.0) - pis[a]
                     for t in range(q):
                         ak[nc + (a - 1) * q + t] = v * zi[t]
+            if want_scores:
+                # the unit's observed-data score w_u sum_k r_k a_k (Fisher's identity)
+                for j in range(P):
+                    v = 0.0
+                    for k in range(K):
+                        v = v + rr[k] * av[k * P + j]
+                    jb.out_s[u * P + j] = wu * v
             if K == 2:
                 for j in range(P):
                     mv[j] = av[j] - av[P + j]
@@ -447,7 +458,7 @@ def mixreg_pass(int family, int mode, int assign, bint want_prior, bint const_pr
                 double[:, :, ::1] part_comp, double[:, ::1] part_prior,
                 double[:, ::1] part_miss, double[:, ::1] part_s,
                 double[:, ::1] out_r, double[::1] out_ll, double[:, ::1] scratch,
-                int n_threads):
+                int n_threads, double[:, ::1] out_s=None):
     """One pass over the units (see the module docstring).
 
     Shapes: y, off, m, w, c (n,); X (n, p); X2 (n, f); Z (n, q); ub (n_units + 1,);
@@ -458,6 +469,8 @@ def mixreg_pass(int family, int mode, int assign, bint want_prior, bint const_pr
     part_prior (nch, (K-1)q + ((K-1)q)^2), part_miss (nch, P * P), part_s (nch, 2)
     (weighted log-likelihood, number of units with an undefined one), out_r
     (n_units, K) and out_ll (n_units,) or empty, scratch (nch, scratch_width(K, pD, P)).
+    With ``mode = 3``, ``out_s`` (n_units, P), if given, receives each unit's observed-data
+    score w_u sum_k r_uk a_uk (the rows of the score; for robust standard errors).
     """
     cdef Job jb
     cdef Py_ssize_t ch, k
@@ -465,6 +478,7 @@ def mixreg_pass(int family, int mode, int assign, bint want_prior, bint const_pr
     jb.family, jb.mode, jb.assign = family, mode, assign
     jb.want_prior, jb.const_prior = want_prior, const_prior
     jb.want_out = out_ll.shape[0] > 0
+    jb.want_scores = out_s is not None
     jb.K, jb.p, jb.f, jb.q = beta.shape[0], beta.shape[1], alpha.shape[0], gamma.shape[1]
     jb.nu = ub.shape[0] - 1
     jb.pD = jb.p + jb.f
@@ -498,6 +512,8 @@ def mixreg_pass(int family, int mode, int assign, bint want_prior, bint const_pr
         raise ValueError("part_prior has the wrong shape")
     if mode == 3 and (part_miss.shape[0] != jb.nch or part_miss.shape[1] != jb.P * jb.P):
         raise ValueError("part_miss has the wrong shape")
+    if jb.want_scores and (mode != 3 or out_s.shape[0] != jb.nu or out_s.shape[1] != jb.P):
+        raise ValueError("out_s needs mode 3 and shape (n_units, P)")
     if jb.sw < 4 * jb.K + jb.pD + jb.K * jb.P + jb.P:
         raise ValueError("scratch is too narrow")
     if assign == 2 and draws.shape[0] != jb.nu:
@@ -522,5 +538,6 @@ def mixreg_pass(int family, int mode, int assign, bint want_prior, bint const_pr
     jb.part_comp, jb.part_prior = &part_comp[0, 0, 0], &part_prior[0, 0]
     jb.part_miss, jb.part_s = &part_miss[0, 0], &part_s[0, 0]
     jb.out_r, jb.out_ll, jb.scratch = &out_r[0, 0], &out_ll[0], &scratch[0, 0]
+    jb.out_s = &out_s[0, 0] if jb.want_scores else NULL
     for ch in prange(jb.nch, nogil=True, schedule="static", num_threads=n_threads):
         _chunk(&jb, ch)

@@ -28,6 +28,28 @@ def responsibilities(logdens: np.ndarray, log_weights: np.ndarray):
     return r, ll
 
 
+def _complete_scores(weights: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Complete-data score of each row under each component (n, K, P), in the order of
+    :func:`louis_pieces`."""
+    n, K, q = g.shape
+    A = np.zeros((n, K, K - 1 + K * q))
+    if K > 1:
+        A[:, 0, : K - 1] = -1.0 / weights[0]
+        for k in range(1, K):
+            A[:, k, k - 1] = 1.0 / weights[k]
+    for k in range(K):
+        A[:, k, K - 1 + k * q: K - 1 + (k + 1) * q] = g[:, k, :]
+    return A
+
+
+def score_rows(r: np.ndarray, w: np.ndarray, weights: np.ndarray,
+               g: np.ndarray) -> np.ndarray:
+    """Observed-data score of each row (n, P), frequency weights included: by Fisher's
+    identity w_i sum_k r_ik a_ik with a_ik the row's complete-data score in component k
+    (arguments as for :func:`louis_pieces`)."""
+    return w[:, None] * np.einsum("nk,nkp->np", r, _complete_scores(weights, g))
+
+
 def louis_pieces(r: np.ndarray, w: np.ndarray, weights: np.ndarray, g: np.ndarray,
                  h: np.ndarray):
     """Score, complete and missing information of a mixture (see the module docstring).
@@ -43,15 +65,9 @@ def louis_pieces(r: np.ndarray, w: np.ndarray, weights: np.ndarray, g: np.ndarra
     score : (P,), complete : (P, P), missing : (P, P), with P = K - 1 + K q in the
     order (pi_2..pi_K, component 1's q parameters, ..., component K's).
     """
-    n, K, q = g.shape
+    _, K, q = g.shape
     P = K - 1 + K * q
-    A = np.zeros((n, K, P))
-    if K > 1:
-        A[:, 0, : K - 1] = -1.0 / weights[0]
-        for k in range(1, K):
-            A[:, k, k - 1] = 1.0 / weights[k]
-    for k in range(K):
-        A[:, k, K - 1 + k * q: K - 1 + (k + 1) * q] = g[:, k, :]
+    A = _complete_scores(weights, g)
     wr = w[:, None] * r
     m = np.einsum("nk,nkp->np", r, A)
     score = w @ m

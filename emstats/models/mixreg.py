@@ -388,12 +388,14 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
         return self.initial_starts(None, 1, np.random.default_rng(0))[0][1]
 
     # -- E-step -------------------------------------------------------------------------
-    def _pass(self, P, ch, mode: int, assign: int = 0, draws=None, posteriors=False):
+    def _pass(self, P, ch, mode: int, assign: int = 0, draws=None, posteriors=False,
+              scores=False):
         """One kernel pass over a chunk (:mod:`emstats._kernels.mixreg_kernels`).
 
         ``mode``: 0 log-likelihood only, 1 Gaussian natural statistics, 2 the gradient
-        and Hessian pieces of Q, 3 those and Louis' missing information.  Returns the
-        per-chunk partial sums reduced in chunk order, as a dict.
+        and Hessian pieces of Q, 3 those and Louis' missing information (with ``scores``
+        also the units' scores, entry ``"scores"``).  Returns the per-chunk partial sums
+        reduced in chunk order, as a dict.
         """
         K, p, f, q, d = self.k, self.p, self.f, self.q, self.d
         nu = ch.n_units
@@ -413,6 +415,7 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
         beta = np.ascontiguousarray(comp[:, :p])
         phi = np.ascontiguousarray(comp[:, p]) if d else np.zeros(K)
         draws = np.zeros(0) if draws is None else np.ascontiguousarray(draws, dtype=float)
+        out_s = np.zeros((nu, n_par)) if scores else None
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             mk.mixreg_pass(self.family.kernel_code, mode, assign, want_prior, self.const_prior,
                            ch["y"], ch["X"], ch["X2"], ch["Z"], ch["off"], ch["m"], ch["w"],
@@ -420,7 +423,7 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
                            np.ascontiguousarray(P["fixed"], dtype=float),
                            np.ascontiguousarray(P["prior"], dtype=float), draws,
                            part_comp, part_prior, part_miss, part_s, out_r, out_ll, scratch,
-                           int(ch.n_threads))
+                           int(ch.n_threads), out_s)
         s = part_s.sum(axis=0)
         out = {"loglik": float(s[0]), "bad": int(s[1]), "r": out_r, "ll": out_ll}
         if mode:
@@ -430,6 +433,8 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
             out["pg"], out["pH"] = pp[:npr], _from_upper(pp[npr:].reshape(npr, npr))
         if mode == 3:
             out["missing"] = _from_upper(part_miss.sum(axis=0).reshape(n_par, n_par))
+        if scores:
+            out["scores"] = out_s
         return out
 
     def _comp_blocks(self, cs):
@@ -594,6 +599,11 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
     def louis_from_stats(self, params, total):
         return (float(total["loglik"]), np.asarray(total["score"]),
                 LouisPieces(np.asarray(total["complete"]), np.asarray(total["missing"])))
+
+    def chunk_scores(self, params, chunk) -> np.ndarray:
+        """Observed-data score of each unit of the chunk (weights included), from the
+        kernel's Louis pass."""
+        return self._pass(self._full(params), chunk, 3, scores=True)["scores"]
 
     # -- for results ---------------------------------------------------------------------
     def posterior(self, params) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..components.mixture import louis_pieces, responsibilities
+from ..components.mixture import louis_pieces, responsibilities, score_rows
 from ..components.poisson import Poisson, check_counts
 from ..em.data import ArrayData
 from ..em.params import ParamSpec, Simplex, SpecMaps
@@ -155,6 +155,12 @@ class PoissonMixture(SpecMaps, FitMixin, ChunkedModel):
         score, comp, miss = louis_pieces(r, w, params["weights"],
                                          Poisson.score_rows(y, rate), Poisson.info_rows(y, rate))
         return Stats(loglik=w @ ll, score=score, complete=comp, missing=miss)
+
+    def chunk_scores(self, params, chunk) -> np.ndarray:
+        """Observed-data score of each row of the chunk (weights included)."""
+        r, _ = self._resp(params, chunk)
+        return score_rows(r, chunk["w"], params["weights"],
+                          Poisson.score_rows(chunk["y"], params["rate"]))
 
     def louis_from_stats(self, params, total):
         return (float(total["loglik"]), np.asarray(total["score"]),

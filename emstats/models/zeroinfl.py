@@ -285,6 +285,21 @@ def _count_block(X, terms, p, d):
     return g, H
 
 
+def _count_rows(X, terms, d):
+    """The rows' terms of :func:`_count_block`'s gradient (rows x (p + d))."""
+    c1 = sum(c * der["d1"][:, 0] for der, c in terms)
+    if not d:
+        return X * c1[:, None]
+    return np.column_stack([X * c1[:, None], sum(c * der["dp"][:, 0] for der, c in terms)])
+
+
+def _zero_rows(Z, t, w, zd):
+    """The rows' terms of :func:`_zero_block`'s gradient (rows x (q + m - 1))."""
+    p1, q1 = zd[2], zd[3]
+    s = w[:, None] * (t[:, None] * p1 + (1.0 - t)[:, None] * q1)
+    return np.hstack([Z * s[:, :1], s[:, 1:]])
+
+
 def _zero_block(Z, t, w, zd, fisher: bool):
     """Gradient and curvature of sum_i w_i [t_i lp_i + (1 - t_i) lq_i] in the zero part's
     coefficients (and extra parameter): the negative Hessian, or with ``fisher`` the
@@ -468,13 +483,27 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
             tau = np.where(zero, np.exp(np.minimum(lp - np.where(zero, ll, lp), 0.0)), 0.0)
         return eta, phi, zd, tau, ll
 
-    def _pieces(self, params, ch, fisher=True):
+    def _terms(self, params, ch):
+        """The expected complete-data log-likelihood's pieces of the chunk's rows: the
+        count part's terms (family derivatives at some y, row weights), the zero part's
+        targets t and derivatives, what Louis' missing information needs, and the
+        rows' log-likelihoods."""
         eta, phi, zd, tau, ll = self._rows(params, ch)
-        w = ch["w"]
         der = self.family.derivs(ch["y"], eta[:, None], phi)
-        gc, Hc = _count_block(ch["X"], [(der, w * (1.0 - tau))], self.p, self.d)
-        gz, Hz = _zero_block(ch["Z"], tau, w, zd, fisher)
-        return gc, Hc, gz, Hz, (der, zd, tau), ll
+        return [(der, ch["w"] * (1.0 - tau))], tau, zd, (der, zd, tau), ll
+
+    def _pieces(self, params, ch, fisher=True):
+        terms, t, zd, extra, ll = self._terms(params, ch)
+        gc, Hc = _count_block(ch["X"], terms, self.p, self.d)
+        gz, Hz = _zero_block(ch["Z"], t, ch["w"], zd, fisher)
+        return gc, Hc, gz, Hz, extra, ll
+
+    def chunk_scores(self, params, chunk) -> np.ndarray:
+        """Observed-data score of each row (weights included): by Fisher's identity the
+        rows' terms of the gradient of Q at ``params``."""
+        terms, t, zd, _, _ = self._terms(params, chunk)
+        return np.hstack([_count_rows(chunk["X"], terms, self.d),
+                          _zero_rows(chunk["Z"], t, chunk["w"], zd)])
 
     def chunk_stats(self, params, chunk):
         """Gradient and curvature of Q's two parts at ``params`` (see the module
@@ -1066,16 +1095,14 @@ class HurdleRegression(ZeroInflatedRegression):
             vm = np.where(pos, em / -np.expm1(lf0), 0.0)
         return eta, phi, zd, (em, vm), ll
 
-    def _pieces(self, params, ch, fisher=True):
+    def _terms(self, params, ch):
         eta, phi, zd, (em, vm), ll = self._rows(params, ch)
         w = ch["w"]
         pos = (ch["y"] > 0).astype(float)
         der = self.family.derivs(ch["y"], eta[:, None], phi)
         der0 = self.family.derivs(np.zeros_like(eta), eta[:, None], phi)
         # weights of the observed y and of the latent zeros before it
-        gc, Hc = _count_block(ch["X"], [(der, w * pos), (der0, w * em)], self.p, self.d)
-        gz, Hz = _zero_block(ch["Z"], pos, w, zd, fisher)
-        return gc, Hc, gz, Hz, (der0, vm), ll
+        return [(der, w * pos), (der0, w * em)], pos, zd, (der0, vm), ll
 
     def chunk_louis(self, params, chunk):
         gc, Hc, gz, Hz, (der0, vm), ll = self._pieces(params, chunk, fisher=False)
