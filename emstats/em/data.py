@@ -54,6 +54,13 @@ class Chunk:
         return len(self.unit_bounds) - 1
 
 
+def _is_constant(v) -> bool:
+    """Whether ``v`` is a broadcast constant (an ndarray whose strides are all zero, e.g.
+    ``np.broadcast_to(0.0, n)``): kept as it is rather than copied to n rows."""
+    return (isinstance(v, np.ndarray) and v.ndim > 0 and v.size > 1
+            and all(st == 0 for st in v.strides))
+
+
 @dataclass(frozen=True)
 class ArrayData:
     """In-memory data: named arrays of equal length, optionally grouped into units.
@@ -61,7 +68,9 @@ class ArrayData:
     Parameters
     ----------
     arrays : mapping of str to array_like
-        One row per observation in each (any trailing shape).
+        One row per observation in each (any trailing shape); made C-contiguous, except a
+        broadcast constant (all strides zero, such as ``np.broadcast_to(0.0, n)``), which
+        is kept as it is (read-only, no n-row copy) for the models that read it with NumPy.
     unit_bounds : array_like of int, optional
         Row offsets of the units (``0 = b_0 < b_1 < ... < b_m = n``) for units that
         must stay together (sequences, groups); default: every row is a unit.
@@ -72,7 +81,8 @@ class ArrayData:
     n_rows: int = field(init=False)
 
     def __post_init__(self):
-        arrs = {k: np.ascontiguousarray(v) for k, v in dict(self.arrays).items()}
+        arrs = {k: v if _is_constant(v) else np.ascontiguousarray(v)
+                for k, v in dict(self.arrays).items()}
         lengths = {k: v.shape[0] for k, v in arrs.items() if v.ndim > 0}
         if len(set(lengths.values())) > 1:
             raise ValueError(f"arrays of different lengths: {lengths}")
