@@ -115,19 +115,28 @@ class ArrayData:
         The cut depends only on the data and ``n_chunks``: statistics reduced in chunk
         order are bitwise reproducible for any ``n_threads``.
         """
-        b = self._bounds()
-        m = len(b) - 1
+        rows = self.unit_bounds is None      # every row a unit: no vector of n + 1 offsets
+        b = self.unit_bounds
+        m = self.n_rows if rows else len(b) - 1
         k = max(1, min(int(n_chunks), m))
         # unit boundaries closest to equal shares of the rows
         targets = np.linspace(0, self.n_rows, k + 1)
-        cut = np.unique(np.searchsorted(b, targets[1:-1], side="left"))
+        if rows:    # searchsorted(arange(n + 1), t, side="left") is ceil(t)
+            cut = np.unique(np.ceil(targets[1:-1]).astype(np.int64))
+        else:
+            cut = np.unique(np.searchsorted(b, targets[1:-1], side="left"))
         cut = cut[(cut > 0) & (cut < m)]
         edges = np.concatenate([[0], cut, [m]])
         out = []
         for u0, u1 in zip(edges[:-1], edges[1:], strict=True):
-            r0, r1 = int(b[u0]), int(b[u1])
+            if rows:
+                r0, r1 = int(u0), int(u1)
+                ub = np.arange(r1 - r0 + 1, dtype=np.int64)
+            else:
+                r0, r1 = int(b[u0]), int(b[u1])
+                ub = b[u0:u1 + 1] - r0
             out.append(Chunk({name: a[r0:r1] if a.ndim else a for name, a in self.arrays.items()},
-                             r0, r1, b[u0:u1 + 1] - r0, int(n_threads)))
+                             r0, r1, ub, int(n_threads)))
         return out
 
     def unit_chunks(self, chunk: Chunk) -> list[Chunk]:
