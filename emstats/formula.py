@@ -494,9 +494,17 @@ def build_design(
                  and data[c].isna().any()]
         label = "regressors " + ", ".join(named) if named else "regressors"
         reasons[label] = int((~keep).sum())
-    exog_full = np.full((n, rhs_frame.shape[1]), np.nan)
-    exog_full[pos] = rhs_frame.to_numpy(dtype=float)
-    _check_finite(exog_full, list(rhs_frame.columns), data.index)
+    rhs_names = list(rhs_frame.columns)
+    if pos.size == n and np.array_equal(pos, np.arange(n)):
+        # every row kept by patsy, in order: its matrix as C-contiguous rows (one copy)
+        exog_full = np.ascontiguousarray(rhs_frame.to_numpy(dtype=float))
+        if not exog_full.flags.writeable:          # a read-only view of pandas' block
+            exog_full = exog_full.copy()
+    else:
+        exog_full = np.full((n, rhs_frame.shape[1]), np.nan)
+        exog_full[pos] = rhs_frame.to_numpy(dtype=float)
+    del rhs_frame                  # patsy's frame is not needed past this point
+    _check_finite(exog_full, rhs_names, data.index)
 
     if response_may_be_nan:
         bad = np.all(np.isnan(endog), axis=1)
@@ -523,7 +531,7 @@ def build_design(
         raise DataError(f"no complete rows: all {n} rows have missing values")
     return Design(
         endog=endog[keep],
-        exog=np.ascontiguousarray(exog_full[keep]),
+        exog=exog_full if keep.all() else np.ascontiguousarray(exog_full[keep]),
         endog_names=endog_names,
         exog_names=list(design_info.column_names),
         design_info=Terms(design_info, offset_info),

@@ -79,7 +79,9 @@ def prepare_data(spec, data, missing: str):
             labels = obj.index
         else:
             try:
-                X = np.array(obj, dtype=float)
+                # no copy of a float64 array: a read-only view (the caller's data are never
+                # written to; rows are copied only where they are dropped or reordered)
+                X = np.asarray(obj, dtype=float)
             except (TypeError, ValueError):
                 raise DataError("data must be numeric (an array, a DataFrame or a formula "
                                 "with data=)") from None
@@ -106,7 +108,7 @@ def prepare_data(spec, data, missing: str):
         n_drop = int((~keep).sum())
         if n_drop:
             X, labels = X[keep], labels[keep]
-        return np.ascontiguousarray(X), names, labels, n_drop, design_info
+        return _read_only(X), names, labels, n_drop, design_info
     nan = np.isnan(X).any(axis=1)
     if nan.any():
         cols = [names[j] for j in np.flatnonzero(np.isnan(X).any(axis=0))]
@@ -121,7 +123,16 @@ def prepare_data(spec, data, missing: str):
         n_drop = int(nan.sum())
         if X.shape[0] == 0:
             raise DataError("no complete rows: every row has a missing value")
-    return np.ascontiguousarray(X), names, labels, n_drop, design_info
+    return _read_only(X), names, labels, n_drop, design_info
+
+
+def _read_only(X):
+    """C-contiguous rows that cannot be written to: the array itself if it already is
+    C-contiguous (a read-only view, so the caller's array may stay writeable), else a
+    C-contiguous copy."""
+    X = np.ascontiguousarray(X).view()
+    X.flags.writeable = False
+    return X
 
 
 class GaussianRows(ArrayData):

@@ -250,6 +250,10 @@ def get_family(name) -> GLMFamily:
     return FAMILIES[name.lower()]()
 
 
+#: rows of a block of :func:`weighted_irls` (its per-row temporaries are of this size)
+IRLS_BLOCK = 65536
+
+
 def weighted_irls(family: GLMFamily, y, X, w, offset=None, m=None, maxiter: int = 25,
                   tol: float = 1e-8):
     """Coefficients of a weighted GLM fit by IRLS (used for starting values).
@@ -266,26 +270,42 @@ def weighted_irls(family: GLMFamily, y, X, w, offset=None, m=None, maxiter: int 
         The weighted fit (a ridge of 1e-8 keeps it defined for a singular design).
     """
     n, p = X.shape
-    off = np.zeros(n) if offset is None else offset
-    if family.name == "gaussian":
-        eta = np.zeros(n)
-    elif family.name == "binomial":
-        mm = np.ones(n) if m is None else m
-        eta = np.log((y + 0.5) / (mm - y + 0.5)) - off
-    else:
-        eta = np.log(y + 0.5) - off
+    blocks = [slice(a, min(a + IRLS_BLOCK, n)) for a in range(0, n, IRLS_BLOCK)]
+
+    def rows(v, r):
+        return None if v is None else v[r]
+
+    def eta0(r):
+        # the first linear predictor, without the offset
+        if family.name == "gaussian":
+            return np.zeros(r.stop - r.start)
+        o = 0.0 if offset is None else offset[r]
+        if family.name == "binomial":
+            mm = 1.0 if m is None else m[r]
+            return np.log((y[r] + 0.5) / (mm - y[r] + 0.5)) - o
+        return np.log(y[r] + 0.5) - o
+
     beta = np.zeros(p)
     ridge = 1e-8 * (np.einsum("n,np,np->", w, X, X) / max(p, 1) + 1.0)
-    for _ in range(maxiter):
-        z, v = family.working(y, eta + off, m)
-        z = z - off
-        wv = w * v
-        A = (X * wv[:, None]).T @ X + ridge * np.eye(p)
-        new = np.linalg.solve(A, (X * wv[:, None]).T @ z)
+    for it in range(maxiter):
+        # the weighted normal equations, by blocks of rows (no n x p temporary)
+        A, rhs = ridge * np.eye(p), np.zeros(p)
+        for r in blocks:
+            if it == 0:
+                eta = eta0(r)
+            else:
+                eta = X[r] @ beta
+                if family.name != "gaussian":
+                    eta = np.clip(eta, -30, 30)
+            off = 0.0 if offset is None else offset[r]
+            z, v = family.working(y[r], eta + off, rows(m, r))
+            z = z - off
+            XW = X[r] * (w[r] * v)[:, None]
+            A += XW.T @ X[r]
+            rhs += XW.T @ z
+        new = np.linalg.solve(A, rhs)
         done = np.max(np.abs(new - beta)) < tol * (1 + np.max(np.abs(new)))
         beta = new
-        eta = X @ beta
         if family.name == "gaussian" or done:
             break
-        eta = np.clip(eta, -30, 30)
     return beta

@@ -54,6 +54,13 @@ class Chunk:
         return len(self.unit_bounds) - 1
 
 
+def _is_constant(v) -> bool:
+    """Whether ``v`` is a broadcast constant (an ndarray whose strides are all zero, e.g.
+    ``np.broadcast_to(0.0, n)``): kept as it is rather than copied to n rows."""
+    return (isinstance(v, np.ndarray) and v.ndim > 0 and v.size > 1
+            and all(st == 0 for st in v.strides))
+
+
 @dataclass(frozen=True)
 class ArrayData:
     """In-memory data: named arrays of equal length, optionally grouped into units.
@@ -61,7 +68,9 @@ class ArrayData:
     Parameters
     ----------
     arrays : mapping of str to array_like
-        One row per observation in each (any trailing shape).
+        One row per observation in each (any trailing shape); made C-contiguous, except a
+        broadcast constant (all strides zero, such as ``np.broadcast_to(0.0, n)``), which
+        is kept as it is (read-only, no n-row copy) for the models that read it with NumPy.
     unit_bounds : array_like of int, optional
         Row offsets of the units (``0 = b_0 < b_1 < ... < b_m = n``) for units that
         must stay together (sequences, groups); default: every row is a unit.
@@ -72,7 +81,8 @@ class ArrayData:
     n_rows: int = field(init=False)
 
     def __post_init__(self):
-        arrs = {k: np.ascontiguousarray(v) for k, v in dict(self.arrays).items()}
+        arrs = {k: v if _is_constant(v) else np.ascontiguousarray(v)
+                for k, v in dict(self.arrays).items()}
         lengths = {k: v.shape[0] for k, v in arrs.items() if v.ndim > 0}
         if len(set(lengths.values())) > 1:
             raise ValueError(f"arrays of different lengths: {lengths}")
@@ -105,19 +115,28 @@ class ArrayData:
         The cut depends only on the data and ``n_chunks``: statistics reduced in chunk
         order are bitwise reproducible for any ``n_threads``.
         """
-        b = self._bounds()
-        m = len(b) - 1
+        rows = self.unit_bounds is None      # every row a unit: no vector of n + 1 offsets
+        b = self.unit_bounds
+        m = self.n_rows if rows else len(b) - 1
         k = max(1, min(int(n_chunks), m))
         # unit boundaries closest to equal shares of the rows
         targets = np.linspace(0, self.n_rows, k + 1)
-        cut = np.unique(np.searchsorted(b, targets[1:-1], side="left"))
+        if rows:    # searchsorted(arange(n + 1), t, side="left") is ceil(t)
+            cut = np.unique(np.ceil(targets[1:-1]).astype(np.int64))
+        else:
+            cut = np.unique(np.searchsorted(b, targets[1:-1], side="left"))
         cut = cut[(cut > 0) & (cut < m)]
         edges = np.concatenate([[0], cut, [m]])
         out = []
         for u0, u1 in zip(edges[:-1], edges[1:], strict=True):
-            r0, r1 = int(b[u0]), int(b[u1])
+            if rows:
+                r0, r1 = int(u0), int(u1)
+                ub = np.arange(r1 - r0 + 1, dtype=np.int64)
+            else:
+                r0, r1 = int(b[u0]), int(b[u1])
+                ub = b[u0:u1 + 1] - r0
             out.append(Chunk({name: a[r0:r1] if a.ndim else a for name, a in self.arrays.items()},
-                             r0, r1, b[u0:u1 + 1] - r0, int(n_threads)))
+                             r0, r1, ub, int(n_threads)))
         return out
 
     def unit_chunks(self, chunk: Chunk) -> list[Chunk]:

@@ -771,6 +771,8 @@ def _count_distinct(X: np.ndarray, at_least: int) -> int:
 
 #: rows of a block in the per-row Louis computations
 LOUIS_BLOCK = 8192
+#: rows of a window of Louis' pass (the kernel's responsibilities are made per window)
+LOUIS_WINDOW = 8 * LOUIS_BLOCK
 #: rows per block of the M-step from a partition or responsibilities (the starts)
 START_BLOCK = 8192
 #: a row's share of the missing information is dropped when its membership is this
@@ -1449,11 +1451,6 @@ class GaussianMixture(FitMixin, ChunkedModel):
             raise NotImplementedError("Louis' pieces are not available with a prior")
         K, d = self.K, self.d
         st = self._louis_base()
-        out = self._chunk_pass(params, chunk, want_resp=True)
-        if out is None:
-            raise np.linalg.LinAlgError("a covariance is not positive definite or the "
-                                        "log-likelihood is not finite")
-        N, S1, S2, ll, _, resp, _ = out
         pi = params.weights
         Pm = _sym(np.linalg.inv(params.covariances))
         nw = K - 1
@@ -1469,6 +1466,35 @@ class GaussianMixture(FitMixin, ChunkedModel):
         if K > 1:
             aw[0, :] = -1.0 / pi[0]
         trPB = np.einsum("kab,mba->km", Pm, st.B)          # tr(P_k B_m)
+        # the E-step with responsibilities: for complete rows the kernel runs window by
+        # window (no n x K matrix at once), its sums added as the windows pass
+        if self.incomplete:
+            out = self._chunk_pass(params, chunk, want_resp=True)
+            if out is None:
+                raise np.linalg.LinAlgError("a covariance is not positive definite or the "
+                                            "log-likelihood is not finite")
+            N, S1, S2, ll, _, resp, _ = out
+            nc = int(np.searchsorted(chunk["pat"], 0))
+            cuts = [(a, min(a + LOUIS_WINDOW, nc)) for a in range(0, nc, LOUIS_WINDOW)]
+            windows = [(chunk["X"][a:b], resp[a:b]) for a, b in cuts]
+        else:
+            windows = _LouisWindows(self, params, chunk)
+        # -- the missing information, from the rows of uncertain membership
+        missing = np.zeros((P, P))
+        if K > 1:
+            if method is None:
+                # moments when there are fewer of them than entries of g g' (always but
+                # for tiny d and k)
+                q = nw + d + st.n_elem
+                n_mono = _poly_basis(d, st.kind != "full")[0].size
+                method = "moments" if q * q > n_mono else "rows"
+            how = self._missing_moments if method == "moments" else self._missing_rows
+            how(missing, windows, params, st, Pm, aw, trPB, idx)
+        if self.incomplete:
+            self._missing_incomplete(missing, chunk["X"], chunk["pat"], params, st, Pm, aw,
+                                     trPB, idx)
+        else:
+            N, S1, S2, ll = windows.totals()
         # -- the score, from the statistics
         score = np.zeros(P)
         for k in range(K):
@@ -1493,21 +1519,6 @@ class GaussianMixture(FitMixin, ChunkedModel):
             t1 = np.einsum("mab,nbc,ca->mn", st.B, Qb, SP)
             t2 = np.einsum("nab,mba->mn", Qb, st.B)
             comp[np.ix_(ic, ic)] += t1 - 0.5 * N[k] * t2
-        # -- the missing information, from the rows of uncertain membership
-        missing = np.zeros((P, P))
-        if K > 1:
-            if method is None:
-                # moments when there are fewer of them than entries of g g' (always but
-                # for tiny d and k)
-                q = nw + d + st.n_elem
-                n_mono = _poly_basis(d, st.kind != "full")[0].size
-                method = "moments" if q * q > n_mono else "rows"
-            how = self._missing_moments if method == "moments" else self._missing_rows
-            nc = int(np.searchsorted(chunk["pat"], 0)) if self.incomplete else resp.shape[0]
-            how(missing, chunk["X"][:nc], resp[:nc], params, st, Pm, aw, trPB, idx)
-        if self.incomplete:
-            self._missing_incomplete(missing, chunk["X"], chunk["pat"], params, st, Pm, aw,
-                                     trPB, idx)
         return Stats(loglik=ll, score=score, complete=comp, missing=missing)
 
     def _missing_incomplete(self, missing, X, pat, params, st, Pm, aw, trPB, idx):
@@ -1587,22 +1598,20 @@ class GaussianMixture(FitMixin, ChunkedModel):
             self._add_label_missing(missing, G, ru, self._one_minus(ru, top, rmax), idx)
 
     @staticmethod
-    def _uncertain_blocks(resp):
+    def _uncertain_blocks(windows):
         """Blocks of at most LOUIS_BLOCK rows of uncertain membership (1 - max_k r_ik above
-        LOUIS_CERTAIN): ``(sel, Rb, top, rmax)`` with the rows' indices, responsibilities,
-        most probable component and its responsibility.  The rows are scanned in windows
-        of 8 LOUIS_BLOCK rows, so no vector of n entries is formed; 1 - r_ik is then the
-        sum of the other responsibilities (:meth:`_one_minus`, no cancellation)."""
-        n = resp.shape[0]
-        win = 8 * LOUIS_BLOCK
-        for a in range(0, n, win):
-            R = resp[a:a + win]
+        LOUIS_CERTAIN): ``(Xb, Rb, top, rmax)`` with the rows, their responsibilities,
+        most probable component and its responsibility, from ``windows`` (pairs of rows
+        and their responsibilities, of at most LOUIS_WINDOW rows each), so no vector of n
+        entries is formed; 1 - r_ik is then the sum of the other responsibilities
+        (:meth:`_one_minus`, no cancellation)."""
+        for Xw, R in windows:
             top = np.argmax(R, axis=1)
             rmax = R[np.arange(R.shape[0]), top]
             unc = np.flatnonzero(R.sum(axis=1) - rmax > LOUIS_CERTAIN)
             for s0 in range(0, unc.size, LOUIS_BLOCK):
                 u = unc[s0:s0 + LOUIS_BLOCK]
-                yield a + u, R[u], top[u], rmax[u]
+                yield Xw[u], R[u], top[u], rmax[u]
 
     @staticmethod
     def _one_minus(Rb, top_b, rmax_b):
@@ -1614,8 +1623,9 @@ class GaussianMixture(FitMixin, ChunkedModel):
         one_minus[np.arange(m), top_b] = rest_b
         return one_minus
 
-    def _missing_moments(self, missing, X, resp, params, st, Pm, aw, trPB, idx):
-        """Add the missing information of the rows ``X`` to ``missing``, by moments.
+    def _missing_moments(self, missing, windows, params, st, Pm, aw, trPB, idx):
+        """Add the missing information of the rows of ``windows`` (pairs of rows and their
+        responsibilities, :meth:`_uncertain_blocks`) to ``missing``, by moments.
 
         Every complete-data score g_ik is a polynomial of degree 2 in y = x - c,
         g_ik = T_k phi(y) with phi = (1, y, y_a y_b (a <= b; the squares for the diagonal
@@ -1632,17 +1642,17 @@ class GaussianMixture(FitMixin, ChunkedModel):
                                                for j in range(k + 1, K)]
         mom = np.zeros((len(pairs), I.size))
         any_unc = False
-        for sel, Rb, top_b, rmax_b in self._uncertain_blocks(resp):
+        for Xb, Rb, top_b, rmax_b in self._uncertain_blocks(windows):
             any_unc = True
             one_minus = self._one_minus(Rb, top_b, rmax_b)
-            W = np.empty((sel.size, len(pairs)))
+            W = np.empty((Rb.shape[0], len(pairs)))
             W[:, :K] = Rb * one_minus
             c = K
             for k in range(K):
                 W[:, c:c + K - k - 1] = Rb[:, k:k + 1] * Rb[:, k + 1:]
                 c += K - k - 1
-            YT = (X[sel] - self.centre[None]).T                   # rows: variables
-            PhiT = np.concatenate([np.ones((1, sel.size)), YT, YT[qa] * YT[qb]], axis=0)
+            YT = (Xb - self.centre[None]).T                       # rows: variables
+            PhiT = np.concatenate([np.ones((1, Rb.shape[0])), YT, YT[qa] * YT[qb]], axis=0)
             prod = PhiT[I]
             prod *= PhiT[J]
             mom += (prod @ W).T
@@ -1672,7 +1682,7 @@ class GaussianMixture(FitMixin, ChunkedModel):
                 missing[np.ix_(idx[k], idx[j])] -= blk
                 missing[np.ix_(idx[j], idx[k])] -= blk.T
 
-    def _missing_rows(self, missing, X, resp, params, st, Pm, aw, trPB, idx):
+    def _missing_rows(self, missing, windows, params, st, Pm, aw, trPB, idx):
         """The same as :meth:`_missing_moments` from the per-row scores (the reference the
         tests check it against)."""
         K = self.K
@@ -1680,12 +1690,12 @@ class GaussianMixture(FitMixin, ChunkedModel):
         if st.kind == "full":
             ia, ib = (np.array([e[i] for e in st.elems]) for i in (0, 1))
             fac = np.where(ia == ib, 1.0, 2.0)
-        for sel, Rb, top_b, rmax_b in self._uncertain_blocks(resp):
-            m = sel.size
+        for Xb, Rb, top_b, rmax_b in self._uncertain_blocks(windows):
+            m = Rb.shape[0]
             one_minus = self._one_minus(Rb, top_b, rmax_b)
             G = []
             for k in range(K):
-                z = (X[sel] - params.means[k]) @ Pm[k]
+                z = (Xb - params.means[k]) @ Pm[k]
                 if st.kind == "full":
                     q = z[:, ia] * z[:, ib] * fac
                 elif st.kind == "diagonal":
@@ -1806,6 +1816,11 @@ class GaussianMixture(FitMixin, ChunkedModel):
         if lab.shape != (self.n,):
             raise ValueError(f"an initial partition needs one label per row ({self.n}), got "
                              f"shape {lab.shape}")
+        if (lab.dtype.kind == "i" and lab.size and lab.min() == 0 and lab.max() == self.K - 1
+                and np.bincount(lab, minlength=self.K).min() > 0):
+            # labels 0..K-1, each used (k-means): they are their own codes (np.unique's
+            # inverse), without its sorted copies of n entries
+            return self._params_from_resp(codes=lab.astype(np.intp, copy=False))
         uniq, codes = np.unique(lab, return_inverse=True)
         if len(uniq) != self.K:
             raise ValueError(f"the initial partition has {len(uniq)} distinct labels, expected "
@@ -2144,6 +2159,51 @@ class GaussianMixture(FitMixin, ChunkedModel):
 # ----------------------------------------------------------------------------------
 # results
 # ----------------------------------------------------------------------------------
+
+class _LouisWindows:
+    """The kernel on a chunk of complete rows, window by window: iterating gives the pairs
+    ``(rows, responsibilities)`` of each window of LOUIS_WINDOW rows (a transposed copy of
+    the window for the kernel, its responsibilities: fixed-size blocks, never n x K); the
+    sums of the windows, N_k, sum r (x - mu_k), sum r (x - mu_k)(x - mu_k)' and the
+    log-likelihood, are then :meth:`totals`.  Each window is computed once, by the first
+    pass over them (or by :meth:`totals` when nothing iterated)."""
+
+    def __init__(self, model, params, chunk):
+        self.model, self.params, self.chunk = model, params, chunk
+        self.L = model._factors(params)
+        if self.L is None:
+            raise np.linalg.LinAlgError("a covariance is not positive definite")
+        self.sums = None
+
+    def __iter__(self):
+        if self.sums is not None:
+            raise RuntimeError("the windows of Louis' pass are computed once")
+        m, X = self.model, self.chunk["X"]
+        K, d = m.K, m.d
+        N, S1, S2, ll = np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d)), 0.0
+        n = X.shape[0]
+        whole = n <= LOUIS_WINDOW
+        for a in range(0, n, LOUIS_WINDOW):
+            Xw = X[a:a + LOUIS_WINDOW]
+            XT = self.chunk["XT"] if whole else None     # else the kernel transposes Xw
+            out = m._kernel(Xw, self.params, self.L, want_resp=True,
+                            n_threads=self.chunk.n_threads, XT=XT)
+            if out[4] or not np.isfinite(out[3]):
+                raise np.linalg.LinAlgError("a covariance is not positive definite or the "
+                                            "log-likelihood is not finite")
+            N += out[0]
+            S1 += out[1]
+            S2 += out[2]
+            ll += out[3]
+            yield Xw, out[5]
+        self.sums = (N, S1, S2, float(ll))
+
+    def totals(self):
+        if self.sums is None:
+            for _ in self:
+                pass
+        return self.sums
+
 
 def map_log_responsibility_of(resp: np.ndarray) -> float:
     """sum_i log r_i,MAP: the classification term of ICL."""

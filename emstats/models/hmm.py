@@ -63,7 +63,7 @@ from scipy import optimize, special
 from .._config import information_memory_limit, resolve_threads
 from .._kernels import hmm_kernels as hk
 from ..components.init import kmeans, quantile_starts
-from ..em.data import ArrayData
+from ..em.data import ArrayData, Chunk
 from ..em.params import Block, Cholesky, Free, ParamSpec, Positive, Simplex
 from ..em.protocol import ChunkedModel
 from ..em.stats import Stats
@@ -79,6 +79,10 @@ LONG_SEQUENCE = 1 << 16
 BLOCK_ROWS = 2048
 #: Louis' pass runs on at most this many blocks of sequences (each with P x P partial sums)
 LOUIS_BLOCKS = 16
+#: rows of a piece of a chunk that one forward-backward pass covers (whole sequences; a
+#: longer sequence is a piece of its own): the work arrays, the feature rows [1, x, x^2]
+#: and the transposed data of the emission kernel are made per piece, of this size
+PIECE_ROWS = 1 << 14
 EMISSIONS = ("poisson", "gaussian", "categorical")
 #: covariance structures of a Gaussian emission: one matrix per state ("full"), diagonal
 #: per state ("diag"), one matrix common to the states ("tied", statsmodels'
@@ -1035,7 +1039,9 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
                                  "tied": GaussianTiedEmission,
                                  "spherical": GaussianSphericalEmission}[covariance](
                                      K, d, self.var_names)
-            self.X = np.ascontiguousarray(X)
+            # the caller's array itself when it is float64 C-contiguous: read-only
+            self.X = np.ascontiguousarray(X).view()
+            self.X.flags.writeable = False
         self.M = M
         self.emission_name = emission
         self.covariance = covariance
@@ -1044,7 +1050,7 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
             colvar = self.X.var(axis=0)
             self.var_floor = 1e-10 * np.where(colvar > 0, colvar, 1.0)
             self._Xk = np.ascontiguousarray(self.X - self._xbar)
-            self._Xt = np.ascontiguousarray(self._Xk.T) if covariance == "diag" else _DUMMY2
+            self._Xt = _DUMMY2      # no whole-data transpose: each piece transposes its own
         else:
             self._xbar = np.zeros(d)
             self.var_floor = np.full(d, 1e-10)
@@ -1095,20 +1101,48 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
 
     # -- data and identification ----------------------------------------------------------------
     def _data_arrays(self) -> dict:
-        """The named row arrays the kernels read (one row per observation)."""
+        """The named row arrays the kernels read (one row per observation); the feature
+        rows the forward-backward kernel sums are made per piece (:meth:`_features`)."""
         e = self.emission.etype
         if e == 3:
             return {"codes": self.codes}
-        one = np.ones((self.T, 1))
         if e == 0:
-            return {"x": np.ascontiguousarray(self.X[:, 0]), "lgx": self._lgx,
-                    "Y": np.hstack([one, self.X])}
+            return {"x": np.ascontiguousarray(self.X[:, 0]), "lgx": self._lgx}
+        return {"Xk": self._Xk}
+
+    def _features(self, chunk) -> np.ndarray:
+        """The feature rows Y_t whose posterior-weighted sums are the emission statistics:
+        [1, x] (Poisson), [1, x, x^2] (diagonal Gaussian), [1, x, vec(x x')] (full), with
+        x centred at the data's column means; a chunk's own (``chunk["Y"]``) if it has one."""
+        if "Y" in chunk.arrays:
+            return chunk["Y"]
+        e = self.emission.etype
+        if e == 0:
+            x = chunk["x"][:, None]
+            return np.hstack([np.ones_like(x), x])
+        Xk = chunk["Xk"]
+        one = np.ones((Xk.shape[0], 1))
         if e == 1:
-            Y = np.hstack([one, self._Xk, self._Xk**2])
-        else:
-            xx = (self._Xk[:, :, None] * self._Xk[:, None, :]).reshape(self.T, -1)
-            Y = np.hstack([one, self._Xk, xx])
-        return {"Xk": self._Xk, "Y": Y}
+            return np.hstack([one, Xk, Xk**2])
+        xx = (Xk[:, :, None] * Xk[:, None, :]).reshape(Xk.shape[0], -1)
+        return np.hstack([one, Xk, xx])
+
+    @staticmethod
+    def _pieces(chunk):
+        """The chunk in pieces of whole sequences of at most PIECE_ROWS rows (a longer
+        sequence alone): the chunk itself when it is that small.  The cut depends only on
+        the sequences' lengths."""
+        b = np.asarray(chunk.unit_bounds, dtype=np.int64)
+        if chunk.n_rows <= PIECE_ROWS:
+            yield chunk
+            return
+        m, u = len(b) - 1, 0
+        while u < m:
+            v = max(int(np.searchsorted(b, b[u] + PIECE_ROWS, side="right")) - 1, u + 1)
+            r0, r1 = int(b[u]), int(b[v])
+            yield Chunk({k: a[r0:r1] if a.ndim else a for k, a in chunk.arrays.items()},
+                        chunk.start + r0, chunk.start + r1, b[u:v + 1] - r0, chunk.n_threads)
+            u = v
 
     def _check_identified(self):
         """Reject data that cannot identify a K-state model (a DataError naming why)."""
@@ -1278,11 +1312,7 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
                                        row_max, log_only, nt)
         if em.etype == 1:
             means, inv_var, log_const = args
-            Xk = arrays["Xk"]
-            # the model's transpose when the chunk is all the data (no copy per E-step)
-            Xt = self._Xt if (Xk.shape == self._Xt.shape[::-1]
-                              and np.may_share_memory(Xk, self._Xk)) \
-                else np.ascontiguousarray(Xk.T)
+            Xt = np.ascontiguousarray(arrays["Xk"].T)     # a piece's rows, transposed
             return hk.emission_gaussian_diag(Xt, means.reshape(K, -1), inv_var.reshape(K, -1),
                                              log_const, out, row_max, log_only, nt)
         if em.etype == 2:
@@ -1294,9 +1324,10 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
                                        row_max, log_only, nt)
 
     def _n_emission_stats(self) -> int:
-        if self.emission.etype == 3:
+        e, d = self.emission.etype, self.d
+        if e == 3:
             return self.K + self.K * self.M
-        return self.K * self.data["Y"].shape[1]
+        return self.K * (2 if e == 0 else 1 + 2 * d if e == 1 else 1 + d + d * d)
 
     def _forward_backward(self, p: HMMParams, chunk, mode: int = 1):
         """Emission pass and forward(-backward) on the chunk's sequences.
@@ -1317,7 +1348,7 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
         if em.etype == 3:
             Y, M, codes = np.zeros((0, 0)), self.M, chunk["codes"]
         else:
-            Y, M, codes = chunk["Y"], 0, _DUMMY_CODES
+            Y, M, codes = self._features(chunk), 0, _DUMMY_CODES
         ne = self._n_emission_stats()
         blocks, longs = _layout(bounds)
         part = np.zeros((len(blocks), 2 + K + K * K + ne))
@@ -1364,7 +1395,10 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
         chunk's sequences, and their log-likelihood."""
         if not self._valid(params):
             return None, -np.inf
-        tot, _, _ = self._forward_backward(params, chunk, 1)
+        tot = None
+        for piece in self._pieces(chunk):       # work arrays of a piece at a time
+            t = self._forward_backward(params, piece, 1)[0]
+            tot = t if tot is None else tot + t
         if tot[1] > 0 or not np.isfinite(tot[0]):
             return None, -np.inf
         return self._unpack_stats(tot, params.transmat), float(tot[0])
@@ -1378,10 +1412,11 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
             return -np.inf
         total = 0.0
         for ch in self._chunks(n_threads):
-            tot, _, _ = self._forward_backward(params, ch, 0)
-            if tot[1] > 0:
-                return -np.inf
-            total += float(tot[0])
+            for piece in self._pieces(ch):
+                tot, _, _ = self._forward_backward(params, piece, 0)
+                if tot[1] > 0:
+                    return -np.inf
+                total += float(tot[0])
         return total
 
     def loglikeseq(self, params: HMMParams) -> np.ndarray:
@@ -1668,6 +1703,15 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
                 "or raise the limit")
 
     def chunk_louis(self, params: HMMParams, chunk) -> Stats:
+        """Log-likelihood, score and Louis' pieces of the chunk's sequences, exactly:
+        the sums of :meth:`_louis_piece` over the chunk's pieces (:meth:`_pieces`; the
+        pieces are additive, the complete information being linear in the statistics)."""
+        total = 0
+        for piece in self._pieces(chunk):
+            total = total + self._louis_piece(params, piece)
+        return total
+
+    def _louis_piece(self, params: HMMParams, chunk) -> Stats:
         """Log-likelihood, score and Louis' pieces of the chunk's sequences, exactly.
 
         The complete-data score is a sum over time of terms f_t(S_t-1, S_t) that are
@@ -2397,6 +2441,7 @@ def hmm(obs, k: int, emission: str = "gaussian", *, data=None, lengths=None, gro
     """
     frame = None
     var_names = None
+    arr = None
     if obs is None:
         raise DataError("obs is None: give the observations (an array, a Series or "
                         "DataFrame, or a one-sided formula such as '~ y' with data=)")
@@ -2435,7 +2480,9 @@ def hmm(obs, k: int, emission: str = "gaussian", *, data=None, lengths=None, gro
         arr = np.asarray(obs)
         if arr.ndim == 1:
             arr = arr[:, None]
-        values = pd.DataFrame(arr)
+        # a view for the checks; the model gets the array itself (no copy, pandas would
+        # copy it into a block of columns)
+        values = pd.DataFrame(arr, copy=False)
         var_names = None if arr.shape[1] > 1 else ["y"]
     if len(values) == 0:
         raise DataError("no observations (0 rows)")
@@ -2468,7 +2515,9 @@ def hmm(obs, k: int, emission: str = "gaussian", *, data=None, lengths=None, gro
         lengths = np.bincount(codes)
         seq_names = list(uniq)
         values = values.iloc[order]
-    return HiddenMarkovModel(values, k, emission, covariance=covariance, lengths=lengths,
+        arr = None
+    endog = arr if arr is not None and arr.ndim == 2 else values
+    return HiddenMarkovModel(endog, k, emission, covariance=covariance, lengths=lengths,
                              initial=initial, transitions=transitions, alphabet=alphabet,
                              var_names=var_names, row_labels=row_labels, order=order,
                              seq_names=seq_names, boundary_tol=boundary_tol)

@@ -255,17 +255,23 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
         """Parameters fitted to a hard partition of the units (labels 0..K-1 per unit)."""
         labels = np.asarray(labels, dtype=int)
         b = self.data._bounds()
-        rows = np.repeat(labels, np.diff(b))
-        return self._from_resp((rows[:, None] == np.arange(self.k)[None, :]).astype(float))
+        rows = np.repeat(labels, np.diff(b)) if self.grouped else labels
+        # one component's indicator at a time (no n x K one-hot matrix)
+        return self._from_columns(lambda j: rows == j)
 
     def _from_resp(self, R: np.ndarray) -> dict:
+        return self._from_columns(lambda j: R[:, j])
+
+    def _from_columns(self, column) -> dict:
+        """Parameters from responsibilities given by column: ``column(j)`` is component
+        j's (n,) responsibilities."""
         dat = self.data
         y, X, X2, off, m, w = (dat[a] for a in ("y", "X", "X2", "off", "m", "w"))
-        D = np.hstack([X, X2])
+        D = np.hstack([X, X2]) if X2.shape[1] else X
         comp = np.zeros((self.k, self.p + self.d))
         alphas, N = np.zeros((self.k, self.f)), np.zeros(self.k)
         for j in range(self.k):
-            c = w * R[:, j]
+            c = w * column(j)
             c = c + 1e-6 * w.mean() * (c.sum() <= 0)
             beta = weighted_irls(self.family, y, D, c, off, m)
             comp[j, : self.p] = beta[: self.p]

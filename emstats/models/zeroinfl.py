@@ -269,6 +269,22 @@ def _binary_start(part, t, Z, w, off, maxiter: int = 50):
     return g, ll
 
 
+#: rows of a block of the E-step and of Louis' pieces (fixed-size per-row temporaries)
+ROW_BLOCK = 65536
+
+
+def _row_blocks(chunk):
+    """The chunk itself if it has at most ROW_BLOCK rows, else its arrays in consecutive
+    blocks of ROW_BLOCK rows (views)."""
+    n = chunk["y"].shape[0]
+    if n <= ROW_BLOCK:
+        yield chunk
+        return
+    arrays = chunk.arrays
+    for a in range(0, n, ROW_BLOCK):
+        yield {k: v[a:a + ROW_BLOCK] for k, v in arrays.items()}
+
+
 def _count_block(X, terms, p, d):
     """Gradient and negative Hessian of a weighted count log-likelihood in (beta, log theta)
     from ``terms``: pairs (family derivatives at some y, row weights)."""
@@ -371,7 +387,12 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
         Z = np.asarray(Z, dtype=float).reshape(n, -1)
 
         def vec(v, what, fill):
-            v = np.full(n, fill) if v is None else np.asarray(v, dtype=float).ravel()
+            # a zero default is a read-only broadcast (no vector of n entries; adding it is
+            # exact); unit weights stay a vector, so that the weighted sums take BLAS's dot
+            if v is None:
+                v = np.broadcast_to(0.0, (n,)) if fill == 0.0 else np.full(n, float(fill))
+            else:
+                v = np.asarray(v, dtype=float).ravel()
             if v.size != n:
                 raise DataError(f"{what} has {v.size} values for {n} rows")
             if not np.all(np.isfinite(v)):
@@ -507,12 +528,16 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
 
     def chunk_stats(self, params, chunk):
         """Gradient and curvature of Q's two parts at ``params`` (see the module
-        docstring)."""
-        gc, Hc, gz, Hz, _, ll = self._pieces(params, chunk)
-        total = float(chunk["w"] @ ll)
+        docstring), summed over blocks of at most ROW_BLOCK rows (so the per-row
+        temporaries are of a fixed size)."""
+        stats, total = 0, 0.0
+        for ch in _row_blocks(chunk):
+            gc, Hc, gz, Hz, _, ll = self._pieces(params, ch)
+            stats = stats + Stats(gc=gc, Hc=Hc, gz=gz, Hz=Hz)
+            total += float(ch["w"] @ ll)
         if not np.isfinite(total):
             return None, -np.inf
-        return Stats(gc=gc, Hc=Hc, gz=gz, Hz=Hz), total
+        return stats, total
 
     def m_step(self, stats, params):
         """One Newton step on the count part and one scoring step on the zero part of Q."""
@@ -542,6 +567,11 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
                      missing=miss)
 
     def chunk_louis(self, params, chunk):
+        """Louis' pieces of the chunk, summed over blocks of at most ROW_BLOCK rows (no
+        n x P matrix of per-row scores)."""
+        return sum(self._louis_rows(params, ch) for ch in _row_blocks(chunk))
+
+    def _louis_rows(self, params, chunk):
         gc, Hc, gz, Hz, (der, zd, tau), ll = self._pieces(params, chunk, fisher=False)
         p, d = self.p, self.d
         w = chunk["w"]
@@ -1104,7 +1134,7 @@ class HurdleRegression(ZeroInflatedRegression):
         # weights of the observed y and of the latent zeros before it
         return [(der, w * pos), (der0, w * em)], pos, zd, (der0, vm), ll
 
-    def chunk_louis(self, params, chunk):
+    def _louis_rows(self, params, chunk):
         gc, Hc, gz, Hz, (der0, vm), ll = self._pieces(params, chunk, fisher=False)
         p, d = self.p, self.d
         w = chunk["w"]
