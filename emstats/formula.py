@@ -530,7 +530,7 @@ def build_design(
     if not keep.any():
         raise DataError(f"no complete rows: all {n} rows have missing values")
     return Design(
-        endog=endog[keep],
+        endog=endog if keep.all() else endog[keep],      # our own column_stack: no copy
         exog=exog_full if keep.all() else np.ascontiguousarray(exog_full[keep]),
         endog_names=endog_names,
         exog_names=list(design_info.column_names),
@@ -967,7 +967,9 @@ def used_columns(terms, columns) -> list[str]:
 
 def variables_frame(data, terms, row_labels) -> pd.DataFrame:
     """The estimation rows ``row_labels`` of the columns of ``data`` that the right-hand
-    sides ``terms`` use (a copy): what marginal effects rebuild the designs from.
+    sides ``terms`` use (a new frame, never a view the caller's writes reach: under
+    pandas' copy-on-write the columns are shared until either side writes): what
+    marginal effects rebuild the designs from.
 
     Parameters
     ----------
@@ -983,4 +985,9 @@ def variables_frame(data, terms, row_labels) -> pd.DataFrame:
     pandas.DataFrame
     """
     data = _check_frame(data)
-    return data.loc[row_labels, used_columns(terms, data.columns)].copy()
+    cols = used_columns(terms, data.columns)
+    if len(row_labels) == len(data.index) and row_labels.equals(data.index):
+        # every row: the columns alone (a new frame; under copy-on-write it shares the
+        # caller's columns until either side writes, so it costs no copy of the data)
+        return data[cols]
+    return data.loc[row_labels, cols]   # indexing by labels takes a copy of the rows
