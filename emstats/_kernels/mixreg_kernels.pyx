@@ -243,9 +243,9 @@ cdef struct Job:
     bint const_prior
     bint want_out
     Py_ssize_t K, p, f, q, pD, d, nc, npr, P, Lc, nu, nch, sw
-    # inputs (C-contiguous, but off, m, c and Z may be broadcast constants: their steps
-    # between rows, in doubles, are s_off, s_m, s_c (0 or 1) and s_z (0 or q))
-    Py_ssize_t s_off, s_m, s_c, s_z
+    # inputs (C-contiguous, but off, m, w, c and Z may be broadcast constants: their steps
+    # between rows, in doubles, are s_off, s_m, s_w, s_c (0 or 1) and s_z (0 or q))
+    Py_ssize_t s_off, s_m, s_w, s_c, s_z
     const double* y
     const double* X
     const double* X2
@@ -312,7 +312,7 @@ cdef void _chunk(const Job* jb, Py_ssize_t ch) noexcept nogil:
     for u in range(u0, u1):
         r0 = jb.ub[u]
         r1 = jb.ub[u + 1]
-        wu = jb.w[r0]
+        wu = jb.w[r0 * jb.s_w]
         lab = 0
         # log prior: log-softmax of z' gamma_k (the same for every unit when the
         # weights are constant), and the prior itself
@@ -444,7 +444,7 @@ cdef void _chunk(const Job* jb, Py_ssize_t ch) noexcept nogil:
 def mixreg_pass(int family, int mode, int assign, bint want_prior, bint const_prior,
                 const double[::1] y, const double[:, ::1] X, const double[:, ::1] X2,
                 const double[:, :] Z, const double[:] off, const double[:] m,
-                const double[::1] w, const double[:] c, const int64_t[::1] ub,
+                const double[:] w, const double[:] c, const int64_t[::1] ub,
                 const double[:, ::1] beta, const double[::1] phi, const double[::1] alpha,
                 const double[:, ::1] gamma, const double[::1] draws,
                 double[:, :, ::1] part_comp, double[:, ::1] part_prior,
@@ -454,7 +454,8 @@ def mixreg_pass(int family, int mode, int assign, bint want_prior, bint const_pr
     """One pass over the units (see the module docstring).
 
     Shapes: y, off, m, w, c (n,); X (n, p); X2 (n, f); Z (n, q); ub (n_units + 1,).
-    All C-contiguous, except that ``off``, ``m``, ``c`` and ``Z`` may be broadcast constants
+    All C-contiguous, except that ``off``, ``m``, ``w``, ``c`` and ``Z`` may be broadcast
+    constants
     (``np.broadcast_to``: a zero step between rows; a row of Z contiguous);
     beta (K, p); phi (K,) (any values for families without a dispersion); alpha (f,);
     gamma (K, q); draws (n_units,) or empty.  Zero-initialised outputs, with
@@ -488,7 +489,8 @@ def mixreg_pass(int family, int mode, int assign, bint want_prior, bint const_pr
                       ("c", c)):
         if arr.shape[0] != n:
             raise ValueError(f"{name} needs {n} rows")
-    for name, st in (("off", off.strides[0]), ("m", m.strides[0]), ("c", c.strides[0])):
+    for name, st in (("off", off.strides[0]), ("m", m.strides[0]), ("w", w.strides[0]),
+                     ("c", c.strides[0])):
         if st != 0 and st != sizeof(double):
             raise ValueError(f"{name} must be contiguous or a broadcast constant")
     if Z.shape[1] > 1 and Z.strides[1] != sizeof(double):
@@ -497,6 +499,7 @@ def mixreg_pass(int family, int mode, int assign, bint want_prior, bint const_pr
         raise ValueError("Z must be C-contiguous or a broadcast row")
     jb.s_off = off.strides[0] // sizeof(double)
     jb.s_m = m.strides[0] // sizeof(double)
+    jb.s_w = w.strides[0] // sizeof(double)
     jb.s_c = c.strides[0] // sizeof(double)
     jb.s_z = Z.strides[0] // sizeof(double)
     if jb.nu < 1 or ub[0] != 0 or ub[jb.nu] != n:

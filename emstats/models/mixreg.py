@@ -168,7 +168,7 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
         X = np.asarray(X, dtype=float).reshape(n, -1)
         X2 = np.zeros((n, 0)) if X2 is None else np.asarray(X2, dtype=float).reshape(n, -1)
         # the constant defaults are read-only broadcasts, not vectors of n entries (the
-        # kernel reads them with a zero step); unit weights stay a vector (weighted sums)
+        # kernel reads them with a zero step)
         Z = (np.broadcast_to(1.0, (n, 1)) if Z is None
              else np.asarray(Z, dtype=float).reshape(n, -1))
         m = np.broadcast_to(1.0, (n,)) if trials is None else \
@@ -176,7 +176,8 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
         y = self.family.check(y, m, repr(endog_name))
         off = np.broadcast_to(0.0, (n,)) if offset is None else \
             np.asarray(offset, dtype=float).ravel()
-        w = np.ones(n) if weights is None else np.asarray(weights, dtype=float).ravel()
+        w = np.broadcast_to(1.0, (n,)) if weights is None else \
+            np.asarray(weights, dtype=float).ravel()
         if not np.all(np.isfinite(w) & (w >= 0)) or w.sum() <= 0:
             raise DataError("weights must be non-negative and finite, and not all zero")
         self.k, self.n_rows = int(k), n
@@ -302,7 +303,10 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
             alphas[j] = beta[self.p:]
             N[j] = c.sum()
             if self.d:
-                mu = self.family.mean(D @ beta + off, m)
+                eta = D @ beta
+                eta += off                     # in place (off may be a broadcast zero)
+                mu = self.family.mean(eta, m)
+                del eta
                 comp[j, self.p] = self.family.start_phi(y, mu, c, m)
         fixed = (N @ alphas) / N.sum() if self.f else np.zeros(0)
         prior = np.zeros((self.k, self.q))
