@@ -840,10 +840,11 @@ class GaussianMixture(FitMixin, ChunkedModel):
     data's column means), which add over chunks and over parameter values (incremental
     and online EM combine them); Louis' pieces are sums over chunks too.
 
-    Memory: the model keeps the data (n x d, and its transpose for the kernel) and, per
-    E-step, per-chunk partial sums of size (n / 2048) x K (d^2 + d + 2) plus two
-    256 x K d buffers per thread; responsibilities (n x K) are materialised only by
-    ``predict_proba`` and for the standard errors.  So O(n d + n K) at most.
+    Memory: the model keeps the rows (a read-only view of a float64 C-contiguous input,
+    else a copy) and their transpose for the kernel, and, per E-step, per-chunk partial
+    sums of size (n / 2048) x K (d^2 + d + 2) plus two 256 x K d buffers per thread;
+    responsibilities (n x K) are materialised only by ``predict_proba``; the standard
+    errors take them window by window (65536 rows).  So about n d beyond the input.
     """
 
     def __init__(self, data, k, covariance: str = "VVV", *, reg_covar: float = 0.0,
