@@ -402,6 +402,27 @@ def _response_columns(
     return np.column_stack(cols), names
 
 
+class _DropNA(patsy.NAAction):
+    """patsy's ``on_NA="drop"`` that records the rows it keeps (``kept``, a boolean mask
+    of the data's rows; None when no factor was evaluated), and hands the factors' values
+    back uncopied when no row has a missing value (patsy's own copies them all)."""
+
+    def __init__(self):
+        super().__init__(on_NA="drop")
+        self.kept = None
+
+    def handle_NA(self, values, is_NAs, origins):
+        if not is_NAs:
+            return super().handle_NA(values, is_NAs, origins)
+        drop = np.zeros(is_NAs[0].shape[0], dtype=bool)
+        for is_na in is_NAs:
+            drop |= is_na
+        self.kept = ~drop
+        if not drop.any():
+            return list(values)
+        return [v[self.kept] if v.ndim == 1 else v[self.kept, ...] for v in values]
+
+
 def build_design(
     formula: str,
     data,
@@ -468,25 +489,41 @@ def build_design(
     _check_text_numbers(rhs, data)
     if isinstance(design_info, Terms):
         design_info = design_info._info
+    n = len(data)
+    if not data.index.is_unique:
+        raise DataError("data must have a unique index")
     try:
+        # patsy's matrix itself (C-contiguous rows; no DataFrame copy of it), the rows it
+        # kept recorded by the NA action
+        na = _DropNA()
         if design_info is None:
-            rhs_frame = patsy.dmatrix(
-                rhs, data, NA_action=patsy.NAAction(on_NA="drop"),
-                eval_env=env, return_type="dataframe",
-            )
+            mat = patsy.dmatrix(rhs, data, NA_action=na, eval_env=env, return_type="matrix")
         else:
-            (rhs_frame,) = patsy.build_design_matrices(
-                [design_info], data, NA_action=patsy.NAAction(on_NA="drop"),
-                return_type="dataframe")
+            (mat,) = patsy.build_design_matrices([design_info], data, NA_action=na,
+                                                 return_type="matrix")
+        if na.kept is None:          # no factor (a formula like "~ 1"): patsy's frame
+            if design_info is None:
+                mat = patsy.dmatrix(rhs, data, NA_action=patsy.NAAction(on_NA="drop"),
+                                    eval_env=env, return_type="dataframe")
+            else:
+                (mat,) = patsy.build_design_matrices(
+                    [design_info], data, NA_action=patsy.NAAction(on_NA="drop"),
+                    return_type="dataframe")
     except Exception as err:  # patsy lets evaluation errors of user code through
         raise _explain_patsy_error(err, data, f"right-hand side {rhs!r}") from None
-    design_info = rhs_frame.design_info
-    n = len(data)
-    keep = np.zeros(n, dtype=bool)
-    pos = data.index.get_indexer(rhs_frame.index) if data.index.is_unique else None
-    if pos is None or np.any(pos < 0):
-        raise DataError("data must have a unique index")
-    keep[pos] = True
+    design_info = mat.design_info
+    rhs_names = list(design_info.column_names)
+    if na.kept is None:
+        keep = np.zeros(n, dtype=bool)
+        pos = data.index.get_indexer(mat.index)
+        if np.any(pos < 0):
+            raise DataError("data must have a unique index")
+        keep[pos] = True
+        values = mat.to_numpy(dtype=float)
+    else:
+        keep = na.kept.copy()
+        values = np.asarray(mat, dtype=float)
+    del mat
     reasons: dict[str, int] = {}
     if (~keep).any():
         named = [c for c in data.columns if isinstance(c, str)
@@ -494,16 +531,15 @@ def build_design(
                  and data[c].isna().any()]
         label = "regressors " + ", ".join(named) if named else "regressors"
         reasons[label] = int((~keep).sum())
-    rhs_names = list(rhs_frame.columns)
-    if pos.size == n and np.array_equal(pos, np.arange(n)):
-        # every row kept by patsy, in order: its matrix as C-contiguous rows (one copy)
-        exog_full = np.ascontiguousarray(rhs_frame.to_numpy(dtype=float))
+    if keep.all():
+        # every row kept by patsy: its matrix as C-contiguous rows (no copy if it is one)
+        exog_full = np.ascontiguousarray(values)
         if not exog_full.flags.writeable:          # a read-only view of pandas' block
             exog_full = exog_full.copy()
     else:
-        exog_full = np.full((n, rhs_frame.shape[1]), np.nan)
-        exog_full[pos] = rhs_frame.to_numpy(dtype=float)
-    del rhs_frame                  # patsy's frame is not needed past this point
+        exog_full = np.full((n, values.shape[1]), np.nan)
+        exog_full[keep] = values
+    del values
     _check_finite(exog_full, rhs_names, data.index)
 
     if response_may_be_nan:
@@ -530,7 +566,7 @@ def build_design(
     if not keep.any():
         raise DataError(f"no complete rows: all {n} rows have missing values")
     return Design(
-        endog=endog[keep],
+        endog=endog if keep.all() else endog[keep],      # our own column_stack: no copy
         exog=exog_full if keep.all() else np.ascontiguousarray(exog_full[keep]),
         endog_names=endog_names,
         exog_names=list(design_info.column_names),
@@ -965,9 +1001,17 @@ def used_columns(terms, columns) -> list[str]:
     return [c for c in columns if str(c) in found]
 
 
+#: whether pandas copies on write (pandas 3, or the option on): then a frame built from
+#: another's columns never lets a write to one reach the other
+_COPY_ON_WRITE = (int(pd.__version__.split(".")[0]) >= 3
+                  or getattr(getattr(pd.options, "mode", None), "copy_on_write", False) is True)
+
+
 def variables_frame(data, terms, row_labels) -> pd.DataFrame:
     """The estimation rows ``row_labels`` of the columns of ``data`` that the right-hand
-    sides ``terms`` use (a copy): what marginal effects rebuild the designs from.
+    sides ``terms`` use (a new frame, never a view the caller's writes reach: under
+    pandas' copy-on-write the columns are shared until either side writes): what
+    marginal effects rebuild the designs from.
 
     Parameters
     ----------
@@ -983,4 +1027,11 @@ def variables_frame(data, terms, row_labels) -> pd.DataFrame:
     pandas.DataFrame
     """
     data = _check_frame(data)
-    return data.loc[row_labels, used_columns(terms, data.columns)].copy()
+    cols = used_columns(terms, data.columns)
+    if len(row_labels) == len(data.index) and row_labels.equals(data.index):
+        if _COPY_ON_WRITE and data.columns.is_unique:
+            # every row, under copy-on-write: a new frame of the caller's columns, shared
+            # until either side writes (no copy of the data, whatever the caller's blocks)
+            return pd.DataFrame({c: data[c] for c in cols}, index=data.index, copy=False)
+        return data[cols].copy()
+    return data.loc[row_labels, cols]   # indexing by labels takes a copy of the rows

@@ -88,10 +88,12 @@ def test_hmm_fit_with_standard_errors_peak():
     fit = _quiet(lambda: emstats.hmm(X, k, lengths=[T] * S).fit())
     fit()                                                # warm-up
     mult = _peak(fit) / X.nbytes
-    # measured about 8x (the model keeps X, X - mean, its transpose and [1, x, x^2]; the
-    # forward-backward work arrays are 3 n x k); one n x P
-    # array (P = 29 here) would add P / d = 7x
-    assert mult < 14.0, f"peak {mult:.2f}x the data"
+    # the centred data (1x; X itself is a read-only view), and per piece of at most 16384
+    # rows the forward-backward work arrays, the feature rows [1, x, x^2] and the
+    # transposed rows: measured 3.5x at this size (before: 8.1x, with X's copy, its
+    # transpose, [1, x, x^2] of all rows, 2.25x, and three n x k work arrays); a copy of
+    # the data would add 1x, one n x P array (P = 29 here) P / d = 7x
+    assert mult < 4.3, f"peak {mult:.2f}x the data"
 
 
 def test_zeroinfl_fit_with_standard_errors_peak():
@@ -114,11 +116,12 @@ def test_zeroinfl_fit_with_standard_errors_peak():
     fit = _quiet(fit)
     emstats.zeroinfl(formula, df.iloc[:3000]).fit()                  # imports
     mult = _peak(fit) / nbytes
-    # the designs (X, Z: 1.33x), the kept variables (0.83x), y and log y! (0.33x), the start's
-    # and the E-step's per-row temporaries in blocks of 65536 rows: measured 4.7x at this n
-    # (before: 7.5x, with the n x 8 per-row scores of Louis' pieces, 1.33x, the whole-data
-    # temporaries and n-vectors of zero offsets and unit weights)
-    assert mult < 5.6, f"peak {mult:.2f}x the data"
+    # the designs (X, Z: 1.33x), y, log y! and the weights (0.5x), the designs' construction
+    # (patsy's matrix, its factors) and per-row temporaries in blocks of 65536 rows:
+    # measured 3.4x at this n (before: 7.5x, with the n x 8 per-row scores of Louis'
+    # pieces, 1.33x, whole-data temporaries, copies of the design and of the variables,
+    # and n-vectors of zero offsets); a copy of the count design would add 0.83x
+    assert mult < 4.2, f"peak {mult:.2f}x the data"
 
 
 def test_mixreg_fit_with_standard_errors_peak():
@@ -138,8 +141,9 @@ def test_mixreg_fit_with_standard_errors_peak():
     fit = _quiet(fit)
     emstats.mixreg("y ~ x1 + x2", df.iloc[:3000], k=2).fit(init=lab[:3000])   # imports
     mult = _peak(fit) / nbytes
-    # the design (1x), y, the kernel's n-vectors of offsets, trials, weights, constants and
-    # the concomitant intercept, the unit bounds (0.33x each): measured 5.8x at this n
-    # (before: 9.0x, with an n x K one-hot matrix, a copy of the design and n x p IRLS
-    # temporaries in the start from the partition)
-    assert mult < 7.0, f"peak {mult:.2f}x the data"
+    # the design (1x), y and the unit bounds (0.33x each), the start's component weights
+    # and fixed-size blocks: measured 3.4x at this n (before: 9.0x, with an n x K one-hot
+    # matrix, copies of the design, n x p IRLS temporaries and n-vectors of offsets,
+    # trials, weights, constants and the concomitant intercept); a copy of the design
+    # would add 1x
+    assert mult < 4.2, f"peak {mult:.2f}x the data"

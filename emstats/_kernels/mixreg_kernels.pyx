@@ -245,7 +245,9 @@ cdef struct Job:
     bint want_out
     bint want_scores
     Py_ssize_t K, p, f, q, pD, d, nc, npr, P, Lc, nu, nch, sw
-    # inputs (C-contiguous)
+    # inputs (C-contiguous, but off, m, w, c and Z may be broadcast constants: their steps
+    # between rows, in doubles, are s_off, s_m, s_w, s_c (0 or 1) and s_z (0 or q))
+    Py_ssize_t s_off, s_m, s_w, s_c, s_z
     const double* y
     const double* X
     const double* X2
@@ -288,6 +290,7 @@ cdef void _chunk(const Job* jb, Py_ssize_t ch) noexcept nogil:
     cdef const double* off = jb.off
     cdef const double* mm = jb.m
     cdef const double* cc = jb.c
+    cdef Py_ssize_t so = jb.s_off, sm = jb.s_m, sc = jb.s_c
     cdef const double* bp = jb.beta
     cdef const double* ap = jb.alpha
     cdef const double* phi = jb.phi
@@ -313,11 +316,11 @@ cdef void _chunk(const Job* jb, Py_ssize_t ch) noexcept nogil:
     for u in range(u0, u1):
         r0 = jb.ub[u]
         r1 = jb.ub[u + 1]
-        wu = jb.w[r0]
+        wu = jb.w[r0 * jb.s_w]
         lab = 0
         # log prior: log-softmax of z' gamma_k (the same for every unit when the
         # weights are constant), and the prior itself
-        zi = jb.Z + r0 * q
+        zi = jb.Z + r0 * jb.s_z
         if jb.const_prior:
             for k in range(K):
                 lp[k] = jb.lp0[k]
@@ -331,12 +334,12 @@ cdef void _chunk(const Job* jb, Py_ssize_t ch) noexcept nogil:
         # pass 1: the unit's joint log-densities
         for i in range(r0, r1):
             xi = jb.X + i * p
-            base = off[i]
+            base = off[i * so]
             if f > 0:
                 base = base + _dot(jb.X2 + i * f, ap, f)
             for k in range(K):
                 eta = base + _dot(xi, bp + k * p, p)
-                jt[k] = jt[k] + _logpdf(family, y[i], eta, phi[k], kc + 4 * k, mm[i], cc[i])
+                jt[k] = jt[k] + _logpdf(family, y[i], eta, phi[k], kc + 4 * k, mm[i * sm], cc[i * sc])
         ll = _lse_resp(jt, K, rr)
         if want_out:
             jb.out_ll[u] = ll
@@ -385,7 +388,7 @@ cdef void _chunk(const Job* jb, Py_ssize_t ch) noexcept nogil:
                 drow[j] = xi[j]
             for j in range(f):
                 drow[p + j] = x2i[j]
-            base = off[i]
+            base = off[i * so]
             if f > 0:
                 base = base + _dot(x2i, ap, f)
             for k in range(K):
@@ -395,13 +398,13 @@ cdef void _chunk(const Job* jb, Py_ssize_t ch) noexcept nogil:
                 cp = comp + k * Lc
                 cp[0] = cp[0] + cw
                 if mode == 1:
-                    yo = y[i] - off[i]
+                    yo = y[i] - off[i * so]
                     _axpy(cw * yo, drow, cp + 1, pD)
                     _rank1_upper(cw, drow, cp + 1 + pD, pD)
                     cp[1 + 2 * pD + pD * pD] = cp[1 + 2 * pD + pD * pD] + cw * yo * yo
                     continue
                 eta = base + _dot(xi, bp + k * p, p)
-                der = _derivs(family, y[i], eta, kc + 4 * k, mm[i])
+                der = _derivs(family, y[i], eta, kc + 4 * k, mm[i * sm])
                 _axpy(cw * der.d1, drow, cp + 1, pD)
                 _rank1_upper(-cw * der.d2, drow, cp + 1 + pD, pD)
                 if d:
@@ -451,8 +454,8 @@ cdef void _chunk(const Job* jb, Py_ssize_t ch) noexcept nogil:
 
 def mixreg_pass(int family, int mode, int assign, bint want_prior, bint const_prior,
                 const double[::1] y, const double[:, ::1] X, const double[:, ::1] X2,
-                const double[:, ::1] Z, const double[::1] off, const double[::1] m,
-                const double[::1] w, const double[::1] c, const int64_t[::1] ub,
+                const double[:, :] Z, const double[:] off, const double[:] m,
+                const double[:] w, const double[:] c, const int64_t[::1] ub,
                 const double[:, ::1] beta, const double[::1] phi, const double[::1] alpha,
                 const double[:, ::1] gamma, const double[::1] draws,
                 double[:, :, ::1] part_comp, double[:, ::1] part_prior,
@@ -461,7 +464,10 @@ def mixreg_pass(int family, int mode, int assign, bint want_prior, bint const_pr
                 int n_threads, double[:, ::1] out_s=None):
     """One pass over the units (see the module docstring).
 
-    Shapes: y, off, m, w, c (n,); X (n, p); X2 (n, f); Z (n, q); ub (n_units + 1,);
+    Shapes: y, off, m, w, c (n,); X (n, p); X2 (n, f); Z (n, q); ub (n_units + 1,).
+    All C-contiguous, except that ``off``, ``m``, ``w``, ``c`` and ``Z`` may be broadcast
+    constants
+    (``np.broadcast_to``: a zero step between rows; a row of Z contiguous);
     beta (K, p); phi (K,) (any values for families without a dispersion); alpha (f,);
     gamma (K, q); draws (n_units,) or empty.  Zero-initialised outputs, with
     nch = n_chunks(n_units), pD = p + f, P = K (p + d) + f + (K - 1) q (d = 1 for the
@@ -497,6 +503,19 @@ def mixreg_pass(int family, int mode, int assign, bint want_prior, bint const_pr
                       ("c", c)):
         if arr.shape[0] != n:
             raise ValueError(f"{name} needs {n} rows")
+    for name, st in (("off", off.strides[0]), ("m", m.strides[0]), ("w", w.strides[0]),
+                     ("c", c.strides[0])):
+        if st != 0 and st != sizeof(double):
+            raise ValueError(f"{name} must be contiguous or a broadcast constant")
+    if Z.shape[1] > 1 and Z.strides[1] != sizeof(double):
+        raise ValueError("the rows of Z must be contiguous")
+    if Z.strides[0] != 0 and Z.strides[0] != Z.shape[1] * sizeof(double):
+        raise ValueError("Z must be C-contiguous or a broadcast row")
+    jb.s_off = off.strides[0] // sizeof(double)
+    jb.s_m = m.strides[0] // sizeof(double)
+    jb.s_w = w.strides[0] // sizeof(double)
+    jb.s_c = c.strides[0] // sizeof(double)
+    jb.s_z = Z.strides[0] // sizeof(double)
     if jb.nu < 1 or ub[0] != 0 or ub[jb.nu] != n:
         raise ValueError("ub must run from 0 to the number of rows")
     if (X.shape[1] != jb.p or X2.shape[1] != jb.f or Z.shape[1] != jb.q

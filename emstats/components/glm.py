@@ -103,7 +103,10 @@ class Gaussian(GLMFamily):
                 "dp": e2 - 1.0, "dpp": -2.0 * e2, "dep": -2.0 * e * iv}
 
     def start_phi(self, y, mu, w, m=None):
-        v = float(w @ (y - mu) ** 2 / max(w.sum(), 1e-300))
+        e = y - mu
+        np.square(e, out=e)                    # (y - mu)^2 in place: one vector of n
+        v = float(w @ e / max(w.sum(), 1e-300))
+        del e
         return 0.5 * np.log(max(v, 1e-8 * max(float(np.var(y)), 1e-300)))
 
     def working(self, y, eta, m=None):

@@ -771,6 +771,9 @@ def _count_distinct(X: np.ndarray, at_least: int) -> int:
 
 #: rows of a block in the per-row Louis computations
 LOUIS_BLOCK = 8192
+#: bytes of a block of monomials in Louis' missing information by moments (d = 8: 495
+#: monomials, 2118 rows)
+MONOMIAL_BYTES = 8 << 20
 #: rows of a window of Louis' pass (the kernel's responsibilities are made per window)
 LOUIS_WINDOW = 8 * LOUIS_BLOCK
 #: rows per block of the M-step from a partition or responsibilities (the starts)
@@ -837,10 +840,11 @@ class GaussianMixture(FitMixin, ChunkedModel):
     data's column means), which add over chunks and over parameter values (incremental
     and online EM combine them); Louis' pieces are sums over chunks too.
 
-    Memory: the model keeps the data (n x d, and its transpose for the kernel) and, per
-    E-step, per-chunk partial sums of size (n / 2048) x K (d^2 + d + 2) plus two
-    256 x K d buffers per thread; responsibilities (n x K) are materialised only by
-    ``predict_proba`` and for the standard errors.  So O(n d + n K) at most.
+    Memory: the model keeps the rows (a read-only view of a float64 C-contiguous input,
+    else a copy) and their transpose for the kernel, and, per E-step, per-chunk partial
+    sums of size (n / 2048) x K (d^2 + d + 2) plus two 256 x K d buffers per thread;
+    responsibilities (n x K) are materialised only by ``predict_proba``; the standard
+    errors take them window by window (65536 rows).  So about n d beyond the input.
     """
 
     def __init__(self, data, k, covariance: str = "VVV", *, reg_covar: float = 0.0,
@@ -1651,11 +1655,15 @@ class GaussianMixture(FitMixin, ChunkedModel):
             for k in range(K):
                 W[:, c:c + K - k - 1] = Rb[:, k:k + 1] * Rb[:, k + 1:]
                 c += K - k - 1
-            YT = (Xb - self.centre[None]).T                       # rows: variables
-            PhiT = np.concatenate([np.ones((1, Rb.shape[0])), YT, YT[qa] * YT[qb]], axis=0)
-            prod = PhiT[I]
-            prod *= PhiT[J]
-            mom += (prod @ W).T
+            # the monomials (I.size x rows) by sub-blocks of at most MONOMIAL_BYTES
+            step = max(256, MONOMIAL_BYTES // (8 * I.size))
+            for a in range(0, Rb.shape[0], step):
+                YT = (Xb[a:a + step] - self.centre[None]).T           # rows: variables
+                PhiT = np.concatenate([np.ones((1, YT.shape[1])), YT, YT[qa] * YT[qb]],
+                                      axis=0)
+                prod = PhiT[I]
+                prod *= PhiT[J]
+                mom += (prod @ W[a:a + step]).T
         if not any_unc:
             return
         # T_k: the scores of component k in the basis phi

@@ -95,6 +95,22 @@ def log_softmax(a: np.ndarray) -> np.ndarray:
     return a - _lse(a)[:, None]
 
 
+def _sorted_codes(lab: np.ndarray) -> np.ndarray:
+    """Codes 0..G-1 of the distinct labels in sorted order (``pd.factorize(lab,
+    sort=True)[0]``); for integer labels of a small range by counting (at most two vectors
+    of n entries rather than a hash table of n; none for labels 0..G-1, which are their own
+    codes and are returned as they are, read only)."""
+    if lab.dtype.kind == "i" and lab.size:
+        lo, hi = int(lab.min()), int(lab.max())
+        if hi - lo < 1 << 20:
+            shifted = lab - lo if lo else lab
+            used = np.bincount(shifted, minlength=hi - lo + 1) > 0
+            if used.all():          # labels lo..hi, each used: the codes are shifted
+                return shifted
+            return (np.cumsum(used) - 1)[shifted]
+    return pd.factorize(lab, sort=True)[0]
+
+
 class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
     """Finite mixture of ``k`` regressions (see the module docstring and :func:`mixreg`).
 
@@ -151,11 +167,17 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
         n = y.size
         X = np.asarray(X, dtype=float).reshape(n, -1)
         X2 = np.zeros((n, 0)) if X2 is None else np.asarray(X2, dtype=float).reshape(n, -1)
-        Z = np.ones((n, 1)) if Z is None else np.asarray(Z, dtype=float).reshape(n, -1)
-        m = np.ones(n) if trials is None else np.asarray(trials, dtype=float).ravel()
+        # the constant defaults are read-only broadcasts, not vectors of n entries (the
+        # kernel reads them with a zero step)
+        Z = (np.broadcast_to(1.0, (n, 1)) if Z is None
+             else np.asarray(Z, dtype=float).reshape(n, -1))
+        m = np.broadcast_to(1.0, (n,)) if trials is None else \
+            np.asarray(trials, dtype=float).ravel()
         y = self.family.check(y, m, repr(endog_name))
-        off = np.zeros(n) if offset is None else np.asarray(offset, dtype=float).ravel()
-        w = np.ones(n) if weights is None else np.asarray(weights, dtype=float).ravel()
+        off = np.broadcast_to(0.0, (n,)) if offset is None else \
+            np.asarray(offset, dtype=float).ravel()
+        w = np.broadcast_to(1.0, (n,)) if weights is None else \
+            np.asarray(weights, dtype=float).ravel()
         if not np.all(np.isfinite(w) & (w >= 0)) or w.sum() <= 0:
             raise DataError("weights must be non-negative and finite, and not all zero")
         self.k, self.n_rows = int(k), n
@@ -186,8 +208,11 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
         self.row_order, self.groups = row_order, groups
         self.const_prior = self.q == 1 and bool(np.all(Z == Z[0, 0])) and Z[0, 0] != 0
         self._z0 = float(Z[0, 0])       # the constant of a constant prior (m_step)
+        # the Gaussian's log-density constant is one number
+        c = (np.broadcast_to(self.family.log_const(y[:1])[0], (n,))
+             if self.family.name == "gaussian" else self.family.log_const(y, m))
         self.data = ArrayData({"y": y, "X": X, "X2": X2, "Z": Z, "off": off, "m": m, "w": w,
-                               "c": self.family.log_const(y, m)},
+                               "c": c},
                               ub if self.grouped else None)
         self.xbar = (w @ X) / w.sum()
         K, p, d = self.k, self.p, self.d
@@ -254,8 +279,7 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
     def from_labels(self, labels) -> dict:
         """Parameters fitted to a hard partition of the units (labels 0..K-1 per unit)."""
         labels = np.asarray(labels, dtype=int)
-        b = self.data._bounds()
-        rows = np.repeat(labels, np.diff(b)) if self.grouped else labels
+        rows = np.repeat(labels, np.diff(self.data._bounds())) if self.grouped else labels
         # one component's indicator at a time (no n x K one-hot matrix)
         return self._from_columns(lambda j: rows == j)
 
@@ -272,13 +296,17 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
         alphas, N = np.zeros((self.k, self.f)), np.zeros(self.k)
         for j in range(self.k):
             c = w * column(j)
-            c = c + 1e-6 * w.mean() * (c.sum() <= 0)
+            if c.sum() <= 0:
+                c += 1e-6 * w.mean()
             beta = weighted_irls(self.family, y, D, c, off, m)
             comp[j, : self.p] = beta[: self.p]
             alphas[j] = beta[self.p:]
             N[j] = c.sum()
             if self.d:
-                mu = self.family.mean(D @ beta + off, m)
+                eta = D @ beta
+                eta += off                     # in place (off may be a broadcast zero)
+                mu = self.family.mean(eta, m)
+                del eta
                 comp[j, self.p] = self.family.start_phi(y, mu, c, m)
         fixed = (N @ alphas) / N.sum() if self.f else np.zeros(0)
         prior = np.zeros((self.k, self.q))
@@ -320,7 +348,7 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
             if lab.size != self.n_units_total:
                 raise ValueError(f"init labels need one value per unit "
                                  f"({self.n_units_total}), got {lab.size}")
-            codes = pd.factorize(lab, sort=True)[0]
+            codes = _sorted_codes(lab)
             if codes.max() + 1 != self.k:
                 raise ValueError(f"init labels must take {self.k} distinct values")
             return [("labels", self.from_labels(codes))]
