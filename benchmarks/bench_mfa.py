@@ -41,6 +41,9 @@ def datasets():
     rng = np.random.default_rng(3)       # two groups, three components: a Heywood case
     X, _ = simulate(300, rng, d=6)
     yield "n = 300, d = 6, k = 3, q = 1 (Heywood)", X, 3, 1
+    rng = np.random.default_rng(4)       # the same, without a Heywood case
+    X, _ = simulate(300, rng, d=6)
+    yield "n = 300, d = 6, k = 3, q = 1", X, 3, 1
 
 
 METHODS = ("em", "squarem", "newton", "aecm", None)
