@@ -257,6 +257,110 @@ def test_aitken_distance_from_a_linear_trace():
     assert m.distance() == pytest.approx(5e-5)
 
 
+def _monitor_on(trace, tol=1e-8):
+    """A monitor fed the trace, and the first iteration at which its rule held (None)."""
+    m = ConvergenceMonitor(tol=tol)
+    first = None
+    for t, ll in enumerate(trace):
+        m.record(ll, 0.0)
+        if first is None and m.converged():
+            first = t
+    return m, first
+
+
+def test_regular_geometric_trace_is_unchanged_by_the_block_fallback():
+    """A regular EM trace (ratios below 1) is Aitken's d r / (1 - r), at every point,
+    and stops only once the true remaining distance is below the threshold's order."""
+    r, top = 0.95, -100.0
+    trace = top - 50.0 * r ** np.arange(600)
+    m, first = _monitor_on(trace)
+    assert first is not None
+    assert top - trace[first] <= 1.001 * m.threshold(trace[first])
+    m2 = ConvergenceMonitor(tol=1e-8)
+    for ll in trace[:200]:
+        m2.record(ll, 0.0)
+    d = trace[199] - trace[198]
+    assert_allclose(m2.distance(), d * r / (1 - r), rtol=1e-6)
+
+
+def _squarem_like(n, rho=0.6, short=0.02, top=-500.0):
+    """``n`` records of a trace whose increases come in cycles of two: a short step then
+    a long jump, each cycle rho times the previous one (the ratios of single increases
+    alternate 1/short and short), and its limit ``top``."""
+    t = np.arange(n - 1)
+    inc = np.where(t % 2 == 0, short, 1.0) * rho ** (t // 2)
+    total = (1.0 + short) / (1.0 - rho)          # the sum of the whole series
+    return top - total + np.concatenate([[0.0], np.cumsum(inc)]), top
+
+
+def test_irregular_squarem_trace_converges_on_block_sums():
+    """Before, a ratio of 1 or more anywhere in the span made the estimate infinite and
+    such a trace ran to maxiter; the sums of blocks of 2, 3 and 4 increases decay, and
+    their bound is finite, at least the true remaining distance (blocks of 3 cut the
+    cycles unevenly: a conservative factor), and stops the trace once the true distance
+    is below the threshold."""
+    trace, top = _squarem_like(120)
+    m = ConvergenceMonitor(tol=1e-8)
+    for ll in trace[:30]:
+        m.record(ll, 0.0)
+    assert m.rate() > 1.0                       # Aitken alone: infinite
+    rest = top - trace[29]
+    assert rest <= m.distance() <= 30.0 * rest
+    m, first = _monitor_on(trace)
+    assert first is not None
+    assert top - trace[first] <= m.threshold(trace[first])
+
+
+def test_chance_quiet_stretch_of_a_creeping_trace_does_not_stop():
+    """Sporadic jumps between quiet stretches, the jumps decaying like 1/t (no limit):
+    the last four ratios can all be below 1 in a quiet stretch (Aitken alone then
+    stops), the block sums do not decay.  (The block check needs 16 increases: the
+    first ones are not asserted.)"""
+    t = np.arange(1, 401, dtype=float)
+    inc = np.where(t % 7 == 0, 1e-4 / t, 1e-9 * 0.5 ** (t % 7))
+    trace = -50.0 + np.concatenate([[0.0], np.cumsum(inc)])
+    m = ConvergenceMonitor(tol=1e-8)
+    quiet = 0
+    for i, ll in enumerate(trace):
+        m.record(ll, 0.0)
+        if i < 17:
+            continue
+        r = m.rate()
+        quiet += bool(np.isfinite(r) and r < 1.0 and
+                      m.delta() * r / (1 - r) <= m.threshold())
+        assert not m.converged()
+    assert quiet > 0                            # where the old rule stopped
+
+
+def test_increases_at_round_off_still_stop():
+    """A trace whose increases are below the round-off of the log-likelihood and jitter
+    stops on Aitken's estimate (the block check needs increases it can resolve)."""
+    rng = np.random.default_rng(0)
+    trace = -1e3 + np.cumsum(np.r_[0.0, 1e-13 * (1.0 + rng.random(60))])
+    trace[1:] = np.maximum.accumulate(trace[1:])
+    m, first = _monitor_on(trace)
+    assert first is not None
+
+
+@pytest.mark.parametrize("kind", ["sublinear", "jittered creep", "jittered sublinear"])
+def test_creeping_traces_are_not_declared_converged(kind):
+    """Traces that are far from their limit (or have none) with increases of 1e-6:
+    a sublinear 1/t^2 decay, increases that jitter without decaying, and a jittered
+    1/t decay (a boundary creep).  None may stop."""
+    t = np.arange(1, 3001, dtype=float)
+    if kind == "sublinear":
+        inc = 1e-2 / (t + 100.0) ** 2       # 1.4e-5 short of the limit at t = 600
+    elif kind == "jittered creep":
+        inc = 1e-6 * (1.0 + 0.5 * (-1.0) ** t)
+    else:
+        inc = 3e-3 / (t + 100.0) * np.where(t % 3 == 0, 1.0, 0.05)
+    trace = -10.0 + np.concatenate([[0.0], np.cumsum(inc)])
+    m = ConvergenceMonitor(tol=1e-8)
+    for ll in trace[:600]:
+        m.record(ll, 0.0)
+        assert not m.converged(), (kind, len(m.loglik))
+
+
 def test_newton_stops_on_its_decrement_with_a_last_step():
     # Hasselblad's deaths (above), where plain EM's rate is about 0.99
     model = emstats.poisson_mixture(DEATHS, k=2, weights=DAYS)

@@ -220,3 +220,67 @@ def test_louis_information_matches_numerical_hessian(small, uniq, q):
     # the per-row scores add up to the score
     rows = model.chunk_scores(res.raw_params, model.data.chunks(1)[0])
     np.testing.assert_allclose(rows.sum(axis=0), score, atol=1e-9 * scale)
+
+
+@pytest.fixture(scope="module")
+def groups():
+    """Two separated one-factor groups (uniquenesses 0.36), 5% missing: EM converges in
+    some tens of steps, so AECM can be run to tol 1e-10 in a test."""
+    rng = np.random.default_rng(1)
+
+    def group(n, mu, lam):
+        return mu + rng.normal(size=(n, 1)) * lam + rng.normal(size=(n, 4)) * 0.6
+
+    X = np.vstack([group(120, 0.0, np.array([1.0, 0.8, 0.6, 0.9])),
+                   group(80, 3.0, np.array([0.7, -0.9, 1.0, 0.5]))])
+    X[rng.random(X.shape) < 0.05] = np.nan
+    return X
+
+
+# the stopping rule's threshold at TIGHT: 1e-10 * min(1 + |llf|, 10); the estimate is
+# asymptotic, so the log-likelihoods of two schemes may differ by a few thresholds
+AECM_LLF = 5 * 1e-10 * 10
+
+
+@pytest.mark.parametrize("uniq", ["unique", "isotropic"])
+def test_aecm_is_monotone_and_reaches_the_default_maximum(groups, uniq):
+    """AECM (weights and means, then loadings and uniquenesses, an E-step before each)
+    with values missing: the log-likelihood never decreases, after either cycle, and the
+    fit ends at the default scheme's maximum."""
+    m = mfa(groups, 2, 1, uniq=uniq)
+    res = m.fit(method="aecm", n_init=2, cov_type=None, **TIGHT)
+    ref = m.fit(n_init=2, cov_type=None, **TIGHT)
+    conv = res.convergence
+    assert conv.converged and conv.method == "aecm" and conv.n_decreases == 0
+    start = conv.extra["start_iterations"]          # the short EM runs of the starts
+    trace = conv.loglik[start:]
+    roundoff = 1e-13 * abs(res.llf)
+    assert np.all(np.diff(trace) >= -roundoff)
+    cyc = conv.extra["cycle_loglik"]                # after cycle 1, after cycle 2
+    assert cyc.shape == (conv.n_iter - start, 2)
+    assert np.all(cyc[:, 1] - cyc[:, 0] >= -roundoff)
+    assert np.all(cyc[:, 0] - np.r_[trace[0], cyc[:-1, 1]] >= -roundoff)
+    assert abs(res.llf - ref.llf) < AECM_LLF
+    # parameters to about the square root of the log-likelihood's accuracy
+    np.testing.assert_allclose(res.covariances, ref.covariances, atol=1e-3)
+    np.testing.assert_allclose(res.means.to_numpy(), ref.means.to_numpy(), atol=1e-3)
+    # two E-steps per iteration
+    assert conv.n_em_steps == start + 2 * (conv.n_iter - start)
+
+
+def test_aecm_k1_is_factor_analysis(groups):
+    """With one component the weights are fixed and cycle 1 is the mean; AECM ends at the
+    factor analysis maximum (missing values included)."""
+    X = groups[:120]
+    a = mfa(X, 1, 1).fit(method="aecm", cov_type=None, **TIGHT)
+    b = emstats.factor_analysis(X, 1).fit(cov_type=None, **TIGHT)
+    assert a.convergence.converged
+    assert abs(a.llf - b.llf) < AECM_LLF
+    np.testing.assert_allclose(a.covariances[0], b.implied_cov.to_numpy(), atol=1e-3)
+
+
+def test_aecm_needs_cycles():
+    """A model without AECM cycles says which methods apply."""
+    model = emstats.poisson_mixture(np.array([0, 1, 1, 2, 3, 5, 8, 9, 10, 12]), k=2)
+    with pytest.raises(ValueError, match="no AECM cycles"):
+        model.fit(method="aecm")

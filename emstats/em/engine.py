@@ -12,13 +12,20 @@ from .accel import LouisNewton, Method, PlainEM, Squarem
 from .monitor import ConvergenceInfo, ConvergenceMonitor, warn_not_converged
 from .problem import Problem, bind
 from .protocol import EMModel
-from .variants import ClassificationEM, GradientEM, IncrementalEM, MonteCarloEM, StochasticEM
+from .variants import (
+    AlternatingECM,
+    ClassificationEM,
+    GradientEM,
+    IncrementalEM,
+    MonteCarloEM,
+    StochasticEM,
+)
 
 #: the registered iteration schemes, by name
 METHODS: dict[str, type[Method]] = {
     m.name: m
     for m in (PlainEM, Squarem, LouisNewton, GradientEM, IncrementalEM, MonteCarloEM,
-              StochasticEM, ClassificationEM)
+              StochasticEM, ClassificationEM, AlternatingECM)
 }
 
 Callback = Callable[[int, Any, float], Any]

@@ -13,6 +13,11 @@ from ..exceptions import LikelihoodDecreaseWarning
 
 #: increases of the trace over which :meth:`ConvergenceMonitor.rate` estimates EM's rate
 SPAN = 4
+#: block lengths of the check of :meth:`ConvergenceMonitor.distance` on sums of blocks
+#: of increases (:meth:`ConvergenceMonitor.block_bound`)
+BLOCKS = (2, 3, 4)
+#: ratios of successive block sums the check uses (BLOCK_SPAN + 1 whole blocks)
+BLOCK_SPAN = 3
 #: the absolute scale of the stopping rule: tol * min(1 + |l|, SCALE_CAP)
 SCALE_CAP = 10.0
 #: relative resolution of a log-likelihood (a sum of many rounded terms)
@@ -32,7 +37,8 @@ class ConvergenceMonitor:
         log-likelihoods are compared by differences (likelihood ratios, information
         criteria) whatever their size -- but never below the round-off of ``l_t``.  The
         distance is estimated from the trace by Aitken's acceleration (Bohning et al.
-        1994) over a span of several iterations (:meth:`distance`); a scheme that knows
+        1994) over a span of several iterations, checked on sums of blocks of increases
+        over a longer one (:meth:`distance`); a scheme that knows
         a better estimate (Louis-Newton: the Newton decrement) supplies it instead.
     ptol : float or None
         If given, also require ``max |u_t - u_(t-1)| <= ptol * (1 + max |u_t|)``
@@ -102,6 +108,19 @@ class ConvergenceMonitor:
         scale = 1.0 + abs(cur)
         return max(self.tol * min(scale, SCALE_CAP), ROUNDOFF * scale)
 
+    def _increases(self, n: int) -> np.ndarray:
+        """The trailing run of increases of the trace, at most ``n`` of them (a change
+        that is not an increase ends the run)."""
+        ll = self.loglik
+        d = np.diff(ll[-(n + 1):]) if len(ll) >= 2 else np.zeros(0)
+        pos = 0
+        for x in d[::-1]:
+            if x > 0:
+                pos += 1
+            else:
+                break
+        return d[len(d) - pos:]
+
     def rate(self) -> float:
         """The linear rate of the scheme estimated from the trace, conservatively: the
         largest ratio d_t / d_(t-1) of successive increases over the last ``SPAN``
@@ -109,27 +128,54 @@ class ConvergenceMonitor:
         the span).  One ratio is enough for a regular EM trace; the largest of several
         keeps an irregular one (SQUAREM's cycles: a long jump after a few short steps)
         from looking fast."""
-        ll = self.loglik
-        d = np.diff(ll[-(SPAN + 2):]) if len(ll) >= 3 else np.zeros(0)
-        pos = 0
-        for x in d[::-1]:          # the trailing run of increases
-            if x > 0:
-                pos += 1
-            else:
-                break
-        if pos < 2:
+        run = self._increases(SPAN + 1)
+        if run.size < 2:
             return float("nan")
-        run = d[len(d) - pos:]
         return float(np.max(run[1:] / run[:-1]))
+
+    def block_bound(self) -> float:
+        """The block check of :meth:`distance`: an estimate of the remaining increase
+        from sums of blocks of increases, NaN when the trailing run of increases is too
+        short for it, infinity when some block length shows no decay.
+
+        For each b of ``BLOCKS`` the last ``b * (BLOCK_SPAN + 1)`` increases are cut into
+        blocks of b (the last block ending at the last increase); with rho the largest
+        ratio of successive block sums over the ``BLOCK_SPAN`` ratios, the remaining
+        increase of a geometric decay of the sums is S rho / (1 - rho) for the last
+        block's sum S.  The estimate is the largest over the block lengths, and infinity
+        when rho >= 1 for any of them.  A trace whose steps alternate short and long
+        (SQUAREM's cycles) has ratios of single increases above 1 but block sums that
+        decay; one that creeps (sporadic jumps between quiet stretches, or a sublinear
+        decay) has some block length whose sums do not.  For a geometric trace every
+        block length gives Aitken's estimate exactly.
+        """
+        need = max(BLOCKS) * (BLOCK_SPAN + 1)
+        run = self._increases(need)
+        if run.size < need:
+            return float("nan")
+        out = 0.0
+        for b in BLOCKS:
+            sums = run[run.size - b * (BLOCK_SPAN + 1):].reshape(BLOCK_SPAN + 1, b).sum(1)
+            rho = float(np.max(sums[1:] / sums[:-1]))
+            if not rho < 1.0:
+                return float("inf")
+            out = max(out, float(sums[-1]) * rho / (1.0 - rho))
+        return out
 
     def distance(self) -> float:
         """Estimated distance of the log-likelihood to its limit.
 
         With the last increase d_t > 0 and the rate r of :meth:`rate` in (0, 1), the
-        remaining increase of a linearly convergent scheme is d_t r / (1 - r) (Aitken);
-        a rate of 1 or more (not yet in the linear regime) gives infinity, and so does a
-        single increase (no rate yet).  A last change that is not an increase (round-off,
-        or a scheme that made no progress) serves as its own estimate, |d_t|.
+        remaining increase of a linearly convergent scheme is d_t r / (1 - r) (Aitken).
+        Once the trailing run of increases is long enough, the estimate is also checked
+        against sums of blocks of increases (:meth:`block_bound`) and the larger one is
+        kept: that catches a trace whose last few ratios are below 1 by chance (a quiet
+        stretch of a creeping SQUAREM run) and gives a finite estimate for an irregular
+        trace whose single ratios exceed 1 but whose block sums decay.  The block check
+        is skipped when every increase in it is below the round-off of the
+        log-likelihood.  A rate of 1 or more with no finite block estimate, or a single
+        increase (no rate yet), gives infinity.  A last change that is not an increase
+        (round-off, or a scheme that made no progress) serves as its own estimate, |d_t|.
         """
         if len(self.loglik) < 2:
             return float("nan")
@@ -137,9 +183,18 @@ class ConvergenceMonitor:
         if not d > 0:
             return abs(d)
         r = self.rate()
-        if not np.isfinite(r) or r >= 1.0:
-            return float("inf")
-        return float(max(d, d * r / (1.0 - r)))
+        aitken = float(max(d, d * r / (1.0 - r))) if np.isfinite(r) and r < 1.0 \
+            else float("inf")
+        blocks = self.block_bound()
+        if np.isnan(blocks):
+            return aitken
+        if np.isinf(blocks):
+            noise = ROUNDOFF * (1.0 + abs(self.loglik[-1]))
+            run = self._increases(max(BLOCKS) * (BLOCK_SPAN + 1))
+            return aitken if float(np.max(run)) <= noise else float("inf")
+        if np.isinf(aitken):
+            return float(max(d, blocks))
+        return float(max(aitken, blocks))
 
     def converged(self, scale: float | None = None, distance: float | None = None) -> bool:
         """Whether the stopping rule holds for the last records: the estimated distance

@@ -43,6 +43,10 @@ them):
   ``block_stats(params, block)`` (additive statistics of a block of units) and
   ``m_step_natural(total, params)`` -- a chunked model has all three from its
   ``chunk_stats``;
+* AECM (:class:`~emstats.em.variants.AlternatingECM`): ``n_cycles`` and
+  ``cycle_m_step(cycle, stats, params)``, the conditional maximisation of one block of
+  parameters from the E-step's statistics at the current parameters (each cycle may
+  read them as the expectation of a different complete data);
 * online EM: a plug-in of :mod:`emstats.em.online` (per-row averaged batch
   statistics and an M-step on them), which drives its own recursion.
 """

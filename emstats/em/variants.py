@@ -12,11 +12,14 @@
   (``model.classify_stats``); maximises the classification likelihood.
 * :class:`IncrementalEM` -- Neal & Hinton's (1998) incremental EM: the data in
   blocks, one block's statistics refreshed before each M-step.
+* :class:`AlternatingECM` -- Meng & van Dyk's (1997) AECM: an iteration is a sequence of
+  cycles, each an E-step at the current parameters followed by a conditional
+  maximisation of some of the parameters, each cycle with its own complete data.
 
 Each uses only protocol methods of the model (see :mod:`emstats.em.protocol`):
 ``sample_stats`` for the simulation-based schemes, ``block_stats`` and
 ``m_step_natural`` for the incremental one, ``score_and_louis`` for the
-gradient one.
+gradient one, ``n_cycles`` and ``cycle_m_step`` for AECM.
 """
 
 from __future__ import annotations
@@ -354,3 +357,54 @@ class IncrementalEM(Method):
 
     def diagnostics(self):
         return {"n_passes": self.n_passes, "n_blocks": len(self.blocks)}
+
+
+class AlternatingECM(Method):
+    """Alternating expectation-conditional maximisation (Meng & van Dyk 1997).
+
+    The parameters are split into ``model.n_cycles`` blocks, and an iteration is that
+    many cycles: cycle c takes the E-step at the current parameters (the previous
+    cycle's result) and then ``model.cycle_m_step(c, stats, params)``, a conditional
+    maximisation of block c given the others, under cycle c's own choice of complete
+    data (a mixture of factor analyzers: the labels for the weights and means, the
+    labels and the factors for the loadings and uniquenesses; McLachlan & Peel 2000,
+    section 8.5).  Every cycle increases the observed log-likelihood, so the scheme is
+    monotone; the statistics of the model's E-step must suffice for every cycle's
+    conditional maximisation.  An iteration costs ``n_cycles`` E-steps.  The
+    log-likelihood after each cycle is kept in ``extra["cycle_loglik"]`` (iterations x
+    cycles, the last column the trace).
+    """
+
+    name = "aecm"
+    description = ("alternating ECM (Meng & van Dyk 1997): per cycle an E-step and a "
+                   "conditional maximisation of one block of parameters")
+
+    def __init__(self):
+        super().__init__()
+        self.cycle_loglik: list[list[float]] = []
+
+    def not_applicable(self, model):
+        if not (getattr(model, "n_cycles", None) and hasattr(model, "cycle_m_step")):
+            return "the model has no AECM cycles (n_cycles, cycle_m_step)"
+        return super().not_applicable(model)
+
+    def step(self, model, state):
+        params, stats = state.params, state.stats
+        lls = []
+        for c in range(int(model.n_cycles)):
+            if c > 0:
+                stats, ll = model.e_step(params)
+                lls.append(float(ll))
+            if stats is None:
+                raise FloatingPointError("the E-step is undefined at the current "
+                                         "parameters (the log-likelihood is not finite "
+                                         "there)")
+            params = model.cycle_m_step(c, stats, params)
+            self.n_em_steps += 1
+        stats, ll = model.e_step(params)
+        lls.append(float(ll))
+        self.cycle_loglik.append(lls)
+        return State(params, stats, float(ll))
+
+    def diagnostics(self):
+        return {"cycle_loglik": np.array(self.cycle_loglik)}

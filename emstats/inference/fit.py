@@ -364,7 +364,8 @@ class FitMixin:
         ----------
         method : str, optional
             Iteration scheme of the engine (``"em"``, ``"squarem"``, ``"newton"``,
-            ``"gradient"``, ``"incremental"``, ``"mcem"``, ``"stochastic"``); default:
+            ``"gradient"``, ``"incremental"``, ``"mcem"``, ``"stochastic"``, ``"aecm"``
+            for a model with AECM cycles); default:
             Louis-Newton where the model supplies Louis' pieces, SQUAREM otherwise
             (``docs/methods.md`` says which applies to which model, and why).
         maxiter : int

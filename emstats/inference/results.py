@@ -157,15 +157,16 @@ def load(fname):
 METHOD_NAMES = {"em": "EM", "squarem": "SQUAREM", "newton": "Louis-Newton",
                 "gradient": "EM gradient", "incremental": "incremental EM",
                 "mcem": "Monte Carlo EM", "stochastic": "stochastic EM",
-                "cem": "classification EM"}
+                "cem": "classification EM", "aecm": "AECM"}
 _STEPS = {"em": "EM step", "squarem": "SQUAREM cycle", "newton": "Newton step",
           "gradient": "EM-gradient step", "incremental": "incremental EM iteration",
           "mcem": "Monte Carlo EM iteration", "stochastic": "stochastic EM iteration",
-          "cem": "classification EM step"}
+          "cem": "classification EM step", "aecm": "AECM iteration"}
 
 
 _SHORT = {"em": "EM", "squarem": "SQUAREM", "newton": "Newton", "gradient": "EM-gradient",
-          "incremental": "incremental", "mcem": "MCEM", "stochastic": "SEM", "cem": "CEM"}
+          "incremental": "incremental", "mcem": "MCEM", "stochastic": "SEM", "cem": "CEM",
+          "aecm": "AECM"}
 
 
 def _steps(n: int, method: str) -> str:
