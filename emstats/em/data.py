@@ -54,6 +54,24 @@ class Chunk:
         return len(self.unit_bounds) - 1
 
 
+#: rows of a block of per-row temporaries (:func:`row_blocks`)
+ROW_BLOCK = 65536
+
+
+def row_blocks(chunk, size: int = ROW_BLOCK):
+    """The chunk itself if it has at most ``size`` rows, else its arrays in consecutive
+    blocks of ``size`` rows (dicts of views): for models whose chunk pieces are sums over
+    rows, so that per-row temporaries stay of a fixed size.  Blocks do not respect
+    units: for models whose units are rows."""
+    arrays = chunk.arrays if isinstance(chunk, Chunk) else chunk
+    n = next(iter(arrays.values())).shape[0]
+    if n <= size:
+        yield chunk
+        return
+    for a in range(0, n, size):
+        yield {k: v[a:a + size] for k, v in arrays.items()}
+
+
 def _is_constant(v) -> bool:
     """Whether ``v`` is a broadcast constant (an ndarray whose strides are all zero, e.g.
     ``np.broadcast_to(0.0, n)``): kept as it is rather than copied to n rows."""

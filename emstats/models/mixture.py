@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..components.mixture import louis_pieces, responsibilities, score_rows
 from ..components.poisson import Poisson, check_counts
-from ..em.data import ArrayData
+from ..em.data import ArrayData, row_blocks
 from ..em.params import ParamSpec, Simplex, SpecMaps
 from ..em.protocol import ChunkedModel, LouisPieces
 from ..em.stats import Stats
@@ -136,20 +136,29 @@ class PoissonMixture(SpecMaps, FitMixin, ChunkedModel):
             return responsibilities(ld, np.log(params["weights"]))
 
     def chunk_stats(self, params, chunk):
-        """Responsibility-weighted counts ``n`` and sums ``sy`` of the chunk's rows."""
-        r, ll = self._resp(params, chunk)
-        w = chunk["w"]
-        total = float(w @ ll)
-        if not np.isfinite(total):
-            return None, -np.inf
-        st = Poisson.stats(chunk["y"], w[:, None] * r)
-        return Stats(n=st["n"], sy=st["sy"]), total
+        """Responsibility-weighted counts ``n`` and sums ``sy`` of the chunk's rows (by
+        blocks of rows: the per-row temporaries are n x K)."""
+        stats, total = 0, 0.0
+        for b in row_blocks(chunk, 8192):
+            r, ll = self._resp(params, b)
+            w = b["w"]
+            total += float(w @ ll)
+            if not np.isfinite(total):
+                return None, -np.inf
+            st = Poisson.stats(b["y"], w[:, None] * r)
+            stats = stats + Stats(n=st["n"], sy=st["sy"])
+        return stats, total
 
     def m_step(self, stats, params):
         n = np.asarray(stats["n"])
         return {"weights": n / n.sum(), "rate": Poisson.mstep(stats)}
 
     def chunk_louis(self, params, chunk):
+        """Louis' pieces of the chunk, by blocks of rows (the per-row component scores
+        and informations are n x K x P temporaries)."""
+        return sum(self._louis_block(params, b) for b in row_blocks(chunk, 8192))
+
+    def _louis_block(self, params, chunk):
         r, ll = self._resp(params, chunk)
         y, w, rate = chunk["y"], chunk["w"], params["rate"]
         score, comp, miss = louis_pieces(r, w, params["weights"],

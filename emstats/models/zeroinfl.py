@@ -43,7 +43,7 @@ import pandas as pd
 from scipy.special import expit, log_ndtr
 
 from ..components.glm import NegativeBinomial, get_family, weighted_irls
-from ..em.data import ArrayData
+from ..em.data import ArrayData, row_blocks
 from ..em.params import Free, ParamSpec, SpecMaps
 from ..em.protocol import ChunkedModel
 from ..em.stats import Stats
@@ -267,22 +267,6 @@ def _binary_start(part, t, Z, w, off, maxiter: int = 50):
         if done:
             break
     return g, ll
-
-
-#: rows of a block of the E-step and of Louis' pieces (fixed-size per-row temporaries)
-ROW_BLOCK = 65536
-
-
-def _row_blocks(chunk):
-    """The chunk itself if it has at most ROW_BLOCK rows, else its arrays in consecutive
-    blocks of ROW_BLOCK rows (views)."""
-    n = chunk["y"].shape[0]
-    if n <= ROW_BLOCK:
-        yield chunk
-        return
-    arrays = chunk.arrays
-    for a in range(0, n, ROW_BLOCK):
-        yield {k: v[a:a + ROW_BLOCK] for k, v in arrays.items()}
 
 
 def _count_block(X, terms, p, d):
@@ -531,7 +515,7 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
         docstring), summed over blocks of at most ROW_BLOCK rows (so the per-row
         temporaries are of a fixed size)."""
         stats, total = 0, 0.0
-        for ch in _row_blocks(chunk):
+        for ch in row_blocks(chunk):
             gc, Hc, gz, Hz, _, ll = self._pieces(params, ch)
             stats = stats + Stats(gc=gc, Hc=Hc, gz=gz, Hz=Hz)
             total += float(ch["w"] @ ll)
@@ -569,7 +553,7 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
     def chunk_louis(self, params, chunk):
         """Louis' pieces of the chunk, summed over blocks of at most ROW_BLOCK rows (no
         n x P matrix of per-row scores)."""
-        return sum(self._louis_rows(params, ch) for ch in _row_blocks(chunk))
+        return sum(self._louis_rows(params, ch) for ch in row_blocks(chunk))
 
     def _louis_rows(self, params, chunk):
         gc, Hc, gz, Hz, (der, zd, tau), ll = self._pieces(params, chunk, fisher=False)
