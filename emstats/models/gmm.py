@@ -1454,22 +1454,11 @@ class GaussianMixture(FitMixin, ChunkedModel):
         if not self.has_louis:
             raise NotImplementedError("Louis' pieces are not available with a prior")
         K, d = self.K, self.d
-        st = self._louis_base()
+        st, Pm, aw, trPB, idx, P = self._louis_setup(params)
         pi = params.weights
-        Pm = _sym(np.linalg.inv(params.covariances))
         nw = K - 1
         off_mu = nw
         off_cov = nw + K * d
-        P = off_cov + st.n_var()
-        idx = [np.concatenate([np.arange(nw), off_mu + k * d + np.arange(d),
-                               off_cov + st.idx[k]]) for k in range(K)]
-        # weights part of the complete-data score of component k (constant in x)
-        aw = np.zeros((K, nw))
-        for k in range(1, K):
-            aw[k, k - 1] = 1.0 / pi[k]
-        if K > 1:
-            aw[0, :] = -1.0 / pi[0]
-        trPB = np.einsum("kab,mba->km", Pm, st.B)          # tr(P_k B_m)
         # the E-step with responsibilities: for complete rows the kernel runs window by
         # window (no n x K matrix at once), its sums added as the windows pass
         if self.incomplete:
@@ -1525,6 +1514,65 @@ class GaussianMixture(FitMixin, ChunkedModel):
             comp[np.ix_(ic, ic)] += t1 - 0.5 * N[k] * t2
         return Stats(loglik=ll, score=score, complete=comp, missing=missing)
 
+    def _louis_setup(self, params: GMMParams):
+        """What Louis' pieces and the rows' scores share: the base coordinates ``st``
+        (:meth:`_louis_base`), the precisions P_k, the weights' part of each component's
+        complete-data score (constant in x), tr(P_k B_m), the coordinates of each
+        component's (weights, mean, covariance elements) and their number."""
+        K, d = self.K, self.d
+        st = self._louis_base()
+        pi = params.weights
+        Pm = _sym(np.linalg.inv(params.covariances))
+        nw = K - 1
+        idx = [np.concatenate([np.arange(nw), nw + k * d + np.arange(d),
+                               nw + K * d + st.idx[k]]) for k in range(K)]
+        aw = np.zeros((K, nw))
+        for k in range(1, K):
+            aw[k, k - 1] = 1.0 / pi[k]
+        if K > 1:
+            aw[0, :] = -1.0 / pi[0]
+        trPB = np.einsum("kab,mba->km", Pm, st.B)          # tr(P_k B_m)
+        return st, Pm, aw, trPB, idx, nw + K * d + st.n_var()
+
+    def chunk_scores(self, params: GMMParams, chunk) -> np.ndarray:
+        """Observed-data score of each row of the chunk (rows x parameters, the inference
+        coordinates): by Fisher's identity sum_k r_ik g_ik, with g_ik the row's
+        complete-data score in component k (for a row with missing values its
+        conditional expectation given the observed ones), computed window by window."""
+        if not self.has_louis:
+            raise NotImplementedError("per-row scores are not available with a prior")
+        st, Pm, aw, trPB, idx, P = self._louis_setup(params)
+        X = chunk["X"]
+        S = np.zeros((X.shape[0], P))
+        nc = int(np.searchsorted(chunk["pat"], 0)) if self.incomplete else X.shape[0]
+        if self.incomplete:
+            out = self._chunk_pass(params, chunk, want_resp=True)
+            if out is None:
+                raise np.linalg.LinAlgError("a covariance is not positive definite or the "
+                                            "log-likelihood is not finite")
+            windows = ((X[a:min(a + LOUIS_WINDOW, nc)], out[5][a:min(a + LOUIS_WINDOW, nc)])
+                       for a in range(0, nc, LOUIS_WINDOW))
+        else:
+            windows = _LouisWindows(self, params, chunk)
+        a = 0
+        for Xw, Rw in windows:
+            b = a + Xw.shape[0]
+            for k in range(self.K):
+                S[a:b, idx[k]] += Rw[:, k:k + 1] * self._score_rows(
+                    st, (Xw - params.means[k]) @ Pm[k], aw[k], trPB[k])
+            a = b
+        if nc < X.shape[0]:
+            Bf = st.B.reshape(st.B.shape[0], -1)
+            for a, b, _, r, _, resid, cond in self._inc_blocks(params, X[nc:], chunk["pat"][nc:],
+                                                               self.inc_observed):
+                for k in range(self.K):
+                    V = Pm[k] @ cond[k] @ Pm[k]
+                    S[nc + a:nc + b, idx[k]] += r[:, k:k + 1] * self._score_rows(
+                        st, resid[k] @ Pm[k], aw[k], trPB[k] - Bf @ V.T.ravel())
+        if st is not self.structure:
+            S = S @ self._structure_map(params, st)[0]
+        return S
+
     def _missing_incomplete(self, missing, X, pat, params, st, Pm, aw, trPB, idx):
         """Add the missing information of the incomplete rows of a chunk (rows from
         ``searchsorted(pat, 0)`` on) to ``missing``.
@@ -1552,9 +1600,6 @@ class GaussianMixture(FitMixin, ChunkedModel):
             return
         off_mu, off_cov = nw, nw + K * d
         B = st.B
-        if st.kind == "full":
-            ia, ib = (np.array([e[i] for e in st.elems]) for i in (0, 1))
-            fac = np.where(ia == ib, 1.0, 2.0)
         ne = B.shape[0]
         Bf = B.reshape(ne, d * d)
         for _, _, _, r, _, resid, cond in self._inc_blocks(params, X[nc:], pat[nc:],
@@ -1583,17 +1628,8 @@ class GaussianMixture(FitMixin, ChunkedModel):
                 missing[np.ix_(ic, ic)] += 0.5 * nk * (BV @ BVt.T) + BV @ BQt.T
                 if not unc.size:
                     continue
-                z = e[unc] @ P
-                if st.kind == "full":
-                    q = z[:, ia] * z[:, ib] * fac
-                elif st.kind == "diagonal":
-                    q = z * z
-                else:
-                    q = (z * z).sum(axis=1, keepdims=True)
-                trBV = Bf @ V.T.ravel()
-                G.append(np.concatenate([np.broadcast_to(aw[k], (unc.size, nw)), z,
-                                         0.5 * (q - trPB[k][None, :] + trBV[None, :])],
-                                        axis=1))
+                # E[g_k | x_o, k]: tr(P B_m) less tr(B_m V) for the missing coordinates
+                G.append(self._score_rows(st, e[unc] @ P, aw[k], trPB[k] - Bf @ V.T.ravel()))
             if not unc.size:
                 continue
             ru = r[unc]
@@ -1693,26 +1729,26 @@ class GaussianMixture(FitMixin, ChunkedModel):
     def _missing_rows(self, missing, windows, params, st, Pm, aw, trPB, idx):
         """The same as :meth:`_missing_moments` from the per-row scores (the reference the
         tests check it against)."""
-        K = self.K
-        nw = K - 1
+        for Xb, Rb, top_b, rmax_b in self._uncertain_blocks(windows):
+            one_minus = self._one_minus(Rb, top_b, rmax_b)
+            G = [self._score_rows(st, (Xb - params.means[k]) @ Pm[k], aw[k], trPB[k])
+                 for k in range(self.K)]
+            self._add_label_missing(missing, G, Rb, one_minus, idx)
+
+    @staticmethod
+    def _score_rows(st, z, aw_k, tr_k):
+        """Complete-data scores of rows in one component (rows x (K - 1 + d + n_elem)):
+        the weights' part ``aw_k``, the means' z = P (x - mu) and the covariance
+        elements' (z'B_m z - tr_k,m) / 2, for the standardised residuals ``z``."""
         if st.kind == "full":
             ia, ib = (np.array([e[i] for e in st.elems]) for i in (0, 1))
-            fac = np.where(ia == ib, 1.0, 2.0)
-        for Xb, Rb, top_b, rmax_b in self._uncertain_blocks(windows):
-            m = Rb.shape[0]
-            one_minus = self._one_minus(Rb, top_b, rmax_b)
-            G = []
-            for k in range(K):
-                z = (Xb - params.means[k]) @ Pm[k]
-                if st.kind == "full":
-                    q = z[:, ia] * z[:, ib] * fac
-                elif st.kind == "diagonal":
-                    q = z * z
-                else:
-                    q = (z * z).sum(axis=1, keepdims=True)
-                G.append(np.concatenate([np.broadcast_to(aw[k], (m, nw)), z,
-                                         0.5 * (q - trPB[k][None, :])], axis=1))
-            self._add_label_missing(missing, G, Rb, one_minus, idx)
+            q = z[:, ia] * z[:, ib] * np.where(ia == ib, 1.0, 2.0)
+        elif st.kind == "diagonal":
+            q = z * z
+        else:
+            q = (z * z).sum(axis=1, keepdims=True)
+        return np.concatenate([np.broadcast_to(aw_k, (z.shape[0], aw_k.size)), z,
+                               0.5 * (q - tr_k[None, :])], axis=1)
 
     @staticmethod
     def _add_label_missing(missing, G, Rb, one_minus, idx):
@@ -1757,23 +1793,33 @@ class GaussianMixture(FitMixin, ChunkedModel):
         T' I_c T - sum_m g_m d2 sigma_m / d theta2 (the curvature of the map); their
         difference is the chain rule applied to the observed information.
         """
+        T, off, parts = self._structure_map(params, base)
+        nc = T.shape[1] - off
+        curv = np.zeros((nc, nc))
+        for rows, loc, Hl in parts:
+            curv[np.ix_(loc, loc)] += np.einsum("m,pqm->pq", score[rows], Hl)
+        comp_t = T.T @ comp @ T
+        comp_t[off:, off:] -= curv
+        return T.T @ score, LouisPieces(_sym(comp_t), _sym(T.T @ missing @ T))
+
+    def _structure_map(self, params, base):
+        """The Jacobian T = diag(I, d sigma / d theta) from the coordinates of ``base`` to
+        the structure's, the number of leading coordinates it leaves alone, and per
+        component (its rows of T, its theta coordinates, d2 sigma / d theta2)."""
         st = self.structure
         K = self.K
         off = K - 1 + K * self.d
         a = np.array([e[0] for e in base.elems])
         b = np.array([e[1] for e in base.elems])
         ne = a.size
-        nc = st.n_var()
-        T = np.zeros((off + K * ne, off + nc))
+        T = np.zeros((off + K * ne, off + st.n_var()))
         T[:off, :off] = np.eye(off)
-        curv = np.zeros((nc, nc))
+        parts = []
         for k, (loc, Jl, Hl) in enumerate(st.derivatives(st.to_inf(params.covariances))):
             rows = off + k * ne + np.arange(ne)
             T[np.ix_(rows, off + loc)] = Jl[:, a, b].T
-            curv[np.ix_(loc, loc)] += np.einsum("m,pqm->pq", score[rows], Hl[:, :, a, b])
-        comp_t = T.T @ comp @ T
-        comp_t[off:, off:] -= curv
-        return T.T @ score, LouisPieces(_sym(comp_t), _sym(T.T @ missing @ T))
+            parts.append((rows, loc, Hl[:, :, a, b]))
+        return T, off, parts
 
     # -- starts ---------------------------------------------------------------------------
     def _start_blocks(self, resp=None, codes=None):
