@@ -4,7 +4,8 @@
 caller prepares whitening factors with several numpy calls; on a few hundred rows
 that preparation, not the arithmetic, is the cost of an EM iteration.  This kernel
 takes the weights, means and covariances themselves, factors each covariance
-(Cholesky, d is small), and in one serial pass over the rows returns
+(Cholesky, d is small), and in one serial pass over blocks of rows (``gmm_small.h``:
+the rows transposed, each loop vectorised over a block) returns
 
     N_k = sum r_ik,   S1_k = sum r_ik (x_i - c),   S2_k = sum r_ik (x_i - c)(x_i - c)'
 
@@ -18,49 +19,53 @@ from scipy.linalg.cython_lapack cimport dgesvd
 
 cdef double LOG_2PI = 1.8378770664093453
 
-cdef extern from "emmath.h" nogil:
-    double emstats_exp_neg(double x)
+cdef extern from "gmm_small.h" nogil:
+    int EMS_BLK
+    int emstats_small_pass(long n, long d, long K, const double* XT, const double* c,
+                           const double* L, const double* idg, const double* mu,
+                           const double* logc, double* aN, double* a1, double* a2,
+                           double* resp, int diag, double* work, double* ll_out)
 
 
-def small_estep(const double[:, ::1] X, const double[::1] c, const double[::1] w,
+def small_estep(const double[:, ::1] XT, const double[::1] c, const double[::1] w,
                 const double[:, ::1] mu, const double[:, :, ::1] cov,
                 double[::1] N, double[:, ::1] S1, double[:, :, ::1] S2,
                 double[:, ::1] resp, bint want_resp, bint diag):
-    """One E-step over the rows of ``X`` (n x d, C order).
+    """One E-step over the rows of the data, given transposed: ``XT`` (d x n, C order).
 
     Parameters
     ----------
-    X : (n, d) rows; c : (d,) the centre of the statistics; w : (K,) weights;
-    mu : (K, d) means; cov : (K, d, d) covariances; N, S1, S2 : outputs (overwritten);
-    resp : (n, K) output when ``want_resp``; diag : only the diagonals of S2 (the
-    off-diagonal entries are set to 0).
+    XT : (d, n) the rows as columns; c : (d,) the centre of the statistics; w : (K,)
+    weights; mu : (K, d) means; cov : (K, d, d) covariances; N, S1, S2 : outputs
+    (overwritten); resp : (n, K) output when ``want_resp``; diag : only the diagonals of
+    S2 (the off-diagonal entries are set to 0).
 
     Returns
     -------
     (loglik, status) : status 1 when a covariance is not positive definite or a weight
     is negative (the outputs are then undefined), 2 when a row has zero density.
     """
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], K = w.shape[0]
+    cdef Py_ssize_t d = XT.shape[0], n = XT.shape[1], K = w.shape[0]
     cdef Py_ssize_t i, k, a, b
-    cdef double s, q, top, tot, ll = 0.0, r
+    cdef double s, q, ll = 0.0
     cdef double* L = <double*> malloc(K * d * d * sizeof(double))
     cdef double* logc = <double*> malloc(K * sizeof(double))
-    cdef double* z = <double*> malloc(d * sizeof(double))
-    cdef double* e = <double*> malloc(d * sizeof(double))
-    cdef double* lp = <double*> malloc(K * sizeof(double))
     cdef double* idg = <double*> malloc(K * d * sizeof(double))
     cdef double* aN = <double*> malloc(K * sizeof(double))
     cdef double* a1 = <double*> malloc(K * d * sizeof(double))
     cdef double* a2 = <double*> malloc(K * d * d * sizeof(double))
     cdef double* mloc = <double*> malloc(K * d * sizeof(double))
-    cdef double* xi
-    cdef double* Lk
+    cdef double* work = <double*> malloc((K + 2 * d + 3) * EMS_BLK * sizeof(double))
+    cdef double* rp = NULL
     cdef int status = 0
-    if (L == NULL or logc == NULL or z == NULL or e == NULL or lp == NULL or idg == NULL
-            or aN == NULL or a1 == NULL or a2 == NULL or mloc == NULL):
-        free(L); free(logc); free(z); free(e); free(lp); free(idg); free(aN); free(a1)
-        free(a2); free(mloc)
+    if (L == NULL or logc == NULL or idg == NULL or aN == NULL or a1 == NULL or a2 == NULL
+            or mloc == NULL or work == NULL):
+        free(L); free(logc); free(idg); free(aN); free(a1); free(a2); free(mloc); free(work)
         raise MemoryError()
+    if want_resp:
+        if resp.shape[0] != n or resp.shape[1] != K:
+            raise ValueError("resp must have shape (n, K)")
+        rp = &resp[0, 0]
     try:
         with nogil:
             # Cholesky factors (lower) and log-normalising constants
@@ -99,48 +104,8 @@ def small_estep(const double[:, ::1] X, const double[::1] c, const double[::1] w
                         a1[k * d + a] = 0.0
                         for b in range(d):
                             a2[(k * d + a) * d + b] = 0.0
-                for i in range(n):
-                    xi = &X[i, 0]
-                    top = -INFINITY
-                    for k in range(K):
-                        # forward substitution L z = x - mu_k
-                        Lk = &L[k * d * d]
-                        q = 0.0
-                        for a in range(d):
-                            s = xi[a] - mloc[k * d + a]
-                            for b in range(a):
-                                s = s - Lk[a * d + b] * z[b]
-                            z[a] = s * idg[k * d + a]
-                            q += z[a] * z[a]
-                        lp[k] = logc[k] - 0.5 * q
-                        if lp[k] > top:
-                            top = lp[k]
-                    if not (top > -INFINITY):
-                        status = 2
-                        break
-                    tot = 0.0
-                    for k in range(K):
-                        lp[k] = emstats_exp_neg(lp[k] - top)
-                        tot += lp[k]
-                    ll += top + log(tot)
-                    for a in range(d):
-                        e[a] = xi[a] - c[a]
-                    tot = 1.0 / tot
-                    for k in range(K):
-                        r = lp[k] * tot
-                        if want_resp:
-                            resp[i, k] = r
-                        if r == 0.0:
-                            continue
-                        aN[k] += r
-                        for a in range(d):
-                            q = r * e[a]
-                            a1[k * d + a] += q
-                            if diag:
-                                a2[(k * d + a) * d + a] += q * e[a]
-                            else:
-                                for b in range(a + 1):
-                                    a2[(k * d + a) * d + b] += q * e[b]
+                status = emstats_small_pass(n, d, K, &XT[0, 0], &c[0], L, idg, mloc, logc,
+                                            aN, a1, a2, rp, diag, work, &ll)
                 if status == 0:
                     for k in range(K):
                         N[k] = aN[k]
@@ -152,8 +117,7 @@ def small_estep(const double[:, ::1] X, const double[::1] c, const double[::1] w
                                 else:
                                     S2[k, a, b] = a2[(k * d + b) * d + a]
     finally:
-        free(L); free(logc); free(z); free(e); free(lp); free(idg); free(aN); free(a1)
-        free(a2); free(mloc)
+        free(L); free(logc); free(idg); free(aN); free(a1); free(a2); free(mloc); free(work)
     return ll, status
 
 
@@ -483,3 +447,86 @@ def common_orientation_shape(const double[:, :, ::1] W, const double[::1] Nk,
                 break
     free(L); free(Li); free(Ci)
     return it
+
+
+def small_moments(const double[::1] N, const double[:, ::1] S1, const double[:, :, ::1] S2,
+                  const double[::1] c, double[::1] Nk, double[:, ::1] means,
+                  double[:, :, ::1] W, double[:, :, ::1] covs, int kind, bint shared):
+    """The common part of the M-step from the statistics about the centre ``c``:
+    n = sum N_k, Nk (N with the empty components, N_k <= 1e-10 max(n, 1), set to that
+    bound), the means c + S1_k / Nk_k and the scatter matrices
+    W_k = S2_k - Nk_k shift_k shift_k' (shift_k = S1_k / Nk_k); for the structures linear
+    in their elements also their covariances (``kind`` 0 full, 1 diagonal, 2 spherical,
+    ``shared`` pooled over the components, as ``LinearStructure.mstep``; -1: none).
+    Returns (n, the number of empty components)."""
+    cdef Py_ssize_t K = N.shape[0], d = S1.shape[1], k, a, b
+    cdef double n = 0.0, tiny, q, v
+    cdef int nempty = 0
+    cdef double* sh = <double*> malloc(d * sizeof(double))
+    if sh == NULL:
+        raise MemoryError()
+    with nogil:
+        for k in range(K):
+            n += N[k]
+        tiny = 1e-10 * (n if n > 1.0 else 1.0)
+        for k in range(K):
+            if N[k] <= tiny:
+                Nk[k] = tiny
+                nempty += 1
+            else:
+                Nk[k] = N[k]
+            for a in range(d):
+                sh[a] = S1[k, a] / Nk[k]
+                means[k, a] = c[a] + sh[a]
+            for a in range(d):
+                for b in range(d):
+                    W[k, a, b] = S2[k, a, b] - Nk[k] * (sh[a] * sh[b])
+        if kind >= 0:
+            for k in range(K):
+                for a in range(d):
+                    for b in range(d):
+                        covs[k, a, b] = 0.0
+            if kind == 0:
+                for a in range(d):
+                    for b in range(d):
+                        if shared:
+                            q = 0.0
+                            for k in range(K):
+                                q += W[k, a, b]
+                            q = q / n
+                            for k in range(K):
+                                covs[k, a, b] = q
+                        else:
+                            for k in range(K):
+                                covs[k, a, b] = W[k, a, b] / Nk[k]
+            elif kind == 1:
+                for a in range(d):
+                    if shared:
+                        q = 0.0
+                        for k in range(K):
+                            q += W[k, a, a]
+                        q = q / n
+                        for k in range(K):
+                            covs[k, a, a] = q
+                    else:
+                        for k in range(K):
+                            covs[k, a, a] = W[k, a, a] / Nk[k]
+            else:
+                q = 0.0
+                for k in range(K):
+                    v = 0.0
+                    for a in range(d):
+                        v += W[k, a, a]
+                    if shared:
+                        q += v
+                    else:
+                        v = v / (Nk[k] * d)
+                        for a in range(d):
+                            covs[k, a, a] = v
+                if shared:
+                    q = q / (n * d)
+                    for k in range(K):
+                        for a in range(d):
+                            covs[k, a, a] = q
+    free(sh)
+    return n, nempty

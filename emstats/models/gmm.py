@@ -1815,27 +1815,57 @@ class GaussianMixture(FitMixin, ChunkedModel):
     def _init_kmeans(self, rng, iters: int = 10) -> GMMParams:
         """k-means++ seeding (Arthur & Vassilvitskii 2007) on the standardised data, then
         Lloyd iterations on the data (stopping at an empty group)."""
-        scale = np.sqrt(self._data_var)
-        X = self._X_start
-        # seeded on X / scale, computed block by block (no standardised copy of X)
-        seeds = (X[kmeans_plusplus(X, self.K, rng, scale=scale)] / scale) * scale
-        lab, _ = lloyd(X, seeds, iters, empty="stop")
-        if np.bincount(lab, minlength=self.K).min() == 0:
-            # fall back to the seeds themselves
-            lab, _ = lloyd(X, seeds, 0, empty="stop")
-        if np.bincount(lab, minlength=self.K).min() == 0:
-            return self._init_random(rng)
+        cache, key = self._start_key("kmeans++", rng, iters)
+        lab = None if cache is None else cache.get(key)
+        if lab is None:
+            scale = np.sqrt(self._data_var)
+            X = self._X_start
+            # seeded on X / scale, computed block by block (no standardised copy of X)
+            seeds = (X[kmeans_plusplus(X, self.K, rng, scale=scale)] / scale) * scale
+            lab, _ = lloyd(X, seeds, iters, empty="stop")
+            if np.bincount(lab, minlength=self.K).min() == 0:
+                # fall back to the seeds themselves
+                lab, _ = lloyd(X, seeds, 0, empty="stop")
+            if np.bincount(lab, minlength=self.K).min() == 0:
+                return self._init_random(rng)
+            if cache is not None:
+                cache[key] = lab
         return self._params_from_labels(lab)
+
+    def _start_key(self, kind, rng, *extra):
+        """The shared cache of the structure-free part of a start (``_start_cache``, set
+        by :func:`gmm_select` for every model of its table: the k-means++ partition, the
+        rows of a random start) and its key, from the state of ``rng`` before any draw:
+        the same seed and k give the same partition or rows whatever the structure."""
+        cache = getattr(self, "_start_cache", None)
+        if cache is None:
+            return None, None
+        return cache, (kind, self.K, rng.bit_generator.state["state"]["state"]) + extra
 
     def _init_random(self, rng) -> GMMParams:
         """K distinct rows as means, the data covariance for every component."""
-        means = distinct_rows(self._X_start, self.K, rng)
+        cache, key = self._start_key("random", rng)
+        means = None if cache is None else cache.get(key)
+        if means is None:
+            means = distinct_rows(self._X_start, self.K, rng)
+            if cache is not None:
+                cache[key] = means
+        means = means.copy()
         cov = np.cov(self._X_start, rowvar=False).reshape(self.d, self.d)
         covs = np.broadcast_to(cov, (self.K, self.d, self.d)).copy()
         if self.structure.diag:
             covs = _diag_stack(np.diagonal(covs, axis1=1, axis2=2))
         p = GMMParams(np.full(self.K, 1.0 / self.K), means, covs)
-        # one EM step puts the covariances into the structure
+        # one EM step puts the covariances into the structure (on small complete data
+        # without a prior by the one-call E-step of gmm_select's loop: the same step)
+        from ._gmm_fast import SmallEM, applicable
+
+        if applicable(self, "em"):
+            fast = SmallEM(self)
+            st, ll, _ = fast.e_step(p)
+            if st is None:
+                raise DataError("the random start has a non-finite log-likelihood")
+            return fast.m_step(st, p)
         stats, ll = self.e_step(p)
         if not np.isfinite(ll):
             raise DataError("the random start has a non-finite log-likelihood")
@@ -2742,20 +2772,8 @@ def _select_fit(model, init, *, n_init, seed, method, maxiter, tol, n_threads):
         kind = model.default_init if init is None else init
         if isinstance(kind, str) and kind == "all":
             # as fit(init="all"): each strategy to convergence, the best fit without a
-            # collapsed component kept (the best of all if every fit collapsed)
-            outs, errors = [], []
-            for part in ALL_PARTS:
-                try:
-                    outs.append(SmallEM(model).fit(
-                        part, n_init if part == "kmeans++" else None, seed, maxiter, tol))
-                except (FloatingPointError, np.linalg.LinAlgError) as err:
-                    errors.append(f"{part}: {err}")
-            outs = [o for o in outs if np.isfinite(o.loglik)]
-            if not outs:
-                raise FloatingPointError("every strategy of init='all' failed: "
-                                         + "; ".join(errors))
-            ok = [o for o in outs if not model.collapsed_components(o.params)] or outs
-            out = max(ok, key=lambda o: o.loglik)
+            # collapsed component kept (the tight tail run only where it can matter)
+            out = SmallEM(model).fit_all(ALL_PARTS, n_init, seed, maxiter, tol)
         else:
             out = SmallEM(model).fit(init, n_init, seed, maxiter, tol)
         if not np.isfinite(out.loglik):
@@ -2821,7 +2839,7 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
         raise ValueError("give at least one k and one covariance structure")
     rows, fits, estimates = [], {}, {}
     n = prepared[0].shape[0]
-    hc_shared = None
+    hc_shared, start_shared = None, {}
     for cv in covs:
         for kk in ks:
             name = resolve_structure(cv, prepared[0].shape[1]) if isinstance(cv, str) else cv
@@ -2834,6 +2852,7 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
                 name = row["covariance"] = model.covariance
                 if hc_shared is not None:
                     model._hc_cache = hc_shared      # one agglomeration for every fit
+                model._start_cache = start_shared    # one k-means++ partition per k and seed
                 this_init = init[kk] if isinstance(init, dict) else init
                 ll, params, icl_term, converged = _select_fit(
                     model, this_init, n_init=n_init, seed=seed, method=method,
