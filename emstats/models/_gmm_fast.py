@@ -161,7 +161,8 @@ class SmallEM:
             if ll - prev <= mon.threshold() and mon.converged():
                 converged = True
                 break
-            if it >= 2 * STALL_SPAN and _stalled(mon.loglik, mon.threshold()):
+            if (it >= 2 * STALL_SPAN and it % STALL_SPAN == 0
+                    and _stalled(mon.loglik, mon.threshold())):
                 break
         return p, ll, mon, converged
 
