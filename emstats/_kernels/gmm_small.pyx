@@ -530,3 +530,119 @@ def small_moments(const double[::1] N, const double[:, ::1] S1, const double[:, 
                             covs[k, a, a] = q
     free(sh)
     return n, nempty
+
+
+cdef int _chol_logdet(const double* A, Py_ssize_t d, double* L, double* out) noexcept nogil:
+    """log det A by a Cholesky factorisation (L: d x d scratch); 1 if A is not
+    positive definite (or not finite)."""
+    cdef Py_ssize_t a, b, i
+    cdef double q, s = 0.0
+    for a in range(d):
+        for b in range(a + 1):
+            q = A[a * d + b]
+            for i in range(b):
+                q = q - L[a * d + i] * L[b * d + i]
+            if a == b:
+                if not (q > 0.0) or q - q != 0.0:
+                    return 1
+                L[a * d + a] = sqrt(q)
+                s += log(q)
+            else:
+                L[a * d + b] = q / L[b * d + b]
+    out[0] = s
+    return 0
+
+
+def volume_mstep(const double[:, :, ::1] W, const double[::1] Nk, double n,
+                 const double[:, :, ::1] old, int code, double[:, :, ::1] covs,
+                 int maxiter, double tol):
+    """The M-steps of EVI (``code`` 0), EVV (1), VEI (2) and VEE (3) from the scatter
+    matrices W (regular: see ``_Decomposed._regular_scatter``) into ``covs``:
+
+    * EVI: the shapes diag(W_k) / det_k, det_k = prod_j W_k,jj^(1/d), a common volume
+      sum_k det_k / n;
+    * EVV: C_k = W_k / det(W_k)^(1/d), a common volume sum_k det(W_k)^(1/d) / n;
+    * VEI, VEE: the conditional maximisation of :func:`common_shape` (the diagonals) and
+      :func:`common_orientation_shape` (C = D A D'), from the volumes of ``old``
+      (det(old_k)^(1/d); tr(W_k) / (d N_k) where that is not a positive definite
+      matrix).
+
+    Returns 0, 1 when a W_k (EVV) or the pooled VEE matrix is not positive definite
+    (``covs`` is then undefined)."""
+    cdef Py_ssize_t K = W.shape[0], d = W.shape[1], k, a, b
+    cdef double q, tot = 0.0, ld
+    cdef int status = 0, it
+    cdef double* L = <double*> malloc(d * d * sizeof(double))
+    cdef double* det = <double*> malloc(K * sizeof(double))
+    if L == NULL or det == NULL:
+        free(L); free(det)
+        raise MemoryError()
+    import numpy as np
+    lam = np.empty(K)
+    cdef double[::1] lv = lam
+    with nogil:
+        for k in range(K):
+            for a in range(d):
+                for b in range(d):
+                    covs[k, a, b] = 0.0
+        if code == 0 or code == 1:
+            for k in range(K):
+                if code == 0:
+                    q = 0.0
+                    for a in range(d):
+                        q += log(W[k, a, a])
+                    ld = q
+                elif _chol_logdet(&W[k, 0, 0], d, L, &ld):
+                    status = 1
+                    break
+                det[k] = exp(ld / d)
+                tot += det[k]
+            if status == 0:
+                tot = tot / n
+                for k in range(K):
+                    for a in range(d):
+                        if code == 0:
+                            covs[k, a, a] = tot * (W[k, a, a] / det[k])
+                        else:
+                            for b in range(d):
+                                covs[k, a, b] = tot * (W[k, a, b] / det[k])
+        else:
+            for k in range(K):
+                if code == 2:
+                    q = 0.0
+                    for a in range(d):
+                        if not (old[k, a, a] > 0.0):
+                            q = INFINITY
+                            break
+                        q += log(old[k, a, a])
+                    it = 0 if q - q == 0.0 else 1
+                    ld = q
+                else:
+                    it = _chol_logdet(&old[k, 0, 0], d, L, &ld)
+                q = exp(ld / d)
+                if it or not (q > 0.0) or q - q != 0.0:
+                    q = 0.0
+                    for a in range(d):
+                        q += W[k, a, a]
+                    q = q / (Nk[k] * d)
+                lv[k] = q
+    free(L); free(det)
+    if status or code < 2:
+        return status
+    if code == 2:
+        dg = np.ascontiguousarray(np.diagonal(W, axis1=1, axis2=2))
+        A = np.empty(d)
+        common_shape(dg, Nk, lam, A, maxiter, tol)
+        for k in range(K):
+            for a in range(d):
+                covs[k, a, a] = lv[k] * A[a]
+        return 0
+    C = np.empty((d, d))
+    if common_orientation_shape(W, Nk, lam, C, maxiter, tol) < 0:
+        return 1
+    cdef double[:, ::1] Cv = C
+    for k in range(K):
+        for a in range(d):
+            for b in range(d):
+                covs[k, a, b] = lv[k] * Cv[a, b]
+    return 0

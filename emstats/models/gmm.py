@@ -319,20 +319,24 @@ class _Decomposed(Structure):
             covs[ok] = self._mstep(Nk[ok], W[ok], float(Nk[ok].sum()), old[ok])
         return covs
 
+    #: the structures whose M-step is :func:`gmm_small.volume_mstep` (no eigen-decomposition)
+    VOLUME_CODES = {"EVI": 0, "EVV": 1, "VEI": 2, "VEE": 3}
+
     def _mstep(self, Nk, W, n, old):
         d = self.d
         name = self.name
-        if name == "EVI":
-            dg = np.diagonal(W, axis1=1, axis2=2)
-            det = np.exp(np.mean(np.log(dg), axis=1))
-            A = dg / det[:, None]
-            lam = det.sum() / n
-            return _diag_stack(lam * A)
-        if name == "EVV":
-            det = np.exp(np.linalg.slogdet(W)[1] / d)
-            C = W / det[:, None, None]
-            lam = det.sum() / n
-            return lam * C
+        code = self.VOLUME_CODES.get(name)
+        if code is not None:
+            covs = np.empty_like(W)
+            if gmm_small.volume_mstep(np.ascontiguousarray(W, dtype=float),
+                                      np.ascontiguousarray(Nk, dtype=float), float(n),
+                                      np.ascontiguousarray(old, dtype=float), code, covs,
+                                      self.INNER_MAXITER, self.INNER_TOL):
+                if name == "VEE":
+                    raise np.linalg.LinAlgError("the pooled VEE scatter is not positive "
+                                                "definite")
+                return self._mstep_evv(W, n)
+            return covs
         if name == "EEV":
             w, V = np.linalg.eigh(W)
             w, V = w[:, ::-1], V[:, :, ::-1]
@@ -342,8 +346,8 @@ class _Decomposed(Structure):
             return lam * (V * A[None, None, :]) @ np.swapaxes(V, 1, 2)
         if name in ("EVE", "VVE"):
             return self._mstep_common_orientation(Nk, W, n, old)
-        # iterative (ECM) structures: alternate volumes and the shape/orientation, from
-        # the previous volumes; the decompositions of W that do not change are done once
+        # VEV (ECM): alternate volumes and the shape, from the previous volumes; the
+        # eigen-decompositions of W, which do not change, are done once
         return self._mstep_volumes(Nk, W, old)
 
     #: inner (conditional maximisation) iterations of VEI, VEE, VEV per M-step, and their
@@ -354,36 +358,30 @@ class _Decomposed(Structure):
     INNER_MAXITER = 5
     INNER_TOL = 1e-12
 
+    @staticmethod
+    def _mstep_evv(W, n):
+        """EVV where a scatter matrix has no Cholesky factor (the log-determinant by LU)."""
+        d = W.shape[1]
+        det = np.exp(np.linalg.slogdet(W)[1] / d)
+        return (det.sum() / n) * (W / det[:, None, None])
+
     def _mstep_volumes(self, Nk, W, old):
-        d, name = self.d, self.name
+        """VEV: the eigenvalues w of W_k, a common shape A and the volumes (Cython loop),
+        from the volumes of the previous covariances."""
+        d = self.d
         with np.errstate(all="ignore"):
             sign, ld = np.linalg.slogdet(old)
             lam = np.exp(ld / d)
         ok = (sign > 0) & np.isfinite(lam) & (lam > 0)
         if not ok.all():
             lam = np.where(ok, lam, np.trace(W, axis1=1, axis2=2) / (Nk * d))
-        if name == "VEV":
-            w, V = np.linalg.eigh(W)
-            w, V = w[:, ::-1], V[:, :, ::-1]
-        elif name == "VEI":
-            w = np.diagonal(W, axis1=1, axis2=2)
-        if name == "VEE":   # a common C = D A D' (Cython loop)
-            lam = np.array(lam, dtype=float)
-            C = np.empty((d, d))
-            if gmm_small.common_orientation_shape(
-                    np.ascontiguousarray(W, dtype=float), np.ascontiguousarray(Nk, dtype=float),
-                    lam, C, self.INNER_MAXITER, self.INNER_TOL) < 0:
-                raise np.linalg.LinAlgError("the pooled VEE scatter is not positive definite")
-        else:   # VEI, VEV: the (eigen)values w of W_k, a common shape A (Cython loop)
-            lam = np.array(lam, dtype=float)
-            A = np.empty(d)
-            gmm_small.common_shape(np.ascontiguousarray(w, dtype=float),
-                                   np.ascontiguousarray(Nk, dtype=float), lam, A,
-                                   self.INNER_MAXITER, self.INNER_TOL)
-        if name == "VEE":
-            return lam[:, None, None] * C[None]
-        if name == "VEI":
-            return _diag_stack(lam[:, None] * A[None, :])
+        w, V = np.linalg.eigh(W)
+        w, V = w[:, ::-1], V[:, :, ::-1]
+        lam = np.array(lam, dtype=float)
+        A = np.empty(d)
+        gmm_small.common_shape(np.ascontiguousarray(w, dtype=float),
+                               np.ascontiguousarray(Nk, dtype=float), lam, A,
+                               self.INNER_MAXITER, self.INNER_TOL)
         return lam[:, None, None] * (V * A[None, None, :]) @ np.swapaxes(V, 1, 2)
 
     def _mstep_common_orientation(self, Nk, W, n, old):
@@ -1856,17 +1854,14 @@ class GaussianMixture(FitMixin, ChunkedModel):
         if self.structure.diag:
             covs = _diag_stack(np.diagonal(covs, axis1=1, axis2=2))
         p = GMMParams(np.full(self.K, 1.0 / self.K), means, covs)
-        # one EM step puts the covariances into the structure (on small complete data
-        # without a prior by the one-call E-step of gmm_select's loop: the same step)
-        from ._gmm_fast import SmallEM, applicable
-
-        if applicable(self, "em"):
-            fast = SmallEM(self)
-            st, ll, _ = fast.e_step(p)
-            if st is None:
-                raise DataError("the random start has a non-finite log-likelihood")
-            return fast.m_step(st, p)
-        stats, ll = self.e_step(p)
+        # one EM step puts the covariances into the structure; its E-step depends on the
+        # structure only through diag, so gmm_select's models share it
+        hit = None if cache is None else cache.get(key + (self.structure.diag,))
+        if hit is None:
+            hit = self.e_step(p)
+            if cache is not None:
+                cache[key + (self.structure.diag,)] = hit
+        stats, ll = hit
         if not np.isfinite(ll):
             raise DataError("the random start has a non-finite log-likelihood")
         return self.m_step(stats, p)
