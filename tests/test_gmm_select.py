@@ -255,3 +255,31 @@ def test_select_shares_the_structure_free_starts():
             np.testing.assert_allclose(q.means, p.means, rtol=1e-12)
             np.testing.assert_allclose(q.covariances, p.covariances, rtol=1e-10, atol=1e-14)
     assert len({key[:3] for key in cache}) == 8      # (kind, k, seed): 4 of each kind
+
+
+def test_jacobi_eigen_decomposition_and_orientation():
+    # the M-steps' small eigen-decompositions against LAPACK, including a badly scaled
+    # matrix; the orientation's sign conventions are gmm._orientation's
+    from emstats._kernels import gmm_small
+
+    rng = np.random.default_rng(4)
+    for d in (1, 2, 4, 7):
+        A = rng.normal(size=(3, d, d))
+        S = A @ np.swapaxes(A, 1, 2) + 1e-3 * np.eye(d)
+        S[0] *= 1e6
+        w, V = np.empty((3, d)), np.empty((3, d, d))
+        assert gmm_small.eig_desc(S, w, V) == 0
+        w0 = np.linalg.eigvalsh(S)[:, ::-1]
+        np.testing.assert_allclose(w, w0, rtol=1e-12, atol=1e-13 * np.abs(w0).max())
+        np.testing.assert_allclose((V * w[:, None, :]) @ np.swapaxes(V, 1, 2), S,
+                                   atol=1e-12 * np.abs(S).max())
+        for k in range(3):
+            D = np.empty((d, d))
+            assert gmm_small.orientation_start(np.ascontiguousarray(S[k]), D) == 0
+            _, U = np.linalg.eigh(S[k])
+            U = U[:, ::-1] * np.where(np.diag(U[:, ::-1]) < 0, -1.0, 1.0)[None, :]
+            if np.linalg.det(U) < 0:
+                U[:, np.argmin(np.diag(U))] *= -1.0
+            np.testing.assert_allclose(D, U, atol=1e-10)
+    bad = np.full((1, 2, 2), np.nan)
+    assert gmm_small.eig_desc(bad, np.empty((1, 2)), np.empty((1, 2, 2))) == 1

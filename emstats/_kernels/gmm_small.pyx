@@ -13,7 +13,7 @@ about a fixed centre c (the statistics of ``GaussianMixture.chunk_stats``) and t
 log-likelihood, optionally the responsibilities and the rows' log-densities.
 """
 
-from libc.math cimport log, exp, sqrt, INFINITY
+from libc.math cimport log, exp, sqrt, fabs, INFINITY
 from libc.stdlib cimport malloc, free
 from scipy.linalg.cython_lapack cimport dgesvd
 
@@ -646,3 +646,166 @@ def volume_mstep(const double[:, :, ::1] W, const double[::1] Nk, double n,
             for b in range(d):
                 covs[k, a, b] = lv[k] * Cv[a, b]
     return 0
+
+
+cdef int _jacobi(Py_ssize_t d, double* a, double* V) noexcept nogil:
+    """Cyclic Jacobi eigen-decomposition of the symmetric d x d matrix ``a`` (overwritten:
+    its diagonal ends as the eigenvalues, unordered), V the eigenvectors (columns).
+    Returns the number of sweeps, -1 without convergence in 60 sweeps or for a
+    non-finite entry."""
+    cdef Py_ssize_t p, q, k
+    cdef int sweep
+    cdef double off, scale, apq, theta, t, c, s, x, y
+    for p in range(d):
+        for q in range(d):
+            if a[p * d + q] - a[p * d + q] != 0.0:
+                return -1
+            V[p * d + q] = 1.0 if p == q else 0.0
+    for sweep in range(60):
+        off = 0.0
+        scale = 0.0
+        for p in range(d):
+            scale += a[p * d + p] * a[p * d + p]
+            for q in range(p + 1, d):
+                off += a[p * d + q] * a[p * d + q]
+        if not (off > 1e-34 * scale):
+            return sweep
+        for p in range(d - 1):
+            for q in range(p + 1, d):
+                apq = a[p * d + q]
+                if apq == 0.0:
+                    continue
+                theta = (a[q * d + q] - a[p * d + p]) / (2.0 * apq)
+                t = 1.0 / (fabs(theta) + sqrt(theta * theta + 1.0))
+                if theta < 0.0:
+                    t = -t
+                c = 1.0 / sqrt(t * t + 1.0)
+                s = t * c
+                for k in range(d):          # columns p, q: A J
+                    x = a[k * d + p]
+                    y = a[k * d + q]
+                    a[k * d + p] = c * x - s * y
+                    a[k * d + q] = s * x + c * y
+                for k in range(d):          # rows p, q: J' (A J)
+                    x = a[p * d + k]
+                    y = a[q * d + k]
+                    a[p * d + k] = c * x - s * y
+                    a[q * d + k] = s * x + c * y
+                a[p * d + q] = 0.0
+                a[q * d + p] = 0.0
+                for k in range(d):
+                    x = V[k * d + p]
+                    y = V[k * d + q]
+                    V[k * d + p] = c * x - s * y
+                    V[k * d + q] = s * x + c * y
+    return -1
+
+
+cdef int _eig_desc(Py_ssize_t d, const double* S, double* A, double* U, double* w,
+                   double* V, Py_ssize_t* order) noexcept nogil:
+    """Eigenvalues w in decreasing order and their eigenvectors (columns of V, row-major
+    d x d) of the symmetric S (lower triangle read); A, U, order: scratch.  1 on failure."""
+    cdef Py_ssize_t a, b, j, m
+    for a in range(d):
+        for b in range(a + 1):
+            A[a * d + b] = S[a * d + b]
+            A[b * d + a] = S[a * d + b]
+    if _jacobi(d, A, U) < 0:
+        return 1
+    for j in range(d):
+        order[j] = j
+    for j in range(1, d):               # insertion sort, decreasing
+        m = order[j]
+        a = j
+        while a > 0 and A[order[a - 1] * d + order[a - 1]] < A[m * d + m]:
+            order[a] = order[a - 1]
+            a -= 1
+        order[a] = m
+    for j in range(d):
+        w[j] = A[order[j] * d + order[j]]
+        for a in range(d):
+            V[a * d + j] = U[a * d + order[j]]
+    return 0
+
+
+cdef double _det(Py_ssize_t d, const double* M, double* LU) noexcept nogil:
+    """det M by Gaussian elimination with partial pivoting (LU: d x d scratch)."""
+    cdef Py_ssize_t a, b, i, piv
+    cdef double det = 1.0, q, best
+    for a in range(d * d):
+        LU[a] = M[a]
+    for a in range(d):
+        piv = a
+        best = fabs(LU[a * d + a])
+        for i in range(a + 1, d):
+            if fabs(LU[i * d + a]) > best:
+                best = fabs(LU[i * d + a])
+                piv = i
+        if best == 0.0:
+            return 0.0
+        if piv != a:
+            det = -det
+            for b in range(d):
+                q = LU[a * d + b]
+                LU[a * d + b] = LU[piv * d + b]
+                LU[piv * d + b] = q
+        det *= LU[a * d + a]
+        for i in range(a + 1, d):
+            q = LU[i * d + a] / LU[a * d + a]
+            for b in range(a, d):
+                LU[i * d + b] -= q * LU[a * d + b]
+    return det
+
+
+def eig_desc(const double[:, :, ::1] S, double[:, ::1] w, double[:, :, ::1] V):
+    """Eigenvalues (decreasing) and eigenvectors (columns) of each symmetric S[k] (lower
+    triangle read) by cyclic Jacobi rotations: for the small matrices of the covariance
+    structures a few microseconds, against tens for LAPACK through numpy on a stack.
+    Returns 0, or 1 for a non-finite entry or no convergence (outputs undefined)."""
+    cdef Py_ssize_t K = S.shape[0], d = S.shape[1], k
+    cdef int status = 0
+    cdef double* A = <double*> malloc(d * d * sizeof(double))
+    cdef double* U = <double*> malloc(d * d * sizeof(double))
+    cdef Py_ssize_t* order = <Py_ssize_t*> malloc(d * sizeof(Py_ssize_t))
+    if A == NULL or U == NULL or order == NULL:
+        free(A); free(U); free(order)
+        raise MemoryError()
+    with nogil:
+        for k in range(K):
+            if _eig_desc(d, &S[k, 0, 0], A, U, &w[k, 0], &V[k, 0, 0], order):
+                status = 1
+                break
+    free(A); free(U); free(order)
+    return status
+
+
+def orientation_start(const double[:, ::1] S, double[:, ::1] D):
+    """The eigenvectors of the symmetric S as columns of D in decreasing order of the
+    eigenvalues, signs fixed as ``gmm._orientation``: a non-negative diagonal, then
+    det D = +1 (the column with the smallest diagonal entry flipped).  Returns 0, 1 on
+    failure."""
+    cdef Py_ssize_t d = S.shape[0], a, j, jmin
+    cdef int status = 0
+    cdef double* A = <double*> malloc(d * d * sizeof(double))
+    cdef double* U = <double*> malloc(d * d * sizeof(double))
+    cdef double* w = <double*> malloc(d * sizeof(double))
+    cdef Py_ssize_t* order = <Py_ssize_t*> malloc(d * sizeof(Py_ssize_t))
+    if A == NULL or U == NULL or w == NULL or order == NULL:
+        free(A); free(U); free(w); free(order)
+        raise MemoryError()
+    with nogil:
+        status = _eig_desc(d, &S[0, 0], A, U, w, &D[0, 0], order)
+        if status == 0:
+            for j in range(d):
+                if D[j, j] < 0.0:
+                    for a in range(d):
+                        D[a, j] = -D[a, j]
+            if _det(d, &D[0, 0], A) < 0.0:
+                jmin = 0
+                for j in range(1, d):
+                    if D[j, j] < D[jmin, jmin]:
+                        jmin = j
+                for a in range(d):
+                    D[a, jmin] = -D[a, jmin]
+    free(A); free(U); free(w); free(order)
+    return status

@@ -338,8 +338,7 @@ class _Decomposed(Structure):
                 return self._mstep_evv(W, n)
             return covs
         if name == "EEV":
-            w, V = np.linalg.eigh(W)
-            w, V = w[:, ::-1], V[:, :, ::-1]
+            w, V = _eig_desc(W)
             A = w.sum(axis=0)
             A = A / np.exp(np.mean(np.log(A)))
             lam = float((w / A).sum() / (n * d))
@@ -375,8 +374,7 @@ class _Decomposed(Structure):
         ok = (sign > 0) & np.isfinite(lam) & (lam > 0)
         if not ok.all():
             lam = np.where(ok, lam, np.trace(W, axis1=1, axis2=2) / (Nk * d))
-        w, V = np.linalg.eigh(W)
-        w, V = w[:, ::-1], V[:, :, ::-1]
+        w, V = _eig_desc(W)
         lam = np.array(lam, dtype=float)
         A = np.empty(d)
         gmm_small.common_shape(np.ascontiguousarray(w, dtype=float),
@@ -398,7 +396,7 @@ class _Decomposed(Structure):
         d = self.d
         # warm start: the previous (common) orientation
         D = _orientation(old[0]) if np.all(np.isfinite(old[0])) else _orientation(W.sum(axis=0))
-        wmax = np.ascontiguousarray(np.linalg.eigvalsh(W)[:, -1])
+        wmax = np.ascontiguousarray(_eig_desc(W)[0][:, 0])
         D = np.array(D, dtype=float, order="C")
         Lam = np.empty((W.shape[0], d))
         it = gmm_small.common_orientation(
@@ -644,9 +642,25 @@ def _diag_stack(v):
     return out
 
 
+def _eig_desc(S):
+    """Eigenvalues (decreasing) and eigenvectors (columns) of a stack of symmetric matrices
+    (the lower triangles): by the Jacobi kernel ``gmm_small.eig_desc``, by LAPACK where
+    that fails."""
+    S = np.ascontiguousarray(S, dtype=float)
+    w, V = np.empty(S.shape[:2]), np.empty_like(S)
+    if gmm_small.eig_desc(S, w, V):
+        w, V = np.linalg.eigh(S)
+        return w[:, ::-1], V[:, :, ::-1]
+    return w, V
+
+
 def _orientation(S):
     """Eigenvectors of S (descending eigenvalues), signs fixed: non-negative diagonal and
-    det +1 (flipping the column with the smallest diagonal entry), for the Cayley map."""
+    det +1 (flipping the column with the smallest diagonal entry), for the Cayley map
+    (``gmm_small.orientation_start``; by LAPACK where the Jacobi rotations fail)."""
+    V = np.empty(np.shape(S))
+    if not gmm_small.orientation_start(np.ascontiguousarray(S, dtype=float), V):
+        return V
     _, V = np.linalg.eigh(S)
     V = V[:, ::-1]
     V = V * np.where(np.diag(V) < 0, -1.0, 1.0)[None, :]
