@@ -809,3 +809,48 @@ def orientation_start(const double[:, ::1] S, double[:, ::1] D):
                     D[a, jmin] = -D[a, jmin]
     free(A); free(U); free(w); free(order)
     return status
+
+
+def regular_scatter(const double[:, :, ::1] W, const double[::1] Nk, double ridge,
+                    bint diag, double[:, :, ::1] out, unsigned char[::1] bad):
+    """``_Decomposed._regular_scatter`` in one call: ``out`` = W (only its diagonals when
+    ``diag``), and where :func:`singular_scatter` finds W_k singular (``bad``) and W_k is
+    finite, out_k += ridge N_k diag(s^2) with the pooled variances
+    s_j^2 = max(sum_k W_k,jj / max(sum_k N_k, 1e-300), 1e-300).  Returns the number of
+    singular W_k."""
+    cdef Py_ssize_t K = W.shape[0], d = W.shape[1], k, a, b
+    cdef double q, ntot = 0.0
+    cdef int finite
+    for k in range(K):
+        for a in range(d):
+            for b in range(d):
+                out[k, a, b] = W[k, a, b] if (a == b or not diag) else 0.0
+    cdef int nbad = singular_scatter(out, Nk, ridge, bad)
+    if nbad == 0:
+        return 0
+    cdef double* var = <double*> malloc(d * sizeof(double))
+    if var == NULL:
+        raise MemoryError()
+    for k in range(K):
+        ntot += Nk[k]
+    if not (ntot > 1e-300):
+        ntot = 1e-300
+    for a in range(d):
+        q = 0.0
+        for k in range(K):
+            q += out[k, a, a]
+        q = q / ntot
+        var[a] = q if q > 1e-300 else 1e-300
+    for k in range(K):
+        if not bad[k]:
+            continue
+        finite = 1
+        for a in range(d):
+            for b in range(d):
+                if out[k, a, b] - out[k, a, b] != 0.0:
+                    finite = 0
+        if finite:
+            for a in range(d):
+                out[k, a, a] = out[k, a, a] + ridge * Nk[k] * var[a]
+    free(var)
+    return nbad

@@ -284,21 +284,13 @@ class _Decomposed(Structure):
         covariance is then finite, the model's floor (``_guard``) catches it and the fit
         reports the component as collapsed.  Regular scatter matrices are unchanged.
         (For the diagonal structures only W's diagonal is defined.)"""
-        if self.diag:
-            W = _diag_stack(np.diagonal(W, axis1=1, axis2=2))
         W = np.ascontiguousarray(W, dtype=float)
+        out = np.empty_like(W)
         bad = np.empty(self.K, dtype=np.uint8)
-        if not gmm_small.singular_scatter(W, np.ascontiguousarray(Nk, dtype=float),
-                                          self.SCATTER_RIDGE, bad):
-            return W, None
-        var = np.maximum(np.diagonal(W, axis1=1, axis2=2).sum(axis=0) / max(Nk.sum(), 1e-300),
-                         1e-300)
-        W = W.copy()
-        sing = np.flatnonzero(bad)
-        for k in sing:
-            if np.all(np.isfinite(W[k])):
-                W[k] = W[k] + self.SCATTER_RIDGE * Nk[k] * np.diag(var)
-        return W, sing
+        if not gmm_small.regular_scatter(W, np.ascontiguousarray(Nk, dtype=float),
+                                         self.SCATTER_RIDGE, self.diag, out, bad):
+            return out, None
+        return out, np.flatnonzero(bad)
 
     def mstep(self, Nk, W, n, old):
         """The structure's M-step.  A component whose scatter matrix is numerically
