@@ -159,3 +159,127 @@ def test_select_on_iris_all_structures_runs():
     assert len(sel.table) == 14 * 9
     assert not sel.table["failed"].any()
     assert np.isfinite(sel.best.llf)
+
+
+def test_small_estep_matches_the_densities():
+    # the blocked E-step (rows in blocks of 64, transposed) against scipy's densities,
+    # over more than one block and a ragged last block
+    from scipy.stats import multivariate_normal
+
+    from emstats._kernels import gmm_small
+
+    rng = np.random.default_rng(3)
+    n, K, d = 150, 3, 3
+    X = rng.normal(size=(n, d))
+    c = X.mean(axis=0)
+    w = np.array([0.2, 0.3, 0.5])
+    mu = rng.normal(size=(K, d))
+    A = rng.normal(size=(K, d, d))
+    cov = A @ np.swapaxes(A, 1, 2) + np.eye(d)
+    dens = np.column_stack([w[k] * multivariate_normal(mu[k], cov[k]).pdf(X) for k in range(K)])
+    R = dens / dens.sum(axis=1, keepdims=True)
+    E = X - c
+    XT = np.ascontiguousarray(X.T)
+    for diag in (False, True):
+        N, S1, S2 = np.empty(K), np.empty((K, d)), np.empty((K, d, d))
+        resp = np.empty((n, K))
+        ll, status = gmm_small.small_estep(XT, c, w, mu, cov, N, S1, S2, resp, True, diag)
+        assert status == 0
+        assert ll == pytest.approx(np.log(dens.sum(axis=1)).sum(), abs=1e-9)
+        np.testing.assert_allclose(resp, R, atol=1e-13)
+        np.testing.assert_allclose(N, R.sum(axis=0), atol=1e-12)
+        np.testing.assert_allclose(S1, R.T @ E, atol=1e-12)
+        S2_ref = np.einsum("ik,ia,ib->kab", R, E, E)
+        np.testing.assert_allclose(S2, S2_ref * np.eye(d) if diag else S2_ref, atol=1e-12)
+    bad = cov.copy()
+    bad[1] = -np.eye(d)
+    assert gmm_small.small_estep(XT, c, w, mu, bad, N, S1, S2, resp, False, False)[1] == 1
+
+
+@pytest.mark.parametrize("cov", G.ALL_STRUCTURES)
+def test_fast_m_step_is_the_models(cov):
+    # the loop's M-step (moments and the linear structures in the kernel) is the model's
+    X = np.array(_iris()["X"])
+    m = emstats.gmm(X, k=3, covariance=cov)
+    fast = SmallEM(m)
+    p = m.initial_starts("kmeans++", 1, np.random.default_rng(1))[0][1]
+    st, _, _ = fast.e_step(p)
+    q = fast.m_step(st, p)
+    ref = m.m_step(G.Stats(N=st[0], S1=st[1], S2=st[2]), p)
+    np.testing.assert_allclose(q.weights, ref.weights, rtol=1e-12)
+    np.testing.assert_allclose(q.means, ref.means, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(q.covariances, ref.covariances, rtol=1e-9, atol=1e-12)
+
+
+def test_repeated_starts_run_once_and_change_nothing():
+    f = emstats.datasets.load("faithful")
+    m = emstats.gmm(f, k=2, covariance="VVV")
+    starts = m.initial_starts("kmeans++", 3, np.random.default_rng(0))
+    a = SmallEM(m)
+    pa, _ = a._best_start(starts, 5000)
+    b = SmallEM(m)
+    pb, _ = b._best_start(starts + starts, 5000)
+    assert b.n_e_steps == a.n_e_steps
+    np.testing.assert_array_equal(pa.means, pb.means)
+
+
+def test_cycle_at_the_floor_stops_before_maxiter():
+    from emstats.models import _gmm_fast
+
+    span = _gmm_fast.STALL_SPAN
+    cycle = [-154.36 + (3e-7 if i % 2 else 0.0) for i in range(2 * span + 1)]
+    assert _gmm_fast._stalled(cycle, 1e-9)
+    climb = [-154.36 + 1e-12 * i for i in range(2 * span + 1)]      # slow, but a climb
+    assert not _gmm_fast._stalled(climb, 1e-9)
+    # iris, VVV, k = 3: short EM's winner keeps a component at the floor and cycles
+    X = np.array(_iris()["X"])
+    m = emstats.gmm(X, k=3, covariance="VVV")
+    out = SmallEM(m).fit("short-em", None, 0, 5000, 1e-10)
+    assert not out.converged and out.n_iter < 5000
+    assert m.collapsed_components(out.params)
+
+
+def test_select_shares_the_structure_free_starts():
+    # gmm_select's cache of k-means++ partitions and random rows (one per k and seed,
+    # whatever the structure) gives the starts of a model without it
+    f = emstats.datasets.load("faithful")
+    cache = {}
+    for cov in ("VVV", "EEI", "VEV"):
+        m = emstats.gmm(f, k=3, covariance=cov)
+        ref = m.initial_starts("short-em", 4, np.random.default_rng(5)) + \
+            m.initial_starts("kmeans++", 4, np.random.default_rng(5))
+        m._start_cache = cache
+        got = m.initial_starts("short-em", 4, np.random.default_rng(5)) + \
+            m.initial_starts("kmeans++", 4, np.random.default_rng(5))
+        for (_, p), (_, q) in zip(ref, got, strict=True):
+            np.testing.assert_allclose(q.means, p.means, rtol=1e-12)
+            np.testing.assert_allclose(q.covariances, p.covariances, rtol=1e-10, atol=1e-14)
+    assert len({key[:3] for key in cache}) == 8      # (kind, k, seed): 4 of each kind
+
+
+def test_jacobi_eigen_decomposition_and_orientation():
+    # the M-steps' small eigen-decompositions against LAPACK, including a badly scaled
+    # matrix; the orientation's sign conventions are gmm._orientation's
+    from emstats._kernels import gmm_small
+
+    rng = np.random.default_rng(4)
+    for d in (1, 2, 4, 7):
+        A = rng.normal(size=(3, d, d))
+        S = A @ np.swapaxes(A, 1, 2) + 1e-3 * np.eye(d)
+        S[0] *= 1e6
+        w, V = np.empty((3, d)), np.empty((3, d, d))
+        assert gmm_small.eig_desc(S, w, V) == 0
+        w0 = np.linalg.eigvalsh(S)[:, ::-1]
+        np.testing.assert_allclose(w, w0, rtol=1e-12, atol=1e-13 * np.abs(w0).max())
+        np.testing.assert_allclose((V * w[:, None, :]) @ np.swapaxes(V, 1, 2), S,
+                                   atol=1e-12 * np.abs(S).max())
+        for k in range(3):
+            D = np.empty((d, d))
+            assert gmm_small.orientation_start(np.ascontiguousarray(S[k]), D) == 0
+            _, U = np.linalg.eigh(S[k])
+            U = U[:, ::-1] * np.where(np.diag(U[:, ::-1]) < 0, -1.0, 1.0)[None, :]
+            if np.linalg.det(U) < 0:
+                U[:, np.argmin(np.diag(U))] *= -1.0
+            np.testing.assert_allclose(D, U, atol=1e-10)
+    bad = np.full((1, 2, 2), np.nan)
+    assert gmm_small.eig_desc(bad, np.empty((1, 2)), np.empty((1, 2, 2))) == 1

@@ -4,7 +4,8 @@
 caller prepares whitening factors with several numpy calls; on a few hundred rows
 that preparation, not the arithmetic, is the cost of an EM iteration.  This kernel
 takes the weights, means and covariances themselves, factors each covariance
-(Cholesky, d is small), and in one serial pass over the rows returns
+(Cholesky, d is small), and in one serial pass over blocks of rows (``gmm_small.h``:
+the rows transposed, each loop vectorised over a block) returns
 
     N_k = sum r_ik,   S1_k = sum r_ik (x_i - c),   S2_k = sum r_ik (x_i - c)(x_i - c)'
 
@@ -12,55 +13,59 @@ about a fixed centre c (the statistics of ``GaussianMixture.chunk_stats``) and t
 log-likelihood, optionally the responsibilities and the rows' log-densities.
 """
 
-from libc.math cimport log, exp, sqrt, INFINITY
+from libc.math cimport log, exp, sqrt, fabs, INFINITY
 from libc.stdlib cimport malloc, free
 from scipy.linalg.cython_lapack cimport dgesvd
 
 cdef double LOG_2PI = 1.8378770664093453
 
-cdef extern from "emmath.h" nogil:
-    double emstats_exp_neg(double x)
+cdef extern from "gmm_small.h" nogil:
+    int EMS_BLK
+    int emstats_small_pass(long n, long d, long K, const double* XT, const double* c,
+                           const double* L, const double* idg, const double* mu,
+                           const double* logc, double* aN, double* a1, double* a2,
+                           double* resp, int diag, double* work, double* ll_out)
 
 
-def small_estep(const double[:, ::1] X, const double[::1] c, const double[::1] w,
+def small_estep(const double[:, ::1] XT, const double[::1] c, const double[::1] w,
                 const double[:, ::1] mu, const double[:, :, ::1] cov,
                 double[::1] N, double[:, ::1] S1, double[:, :, ::1] S2,
                 double[:, ::1] resp, bint want_resp, bint diag):
-    """One E-step over the rows of ``X`` (n x d, C order).
+    """One E-step over the rows of the data, given transposed: ``XT`` (d x n, C order).
 
     Parameters
     ----------
-    X : (n, d) rows; c : (d,) the centre of the statistics; w : (K,) weights;
-    mu : (K, d) means; cov : (K, d, d) covariances; N, S1, S2 : outputs (overwritten);
-    resp : (n, K) output when ``want_resp``; diag : only the diagonals of S2 (the
-    off-diagonal entries are set to 0).
+    XT : (d, n) the rows as columns; c : (d,) the centre of the statistics; w : (K,)
+    weights; mu : (K, d) means; cov : (K, d, d) covariances; N, S1, S2 : outputs
+    (overwritten); resp : (n, K) output when ``want_resp``; diag : only the diagonals of
+    S2 (the off-diagonal entries are set to 0).
 
     Returns
     -------
     (loglik, status) : status 1 when a covariance is not positive definite or a weight
     is negative (the outputs are then undefined), 2 when a row has zero density.
     """
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], K = w.shape[0]
+    cdef Py_ssize_t d = XT.shape[0], n = XT.shape[1], K = w.shape[0]
     cdef Py_ssize_t i, k, a, b
-    cdef double s, q, top, tot, ll = 0.0, r
+    cdef double s, q, ll = 0.0
     cdef double* L = <double*> malloc(K * d * d * sizeof(double))
     cdef double* logc = <double*> malloc(K * sizeof(double))
-    cdef double* z = <double*> malloc(d * sizeof(double))
-    cdef double* e = <double*> malloc(d * sizeof(double))
-    cdef double* lp = <double*> malloc(K * sizeof(double))
     cdef double* idg = <double*> malloc(K * d * sizeof(double))
     cdef double* aN = <double*> malloc(K * sizeof(double))
     cdef double* a1 = <double*> malloc(K * d * sizeof(double))
     cdef double* a2 = <double*> malloc(K * d * d * sizeof(double))
     cdef double* mloc = <double*> malloc(K * d * sizeof(double))
-    cdef double* xi
-    cdef double* Lk
+    cdef double* work = <double*> malloc((K + 2 * d + 3) * EMS_BLK * sizeof(double))
+    cdef double* rp = NULL
     cdef int status = 0
-    if (L == NULL or logc == NULL or z == NULL or e == NULL or lp == NULL or idg == NULL
-            or aN == NULL or a1 == NULL or a2 == NULL or mloc == NULL):
-        free(L); free(logc); free(z); free(e); free(lp); free(idg); free(aN); free(a1)
-        free(a2); free(mloc)
+    if (L == NULL or logc == NULL or idg == NULL or aN == NULL or a1 == NULL or a2 == NULL
+            or mloc == NULL or work == NULL):
+        free(L); free(logc); free(idg); free(aN); free(a1); free(a2); free(mloc); free(work)
         raise MemoryError()
+    if want_resp:
+        if resp.shape[0] != n or resp.shape[1] != K:
+            raise ValueError("resp must have shape (n, K)")
+        rp = &resp[0, 0]
     try:
         with nogil:
             # Cholesky factors (lower) and log-normalising constants
@@ -99,48 +104,8 @@ def small_estep(const double[:, ::1] X, const double[::1] c, const double[::1] w
                         a1[k * d + a] = 0.0
                         for b in range(d):
                             a2[(k * d + a) * d + b] = 0.0
-                for i in range(n):
-                    xi = &X[i, 0]
-                    top = -INFINITY
-                    for k in range(K):
-                        # forward substitution L z = x - mu_k
-                        Lk = &L[k * d * d]
-                        q = 0.0
-                        for a in range(d):
-                            s = xi[a] - mloc[k * d + a]
-                            for b in range(a):
-                                s = s - Lk[a * d + b] * z[b]
-                            z[a] = s * idg[k * d + a]
-                            q += z[a] * z[a]
-                        lp[k] = logc[k] - 0.5 * q
-                        if lp[k] > top:
-                            top = lp[k]
-                    if not (top > -INFINITY):
-                        status = 2
-                        break
-                    tot = 0.0
-                    for k in range(K):
-                        lp[k] = emstats_exp_neg(lp[k] - top)
-                        tot += lp[k]
-                    ll += top + log(tot)
-                    for a in range(d):
-                        e[a] = xi[a] - c[a]
-                    tot = 1.0 / tot
-                    for k in range(K):
-                        r = lp[k] * tot
-                        if want_resp:
-                            resp[i, k] = r
-                        if r == 0.0:
-                            continue
-                        aN[k] += r
-                        for a in range(d):
-                            q = r * e[a]
-                            a1[k * d + a] += q
-                            if diag:
-                                a2[(k * d + a) * d + a] += q * e[a]
-                            else:
-                                for b in range(a + 1):
-                                    a2[(k * d + a) * d + b] += q * e[b]
+                status = emstats_small_pass(n, d, K, &XT[0, 0], &c[0], L, idg, mloc, logc,
+                                            aN, a1, a2, rp, diag, work, &ll)
                 if status == 0:
                     for k in range(K):
                         N[k] = aN[k]
@@ -152,8 +117,7 @@ def small_estep(const double[:, ::1] X, const double[::1] c, const double[::1] w
                                 else:
                                     S2[k, a, b] = a2[(k * d + b) * d + a]
     finally:
-        free(L); free(logc); free(z); free(e); free(lp); free(idg); free(aN); free(a1)
-        free(a2); free(mloc)
+        free(L); free(logc); free(idg); free(aN); free(a1); free(a2); free(mloc); free(work)
     return ll, status
 
 
@@ -483,3 +447,410 @@ def common_orientation_shape(const double[:, :, ::1] W, const double[::1] Nk,
                 break
     free(L); free(Li); free(Ci)
     return it
+
+
+def small_moments(const double[::1] N, const double[:, ::1] S1, const double[:, :, ::1] S2,
+                  const double[::1] c, double[::1] Nk, double[:, ::1] means,
+                  double[:, :, ::1] W, double[:, :, ::1] covs, int kind, bint shared):
+    """The common part of the M-step from the statistics about the centre ``c``:
+    n = sum N_k, Nk (N with the empty components, N_k <= 1e-10 max(n, 1), set to that
+    bound), the means c + S1_k / Nk_k and the scatter matrices
+    W_k = S2_k - Nk_k shift_k shift_k' (shift_k = S1_k / Nk_k); for the structures linear
+    in their elements also their covariances (``kind`` 0 full, 1 diagonal, 2 spherical,
+    ``shared`` pooled over the components, as ``LinearStructure.mstep``; -1: none).
+    Returns (n, the number of empty components)."""
+    cdef Py_ssize_t K = N.shape[0], d = S1.shape[1], k, a, b
+    cdef double n = 0.0, tiny, q, v
+    cdef int nempty = 0
+    cdef double* sh = <double*> malloc(d * sizeof(double))
+    if sh == NULL:
+        raise MemoryError()
+    with nogil:
+        for k in range(K):
+            n += N[k]
+        tiny = 1e-10 * (n if n > 1.0 else 1.0)
+        for k in range(K):
+            if N[k] <= tiny:
+                Nk[k] = tiny
+                nempty += 1
+            else:
+                Nk[k] = N[k]
+            for a in range(d):
+                sh[a] = S1[k, a] / Nk[k]
+                means[k, a] = c[a] + sh[a]
+            for a in range(d):
+                for b in range(d):
+                    W[k, a, b] = S2[k, a, b] - Nk[k] * (sh[a] * sh[b])
+        if kind >= 0:
+            for k in range(K):
+                for a in range(d):
+                    for b in range(d):
+                        covs[k, a, b] = 0.0
+            if kind == 0:
+                for a in range(d):
+                    for b in range(d):
+                        if shared:
+                            q = 0.0
+                            for k in range(K):
+                                q += W[k, a, b]
+                            q = q / n
+                            for k in range(K):
+                                covs[k, a, b] = q
+                        else:
+                            for k in range(K):
+                                covs[k, a, b] = W[k, a, b] / Nk[k]
+            elif kind == 1:
+                for a in range(d):
+                    if shared:
+                        q = 0.0
+                        for k in range(K):
+                            q += W[k, a, a]
+                        q = q / n
+                        for k in range(K):
+                            covs[k, a, a] = q
+                    else:
+                        for k in range(K):
+                            covs[k, a, a] = W[k, a, a] / Nk[k]
+            else:
+                q = 0.0
+                for k in range(K):
+                    v = 0.0
+                    for a in range(d):
+                        v += W[k, a, a]
+                    if shared:
+                        q += v
+                    else:
+                        v = v / (Nk[k] * d)
+                        for a in range(d):
+                            covs[k, a, a] = v
+                if shared:
+                    q = q / (n * d)
+                    for k in range(K):
+                        for a in range(d):
+                            covs[k, a, a] = q
+    free(sh)
+    return n, nempty
+
+
+cdef int _chol_logdet(const double* A, Py_ssize_t d, double* L, double* out) noexcept nogil:
+    """log det A by a Cholesky factorisation (L: d x d scratch); 1 if A is not
+    positive definite (or not finite)."""
+    cdef Py_ssize_t a, b, i
+    cdef double q, s = 0.0
+    for a in range(d):
+        for b in range(a + 1):
+            q = A[a * d + b]
+            for i in range(b):
+                q = q - L[a * d + i] * L[b * d + i]
+            if a == b:
+                if not (q > 0.0) or q - q != 0.0:
+                    return 1
+                L[a * d + a] = sqrt(q)
+                s += log(q)
+            else:
+                L[a * d + b] = q / L[b * d + b]
+    out[0] = s
+    return 0
+
+
+def volume_mstep(const double[:, :, ::1] W, const double[::1] Nk, double n,
+                 const double[:, :, ::1] old, int code, double[:, :, ::1] covs,
+                 int maxiter, double tol):
+    """The M-steps of EVI (``code`` 0), EVV (1), VEI (2) and VEE (3) from the scatter
+    matrices W (regular: see ``_Decomposed._regular_scatter``) into ``covs``:
+
+    * EVI: the shapes diag(W_k) / det_k, det_k = prod_j W_k,jj^(1/d), a common volume
+      sum_k det_k / n;
+    * EVV: C_k = W_k / det(W_k)^(1/d), a common volume sum_k det(W_k)^(1/d) / n;
+    * VEI, VEE: the conditional maximisation of :func:`common_shape` (the diagonals) and
+      :func:`common_orientation_shape` (C = D A D'), from the volumes of ``old``
+      (det(old_k)^(1/d); tr(W_k) / (d N_k) where that is not a positive definite
+      matrix).
+
+    Returns 0, 1 when a W_k (EVV) or the pooled VEE matrix is not positive definite
+    (``covs`` is then undefined)."""
+    cdef Py_ssize_t K = W.shape[0], d = W.shape[1], k, a, b
+    cdef double q, tot = 0.0, ld
+    cdef int status = 0, it
+    cdef double* L = <double*> malloc(d * d * sizeof(double))
+    cdef double* det = <double*> malloc(K * sizeof(double))
+    if L == NULL or det == NULL:
+        free(L); free(det)
+        raise MemoryError()
+    import numpy as np
+    lam = np.empty(K)
+    cdef double[::1] lv = lam
+    with nogil:
+        for k in range(K):
+            for a in range(d):
+                for b in range(d):
+                    covs[k, a, b] = 0.0
+        if code == 0 or code == 1:
+            for k in range(K):
+                if code == 0:
+                    q = 0.0
+                    for a in range(d):
+                        q += log(W[k, a, a])
+                    ld = q
+                elif _chol_logdet(&W[k, 0, 0], d, L, &ld):
+                    status = 1
+                    break
+                det[k] = exp(ld / d)
+                tot += det[k]
+            if status == 0:
+                tot = tot / n
+                for k in range(K):
+                    for a in range(d):
+                        if code == 0:
+                            covs[k, a, a] = tot * (W[k, a, a] / det[k])
+                        else:
+                            for b in range(d):
+                                covs[k, a, b] = tot * (W[k, a, b] / det[k])
+        else:
+            for k in range(K):
+                if code == 2:
+                    q = 0.0
+                    for a in range(d):
+                        if not (old[k, a, a] > 0.0):
+                            q = INFINITY
+                            break
+                        q += log(old[k, a, a])
+                    it = 0 if q - q == 0.0 else 1
+                    ld = q
+                else:
+                    it = _chol_logdet(&old[k, 0, 0], d, L, &ld)
+                q = exp(ld / d)
+                if it or not (q > 0.0) or q - q != 0.0:
+                    q = 0.0
+                    for a in range(d):
+                        q += W[k, a, a]
+                    q = q / (Nk[k] * d)
+                lv[k] = q
+    free(L); free(det)
+    if status or code < 2:
+        return status
+    if code == 2:
+        dg = np.ascontiguousarray(np.diagonal(W, axis1=1, axis2=2))
+        A = np.empty(d)
+        common_shape(dg, Nk, lam, A, maxiter, tol)
+        for k in range(K):
+            for a in range(d):
+                covs[k, a, a] = lv[k] * A[a]
+        return 0
+    C = np.empty((d, d))
+    if common_orientation_shape(W, Nk, lam, C, maxiter, tol) < 0:
+        return 1
+    cdef double[:, ::1] Cv = C
+    for k in range(K):
+        for a in range(d):
+            for b in range(d):
+                covs[k, a, b] = lv[k] * Cv[a, b]
+    return 0
+
+
+cdef int _jacobi(Py_ssize_t d, double* a, double* V) noexcept nogil:
+    """Cyclic Jacobi eigen-decomposition of the symmetric d x d matrix ``a`` (overwritten:
+    its diagonal ends as the eigenvalues, unordered), V the eigenvectors (columns).
+    Returns the number of sweeps, -1 without convergence in 60 sweeps or for a
+    non-finite entry."""
+    cdef Py_ssize_t p, q, k
+    cdef int sweep
+    cdef double off, scale, apq, theta, t, c, s, x, y
+    for p in range(d):
+        for q in range(d):
+            if a[p * d + q] - a[p * d + q] != 0.0:
+                return -1
+            V[p * d + q] = 1.0 if p == q else 0.0
+    for sweep in range(60):
+        off = 0.0
+        scale = 0.0
+        for p in range(d):
+            scale += a[p * d + p] * a[p * d + p]
+            for q in range(p + 1, d):
+                off += a[p * d + q] * a[p * d + q]
+        if not (off > 1e-34 * scale):
+            return sweep
+        for p in range(d - 1):
+            for q in range(p + 1, d):
+                apq = a[p * d + q]
+                if apq == 0.0:
+                    continue
+                theta = (a[q * d + q] - a[p * d + p]) / (2.0 * apq)
+                t = 1.0 / (fabs(theta) + sqrt(theta * theta + 1.0))
+                if theta < 0.0:
+                    t = -t
+                c = 1.0 / sqrt(t * t + 1.0)
+                s = t * c
+                for k in range(d):          # columns p, q: A J
+                    x = a[k * d + p]
+                    y = a[k * d + q]
+                    a[k * d + p] = c * x - s * y
+                    a[k * d + q] = s * x + c * y
+                for k in range(d):          # rows p, q: J' (A J)
+                    x = a[p * d + k]
+                    y = a[q * d + k]
+                    a[p * d + k] = c * x - s * y
+                    a[q * d + k] = s * x + c * y
+                a[p * d + q] = 0.0
+                a[q * d + p] = 0.0
+                for k in range(d):
+                    x = V[k * d + p]
+                    y = V[k * d + q]
+                    V[k * d + p] = c * x - s * y
+                    V[k * d + q] = s * x + c * y
+    return -1
+
+
+cdef int _eig_desc(Py_ssize_t d, const double* S, double* A, double* U, double* w,
+                   double* V, Py_ssize_t* order) noexcept nogil:
+    """Eigenvalues w in decreasing order and their eigenvectors (columns of V, row-major
+    d x d) of the symmetric S (lower triangle read); A, U, order: scratch.  1 on failure."""
+    cdef Py_ssize_t a, b, j, m
+    for a in range(d):
+        for b in range(a + 1):
+            A[a * d + b] = S[a * d + b]
+            A[b * d + a] = S[a * d + b]
+    if _jacobi(d, A, U) < 0:
+        return 1
+    for j in range(d):
+        order[j] = j
+    for j in range(1, d):               # insertion sort, decreasing
+        m = order[j]
+        a = j
+        while a > 0 and A[order[a - 1] * d + order[a - 1]] < A[m * d + m]:
+            order[a] = order[a - 1]
+            a -= 1
+        order[a] = m
+    for j in range(d):
+        w[j] = A[order[j] * d + order[j]]
+        for a in range(d):
+            V[a * d + j] = U[a * d + order[j]]
+    return 0
+
+
+cdef double _det(Py_ssize_t d, const double* M, double* LU) noexcept nogil:
+    """det M by Gaussian elimination with partial pivoting (LU: d x d scratch)."""
+    cdef Py_ssize_t a, b, i, piv
+    cdef double det = 1.0, q, best
+    for a in range(d * d):
+        LU[a] = M[a]
+    for a in range(d):
+        piv = a
+        best = fabs(LU[a * d + a])
+        for i in range(a + 1, d):
+            if fabs(LU[i * d + a]) > best:
+                best = fabs(LU[i * d + a])
+                piv = i
+        if best == 0.0:
+            return 0.0
+        if piv != a:
+            det = -det
+            for b in range(d):
+                q = LU[a * d + b]
+                LU[a * d + b] = LU[piv * d + b]
+                LU[piv * d + b] = q
+        det *= LU[a * d + a]
+        for i in range(a + 1, d):
+            q = LU[i * d + a] / LU[a * d + a]
+            for b in range(a, d):
+                LU[i * d + b] -= q * LU[a * d + b]
+    return det
+
+
+def eig_desc(const double[:, :, ::1] S, double[:, ::1] w, double[:, :, ::1] V):
+    """Eigenvalues (decreasing) and eigenvectors (columns) of each symmetric S[k] (lower
+    triangle read) by cyclic Jacobi rotations: for the small matrices of the covariance
+    structures a few microseconds, against tens for LAPACK through numpy on a stack.
+    Returns 0, or 1 for a non-finite entry or no convergence (outputs undefined)."""
+    cdef Py_ssize_t K = S.shape[0], d = S.shape[1], k
+    cdef int status = 0
+    cdef double* A = <double*> malloc(d * d * sizeof(double))
+    cdef double* U = <double*> malloc(d * d * sizeof(double))
+    cdef Py_ssize_t* order = <Py_ssize_t*> malloc(d * sizeof(Py_ssize_t))
+    if A == NULL or U == NULL or order == NULL:
+        free(A); free(U); free(order)
+        raise MemoryError()
+    with nogil:
+        for k in range(K):
+            if _eig_desc(d, &S[k, 0, 0], A, U, &w[k, 0], &V[k, 0, 0], order):
+                status = 1
+                break
+    free(A); free(U); free(order)
+    return status
+
+
+def orientation_start(const double[:, ::1] S, double[:, ::1] D):
+    """The eigenvectors of the symmetric S as columns of D in decreasing order of the
+    eigenvalues, signs fixed as ``gmm._orientation``: a non-negative diagonal, then
+    det D = +1 (the column with the smallest diagonal entry flipped).  Returns 0, 1 on
+    failure."""
+    cdef Py_ssize_t d = S.shape[0], a, j, jmin
+    cdef int status = 0
+    cdef double* A = <double*> malloc(d * d * sizeof(double))
+    cdef double* U = <double*> malloc(d * d * sizeof(double))
+    cdef double* w = <double*> malloc(d * sizeof(double))
+    cdef Py_ssize_t* order = <Py_ssize_t*> malloc(d * sizeof(Py_ssize_t))
+    if A == NULL or U == NULL or w == NULL or order == NULL:
+        free(A); free(U); free(w); free(order)
+        raise MemoryError()
+    with nogil:
+        status = _eig_desc(d, &S[0, 0], A, U, w, &D[0, 0], order)
+        if status == 0:
+            for j in range(d):
+                if D[j, j] < 0.0:
+                    for a in range(d):
+                        D[a, j] = -D[a, j]
+            if _det(d, &D[0, 0], A) < 0.0:
+                jmin = 0
+                for j in range(1, d):
+                    if D[j, j] < D[jmin, jmin]:
+                        jmin = j
+                for a in range(d):
+                    D[a, jmin] = -D[a, jmin]
+    free(A); free(U); free(w); free(order)
+    return status
+
+
+def regular_scatter(const double[:, :, ::1] W, const double[::1] Nk, double ridge,
+                    bint diag, double[:, :, ::1] out, unsigned char[::1] bad):
+    """``_Decomposed._regular_scatter`` in one call: ``out`` = W (only its diagonals when
+    ``diag``), and where :func:`singular_scatter` finds W_k singular (``bad``) and W_k is
+    finite, out_k += ridge N_k diag(s^2) with the pooled variances
+    s_j^2 = max(sum_k W_k,jj / max(sum_k N_k, 1e-300), 1e-300).  Returns the number of
+    singular W_k."""
+    cdef Py_ssize_t K = W.shape[0], d = W.shape[1], k, a, b
+    cdef double q, ntot = 0.0
+    cdef int finite
+    for k in range(K):
+        for a in range(d):
+            for b in range(d):
+                out[k, a, b] = W[k, a, b] if (a == b or not diag) else 0.0
+    cdef int nbad = singular_scatter(out, Nk, ridge, bad)
+    if nbad == 0:
+        return 0
+    cdef double* var = <double*> malloc(d * sizeof(double))
+    if var == NULL:
+        raise MemoryError()
+    for k in range(K):
+        ntot += Nk[k]
+    if not (ntot > 1e-300):
+        ntot = 1e-300
+    for a in range(d):
+        q = 0.0
+        for k in range(K):
+            q += out[k, a, a]
+        q = q / ntot
+        var[a] = q if q > 1e-300 else 1e-300
+    for k in range(K):
+        if not bad[k]:
+            continue
+        finite = 1
+        for a in range(d):
+            for b in range(d):
+                if out[k, a, b] - out[k, a, b] != 0.0:
+                    finite = 0
+        if finite:
+            for a in range(d):
+                out[k, a, a] = out[k, a, a] + ridge * Nk[k] * var[a]
+    free(var)
+    return nbad

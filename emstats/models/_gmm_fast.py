@@ -26,6 +26,8 @@ from .gmm import GMMParams
 
 #: the fast loop is used up to this many rows (above it the chunked kernel's threads pay)
 FAST_MAX_ROWS = 20000
+#: the window of the cycle test (:func:`_stalled`)
+STALL_SPAN = 50
 
 
 def applicable(model, method) -> bool:
@@ -43,6 +45,26 @@ class FastFit:
     converged: bool
     n_iter: int
     map_log_resp: float
+
+
+def _stalled(ll, threshold) -> bool:
+    """A cycle: over the last ``STALL_SPAN`` iterations the log-likelihood decreased by
+    more than ``threshold`` and its best is not above the best of the ``STALL_SPAN``
+    before by ``threshold``.  A component held at the covariance floor
+    (``GaussianMixture._guard``) can put EM into a cycle of two points (the
+    log-likelihood up and down by the same amount, e.g. 3e-7 on iris, VVV, k = 3), which
+    the trace-based rule never calls converged; the run then stops, not converged,
+    instead of running to ``maxiter``.  (A slow climb has no decrease and goes on.)"""
+    last = ll[-STALL_SPAN - 1:]
+    if not any(b < a - threshold for a, b in zip(last[:-1], last[1:], strict=True)):
+        return False
+    return max(ll[-STALL_SPAN:]) <= max(ll[-2 * STALL_SPAN:-STALL_SPAN]) + threshold
+
+
+def _start_key(p) -> bytes:
+    """The bytes of a start: equal for the same partition (the same M-step from the same
+    responsibilities), so a repeated start is found without comparing every pair."""
+    return p.weights.tobytes() + p.means.tobytes() + p.covariances.tobytes()
 
 
 class SmallEM:
@@ -65,8 +87,14 @@ class SmallEM:
     def __init__(self, model, squarem: bool = True):
         self.model = model
         self.X = np.ascontiguousarray(model.X, dtype=float)
+        self.XT = np.ascontiguousarray(self.X.T)        # the kernel's layout
         self.c = np.ascontiguousarray(model.centre, dtype=float)
         self.diag = bool(model.structure.diag)
+        st = model.structure
+        #: the structures linear in their elements get their covariances from the kernel
+        self._linear = {"full": 0, "diagonal": 1, "spherical": 2}[st.kind] \
+            if getattr(st, "linear", False) else -1
+        self._shared = bool(getattr(st, "shared", False))
         self._noresp = np.empty((0, model.K))
         self.squarem = bool(squarem)
         self.n_e_steps = 0
@@ -80,7 +108,7 @@ class SmallEM:
         resp = np.empty((self.X.shape[0], K)) if want_resp else self._noresp
         self.n_e_steps += 1
         ll, status = gmm_small.small_estep(
-            self.X, self.c, np.ascontiguousarray(p.weights, dtype=float),
+            self.XT, self.c, np.ascontiguousarray(p.weights, dtype=float),
             np.ascontiguousarray(p.means, dtype=float),
             np.ascontiguousarray(p.covariances, dtype=float), N, S1, S2, resp,
             want_resp, self.diag)
@@ -89,26 +117,29 @@ class SmallEM:
         return (N, S1, S2), ll, resp
 
     def m_step(self, st, p):
-        """``GaussianMixture.m_step`` without a prior, on the raw statistics."""
+        """``GaussianMixture.m_step`` without a prior, on the raw statistics: the means,
+        scatter matrices (and the linear structures' covariances) in one kernel call,
+        then the structure's M-step, the ridge and the floor."""
         model = self.model
         N, S1, S2 = st
-        n = float(N.sum())
-        tiny = 1e-10 * max(n, 1.0)
-        empty = N <= tiny
-        Nk = np.where(empty, tiny, N) if empty.any() else N
-        shift = S1 / Nk[:, None]
-        means = self.c[None] + shift
-        W = S2 - Nk[:, None, None] * (shift[:, :, None] * shift[:, None, :])
-        covs = model.structure.mstep(Nk, W, n, p.covariances)
-        if empty.any():
+        K, d = model.K, model.d
+        Nk, means, W = np.empty(K), np.empty((K, d)), np.empty((K, d, d))
+        covs = np.empty((K, d, d)) if self._linear >= 0 else W
+        n, nempty = gmm_small.small_moments(N, S1, S2, self.c, Nk, means, W, covs,
+                                            self._linear, self._shared)
+        if self._linear < 0:
+            covs = model.structure.mstep(Nk, W, n, p.covariances)
+        if nempty:
+            empty = N <= 1e-10 * max(n, 1.0)
             covs = np.array(covs, dtype=float)
             means[empty] = p.means[empty]
             covs[empty] = p.covariances[empty]
+            weights = np.where(empty, 0.0, np.maximum(N, 0.0)) / n
+        else:
+            weights = N / n
         if model.reg_covar > 0:
-            covs = covs + model.reg_covar * np.eye(model.d)[None]
-        covs = model._guard(covs)
-        weights = np.where(empty, 0.0, np.maximum(N, 0.0)) / n
-        return GMMParams(weights, means, covs)
+            covs = covs + model.reg_covar * np.eye(d)[None]
+        return GMMParams(weights, means, model._guard(covs))
 
     # -- the loops -----------------------------------------------------------------------
     def run(self, p, maxiter, tol, squarem=False):
@@ -121,11 +152,17 @@ class SmallEM:
         converged = False
         step = self._squarem_step if squarem else self._em_step
         self._step_max = 1.0
-        for _ in range(int(maxiter)):
+        for it in range(int(maxiter)):
+            prev = ll
             p, st, ll = step(p, st, ll)
             mon.record(ll, 0.0)
-            if mon.converged():
+            # an increase above the threshold is not converged whatever the rate (the
+            # estimated distance is at least the last increase): the rule is not asked
+            if ll - prev <= mon.threshold() and mon.converged():
                 converged = True
+                break
+            if (it >= 2 * STALL_SPAN and it % STALL_SPAN == 0
+                    and _stalled(mon.loglik, mon.threshold())):
                 break
         return p, ll, mon, converged
 
@@ -164,6 +201,33 @@ class SmallEM:
             self._step_max *= 4.0
         return q, st_q, ll_q
 
+    def _best_start(self, starts, maxiter):
+        """The point the starts' competition continues from: (params, iterations used).
+        One start is itself; of several, each distinct start runs a short EM and the one
+        with the largest log-likelihood wins (as :func:`emstats.em.engine.run_starts`).
+        A start equal to an earlier one (e.g. two k-means++ seedings that end in the same
+        partition; every start at k = 1) would repeat its short run exactly: it is run
+        once."""
+        if len(starts) == 1:
+            return starts[0][1], 0
+        best, errors, seen = None, [], set()
+        n_short = min(SHORT_ITER, int(maxiter))
+        for _, p0 in starts:
+            key = _start_key(p0)
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                r = self.run(p0, n_short, SHORT_TOL)
+            except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
+                errors.append(str(err))
+                continue
+            if np.isfinite(r[1]) and (best is None or r[1] > best[1]):
+                best = r
+        if best is None:
+            raise FloatingPointError("EM failed from every start: " + "; ".join(errors))
+        return best[0], best[2].n_iter
+
     def fit(self, init, n_init, seed, maxiter, tol) -> FastFit:
         """The starts of ``init``/``n_init`` (seeded by ``seed``), short EM from each, the
         best continued (as :func:`emstats.em.engine.run_starts`; by SQUAREM when
@@ -172,27 +236,34 @@ class SmallEM:
         starts = model.initial_starts(init, n_init, np.random.default_rng(seed))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if len(starts) == 1:
-                p, ll, mon, conv = self.run(starts[0][1], maxiter, tol, self.squarem)
-                used = mon.n_iter
-            else:
-                best, errors = None, []
-                n_short = min(SHORT_ITER, int(maxiter))
-                for _, p0 in starts:
-                    try:
-                        r = self.run(p0, n_short, SHORT_TOL)
-                    except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
-                        errors.append(str(err))
-                        continue
-                    if np.isfinite(r[1]) and (best is None or r[1] > best[1]):
-                        best = r
-                if best is None:
-                    raise FloatingPointError("EM failed from every start: "
-                                             + "; ".join(errors))
-                used = best[2].n_iter
-                p, ll, mon, conv = self.run(best[0], max(int(maxiter) - used, 1), tol,
-                                            self.squarem)
-                used += mon.n_iter
+            p, used = self._best_start(starts, maxiter)
+            p, ll, mon, conv = self.run(p, max(int(maxiter) - used, 1), tol, self.squarem)
+            used += mon.n_iter
+        return self._finish(p, conv, used)
+
+    def fit_all(self, parts, n_init, seed, maxiter, tol) -> FastFit:
+        """``init="all"``: the best, without a collapsed component, of the strategies
+        ``parts`` each run to convergence (the best of all if every fit collapsed), as
+        ``fit(init="all")``: the strategies' starts are those of ``fit`` (each from its own
+        generator seeded by ``seed``), and a failed strategy (non-finite, singular) is
+        skipped."""
+        model = self.model
+        outs, errors = [], []
+        for part in parts:
+            try:
+                outs.append(self.fit(part, n_init if part == "kmeans++" else None, seed,
+                                     maxiter, tol))
+            except (FloatingPointError, np.linalg.LinAlgError) as err:
+                errors.append(f"{part}: {err}")
+        outs = [o for o in outs if np.isfinite(o.loglik)]
+        if not outs:
+            raise FloatingPointError("every strategy of init='all' failed: "
+                                     + "; ".join(errors))
+        ok = [o for o in outs if not model.collapsed_components(o.params)] or outs
+        return max(ok, key=lambda o: o.loglik)
+
+    def _finish(self, p, conv, used) -> FastFit:
+        model = self.model
         p = model.canonical(p)
         st, ll, resp = self.e_step(p, want_resp=True)
         if st is None:

@@ -284,21 +284,13 @@ class _Decomposed(Structure):
         covariance is then finite, the model's floor (``_guard``) catches it and the fit
         reports the component as collapsed.  Regular scatter matrices are unchanged.
         (For the diagonal structures only W's diagonal is defined.)"""
-        if self.diag:
-            W = _diag_stack(np.diagonal(W, axis1=1, axis2=2))
         W = np.ascontiguousarray(W, dtype=float)
+        out = np.empty_like(W)
         bad = np.empty(self.K, dtype=np.uint8)
-        if not gmm_small.singular_scatter(W, np.ascontiguousarray(Nk, dtype=float),
-                                          self.SCATTER_RIDGE, bad):
-            return W, None
-        var = np.maximum(np.diagonal(W, axis1=1, axis2=2).sum(axis=0) / max(Nk.sum(), 1e-300),
-                         1e-300)
-        W = W.copy()
-        sing = np.flatnonzero(bad)
-        for k in sing:
-            if np.all(np.isfinite(W[k])):
-                W[k] = W[k] + self.SCATTER_RIDGE * Nk[k] * np.diag(var)
-        return W, sing
+        if not gmm_small.regular_scatter(W, np.ascontiguousarray(Nk, dtype=float),
+                                         self.SCATTER_RIDGE, self.diag, out, bad):
+            return out, None
+        return out, np.flatnonzero(bad)
 
     def mstep(self, Nk, W, n, old):
         """The structure's M-step.  A component whose scatter matrix is numerically
@@ -319,31 +311,34 @@ class _Decomposed(Structure):
             covs[ok] = self._mstep(Nk[ok], W[ok], float(Nk[ok].sum()), old[ok])
         return covs
 
+    #: the structures whose M-step is :func:`gmm_small.volume_mstep` (no eigen-decomposition)
+    VOLUME_CODES = {"EVI": 0, "EVV": 1, "VEI": 2, "VEE": 3}
+
     def _mstep(self, Nk, W, n, old):
         d = self.d
         name = self.name
-        if name == "EVI":
-            dg = np.diagonal(W, axis1=1, axis2=2)
-            det = np.exp(np.mean(np.log(dg), axis=1))
-            A = dg / det[:, None]
-            lam = det.sum() / n
-            return _diag_stack(lam * A)
-        if name == "EVV":
-            det = np.exp(np.linalg.slogdet(W)[1] / d)
-            C = W / det[:, None, None]
-            lam = det.sum() / n
-            return lam * C
+        code = self.VOLUME_CODES.get(name)
+        if code is not None:
+            covs = np.empty_like(W)
+            if gmm_small.volume_mstep(np.ascontiguousarray(W, dtype=float),
+                                      np.ascontiguousarray(Nk, dtype=float), float(n),
+                                      np.ascontiguousarray(old, dtype=float), code, covs,
+                                      self.INNER_MAXITER, self.INNER_TOL):
+                if name == "VEE":
+                    raise np.linalg.LinAlgError("the pooled VEE scatter is not positive "
+                                                "definite")
+                return self._mstep_evv(W, n)
+            return covs
         if name == "EEV":
-            w, V = np.linalg.eigh(W)
-            w, V = w[:, ::-1], V[:, :, ::-1]
+            w, V = _eig_desc(W)
             A = w.sum(axis=0)
             A = A / np.exp(np.mean(np.log(A)))
             lam = float((w / A).sum() / (n * d))
             return lam * (V * A[None, None, :]) @ np.swapaxes(V, 1, 2)
         if name in ("EVE", "VVE"):
             return self._mstep_common_orientation(Nk, W, n, old)
-        # iterative (ECM) structures: alternate volumes and the shape/orientation, from
-        # the previous volumes; the decompositions of W that do not change are done once
+        # VEV (ECM): alternate volumes and the shape, from the previous volumes; the
+        # eigen-decompositions of W, which do not change, are done once
         return self._mstep_volumes(Nk, W, old)
 
     #: inner (conditional maximisation) iterations of VEI, VEE, VEV per M-step, and their
@@ -354,36 +349,29 @@ class _Decomposed(Structure):
     INNER_MAXITER = 5
     INNER_TOL = 1e-12
 
+    @staticmethod
+    def _mstep_evv(W, n):
+        """EVV where a scatter matrix has no Cholesky factor (the log-determinant by LU)."""
+        d = W.shape[1]
+        det = np.exp(np.linalg.slogdet(W)[1] / d)
+        return (det.sum() / n) * (W / det[:, None, None])
+
     def _mstep_volumes(self, Nk, W, old):
-        d, name = self.d, self.name
+        """VEV: the eigenvalues w of W_k, a common shape A and the volumes (Cython loop),
+        from the volumes of the previous covariances."""
+        d = self.d
         with np.errstate(all="ignore"):
             sign, ld = np.linalg.slogdet(old)
             lam = np.exp(ld / d)
         ok = (sign > 0) & np.isfinite(lam) & (lam > 0)
         if not ok.all():
             lam = np.where(ok, lam, np.trace(W, axis1=1, axis2=2) / (Nk * d))
-        if name == "VEV":
-            w, V = np.linalg.eigh(W)
-            w, V = w[:, ::-1], V[:, :, ::-1]
-        elif name == "VEI":
-            w = np.diagonal(W, axis1=1, axis2=2)
-        if name == "VEE":   # a common C = D A D' (Cython loop)
-            lam = np.array(lam, dtype=float)
-            C = np.empty((d, d))
-            if gmm_small.common_orientation_shape(
-                    np.ascontiguousarray(W, dtype=float), np.ascontiguousarray(Nk, dtype=float),
-                    lam, C, self.INNER_MAXITER, self.INNER_TOL) < 0:
-                raise np.linalg.LinAlgError("the pooled VEE scatter is not positive definite")
-        else:   # VEI, VEV: the (eigen)values w of W_k, a common shape A (Cython loop)
-            lam = np.array(lam, dtype=float)
-            A = np.empty(d)
-            gmm_small.common_shape(np.ascontiguousarray(w, dtype=float),
-                                   np.ascontiguousarray(Nk, dtype=float), lam, A,
-                                   self.INNER_MAXITER, self.INNER_TOL)
-        if name == "VEE":
-            return lam[:, None, None] * C[None]
-        if name == "VEI":
-            return _diag_stack(lam[:, None] * A[None, :])
+        w, V = _eig_desc(W)
+        lam = np.array(lam, dtype=float)
+        A = np.empty(d)
+        gmm_small.common_shape(np.ascontiguousarray(w, dtype=float),
+                               np.ascontiguousarray(Nk, dtype=float), lam, A,
+                               self.INNER_MAXITER, self.INNER_TOL)
         return lam[:, None, None] * (V * A[None, None, :]) @ np.swapaxes(V, 1, 2)
 
     def _mstep_common_orientation(self, Nk, W, n, old):
@@ -400,7 +388,7 @@ class _Decomposed(Structure):
         d = self.d
         # warm start: the previous (common) orientation
         D = _orientation(old[0]) if np.all(np.isfinite(old[0])) else _orientation(W.sum(axis=0))
-        wmax = np.ascontiguousarray(np.linalg.eigvalsh(W)[:, -1])
+        wmax = np.ascontiguousarray(_eig_desc(W)[0][:, 0])
         D = np.array(D, dtype=float, order="C")
         Lam = np.empty((W.shape[0], d))
         it = gmm_small.common_orientation(
@@ -646,9 +634,25 @@ def _diag_stack(v):
     return out
 
 
+def _eig_desc(S):
+    """Eigenvalues (decreasing) and eigenvectors (columns) of a stack of symmetric matrices
+    (the lower triangles): by the Jacobi kernel ``gmm_small.eig_desc``, by LAPACK where
+    that fails."""
+    S = np.ascontiguousarray(S, dtype=float)
+    w, V = np.empty(S.shape[:2]), np.empty_like(S)
+    if gmm_small.eig_desc(S, w, V):
+        w, V = np.linalg.eigh(S)
+        return w[:, ::-1], V[:, :, ::-1]
+    return w, V
+
+
 def _orientation(S):
     """Eigenvectors of S (descending eigenvalues), signs fixed: non-negative diagonal and
-    det +1 (flipping the column with the smallest diagonal entry), for the Cayley map."""
+    det +1 (flipping the column with the smallest diagonal entry), for the Cayley map
+    (``gmm_small.orientation_start``; by LAPACK where the Jacobi rotations fail)."""
+    V = np.empty(np.shape(S))
+    if not gmm_small.orientation_start(np.ascontiguousarray(S, dtype=float), V):
+        return V
     _, V = np.linalg.eigh(S)
     V = V[:, ::-1]
     V = V * np.where(np.diag(V) < 0, -1.0, 1.0)[None, :]
@@ -1884,28 +1888,55 @@ class GaussianMixture(FitMixin, ChunkedModel):
     def _init_kmeans(self, rng, iters: int = 10) -> GMMParams:
         """k-means++ seeding (Arthur & Vassilvitskii 2007) on the standardised data, then
         Lloyd iterations on the data (stopping at an empty group)."""
-        scale = np.sqrt(self._data_var)
-        X = self._X_start
-        # seeded on X / scale, computed block by block (no standardised copy of X)
-        seeds = (X[kmeans_plusplus(X, self.K, rng, scale=scale)] / scale) * scale
-        lab, _ = lloyd(X, seeds, iters, empty="stop")
-        if np.bincount(lab, minlength=self.K).min() == 0:
-            # fall back to the seeds themselves
-            lab, _ = lloyd(X, seeds, 0, empty="stop")
-        if np.bincount(lab, minlength=self.K).min() == 0:
-            return self._init_random(rng)
+        cache, key = self._start_key("kmeans++", rng, iters)
+        lab = None if cache is None else cache.get(key)
+        if lab is None:
+            scale = np.sqrt(self._data_var)
+            X = self._X_start
+            # seeded on X / scale, computed block by block (no standardised copy of X)
+            seeds = (X[kmeans_plusplus(X, self.K, rng, scale=scale)] / scale) * scale
+            lab, _ = lloyd(X, seeds, iters, empty="stop")
+            if np.bincount(lab, minlength=self.K).min() == 0:
+                # fall back to the seeds themselves
+                lab, _ = lloyd(X, seeds, 0, empty="stop")
+            if np.bincount(lab, minlength=self.K).min() == 0:
+                return self._init_random(rng)
+            if cache is not None:
+                cache[key] = lab
         return self._params_from_labels(lab)
+
+    def _start_key(self, kind, rng, *extra):
+        """The shared cache of the structure-free part of a start (``_start_cache``, set
+        by :func:`gmm_select` for every model of its table: the k-means++ partition, the
+        rows of a random start) and its key, from the state of ``rng`` before any draw:
+        the same seed and k give the same partition or rows whatever the structure."""
+        cache = getattr(self, "_start_cache", None)
+        if cache is None:
+            return None, None
+        return cache, (kind, self.K, rng.bit_generator.state["state"]["state"]) + extra
 
     def _init_random(self, rng) -> GMMParams:
         """K distinct rows as means, the data covariance for every component."""
-        means = distinct_rows(self._X_start, self.K, rng)
+        cache, key = self._start_key("random", rng)
+        means = None if cache is None else cache.get(key)
+        if means is None:
+            means = distinct_rows(self._X_start, self.K, rng)
+            if cache is not None:
+                cache[key] = means
+        means = means.copy()
         cov = np.cov(self._X_start, rowvar=False).reshape(self.d, self.d)
         covs = np.broadcast_to(cov, (self.K, self.d, self.d)).copy()
         if self.structure.diag:
             covs = _diag_stack(np.diagonal(covs, axis1=1, axis2=2))
         p = GMMParams(np.full(self.K, 1.0 / self.K), means, covs)
-        # one EM step puts the covariances into the structure
-        stats, ll = self.e_step(p)
+        # one EM step puts the covariances into the structure; its E-step depends on the
+        # structure only through diag, so gmm_select's models share it
+        hit = None if cache is None else cache.get(key + (self.structure.diag,))
+        if hit is None:
+            hit = self.e_step(p)
+            if cache is not None:
+                cache[key + (self.structure.diag,)] = hit
+        stats, ll = hit
         if not np.isfinite(ll):
             raise DataError("the random start has a non-finite log-likelihood")
         return self.m_step(stats, p)
@@ -2856,20 +2887,8 @@ def _select_fit(model, init, *, n_init, seed, method, maxiter, tol, n_threads):
         kind = model.default_init if init is None else init
         if isinstance(kind, str) and kind == "all":
             # as fit(init="all"): each strategy to convergence, the best fit without a
-            # collapsed component kept (the best of all if every fit collapsed)
-            outs, errors = [], []
-            for part in ALL_PARTS:
-                try:
-                    outs.append(SmallEM(model).fit(
-                        part, n_init if part == "kmeans++" else None, seed, maxiter, tol))
-                except (FloatingPointError, np.linalg.LinAlgError) as err:
-                    errors.append(f"{part}: {err}")
-            outs = [o for o in outs if np.isfinite(o.loglik)]
-            if not outs:
-                raise FloatingPointError("every strategy of init='all' failed: "
-                                         + "; ".join(errors))
-            ok = [o for o in outs if not model.collapsed_components(o.params)] or outs
-            out = max(ok, key=lambda o: o.loglik)
+            # collapsed component kept (the tight tail run only where it can matter)
+            out = SmallEM(model).fit_all(ALL_PARTS, n_init, seed, maxiter, tol)
         else:
             out = SmallEM(model).fit(init, n_init, seed, maxiter, tol)
         if not np.isfinite(out.loglik):
@@ -2935,7 +2954,7 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
         raise ValueError("give at least one k and one covariance structure")
     rows, fits, estimates = [], {}, {}
     n = prepared[0].shape[0]
-    hc_shared = None
+    hc_shared, start_shared = None, {}
     for cv in covs:
         for kk in ks:
             name = resolve_structure(cv, prepared[0].shape[1]) if isinstance(cv, str) else cv
@@ -2948,6 +2967,7 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
                 name = row["covariance"] = model.covariance
                 if hc_shared is not None:
                     model._hc_cache = hc_shared      # one agglomeration for every fit
+                model._start_cache = start_shared    # one k-means++ partition per k and seed
                 this_init = init[kk] if isinstance(init, dict) else init
                 ll, params, icl_term, converged = _select_fit(
                     model, this_init, n_init=n_init, seed=seed, method=method,
