@@ -352,9 +352,7 @@ def test_ppca_select_table(hs):
 
 
 # -- rotations against GPArotation; delta-method SEs against lavaan --------------------------
-ROT = json.loads((RESULTS_DIR / "factor_rotation.json").read_text()) \
-    if (RESULTS_DIR / "factor_rotation.json").exists() else None
-needs_rot = pytest.mark.skipif(ROT is None, reason="tests/results/factor_rotation.json missing")
+ROT = json.loads((RESULTS_DIR / "factor_rotation.json").read_text())
 
 
 def best_permutation(A: np.ndarray, B: np.ndarray):
@@ -369,7 +367,6 @@ def best_permutation(A: np.ndarray, B: np.ndarray):
     return best
 
 
-@needs_rot
 @pytest.mark.parametrize("case", ["hs", "bfi"])
 @pytest.mark.parametrize("method,normalize,key", [("oblimin", False, "oblimin"),
                                                   ("quartimin", False, "quartimin"),
@@ -456,7 +453,6 @@ def _constrained_rotation_cov(X, L, phi, psi, rotation):
             se[d * q:d * q + len(free)], free)
 
 
-@needs_rot
 @pytest.mark.parametrize("rotation", ["varimax", "oblimin"])
 def test_rotated_loading_se_against_lavaan(hs, rotation):
     """Delta-method SEs of the rotated loadings (raw and standardized) and of the factor
