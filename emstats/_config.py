@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 
 def available_cores() -> int:
@@ -125,3 +127,24 @@ def threads_for_work(n_threads: int | None, n_rows: int) -> int:
         return resolve_threads(n_threads)
     return max(1, min(resolve_threads(None), int(n_rows) // ROWS_PER_THREAD))
 
+
+
+#: the ``n_threads`` of the fit running in this context (None: the default), for the code a
+#: fit calls that has no ``n_threads`` argument of its own (the k-means starts)
+_fit_threads: ContextVar[int | None] = ContextVar("emstats_fit_threads", default=None)
+
+
+@contextmanager
+def fit_threads(n_threads: int | None):
+    """Context manager: ``n_threads`` is the thread count asked for by the fit inside it
+    (:func:`requested_threads`); contexts nest, and each Python thread has its own."""
+    token = _fit_threads.set(n_threads)
+    try:
+        yield
+    finally:
+        _fit_threads.reset(token)
+
+
+def requested_threads() -> int | None:
+    """The ``n_threads`` of the fit running in this context, or None (the default)."""
+    return _fit_threads.get()

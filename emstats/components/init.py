@@ -16,21 +16,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._config import requested_threads, threads_for_work
+from .._kernels import kmeans_kernels
+
 __all__ = ["distinct_rows", "kmeans", "kmeans_plusplus", "lloyd", "quantile_levels",
            "quantile_starts", "random_partition", "random_responsibilities"]
 
-#: rows per block of the distance computations
-BLOCK = 65536
-
-
 def kmeans_plusplus(Z: np.ndarray, k: int, rng: np.random.Generator, *,
-                    scale: np.ndarray | None = None) -> np.ndarray:
+                    scale: np.ndarray | None = None,
+                    n_threads: int | None = None) -> np.ndarray:
     """Indices of ``k`` seed rows of ``Z`` by k-means++ (D^2) sampling.
 
     The first seed is uniform; each further seed is row i with probability
     proportional to its squared distance to the nearest seed so far (uniform
-    again if every distance is zero).  The distances are computed in blocks of rows
-    (memory: a few vectors of n entries, no n x d temporary).
+    again if every distance is zero).  The distances are one compiled pass over the rows
+    per seed (memory: two vectors of n entries, no n x d temporary).
 
     Parameters
     ----------
@@ -42,17 +42,22 @@ def kmeans_plusplus(Z: np.ndarray, k: int, rng: np.random.Generator, *,
         Source of the draws.
     scale : ndarray, shape (d,), optional
         Column scales: the seeding is that of ``Z / scale``, without forming it.
+    n_threads : int, optional
+        Threads of the distance passes (default: those of the fit running, one for small
+        data).
 
     Returns
     -------
     ndarray of int, shape (k,)
     """
-    Z = np.asarray(Z, dtype=float)
+    Z = _rows(Z)
     n = Z.shape[0]
+    nt = _threads(n_threads, n)
+    sc = np.ones(Z.shape[1]) if scale is None else np.ascontiguousarray(scale, dtype=float)
     idx = np.empty(int(k), dtype=np.intp)
     idx[0] = rng.integers(n)
-    d2 = _sqdist(Z, idx[0], scale, np.empty(n))
-    new = np.empty(n)
+    d2 = np.empty(n)
+    kmeans_kernels.sqdist_min(Z, np.ascontiguousarray(Z[idx[0]] / sc), sc, d2, 1, nt)
     for j in range(1, int(k)):
         tot = d2.sum()
         if tot <= 0:
@@ -60,32 +65,37 @@ def kmeans_plusplus(Z: np.ndarray, k: int, rng: np.random.Generator, *,
         else:
             i = min(int(np.searchsorted(np.cumsum(d2), rng.random() * tot)), n - 1)
         idx[j] = i
-        np.minimum(d2, _sqdist(Z, i, scale, new), out=d2)
+        kmeans_kernels.sqdist_min(Z, np.ascontiguousarray(Z[i] / sc), sc, d2, 0, nt)
     return idx
 
 
-def _sqdist(Z, i, scale, out):
-    """Squared distances of the rows of ``Z / scale`` to its row ``i``, block by block
-    (the same sums, row by row, as over the whole array)."""
-    zi = Z[i] if scale is None else Z[i] / scale
-    for s0 in range(0, Z.shape[0], BLOCK):
-        Zb = Z[s0:s0 + BLOCK]
-        if scale is not None:
-            Zb = Zb / scale
-        out[s0:s0 + BLOCK] = ((Zb - zi) ** 2).sum(axis=1)
-    return out
+def _rows(X) -> np.ndarray:
+    """``X`` as a float64 2-d array, not copied when it already is one (any strides)."""
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2:
+        raise ValueError(f"expected a 2-d array of rows, got shape {X.shape}")
+    return X
 
 
-def _assign(X: np.ndarray, centers: np.ndarray, out: np.ndarray) -> np.ndarray:
-    cc = (centers ** 2).sum(axis=1)
-    for s0 in range(0, X.shape[0], BLOCK):
-        out[s0:s0 + BLOCK] = np.argmin(cc[None, :] - 2.0 * X[s0:s0 + BLOCK] @ centers.T,
-                                       axis=1)
-    return out
+def _threads(n_threads: int | None, n: int) -> int:
+    """Threads for a pass over ``n`` rows: the argument, else the fit's (one for small n)."""
+    return threads_for_work(n_threads if n_threads is not None else requested_threads(), n)
+
+
+def _assign(X: np.ndarray, centers: np.ndarray, out: np.ndarray, n_threads: int):
+    """Nearest-centre labels into ``out``; returns the groups' counts and sums."""
+    C = np.asarray(centers, dtype=float)
+    K, d = C.shape
+    nch = kmeans_kernels.n_chunks(X.shape[0])
+    counts = np.zeros((nch, K))
+    sums = np.zeros((nch, K, d))
+    kmeans_kernels.assign(X, np.ascontiguousarray(C.T), (C ** 2).sum(axis=1), out, counts,
+                          sums, np.empty((n_threads, K + 16)), n_threads)
+    return counts.sum(axis=0), sums.sum(axis=0)
 
 
 def lloyd(X: np.ndarray, centers: np.ndarray, iters: int = 10, *,
-          empty: str = "keep") -> tuple[np.ndarray, np.ndarray]:
+          empty: str = "keep", n_threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Lloyd's k-means iterations from ``centers``.
 
     Up to ``iters + 1`` assignments of each row to its nearest centre, each but
@@ -102,6 +112,9 @@ def lloyd(X: np.ndarray, centers: np.ndarray, iters: int = 10, *,
         A centre whose group empties keeps its position (``"keep"``) or the
         iterations stop with the partition that has the empty group (``"stop"``;
         the caller decides what to do).
+    n_threads : int, optional
+        Threads of the passes over the rows (default: those of the fit running, one for
+        small data).
 
     Returns
     -------
@@ -112,19 +125,16 @@ def lloyd(X: np.ndarray, centers: np.ndarray, iters: int = 10, *,
     """
     if empty not in ("keep", "stop"):
         raise ValueError(f"empty must be 'keep' or 'stop', got {empty!r}")
-    X = np.asarray(X, dtype=float)
+    X = _rows(X)
+    nt = _threads(n_threads, X.shape[0])
     centers = np.array(centers, dtype=float)
-    k = centers.shape[0]
     lab = np.empty(X.shape[0], dtype=np.intp)
     for _ in range(int(iters) + 1):
-        _assign(X, centers, lab)
-        counts = np.bincount(lab, minlength=k)
+        counts, sums = _assign(X, centers, lab, nt)
         if empty == "stop" and np.any(counts == 0):
             break
-        new = np.empty_like(centers)
-        for j in range(X.shape[1]):
-            s = np.bincount(lab, weights=X[:, j], minlength=k)
-            new[:, j] = np.where(counts > 0, s / np.maximum(counts, 1), centers[:, j])
+        full = counts > 0
+        new = np.where(full[:, None], sums / np.maximum(counts, 1)[:, None], centers)
         if np.array_equal(new, centers):
             break
         centers = new

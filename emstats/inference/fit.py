@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .._config import information_memory_limit
+from .._config import fit_threads, information_memory_limit
 from ..em.engine import EMRun, FitOptions, Progress, merge_records, run_em, run_starts
 from ..em.monitor import user_stacklevel, warn_not_converged
 from ..em.problem import bind
@@ -141,8 +141,9 @@ def fit_model(
     opts = options if options is not None else FitOptions(**kwargs)
     bar = Progress(f"{type(model).__name__}") if opts.progress else None
     try:
-        res = _fit(model, results_class, opts, bar, nobs=nobs, df_model=df_model,
-                   results_kwargs=results_kwargs)
+        with fit_threads(opts.n_threads):
+            res = _fit(model, results_class, opts, bar, nobs=nobs, df_model=df_model,
+                       results_kwargs=results_kwargs)
     except BaseException:
         if bar is not None:
             bar.close(f"{type(model).__name__}: failed")

@@ -47,7 +47,7 @@ from scipy import linalg as sla
 from scipy.special import logsumexp
 
 from .._config import resolve_threads
-from .._kernels import gmm_kernels, gmm_small
+from .._kernels import gmm_kernels, gmm_louis, gmm_small
 from ..components.gaussian_data import GaussianRows, IncompleteGaussianRows, prepare_data
 from ..components.gaussian_data import sym as _sym
 from ..components.gaussian_missing import column_counts, component_moments, group_patterns
@@ -775,9 +775,6 @@ def _count_distinct(X: np.ndarray, at_least: int) -> int:
 
 #: rows of a block in the per-row Louis computations
 LOUIS_BLOCK = 8192
-#: bytes of a block of monomials in Louis' missing information by moments (d = 8: 495
-#: monomials, 2118 rows)
-MONOMIAL_BYTES = 8 << 20
 #: rows of a window of Louis' pass (the kernel's responsibilities are made per window)
 LOUIS_WINDOW = 8 * LOUIS_BLOCK
 #: rows per block of the M-step from a partition or responsibilities (the starts)
@@ -1485,8 +1482,11 @@ class GaussianMixture(FitMixin, ChunkedModel):
                 q = nw + d + st.n_elem
                 n_mono = _poly_basis(d, st.kind != "full")[0].size
                 method = "moments" if q * q > n_mono else "rows"
-            how = self._missing_moments if method == "moments" else self._missing_rows
-            how(missing, windows, params, st, Pm, aw, trPB, idx)
+            if method == "moments":
+                self._missing_moments(missing, windows, params, st, Pm, aw, trPB, idx,
+                                      n_threads=chunk.n_threads)
+            else:
+                self._missing_rows(missing, windows, params, st, Pm, aw, trPB, idx)
         if self.incomplete:
             self._missing_incomplete(missing, chunk["X"], chunk["pat"], params, st, Pm, aw,
                                      trPB, idx)
@@ -1667,43 +1667,40 @@ class GaussianMixture(FitMixin, ChunkedModel):
         one_minus[np.arange(m), top_b] = rest_b
         return one_minus
 
-    def _missing_moments(self, missing, windows, params, st, Pm, aw, trPB, idx):
+    def _missing_moments(self, missing, windows, params, st, Pm, aw, trPB, idx, *,
+                         n_threads: int = 1):
         """Add the missing information of the rows of ``windows`` (pairs of rows and their
-        responsibilities, :meth:`_uncertain_blocks`) to ``missing``, by moments.
+        responsibilities) to ``missing``, by moments.
 
         Every complete-data score g_ik is a polynomial of degree 2 in y = x - c,
         g_ik = T_k phi(y) with phi = (1, y, y_a y_b (a <= b; the squares for the diagonal
         structures, whose precisions are diagonal)), so a block of the missing
         information is T_k (sum_i w_i phi_i phi_i') T_l' with the weights
         w_i = r_ik (1 - r_ik) (k = l) or -r_ik r_il, and phi phi' holds the monomials
-        of degree <= 4 of y, each once: one matrix product (weights x monomials) per
-        block of rows gives them all.
+        of degree <= 4 of y, each once: the kernel ``gmm_louis.louis_moments`` accumulates
+        them (weights x monomials, one matrix product per block of rows, OpenMP over
+        chunks of rows).
         """
         K, d = self.K, self.d
         nw = K - 1
         I, J, where, qa, qb = _poly_basis(d, st.kind != "full")
         pairs = [(k, k) for k in range(K)] + [(k, j) for k in range(K)
                                                for j in range(k + 1, K)]
+        # the weighted monomials of the uncertain rows, window by window (the kernel skips
+        # the rows of certain membership and forms 1 - r_ik without cancellation)
         mom = np.zeros((len(pairs), I.size))
         any_unc = False
-        for Xb, Rb, top_b, rmax_b in self._uncertain_blocks(windows):
-            any_unc = True
-            one_minus = self._one_minus(Rb, top_b, rmax_b)
-            W = np.empty((Rb.shape[0], len(pairs)))
-            W[:, :K] = Rb * one_minus
-            c = K
-            for k in range(K):
-                W[:, c:c + K - k - 1] = Rb[:, k:k + 1] * Rb[:, k + 1:]
-                c += K - k - 1
-            # the monomials (I.size x rows) by sub-blocks of at most MONOMIAL_BYTES
-            step = max(256, MONOMIAL_BYTES // (8 * I.size))
-            for a in range(0, Rb.shape[0], step):
-                YT = (Xb[a:a + step] - self.centre[None]).T           # rows: variables
-                PhiT = np.concatenate([np.ones((1, YT.shape[1])), YT, YT[qa] * YT[qb]],
-                                      axis=0)
-                prod = PhiT[I]
-                prod *= PhiT[J]
-                mom += (prod @ W[a:a + step]).T
+        scratch = None
+        for Xw, R in windows:
+            Xw = np.ascontiguousarray(Xw, dtype=float)
+            R = np.ascontiguousarray(R, dtype=float)
+            if scratch is None:
+                scratch = np.empty((n_threads, gmm_louis.scratch_size(d, K, qa.size, I.size)))
+            part = np.zeros((gmm_louis.n_chunks(Xw.shape[0]), len(pairs), I.size))
+            if gmm_louis.louis_moments(Xw, R, self.centre, qa, qb, I, J, LOUIS_CERTAIN, part,
+                                       scratch, n_threads):
+                any_unc = True
+                mom += part.sum(axis=0)
         if not any_unc:
             return
         # T_k: the scores of component k in the basis phi
