@@ -12,7 +12,7 @@ place, not copied).
   or the smaller of it and the value already there (the D^2 of k-means++ seeding).
 """
 
-from cython.parallel cimport prange, threadid
+from cython.parallel cimport prange
 
 cdef Py_ssize_t CHUNK = 8192
 
@@ -24,7 +24,7 @@ def n_chunks(Py_ssize_t n):
 
 def assign(const double[:, :] X, const double[:, ::1] CT, const double[::1] cc,
            Py_ssize_t[::1] labels, double[:, ::1] part_counts, double[:, :, ::1] part_sums,
-           double[:, ::1] scratch, int n_threads):
+           int n_threads):
     """Nearest-centre labels and each chunk's group counts and sums.
 
     Parameters
@@ -36,48 +36,57 @@ def assign(const double[:, :] X, const double[:, ::1] CT, const double[::1] cc,
     labels : (n,) output labels.
     part_counts : (n_chunks(n), K) zero-initialised counts per chunk.
     part_sums : (n_chunks(n), K, d) zero-initialised sums per chunk.
-    scratch : (n_threads, K + 16) work space (each thread's K products 8 doubles in from
-        the start of its row: no two threads write to one cache line).
     n_threads : OpenMP threads.
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], K = CT.shape[1]
     cdef Py_ssize_t nch = (n + CHUNK - 1) // CHUNK
-    cdef Py_ssize_t c, i, j, k, best, start, stop
-    cdef double v, vbest, xj
-    cdef double* dot
+    cdef Py_ssize_t c, i, j, best, start, stop
+    cdef Py_ssize_t sx1 = X.strides[1] // sizeof(double)
     if CT.shape[0] != d or cc.shape[0] != K or labels.shape[0] != n:
         raise ValueError("inconsistent shapes")
     if part_counts.shape[0] < nch or part_counts.shape[1] != K or part_sums.shape[0] < nch \
             or part_sums.shape[1] != K or part_sums.shape[2] != d:
         raise ValueError("the partial sums have the wrong shape")
-    if scratch.shape[0] < n_threads or scratch.shape[1] < K + 16:
-        raise ValueError("scratch is too small")
+    if X.strides[0] % sizeof(double) or X.strides[1] % sizeof(double):
+        raise ValueError("X must have strides that are multiples of 8 bytes")
     if n == 0 or K == 0:
         return
     for c in prange(nch, nogil=True, schedule="static", num_threads=n_threads):
-        dot = &scratch[threadid(), 8]
         start = c * CHUNK
         stop = start + CHUNK
         if stop > n:
             stop = n
         for i in range(start, stop):
-            for k in range(K):
-                dot[k] = 0.0
-            for j in range(d):
-                xj = X[i, j]
-                for k in range(K):
-                    dot[k] = dot[k] + xj * CT[j, k]
-            best = 0
-            vbest = cc[0] - 2.0 * dot[0]
-            for k in range(1, K):
-                v = cc[k] - 2.0 * dot[k]
-                if v < vbest:
-                    vbest = v
-                    best = k
+            best = _nearest(&X[i, 0], sx1, d, K, &CT[0, 0], &cc[0])
             labels[i] = best
             part_counts[c, best] += 1.0
             for j in range(d):
                 part_sums[c, best, j] += X[i, j]
+
+
+cdef Py_ssize_t _nearest(const double* x, Py_ssize_t sx, Py_ssize_t d, Py_ssize_t K,
+                         const double* CT, const double* cc) noexcept nogil:
+    """The centre with the smallest |c_k|^2 - 2 x'c_k (the first on a tie); the products
+    x'c_k of 16 centres at a time in a local array (registers, private to the thread)."""
+    cdef double acc[16]
+    cdef double xj, v, vbest = 0.0
+    cdef Py_ssize_t j, k, k0, kb, best = 0
+    for k0 in range(0, K, 16):
+        kb = K - k0
+        if kb > 16:
+            kb = 16
+        for k in range(kb):
+            acc[k] = 0.0
+        for j in range(d):
+            xj = x[j * sx]
+            for k in range(kb):
+                acc[k] = acc[k] + xj * CT[j * K + k0 + k]
+        for k in range(kb):
+            v = cc[k0 + k] - 2.0 * acc[k]
+            if (k0 == 0 and k == 0) or v < vbest:
+                vbest = v
+                best = k0 + k
+    return best
 
 
 def sqdist_min(const double[:, :] X, const double[::1] point, const double[::1] scale,

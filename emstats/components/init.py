@@ -90,7 +90,7 @@ def _assign(X: np.ndarray, centers: np.ndarray, out: np.ndarray, n_threads: int)
     counts = np.zeros((nch, K))
     sums = np.zeros((nch, K, d))
     kmeans_kernels.assign(X, np.ascontiguousarray(C.T), (C ** 2).sum(axis=1), out, counts,
-                          sums, np.empty((n_threads, K + 16)), n_threads)
+                          sums, n_threads)
     return counts.sum(axis=0), sums.sum(axis=0)
 
 
