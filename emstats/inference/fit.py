@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
@@ -20,6 +21,7 @@ from .covariance import (
     numerical_information,
     numerical_score,
     sandwich_covariance,
+    sandwich_from_meat,
     sem_covariance,
 )
 from .results import METHOD_NAMES, describe_iterations
@@ -287,8 +289,6 @@ def _fit(model, results_class, opts: FitOptions, bar, *, nobs, df_model, results
 def _sandwich(model, problem, params, info_obs, groups):
     meat_of = getattr(model, "sandwich_meat", None)   # out of core: summed over pieces
     if meat_of is not None:
-        from .covariance import sandwich_from_meat
-
         meat, n_units, n_groups = meat_of(params, groups)
         if n_units < 2:
             raise ValueError(f"robust and clustered standard errors need several independent "
@@ -299,26 +299,66 @@ def _sandwich(model, problem, params, info_obs, groups):
                           stacklevel=user_stacklevel())
         return sandwich_from_meat(info_obs, meat, n_groups if groups is not None else None,
                                   list(model.param_names)), n_groups
+    blocks_of = getattr(problem, "unit_score_blocks", None)
     scores_of = getattr(problem, "unit_scores", None)
     try:
-        if scores_of is None:
+        if blocks_of is not None:
+            blocks = blocks_of(params)
+        elif scores_of is not None:
+            blocks = iter([scores_of(params)])
+        else:
             raise NotImplementedError
-        scores = scores_of(params)
+        first = next(blocks)
     except NotImplementedError:
         raise ValueError(f"robust and clustered standard errors need the score of each "
                          f"unit, which {type(model).__name__} does not provide") from None
-    if scores.shape[0] < 2:
-        raise ValueError(f"robust and clustered standard errors need several independent "
-                         f"units; this {type(model).__name__} has {scores.shape[0]}")
-    if scores.shape[0] <= scores.shape[1]:
-        warnings.warn(f"{scores.shape[0]} independent units for {scores.shape[1]} "
-                      "parameters: the robust covariance is singular", RuntimeWarning,
-                      stacklevel=user_stacklevel())
     weigh = getattr(model, "unit_weights", None)
     weights = weigh() if weigh is not None else None
-    g = unit_groups(model, groups, scores.shape[0]) if groups is not None else None
-    return sandwich_covariance(info_obs, scores, weights=weights, groups=g,
-                               names=list(model.param_names))
+    rest = list(itertools.islice(blocks, 1))
+    if not rest:                                     # one block: the units' scores at once
+        scores = first
+        _check_units(model, scores.shape[0], scores.shape[1])
+        g = unit_groups(model, groups, scores.shape[0]) if groups is not None else None
+        return sandwich_covariance(info_obs, scores, weights=weights, groups=g,
+                                   names=list(model.param_names))
+    # several blocks (large data): the meat summed block by block, never n x P scores
+    n_units = int(problem.n_units)
+    _check_units(model, n_units, first.shape[1])
+    codes = n_groups = None
+    if groups is not None:
+        codes, levels = pd.factorize(np.asarray(unit_groups(model, groups, n_units)),
+                                     sort=False)
+        n_groups = len(levels)
+        sums = np.zeros((n_groups, first.shape[1]))
+    meat = np.zeros((first.shape[1], first.shape[1]))
+    u0 = 0
+    for S in itertools.chain([first], rest, blocks):
+        u1 = u0 + S.shape[0]
+        if codes is not None:
+            np.add.at(sums, codes[u0:u1], S)
+        elif weights is not None:
+            w = np.asarray(weights[u0:u1], dtype=float)
+            meat += (S / np.where(w > 0, w, 1.0)[:, None]).T @ S
+        else:
+            meat += S.T @ S
+        u0 = u1
+    if u0 != n_units:
+        raise RuntimeError(f"the score blocks cover {u0} units of {n_units}")
+    if codes is not None:
+        meat = sums.T @ sums
+    return sandwich_from_meat(info_obs, meat, n_groups, list(model.param_names)), \
+        (n_groups if codes is not None else n_units)
+
+
+def _check_units(model, n_units: int, n_params: int) -> None:
+    """Robust standard errors need several units, and more units than parameters for a
+    non-singular meat."""
+    if n_units < 2:
+        raise ValueError(f"robust and clustered standard errors need several independent "
+                         f"units; this {type(model).__name__} has {n_units}")
+    if n_units <= n_params:
+        warnings.warn(f"{n_units} independent units for {n_params} parameters: the robust "
+                      "covariance is singular", RuntimeWarning, stacklevel=user_stacklevel())
 
 
 class FitMixin:
