@@ -409,3 +409,116 @@ def censreg_moments(const double[::1] lo, const double[::1] hi, const double[::1
                 out[i, 2] = mo.c2
                 out[i, 3] = mo.c3
                 out[i, 4] = mo.c4
+
+
+def censreg_start_pass(const double[:, ::1] X, const double[::1] lo, const double[::1] hi,
+                       const double[::1] off, const double[::1] w, double[:, ::1] part_xy,
+                       double[:, ::1] part_n, int n_threads):
+    """The data's censoring counts and X'W y for the completed response (the start).
+
+    The completed response of a row is the midpoint of its interval when both bounds are
+    finite, else its finite bound, less the offset.  Each chunk c writes
+
+    * ``part_xy[c, :] = sum w * y * x``;
+    * ``part_n[c, :]``: the rows observed exactly (lo == hi), left-censored (lo = -inf,
+      hi finite), right-censored (lo finite, hi = +inf) and interval-censored (both
+      finite, lo != hi).
+
+    ``part_xy`` and ``part_n`` must be zero-initialised, of shape (n_chunks(n), p) and
+    (n_chunks(n), 4).
+    """
+    cdef Py_ssize_t n = X.shape[0], p = X.shape[1]
+    cdef Py_ssize_t nch = (n + CHUNK - 1) // CHUNK
+    cdef Py_ssize_t c, i, start, stop
+    cdef double y, n_ex, n_l, n_r, n_i
+    cdef int flo, fhi
+    cdef double* acc
+    if lo.shape[0] != n or hi.shape[0] != n or off.shape[0] != n or w.shape[0] != n \
+            or part_xy.shape[0] < nch or part_xy.shape[1] != p or part_n.shape[0] < nch \
+            or part_n.shape[1] != 4:
+        raise ValueError("inconsistent shapes")
+    for c in prange(nch, nogil=True, schedule="static", num_threads=n_threads):
+        start = c * CHUNK
+        stop = start + CHUNK
+        if stop > n:
+            stop = n
+        n_ex = 0.0
+        n_l = 0.0
+        n_r = 0.0
+        n_i = 0.0
+        acc = &part_xy[c, 0]
+        for i in range(start, stop):
+            flo = isfinite(lo[i])
+            fhi = isfinite(hi[i])
+            if lo[i] == hi[i]:
+                n_ex = n_ex + 1.0
+            elif flo and fhi:
+                n_i = n_i + 1.0
+            elif fhi and lo[i] == -INFINITY:
+                n_l = n_l + 1.0
+            elif flo and hi[i] == INFINITY:
+                n_r = n_r + 1.0
+            if flo and fhi:
+                y = 0.5 * (lo[i] + hi[i])
+            elif flo:
+                y = lo[i]
+            else:
+                y = hi[i]
+            _axpy(w[i] * (y - off[i]), &X[i, 0], acc, p)
+        part_n[c, 0] = n_ex
+        part_n[c, 1] = n_l
+        part_n[c, 2] = n_r
+        part_n[c, 3] = n_i
+
+
+def censreg_start_resid(const double[:, ::1] X, const double[::1] lo, const double[::1] hi,
+                        const double[::1] off, const double[::1] w, const double[::1] beta,
+                        double[:, ::1] part, int n_threads):
+    """The residuals r = y - x'beta of the completed response y (see
+    :func:`censreg_start_pass`) at the least-squares ``beta``: each chunk c writes
+    ``part[c] = (sum w r^2, max |r|, max |y|, min y, max y)``; ``part`` has shape
+    (n_chunks(n), 5) (no initialisation needed)."""
+    cdef Py_ssize_t n = X.shape[0], p = X.shape[1]
+    cdef Py_ssize_t nch = (n + CHUNK - 1) // CHUNK
+    cdef Py_ssize_t c, i, start, stop
+    cdef double y, r, s2, rmax, ymax, ylo, yhi
+    cdef int flo, fhi
+    cdef const double* bp = &beta[0]
+    if lo.shape[0] != n or hi.shape[0] != n or off.shape[0] != n or w.shape[0] != n \
+            or beta.shape[0] != p or part.shape[0] < nch or part.shape[1] != 5:
+        raise ValueError("inconsistent shapes")
+    for c in prange(nch, nogil=True, schedule="static", num_threads=n_threads):
+        start = c * CHUNK
+        stop = start + CHUNK
+        if stop > n:
+            stop = n
+        s2 = 0.0
+        rmax = 0.0
+        ymax = 0.0
+        ylo = INFINITY
+        yhi = -INFINITY
+        for i in range(start, stop):
+            flo = isfinite(lo[i])
+            fhi = isfinite(hi[i])
+            if flo and fhi:
+                y = 0.5 * (lo[i] + hi[i])
+            elif flo:
+                y = lo[i]
+            else:
+                y = hi[i]
+            y = y - off[i]
+            r = y - _dot(&X[i, 0], bp, p)
+            s2 = s2 + w[i] * r * r
+            if fabs(r) > rmax:
+                rmax = fabs(r)
+            if fabs(y) > ymax:
+                ymax = fabs(y)
+            if y < ylo:
+                ylo = y
+            if y > yhi:
+                yhi = y
+        part[c, 0] = s2
+        part[c, 1] = rmax
+        part[c, 2] = ymax
+        part[c, 3] = ylo
+        part[c, 4] = yhi

@@ -24,7 +24,7 @@ import pandas as pd
 import scipy.linalg as sla
 from scipy import special, stats
 
-from .._config import resolve_threads
+from .._config import requested_threads, resolve_threads, threads_for_work
 from .._kernels import censnorm
 from ..em.data import ArrayData
 from ..em.engine import run_em
@@ -179,12 +179,16 @@ class CensoredRegression(FitMixin, ChunkedModel):
         if len(self.exog_names) != p:
             raise DataError(f"{len(self.exog_names)} exog_names for {p} columns")
         w, off = check_rows(X, lo, hi, weights, offset, labels)
-
-        exact = lo == hi
-        self.n_exact = int(exact.sum())
-        self.n_left = int(((lo == -np.inf) & np.isfinite(hi)).sum())
-        self.n_right = int((np.isfinite(lo) & (hi == np.inf)).sum())
-        self.n_interval = int((np.isfinite(lo) & np.isfinite(hi) & ~exact).sum())
+        # the kernels read C-contiguous rows (ArrayData below would make the same copy)
+        X = np.ascontiguousarray(X)
+        lo, hi, off, w = (np.ascontiguousarray(a, dtype=float) for a in (lo, hi, off, w))
+        # one pass: the censoring counts and X'W y of the completed response (the start)
+        nt = threads_for_work(requested_threads(), n)
+        nch = censnorm.n_chunks(n)
+        part_xy, part_n = np.zeros((nch, p)), np.zeros((nch, 4))
+        censnorm.censreg_start_pass(X, lo, hi, off, w, part_xy, part_n, nt)
+        self.n_exact, self.n_left, self.n_right, self.n_interval = (
+            int(c) for c in part_n.sum(axis=0))
         if identify and self.n_exact == 0 and self.n_interval == 0:
             raise DataError(
                 f"all {n} observations are censored (none is observed exactly or within a "
@@ -208,7 +212,7 @@ class CensoredRegression(FitMixin, ChunkedModel):
         if identify:
             self._check_rank(self._gram)
             self._gram_cho = sla.cho_factor(self._gram, lower=True)
-            self._start = self._completed_wls(X, lo, hi, w, off)
+            self._start = self._completed_wls(X, lo, hi, w, off, part_xy.sum(axis=0), nt)
         elif centre is None:
             raise ValueError("a model built with identify=False needs a centre")
         self._centre = (self._start[0] if centre is None
@@ -283,21 +287,27 @@ class CensoredRegression(FitMixin, ChunkedModel):
         theta = np.asarray(theta, dtype=float)
         return np.ascontiguousarray(theta[:-1]), float(np.exp(theta[-1]))
 
-    def _completed_wls(self, X, lo, hi, w, off) -> tuple[np.ndarray, float]:
-        """Weighted least squares on a completed response (bounds, or interval midpoints)."""
-        y = np.where(np.isfinite(lo) & np.isfinite(hi), 0.5 * (lo + hi),
-                     np.where(np.isfinite(lo), lo, hi)) - off
-        beta = sla.cho_solve(self._gram_cho, X.T @ (w * y))
-        resid = y - X @ beta
-        perfect = np.max(np.abs(resid)) <= 1e-10 * (1.0 + np.max(np.abs(y)))
-        if len(y) > X.shape[1] and np.all(lo == hi) and perfect:
-            what = ("the response is constant" if np.ptp(y) == 0 else
+    def _completed_wls(self, X, lo, hi, w, off, xwy, n_threads) -> tuple[np.ndarray, float]:
+        """Weighted least squares on a completed response (bounds, or interval midpoints),
+        from X'W y (``xwy``, :func:`censnorm.censreg_start_pass`) and one pass for the
+        residuals (no n-row temporaries)."""
+        n = X.shape[0]
+        beta = sla.cho_solve(self._gram_cho, xwy)
+        part = np.empty((censnorm.n_chunks(n), 5))
+        censnorm.censreg_start_resid(X, lo, hi, off, w, np.ascontiguousarray(beta), part,
+                                     n_threads)
+        ssr, rmax, ymax = part[:, 0].sum(), part[:, 1].max(), part[:, 2].max()
+        perfect = rmax <= 1e-10 * (1.0 + ymax)
+        if n > X.shape[1] and self.n_exact == n and perfect:
+            what = ("the response is constant" if part[:, 3].min() == part[:, 4].max() else
                     "the regressors fit them without error")
             raise DataError(
-                f"the {len(y)} exactly observed response(s) leave no residual variation "
+                f"the {n} exactly observed response(s) leave no residual variation "
                 f"({what}): the scale is not identified and its estimate goes to zero")
-        s2 = float(w @ resid**2) / max(self._sum_w - self.k_exog, 1.0)
+        s2 = float(ssr) / max(self._sum_w - self.k_exog, 1.0)
         if not np.isfinite(s2) or s2 <= 0:
+            y = np.where(np.isfinite(lo) & np.isfinite(hi), 0.5 * (lo + hi),
+                         np.where(np.isfinite(lo), lo, hi)) - off
             s2 = float(np.var(y)) or 1.0
         return beta, s2
 
