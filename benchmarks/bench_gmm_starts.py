@@ -28,6 +28,13 @@ likelihood unbounded; mclust reports those as NA).  A strategy "reaches" it when
 log-likelihood is within ``--tol`` (default 0.01) of it.  The table counts, per strategy
 and data set, the cells reached out of the cells where some fit is valid, and the total
 seconds of the fits (under whatever load the machine has: compare within one run).
+
+``--short-em-counts 20,10,5,0`` measures instead whether the 20 short-EM starts of
+``init="all"`` pay: ``gmm_select`` (its fast loop, 14 structures, ``--ks``) on every data set
+with the short-EM part of ``init="all"`` given that many starts (0: without the part), and
+the same table of cells reaching the best known log-likelihood (the best of mclust's and
+of every count's fits without a collapsed component), with the seconds of each
+``gmm_select``.
 """
 
 from __future__ import annotations
@@ -78,6 +85,58 @@ def fit_one(X, k, structure, init):
     return {"llf": llf, "valid": ok, "error": "", "seconds": time.perf_counter() - t}
 
 
+def select_counts(sets, models, ks, counts, tol):
+    """The ``--short-em-counts`` measurement (see the module's docstring)."""
+    import emstats.models.gmm as G
+
+    saved = (G.INIT_COUNTS["short-em"], G.ALL_PARTS)
+    res = {}
+    try:
+        for c in counts:
+            G.ALL_PARTS = saved[1] if c > 0 else tuple(p for p in saved[1] if p != "short-em")
+            G.INIT_COUNTS["short-em"] = c if c > 0 else saved[0]
+            for nm, (X, _) in sets.items():
+                t = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    tab = emstats.gmm_select(X, k=ks, covariance=models).table
+                res[c, nm] = (time.perf_counter() - t, {
+                    (r.covariance, int(r.k)): float(r.loglik) for r in tab.itertuples()
+                    if not r.failed and not r.degenerate and np.isfinite(r.loglik)})
+                print(f"# {c} short-EM starts, {nm}: {res[c, nm][0]:.1f} s", file=sys.stderr,
+                      flush=True)
+    finally:
+        G.INIT_COUNTS["short-em"], G.ALL_PARTS = saved
+    print(f"Cells reaching the best known log-likelihood (within {tol}) by the number of "
+          "short-EM starts of init='all' (gmm_select, 14 structures):\n")
+    cols = [f"{c} starts" if c else "without" for c in counts]
+    print("| data set | cells | " + " | ".join(cols) + " | mclust |")
+    print("| --- | ---: | " + " | ".join("---:" for _ in cols) + " | ---: |")
+    tot = [0] * (len(counts) + 2)
+    for nm, (_, rec) in sets.items():
+        hit = [0] * (len(counts) + 1)
+        cells = 0
+        for st in models:
+            for k in ks:
+                vals = [res[c, nm][1].get((st, k)) for c in counts]
+                r_ll = rec["loglik"][st][k - 1]
+                known = [v for v in vals + [r_ll] if v is not None]
+                if not known:
+                    continue
+                best = max(known)
+                cells += 1
+                for j, v in enumerate(vals + [r_ll]):
+                    hit[j] += v is not None and v >= best - tol
+        tot[0] += cells
+        for j, h in enumerate(hit):
+            tot[j + 1] += h
+        print(f"| {nm} | {cells} | " + " | ".join(map(str, hit)) + " |")
+    print(f"| all | {tot[0]} | " + " | ".join(
+        f"{h} ({100.0 * h / max(tot[0], 1):.0f}%)" for h in tot[1:]) + " |")
+    print("| seconds | | " + " | ".join(
+        f"{sum(res[c, nm][0] for nm in sets):.1f}" for c in counts) + " | |")
+
+
 def parse_ks(text):
     if "-" in text:
         a, b = text.split("-")
@@ -95,10 +154,16 @@ def main(argv=None):
                     "structure, so that an interrupted run keeps what it did)")
     ap.add_argument("--from-json", default="", help="comma-separated files of earlier runs: "
                     "print their table, fit nothing")
+    ap.add_argument("--short-em-counts", default="", help="comma-separated numbers of "
+                    "short-EM starts of init='all' to compare through gmm_select (0: none)")
     args = ap.parse_args(argv)
     sets, models = load_sets([s for s in args.datasets.split(",") if s])
     structures = [s for s in args.structures.split(",") if s] or models
     ks = parse_ks(args.ks)
+    if args.short_em_counts:
+        select_counts(sets, structures, ks, [int(c) for c in args.short_em_counts.split(",")],
+                      args.tol)
+        return
     cells = []
     if args.from_json:
         for path in args.from_json.split(","):

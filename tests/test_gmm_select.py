@@ -53,6 +53,25 @@ def test_guard_floors_non_finite_covariance_without_eigen_decomposition():
     assert np.linalg.eigvalsh(m._guard(small)[0])[0] == pytest.approx(m._floor)
 
 
+def test_collapsed_components_allows_the_rounding_of_a_floored_eigenvalue():
+    # a floored eigenvalue next to a large one comes back from the rebuilt matrix with an
+    # error of order eps * the large one, far above the floor: still collapsed
+    X, _ = _degenerate_data()
+    m = emstats.gmm(X, k=2, covariance="VVV")
+    big = 1e4 * float(np.mean(np.var(X, axis=0)))
+    Q = np.linalg.qr(np.random.default_rng(3).normal(size=(2, 2)))[0]
+    rebuilt = (Q * np.array([m._floor, big])) @ Q.T
+    w = np.linalg.eigvalsh(rebuilt)[0]
+    assert abs(w - m._floor) > 1e-6 * m._floor          # what the former margin missed
+    covs = np.array([np.eye(2), rebuilt])
+    p = G.GMMParams(np.array([0.5, 0.5]), np.zeros((2, 2)), covs)
+    assert m.collapsed_components(p) == [1]
+    # an eigenvalue ten times the floor, beside a unit one, is not collapsed
+    p2 = G.GMMParams(np.array([0.5, 0.5]), np.zeros((2, 2)),
+                     np.array([np.eye(2), np.diag([1.0, 10 * m._floor])]))
+    assert m.collapsed_components(p2) == []
+
+
 def test_select_reports_a_failed_fit_and_picks_from_the_rest():
     f = emstats.datasets.load("faithful")
     # k = 3 gets a partition with two labels: that fit fails (ValueError), the rest run

@@ -486,9 +486,10 @@ def small_moments(const double[::1] N, const double[:, ::1] S1, const double[:, 
                 for a in range(d):
                     for b in range(d):
                         covs[k, a, b] = 0.0
-            if kind == 0:
+            if kind <= 1:
+                # full (every entry) or diagonal (a == b only): pooled or per component
                 for a in range(d):
-                    for b in range(d):
+                    for b in range(a if kind == 1 else 0, a + 1 if kind == 1 else d):
                         if shared:
                             q = 0.0
                             for k in range(K):
@@ -499,18 +500,6 @@ def small_moments(const double[::1] N, const double[:, ::1] S1, const double[:, 
                         else:
                             for k in range(K):
                                 covs[k, a, b] = W[k, a, b] / Nk[k]
-            elif kind == 1:
-                for a in range(d):
-                    if shared:
-                        q = 0.0
-                        for k in range(K):
-                            q += W[k, a, a]
-                        q = q / n
-                        for k in range(K):
-                            covs[k, a, a] = q
-                    else:
-                        for k in range(K):
-                            covs[k, a, a] = W[k, a, a] / Nk[k]
             else:
                 q = 0.0
                 for k in range(K):

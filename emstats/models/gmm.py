@@ -1367,11 +1367,26 @@ class GaussianMixture(FitMixin, ChunkedModel):
                 covs[k] = (vk * wk) @ vk.T
         return covs
 
+    #: relative margin on the floor, and the rounding allowance in units of d eps times
+    #: the largest eigenvalue, of :meth:`collapsed_components`
+    COLLAPSE_MARGIN = 1e-3
+    COLLAPSE_EPS = 64.0
+
     def collapsed_components(self, params: GMMParams) -> list[int]:
         """Components (0-based) that collapsed: emptied (weight 0) or with a covariance
-        floored at the model's lower bound on its eigenvalues."""
-        w = np.linalg.eigvalsh(params.covariances)[:, 0]
-        bad = (params.weights <= 1e-10) | (w <= self._floor * (1.0 + 1e-6))
+        floored at the model's lower bound on its eigenvalues.
+
+        A floored eigenvalue comes back from the rebuilt matrix (and from the M-steps that
+        follow) with a rounding error of order ``d * eps`` times the matrix's largest
+        eigenvalue, which exceeds the floor itself (1e-10 of the mean variance) by far:
+        the test allows that error (``COLLAPSE_EPS``) on top of a relative margin
+        (``COLLAPSE_MARGIN``) on the floor.  An eigenvalue that close to the floor, or a
+        condition number near 1 / eps, is a singular covariance either way."""
+        w = np.linalg.eigvalsh(params.covariances)
+        wmin, wmax = w[:, 0], np.abs(w).max(axis=1)
+        limit = (self._floor * (1.0 + self.COLLAPSE_MARGIN)
+                 + self.COLLAPSE_EPS * self.d * np.finfo(float).eps * wmax)
+        bad = (params.weights <= 1e-10) | ~(wmin > limit)
         return [int(k) for k in np.flatnonzero(bad)]
 
     def canonical(self, params: GMMParams) -> GMMParams:
