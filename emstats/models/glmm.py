@@ -131,6 +131,22 @@ def _row_terms(code: int, eta: np.ndarray, y: np.ndarray, n: np.ndarray):
     return y * eta - mu, y - mu, mu
 
 
+def _factorize(g):
+    """``pd.factorize(g, sort=True)`` with object levels; integer codes of a moderate range
+    by counting (pandas' hash table of n entries would be the fit's largest array)."""
+    if isinstance(g, np.ndarray) and g.dtype.kind in "iu" and g.size:
+        lo, hi = int(g.min()), int(g.max())
+        if hi - lo <= 4 * g.size + 1024:
+            present = np.bincount(g - lo if lo else g, minlength=hi - lo + 1) > 0
+            rank = np.cumsum(present) - 1
+            codes = rank[g - lo] if lo else rank[g]
+            return codes, np.asarray(np.flatnonzero(present) + lo, dtype=object)
+    codes, uniques = pd.factorize(g, sort=True)
+    if isinstance(g, np.ndarray):
+        uniques = np.asarray(uniques, dtype=object)
+    return codes, uniques
+
+
 def _xwx_xwz(X: np.ndarray, wt: np.ndarray, xb=None, mu=None):
     """X' W X and (with ``xb`` and ``mu``) X' (W xb + mu) for W = diag(wt), by blocks of
     ROW_BLOCK rows (for at most ROW_BLOCK rows: the whole-array products)."""
@@ -334,9 +350,7 @@ class RandomInterceptGLMM(FitMixin, ChunkedModel):
                 "1" if trials is None else "the number of trials")
             raise DataError(f"response {endog_name!r} is {what} in every row: the intercept "
                             "diverges and the model is not identified")
-        codes, uniques = pd.factorize(g_raw, sort=True)
-        if isinstance(g_raw, np.ndarray):
-            uniques = np.asarray(uniques, dtype=object)
+        codes, uniques = _factorize(g_raw)
         del g_raw
         G = len(uniques)
         if G < 2:
