@@ -152,7 +152,7 @@ class GaussianRows(ArrayData):
         for c in super().chunks(n_chunks, n_threads):
             whole = c.start == 0 and c.stop == self.n_rows
             xt = self.XT if whole else np.ascontiguousarray(c["X"].T)
-            out.append(Chunk({**c.arrays, "XT": xt}, c.start, c.stop, c.unit_bounds,
+            out.append(Chunk({**c.arrays, "XT": xt}, c.start, c.stop, c.bounds,
                              c.n_threads))
         return out
 
@@ -181,6 +181,6 @@ class IncompleteGaussianRows(ArrayData):
             nc = int(np.searchsorted(c["pat"], 0))
             whole = c.start == 0 and nc == self.XT.shape[1]
             xt = self.XT if whole else np.ascontiguousarray(c["X"][:nc].T)
-            out.append(Chunk({**c.arrays, "XT": xt}, c.start, c.stop, c.unit_bounds,
+            out.append(Chunk({**c.arrays, "XT": xt}, c.start, c.stop, c.bounds,
                              c.n_threads))
         return out

@@ -41,6 +41,8 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
 LOG2PI = float(np.log(2.0 * np.pi))
+#: rows of a block of per-row temporaries
+ROWS = 65536
 
 
 @dataclass(frozen=True)
@@ -85,22 +87,40 @@ def group_patterns(X: np.ndarray) -> Patterns:
     """
     obs = ~np.isnan(X)
     n, d = obs.shape
-    # one integer code per row (bytes of the packed bits for wide data): sorting codes
-    # is far faster than np.unique(axis=0) on the boolean rows
-    packed = np.packbits(obs, axis=1)
-    if packed.shape[1] <= 8:
-        code = np.zeros(n, dtype=np.uint64)
-        for j in range(packed.shape[1]):
-            code = (code << np.uint64(8)) | packed[:, j].astype(np.uint64)
+    if d <= 16:
+        # one code per row below 2^16, counted directly (no sort of the codes): bit j
+        # set where column j is observed
+        code = np.zeros(n, dtype=np.int32)
+        for j in range(d):
+            np.bitwise_or(code, np.int32(1 << j), out=code, where=obs[:, j])
+        at = np.full(1 << d, n, dtype=np.int64)
+        np.minimum.at(at, code, np.arange(n, dtype=np.int64))
+        codes = np.flatnonzero(at < n)
+        first = at[codes]
+        del at
     else:
-        code = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
-    _, first, inv = np.unique(code, return_index=True, return_inverse=True)
-    inv = inv.ravel()
+        # one integer code per row (bytes of the packed bits for wide data): sorting
+        # codes is far faster than np.unique(axis=0) on the boolean rows
+        packed = np.packbits(obs, axis=1)
+        if packed.shape[1] <= 8:
+            code = np.zeros(n, dtype=np.uint64)
+            for j in range(packed.shape[1]):
+                code = (code << np.uint64(8)) | packed[:, j].astype(np.uint64)
+        else:
+            code = np.ascontiguousarray(packed).view(
+                np.dtype((np.void, packed.shape[1]))).ravel()
+        _, first, inv = np.unique(code, return_index=True, return_inverse=True)
+        code = inv.ravel()
+        codes = np.arange(first.size)
     keys = obs[first]
+    del obs
     rank = np.lexsort((first, -keys.sum(axis=1)))
     relabel = np.empty_like(rank)
     relabel[rank] = np.arange(rank.size)
-    row_pattern = relabel[inv].astype(np.int64)
+    lut = np.zeros(int(codes[-1]) + 1, dtype=np.int64)      # code -> pattern
+    lut[codes] = relabel
+    row_pattern = lut[code]
+    del code
     order = np.argsort(row_pattern, kind="stable").astype(np.int64)
     counts = np.bincount(row_pattern, minlength=rank.size).astype(np.int64)
     bounds = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -122,9 +142,15 @@ def pattern_sums(X: np.ndarray, patterns: Patterns, centre: np.ndarray):
         o = np.flatnonzero(patterns.observed[p])
         if o.size == 0:
             continue
-        Xp = X[np.ix_(patterns.rows(p), o)] - centre[o]
-        s[p, o] = Xp.sum(axis=0)
-        S[p][np.ix_(o, o)] = Xp.T @ Xp
+        rows = patterns.rows(p)
+        sp, Sp = np.zeros(o.size), np.zeros((o.size, o.size))
+        for a in range(0, rows.size, ROWS):     # by blocks of rows: no copy of the data
+            Xp = X[np.ix_(rows[a:a + ROWS], o)]
+            Xp -= centre[o]
+            sp += Xp.sum(axis=0)
+            Sp += Xp.T @ Xp
+        s[p, o] = sp
+        S[p][np.ix_(o, o)] = Sp
     return n, s, S
 
 

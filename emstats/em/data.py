@@ -27,9 +27,9 @@ class Chunk:
         The chunk's rows of each array (C-contiguous views where possible).
     start, stop : int
         The chunk's rows in the whole data set.
-    unit_bounds : ndarray of int64
+    bounds : ndarray of int64 or None
         Offsets of the chunk's units within the chunk (``n_units + 1`` values; rows
-        ``unit_bounds[u]:unit_bounds[u + 1]`` form unit ``u``).
+        ``bounds[u]:bounds[u + 1]`` form unit ``u``), or None when every row is a unit.
     n_threads : int
         Threads the chunk's kernels may use (set by whoever runs the E-step).
     """
@@ -37,11 +37,19 @@ class Chunk:
     arrays: Mapping[str, np.ndarray]
     start: int
     stop: int
-    unit_bounds: np.ndarray
+    bounds: np.ndarray | None
     n_threads: int = 1
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.arrays[name]
+
+    @property
+    def unit_bounds(self) -> np.ndarray:
+        """Offsets of the units within the chunk (made on demand when every row is a
+        unit: the chunk keeps no vector of ``n_rows + 1`` offsets)."""
+        if self.bounds is None:
+            return np.arange(self.n_rows + 1, dtype=np.int64)
+        return self.bounds
 
     @property
     def n_rows(self) -> int:
@@ -51,7 +59,7 @@ class Chunk:
     @property
     def n_units(self) -> int:
         """Number of independent units in the chunk."""
-        return len(self.unit_bounds) - 1
+        return self.n_rows if self.bounds is None else len(self.bounds) - 1
 
 
 #: rows of a block of per-row temporaries (:func:`row_blocks`)
@@ -149,7 +157,7 @@ class ArrayData:
         for u0, u1 in zip(edges[:-1], edges[1:], strict=True):
             if rows:
                 r0, r1 = int(u0), int(u1)
-                ub = np.arange(r1 - r0 + 1, dtype=np.int64)
+                ub = None
             else:
                 r0, r1 = int(b[u0]), int(b[u1])
                 ub = b[u0:u1 + 1] - r0

@@ -72,7 +72,7 @@ from scipy import special
 
 from .._config import resolve_threads
 from .._kernels import glmm_kernels
-from ..em.data import ArrayData, Chunk
+from ..em.data import ROW_BLOCK, ArrayData, Chunk
 from ..em.protocol import ChunkedModel
 from ..em.stats import Stats
 from ..exceptions import DataError, SingularDesignError
@@ -83,6 +83,8 @@ from ..inference.results import EMResults
 
 #: draws per block in the Monte Carlo passes (bounds the memory at _CHUNK x rows)
 _CHUNK = 2048
+#: rows of a block of the pooled Newton fit's per-row temporaries
+_NEWTON_ROWS = 16384
 
 
 def _log1pexp(x: np.ndarray) -> np.ndarray:
@@ -127,6 +129,35 @@ def _row_terms(code: int, eta: np.ndarray, y: np.ndarray, n: np.ndarray):
         return ll, y * l1 - (n - y) * l0, y * l1 * (eta + l1) + (n - y) * l0 * (l0 - eta)
     mu = np.exp(eta)
     return y * eta - mu, y - mu, mu
+
+
+def _factorize(g):
+    """``pd.factorize(g, sort=True)`` with object levels; integer codes of a moderate range
+    by counting (pandas' hash table of n entries would be the fit's largest array)."""
+    if isinstance(g, np.ndarray) and g.dtype.kind in "iu" and g.size:
+        lo, hi = int(g.min()), int(g.max())
+        if hi - lo <= 4 * g.size + 1024:
+            present = np.bincount(g - lo if lo else g, minlength=hi - lo + 1) > 0
+            rank = np.cumsum(present) - 1
+            codes = rank[g - lo] if lo else rank[g]
+            return codes, np.asarray(np.flatnonzero(present) + lo, dtype=object)
+    codes, uniques = pd.factorize(g, sort=True)
+    if isinstance(g, np.ndarray):
+        uniques = np.asarray(uniques, dtype=object)
+    return codes, uniques
+
+
+def _xwx_xwz(X: np.ndarray, wt: np.ndarray, xb=None, mu=None):
+    """X' W X and (with ``xb`` and ``mu``) X' (W xb + mu) for W = diag(wt), by blocks of
+    ROW_BLOCK rows (for at most ROW_BLOCK rows: the whole-array products)."""
+    xwx = xwz = 0.0
+    for r0 in range(0, X.shape[0], ROW_BLOCK):
+        rows = slice(r0, r0 + ROW_BLOCK)
+        Xb, wb = X[rows], wt[rows]
+        xwx = xwx + Xb.T @ (Xb * wb[:, None])
+        if xb is not None:
+            xwz = xwz + Xb.T @ (wb * xb[rows] + mu[rows])
+    return xwx, xwz
 
 
 def _inverse_link(code: int, eta: np.ndarray) -> np.ndarray:
@@ -252,8 +283,8 @@ class RandomInterceptGLMM(FitMixin, ChunkedModel):
         if np.isnan(y).any():
             raise DataError(f"response {endog_name!r} has missing values in rows "
                             f"{_labels(labels, np.isnan(y))}")
-        if offset is None:
-            off = np.zeros(n)
+        if offset is None:      # zero offsets: a read-only broadcast (not read by kernels)
+            off = np.broadcast_to(0.0, (n,))
         else:
             off = np.broadcast_to(np.asarray(offset, dtype=float).ravel(), (n,)).copy() \
                 if np.ndim(offset) == 0 or np.size(offset) == n else None
@@ -295,11 +326,19 @@ class RandomInterceptGLMM(FitMixin, ChunkedModel):
             if bad.any():
                 raise DataError(f"response {endog_name!r} exceeds the number of trials in rows "
                                 f"{_labels(labels, bad)}")
-        g_raw = pd.Series(np.asarray(groups, dtype=object) if not isinstance(groups, pd.Series)
-                          else groups.to_numpy(dtype=object))
+        g_num = groups.to_numpy() if isinstance(groups, pd.Series) else np.asarray(groups)
+        if g_num.ndim == 1 and g_num.dtype.kind in "biuf":
+            # numeric groups are factorised as they are (no n Python objects); the levels
+            # are made objects as those of the general path
+            g_raw = g_num
+        else:
+            g_raw = pd.Series(np.asarray(groups, dtype=object)
+                              if not isinstance(groups, pd.Series)
+                              else groups.to_numpy(dtype=object))
+        del g_num
         if len(g_raw) != n:
             raise DataError(f"groups has {len(g_raw)} values but the data have {n} rows")
-        miss = g_raw.isna().to_numpy()
+        miss = np.asarray(pd.isna(g_raw))
         if miss.any():
             raise DataError(f"group column {group_name!r} has missing values in rows "
                             f"{_labels(labels, miss)}")
@@ -311,7 +350,8 @@ class RandomInterceptGLMM(FitMixin, ChunkedModel):
                 "1" if trials is None else "the number of trials")
             raise DataError(f"response {endog_name!r} is {what} in every row: the intercept "
                             "diverges and the model is not identified")
-        codes, uniques = pd.factorize(g_raw, sort=True)
+        codes, uniques = _factorize(g_raw)
+        del g_raw
         G = len(uniques)
         if G < 2:
             raise DataError(f"group column {group_name!r} has {G} level(s); the random-intercept "
@@ -324,21 +364,40 @@ class RandomInterceptGLMM(FitMixin, ChunkedModel):
         # rows sorted by group (copies: the caller's data stay as they are), so that a
         # group is a contiguous unit of the chunked data
         order = np.argsort(codes, kind="stable")
+        if n < 2 ** 31:     # row and group indices in 32 bits (half the memory)
+            order = order.astype(np.int32)
         self.order = order
         self.row_order = order        # data rows in the caller's order (for groups=)
-        self.g = np.ascontiguousarray(codes[order])
+        self.g = np.ascontiguousarray(codes[order], dtype=order.dtype)
+        del codes
         self.starts = np.flatnonzero(np.r_[True, np.diff(self.g) != 0])
-        y_s, nt_s = y[order], nt[order]
+        # rows already in group order (the usual layout of grouped data) are not copied:
+        # read-only views; constant trials and zero offsets need no reordering either
+        in_order = bool(np.all(order[1:] > order[:-1]))
+
+        def sort(a, constant=False):
+            if constant or in_order:
+                v = np.ascontiguousarray(a).view()
+                v.flags.writeable = False
+                return v
+            return a[order]
+        y_s = sort(y)
+        nt_s = sort(nt, constant=trials is None)
         # the constants of the rows' densities (lme4's logLik includes them): log binomial
         # coefficients, or -log y! for the Poisson
         if self.family == "poisson":
             logchoose = -special.gammaln(y_s + 1)
+        elif trials is None:    # 0/1 outcomes: log C(1, y) = 0 in every row, a broadcast
+            logchoose = np.broadcast_to(0.0, (n,))
         else:
-            logchoose = (special.gammaln(nt_s + 1) - special.gammaln(y_s + 1)
-                         - special.gammaln(nt_s - y_s + 1))
-        self.data = ArrayData({"X": X[order], "y": y_s, "n": nt_s, "off": off[order],
+            logchoose = special.gammaln(nt_s + 1)
+            logchoose -= special.gammaln(y_s + 1)
+            logchoose -= special.gammaln(nt_s - y_s + 1)
+        self.data = ArrayData({"X": sort(X), "y": y_s, "n": nt_s,
+                               "off": off if offset is None else sort(off),
                                "logchoose": logchoose},
                               unit_bounds=np.r_[self.starts, n])
+        del X, y, nt, off
         self.X = self.data["X"]
         self.y = self.data["y"]
         self.ntrials = self.data["n"]
@@ -390,7 +449,7 @@ class RandomInterceptGLMM(FitMixin, ChunkedModel):
         X = chunk["X"]
         G, K, q = chunk.n_units, self._gh_z.size, self.k_exog + 1
         xb = X @ beta
-        eta0 = xb + chunk["off"]
+        eta0 = xb + chunk["off"] if self.has_offset else xb     # no n-vector of zeros
         out = {"xb": xb, "eta0": eta0, "tau": tau, "mode": np.empty(G), "curv": np.empty(G),
                "llg": np.empty(G), "w": np.empty((G, K)), "mu": np.empty(chunk.n_rows),
                "mv": np.empty(chunk.n_rows), "eb2": np.empty(G),
@@ -550,14 +609,11 @@ class RandomInterceptGLMM(FitMixin, ChunkedModel):
         if not self._valid(params):
             return None, -np.inf
         r = self._agq(params, chunk)
-        X = chunk["X"]
-        wt = r["mv"]
         ll = float(np.sum(r["llg"]) + np.sum(chunk["logchoose"]))
         if not np.isfinite(ll):
             return None, -np.inf
-        stats = Stats(xwx=X.T @ (X * wt[:, None]),
-                      xwz=X.T @ (wt * r["xb"] + r["mu"]),
-                      eb2=np.sum(r["eb2"]), n_units=float(chunk.n_units))
+        xwx, xwz = _xwx_xwz(chunk["X"], r.pop("mv"), r.pop("xb"), r.pop("mu"))
+        stats = Stats(xwx=xwx, xwz=xwz, eb2=np.sum(r["eb2"]), n_units=float(chunk.n_units))
         return stats, ll
 
     def chunk_louis(self, params, chunk: Chunk) -> Stats:
@@ -574,7 +630,7 @@ class RandomInterceptGLMM(FitMixin, ChunkedModel):
         r = self._agq(params, chunk, louis=True)
         X, p = chunk["X"], self.k_exog
         complete = np.zeros((p + 1, p + 1))
-        complete[:p, :p] = X.T @ (X * r["mv"][:, None])
+        complete[:p, :p] = _xwx_xwz(X, r["mv"])[0]
         complete[p, p] = 2.0 * float(np.sum(r["eb2"])) / r["tau"] ** 2
         return Stats(loglik=float(np.sum(r["llg"]) + np.sum(chunk["logchoose"])),
                      score=r["score_g"].sum(axis=0), complete=complete,
@@ -656,18 +712,26 @@ class RandomInterceptGLMM(FitMixin, ChunkedModel):
         w = draws.normalised_weights()
         b = draws.b
         X, y, nt = self.X, self.y, self.ntrials
+        n = len(y)
         beta = np.array(beta, dtype=float)
         for _ in range(maxiter):
-            eta0 = X @ beta + self.offset
-            mu = np.zeros(len(y))
-            mv = np.zeros(len(y))
-            for s in range(0, b.shape[0], _CHUNK):
-                ww = w[s:s + _CHUNK][:, self.g]
-                _, u, v = _row_terms(self._code, eta0 + b[s:s + _CHUNK][:, self.g], y, nt)
-                mu += np.sum(ww * u, axis=0)
-                mv += np.sum(ww * v, axis=0)
-            grad = X.T @ mu
-            hess = X.T @ (X * mv[:, None])
+            # by blocks of rows (per-row temporaries of _NEWTON_ROWS rows times the draws
+            # of a chunk; one block, the whole data, for up to _NEWTON_ROWS rows)
+            grad, hess = 0.0, 0.0
+            for r0 in range(0, n, _NEWTON_ROWS):
+                rows = slice(r0, min(r0 + _NEWTON_ROWS, n))
+                g, Xb = self.g[rows], X[rows]
+                eta0 = Xb @ beta + self.offset[rows]
+                mu = np.zeros(len(eta0))
+                mv = np.zeros(len(eta0))
+                for s in range(0, b.shape[0], _CHUNK):
+                    ww = w[s:s + _CHUNK][:, g]
+                    _, u, v = _row_terms(self._code, eta0 + b[s:s + _CHUNK][:, g], y[rows],
+                                         nt[rows])
+                    mu += np.sum(ww * u, axis=0)
+                    mv += np.sum(ww * v, axis=0)
+                grad = grad + Xb.T @ mu
+                hess = hess + Xb.T @ (Xb * mv[:, None])
             try:
                 step = np.linalg.solve(hess, grad)
             except np.linalg.LinAlgError:
@@ -1103,7 +1167,7 @@ class RandomSlopeGLMM(RandomInterceptGLMM):
         G, K, p = chunk.n_units, self._gh_z.size, self.k_exog
         q = p + 3
         xb = X @ beta
-        eta0 = xb + chunk["off"]
+        eta0 = xb + chunk["off"] if self.has_offset else xb     # no n-vector of zeros
         out = {"xb": xb, "eta0": eta0, "mode": np.empty((G, 2)), "chol": np.empty((G, 3)),
                "llg": np.empty(G), "w": np.empty((G, K * K)), "mu": np.empty(chunk.n_rows),
                "mv": np.empty(chunk.n_rows), "ebb": np.empty((G, 3)),
@@ -1148,12 +1212,11 @@ class RandomSlopeGLMM(RandomInterceptGLMM):
         if not self._valid(params):
             return None, -np.inf
         r = self._agq(params, chunk)
-        X = chunk["X"]
         ll = float(np.sum(r["llg"]) + np.sum(chunk["logchoose"]))
         if not np.isfinite(ll):
             return None, -np.inf
-        stats = Stats(xwx=X.T @ (X * r["mv"][:, None]), xwz=X.T @ (r["mv"] * r["xb"] + r["mu"]),
-                      ebb=r["ebb"].sum(axis=0), n_units=float(chunk.n_units))
+        xwx, xwz = _xwx_xwz(chunk["X"], r.pop("mv"), r.pop("xb"), r.pop("mu"))
+        stats = Stats(xwx=xwx, xwz=xwz, ebb=r["ebb"].sum(axis=0), n_units=float(chunk.n_units))
         return stats, ll
 
     def chunk_louis(self, params, chunk: Chunk) -> Stats:
@@ -1161,7 +1224,7 @@ class RandomSlopeGLMM(RandomInterceptGLMM):
         r = self._agq(params, chunk, louis=True)
         X, p = chunk["X"], self.k_exog
         complete = np.zeros((p + 3, p + 3))
-        complete[:p, :p] = X.T @ (X * r["mv"][:, None])
+        complete[:p, :p] = _xwx_xwz(X, r["mv"])[0]
         complete[p:, p:] = r["cvar_g"].sum(axis=0)
         return Stats(loglik=float(np.sum(r["llg"]) + np.sum(chunk["logchoose"])),
                      score=r["score_g"].sum(axis=0), complete=complete,

@@ -58,15 +58,21 @@ class PoissonMixture(SpecMaps, FitMixin, ChunkedModel):
         y = check_counts(counts, repr(name))
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
-        w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=float).ravel()
-        if w.shape != y.shape:
-            raise DataError(f"weights have {w.size} rows but the counts have {y.size}")
-        if not np.all(np.isfinite(w) & (w >= 0)) or w.sum() <= 0:
-            raise DataError("weights must be non-negative and finite, and not all zero")
-        if not np.any(y[w > 0] > 0):
+        if weights is None:     # unit weights: a read-only broadcast, not an n-vector
+            w = np.broadcast_to(1.0, y.shape)
+            kept = y
+        else:
+            w = np.asarray(weights, dtype=float).ravel()
+            if w.shape != y.shape:
+                raise DataError(f"weights have {w.size} rows but the counts have {y.size}")
+            if not np.all(np.isfinite(w) & (w >= 0)) or w.sum() <= 0:
+                raise DataError("weights must be non-negative and finite, and not all zero")
+            kept = y[w > 0]
+        if not np.any(kept > 0):
             raise DataError(f"every count of {name!r} is zero: the Poisson rate's maximum "
                             "likelihood estimate is 0, on the boundary of the parameter space")
-        distinct = np.unique(y[w > 0]).size
+        distinct = np.unique(kept).size
+        del kept
         if distinct < k:
             raise DataError(f"k = {k} components need at least {k} distinct counts; the data "
                             f"have {distinct}")
@@ -85,23 +91,52 @@ class PoissonMixture(SpecMaps, FitMixin, ChunkedModel):
         o = np.argsort(params["rate"], kind="stable")
         return {"weights": params["weights"][o], "rate": params["rate"][o]}
 
-    def _from_labels(self, labels: np.ndarray) -> dict:
+    def _from_stats(self, n: np.ndarray, sy: np.ndarray) -> dict:
+        """Start values from each component's weighted count ``n`` and sum ``sy``."""
         y, w = self.data["y"], self.data["w"]
-        onehot = (labels[:, None] == np.arange(self.k)[None, :]) * w[:, None]
-        st = Poisson.stats(y, onehot)
-        n = st["n"]
-        rate = np.maximum(Poisson.mstep(st), 1e-3 * max(float(y @ w / w.sum()), 1e-3))
+        rate = np.maximum(Poisson.mstep({"n": n, "sy": sy}),
+                          1e-3 * max(float(y @ w / w.sum()), 1e-3))
         return {"weights": np.maximum(n, 1e-3 * n.sum()) / np.maximum(n, 1e-3 * n.sum()).sum(),
                 "rate": rate}
+
+    def _from_labels(self, labels: np.ndarray) -> dict:
+        """Start values from a partition of the rows (by blocks of rows: no n x K
+        one-hot matrix)."""
+        n, sy = np.zeros(self.k), np.zeros(self.k)
+        for b in row_blocks({"y": self.data["y"], "w": self.data["w"], "lab": labels}):
+            wb = np.ascontiguousarray(b["w"])
+            n += np.bincount(b["lab"], weights=wb, minlength=self.k)
+            sy += np.bincount(b["lab"], weights=b["y"] * wb, minlength=self.k)
+        return self._from_stats(n, sy)
 
     def start_params(self) -> dict:
         """Components from the weighted quantiles of the counts (equal shares)."""
         y, w = self.data["y"], self.data["w"]
         o = np.argsort(y, kind="stable")
-        cum = np.cumsum(w[o]) / w.sum()
-        labels = np.empty(y.size, dtype=int)
-        labels[o] = np.minimum((cum * self.k - 1e-12).astype(int), self.k - 1)
-        return self._from_labels(labels)
+        # the quantile label of the i-th smallest count is min(int(v_i), k - 1), with v the
+        # cumulative share of the weights in that order times k, minus 1e-12: v does not
+        # decrease, so each label is a run of the order, found block by block (the running
+        # sum carried from block to block is the same sequence as one cumulative sum)
+        total, carry = w.sum(), 0.0
+        below = np.zeros(self.k - 1, dtype=np.int64)    # rows with v < 1, ..., v < k - 1
+        for a in range(0, y.size, 65536):
+            v = w[o[a:a + 65536]]
+            v[0] += carry
+            np.cumsum(v, out=v)
+            carry = v[-1]
+            v /= total
+            v *= self.k
+            v -= 1e-12
+            below += np.searchsorted(v, np.arange(1, self.k), side="left")
+        ends = np.r_[0, below, y.size]
+        n, sy = np.zeros(self.k), np.zeros(self.k)
+        for j in range(self.k):
+            for a in range(ends[j], ends[j + 1], 65536):
+                idx = o[a:min(a + 65536, ends[j + 1])]
+                wj = w[idx]
+                n[j] += wj.sum()
+                sy[j] += y[idx] @ wj
+        return self._from_stats(n, sy)
 
     def initial_starts(self, init, n_init: int, rng: np.random.Generator):
         """``init=None``/``"quantile"``: one start from quantiles (and ``n_init - 1``
@@ -141,7 +176,7 @@ class PoissonMixture(SpecMaps, FitMixin, ChunkedModel):
         stats, total = 0, 0.0
         for b in row_blocks(chunk, 8192):
             r, ll = self._resp(params, b)
-            w = b["w"]
+            w = np.ascontiguousarray(b["w"])    # a block of unit weights: 8192 ones
             total += float(w @ ll)
             if not np.isfinite(total):
                 return None, -np.inf
@@ -160,7 +195,7 @@ class PoissonMixture(SpecMaps, FitMixin, ChunkedModel):
 
     def _louis_block(self, params, chunk):
         r, ll = self._resp(params, chunk)
-        y, w, rate = chunk["y"], chunk["w"], params["rate"]
+        y, w, rate = chunk["y"], np.ascontiguousarray(chunk["w"]), params["rate"]
         score, comp, miss = louis_pieces(r, w, params["weights"],
                                          Poisson.score_rows(y, rate), Poisson.info_rows(y, rate))
         return Stats(loglik=w @ ll, score=score, complete=comp, missing=miss)
@@ -168,7 +203,7 @@ class PoissonMixture(SpecMaps, FitMixin, ChunkedModel):
     def chunk_scores(self, params, chunk) -> np.ndarray:
         """Observed-data score of each row of the chunk (weights included)."""
         r, _ = self._resp(params, chunk)
-        return score_rows(r, chunk["w"], params["weights"],
+        return score_rows(r, np.ascontiguousarray(chunk["w"]), params["weights"],
                           Poisson.score_rows(chunk["y"], params["rate"]))
 
     def louis_from_stats(self, params, total):

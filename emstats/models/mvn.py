@@ -160,9 +160,17 @@ class MVN(SpecMaps, FitMixin, ChunkedModel):
     def __init__(self, data, *, missing: str = "em", _dropped_before: int = 0):
         if missing not in ("em", "drop", "raise"):
             raise ValueError(f"missing must be 'em', 'drop' or 'raise', got {missing!r}")
-        frame = _as_frame(data)
-        X = frame.to_numpy(dtype=float, copy=True)
-        names = [str(c) for c in frame.columns]
+        if isinstance(data, np.ndarray) and data.dtype.kind in "biuf" and data.ndim in (1, 2):
+            # an array is read where it is (no DataFrame, no copy; never written to)
+            X = np.asarray(data, dtype=float)
+            X = X[:, None] if X.ndim == 1 else X
+            names = [f"x{j + 1}" for j in range(X.shape[1])]
+            index = pd.RangeIndex(X.shape[0])
+        else:
+            frame = _as_frame(data)     # a DataFrame of our own float columns
+            X = frame.to_numpy(dtype=float)
+            names = [str(c) for c in frame.columns]
+            index = frame.index
         if X.shape[1] == 0 or X.shape[0] == 0:
             raise DataError(f"data must have at least one row and one column, got shape "
                             f"{X.shape}")
@@ -180,14 +188,18 @@ class MVN(SpecMaps, FitMixin, ChunkedModel):
                             + "; use missing='em' for maximum likelihood under MAR")
         keep = ~nan.all(axis=1) if missing == "em" else ~nan.any(axis=1)
         n_drop = int((~keep).sum())
-        X = np.ascontiguousarray(X[keep])
+        # the rows kept: a read-only view when every row is kept (the caller's data are
+        # never copied nor modified), else a copy of the kept rows
+        X = np.ascontiguousarray(X) if keep.all() else np.ascontiguousarray(X[keep])
+        X = X.view()
+        X.flags.writeable = False
         n, d = X.shape
         if n <= d:
             raise DataError(f"{n} usable row(s) for {d} variables: the covariance matrix "
                             "needs more rows than variables")
         self.names = names
         self.endog_name = names[0] if d == 1 else f"{names[0]}..{names[-1]} ({d} variables)"
-        self.row_labels = frame.index[keep]
+        self.row_labels = index[keep]
         self.n_dropped = n_drop + int(_dropped_before)
         self.missing = missing
         self.X = X

@@ -44,6 +44,7 @@ from .._config import resolve_threads
 from .._kernels import gmm_kernels
 from ..components.gaussian_data import GaussianRows, prepare_data, sym
 from ..components.init import kmeans, random_responsibilities
+from ..em.data import ROW_BLOCK, row_blocks
 from ..em.engine import FitOptions
 from ..em.monitor import ConvergenceInfo
 from ..em.params import Cholesky
@@ -366,7 +367,7 @@ class VariationalGaussianMixture(FitMixin, ChunkedModel):
     # -- EM protocol ----------------------------------------------------------------------
     def start_params(self) -> VBParams:
         """The M-step from k-means responsibilities (k-means++ seeding, seed 0)."""
-        return self.params_from_resp(self._init_resp("kmeans", np.random.default_rng(0)))
+        return self._params_from_labels(self._init_resp("kmeans", np.random.default_rng(0)))
 
     def chunk_stats(self, params: VBParams, chunk):
         """Responsibility-weighted sums of the chunk's rows about the centre c, the entropy
@@ -447,22 +448,44 @@ class VariationalGaussianMixture(FitMixin, ChunkedModel):
         if not np.all(np.isfinite(r)) or np.any(r < 0) or \
                 not np.allclose(r.sum(axis=1), 1.0, rtol=0, atol=1e-10):
             raise ValueError("responsibilities must be non-negative with rows summing to 1")
+        ent = 0.0
+        for b in row_blocks({"r": r}):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ent -= float(np.sum(np.where(b["r"] > 0, b["r"] * np.log(b["r"]), 0.0)))
+        return self._resp_sums(lambda a, z: r[a:z], ent)
+
+    def _resp_sums(self, resp_rows, entropy: float) -> Stats:
+        """The weighted sums of responsibilities ``resp_rows(a, z)`` (rows a:z), by blocks of
+        rows (no centred copy of the data)."""
         K, d = self.K, self.d
-        Xc = self.X - self.centre[None]
-        N = r.sum(axis=0)
-        S1 = r.T @ Xc
-        S2 = np.empty((K, d, d))
+        N, S1, S2 = np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d))
+        for a in range(0, self.n, ROW_BLOCK):
+            z = min(a + ROW_BLOCK, self.n)
+            Xc = self.X[a:z] - self.centre[None]
+            rb = resp_rows(a, z)
+            N += rb.sum(axis=0)
+            S1 += rb.T @ Xc
+            for k in range(K):
+                S2[k] += (rb[:, k, None] * Xc).T @ Xc
         for k in range(K):
-            S2[k] = sym((r[:, k, None] * Xc).T @ Xc)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ent = -float(np.sum(np.where(r > 0, r * np.log(r), 0.0)))
-        return Stats(N=N, S1=S1, S2=S2, entropy=ent)
+            S2[k] = sym(S2[k])
+        return Stats(N=N, S1=S1, S2=S2, entropy=entropy)
 
     def params_from_resp(self, resp) -> VBParams:
         """The M-step from given responsibilities (how a start is made, as scikit-learn)."""
         return self.m_step(self.stats_from_resp(resp))
 
+    def _params_from_labels(self, lab: np.ndarray) -> VBParams:
+        """The M-step from hard labels 0..K-1 (one-hot responsibilities made per block of
+        rows, not as an n x K matrix; their entropy is zero)."""
+        def onehot(a, z):
+            r = np.zeros((z - a, self.K))
+            r[np.arange(z - a), lab[a:z]] = 1.0
+            return r
+        return self.m_step(self._resp_sums(onehot, 0.0))
+
     def _init_resp(self, init, rng) -> np.ndarray:
+        """Initial labels (n,) for k-means or given labels, else responsibilities (n, K)."""
         n, K = self.n, self.K
         if isinstance(init, str):
             key = init.lower()
@@ -483,9 +506,7 @@ class VariationalGaussianMixture(FitMixin, ChunkedModel):
             lab = arr.astype(np.intp)
             if not np.array_equal(lab, arr) or lab.min() < 0 or lab.max() >= K:
                 raise ValueError(f"init labels must be integers 0..{K - 1}")
-        r = np.zeros((n, K))
-        r[np.arange(n), lab] = 1.0
-        return r
+        return lab
 
     def _kmeans(self, rng, iters: int = 10) -> np.ndarray:
         """k-means++ seeding on standardised data, then Lloyd iterations (labels 0..K-1)."""
@@ -542,13 +563,17 @@ class VariationalGaussianMixture(FitMixin, ChunkedModel):
         weights, the means and the covariances (E[Lambda_k]^-1)."""
         a = params.weight_concentration
         logw = np.log(a / a.sum())
-        dens = np.column_stack([
-            sps.multivariate_normal(params.means[k], params.covariances[k],
-                                    allow_singular=True).logpdf(self.X).reshape(-1)
-            for k in range(self.K)])
-        z = dens + logw
-        top = z.max(axis=1, keepdims=True)
-        return float(np.sum(top[:, 0] + np.log(np.exp(z - top).sum(axis=1))))
+        comps = [sps.multivariate_normal(params.means[k], params.covariances[k],
+                                         allow_singular=True) for k in range(self.K)]
+        total = 0.0
+        for b in row_blocks({"X": self.X}):     # per-row temporaries of a block of rows
+            z = np.column_stack([c.logpdf(b["X"]).reshape(-1) for c in comps])
+            z += logw
+            top = z.max(axis=1, keepdims=True)
+            z -= top
+            np.exp(z, out=z)
+            total += float(np.sum(top[:, 0] + np.log(z.sum(axis=1))))
+        return total
 
     # -- fitting --------------------------------------------------------------------------
     def initial_starts(self, init, n_init: int, rng: np.random.Generator):
@@ -558,8 +583,11 @@ class VariationalGaussianMixture(FitMixin, ChunkedModel):
         init = "kmeans" if init is None else init
         n_starts = int(n_init) if isinstance(init, str) else 1
         label = init if isinstance(init, str) else "given"
-        return [(label, self.params_from_resp(self._init_resp(init, rng)))
-                for _ in range(n_starts)]
+        def start():
+            r = self._init_resp(init, rng)      # labels (n,) or responsibilities (n, K)
+            return (self._params_from_labels(r) if r.ndim == 1
+                    else self.params_from_resp(r))
+        return [(label, start()) for _ in range(n_starts)]
 
     def check_start(self, start) -> VBParams:
         if not isinstance(start, VBParams):
