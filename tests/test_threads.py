@@ -122,3 +122,33 @@ def test_gmm_fit_bitwise_across_threads(cov):
     b = m.fit(n_threads=2, n_init=1, cov_type=None, maxiter=20)
     assert np.array_equal(a.params.to_numpy(), b.params.to_numpy())
     assert a.llf == b.llf
+
+
+def test_row_blocks_in_python_threads_bitwise_and_blas_single(fake):
+    """Zero-inflated models share their row blocks among n_threads Python threads (BLAS on
+    one thread meanwhile): the same estimates, standard errors and log-likelihood, bit for
+    bit, as on one thread."""
+    import pandas as pd
+
+    from emstats.em import data as emdata
+
+    rng = np.random.default_rng(6)
+    n = 3 * emdata.ROW_BLOCK + 17          # several blocks
+    x = rng.normal(size=n)
+    z = rng.normal(size=n)
+    lam = np.exp(0.3 + 0.5 * x)
+    zero = rng.random(n) < 1 / (1 + np.exp(-(-0.5 + z)))
+    y = np.where(zero, 0, rng.poisson(lam))
+    df = pd.DataFrame({"y": y, "x": x, "z": z})
+    a = emstats.zeroinfl("y ~ x | z", df).fit(n_threads=1)
+    fake.calls.clear()
+    b = emstats.zeroinfl("y ~ x | z", df).fit(n_threads=2)
+    assert fake.calls and fake.calls[0] == 1 and fake.n == 4
+    assert np.array_equal(a.params.to_numpy(), b.params.to_numpy())
+    assert np.array_equal(a.bse.to_numpy(), b.bse.to_numpy())
+    assert a.llf == b.llf
+    seen = []
+    out = emdata.map_row_blocks(lambda blk: (seen.append(1), blk["v"].sum())[1],
+                                emdata.Chunk({"v": np.arange(n, dtype=float)}, 0, n, None, 2))
+    assert len(out) == len(seen) == 4
+    assert sum(out) == np.arange(n, dtype=float).sum()

@@ -80,6 +80,43 @@ def row_blocks(chunk, size: int = ROW_BLOCK):
         yield {k: v[a:a + size] for k, v in arrays.items()}
 
 
+def map_row_blocks(fn, chunk, size: int = ROW_BLOCK) -> list:
+    """``[fn(block) for block in row_blocks(chunk, size)]``, the blocks shared among the
+    chunk's ``n_threads`` Python threads when it has several (numpy's ufuncs and BLAS
+    release the GIL on blocks of this size), BLAS on one thread meanwhile (the threads
+    are the parallelism).  The results come back in block order, so sums over them are
+    the same for any number of threads; numpy's error state of the caller applies in
+    every thread."""
+    blocks = list(row_blocks(chunk, size))
+    n_threads = int(getattr(chunk, "n_threads", 1) or 1)
+    if n_threads <= 1 or len(blocks) <= 1:
+        return [fn(b) for b in blocks]
+    from .._blas import single_threaded_blas
+
+    err = np.geterr()
+
+    def run(block):
+        with np.errstate(**err):
+            return fn(block)
+
+    with single_threaded_blas():
+        return list(_pool(min(n_threads, len(blocks))).map(run, blocks))
+
+
+_POOLS: dict = {}
+
+
+def _pool(n: int):
+    """A process-wide pool of ``n`` Python threads (made once per size)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = _POOLS.get(n)
+    if pool is None:
+        pool = _POOLS[n] = ThreadPoolExecutor(max_workers=n,
+                                              thread_name_prefix="emstats-blocks")
+    return pool
+
+
 def _is_constant(v) -> bool:
     """Whether ``v`` is a broadcast constant (an ndarray whose strides are all zero, e.g.
     ``np.broadcast_to(0.0, n)``): kept as it is rather than copied to n rows."""

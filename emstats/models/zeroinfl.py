@@ -43,7 +43,7 @@ import pandas as pd
 from scipy.special import expit, log_ndtr
 
 from ..components.glm import NegativeBinomial, get_family, weighted_irls
-from ..em.data import ArrayData, row_blocks
+from ..em.data import ArrayData, map_row_blocks
 from ..em.params import Free, ParamSpec, SpecMaps
 from ..em.protocol import ChunkedModel
 from ..em.stats import Stats
@@ -69,6 +69,11 @@ _HALF_LOG_2PI = 0.5 * float(np.log(2.0 * np.pi))
 COUNT_DISTS = ("poisson", "negbin", "geometric")
 #: the links of the binary zero part (pscl's ``link`` / ``zero.link``)
 ZERO_LINKS = ("logit", "probit", "cloglog", "cauchit", "log")
+
+#: rows per block of the E-step and Louis' pieces: blocks run in the fit's Python threads,
+#: two in flight on two threads hold what one block of 65536 rows held (the block size does
+#: not depend on the thread count, so the sums are the same for any number of threads)
+THREAD_BLOCK = 1 << 15
 
 
 class _Geometric(NegativeBinomial):
@@ -514,11 +519,14 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
         """Gradient and curvature of Q's two parts at ``params`` (see the module
         docstring), summed over blocks of at most ROW_BLOCK rows (so the per-row
         temporaries are of a fixed size)."""
-        stats, total = 0, 0.0
-        for ch in row_blocks(chunk):
+        def block(ch):
             gc, Hc, gz, Hz, _, ll = self._pieces(params, ch)
-            stats = stats + Stats(gc=gc, Hc=Hc, gz=gz, Hz=Hz)
-            total += float(ch["w"] @ ll)
+            return Stats(gc=gc, Hc=Hc, gz=gz, Hz=Hz), float(ch["w"] @ ll)
+
+        stats, total = 0, 0.0
+        for st, ll in map_row_blocks(block, chunk, THREAD_BLOCK):      # in block order
+            stats = stats + st
+            total += ll
         if not np.isfinite(total):
             return None, -np.inf
         return stats, total
@@ -553,7 +561,8 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
     def chunk_louis(self, params, chunk):
         """Louis' pieces of the chunk, summed over blocks of at most ROW_BLOCK rows (no
         n x P matrix of per-row scores)."""
-        return sum(self._louis_rows(params, ch) for ch in row_blocks(chunk))
+        return sum(map_row_blocks(lambda ch: self._louis_rows(params, ch), chunk,
+                                  THREAD_BLOCK))
 
     def _louis_rows(self, params, chunk):
         gc, Hc, gz, Hz, (der, zd, tau), ll = self._pieces(params, chunk, fisher=False)
