@@ -276,3 +276,34 @@ def test_cli_families(capsys, tmp_path):
                  "herd", "--family", "poisson", "--offset", "lsize"]) == 0
     out = capsys.readouterr().out
     assert "Poisson" in out and f"{pois['loglik'] + pois['loglik_saturated']:.6f}" in out
+
+
+def test_one_trial_per_row_is_shared_not_stored():
+    """0/1 outcomes hold their one trial per row as a broadcast, which the quadrature kernels
+    read as the largest group's trials shared by every group: the same fit, bit for bit, as
+    an explicit column of ones; a shared vector shorter than a group is refused."""
+    from emstats._kernels import glmm_kernels
+    from emstats.models.glmm import _kernel_trials
+
+    rng = np.random.default_rng(12)
+    g = np.repeat(np.arange(60), rng.integers(3, 12, 60))
+    x = rng.normal(size=g.size)
+    y = (rng.random(g.size) < 1 / (1 + np.exp(-(0.2 + 0.8 * x + rng.normal(size=60)[g]))))
+    df = pd.DataFrame({"y": y.astype(float), "x": x, "g": g, "one": 1.0})
+    m = emstats.glmm("y ~ x", df, groups="g")
+    assert m.ntrials.strides == (0,)
+    a = m.fit()
+    b = emstats.glmm("y ~ x", df, groups="g", trials="one").fit()
+    assert np.array_equal(a.params.to_numpy(), b.params.to_numpy())
+    assert np.array_equal(a.bse.to_numpy(), b.bse.to_numpy())
+    assert a.llf == b.llf
+    ch = m.data.chunks(1)[0]
+    nt, shared = _kernel_trials(ch)
+    assert shared and nt.shape == (int(np.bincount(g).max()),)
+    with pytest.raises(ValueError, match="the groups need"):
+        glmm_kernels.agq_groups(ch["X"], ch["y"], nt[:-1], np.zeros(ch.n_rows),
+                                np.asarray(ch.unit_bounds), 1.0, m._gh_z, m._gh_logw,
+                                False, m._code, np.empty(60), np.empty(60), np.empty(60),
+                                np.empty((60, m._gh_z.size)), np.empty(ch.n_rows),
+                                np.empty(ch.n_rows), np.empty(60), np.empty((0, 3)),
+                                np.empty((0, 3, 3)), 1, True)

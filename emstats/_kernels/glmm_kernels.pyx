@@ -197,13 +197,29 @@ cdef inline void _node_moments(const double* w, const double* S, Py_ssize_t K,
             miss[c * q + a] = d
 
 
+cdef _check_trials(const double[::1] nt, const long long[::1] bounds, bint shared):
+    """``nt`` holds what the kernels read: one value per row, or (``shared``) the trials of
+    a row of any group, the same for every group (at least the largest group's rows)."""
+    cdef Py_ssize_t i, need = 0
+    if bounds.shape[0] < 1:
+        raise ValueError("bounds needs at least one offset")
+    if shared:
+        for i in range(bounds.shape[0] - 1):
+            if bounds[i + 1] - bounds[i] > need:
+                need = bounds[i + 1] - bounds[i]
+    else:
+        need = bounds[bounds.shape[0] - 1]
+    if nt.shape[0] < need:
+        raise ValueError(f"trials has {nt.shape[0]} values; the groups need {need}")
+
+
 def agq_groups(const double[:, ::1] X, const double[::1] y, const double[::1] nt,
                const double[::1] eta0, const long long[::1] bounds, double tau,
                const double[::1] z, const double[::1] logw, bint louis, int family,
                double[::1] mode, double[::1] curv, double[::1] llg,
                double[:, ::1] w, double[::1] mu, double[::1] mv,
                double[::1] eb2, double[:, ::1] score_g, double[:, :, ::1] miss_g,
-               int n_threads):
+               int n_threads, bint nt_shared=False):
     """Adaptive Gauss-Hermite quadrature of every group's random intercept.
 
     Parameters
@@ -243,6 +259,9 @@ def agq_groups(const double[:, ::1] X, const double[::1] y, const double[::1] nt
         Out (``louis``): posterior covariance of the complete-data score.
     n_threads : int
         Threads (one group per thread at a time).
+    nt_shared : bool
+        ``nt`` is the same for every group and holds the trials of the largest group's
+        rows (e.g. ones, for 0/1 outcomes and the Poisson): no n-vector of constants.
     """
     cdef Py_ssize_t G = bounds.shape[0] - 1, K = z.shape[0], p = X.shape[1]
     cdef Py_ssize_t q = p + 1
@@ -261,12 +280,13 @@ def agq_groups(const double[:, ::1] X, const double[::1] y, const double[::1] nt
         raise ValueError("tau must be positive and finite")
     if fam < 0 or fam > 2:
         raise ValueError("family must be 0 (logit), 1 (probit) or 2 (Poisson)")
+    _check_trials(nt, bounds, nt_shared)
     for i in prange(G, nogil=True, schedule="dynamic", num_threads=n_threads):
         r0 = bounds[i]
         r1 = bounds[i + 1]
         m = r1 - r0
         yy = &y[r0]
-        nn = &nt[r0]
+        nn = &nt[0] if nt_shared else &nt[r0]
         ee = &eta0[r0]
         mc = _mode(fam, yy, nn, ee, m, prec)
         md = mc.mode
@@ -408,7 +428,7 @@ def agq2_groups(const double[:, ::1] X, const double[::1] y, const double[::1] n
                 double[:, ::1] mode, double[:, ::1] chol, double[::1] llg,
                 double[:, ::1] w, double[::1] mu, double[::1] mv, double[:, ::1] ebb,
                 double[:, ::1] score_g, double[:, :, ::1] miss_g, double[:, :, ::1] cvar_g,
-                int n_threads):
+                int n_threads, bint nt_shared=False):
     """Tensor-product adaptive Gauss-Hermite quadrature of a random intercept and slope.
 
     The random effects b_i = (b0_i, b1_i) ~ N(0, L L') with L = [[a, 0], [c, d]],
@@ -419,7 +439,7 @@ def agq2_groups(const double[:, ::1] X, const double[::1] y, const double[::1] n
 
     Parameters
     ----------
-    X, y, nt, eta0, bounds, z, logw, family, n_threads :
+    X, y, nt, eta0, bounds, z, logw, family, n_threads, nt_shared :
         As in :func:`agq_groups` (``eta0`` includes the offset).
     zs : ndarray, shape (n,)
         The random slope's covariate.
@@ -470,6 +490,7 @@ def agq2_groups(const double[:, ::1] X, const double[::1] y, const double[::1] n
     cdef int fam = family
     if fam < 0 or fam > 2:
         raise ValueError("family must be 0 (logit), 1 (probit) or 2 (Poisson)")
+    _check_trials(nt, bounds, nt_shared)
     if not (isfinite(la) and isfinite(lc) and isfinite(ld)):
         raise ValueError("the covariance parameters must be finite")
     for i in prange(G, nogil=True, schedule="dynamic", num_threads=n_threads):
@@ -477,7 +498,7 @@ def agq2_groups(const double[:, ::1] X, const double[::1] y, const double[::1] n
         r1 = bounds[i + 1]
         m = r1 - r0
         yy = &y[r0]
-        nn = &nt[r0]
+        nn = &nt[0] if nt_shared else &nt[r0]
         ee = &eta0[r0]
         zz = &zs[r0]
         md = _mode2(fam, yy, nn, ee, zz, m, p00, p01, p11)

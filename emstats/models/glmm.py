@@ -200,6 +200,17 @@ class ImportanceDraws:
         return 1.0 / np.sum(w * w, axis=0)
 
 
+def _kernel_trials(chunk):
+    """The trials the quadrature kernels read: the chunk's column, or for a constant column
+    (a broadcast, one trial per row) that value for the largest group's rows, shared by
+    every group (``nt_shared``)."""
+    nt = chunk["n"]
+    if nt.ndim == 1 and nt.size > 1 and nt.strides[0] == 0:
+        largest = int(np.diff(np.asarray(chunk.unit_bounds)).max(initial=1))
+        return np.full(largest, float(nt[0])), True
+    return np.ascontiguousarray(nt, dtype=float), False
+
+
 class RandomInterceptGLMM(FitMixin, ChunkedModel):
     """Binomial (logit or probit) or Poisson (log) regression with a normal random
     intercept per group.
@@ -298,13 +309,13 @@ class RandomInterceptGLMM(FitMixin, ChunkedModel):
             if trials is not None:
                 raise DataError("trials= is for the binomial family; a Poisson model takes "
                                 "an offset (e.g. offset=np.log(exposure)) instead")
-            nt = np.ones(n)
+            nt = np.broadcast_to(1.0, (n,))       # unused by the Poisson: a broadcast
             bad = (y < 0) | (y != np.round(y)) | ~np.isfinite(y)
             if bad.any():
                 raise DataError(f"response {endog_name!r} must be a non-negative integer "
                                 f"count for family='poisson'; rows {_labels(labels, bad)}")
         elif trials is None:
-            nt = np.ones(n)
+            nt = np.broadcast_to(1.0, (n,))       # one trial per row: a broadcast
             bad = (y != 0) & (y != 1)
             if bad.any():
                 raise DataError(
@@ -375,14 +386,14 @@ class RandomInterceptGLMM(FitMixin, ChunkedModel):
         # read-only views; constant trials and zero offsets need no reordering either
         in_order = bool(np.all(order[1:] > order[:-1]))
 
-        def sort(a, constant=False):
-            if constant or in_order:
+        def sort(a):
+            if in_order:
                 v = np.ascontiguousarray(a).view()
                 v.flags.writeable = False
                 return v
             return a[order]
         y_s = sort(y)
-        nt_s = sort(nt, constant=trials is None)
+        nt_s = nt if trials is None else sort(nt)     # the broadcast stays one
         # the constants of the rows' densities (lme4's logLik includes them): log binomial
         # coefficients, or -log y! for the Poisson
         if self.family == "poisson":
@@ -455,12 +466,13 @@ class RandomInterceptGLMM(FitMixin, ChunkedModel):
                "mv": np.empty(chunk.n_rows), "eb2": np.empty(G),
                "score_g": np.empty((G if louis else 0, q)),
                "miss_g": np.empty((G if louis else 0, q, q))}
-        glmm_kernels.agq_groups(X, chunk["y"], chunk["n"], eta0, chunk.unit_bounds, tau,
+        nt, shared = _kernel_trials(chunk)
+        glmm_kernels.agq_groups(X, chunk["y"], nt, eta0, chunk.unit_bounds, tau,
                                 self._gh_z, self._gh_logw, bool(louis), self._code,
                                 out["mode"],
                                 out["curv"], out["llg"], out["w"], out["mu"], out["mv"],
                                 out["eb2"], out["score_g"], out["miss_g"],
-                                int(chunk.n_threads))
+                                int(chunk.n_threads), shared)
         return out
 
     def _valid(self, params) -> bool:
@@ -1174,12 +1186,13 @@ class RandomSlopeGLMM(RandomInterceptGLMM):
                "score_g": np.empty((G if louis else 0, q)),
                "miss_g": np.empty((G if louis else 0, q, q)),
                "cvar_g": np.empty((G if louis else 0, 3, 3))}
-        glmm_kernels.agq2_groups(X, chunk["y"], chunk["n"], chunk["zs"], eta0,
+        nt, shared = _kernel_trials(chunk)
+        glmm_kernels.agq2_groups(X, chunk["y"], nt, chunk["zs"], eta0,
                                  chunk.unit_bounds, float(la), float(c), float(ld),
                                  self._gh_z, self._gh_logw, bool(louis), self._code,
                                  out["mode"], out["chol"], out["llg"], out["w"], out["mu"],
                                  out["mv"], out["ebb"], out["score_g"], out["miss_g"],
-                                 out["cvar_g"], int(chunk.n_threads))
+                                 out["cvar_g"], int(chunk.n_threads), shared)
         return out
 
     def modes(self, params):
