@@ -488,6 +488,24 @@ def test_gmm_select_reports_failed_fits():
     assert sel.best.k == 1 and np.isnan(tab.loc[tab["failed"], "bic"]).all()
 
 
+@pytest.mark.parametrize("n, d, cov", [(5, 5, "VVV"), (4, 6, "EEE"), (7, 7, "VEV")])
+def test_full_covariances_need_more_distinct_rows_than_variables(n, d, cov):
+    """n <= d: every scatter matrix is singular, so a full-covariance structure is refused
+    at construction with what to do (it alternated between two log-likelihoods for 2 x 5000
+    iterations, issue 16), and gmm_select reports the cell as failed; a diagonal structure
+    is fitted."""
+    X = np.random.default_rng(n + d).normal(size=(n, d))
+    with pytest.raises(DataError, match=f"{n} distinct row.s. for {d} variables.*'VVI'"):
+        gmm(X, k=2, covariance=cov)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sel = gmm_select(X, k=[1], covariance=[cov, "VII"], n_init=1)
+        assert np.isfinite(gmm(X, k=1, covariance="VVI").fit(cov_type=None).llf)
+    tab = sel.table
+    assert tab["failed"].tolist() == [True, False]
+    assert tab.loc[tab["failed"], "error"].str.contains("distinct row").all()
+
+
 def test_chunks_add_up_and_model_keeps_no_state():
     from emstats.em.problem import Problem
 

@@ -891,10 +891,16 @@ class GaussianMixture(FitMixin, ChunkedModel):
                 )
             centre, X_start = XT.mean(axis=1), self.data["X"]
             self.XT = XT
-        n_distinct = _count_distinct(X_start, K)
+        n_distinct = _count_distinct(X_start, max(K, d + 1))
         if K > n_distinct:
             raise DataError(f"k = {K} components but the data have only {n_distinct} distinct "
                             "row(s)")
+        if not self.structure.diag and n_distinct <= d:
+            # every scatter matrix, weighted or pooled, has rank below d
+            raise DataError(
+                f"{n_distinct} distinct row(s) for {d} variables: the covariance matrices of "
+                f"{self.covariance} are singular (a full covariance needs more distinct rows "
+                "than variables); use a diagonal structure such as 'VVI' or fewer variables")
         self.X = X if self.incomplete else self.data["X"]
         #: the rows the starts are computed from (missing values replaced by column means)
         self._X_start = X_start
