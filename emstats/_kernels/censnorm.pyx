@@ -411,6 +411,14 @@ def censreg_moments(const double[::1] lo, const double[::1] hi, const double[::1
                 out[i, 4] = mo.c4
 
 
+cdef inline double _completed(double lo, double hi) noexcept nogil:
+    """The completed response of the start: the interval's midpoint when both bounds are
+    finite, else the finite bound."""
+    if isfinite(lo) and isfinite(hi):
+        return 0.5 * (lo + hi)
+    return lo if isfinite(lo) else hi
+
+
 def censreg_start_pass(const double[:, ::1] X, const double[::1] lo, const double[::1] hi,
                        const double[::1] off, const double[::1] w, double[:, ::1] part_xy,
                        double[:, ::1] part_n, int n_threads):
@@ -458,13 +466,8 @@ def censreg_start_pass(const double[:, ::1] X, const double[::1] lo, const doubl
                 n_l = n_l + 1.0
             elif flo and hi[i] == INFINITY:
                 n_r = n_r + 1.0
-            if flo and fhi:
-                y = 0.5 * (lo[i] + hi[i])
-            elif flo:
-                y = lo[i]
-            else:
-                y = hi[i]
-            _axpy(w[i] * (y - off[i]), &X[i, 0], acc, p)
+            y = _completed(lo[i], hi[i]) - off[i]
+            _axpy(w[i] * y, &X[i, 0], acc, p)
         part_n[c, 0] = n_ex
         part_n[c, 1] = n_l
         part_n[c, 2] = n_r
@@ -482,7 +485,6 @@ def censreg_start_resid(const double[:, ::1] X, const double[::1] lo, const doub
     cdef Py_ssize_t nch = (n + CHUNK - 1) // CHUNK
     cdef Py_ssize_t c, i, start, stop
     cdef double y, r, s2, rmax, ymax, ylo, yhi
-    cdef int flo, fhi
     cdef const double* bp = &beta[0]
     if lo.shape[0] != n or hi.shape[0] != n or off.shape[0] != n or w.shape[0] != n \
             or beta.shape[0] != p or part.shape[0] < nch or part.shape[1] != 5:
@@ -498,15 +500,7 @@ def censreg_start_resid(const double[:, ::1] X, const double[::1] lo, const doub
         ylo = INFINITY
         yhi = -INFINITY
         for i in range(start, stop):
-            flo = isfinite(lo[i])
-            fhi = isfinite(hi[i])
-            if flo and fhi:
-                y = 0.5 * (lo[i] + hi[i])
-            elif flo:
-                y = lo[i]
-            else:
-                y = hi[i]
-            y = y - off[i]
+            y = _completed(lo[i], hi[i]) - off[i]
             r = y - _dot(&X[i, 0], bp, p)
             s2 = s2 + w[i] * r * r
             if fabs(r) > rmax:
