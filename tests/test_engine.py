@@ -8,6 +8,8 @@ MLE t = 0.6268214980 (the positive root of 197 t^2 - 15 t - 68) and a rate of co
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -188,6 +190,27 @@ def test_decrease_is_detected_and_warned():
     with pytest.warns(LikelihoodDecreaseWarning):
         run = run_em(Bad(), start=0.62, method="em", maxiter=5, warn=False)
     assert run.convergence.n_decreases >= 1
+
+
+def test_decreases_are_warned_once_per_fit_and_all_counted():
+    from emstats.em import LikelihoodDecreaseWarning
+    from emstats.em.monitor import decrease_warning_scope
+
+    trace = [-10.0, -11.0, -12.0, -13.0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with decrease_warning_scope():
+            monitors = [ConvergenceMonitor(maxiter=10) for _ in range(2)]
+            for mon in monitors:            # e.g. two starts of one fit
+                for ll in trace:
+                    mon.record(ll, 1.0)
+        alone = ConvergenceMonitor(maxiter=10)   # outside a fit: once per monitor
+        for ll in trace:
+            alone.record(ll, 1.0)
+    drops = [w for w in caught if issubclass(w.category, LikelihoodDecreaseWarning)]
+    assert len(drops) == 2
+    assert "n_decreases counts them" in str(drops[0].message)
+    assert [m.n_decreases for m in monitors + [alone]] == [3, 3, 3]
 
 
 def test_monitor_validates_arguments():

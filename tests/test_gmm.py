@@ -390,6 +390,21 @@ def test_collapsing_component_warns_and_stays_finite():
     assert not best.collapsed and np.isfinite(best.llf)
 
 
+@pytest.mark.parametrize("n, k", [(6, 2), (8, 2), (12, 3)])
+def test_few_rows_above_the_dimension_give_one_warning(n, k):
+    # a full-covariance mixture with just more rows than variables collapses: one
+    # DegenerateComponentWarning (the decreases at the singular covariance are rounding,
+    # counted in it, not warned of one by one), finite estimates, no standard errors
+    X = np.random.default_rng(0).normal(size=(n, 5))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = gmm(X, k=k, covariance="VVV").fit()
+    assert [w.category for w in caught] == [DegenerateComponentWarning], [
+        str(w.message) for w in caught]
+    assert res.collapsed and np.all(np.isfinite(res.params)) and np.isfinite(res.llf)
+    assert np.all(np.isnan(res.bse))
+
+
 def test_bad_input():
     with pytest.raises(DataError, match="distinct"):
         gmm(np.array([[1.0, 2.0], [1.0, 2.0], [3.0, 1.0]]), k=3)

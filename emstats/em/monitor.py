@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 import warnings
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +24,23 @@ BLOCK_SPAN = 3
 SCALE_CAP = 10.0
 #: relative resolution of a log-likelihood (a sum of many rounded terms)
 ROUNDOFF = 1e-14
+
+
+#: the decreases already warned about by the fit running in this context (a one-element
+#: list, shared by the monitors of its starts and phases), or None outside a fit
+_fit_decreases: ContextVar[list | None] = ContextVar("emstats_fit_decreases", default=None)
+
+
+@contextmanager
+def decrease_warning_scope():
+    """Context manager: inside it, the monitors warn of a decrease of the log-likelihood
+    once (the first), however many starts and phases the fit runs; every decrease is
+    still counted (``convergence.n_decreases``)."""
+    token = _fit_decreases.set([0])
+    try:
+        yield
+    finally:
+        _fit_decreases.reset(token)
 
 
 @dataclass
@@ -78,12 +97,18 @@ class ConvergenceMonitor:
             prev = self.loglik[-1]
             if loglik < prev - self.decrease_tol * (1.0 + abs(prev)):
                 self.n_decreases += 1
-                warnings.warn(
-                    f"log-likelihood decreased at iteration {len(self.loglik)}: "
-                    f"{prev:.12g} -> {loglik:.12g}",
-                    LikelihoodDecreaseWarning,
-                    stacklevel=user_stacklevel(),
-                )
+                scope = _fit_decreases.get()
+                seen = scope[0] if scope is not None else self.n_decreases - 1
+                if scope is not None:
+                    scope[0] += 1
+                if not seen:
+                    warnings.warn(
+                        f"log-likelihood decreased at iteration {len(self.loglik)}: "
+                        f"{prev:.12g} -> {loglik:.12g} (further decreases in this fit are "
+                        "not warned of: convergence.n_decreases counts them)",
+                        LikelihoodDecreaseWarning,
+                        stacklevel=user_stacklevel(),
+                    )
         self.loglik.append(float(loglik))
         self.step.append(float(step))
         self.seconds.append(now - self._last)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .._config import fit_threads, information_memory_limit
 from ..em.engine import EMRun, FitOptions, Progress, merge_records, run_em, run_starts
-from ..em.monitor import user_stacklevel, warn_not_converged
+from ..em.monitor import decrease_warning_scope, user_stacklevel, warn_not_converged
 from ..em.problem import bind
 from ..em.protocol import EMModel
 from ..exceptions import DataError
@@ -143,7 +143,7 @@ def fit_model(
     opts = options if options is not None else FitOptions(**kwargs)
     bar = Progress(f"{type(model).__name__}") if opts.progress else None
     try:
-        with fit_threads(opts.n_threads):
+        with fit_threads(opts.n_threads), decrease_warning_scope():
             res = _fit(model, results_class, opts, bar, nobs=nobs, df_model=df_model,
                        results_kwargs=results_kwargs)
     except BaseException:

@@ -59,7 +59,7 @@ from ..em.online import OnlineEM, as_2d, batch_columns
 from ..em.params import Cholesky, Positive
 from ..em.protocol import ChunkedModel, LouisPieces
 from ..em.stats import Stats
-from ..exceptions import ConvergenceWarning, DataError, describe_rows
+from ..exceptions import ConvergenceWarning, DataError, LikelihoodDecreaseWarning, describe_rows
 from ..inference.covariance import InformationWarning
 from ..inference.fit import FitMixin, fit_model
 from ..inference.results import EMResults, SavedResults, without_data
@@ -2150,12 +2150,15 @@ class GaussianMixture(FitMixin, ChunkedModel):
         the log-likelihood without the prior (MAP-EM reports both)."""
         collapsed = self.collapsed_components(params)
         if collapsed:
+            drops = run.convergence.n_decreases
+            rounding = (f" (the log-likelihood decreased {drops} time(s) by rounding at the "
+                        "singular covariance)") if drops else ""
             warnings.warn(
                 f"component(s) {[k + 1 for k in collapsed]} of the {self.covariance} "
                 f"mixture with k = {self.K} collapsed (a covariance became numerically "
                 "singular, or a component emptied) and was floored; the likelihood is "
-                "unbounded there, and standard errors are not available.  Use fewer "
-                "components, reg_covar > 0 or prior=True.",
+                f"unbounded there, and standard errors are not available{rounding}.  Use "
+                "fewer components, reg_covar > 0 or prior=True.",
                 DegenerateComponentWarning, stacklevel=4,
             )
         kw = {"init": init_label, "collapsed": collapsed}
@@ -2245,8 +2248,9 @@ class GaussianMixture(FitMixin, ChunkedModel):
                             results_kwargs=lambda p, run: self.results_kwargs(p, run, label),
                             options=opts)
         for w in caught:
-            if res.collapsed and issubclass(w.category, InformationWarning):
-                continue    # the information is singular at a collapsed component
+            if res.collapsed and issubclass(w.category,
+                                            (InformationWarning, LikelihoodDecreaseWarning)):
+                continue    # singular information, rounding: the degenerate warning says it
             warnings.warn(w.message, stacklevel=2)   # at the user's call of fit()
         chain = res.convergence.extra.get("chain") if simulated else None
         if chain is not None and len(chain) and not np.allclose(
