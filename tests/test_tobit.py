@@ -400,6 +400,9 @@ def test_supplemented_em_equals_louis(affairs):
 
 @pytest.mark.parametrize("y, X, match", [
     (np.array([1.0]), np.ones((1, 1)), "1 row.* cannot identify 1 coefficient"),
+    # as many rows as coefficients, one of them censored: interpolated, scale -> 0
+    (np.array([1.0, 0.0]), np.column_stack([np.ones(2), [0.0, 1.0]]),
+     "2 row.* cannot identify 2 coefficient"),
     (np.full(20, 2.0), np.ones((20, 1)), "the response is constant"),
     (np.arange(20.0) + 1, np.column_stack([np.ones(20), np.arange(20.0)]),
      "fit them without error"),

@@ -211,6 +211,13 @@ class CensoredRegression(FitMixin, ChunkedModel):
         self._sum_w = float(w.sum())
         if identify:
             self._check_rank(self._gram)
+            if n == p:
+                # full rank with as many rows as coefficients: every row is met exactly,
+                # whatever its censoring, and the scale goes to zero
+                raise DataError(
+                    f"{n} row(s) cannot identify {p} coefficient(s) and a scale: the "
+                    "regressors fit every row without error (the scale's estimate goes to "
+                    "zero); the model needs more rows than coefficients")
             self._gram_cho = sla.cho_factor(self._gram, lower=True)
             self._start = self._completed_wls(X, lo, hi, w, off, part_xy.sum(axis=0), nt)
         elif centre is None:
