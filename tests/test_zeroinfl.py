@@ -4,6 +4,7 @@ from tests/results/r_scripts/zeroinfl_biochemists.R)."""
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -195,6 +196,38 @@ def test_hurdle_bad_response():
     df = pd.DataFrame({"y": [1, 1, 2, 2, 1, 3, 1, 4], "x": np.arange(8.0)})
     with pytest.raises(DataError, match="no zeros"):
         emstats.hurdle("y ~ x | 1", df)
+
+
+def _separated():
+    x = np.linspace(-2.0, 2.0, 40)
+    y = np.where(x > 0.5, np.random.default_rng(0).poisson(3.0, 40), 0)
+    return pd.DataFrame({"y": y, "x": x})
+
+
+@pytest.mark.parametrize("fit, df, msg", [
+    # one positive count for two count coefficients: count and zero parts diverge together
+    ("zeroinfl", pd.DataFrame({"y": [0, 0, 0, 1, 0, 0, 0, 0, 0, 0],
+                               "x": np.random.default_rng(0).normal(size=10)}),
+     "only 1 row.* non-zero y for the 2 coefficient"),
+    # x > 0.5 has the positive counts: the zero part's slope diverges
+    ("zeroinfl", _separated(), "zero part's regressors separate the zeros .* 'x'"),
+    ("hurdle", _separated(), "zero part's regressors separate the zeros .* 'x'"),
+    ("hurdle", pd.DataFrame({"y": [0, 1, 0, 1, 1, 0, 0, 1, 0, 0], "x": np.arange(10.0)}),
+     "every non-zero y is 1"),
+])
+def test_divergent_estimates_are_data_errors(fit, df, msg):
+    with pytest.raises(DataError, match=msg):
+        getattr(emstats, fit)("y ~ x", df).fit()
+
+
+def test_no_inflation_needed_is_a_boundary_not_an_error():
+    # the zero part's intercept -> -inf (no excess zeros): no separation, an estimate
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"y": rng.poisson(1.0, 200), "x": rng.normal(size=200)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = emstats.zeroinfl("y ~ x | 1", df).fit()
+    assert np.isfinite(res.llf)
 
 
 @pytest.mark.parametrize("dist, key", [("poisson", "zip_vs_poisson"), ("negbin", "zinb_vs_nb")])

@@ -253,6 +253,41 @@ def get_family(name) -> GLMFamily:
     return FAMILIES[name.lower()]()
 
 
+def separating_direction(X, sign) -> np.ndarray | None:
+    """A direction ``d != 0`` along which a linear predictor diverges, or None.
+
+    ``sign`` gives per row the side the predictor ``x_i'd`` must keep: +1 for
+    ``x_i'd >= 0``, -1 for ``x_i'd <= 0``, 0 for ``x_i'd = 0``; a ``d`` meeting
+    every row's side with at least one strict inequality is a (quasi-)separating
+    direction (Albert & Anderson 1984): a likelihood that does not decrease along it
+    has no finite maximum.  Found by the linear programme ``max sum_i sign_i x_i'd``
+    under those constraints and ``|d_j| <= 1``, on columns scaled to unit range (the
+    returned ``d`` is on the original scale; entries below 1e-9 are set to 0).
+    """
+    from scipy.optimize import linprog
+
+    X = np.asarray(X, dtype=float)
+    sgn = np.asarray(sign, dtype=float)
+    span = np.ptp(X, axis=0)
+    scale = np.where(span > 0, span, np.where(np.any(X != 0, axis=0),
+                                              np.max(np.abs(X), axis=0), 1.0))
+    Xs = X / scale
+    pure = sgn != 0
+    A_ub = -(sgn[pure, None] * Xs[pure])
+    if A_ub.size:
+        A_ub = np.unique(A_ub, axis=0)
+    A_eq = np.unique(Xs[~pure], axis=0) if (~pure).any() else None
+    c = -(sgn[:, None] * Xs).sum(axis=0)
+    res = linprog(c, A_ub=A_ub if A_ub.size else None,
+                  b_ub=np.zeros(A_ub.shape[0]) if A_ub.size else None,
+                  A_eq=A_eq, b_eq=None if A_eq is None else np.zeros(A_eq.shape[0]),
+                  bounds=[(-1.0, 1.0)] * X.shape[1], method="highs")
+    if res.status != 0 or -res.fun <= 1e-7 * max(1.0, float(pure.sum())):
+        return None
+    d = np.where(np.abs(res.x) > 1e-9, res.x, 0.0)
+    return d / scale
+
+
 #: rows of a block of :func:`weighted_irls` (its per-row temporaries are of this size)
 IRLS_BLOCK = 65536
 

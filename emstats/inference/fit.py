@@ -197,6 +197,12 @@ def _fit(model, results_class, opts: FitOptions, bar, *, nobs, df_model, results
         if explained is not None:
             raise explained from err
         raise
+    # an estimate that diverges along a direction the data cannot bound (separation):
+    # the model's check of the estimate says so instead of reporting it
+    check = getattr(model, "diagnose_estimate", None)
+    explained = check(run.params) if check is not None else None
+    if explained is not None:
+        raise explained
     if not run.convergence.converged and run.convergence.reason != "stopped by callback":
         warn_not_converged(
             run.convergence,

@@ -72,6 +72,7 @@ from scipy import special
 
 from .._config import resolve_threads
 from .._kernels import glmm_kernels
+from ..components.glm import separating_direction
 from ..em.data import ROW_BLOCK, ArrayData, Chunk
 from ..em.protocol import ChunkedModel
 from ..em.stats import Stats
@@ -562,34 +563,14 @@ class RandomInterceptGLMM(FitMixin, ChunkedModel):
         likelihood then increases without bound along d, random intercept or not (for
         either link).  The Poisson analogue: x_i'd <= 0 for the rows with count 0 and
         x_i'd = 0 for the others (the fitted means of the zero rows go to 0).
-        Found by the linear programme max sum_i s_i x_i'd subject to those
-        constraints and ``|d_j| <= 1`` (columns scaled to unit range first).
+        Found by a linear programme (:func:`~emstats.components.glm.separating_direction`).
         """
-        from scipy.optimize import linprog
-
-        X, y, nt = self.X, self.y, self.ntrials
-        span = np.ptp(X, axis=0)
-        scale = np.where(span > 0, span, np.where(np.any(X != 0, axis=0),
-                                                  np.max(np.abs(X), axis=0), 1.0))
-        Xs = X / scale
+        y, nt = self.y, self.ntrials
         if self.family == "poisson":
             sgn = np.where(y == 0, -1.0, 0.0)
         else:
             sgn = np.where(y == 0, -1.0, np.where(y == nt, 1.0, 0.0))
-        pure = sgn != 0
-        A_ub = -(sgn[pure, None] * Xs[pure])
-        A_ub, _ = np.unique(A_ub, axis=0, return_counts=True) if A_ub.size else (A_ub, None)
-        mixed = ~pure
-        A_eq = np.unique(Xs[mixed], axis=0) if mixed.any() else None
-        c = -(sgn[:, None] * Xs).sum(axis=0)
-        res = linprog(c, A_ub=A_ub if A_ub.size else None,
-                      b_ub=np.zeros(A_ub.shape[0]) if A_ub.size else None,
-                      A_eq=A_eq, b_eq=None if A_eq is None else np.zeros(A_eq.shape[0]),
-                      bounds=[(-1.0, 1.0)] * X.shape[1], method="highs")
-        if res.status != 0 or -res.fun <= 1e-7 * max(1.0, float(pure.sum())):
-            return None
-        d = np.where(np.abs(res.x) > 1e-9, res.x, 0.0)
-        return d / scale
+        return separating_direction(self.X, sgn)
 
     def diagnose_failure(self, err: Exception) -> DataError | None:
         """A numerical failure of the fit explained by separation, when it is."""

@@ -42,7 +42,12 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, log_ndtr
 
-from ..components.glm import NegativeBinomial, get_family, weighted_irls
+from ..components.glm import (
+    NegativeBinomial,
+    get_family,
+    separating_direction,
+    weighted_irls,
+)
 from ..em.data import ArrayData, map_row_blocks
 from ..em.params import Free, ParamSpec, SpecMaps
 from ..em.protocol import ChunkedModel
@@ -458,6 +463,54 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
                                  dat["w"], dat["zoff"])
         return {"count": self._count_start(np.ones(self.n_rows)), "zero": gamma}
 
+    def diagnose_failure(self, err: Exception) -> DataError | None:
+        """A numerical failure of the fit explained by the data, when it is: too few
+        non-zero counts for the count part, or regressors that separate (Albert &
+        Anderson 1984) the zeros from the positive counts in the zero part, or predict
+        mean 0 for every zero in the count part (zero-inflated models)."""
+        dat = self.data
+        keep = dat["w"] > 0
+        y = dat["y"][keep]
+        zero = y == 0
+        m, kc = int(np.sum(~zero)), self.p + self.d
+        if m <= kc:
+            return DataError(
+                f"only {m} row(s) have a non-zero {self.endog_name} for the {kc} "
+                "coefficient(s) of the count part: its estimates diverge; use fewer "
+                "count regressors (or more data)")
+        hurdle = isinstance(self, HurdleRegression)
+        checks = [("zero", self.zero_names, dat["Z"][keep], np.where(zero, 1.0, -1.0),
+                   "separate the zeros from the positive counts")]
+        if not hurdle:
+            checks.append(("count", self.exog_names, dat["X"][keep],
+                           np.where(zero, -1.0, 0.0), "predict a count mean of 0 for "
+                           "zeros while fitting every positive count"))
+        for part, names, A, sgn, what in checks:
+            d = separating_direction(A, sgn)
+            if d is None:
+                continue
+            along = [n for n, v in zip(names, d, strict=True) if v != 0.0]
+            return DataError(
+                f"the {part} part's regressors {what} (along a direction in "
+                f"{', '.join(map(repr, along))}): the maximum-likelihood estimate does not "
+                "exist and those coefficients diverge. Drop or combine those regressors, or "
+                "the rows they predict perfectly")
+        return None
+
+    #: a linear predictor beyond this at the estimate (a probability or a mean within
+    #: e^-30 of its bound) prompts the separation checks of :meth:`diagnose_failure`
+    DIVERGED = 30.0
+
+    def diagnose_estimate(self, params) -> DataError | None:
+        """After the fit: when a linear predictor reaches :attr:`DIVERGED` at some row,
+        the data's explanation (:meth:`diagnose_failure`), if any: a boundary estimate
+        (e.g. no zero inflation needed) passes, a separating direction is an error."""
+        dat = self.data
+        beta, _, gamma, _ = self._split(params)
+        big = max(float(np.max(np.abs(dat["X"] @ beta + dat["off"]))),
+                  float(np.max(np.abs(dat["Z"] @ gamma + dat["zoff"]))))
+        return self.diagnose_failure(None) if big > self.DIVERGED else None
+
     def initial_starts(self, init, n_init: int, rng):
         """One start (pscl's); ``init`` takes no value."""
         if init is not None:
@@ -520,14 +573,18 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
         docstring), summed over blocks of at most ROW_BLOCK rows (so the per-row
         temporaries are of a fixed size)."""
         def block(ch):
-            gc, Hc, gz, Hz, _, ll = self._pieces(params, ch)
-            return Stats(gc=gc, Hc=Hc, gz=gz, Hz=Hz), float(ch["w"] @ ll)
+            # far from the estimate (an extrapolated step) rows may overflow: such a point
+            # is refused below (non-finite pieces), not warned of row by row
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                gc, Hc, gz, Hz, _, ll = self._pieces(params, ch)
+                return Stats(gc=gc, Hc=Hc, gz=gz, Hz=Hz), float(ch["w"] @ ll)
 
         stats, total = 0, 0.0
         for st, ll in map_row_blocks(block, chunk, THREAD_BLOCK):      # in block order
             stats = stats + st
             total += ll
-        if not np.isfinite(total):
+        if not (np.isfinite(total) and all(np.all(np.isfinite(stats[key]))
+                                           for key in ("gc", "Hc", "gz", "Hz"))):
             return None, -np.inf
         return stats, total
 
@@ -1097,6 +1154,12 @@ class HurdleRegression(ZeroInflatedRegression):
                              f"{', '.join(map(repr, COUNT_DISTS))}, got {zero_dist!r}")
         self.zero_dist = zero_dist
         super().__init__(y, X, Z, **kw)
+        y = self.data["y"][self.data["w"] > 0]
+        if np.all(y[y > 0] == 1):
+            raise DataError(
+                f"every non-zero {self.endog_name} is 1: the zero-truncated count part's "
+                "mean goes to 0 and its coefficients diverge (a binary model of y > 0 "
+                "describes these data)")
 
     def _make_zero_part(self, link):
         if self.zero_dist == "binomial":
