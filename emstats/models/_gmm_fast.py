@@ -96,6 +96,9 @@ class SmallEM:
             if getattr(st, "linear", False) else -1
         self._shared = bool(getattr(st, "shared", False))
         self._noresp = np.empty((0, model.K))
+        self._bad = np.empty(model.K, dtype=np.uint8)     # below_floor's flags
+        self._ridge = model.reg_covar * np.eye(model.d)[None] if model.reg_covar > 0 \
+            else None
         self.squarem = bool(squarem)
         self.n_e_steps = 0
 
@@ -107,11 +110,12 @@ class SmallEM:
         N, S1, S2 = np.empty(K), np.empty((K, d)), np.empty((K, d, d))
         resp = np.empty((self.X.shape[0], K)) if want_resp else self._noresp
         self.n_e_steps += 1
-        ll, status = gmm_small.small_estep(
-            self.XT, self.c, np.ascontiguousarray(p.weights, dtype=float),
-            np.ascontiguousarray(p.means, dtype=float),
-            np.ascontiguousarray(p.covariances, dtype=float), N, S1, S2, resp,
-            want_resp, self.diag)
+        w, m, cv = p.weights, p.means, p.covariances
+        if not (w.flags.c_contiguous and m.flags.c_contiguous and cv.flags.c_contiguous
+                and w.dtype == m.dtype == cv.dtype == np.float64):
+            w, m, cv = (np.ascontiguousarray(a, dtype=float) for a in (w, m, cv))
+        ll, status = gmm_small.small_estep(self.XT, self.c, w, m, cv, N, S1, S2, resp,
+                                           want_resp, self.diag)
         if status or not np.isfinite(ll):
             return None, -np.inf, None
         return (N, S1, S2), ll, resp
@@ -137,9 +141,13 @@ class SmallEM:
             weights = np.where(empty, 0.0, np.maximum(N, 0.0)) / n
         else:
             weights = N / n
-        if model.reg_covar > 0:
-            covs = covs + model.reg_covar * np.eye(d)[None]
-        return GMMParams(weights, means, model._guard(covs))
+        if self._ridge is not None:
+            covs = covs + self._ridge
+        covs = np.ascontiguousarray(covs, dtype=float)
+        # the floor check in C; the model's guard only when some covariance needs it
+        if gmm_small.below_floor(covs, model._floor, self._bad):
+            covs = model._guard(covs)
+        return GMMParams(weights, means, covs)
 
     # -- the loops -----------------------------------------------------------------------
     def run(self, p, maxiter, tol, squarem=False):

@@ -1933,6 +1933,26 @@ class GaussianMixture(FitMixin, ChunkedModel):
             return None, None
         return cache, (kind, self.K, rng.bit_generator.state["state"]["state"]) + extra
 
+    def _start_cov(self) -> np.ndarray:
+        """The covariance of a random start: the data covariance (its diagonal for the
+        diagonal structures), computed once per model and, under :func:`gmm_select`, once
+        per data set (``_start_cache``: every model of the table has the same rows)."""
+        cov = getattr(self, "_start_cov_value", None)
+        if cov is not None:
+            return cov
+        cache = getattr(self, "_start_cache", None)
+        key = ("data-cov", self.structure.diag)
+        cov = None if cache is None else cache.get(key)
+        if cov is None:
+            cov = np.cov(self._X_start, rowvar=False).reshape(self.d, self.d)
+            if self.structure.diag:
+                cov = np.diag(np.diag(cov))
+            cov.setflags(write=False)
+            if cache is not None:
+                cache[key] = cov
+        self._start_cov_value = cov
+        return cov
+
     def _init_random(self, rng) -> GMMParams:
         """K distinct rows as means, the data covariance for every component."""
         cache, key = self._start_key("random", rng)
@@ -1942,10 +1962,7 @@ class GaussianMixture(FitMixin, ChunkedModel):
             if cache is not None:
                 cache[key] = means
         means = means.copy()
-        cov = np.cov(self._X_start, rowvar=False).reshape(self.d, self.d)
-        covs = np.broadcast_to(cov, (self.K, self.d, self.d)).copy()
-        if self.structure.diag:
-            covs = _diag_stack(np.diagonal(covs, axis1=1, axis2=2))
+        covs = np.broadcast_to(self._start_cov(), (self.K, self.d, self.d)).copy()
         p = GMMParams(np.full(self.K, 1.0 / self.K), means, covs)
         # one EM step puts the covariances into the structure; its E-step depends on the
         # structure only through diag, so gmm_select's models share it
