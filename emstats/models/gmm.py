@@ -1953,6 +1953,32 @@ class GaussianMixture(FitMixin, ChunkedModel):
         self._start_cov_value = cov
         return cov
 
+    #: up to this many complete rows in memory a start's E-step is one kernel call
+    #: (:func:`gmm_small.small_estep`), not the engine's chunked pass
+    SMALL_ESTEP_ROWS = 20000
+
+    def _start_estep(self, p):
+        """(statistics about the centre, log-likelihood) at the start ``p``: the engine's
+        E-step, or on small complete in-memory data the same sums from the one-call
+        kernel (equal up to rounding) without the engine's preparation."""
+        X = self.X
+        if self.incomplete or not isinstance(X, np.ndarray) or self.n > self.SMALL_ESTEP_ROWS:
+            return self.e_step(p)
+        XT = getattr(self, "_XT_small", None)
+        if XT is None:
+            XT = self._XT_small = np.ascontiguousarray(np.asarray(X, dtype=float).T)
+        K, d = self.K, self.d
+        N, S1, S2 = np.empty(K), np.empty((K, d)), np.empty((K, d, d))
+        ll, status = gmm_small.small_estep(
+            XT, np.ascontiguousarray(self.centre, dtype=float),
+            np.ascontiguousarray(p.weights, dtype=float),
+            np.ascontiguousarray(p.means, dtype=float),
+            np.ascontiguousarray(p.covariances, dtype=float), N, S1, S2, np.empty((0, K)),
+            False, bool(self.structure.diag))
+        if status or not np.isfinite(ll):
+            return None, -np.inf
+        return Stats(N=N, S1=S1, S2=S2), ll + self.loglike_constant(p)
+
     def _init_random(self, rng) -> GMMParams:
         """K distinct rows as means, the data covariance for every component."""
         cache, key = self._start_key("random", rng)
@@ -1968,7 +1994,7 @@ class GaussianMixture(FitMixin, ChunkedModel):
         # structure only through diag, so gmm_select's models share it
         hit = None if cache is None else cache.get(key + (self.structure.diag,))
         if hit is None:
-            hit = self.e_step(p)
+            hit = self._start_estep(p)
             if cache is not None:
                 cache[key + (self.structure.diag,)] = hit
         stats, ll = hit
