@@ -843,3 +843,175 @@ def regular_scatter(const double[:, :, ::1] W, const double[::1] Nk, double ridg
                 out[k, a, a] = out[k, a, a] + ridge * Nk[k] * var[a]
     free(var)
     return nbad
+
+
+def small_em_linear(const double[:, ::1] XT, const double[::1] c, const double[::1] N,
+                    const double[:, ::1] S1, const double[:, :, ::1] S2, int kind,
+                    bint shared, double reg, double floor, bint diag,
+                    double[::1] w_out, double[:, ::1] mu_out, double[:, :, ::1] cov_out,
+                    double[::1] N_out, double[:, ::1] S1_out, double[:, :, ::1] S2_out):
+    """One EM step of a structure linear in its elements (``kind`` and ``shared`` as in
+    :func:`small_moments`) in one call: from the statistics (N, S1, S2) about ``c``, the
+    M-step of ``SmallEM.m_step`` (weights, means, covariances, ``reg`` on the diagonal)
+    into ``w_out``, ``mu_out``, ``cov_out``, then the E-step of :func:`small_estep` at them
+    into ``N_out``, ``S1_out``, ``S2_out``.
+
+    Returns
+    -------
+    (loglik, status) : status 0; 3 when a component is empty or a covariance is not
+    above the floor (``floor``, as :func:`below_floor`; nothing of the E-step is done:
+    the caller takes the general M-step, which handles both); 1 or 2 as
+    :func:`small_estep`.
+    """
+    cdef Py_ssize_t d = XT.shape[0], n = XT.shape[1], K = N.shape[0]
+    cdef Py_ssize_t k, a, b, i
+    cdef double ntot = 0.0, tiny, q, v, s, ll = 0.0
+    cdef int status = 0
+    cdef double* sh = <double*> malloc(d * sizeof(double))
+    cdef double* W = <double*> malloc(K * d * d * sizeof(double))
+    cdef double* L = <double*> malloc(K * d * d * sizeof(double))
+    cdef double* logc = <double*> malloc(K * sizeof(double))
+    cdef double* idg = <double*> malloc(K * d * sizeof(double))
+    cdef double* aN = <double*> malloc(K * sizeof(double))
+    cdef double* a1 = <double*> malloc(K * d * sizeof(double))
+    cdef double* a2 = <double*> malloc(K * d * d * sizeof(double))
+    cdef double* mloc = <double*> malloc(K * d * sizeof(double))
+    cdef double* work = <double*> malloc((K + 2 * d + 3) * EMS_BLK * sizeof(double))
+    if (sh == NULL or W == NULL or L == NULL or logc == NULL or idg == NULL or aN == NULL
+            or a1 == NULL or a2 == NULL or mloc == NULL or work == NULL):
+        free(sh); free(W); free(L); free(logc); free(idg); free(aN); free(a1); free(a2)
+        free(mloc); free(work)
+        raise MemoryError()
+    try:
+        with nogil:
+            # -- the M-step (small_moments' arithmetic, in its order) --------------------
+            for k in range(K):
+                ntot += N[k]
+            tiny = 1e-10 * (ntot if ntot > 1.0 else 1.0)
+            for k in range(K):
+                if N[k] <= tiny:
+                    status = 3
+            if status == 0:
+                for k in range(K):
+                    for a in range(d):
+                        sh[a] = S1[k, a] / N[k]
+                        mu_out[k, a] = c[a] + sh[a]
+                    for a in range(d):
+                        for b in range(d):
+                            W[(k * d + a) * d + b] = S2[k, a, b] - N[k] * (sh[a] * sh[b])
+                    w_out[k] = N[k] / ntot
+                    for a in range(d):
+                        for b in range(d):
+                            cov_out[k, a, b] = 0.0
+                if kind <= 1:
+                    for a in range(d):
+                        for b in range(a if kind == 1 else 0, a + 1 if kind == 1 else d):
+                            if shared:
+                                q = 0.0
+                                for k in range(K):
+                                    q += W[(k * d + a) * d + b]
+                                q = q / ntot
+                                for k in range(K):
+                                    cov_out[k, a, b] = q
+                            else:
+                                for k in range(K):
+                                    cov_out[k, a, b] = W[(k * d + a) * d + b] / N[k]
+                else:
+                    q = 0.0
+                    for k in range(K):
+                        v = 0.0
+                        for a in range(d):
+                            v += W[(k * d + a) * d + a]
+                        if shared:
+                            q += v
+                        else:
+                            v = v / (N[k] * d)
+                            for a in range(d):
+                                cov_out[k, a, a] = v
+                    if shared:
+                        q = q / (ntot * d)
+                        for k in range(K):
+                            for a in range(d):
+                                cov_out[k, a, a] = q
+                if reg > 0.0:
+                    for k in range(K):
+                        for a in range(d):
+                            cov_out[k, a, a] = cov_out[k, a, a] + reg
+                # -- the floor (below_floor's test: non-finite, or cov - floor I not PD) -
+                for k in range(K):
+                    for a in range(d):
+                        for b in range(d):
+                            q = cov_out[k, a, b]
+                            if q != q or q - q != 0.0:
+                                status = 3
+                    if status:
+                        break
+                    for a in range(d):
+                        for b in range(a + 1):
+                            q = cov_out[k, a, b] - (floor if a == b else 0.0)
+                            for i in range(b):
+                                q = q - L[a * d + i] * L[b * d + i]
+                            if a == b:
+                                if not (q > 0.0):
+                                    status = 3
+                                    break
+                                L[a * d + a] = sqrt(q)
+                            else:
+                                L[a * d + b] = q / L[b * d + b]
+                        if status:
+                            break
+                    if status:
+                        break
+            # -- the E-step at the new parameters (small_estep's arithmetic) -------------
+            if status == 0:
+                for k in range(K):
+                    if not (w_out[k] >= 0.0):
+                        status = 1
+                        break
+                    s = 0.0
+                    for a in range(d):
+                        for b in range(a + 1):
+                            q = cov_out[k, a, b]
+                            for i in range(b):
+                                q = q - L[(k * d + a) * d + i] * L[(k * d + b) * d + i]
+                            if a == b:
+                                if not (q > 0.0) or q != q:
+                                    status = 1
+                                    break
+                                L[(k * d + a) * d + a] = sqrt(q)
+                                s += log(sqrt(q))
+                            else:
+                                L[(k * d + a) * d + b] = q / L[(k * d + b) * d + b]
+                        if status:
+                            break
+                    if status:
+                        break
+                    if w_out[k] > 0.0:
+                        logc[k] = log(w_out[k]) - 0.5 * d * LOG_2PI - s
+                    else:
+                        logc[k] = -INFINITY
+            if status == 0:
+                for k in range(K):
+                    aN[k] = 0.0
+                    for a in range(d):
+                        idg[k * d + a] = 1.0 / L[(k * d + a) * d + a]
+                        mloc[k * d + a] = mu_out[k, a]
+                        a1[k * d + a] = 0.0
+                        for b in range(d):
+                            a2[(k * d + a) * d + b] = 0.0
+                status = emstats_small_pass(n, d, K, &XT[0, 0], &c[0], L, idg, mloc, logc,
+                                            aN, a1, a2, NULL, diag, work, &ll)
+                if status == 0:
+                    for k in range(K):
+                        N_out[k] = aN[k]
+                        for a in range(d):
+                            S1_out[k, a] = a1[k * d + a]
+                            for b in range(d):
+                                if b <= a:
+                                    S2_out[k, a, b] = a2[(k * d + a) * d + b]
+                                else:
+                                    S2_out[k, a, b] = a2[(k * d + b) * d + a]
+    finally:
+        free(sh); free(W); free(L); free(logc); free(idg); free(aN); free(a1); free(a2)
+        free(mloc); free(work)
+    return ll, status

@@ -189,6 +189,20 @@ class SmallEM:
         return p, ll, mon, converged
 
     def _em_step(self, p, st, ll):
+        if self._linear >= 0:
+            # the structures linear in their elements: M-step and E-step in one call; the
+            # general path where a component is empty or a covariance reaches the floor
+            K, d = self.model.K, self.model.d
+            w, m, cv = np.empty(K), np.empty((K, d)), np.empty((K, d, d))
+            N, S1, S2 = np.empty(K), np.empty((K, d)), np.empty((K, d, d))
+            ll, status = gmm_small.small_em_linear(
+                self.XT, self.c, st[0], st[1], st[2], self._linear, self._shared,
+                self.model.reg_covar, self.model._floor, self.diag, w, m, cv, N, S1, S2)
+            if status != 3:
+                self.n_e_steps += 1
+                if status or not np.isfinite(ll):
+                    raise FloatingPointError("the log-likelihood became non-finite")
+                return GMMParams(w, m, cv), (N, S1, S2), ll
         q = self.m_step(st, p)
         st, ll, _ = self.e_step(q)
         if st is None:
