@@ -506,6 +506,8 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
         the data's explanation (:meth:`diagnose_failure`), if any: a boundary estimate
         (e.g. no zero inflation needed) passes, a separating direction is an error."""
         dat = self.data
+        if not isinstance(dat, ArrayData):
+            return None         # out of core: the rows are not in memory to check
         beta, _, gamma, _ = self._split(params)
         big = max(float(np.max(np.abs(dat["X"] @ beta + dat["off"]))),
                   float(np.max(np.abs(dat["Z"] @ gamma + dat["zoff"]))))
