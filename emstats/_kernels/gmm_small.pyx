@@ -27,6 +27,86 @@ cdef extern from "gmm_small.h" nogil:
                            double* resp, int diag, double* work, double* ll_out)
 
 
+cdef int _chol_logdet(const double* A, Py_ssize_t d, double shift, double* L,
+                      double* out) noexcept nogil:
+    """Lower Cholesky factor ``L`` (d x d, row-major) of A - shift I (the lower triangle
+    of A read) and its log-determinant into ``out``; 1 if it is not positive definite
+    (or not finite)."""
+    cdef Py_ssize_t a, b, i
+    cdef double q, s = 0.0
+    for a in range(d):
+        for b in range(a + 1):
+            q = A[a * d + b] - (shift if a == b else 0.0)
+            for i in range(b):
+                q = q - L[a * d + i] * L[b * d + i]
+            if a == b:
+                if not (q > 0.0) or q - q != 0.0:
+                    return 1
+                L[a * d + a] = sqrt(q)
+                s += log(q)
+            else:
+                L[a * d + b] = q / L[b * d + b]
+    out[0] = s
+    return 0
+
+
+cdef int _below_floor(const double* A, Py_ssize_t d, double floor, double* L) noexcept nogil:
+    """1 when the d x d matrix A has a non-finite entry or A - floor I is not positive
+    definite (a Cholesky attempt into the scratch ``L``), else 0."""
+    cdef Py_ssize_t a
+    cdef double ld
+    for a in range(d * d):
+        if A[a] - A[a] != 0.0:
+            return 1
+    return _chol_logdet(A, d, floor, L, &ld)
+
+
+cdef int _component_factors(Py_ssize_t K, Py_ssize_t d, const double* w, const double* cov,
+                            double* L, double* logc) noexcept nogil:
+    """Cholesky factors ``L`` (K x d x d) of the covariances ``cov`` and the log-normalising
+    constants log w_k - d/2 log 2pi - 1/2 log det cov_k; 1 when a weight is negative or a
+    covariance is not positive definite."""
+    cdef Py_ssize_t k
+    cdef double ld
+    for k in range(K):
+        if not (w[k] >= 0.0):
+            return 1
+        if _chol_logdet(cov + k * d * d, d, 0.0, L + k * d * d, &ld):
+            return 1
+        logc[k] = log(w[k]) - 0.5 * d * LOG_2PI - 0.5 * ld if w[k] > 0.0 else -INFINITY
+    return 0
+
+
+cdef int _pass_stats(Py_ssize_t n, Py_ssize_t d, Py_ssize_t K, const double* XT,
+                     const double* c, const double* mu, const double* L, const double* logc,
+                     double* idg, double* mloc, double* aN, double* a1, double* a2,
+                     double* resp, bint diag, double* work, double* ll,
+                     double* N, double* S1, double* S2) noexcept nogil:
+    """One pass of :c:func:`emstats_small_pass` from the factors, and its statistics
+    unpacked into N (K), S1 (K x d), S2 (K x d x d, symmetric); returns its status."""
+    cdef Py_ssize_t k, a, b
+    cdef int status
+    for k in range(K):
+        aN[k] = 0.0
+        for a in range(d):
+            idg[k * d + a] = 1.0 / L[(k * d + a) * d + a]
+            mloc[k * d + a] = mu[k * d + a]
+            a1[k * d + a] = 0.0
+            for b in range(d):
+                a2[(k * d + a) * d + b] = 0.0
+    status = emstats_small_pass(n, d, K, XT, c, L, idg, mloc, logc, aN, a1, a2, resp, diag,
+                                work, ll)
+    if status == 0:
+        for k in range(K):
+            N[k] = aN[k]
+            for a in range(d):
+                S1[k * d + a] = a1[k * d + a]
+                for b in range(d):
+                    S2[(k * d + a) * d + b] = (a2[(k * d + a) * d + b] if b <= a
+                                               else a2[(k * d + b) * d + a])
+    return status
+
+
 def small_estep(const double[:, ::1] XT, const double[::1] c, const double[::1] w,
                 const double[:, ::1] mu, const double[:, :, ::1] cov,
                 double[::1] N, double[:, ::1] S1, double[:, :, ::1] S2,
@@ -46,8 +126,8 @@ def small_estep(const double[:, ::1] XT, const double[::1] c, const double[::1] 
     is negative (the outputs are then undefined), 2 when a row has zero density.
     """
     cdef Py_ssize_t d = XT.shape[0], n = XT.shape[1], K = w.shape[0]
-    cdef Py_ssize_t i, k, a, b
-    cdef double s, q, ll = 0.0
+    cdef Py_ssize_t k
+    cdef double ll = 0.0
     cdef double* L = <double*> malloc(K * d * d * sizeof(double))
     cdef double* logc = <double*> malloc(K * sizeof(double))
     cdef double* idg = <double*> malloc(K * d * sizeof(double))
@@ -68,54 +148,11 @@ def small_estep(const double[:, ::1] XT, const double[::1] c, const double[::1] 
         rp = &resp[0, 0]
     try:
         with nogil:
-            # Cholesky factors (lower) and log-normalising constants
-            for k in range(K):
-                if not (w[k] >= 0.0):
-                    status = 1
-                    break
-                s = 0.0
-                for a in range(d):
-                    for b in range(a + 1):
-                        q = cov[k, a, b]
-                        for i in range(b):
-                            q = q - L[(k * d + a) * d + i] * L[(k * d + b) * d + i]
-                        if a == b:
-                            if not (q > 0.0) or q != q:
-                                status = 1
-                                break
-                            L[(k * d + a) * d + a] = sqrt(q)
-                            s += log(sqrt(q))
-                        else:
-                            L[(k * d + a) * d + b] = q / L[(k * d + b) * d + b]
-                    if status:
-                        break
-                if status:
-                    break
-                if w[k] > 0.0:
-                    logc[k] = log(w[k]) - 0.5 * d * LOG_2PI - s
-                else:
-                    logc[k] = -INFINITY
+            status = _component_factors(K, d, &w[0], &cov[0, 0, 0], L, logc)
             if status == 0:
-                for k in range(K):
-                    aN[k] = 0.0
-                    for a in range(d):
-                        idg[k * d + a] = 1.0 / L[(k * d + a) * d + a]
-                        mloc[k * d + a] = mu[k, a]
-                        a1[k * d + a] = 0.0
-                        for b in range(d):
-                            a2[(k * d + a) * d + b] = 0.0
-                status = emstats_small_pass(n, d, K, &XT[0, 0], &c[0], L, idg, mloc, logc,
-                                            aN, a1, a2, rp, diag, work, &ll)
-                if status == 0:
-                    for k in range(K):
-                        N[k] = aN[k]
-                        for a in range(d):
-                            S1[k, a] = a1[k * d + a]
-                            for b in range(d):
-                                if b <= a:
-                                    S2[k, a, b] = a2[(k * d + a) * d + b]
-                                else:
-                                    S2[k, a, b] = a2[(k * d + b) * d + a]
+                status = _pass_stats(n, d, K, &XT[0, 0], &c[0], &mu[0, 0], L, logc, idg, mloc,
+                                     aN, a1, a2, rp, diag, work, &ll,
+                                     &N[0], &S1[0, 0], &S2[0, 0, 0])
     finally:
         free(L); free(logc); free(idg); free(aN); free(a1); free(a2); free(mloc); free(work)
     return ll, status
@@ -133,27 +170,7 @@ def below_floor(const double[:, :, ::1] cov, double floor, unsigned char[::1] ba
         raise MemoryError()
     with nogil:
         for k in range(K):
-            bad[k] = 0
-            for a in range(d):
-                for b in range(d):
-                    q = cov[k, a, b]
-                    if q != q or q - q != 0.0:
-                        bad[k] = 1
-            if bad[k] == 0:
-                for a in range(d):
-                    for b in range(a + 1):
-                        q = cov[k, a, b] - (floor if a == b else 0.0)
-                        for i in range(b):
-                            q = q - L[a * d + i] * L[b * d + i]
-                        if a == b:
-                            if not (q > 0.0):
-                                bad[k] = 1
-                                break
-                            L[a * d + a] = sqrt(q)
-                        else:
-                            L[a * d + b] = q / L[b * d + b]
-                    if bad[k]:
-                        break
+            bad[k] = _below_floor(&cov[k, 0, 0], d, floor, L)
             nbad += bad[k]
     free(L)
     return nbad
@@ -521,27 +538,6 @@ def small_moments(const double[::1] N, const double[:, ::1] S1, const double[:, 
     return n, nempty
 
 
-cdef int _chol_logdet(const double* A, Py_ssize_t d, double* L, double* out) noexcept nogil:
-    """log det A by a Cholesky factorisation (L: d x d scratch); 1 if A is not
-    positive definite (or not finite)."""
-    cdef Py_ssize_t a, b, i
-    cdef double q, s = 0.0
-    for a in range(d):
-        for b in range(a + 1):
-            q = A[a * d + b]
-            for i in range(b):
-                q = q - L[a * d + i] * L[b * d + i]
-            if a == b:
-                if not (q > 0.0) or q - q != 0.0:
-                    return 1
-                L[a * d + a] = sqrt(q)
-                s += log(q)
-            else:
-                L[a * d + b] = q / L[b * d + b]
-    out[0] = s
-    return 0
-
-
 def volume_mstep(const double[:, :, ::1] W, const double[::1] Nk, double n,
                  const double[:, :, ::1] old, int code, double[:, :, ::1] covs,
                  int maxiter, double tol):
@@ -581,7 +577,7 @@ def volume_mstep(const double[:, :, ::1] W, const double[::1] Nk, double n,
                     for a in range(d):
                         q += log(W[k, a, a])
                     ld = q
-                elif _chol_logdet(&W[k, 0, 0], d, L, &ld):
+                elif _chol_logdet(&W[k, 0, 0], d, 0.0, L, &ld):
                     status = 1
                     break
                 det[k] = exp(ld / d)
@@ -607,7 +603,7 @@ def volume_mstep(const double[:, :, ::1] W, const double[::1] Nk, double n,
                     it = 0 if q - q == 0.0 else 1
                     ld = q
                 else:
-                    it = _chol_logdet(&old[k, 0, 0], d, L, &ld)
+                    it = _chol_logdet(&old[k, 0, 0], d, 0.0, L, &ld)
                 q = exp(ld / d)
                 if it or not (q > 0.0) or q - q != 0.0:
                     q = 0.0
@@ -865,7 +861,7 @@ def small_em_linear(const double[:, ::1] XT, const double[::1] c, const double[:
     """
     cdef Py_ssize_t d = XT.shape[0], n = XT.shape[1], K = N.shape[0]
     cdef Py_ssize_t k, a, b, i
-    cdef double ntot = 0.0, tiny, q, v, s, ll = 0.0
+    cdef double ntot = 0.0, tiny, q, v, ll = 0.0
     cdef int status = 0
     cdef double* sh = <double*> malloc(d * sizeof(double))
     cdef double* W = <double*> malloc(K * d * d * sizeof(double))
@@ -939,78 +935,16 @@ def small_em_linear(const double[:, ::1] XT, const double[::1] c, const double[:
                             cov_out[k, a, a] = cov_out[k, a, a] + reg
                 # -- the floor (below_floor's test: non-finite, or cov - floor I not PD) -
                 for k in range(K):
-                    for a in range(d):
-                        for b in range(d):
-                            q = cov_out[k, a, b]
-                            if q != q or q - q != 0.0:
-                                status = 3
-                    if status:
-                        break
-                    for a in range(d):
-                        for b in range(a + 1):
-                            q = cov_out[k, a, b] - (floor if a == b else 0.0)
-                            for i in range(b):
-                                q = q - L[a * d + i] * L[b * d + i]
-                            if a == b:
-                                if not (q > 0.0):
-                                    status = 3
-                                    break
-                                L[a * d + a] = sqrt(q)
-                            else:
-                                L[a * d + b] = q / L[b * d + b]
-                        if status:
-                            break
-                    if status:
+                    if _below_floor(&cov_out[k, 0, 0], d, floor, L):
+                        status = 3
                         break
             # -- the E-step at the new parameters (small_estep's arithmetic) -------------
             if status == 0:
-                for k in range(K):
-                    if not (w_out[k] >= 0.0):
-                        status = 1
-                        break
-                    s = 0.0
-                    for a in range(d):
-                        for b in range(a + 1):
-                            q = cov_out[k, a, b]
-                            for i in range(b):
-                                q = q - L[(k * d + a) * d + i] * L[(k * d + b) * d + i]
-                            if a == b:
-                                if not (q > 0.0) or q != q:
-                                    status = 1
-                                    break
-                                L[(k * d + a) * d + a] = sqrt(q)
-                                s += log(sqrt(q))
-                            else:
-                                L[(k * d + a) * d + b] = q / L[(k * d + b) * d + b]
-                        if status:
-                            break
-                    if status:
-                        break
-                    if w_out[k] > 0.0:
-                        logc[k] = log(w_out[k]) - 0.5 * d * LOG_2PI - s
-                    else:
-                        logc[k] = -INFINITY
+                status = _component_factors(K, d, &w_out[0], &cov_out[0, 0, 0], L, logc)
             if status == 0:
-                for k in range(K):
-                    aN[k] = 0.0
-                    for a in range(d):
-                        idg[k * d + a] = 1.0 / L[(k * d + a) * d + a]
-                        mloc[k * d + a] = mu_out[k, a]
-                        a1[k * d + a] = 0.0
-                        for b in range(d):
-                            a2[(k * d + a) * d + b] = 0.0
-                status = emstats_small_pass(n, d, K, &XT[0, 0], &c[0], L, idg, mloc, logc,
-                                            aN, a1, a2, NULL, diag, work, &ll)
-                if status == 0:
-                    for k in range(K):
-                        N_out[k] = aN[k]
-                        for a in range(d):
-                            S1_out[k, a] = a1[k * d + a]
-                            for b in range(d):
-                                if b <= a:
-                                    S2_out[k, a, b] = a2[(k * d + a) * d + b]
-                                else:
-                                    S2_out[k, a, b] = a2[(k * d + b) * d + a]
+                status = _pass_stats(n, d, K, &XT[0, 0], &c[0], &mu_out[0, 0], L, logc, idg,
+                                     mloc, aN, a1, a2, NULL, diag, work, &ll,
+                                     &N_out[0], &S1_out[0, 0], &S2_out[0, 0, 0])
     finally:
         free(sh); free(W); free(L); free(logc); free(idg); free(aN); free(a1); free(a2)
         free(mloc); free(work)
