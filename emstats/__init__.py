@@ -51,7 +51,7 @@ _LAZY: dict[str, str] = {
     "HMMResults": ".models.hmm",
     "HiddenMarkovModel": ".models.hmm",
     "hmm": ".models.hmm",
-    "DegenerateComponentWarning": ".models.gmm",
+    "DegenerateComponentWarning": ".exceptions",
     "GMMParams": ".models.gmm",
     "GMMResults": ".models.gmm",
     "GMMSelection": ".models.gmm",

@@ -16,6 +16,11 @@ def describe_rows(index, mask, limit: int = 5) -> str:
     return ", ".join(map(str, bad)) + (f" and {more} more" if more > 0 else "")
 
 
+class DegenerateComponentWarning(UserWarning):
+    """A mixture component or a hidden state collapsed: its covariance became numerically
+    singular (floored) or it emptied; the likelihood is unbounded there."""
+
+
 class DataError(ValueError):
     """Input data that a model cannot use (the message names the problem)."""
 

@@ -18,6 +18,7 @@ Witnesses:
 
 from __future__ import annotations
 
+import re
 import runpy
 import sys
 import warnings
@@ -600,6 +601,38 @@ _BAD = [
 def test_unidentifiable_or_malformed_input(make, message):
     with pytest.raises(DataError, match=message):
         make()
+
+
+def _collapsing_data(kind):
+    rng = np.random.default_rng(21)
+    if kind == "a constant stretch":          # five equal values far from the rest
+        return np.r_[rng.normal(size=20), np.full(5, 7.0)], "diag", r"state\(s\) \[\d\]"
+    t = rng.normal(size=12)
+    line = np.column_stack([t + 8.0, 2.0 * t + 8.0])     # rows on a line, far away
+    if kind == "rows on a line":
+        return np.vstack([rng.normal(size=(30, 2)), line]), "full", r"state\(s\) \[\d\]"
+    return line, "tied", "the state-common covariance"    # all rows on the line
+
+
+@pytest.mark.parametrize("kind", ["a constant stretch", "rows on a line", "all rows on a line"])
+def test_a_collapsed_state_covariance_gives_one_warning(kind):
+    X, covariance, which = _collapsing_data(kind)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = emstats.hmm(X, 2, covariance=covariance).fit()
+    assert [w.category for w in caught] == [emstats.DegenerateComponentWarning], [
+        str(w.message) for w in caught]
+    assert re.search(which + ".* collapsed .* likelihood is unbounded", str(caught[0].message))
+    assert res.bse.isna().all()          # the singular information: no standard errors
+    assert "WARNING: " + res.extra["degenerate"] in str(res.summary())
+
+
+def test_a_regular_fit_reports_nothing_degenerate():
+    rng = np.random.default_rng(22)
+    X, _, _, _, _ = _sim_gauss(rng, [400])
+    for covariance in ("diag", "full", "spherical", "tied"):
+        res = emstats.hmm(X, 3, covariance=covariance).fit()
+        assert "degenerate" not in res.extra
 
 
 def test_information_over_the_memory_limit(monkeypatch):

@@ -251,6 +251,42 @@ def test_bad_input():
         emstats.mvn(np.random.default_rng(0).normal(size=(3, 3)))
 
 
+_DEPENDENT = [
+    ("a copy", lambda X: X[:, 0], "'x6' is equal to a multiple of 'x1' plus a constant"),
+    ("a rescaled copy", lambda X: 3.0 - 2.5 * X[:, 2],
+     "'x6' is equal to a multiple of 'x3' plus a constant"),
+    ("a sum", lambda X: X[:, 0] + X[:, 3] - 0.5 * X[:, 1],
+     "'x6' is a linear combination of 'x1', 'x2', 'x4'"),
+]
+
+
+@pytest.mark.parametrize("make, message", [c[1:] for c in _DEPENDENT],
+                         ids=[c[0] for c in _DEPENDENT])
+def test_linearly_dependent_columns_are_refused_by_name(make, message):
+    """The sample covariance is singular: the normal's likelihood is unbounded (it gave a
+    LinAlgError), the factor model's estimate a Heywood case at log-likelihood +1135;
+    probabilistic PCA's likelihood is bounded and it fits."""
+    X = np.random.default_rng(3).normal(size=(200, 5))
+    X = np.column_stack([X, make(X)])
+    before = X.copy()
+    for build in (emstats.mvn, lambda x: emstats.factor_analysis(x, 2)):
+        with pytest.raises(DataError, match=message + r" \(the sample covariance matrix is "
+                           r"singular\)"):
+            build(X)
+    res = emstats.ppca(X, 2).fit()
+    assert np.isfinite(res.llf) and np.all(res.params > -np.inf)
+    np.testing.assert_array_equal(X, before)
+
+
+def test_nearly_dependent_columns_still_fit():
+    """A column that is a combination of others plus noise of 1e-2 of its scale (R^2 =
+    1 - 1e-4) is not refused: the residual variance test is at 1e-11."""
+    X = np.random.default_rng(4).normal(size=(300, 4))
+    X = np.column_stack([X, X[:, 0] + 1e-2 * np.random.default_rng(5).normal(size=300)])
+    res = emstats.mvn(X).fit()
+    np.testing.assert_allclose(res.cov, np.cov(X.T, bias=True), rtol=1e-6, atol=1e-12)
+
+
 def test_empty_rows_dropped_and_counted():
     df = emstats.datasets.load("nhanes")
     extra = pd.DataFrame(np.nan, index=[100, 101], columns=df.columns)

@@ -26,21 +26,45 @@ SCALE_CAP = 10.0
 ROUNDOFF = 1e-14
 
 
-#: the decreases already warned about by the fit running in this context (a one-element
-#: list, shared by the monitors of its starts and phases), or None outside a fit
-_fit_decreases: ContextVar[list | None] = ContextVar("emstats_fit_decreases", default=None)
+@dataclass
+class _DecreaseScope:
+    """The decreases of the fit running in this context, shared by the monitors of its
+    starts and phases: how many, the warning of the first, and whether to drop it."""
+
+    count: int = 0
+    first: str | None = None
+    suppressed: bool = False
+
+
+_fit_decreases: ContextVar[_DecreaseScope | None] = ContextVar("emstats_fit_decreases",
+                                                               default=None)
 
 
 @contextmanager
 def decrease_warning_scope():
-    """Context manager: inside it, the monitors warn of a decrease of the log-likelihood
-    once (the first), however many starts and phases the fit runs; every decrease is
-    still counted (``convergence.n_decreases``)."""
-    token = _fit_decreases.set([0])
+    """Context manager: inside it, the monitors' warning of a decrease of the
+    log-likelihood is issued once (of the first), when the fit ends, however many starts
+    and phases it runs -- unless the fit is degenerate (:func:`suppress_decrease_warning`:
+    its own warning says why); every decrease is still counted
+    (``convergence.n_decreases``)."""
+    scope = _DecreaseScope()
+    token = _fit_decreases.set(scope)
     try:
-        yield
+        yield scope
     finally:
         _fit_decreases.reset(token)
+    if scope.first is not None and not scope.suppressed:
+        warnings.warn(scope.first, LikelihoodDecreaseWarning, stacklevel=user_stacklevel())
+
+
+def suppress_decrease_warning() -> int:
+    """Drop the decrease warning of the fit running in this context (a degenerate fit,
+    whose decreases are rounding at a singular estimate); returns its count of decreases."""
+    scope = _fit_decreases.get()
+    if scope is None:
+        return 0
+    scope.suppressed = True
+    return scope.count
 
 
 @dataclass
@@ -98,17 +122,18 @@ class ConvergenceMonitor:
             if loglik < prev - self.decrease_tol * (1.0 + abs(prev)):
                 self.n_decreases += 1
                 scope = _fit_decreases.get()
-                seen = scope[0] if scope is not None else self.n_decreases - 1
-                if scope is not None:
-                    scope[0] += 1
+                seen = scope.count if scope is not None else self.n_decreases - 1
                 if not seen:
-                    warnings.warn(
-                        f"log-likelihood decreased at iteration {len(self.loglik)}: "
-                        f"{prev:.12g} -> {loglik:.12g} (further decreases in this fit are "
-                        "not warned of: convergence.n_decreases counts them)",
-                        LikelihoodDecreaseWarning,
-                        stacklevel=user_stacklevel(),
-                    )
+                    message = (f"log-likelihood decreased at iteration {len(self.loglik)}: "
+                               f"{prev:.12g} -> {loglik:.12g} (further decreases in this fit "
+                               "are not warned of: convergence.n_decreases counts them)")
+                    if scope is not None:       # issued when the fit ends
+                        scope.first = message
+                    else:
+                        warnings.warn(message, LikelihoodDecreaseWarning,
+                                      stacklevel=user_stacklevel())
+                if scope is not None:
+                    scope.count += 1
         self.loglik.append(float(loglik))
         self.step.append(float(step))
         self.seconds.append(now - self._last)

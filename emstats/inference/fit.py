@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import warnings
 
@@ -10,12 +11,18 @@ import pandas as pd
 
 from .._config import fit_threads, information_memory_limit
 from ..em.engine import EMRun, FitOptions, Progress, merge_records, run_em, run_starts
-from ..em.monitor import decrease_warning_scope, user_stacklevel, warn_not_converged
+from ..em.monitor import (
+    decrease_warning_scope,
+    suppress_decrease_warning,
+    user_stacklevel,
+    warn_not_converged,
+)
 from ..em.problem import bind
 from ..em.protocol import EMModel
-from ..exceptions import DataError
+from ..exceptions import DataError, DegenerateComponentWarning
 from .covariance import (
     COV_TYPES,
+    InformationWarning,
     bootstrap_covariance,
     invert_information,
     numerical_information,
@@ -203,6 +210,16 @@ def _fit(model, results_class, opts: FitOptions, bar, *, nobs, df_model, results
     explained = check(run.params) if check is not None else None
     if explained is not None:
         raise explained
+    # a part of the model that collapsed (a singular state covariance): the likelihood is
+    # unbounded there; one warning says so, instead of the singular information's
+    degenerate = getattr(model, "degenerate_estimate", None)
+    collapsed = degenerate(run.params) if degenerate is not None else None
+    if collapsed is not None:
+        drops = suppress_decrease_warning()
+        if drops:
+            collapsed += (f"  (The log-likelihood decreased {drops} time(s), by rounding at "
+                          "the singular covariance.)")
+        warnings.warn(collapsed, DegenerateComponentWarning, stacklevel=user_stacklevel())
     if not run.convergence.converged and run.convergence.reason != "stopped by callback":
         warn_not_converged(
             run.convergence,
@@ -224,6 +241,30 @@ def _fit(model, results_class, opts: FitOptions, bar, *, nobs, df_model, results
     if len(records) > 1:
         extra["starts"] = records
         extra["start_logliks"] = np.array([r.loglik for r in records])
+    if collapsed is not None:
+        extra["degenerate"] = collapsed
+    with warnings.catch_warnings() if collapsed is not None else contextlib.nullcontext():
+        if collapsed is not None:
+            warnings.simplefilter("ignore", InformationWarning)
+        cov, info_obs, cov_type = _standard_errors(model, problem, params, theta.size, cached,
+                                                   opts, conv, cov_type, extra)
+    if not np.isfinite(conv.em_rate) and conv.method == "em":
+        conv.em_rate = trace_rate(conv.loglik)
+        conv.em_rate_source = "estimated from the log-likelihood trace"
+    kw = results_kwargs(params, run) if callable(results_kwargs) else dict(results_kwargs or {})
+    kw["extra"] = {**extra, **kw.get("extra", {})}
+    return results_class(
+        model, theta, cov, llf=run.loglik, nobs=nobs, df_model=df_model,
+        cov_type=cov_type if cov_type is not None else "none",
+        convergence=conv, raw_params=params, **kw,
+    )
+
+
+def _standard_errors(model, problem, params, k: int, cached, opts: FitOptions, conv, cov_type,
+                     extra):
+    """The (k x k) covariance of the estimate by ``cov_type`` (NaN when None), the observed
+    information where computed, and the covariance type used; fills the convergence
+    diagnostics that need the information and ``extra``."""
     score = pieces = info_obs = None
     want_se = cov_type is not None
     if problem.has_louis and (want_se or cached is not None):
@@ -236,7 +277,6 @@ def _fit(model, results_class, opts: FitOptions, bar, *, nobs, df_model, results
     if score is not None:
         conv.max_abs_score = float(np.max(np.abs(score))) if score.size else 0.0
 
-    k = theta.size
     cov = np.full((k, k), np.nan)
     if cov_type == "louis":
         if pieces is None:
@@ -280,16 +320,7 @@ def _fit(model, results_class, opts: FitOptions, bar, *, nobs, df_model, results
             conv.min_eig_information = float(eig.min()) if eig.size else float("nan")
         except np.linalg.LinAlgError:      # an ill-conditioned boundary estimate
             pass
-    if not np.isfinite(conv.em_rate) and conv.method == "em":
-        conv.em_rate = trace_rate(conv.loglik)
-        conv.em_rate_source = "estimated from the log-likelihood trace"
-    kw = results_kwargs(params, run) if callable(results_kwargs) else dict(results_kwargs or {})
-    kw["extra"] = {**extra, **kw.get("extra", {})}
-    return results_class(
-        model, theta, cov, llf=run.loglik, nobs=nobs, df_model=df_model,
-        cov_type=cov_type if cov_type is not None else "none",
-        convergence=conv, raw_params=params, **kw,
-    )
+    return cov, info_obs, cov_type
 
 
 def _sandwich(model, problem, params, info_obs, groups):

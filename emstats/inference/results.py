@@ -508,6 +508,8 @@ class EMResults(SavedResults):
             notes.append(f"WARNING: the fit did not converge ({conv.reason}).")
         if conv.n_decreases:
             notes.append(f"WARNING: the log-likelihood decreased {conv.n_decreases} time(s).")
+        if "degenerate" in self.extra:
+            notes.append(f"WARNING: {self.extra['degenerate']}")
         return notes
 
     def __str__(self) -> str:

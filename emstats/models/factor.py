@@ -184,6 +184,8 @@ class FactorAnalysis(SpecMaps, FitMixin, ChunkedModel):
     preferred_method = "squarem"
     isotropic = False
     kind = "factor analysis"
+    #: whether a singular sample covariance is allowed (see :class:`MVN`)
+    singular_ok = False
 
     def __init__(self, data, n_factors: int, *, rotation: str | None = None,
                  missing: str = "em"):
@@ -192,7 +194,8 @@ class FactorAnalysis(SpecMaps, FitMixin, ChunkedModel):
         if isinstance(n_factors, bool) or not isinstance(n_factors, (int, np.integer)) \
                 or n_factors < 1:
             raise DataError(f"n_factors must be a positive integer, got {n_factors!r}")
-        base = MVN(data, missing=missing)       # validation, patterns and their sums
+        # validation, patterns and their sums
+        base = MVN(data, missing=missing, _singular_ok=self.singular_ok)
         d, q = base.d, int(n_factors)
         self._check_identified(d, q)
         self.base = base
@@ -912,6 +915,8 @@ class PPCA(FactorAnalysis):
     summary_title = "Probabilistic PCA Results (ML by EM)"
     isotropic = True
     kind = "probabilistic PCA"
+
+    singular_ok = True      # the likelihood is bounded while the rank exceeds q
 
     def __init__(self, data, n_components: int, *, missing: str = "em"):
         super().__init__(data, n_components, rotation=None, missing=missing)

@@ -59,17 +59,19 @@ from ..em.online import OnlineEM, as_2d, batch_columns
 from ..em.params import Cholesky, Positive
 from ..em.protocol import ChunkedModel, LouisPieces
 from ..em.stats import Stats
-from ..exceptions import ConvergenceWarning, DataError, LikelihoodDecreaseWarning, describe_rows
+from ..exceptions import (
+    ConvergenceWarning,
+    DataError,
+    DegenerateComponentWarning,
+    LikelihoodDecreaseWarning,
+    describe_rows,
+)
 from ..inference.covariance import InformationWarning
 from ..inference.fit import FitMixin, fit_model
 from ..inference.results import EMResults, SavedResults, without_data
 
 LOG_2PI = math.log(2.0 * math.pi)
 PRIOR_STRUCTURES = ("VVV", "EEE", "VVI", "VII")
-
-
-class DegenerateComponentWarning(UserWarning):
-    """A mixture component collapsed (its covariance became numerically singular)."""
 
 
 # ----------------------------------------------------------------------------------

@@ -200,12 +200,27 @@ class _Emission:
     def unpack(self, u) -> dict:
         return self._split(u, "unpack")
 
+    def collapsed(self, em, model) -> np.ndarray:
+        """States (a boolean per state) whose emission covariance is at the model's floor
+        (numerically singular); none for emissions whose likelihood is bounded."""
+        return np.zeros(self.K, dtype=bool)
+
     def to_inf(self, em) -> np.ndarray:
         """Inference coordinates, shape (K, q): the natural parameters of each state."""
         return self._rows(em, "to_inference")
 
     def from_inf(self, th) -> dict:
         return self._split(th, "from_inference")
+
+
+def _at_floor(w: np.ndarray) -> np.ndarray:
+    """Rows of ``w`` (eigenvalues or variances per state, in units of the floor) with one
+    at the floor: the M-steps raise a variance to the floor, and a covariance's smallest
+    eigenvalue to at most twice it; rounding of the rebuilt matrix adds ``d`` eps of its
+    largest eigenvalue."""
+    w = np.atleast_2d(w)
+    limit = 2.0 * (1.0 + 1e-3) + 64.0 * w.shape[1] * np.finfo(float).eps * np.abs(w).max(axis=1)
+    return ~(w.min(axis=1) > limit)
 
 
 class PoissonEmission(_Emission):
@@ -366,6 +381,9 @@ class GaussianDiagEmission(_Emission):
     def state_vars(self, em):
         return em["vars"]
 
+    def collapsed(self, em, model):
+        return _at_floor(em["vars"] / model.var_floor)
+
     def natural(self, em):
         return {"means": em["means"], "vars": em["vars"]}
 
@@ -511,6 +529,9 @@ class GaussianFullEmission(_Emission):
     def state_vars(self, em):
         return np.diagonal(em["covs"], axis1=1, axis2=2)
 
+    def collapsed(self, em, model):
+        return _at_floor(np.linalg.eigvalsh(em["covs"]) / model.var_floor.min())
+
     def natural(self, em):
         return {"means": em["means"], "covs": em["covs"]}
 
@@ -603,6 +624,9 @@ class GaussianSphericalEmission(_Emission):
 
     def state_vars(self, em):
         return np.repeat(em["vars"][:, None], self.d, axis=1)
+
+    def collapsed(self, em, model):
+        return _at_floor(em["vars"][:, None] / model.var_floor.min())
 
     def natural(self, em):
         return {"means": em["means"], "vars": self.state_vars(em)}
@@ -712,6 +736,10 @@ class GaussianTiedEmission(_Emission):
 
     def state_vars(self, em):
         return np.broadcast_to(np.diag(em["cov"]), (self.K, self.d)).copy()
+
+    def collapsed(self, em, model):
+        w = np.linalg.eigvalsh(em["cov"]) / model.var_floor.min()
+        return np.repeat(_at_floor(w[None]), self.K)
 
     def natural(self, em):
         return {"means": em["means"], "covs": self._as_full(em)["covs"]}
@@ -1904,6 +1932,20 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
     def diagnose_failure(self, err):
         """A numerical failure of EM on data that passed the checks: say what to try."""
         return None
+
+    def degenerate_estimate(self, params: HMMParams) -> str | None:
+        """What collapsed at the estimate (states whose covariance is at the floor, where
+        the likelihood is unbounded), or None."""
+        bad = np.flatnonzero(self.emission.collapsed(params.emission, self))
+        if bad.size == 0:
+            return None
+        which = ("the state-common covariance" if self.covariance == "tied" else
+                 f"the covariance of state(s) {[int(k) + 1 for k in bad]}")
+        return (f"{which} of the {self.K}-state Gaussian HMM ({self.covariance} covariance) "
+                "collapsed to numerical singularity and was floored (1e-10 of the data "
+                "variance): the likelihood is unbounded there, so the log-likelihood and "
+                "standard errors mean nothing.  Use fewer states, a constrained covariance "
+                "or more observations per state.")
 
 
 def _state_name(local: str, state: int) -> str:

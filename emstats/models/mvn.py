@@ -81,6 +81,30 @@ def _as_frame(data) -> pd.DataFrame:
     return pd.DataFrame(arr, columns=[f"x{j + 1}" for j in range(arr.shape[1])])
 
 
+def linear_dependence(C: np.ndarray, tol: float = 1e-11) -> tuple[int, list[int]] | None:
+    """An exact linear dependence among the variables of the covariance matrix ``C``:
+    ``(j, others)`` for the first variable j that is a linear combination of earlier ones
+    (``others``, up to a residual variance of ``tol`` in correlation units), else None.
+
+    By a Cholesky factorisation of the correlation matrix in column order, each variable's
+    residual variance given the independent ones before it."""
+    sd = np.sqrt(np.diag(C))
+    R = C / np.outer(sd, sd)
+    d = R.shape[0]
+    L = np.zeros((d, d))
+    kept: list[int] = []
+    for j in range(d):
+        row = np.linalg.solve(L[np.ix_(kept, kept)], R[kept, j]) if kept else np.zeros(0)
+        resid = R[j, j] - row @ row
+        if not resid > tol:
+            b = np.linalg.solve(R[np.ix_(kept, kept)], R[kept, j])
+            return j, [k for k, bk in zip(kept, b, strict=True) if abs(bk) > 1e-8]
+        L[j, kept] = row
+        L[j, j] = np.sqrt(resid)
+        kept.append(j)
+    return None
+
+
 def row_scores(X, mu, sigma, patterns) -> np.ndarray:
     """Observed-data score of each row of ``X`` (NaN where missing) about (mu, vec Sigma):
     W e for the mean and (W (e e' + C) W - W) / 2 for Sigma, with W = Sigma^-1, e the
@@ -157,7 +181,12 @@ class MVN(SpecMaps, FitMixin, ChunkedModel):
     #: E-step costs O(P d^3) and Louis' pieces O(P d^4)
     preferred_method = "squarem"
 
-    def __init__(self, data, *, missing: str = "em", _dropped_before: int = 0):
+    #: whether a singular sample covariance is allowed (probabilistic PCA's likelihood is
+    #: bounded there; the normal's and the factor model's are not)
+    singular_ok = False
+
+    def __init__(self, data, *, missing: str = "em", _dropped_before: int = 0,
+                 _singular_ok: bool = False):
         if missing not in ("em", "drop", "raise"):
             raise ValueError(f"missing must be 'em', 'drop' or 'raise', got {missing!r}")
         if isinstance(data, np.ndarray) and data.dtype.kind in "biuf" and data.ndim in (1, 2):
@@ -171,6 +200,7 @@ class MVN(SpecMaps, FitMixin, ChunkedModel):
             X = frame.to_numpy(dtype=float)
             names = [str(c) for c in frame.columns]
             index = frame.index
+        self.singular_ok = bool(_singular_ok)
         if X.shape[1] == 0 or X.shape[0] == 0:
             raise DataError(f"data must have at least one row and one column, got shape "
                             f"{X.shape}")
@@ -238,12 +268,35 @@ class MVN(SpecMaps, FitMixin, ChunkedModel):
         if flat:
             raise DataError("column(s) constant where observed (zero variance): "
                             + ", ".join(flat))
+        if d > 1 and not self.singular_ok and self.patterns.observed.all():
+            self._check_dependence(pc, s, S)      # complete rows (with values missing, a
+            # singular estimate is found during the fit: diagnose_failure)
         self.d = d
         self.spec = ParamSpec([Free("mean", (d,), axes=[names]),
                                Cholesky("cov", d, (), axes=[names])])
         self._J = full_to_elements(d)
         self.nobs = float(np.sum(self.patterns.counts))
         self.df_model = float(self.spec.size)
+
+    def _check_dependence(self, pc, s, S) -> None:
+        """Refuse complete data with a column that is an exact linear combination of
+        others: the covariance estimate would be singular."""
+        n = float(pc[0, 0])
+        m = s.sum(axis=0) / n
+        C = S.sum(axis=0) / n - np.outer(m, m)
+        found = linear_dependence(0.5 * (C + C.T))
+        if found is None:
+            return
+        j, others = found
+        names = self.names
+        what = (f"equal to a multiple of {names[others[0]]!r} plus a constant"
+                if len(others) == 1 else
+                "a linear combination of " + ", ".join(repr(names[i]) for i in others))
+        raise DataError(
+            f"column {names[j]!r} is {what} (the sample covariance matrix is singular): the "
+            "estimate would have a singular covariance, where the likelihood is unbounded "
+            f"or has no interior maximum; drop {names[j]!r} or one of the columns it "
+            "depends on")
 
     # -- parameters ------------------------------------------------------------------
     def start_params(self) -> dict:
