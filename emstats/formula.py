@@ -312,11 +312,21 @@ def _explain_patsy_error(err: Exception, data: pd.DataFrame, what: str) -> DataE
     return DataError(f"cannot evaluate {what}: {first}")
 
 
-def _check_frame(data) -> pd.DataFrame:
+def data_frame(data) -> pd.DataFrame:
+    """``data`` as a DataFrame (a dict of columns is converted); anything else -- a file
+    name, an array -- is a DataError that says what was given."""
     if isinstance(data, dict):
-        data = pd.DataFrame(data)
-    if not isinstance(data, pd.DataFrame):
-        raise TypeError(f"data must be a pandas DataFrame (or dict of columns), got {type(data)!r}")
+        return pd.DataFrame(data)
+    if isinstance(data, pd.DataFrame):
+        return data
+    what = f"the string {data!r}" if isinstance(data, str) else type(data).__name__
+    hint = (f"; read the file first, e.g. data=pandas.read_csv({data!r})"
+            if isinstance(data, str) else "")
+    raise DataError(f"data must be a pandas DataFrame (or a dict of columns), got {what}{hint}")
+
+
+def _check_frame(data) -> pd.DataFrame:
+    data = data_frame(data)
     if len(data) == 0:
         raise DataError("data is empty (0 rows)")
     return data

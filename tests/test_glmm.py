@@ -445,7 +445,10 @@ def _degenerate(kind):
     x = rng.normal(size=n)
     d = (rng.random(n) < 0.3) * 1.0
     y = {"ones": np.ones(n), "zeros": np.zeros(n), "separated": (x > 0) * 1.0,
-         "dummy": np.where(d == 1, 1.0, (rng.random(n) < 0.4) * 1.0)}[kind]
+         "dummy": np.where(d == 1, 1.0, (rng.random(n) < 0.4) * 1.0),
+         "singletons": (rng.random(n) < 0.4) * 1.0}[kind]
+    if kind == "singletons":
+        g = np.arange(n)
     return pd.DataFrame({"y": y, "x": d if kind == "dummy" else x, "g": g})
 
 
@@ -454,6 +457,7 @@ def _degenerate(kind):
     ("zeros", "is 0 .* in every row"),
     ("separated", "separate the outcomes .*'x'"),
     ("dummy", "separate the outcomes quasi-completely .*'x'"),
+    ("singletons", "every group of 'g' has a single binary outcome .* not identified"),
 ])
 def test_degenerate_outcomes_are_data_errors(kind, match):
     """All-equal responses and (quasi-)separation by a fixed effect: a DataError naming

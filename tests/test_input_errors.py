@@ -51,6 +51,29 @@ def test_valid_names_with_brackets_still_work(tobit_res):
     assert w.df_denom == 2
 
 
+# -- data that is not a frame -----------------------------------------------------------
+_NOT_A_FRAME = {
+    "tobit": lambda d: emstats.tobit("y ~ x", d),
+    "zeroinfl": lambda d: emstats.zeroinfl("y ~ x", d),
+    "hurdle": lambda d: emstats.hurdle("y ~ x", d),
+    "mixreg": lambda d: emstats.mixreg("y ~ x", d, k=2),
+    "glmm": lambda d: emstats.glmm("y ~ x", d, "g"),
+    "glmm_logit": lambda d: emstats.glmm_logit("y ~ x", d, "g"),
+    "gmm": lambda d: emstats.gmm("~ a + b", data=d, k=2),
+    "mvn": lambda d: emstats.mvn("~ a + b", data=d),
+    "hmm": lambda d: emstats.hmm("~ y", 2, data=d),
+}
+
+
+@pytest.mark.parametrize("name", list(_NOT_A_FRAME))
+def test_a_file_name_as_data_says_read_it_first(name):
+    with pytest.raises(DataError, match=r"data must be a pandas DataFrame .* got the string "
+                       r"'x.csv'; read the file first, e.g. data=pandas.read_csv\('x.csv'\)"):
+        _NOT_A_FRAME[name]("x.csv")
+    with pytest.raises(DataError, match="data must be a pandas DataFrame .* got list"):
+        _NOT_A_FRAME[name]([1.0, 2.0])
+
+
 # -- non-finite values, numbers as text -------------------------------------------------
 def test_infinite_value_names_its_column(affairs):
     df = affairs.copy()

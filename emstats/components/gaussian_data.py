@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..em.data import ArrayData, Chunk
 from ..exceptions import DataError, describe_rows
-from ..formula import capture_env, numeric_matrix
+from ..formula import capture_env, data_frame, numeric_matrix
 
 __all__ = ["GaussianRows", "IncompleteGaussianRows", "prepare_data", "sym"]
 
@@ -56,9 +56,7 @@ def prepare_data(spec, data, missing: str):
     if isinstance(spec, str):
         if data is None:
             raise DataError("a formula needs data=: gmm('~ x + y', data=frame, k=...)")
-        frame = pd.DataFrame(data) if isinstance(data, dict) else data
-        if not isinstance(frame, pd.DataFrame):
-            raise TypeError(f"data must be a DataFrame with a formula, got {type(frame)!r}")
+        frame = data_frame(data)
         mat, design_info = numeric_matrix(spec, frame, eval_env=capture_env(2))
         names = list(mat.columns)
         X = mat.to_numpy(dtype=float)

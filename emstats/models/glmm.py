@@ -78,7 +78,7 @@ from ..em.protocol import ChunkedModel
 from ..em.stats import Stats
 from ..exceptions import DataError, SingularDesignError
 from ..exceptions import describe_rows as _labels
-from ..formula import Terms, build_design, capture_env, cbind_response, new_exog
+from ..formula import Terms, build_design, capture_env, cbind_response, data_frame, new_exog
 from ..inference.fit import FitMixin
 from ..inference.results import EMResults
 
@@ -368,6 +368,12 @@ class RandomInterceptGLMM(FitMixin, ChunkedModel):
         if G < 2:
             raise DataError(f"group column {group_name!r} has {G} level(s); the random-intercept "
                             "variance needs at least 2 groups")
+        if self.family == "binomial" and np.bincount(codes, weights=nt, minlength=G).max() <= 1:
+            raise DataError(f"every group of {group_name!r} has a single binary outcome (one "
+                            "row, one trial): the random-intercept variance is not identified "
+                            "(the outcomes' distribution depends on the intercept and the "
+                            "variance only through one probability); use a plain logit, or "
+                            "groups with several rows")
         if n < p or np.linalg.matrix_rank(X) < p:
             raise SingularDesignError(
                 f"the fixed-effects design matrix (columns {', '.join(self.exog_names)}) does "
@@ -809,8 +815,7 @@ class RandomInterceptGLMM(FitMixin, ChunkedModel):
             Where the formula's names are looked up (default: the caller's frame).
         """
         env = eval_env if eval_env is not None else capture_env(1)
-        if not isinstance(data, pd.DataFrame):
-            data = pd.DataFrame(data)
+        data = data_frame(data)
         if isinstance(groups, str):
             if groups not in data.columns:
                 raise DataError(f"groups: column {groups!r} is not in the data (columns: "

@@ -69,7 +69,7 @@ from ..em.protocol import ChunkedModel
 from ..em.stats import Stats
 from ..exceptions import DataError, InformationTooLargeError
 from ..exceptions import describe_rows as _labels
-from ..formula import evaluate_terms
+from ..formula import data_frame, evaluate_terms
 from ..inference.fit import FitMixin
 from ..inference.results import EMResults
 
@@ -2487,12 +2487,8 @@ def hmm(obs, k: int, emission: str = "gaussian", *, data=None, lengths=None, gro
     if obs is None:
         raise DataError("obs is None: give the observations (an array, a Series or "
                         "DataFrame, or a one-sided formula such as '~ y' with data=)")
-    if data is not None and not isinstance(data, (pd.DataFrame, dict)):
-        what = f"the string {data!r}" if isinstance(data, str) else type(data).__name__
-        hint = (f"; read the file first, e.g. data=pandas.read_csv({data!r})"
-                if isinstance(data, str) else "")
-        raise DataError(f"data must be a pandas DataFrame (or a dict of columns), got "
-                        f"{what}{hint}")
+    if data is not None:
+        data = data_frame(data)
     if isinstance(obs, str):
         if data is None:
             raise DataError("a formula needs data=: emstats.hmm('~ y', k, data=df)")
