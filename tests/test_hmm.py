@@ -587,6 +587,8 @@ _BAD = [
      "k = 4 states need at least 4 distinct observed values; the data have 3"),
     ("more parameters than data", lambda: emstats.hmm(np.arange(10.0), 4),
      "23 free parameters but the data hold only 10 observed values"),
+    ("a constant column", lambda: emstats.hmm(np.column_stack([np.arange(20.0), np.ones(20)]), 2),
+     "constant column.*'x1'.*needs variation in every variable"),
     ("obs is None", lambda: emstats.hmm(None, 2), "obs is None"),
     ("groups of the wrong length", lambda: emstats.hmm(np.arange(10.0), 2, groups=[1, 2, 3]),
      "groups has 3 entries .* the data have 10 rows"),
@@ -625,6 +627,18 @@ def test_a_collapsed_state_covariance_gives_one_warning(kind):
     assert re.search(which + ".* collapsed .* likelihood is unbounded", str(caught[0].message))
     assert res.bse.isna().all()          # the singular information: no standard errors
     assert "WARNING: " + res.extra["degenerate"] in str(res.summary())
+
+
+def test_a_deterministic_sequence_fits_without_standard_errors():
+    """k = 3 states for an alternating two-symbol sequence: probabilities at 0 and 1, a
+    log-likelihood of 0 (each symbol certain), a non-finite information -- an
+    InformationWarning and NaN standard errors, not a LinAlgError from the
+    eigen-decomposition."""
+    obs = np.array(list("ab" * 20))
+    with pytest.warns(emstats.inference.covariance.InformationWarning, match="non-finite"):
+        res = emstats.hmm(obs, 3, "categorical").fit()
+    assert abs(res.llf) < 1e-6
+    assert res.bse.isna().all()
 
 
 def test_a_regular_fit_reports_nothing_degenerate():

@@ -12,6 +12,7 @@ checked against central differences of the log-likelihood and of the analytic sc
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -435,6 +436,36 @@ def test_bad_input(npreg, kwargs, match):
     kw = {"formula": "yn ~ x", **kwargs}
     with pytest.raises((DataError, ValueError), match=match):
         emstats.mixreg(kw.pop("formula"), df, **kw)
+
+
+def _lines(noise: bool):
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=60)
+    second = -1.0 - x + (rng.normal(size=60) if noise else 0.0)
+    return pd.DataFrame({"x": x, "y": np.where(np.arange(60) % 2 == 0, 1.0 + 2.0 * x, second),
+                         "c": np.full(60, 2.5), "e": 3.0 - 0.5 * x})
+
+
+@pytest.mark.parametrize("formula, match", [
+    ("c ~ x", r"response 'c' is constant \(2.5\)"),
+    ("e ~ x", "response 'e' is an exact linear function of the regressors"),
+])
+def test_a_response_without_residual_variation_is_refused(formula, match):
+    with pytest.raises(DataError, match=match):
+        emstats.mixreg(formula, _lines(False), k=2)
+
+
+@pytest.mark.parametrize("noise", [False, True], ids=["two exact lines", "one exact line"])
+def test_a_component_on_an_exact_line_gives_one_warning(noise):
+    """A component whose rows lie on a line: its variance goes to zero (the likelihood is
+    unbounded); it is floored and said once, not an InformationWarning and a decrease."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = emstats.mixreg("y ~ x", _lines(noise), k=2).fit()
+    assert [w.category for w in caught] == [emstats.DegenerateComponentWarning], [
+        str(w.message) for w in caught]
+    assert "collapsed" in str(caught[0].message)
+    assert "WARNING: " in str(res.summary())
 
 
 def test_negative_counts_and_binomial_range():

@@ -32,6 +32,18 @@ class InformationWarning(RuntimeWarning):
 def invert_information(info: np.ndarray, names: list[str] | None = None) -> np.ndarray:
     """Invert an observed information matrix, warning (not failing) when it is not PD."""
     info = 0.5 * (info + info.T)
+    if not np.all(np.isfinite(info)):
+        rows = np.flatnonzero(~np.isfinite(info).all(axis=1))
+        bad = ", ".join(str(names[i]) for i in rows[:5]) if names else ""
+        warnings.warn(
+            "observed information has non-finite entries at the solution"
+            f"{' (rows of ' + bad + ')' if bad else ''}; standard errors are not available "
+            "(NaN). The estimate may be on the boundary of the parameter space (a "
+            "probability at 0 or 1) or the model may not be identified.",
+            InformationWarning,
+            stacklevel=3,
+        )
+        return np.full_like(info, np.nan)
     try:
         c = np.linalg.cholesky(info)
         ci = np.linalg.inv(c)

@@ -1198,6 +1198,12 @@ class HiddenMarkovModel(FitMixin, ChunkedModel):
             if K > 1:
                 why = f"{K} states cannot be told apart; " + why
             raise DataError(f"the observations are constant (every {what} is {v}): {why}")
+        if kind == "gaussian" and self.d > 1:
+            flat = [self.var_names[j] for j in np.flatnonzero(np.ptp(self.X, axis=0) == 0)]
+            if flat:
+                raise DataError(f"constant column(s) {', '.join(map(repr, flat))}: a Gaussian "
+                                "emission needs variation in every variable (its variance "
+                                "would be zero in every state); drop them")
         if kind != "categorical" and distinct < K:
             raise DataError(f"k = {K} states need at least {K} distinct observed {what}s; "
                             f"the data have {distinct} (use k <= {distinct})")

@@ -215,6 +215,10 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
                                "c": c},
                               ub if self.grouped else None)
         self.xbar = (w @ X) / w.sum()
+        #: the floor of a Gaussian component's variance: 1e-10 of the response's
+        self.var_floor = 0.0
+        if self.family.name == "gaussian":
+            self.var_floor = 1e-10 * self._check_residual_variation(y, X, X2, w, check_size)
         K, p, d = self.k, self.p, self.d
         comp_lab = self.exog_names + ([self.family.dispersion] if d else [])
         blocks = [Free("comp", (K, p + d),
@@ -577,7 +581,7 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
                 c = np.concatenate([sol[j * p:(j + 1) * p], fixed])
                 rss = yy[j] - 2 * c @ Dy[j] + c @ DD[j] @ c
                 comp[j, :p] = c[:p]
-                comp[j, p] = 0.5 * np.log(max(rss, 1e-300) / max(N[j], 1e-300))
+                comp[j, p] = 0.5 * np.log(max(rss / max(N[j], 1e-300), self.var_floor, 1e-300))
         else:
             theta = np.concatenate([comp.ravel(), fixed])
             step = self._newton_step(stats["g"], stats["H"])
@@ -593,6 +597,46 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
                 step = self._newton_step(stats["pg"], stats["pH"])
                 prior[1:] += step.reshape(K - 1, self.q)
         return self._pack_params(comp, fixed, prior)
+
+    def _check_residual_variation(self, y, X, X2, w, check: bool) -> float:
+        """The response's weighted variance; a DataError (when ``check``) if it is zero or
+        the regressors fit the response exactly (every component's variance would go to
+        zero: the likelihood is unbounded)."""
+        ws = w.sum()
+        ybar = (w @ y) / ws
+        tss = float(w @ (y - ybar) ** 2)
+        if not check:
+            return max(tss / ws, 1e-300)
+        if not tss > 1e-28 * max(float(w @ y ** 2), 1e-300):
+            raise DataError(f"response {self.endog_name!r} is constant ({y[0]:g}): a Gaussian "
+                            "mixture of regressions needs a response that varies (every "
+                            "component's variance would be zero)")
+        D = np.column_stack([X, X2]) if X2.shape[1] else X
+        G = D.T @ (D * w[:, None])
+        b = D.T @ (w * y)
+        coef = np.linalg.lstsq(G, b, rcond=None)[0]
+        r = y - D @ coef
+        if not float(w @ r ** 2) > 1e-20 * tss:
+            raise DataError(f"response {self.endog_name!r} is an exact linear function of the "
+                            f"regressors ({', '.join(self.exog_names or [])}; residual sum "
+                            "of squares 0): a mixture of regressions is not identified (every "
+                            "component's variance would be zero)")
+        return tss / ws
+
+    def degenerate_estimate(self, params) -> str | None:
+        """Components whose variance is at the floor (numerically zero: they fit their rows
+        exactly and the likelihood is unbounded there), or None."""
+        if self.family.name != "gaussian":
+            return None
+        log_sigma = self._full(params)["comp"][:, self.p]
+        bad = np.flatnonzero(np.exp(2.0 * log_sigma) <= self.var_floor * (1.0 + 1e-3))
+        if bad.size == 0:
+            return None
+        return (f"component(s) {[int(j) + 1 for j in bad]} of the {self.k}-component "
+                "mixture of regressions collapsed: its regression fits its rows exactly, its "
+                "variance was floored (1e-10 of the response's) and the likelihood is "
+                "unbounded there, so the log-likelihood and standard errors mean nothing.  "
+                "Use fewer components.")
 
     @staticmethod
     def _newton_step(g, H, cap: float = 10.0) -> np.ndarray:
