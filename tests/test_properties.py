@@ -47,8 +47,9 @@ def matrices(draw, min_rows=1, max_rows=30, min_cols=1, max_cols=4):
     return X
 
 
-def _check(build, data):
-    """``build(data)`` then ``fit()``: a clear error or finite estimates; data unchanged."""
+def _check(build, data, undefined_se=None):
+    """``build(data)`` then ``fit()``: a clear error or finite estimates; data unchanged.
+    ``undefined_se(res)``: the standard errors that are NaN by definition (a mask)."""
     before = data.copy()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -64,6 +65,8 @@ def _check(build, data):
     if not np.all(np.isfinite(theta)):
         assert caught, "non-finite estimates returned without a warning"
     se = np.asarray(res.bse, dtype=float)
+    if undefined_se is not None:
+        se = se[~undefined_se(res)]
     if not np.all(np.isfinite(se)):
         assert caught, "non-finite standard errors returned without a warning"
 
@@ -104,3 +107,57 @@ def test_mvn(X):
     if Y.size > 2:
         Y.flat[:: max(2, Y.size // 3)] = np.nan      # values missing in several places
     _check(lambda d: emstats.mvn(d), Y)
+
+
+def _frame(X, names):
+    import pandas as pd
+    return pd.DataFrame({n: X[:, j] for j, n in enumerate(names)})
+
+
+@SETTINGS
+@given(matrices(min_rows=2, min_cols=3, max_cols=6))
+def test_factor_analysis(X):
+    _check(lambda d: emstats.factor_analysis(d, 1), X)
+
+
+@SETTINGS
+@given(matrices(min_cols=2, max_cols=3), st.integers(1, 3))
+def test_mixreg(X, k):
+    names = ["y", "x", "z"][:X.shape[1]]
+    formula = "y ~ " + " + ".join(names[1:])
+    _check(lambda d: emstats.mixreg(formula, _frame(d, names), k=k), X)
+
+
+@SETTINGS
+@given(matrices(min_cols=2, max_cols=2), st.sampled_from(["zeroinfl", "hurdle"]))
+def test_zero_inflated(X, kind):
+    Y = X.copy()
+    Y[:, 0] = np.where(np.isfinite(Y[:, 0]), np.round(np.abs(Y[:, 0])), Y[:, 0])
+    build = getattr(emstats, kind)
+    _check(lambda d: build("y ~ x", _frame(d, ["y", "x"])), Y)
+
+
+@SETTINGS
+@given(matrices(min_cols=2, max_cols=2))
+def test_glmm_logit(X):
+    Y = X.copy()
+    Y[:, 0] = np.where(np.isfinite(Y[:, 0]), (Y[:, 0] > 0) * 1.0, Y[:, 0])
+    g = np.arange(len(Y)) // 3
+
+    def build(d):
+        df = _frame(d, ["y", "x"])
+        df["g"] = g
+        return emstats.glmm_logit("y ~ x", df, groups="g")
+    _check(build, Y)
+
+
+@SETTINGS
+@given(matrices(max_cols=3), st.integers(1, 3))
+def test_vbgmm(X, k):
+    def emptied(res):
+        """The means of components emptied by the prior: their posterior is the prior's,
+        a Student t without a variance (the summary says so)."""
+        m = res.model
+        empty = res.raw_params.degrees_of_freedom - m.nu0 < 0.5
+        return np.r_[np.zeros(m.K, dtype=bool), np.repeat(empty, m.d)]
+    _check(lambda d: emstats.vbgmm(d, k=k), X, emptied)

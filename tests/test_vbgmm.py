@@ -388,3 +388,15 @@ def test_nan_rows_and_bad_data():
         vbgmm(XF, 2).fit(init=np.full((XF.shape[0], 2), 0.7))
     with pytest.raises(ValueError, match="labels"):
         vbgmm(XF, 2).fit(init=np.full(XF.shape[0], 5))
+
+
+def test_a_component_without_posterior_variance_is_warned():
+    """One far row forms a component: with degrees_of_freedom_prior = d - 0.5 its nu_k is
+    d + 0.5 <= d + 1, the Student t of its mean has no variance; its NaN posterior standard
+    deviations come with a warning naming it (an emptied component's do not: pruning)."""
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(40, 3)), [[30.0, 30.0, 30.0]]])
+    with pytest.warns(UserWarning, match=r"component\(s\) \[2\] has no finite variance"):
+        res = vbgmm(X, k=2, degrees_of_freedom_prior=2.5).fit()
+    assert res.bse.isna().sum() == 3
+    assert "NaN where nu_k <= d + 1" in str(res.summary())

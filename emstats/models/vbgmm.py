@@ -33,6 +33,7 @@ is a normal log-density with covariance Sigma~_k plus a per-component constant.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -634,8 +635,21 @@ class VariationalGaussianMixture(FitMixin, ChunkedModel):
         # fixed point reached from the start (SQUAREM may swap emptied components)
         kwargs.setdefault("method", "em")
         opts = FitOptions(cov_type=None, init=init, **kwargs)
-        return fit_model(self, VBGMMResults, nobs=self.n, df_model=self.df_model,
-                         results_kwargs={"init": label}, options=opts)
+        res = fit_model(self, VBGMMResults, nobs=self.n, df_model=self.df_model,
+                        results_kwargs={"init": label}, options=opts)
+        # a component that holds rows but whose mean's posterior has no finite variance
+        # (the emptied ones, whose posterior is the prior's, are the method's pruning)
+        nu = res.raw_params.degrees_of_freedom
+        thin = np.flatnonzero(~(nu > self.d + 1) & (nu - self.nu0 >= 0.5))
+        if thin.size:
+            warnings.warn(
+                f"the posterior of the mean of component(s) {[int(k) + 1 for k in thin]} has "
+                f"no finite variance (degrees of freedom nu_k = "
+                f"{', '.join(f'{nu[k]:.3g}' for k in thin)} <= d + 1 = {self.d + 1}: too few "
+                "rows in the component for the prior); their posterior standard deviations "
+                "are NaN.  Use fewer components or a larger degrees_of_freedom_prior.",
+                UserWarning, stacklevel=2)
+        return res
 
 
 # ----------------------------------------------------------------------------------
@@ -921,7 +935,8 @@ class VBGMMResults(EMResults):
             f", degrees_of_freedom {pr['degrees_of_freedom_prior']:.6g}, mean_prior and "
             "covariance_prior in results.model.priors.",
             "No standard errors: the spread shown is that of the variational posterior "
-            "(Beta marginals for the weights, Student t for the means).",
+            "(Beta marginals for the weights, Student t for the means; NaN where nu_k <= d "
+            "+ 1, e.g. a component emptied by the prior, whose posterior is the prior's).",
             f"Components in the order of the start ({self.init}); final ELBO of the starts "
             f"{np.min(self.init_elbos):.6f} .. {np.max(self.init_elbos):.6f}.",
         ])
