@@ -338,13 +338,18 @@ class ConvergenceInfo:
 def user_stacklevel() -> int:
     """The ``stacklevel`` of a warning raised by the caller of this function that points
     at the first frame outside the emstats package: the user's line, however many of
-    the package's frames (a model's ``fit``, ``fit_model``, the engine) lie between."""
+    the package's frames (a model's ``fit``, ``fit_model``, the engine) lie between --
+    and the standard library's ``contextlib`` of the package's context managers."""
+    import contextlib
     import os
     import sys
 
     pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    skip = os.path.abspath(contextlib.__file__)
     frame, level = sys._getframe(1), 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(pkg):
+    while frame is not None and (
+            os.path.abspath(frame.f_code.co_filename).startswith(pkg)
+            or os.path.abspath(frame.f_code.co_filename) == skip):
         frame, level = frame.f_back, level + 1
     return level
 
