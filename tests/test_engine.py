@@ -192,6 +192,24 @@ def test_decrease_is_detected_and_warned():
     assert run.convergence.n_decreases >= 1
 
 
+def test_a_fit_warns_of_a_decrease_once_at_the_users_line():
+    """Through fit_model the decrease warning is issued when the fit ends, once, and
+    points at the caller's line (not at the package or contextlib)."""
+    class Bad(Linkage):
+        def m_step(self, x2, t):
+            return 0.5 * t
+
+    from emstats.em import LikelihoodDecreaseWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = fit_model(Bad(), EMResults, start_params=0.62, method="em", maxiter=5,
+                        nobs=197, df_model=1, cov_type=None)
+    drops = [w for w in caught if issubclass(w.category, LikelihoodDecreaseWarning)]
+    assert len(drops) == 1 and res.convergence.n_decreases >= 2
+    assert drops[0].filename == __file__
+
+
 def test_decreases_are_warned_once_per_fit_and_all_counted():
     from emstats.em import LikelihoodDecreaseWarning
     from emstats.em.monitor import decrease_warning_scope
