@@ -192,6 +192,27 @@ def test_decrease_is_detected_and_warned():
     assert run.convergence.n_decreases >= 1
 
 
+class Overshoot(Linkage):
+    """A generalised M-step that goes 3 times as far as EM's (an ascent direction that
+    overshoots: the error is multiplied by about -1.6 per step)."""
+
+    m_step_exact = False
+
+    def m_step(self, x2, t):
+        return float(np.clip(t + 3.0 * (super().m_step(x2, t) - t), 0.01, 0.99))
+
+
+def test_an_overshooting_generalised_m_step_is_shortened():
+    run = run_em(Overshoot(), start=0.3, method="em", maxiter=500, tol=1e-12, warn=False)
+    assert run.convergence.converged and run.convergence.n_decreases == 0
+    assert abs(run.params - T_HAT) < 1e-6
+    exact = type("Exact", (Overshoot,), {"m_step_exact": True})     # not shortened
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bad = run_em(exact(), start=0.3, method="em", maxiter=20, warn=False)
+    assert bad.convergence.n_decreases > 0
+
+
 def test_a_fit_warns_of_a_decrease_once_at_the_users_line():
     """Through fit_model the decrease warning is issued when the fit ends, once, and
     points at the caller's line (not at the package or contextlib)."""

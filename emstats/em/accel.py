@@ -15,6 +15,9 @@ import numpy as np
 from .monitor import ROUNDOFF
 from .protocol import EMModel
 
+#: step halvings of a generalised M-step that lowered the log-likelihood (``em_map``)
+GEM_HALVINGS = 8
+
 
 @dataclass
 class State:
@@ -40,7 +43,26 @@ def em_map(model: EMModel, state: State) -> State:
     if state.stats is None:
         raise FloatingPointError("the E-step is undefined at the current parameters (the "
                                  "log-likelihood is not finite there)")
-    return _evaluate(model, model.m_step(state.stats, state.params))
+    new = _evaluate(model, model.m_step(state.stats, state.params))
+    if getattr(model, "m_step_exact", True) or not (
+            new.loglik < state.loglik - ROUNDOFF * (1.0 + abs(state.loglik))):
+        return new
+    # a generalised M-step (one Newton step of Q) overshot: its direction ascends Q, whose
+    # gradient at the current parameters is the log-likelihood's, so a shorter step along
+    # it does not lower the log-likelihood
+    u0 = model.pack(state.params)
+    d = model.pack(new.params) - u0
+    t = 0.5
+    for _ in range(GEM_HALVINGS):
+        try:
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                cand = _evaluate(model, model.unpack(u0 + t * d))
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+            cand = None
+        if cand is not None and np.isfinite(cand.loglik) and cand.loglik >= state.loglik:
+            return cand
+        t *= 0.5
+    return new
 
 
 class Method:

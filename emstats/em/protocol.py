@@ -48,7 +48,10 @@ them):
   parameters from the E-step's statistics at the current parameters (each cycle may
   read them as the expectation of a different complete data);
 * online EM: a plug-in of :mod:`emstats.em.online` (per-row averaged batch
-  statistics and an M-step on them), which drives its own recursion.
+  statistics and an M-step on them), which drives its own recursion;
+* a generalised M-step (one Newton step of Q, not its maximum): ``m_step_exact = False``;
+  an EM step that then lowers the log-likelihood is shortened along the M-step's
+  direction until it does not (:func:`~emstats.em.accel.em_map`).
 """
 
 from __future__ import annotations

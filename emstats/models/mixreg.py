@@ -598,6 +598,13 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
                 prior[1:] += step.reshape(K - 1, self.q)
         return self._pack_params(comp, fixed, prior)
 
+    @property
+    def m_step_exact(self) -> bool:
+        """Whether the M-step maximises Q (a Gaussian family's weighted least squares with
+        a constant prior); otherwise it is one Newton step of Q (a generalised EM, which
+        the engine shortens where it overshoots)."""
+        return self.family.name == "gaussian" and (self.k == 1 or self.const_prior)
+
     def _check_residual_variation(self, y, X, X2, w, check: bool) -> float:
         """The response's weighted variance; a DataError (when ``check``) if it is zero or
         the regressors fit the response exactly (every component's variance would go to
