@@ -262,6 +262,8 @@ class RandomInterceptGLMM(FitMixin, ChunkedModel):
     """
 
     has_exact_e_step = True
+    #: the M-step is one Newton step for beta (shortened by the engine if it overshoots)
+    m_step_exact = False
 
     def __init__(self, endog, exog, groups, trials=None, *, family: str = "binomial",
                  link: str | None = None, offset=None, n_agq: int = 25,

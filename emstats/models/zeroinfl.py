@@ -367,6 +367,8 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
     """
 
     summary_title = "Zero-Inflated Count Regression Results"
+    #: the M-step is one Newton / scoring step of Q (shortened by the engine if it overshoots)
+    m_step_exact = False
 
     def __init__(self, y, X, Z, *, dist="poisson", link="logit", offset=None,
                  zero_offset=None, weights=None, exog_names=None, zero_names=None,
