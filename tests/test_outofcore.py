@@ -303,6 +303,30 @@ def test_corrupt_and_mismatched_parquet_name_the_file(frame, tmp_path):
         outofcore.gmm(str(inf), 2, columns=["a", "b"])
 
 
+@pytest.mark.parametrize("fit, match", [
+    (lambda f: outofcore.tobit("y ~ x", f).fit(),
+     r"300 exactly observed response\(s\) leave no residual variation \(the response is "
+     "constant"),
+    (lambda f: outofcore.tobit("e ~ x", f).fit(),
+     "scale's estimate went to zero .* regressors fit them without error"),
+    (lambda f: outofcore.mixreg("y ~ x", f, k=2).fit(), r"response 'y' is constant \(1\)"),
+    (lambda f: outofcore.mvn(f, columns=["x", "z"]).fit(),
+     "column 'z' is equal to a multiple of 'x' plus a constant"),
+], ids=["tobit", "tobit-exact-fit", "mixreg", "mvn"])
+def test_degenerate_streamed_data_are_data_errors(tmp_path, fit, match):
+    """The in-memory models' degenerate-data errors out of core: a constant response (the
+    Tobit's scale -> 0 was a FloatingPointError; the mixture's fit a log-likelihood of
+    -2e277), a linearly dependent column."""
+    x = np.random.default_rng(5).normal(size=300)
+    path = tmp_path / "flat.parquet"
+    pq.write_table(pa.Table.from_pandas(pd.DataFrame({"y": np.ones(300), "x": x,
+                                                      "z": 1.0 - 2.0 * x,
+                                                      "e": 10.0 + 2.0 * x}),
+                                        preserve_index=False), path, row_group_size=100)
+    with pytest.raises(DataError, match=match):
+        fit(str(path))
+
+
 # -- memory: bounded by one row group ---------------------------------------------------------
 
 _RSS_CHILD = r"""

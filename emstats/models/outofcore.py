@@ -516,7 +516,8 @@ class _CensoredPieces(_Portable):
 
 class _CensoredScan:
     """First pass: X'WX, X'W y~, sum w y~^2 (y~ the completed response less the offset),
-    sum w, the counts of each kind of observation, and which columns are constant 1."""
+    sum w, the counts of each kind of observation, which columns are constant 1, and the
+    range of y~."""
 
     def __init__(self, rows: _CensoredPieces):
         self.rows = rows
@@ -533,7 +534,8 @@ class _CensoredScan:
                            (np.isfinite(lo) & np.isfinite(hi) & ~exact).sum()], dtype=np.int64)
         return (counts, X.T @ (X * w[:, None]), X.T @ (w * y), float(w @ (y * y)),
                 float(w.sum()), np.all(X == 1.0, axis=0),
-                (design.endog_names, design.exog_names))
+                (design.endog_names, design.exog_names),
+                (float(y.min()), float(y.max())) if y.size else (np.inf, -np.inf))
 
 
 class _StreamedCensored(_OutOfCoreSandwich):
@@ -560,6 +562,11 @@ class _StreamedCensored(_OutOfCoreSandwich):
             raise DataError(
                 f"all {n} observations are censored (none is observed exactly or within a "
                 "bounded interval): the model is not identified")
+        if self.n_exact == n and min(q[7][0] for q in parts) == max(q[7][1] for q in parts):
+            raise DataError(
+                f"the {n} exactly observed response(s) leave no residual variation (the "
+                "response is constant): the scale is not identified and its estimate goes "
+                "to zero")
         self.design_info = design_info
         self.censoring = censoring
         self.has_weights, self.has_offset = has_weights, has_offset
@@ -596,7 +603,22 @@ class _StreamedCensored(_OutOfCoreSandwich):
     def n_units(self) -> int:
         return self._n
 
+    def _scale_to_zero(self, why: str) -> DataError:
+        return DataError(
+            f"the scale's estimate went to zero ({why}): the {self.n_exact} exactly observed "
+            "response(s) leave no residual variation (the regressors fit them without "
+            "error); the scale is not identified")
+
     def diagnose_failure(self, err):
+        """The scale went to zero (the rows are not in memory to say more)."""
+        return self._scale_to_zero(str(err)) if "non-positive scale" in str(err) else None
+
+    def diagnose_estimate(self, params):
+        """A scale below 1e-7 of the start's residual scale: gone to zero."""
+        scale = self._split(params)[1]
+        if scale < 1e-7 * np.sqrt(self._start[1]):
+            return self._scale_to_zero(f"{scale:.3g}, against {np.sqrt(self._start[1]):.3g} "
+                                       "at the least-squares start")
         return None
 
     def bootstrap_model(self, idx):
@@ -1207,18 +1229,20 @@ class _MixregPieces(_Portable):
 
 class _MixregScan:
     """First pass: rows, units, sum of weights, sum of w x (for x-bar), the range of a
-    one-column concomitant design, the group ids, rows dropped, the names."""
+    one-column concomitant design, the group ids, rows dropped, the names, and the
+    response's sums of w y and w y^2 and its range."""
 
     def __init__(self, rows: _MixregPieces):
         self.rows = rows
 
     def __call__(self, raw, piece):
         a, ub, ids, des = self.rows.rows(raw, piece)
-        Z, w = a["Z"], a["w"]
-        n = a["y"].size
+        Z, w, y = a["Z"], a["w"], a["y"]
+        n = y.size
         return (n, n if ub is None else ub.size - 1, float(w.sum()), w @ a["X"],
                 (Z.shape[1], float(Z.min()), float(Z.max())), ids, des.n_dropped,
-                des.endog_names[0], list(des.exog_names))
+                des.endog_names[0], list(des.exog_names),
+                (float(w @ y), float(w @ (y * y)), float(y.min()), float(y.max())))
 
 
 class StreamedMixtureRegression(_OutOfCoreSandwich, MixtureRegression):
@@ -1244,6 +1268,15 @@ class StreamedMixtureRegression(_OutOfCoreSandwich, MixtureRegression):
         self.frame = self.row_order = None
         self._row_labels = pd.RangeIndex(self.n_rows)
         self._unit_labels = None
+        if self.family.name == "gaussian":
+            ymin, ymax = min(p[9][2] for p in parts), max(p[9][3] for p in parts)
+            if ymin == ymax:
+                raise DataError(f"response {self.endog_name!r} is constant ({ymin:g}): a "
+                                "Gaussian mixture of regressions needs a response that varies "
+                                "(every component's variance would be zero)")
+            ybar = sum(p[9][0] for p in parts) / sum_w
+            var = max(sum(p[9][1] for p in parts) / sum_w - ybar * ybar, 0.0)
+            self.var_floor = 1e-10 * (var if var > 0.0 else (ymax - ymin) ** 2 / 4.0)
         n_par = self.spec.size
         if self.k > self.n_units_total or n_par >= self.n_rows:
             raise DataError(f"k = {self.k} components with {n_par} parameters need more data: "
