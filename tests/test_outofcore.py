@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -325,6 +326,25 @@ def test_degenerate_streamed_data_are_data_errors(tmp_path, fit, match):
                                         preserve_index=False), path, row_group_size=100)
     with pytest.raises(DataError, match=match):
         fit(str(path))
+
+
+def test_streamed_zero_inflated_separation_and_boundary(tmp_path):
+    """Out of core as in memory: zeros separated by x are a DataError naming x (the
+    fit had returned a log-likelihood of -42.7 silently); Poisson counts without excess
+    zeros (the zero intercept -> -inf, no separation) still fit."""
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=300)
+    sep, ok = tmp_path / "sep.parquet", tmp_path / "ok.parquet"
+    for path, y in ((sep, np.where(x > 0, rng.poisson(3, 300) + 1, 0)),
+                    (ok, rng.poisson(1.0, 300))):
+        pq.write_table(pa.Table.from_pandas(pd.DataFrame({"y": y, "x": x}),
+                                            preserve_index=False), path, row_group_size=100)
+    with pytest.raises(DataError, match="zero part's regressors separate the zeros .*'x'"):
+        outofcore.zeroinfl("y ~ x", str(sep), sample_rows=150).fit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = outofcore.zeroinfl("y ~ x | 1", str(ok), sample_rows=150).fit()
+    assert np.isfinite(res.llf)
 
 
 # -- memory: bounded by one row group ---------------------------------------------------------

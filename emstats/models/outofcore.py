@@ -1029,6 +1029,28 @@ class _StreamedCounts(_OutOfCoreSandwich):
         """The in-memory model's start computed on the sample of the first rows."""
         return self._sample.start_params()
 
+    def chunk_diverged(self, params, chunk) -> Stats:
+        """Rows of the chunk where a linear predictor passes ``DIVERGED``."""
+        beta, _, gamma, _ = self._split(params)
+        a = chunk.arrays
+        big = (np.abs(a["X"] @ beta + a["off"]) > self.DIVERGED) | (
+            np.abs(a["Z"] @ gamma + a["zoff"]) > self.DIVERGED)
+        return Stats(n=np.array([float(big.sum())]))
+
+    def diagnose_estimate(self, params) -> DataError | None:
+        """A diverged linear predictor (one more pass) on data whose sample of the first
+        rows is separated: separation of all rows implies that of the sample, so a
+        sample without it clears the data (a boundary estimate); the linear programmes
+        need the rows in memory, so they run on the sample."""
+        if float(_reduce_pass(self, "chunk_diverged", params)["n"][0]) == 0.0:
+            return None
+        err = self._sample.separation_error()
+        if err is None:
+            return None
+        return DataError(f"{err} (the direction separates the {self._sample.n_rows} rows of "
+                         f"the in-memory sample, and the fit of all {self.n_rows} rows "
+                         "diverges)")
+
 
 class StreamedZeroInflated(_StreamedCounts, ZeroInflatedRegression):
     """A :class:`~emstats.models.zeroinfl.ZeroInflatedRegression` read piece by piece

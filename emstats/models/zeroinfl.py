@@ -480,6 +480,15 @@ class ZeroInflatedRegression(SpecMaps, FitMixin, ChunkedModel):
                 f"only {m} row(s) have a non-zero {self.endog_name} for the {kc} "
                 "coefficient(s) of the count part: its estimates diverge; use fewer "
                 "count regressors (or more data)")
+        return self.separation_error()
+
+    def separation_error(self) -> DataError | None:
+        """A DataError naming the regressors that separate the zeros from the positive
+        counts in the zero part, or predict mean 0 for every zero in the count part
+        (zero-inflated models), or None (linear programmes on the rows in memory)."""
+        dat = self.data
+        keep = dat["w"] > 0
+        zero = dat["y"][keep] == 0
         hurdle = isinstance(self, HurdleRegression)
         checks = [("zero", self.zero_names, dat["Z"][keep], np.where(zero, 1.0, -1.0),
                    "separate the zeros from the positive counts")]
