@@ -336,6 +336,76 @@ cdef void _shapes(const double* dg, const double* Nk, double n, bint eve, double
                 Lam[k * d + j] = dg[k * d + j] / Nk[k]
 
 
+cdef int _polar(Py_ssize_t d, double* G, double* V, double* sig, double* D) noexcept nogil:
+    """D = -U V' (row-major) from the SVD G = U S V' of the d x d matrix G (Fortran order,
+    overwritten), by one-sided Jacobi rotations of its columns (Hestenes): the orthogonal
+    polar factor of G, unique for a regular G.  V: d x d, sig: d scratch.  1 where G is
+    numerically singular (a singular value below 1e-8 times the largest, or not finite)
+    or the sweeps did not converge: the caller uses LAPACK's SVD."""
+    cdef Py_ssize_t a, c, l, p, r, sweep
+    cdef double al, be, ga, x, y, zeta, t, cs, sn, smax = 0.0
+    cdef bint rotated = 1
+    for a in range(d):
+        for c in range(d):
+            V[a * d + c] = 1.0 if a == c else 0.0
+    for sweep in range(60):
+        rotated = 0
+        for p in range(d - 1):
+            for r in range(p + 1, d):
+                al = 0.0
+                be = 0.0
+                ga = 0.0
+                for a in range(d):
+                    x = G[a + p * d]
+                    y = G[a + r * d]
+                    al += x * x
+                    be += y * y
+                    ga += x * y
+                if not (fabs(ga) > 1e-15 * sqrt(al * be)):
+                    continue
+                rotated = 1
+                zeta = (be - al) / (2.0 * ga)
+                t = 1.0 / (fabs(zeta) + sqrt(1.0 + zeta * zeta))
+                if zeta < 0.0:
+                    t = -t
+                cs = 1.0 / sqrt(1.0 + t * t)
+                sn = cs * t
+                for a in range(d):
+                    x = G[a + p * d]
+                    y = G[a + r * d]
+                    G[a + p * d] = cs * x - sn * y
+                    G[a + r * d] = sn * x + cs * y
+                    x = V[a * d + p]
+                    y = V[a * d + r]
+                    V[a * d + p] = cs * x - sn * y
+                    V[a * d + r] = sn * x + cs * y
+        if not rotated:
+            break
+    if rotated:
+        return 1
+    for l in range(d):
+        x = 0.0
+        for a in range(d):
+            x += G[a + l * d] * G[a + l * d]
+        sig[l] = sqrt(x)
+        if sig[l] > smax:
+            smax = sig[l]
+    if not (smax > 0.0) or smax - smax != 0.0:
+        return 1
+    for l in range(d):
+        if not (sig[l] > 1e-8 * smax):
+            return 1
+        for a in range(d):
+            G[a + l * d] = G[a + l * d] / sig[l]
+    for a in range(d):
+        for c in range(d):
+            x = 0.0
+            for l in range(d):
+                x += G[a + l * d] * V[c * d + l]
+            D[a * d + c] = -x
+    return 0
+
+
 cdef int _common_orientation(const double* W, const double* wmax, const double* Nk,
                              double n, bint eve, double* Dc, double* Lam, Py_ssize_t K,
                              Py_ssize_t d, int maxiter, double tol,
@@ -364,15 +434,19 @@ cdef int _common_orientation(const double* W, const double* wmax, const double* 
                     obj = _row_col(W + k * d * d, Dc, a, c, d) - wmax[k] * Dc[a * d + c]
                     q += obj / Lam[k * d + c]
                 G[a + c * d] = q
-        dgesvd(&job, &job, &m, &m, G, &m, S, U, &m, Vt, &m, work, &lwork, &info)
-        if info != 0:
-            return -1
-        for a in range(d):
-            for c in range(d):
-                q = 0.0
-                for l in range(d):
-                    q += U[a + l * d] * Vt[l + c * d]
-                Dc[a * d + c] = -q
+        for a in range(d * d):
+            U[a] = G[a]
+        if _polar(d, U, Vt, S, Dc):
+            # numerically singular G (or no convergence): LAPACK's SVD
+            dgesvd(&job, &job, &m, &m, G, &m, S, U, &m, Vt, &m, work, &lwork, &info)
+            if info != 0:
+                return -1
+            for a in range(d):
+                for c in range(d):
+                    q = 0.0
+                    for l in range(d):
+                        q += U[a + l * d] * Vt[l + c * d]
+                    Dc[a * d + c] = -q
         _rotated_diag(W, Dc, dg, K, d)
         obj = 0.0
         for k in range(K):
