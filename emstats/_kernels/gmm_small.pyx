@@ -1166,18 +1166,171 @@ def floor_repair(double[:, ::1] cov, double floor):
     return status
 
 
-def small_em_run(const double[:, ::1] XT, const double[::1] c, double[::1] N,
-                 double[:, ::1] S1, double[:, :, ::1] S2, double[::1] w, double[:, ::1] mu,
-                 double[:, :, ::1] cov, int code, bint shared, double reg, double floor,
-                 bint diag, double ll, int maxsteps, double tol, double scale_cap,
-                 double roundoff, double[::1] trace, int inner_maxiter, double inner_tol,
-                 int mm_maxiter, double mm_tol, double scatter_ridge, bint repair_floor):
-    """Up to ``maxsteps`` EM steps of ``SmallEM``, each in C: from the statistics
-    (N, S1, S2) about ``c`` at the parameters (w, mu, cov) -- all updated in place after
-    each step -- the M-step of ``SmallEM.m_step`` (the moments, the structure's M-step:
-    ``code`` 0, 1, 2 the linear kinds with ``shared``, else ``DECOMPOSED_CODES``, with the
-    structure's inner caps and ``scatter_ridge`` as ``_Decomposed``; ``reg`` on the
-    diagonal; the floor of ``GaussianMixture._guard``), then the E-step of
+cdef struct _Ctx:
+    # the data, the structure and the scratch of one EM step of small_em_run
+    Py_ssize_t n, d, K
+    const double* XT
+    const double* c
+    int code, kind, inner_maxiter, mm_maxiter
+    bint shared, diag, diagW, repair_floor
+    double reg, floor, inner_tol, mm_tol, ridge
+    double* W
+    double* L
+    double* a2
+    double* Nk
+    double* logc
+    double* aN
+    double* idg
+    double* a1
+    double* mloc
+    double* sh
+    double* work
+    double* sub
+    double* mws
+    Py_ssize_t* order
+    unsigned char* bad
+    int* iws
+    double* buf
+
+
+cdef void _ctx_close(_Ctx* x) noexcept:
+    free(x.W); free(x.order); free(x.bad); free(x.iws)
+    x.W = NULL
+    x.order = NULL
+    x.bad = NULL
+    x.iws = NULL
+
+
+cdef int _ctx_open(_Ctx* x, const double[:, ::1] XT, const double[::1] c, Py_ssize_t K,
+                   int code, bint shared, double reg, double floor, bint diag,
+                   int inner_maxiter, double inner_tol, int mm_maxiter, double mm_tol,
+                   double ridge, bint repair_floor, Py_ssize_t extra) noexcept:
+    """Fill ``x`` and allocate its scratch, plus ``extra`` doubles at ``x.buf``; 1 when
+    out of memory."""
+    cdef Py_ssize_t d = XT.shape[0]
+    cdef Py_ssize_t nws = (2 * K * d * d + 4 * K * d + 4 * K + 12 * d * d + 12 * d + 16
+                           + 6 * K * d * d + 4 * K * d + 4 * K + 2 * d
+                           + (K + 2 * d + 3) * EMS_BLK + extra)
+    x.n = XT.shape[1]
+    x.d = d
+    x.K = K
+    x.XT = &XT[0, 0]
+    x.c = &c[0]
+    x.code = code
+    x.kind = code if code < 10 else -1
+    x.shared = shared
+    x.diag = diag
+    x.diagW = code == 10 or code == 12
+    x.repair_floor = repair_floor
+    x.reg = reg
+    x.floor = floor
+    x.inner_maxiter = inner_maxiter
+    x.inner_tol = inner_tol
+    x.mm_maxiter = mm_maxiter
+    x.mm_tol = mm_tol
+    x.ridge = ridge
+    x.W = <double*> malloc(nws * sizeof(double))
+    x.order = <Py_ssize_t*> malloc(d * sizeof(Py_ssize_t))
+    x.bad = <unsigned char*> malloc(K)
+    x.iws = <int*> malloc((5 * d + 3) * sizeof(int))
+    if x.W == NULL or x.order == NULL or x.bad == NULL or x.iws == NULL:
+        _ctx_close(x)
+        return 1
+    x.L = x.W + K * d * d
+    x.a2 = x.L + K * d * d
+    x.Nk = x.a2 + K * d * d
+    x.logc = x.Nk + K
+    x.aN = x.logc + K
+    x.idg = x.aN + K
+    x.a1 = x.idg + K * d
+    x.mloc = x.a1 + K * d
+    x.sh = x.mloc + K * d
+    x.work = x.sh + 2 * d
+    x.sub = x.work + (K + 2 * d + 3) * EMS_BLK
+    x.mws = x.sub + 3 * K * d * d + K
+    x.buf = x.mws + 2 * K * d * d + 4 * K * d + 4 * K + 12 * d * d + 12 * d + 16
+    return 0
+
+
+cdef int _estep_at(_Ctx* x, const double* u, double* s, double* ll) noexcept nogil:
+    """The E-step of :func:`small_estep` at the parameters ``u`` (w, means, covariances
+    flat) into the statistics ``s`` (N, S1, S2 flat) and ``ll``; its status (2 also for a
+    non-finite log-likelihood)."""
+    cdef Py_ssize_t K = x.K, d = x.d
+    cdef int status = _component_factors(K, d, u, u + K + K * d, x.L, x.logc)
+    if status == 0:
+        status = _pass_stats(x.n, d, K, x.XT, x.c, u + K, x.L, x.logc, x.idg, x.mloc, x.aN,
+                             x.a1, x.a2, NULL, x.diag, x.work, ll, s, s + K, s + K + K * d)
+    if status == 0 and ll[0] - ll[0] != 0.0:
+        status = 2
+    return status
+
+
+cdef int _step(_Ctx* x, const double* s, const double* old, double* u, double* s_out,
+               double* ll) noexcept nogil:
+    """One EM step: the M-step of ``SmallEM.m_step`` from the statistics ``s`` (the
+    previous covariances from the parameters ``old``) into ``u``, then :func:`_estep_at`
+    there.  Status 3 where the Python M-step is needed (``u`` is then undefined)."""
+    cdef Py_ssize_t K = x.K, d = x.d, k, a, b
+    cdef double ntot = 0.0
+    cdef double* cv = u + K + K * d
+    cdef int status = 0
+    if _moments(K, d, s, s + K, s + K + K * d, x.c, x.Nk, u + K, x.W, cv, x.kind, x.shared,
+                x.sh, &ntot):
+        return 3
+    for k in range(K):
+        u[k] = s[k] / ntot
+    if x.code >= 10:
+        if x.diagW:
+            for k in range(K):
+                for a in range(d):
+                    for b in range(d):
+                        if a != b:
+                            x.W[(k * d + a) * d + b] = 0.0
+        if _singular(x.W, x.Nk, K, d, x.ridge, x.bad, x.a2, x.L, x.sh):
+            status = _collapsed_mstep(x.code, x.W, x.Nk, old + K + K * d, cv, K, d, x.ridge,
+                                      x.bad, x.inner_maxiter, x.inner_tol, x.mm_maxiter,
+                                      x.mm_tol, x.mws, x.order, x.sub)
+        else:
+            status = _decomposed_mstep(x.code, x.W, x.Nk, ntot, old + K + K * d, cv, K, d,
+                                       x.inner_maxiter, x.inner_tol, x.mm_maxiter, x.mm_tol,
+                                       x.mws, x.order)
+        if status:
+            return 3
+    if x.reg > 0.0:
+        for k in range(K):
+            for a in range(d):
+                cv[(k * d + a) * d + a] = cv[(k * d + a) * d + a] + x.reg
+    for k in range(K):
+        if _below_floor(cv + k * d * d, d, x.floor, x.L):
+            if not x.repair_floor or _floor_repair(cv + k * d * d, d, x.floor, x.mws, x.iws):
+                return 3
+    return _estep_at(x, u, s_out, ll)
+
+
+cdef inline bint _small_increase(double ll, double prev, double tol, double scale_cap,
+                                 double roundoff) noexcept nogil:
+    """The monitor's threshold test: ll - prev <= max(tol min(1 + |ll|, scale_cap),
+    roundoff (1 + |ll|))."""
+    cdef double q = 1.0 + (ll if ll > 0.0 else -ll)
+    cdef double thr = tol * (q if q < scale_cap else scale_cap)
+    if roundoff * q > thr:
+        thr = roundoff * q
+    return ll - prev <= thr
+
+
+def small_em_run(const double[:, ::1] XT, const double[::1] c, double[::1] u,
+                 double[::1] s, int code, bint shared, double reg, double floor, bint diag,
+                 double ll, int maxsteps, double tol, double scale_cap, double roundoff,
+                 double[::1] trace, int inner_maxiter, double inner_tol, int mm_maxiter,
+                 double mm_tol, double scatter_ridge, bint repair_floor):
+    """Up to ``maxsteps`` EM steps of ``SmallEM``, each in C: from the statistics ``s``
+    (N, S1, S2 about ``c``, flat) at the parameters ``u`` (weights, means, covariances,
+    flat) -- both updated in place after each step -- the M-step of ``SmallEM.m_step``
+    (the moments, the structure's M-step: ``code`` 0, 1, 2 the linear kinds with
+    ``shared``, else ``DECOMPOSED_CODES``, with the structure's inner caps and
+    ``scatter_ridge`` as ``_Decomposed``; ``reg`` on the diagonal; the floor of
+    ``GaussianMixture._guard``, repaired here when ``repair_floor``), then the E-step of
     :func:`small_estep` at the new parameters.  The log-likelihood after step i goes to
     ``trace[i]``.  The loop stops after a step whose increase over the previous
     log-likelihood (``ll`` before the first) is at most the monitor's threshold
@@ -1187,121 +1340,128 @@ def small_em_run(const double[:, ::1] XT, const double[::1] c, double[::1] N,
     Returns
     -------
     (steps, status) : the steps done; status 0, 3 when the next step needs the Python
-    M-step (an empty component, a singular scatter matrix of a decomposed structure, a
-    branch of its M-step not taken here; the state is that of the last step done), 1 or
-    2 as :func:`small_estep` (the state is then that before the failed step).
+    M-step (an empty component, a branch of a decomposed structure's M-step not taken
+    here), 1 or 2 as :func:`small_estep`; the state is that of the last step done.
     """
-    cdef Py_ssize_t d = XT.shape[0], n = XT.shape[1], K = N.shape[0]
-    cdef Py_ssize_t k, a, b, step
-    cdef double ntot = 0.0, q, prev = ll, llnew = 0.0
-    cdef int status = 0, steps = 0, kind = code if code < 10 else -1
-    cdef bint diagW = code == 10 or code == 12
-    cdef Py_ssize_t nws = (2 * K * d * d + 4 * K * d + 4 * K + 12 * d * d + 12 * d + 16
-                           + 10 * K * d * d + 6 * K * d + 4 * K + 2 * d
-                           + (K + 2 * d + 3) * EMS_BLK)
-    cdef double* ws = <double*> malloc(nws * sizeof(double))
-    cdef Py_ssize_t* order = <Py_ssize_t*> malloc(d * sizeof(Py_ssize_t))
-    cdef unsigned char* bad = <unsigned char*> malloc(K)
-    cdef int* iws = <int*> malloc((5 * d + 3) * sizeof(int))
-    if ws == NULL or order == NULL or bad == NULL or iws == NULL:
-        free(ws); free(order); free(bad); free(iws)
-        raise MemoryError()
+    cdef Py_ssize_t d = XT.shape[0], K, P, i
+    cdef _Ctx x
+    cdef int status = 0, steps = 0, step
+    cdef double llnew = 0.0
+    K = u.shape[0] // (1 + d + d * d)
+    P = K * (1 + d + d * d)
+    if u.shape[0] != P or s.shape[0] != P:
+        raise ValueError("u and s must have K (1 + d + d^2) entries")
     if maxsteps > trace.shape[0]:
-        free(ws); free(order); free(bad); free(iws)
         raise ValueError("maxsteps exceeds the length of trace")
-    cdef double* W = ws
-    cdef double* L = W + K * d * d
-    cdef double* a2 = L + K * d * d
-    cdef double* cv = a2 + K * d * d
-    cdef double* S2n = cv + K * d * d
-    cdef double* Nk = S2n + K * d * d
-    cdef double* logc = Nk + K
-    cdef double* aN = logc + K
-    cdef double* idg = aN + K
-    cdef double* a1 = idg + K * d
-    cdef double* mloc = a1 + K * d
-    cdef double* wn = mloc + K * d
-    cdef double* mun = wn + K
-    cdef double* S1n = mun + K * d
-    cdef double* Nn = S1n + K * d
-    cdef double* sh = Nn + K
-    cdef double* work = sh + 2 * d
-    cdef double* sub = work + (K + 2 * d + 3) * EMS_BLK
-    cdef double* mws = sub + 3 * K * d * d + K
-    try:
-        with nogil:
-            for step in range(maxsteps):
-                # -- the M-step ----------------------------------------------------------
-                if _moments(K, d, &N[0], &S1[0, 0], &S2[0, 0, 0], &c[0], Nk, mun, W, cv,
-                            kind, shared, sh, &ntot):
-                    status = 3
-                    break
-                for k in range(K):
-                    wn[k] = N[k] / ntot
-                if code >= 10:
-                    if diagW:
-                        for k in range(K):
-                            for a in range(d):
-                                for b in range(d):
-                                    if a != b:
-                                        W[(k * d + a) * d + b] = 0.0
-                    if _singular(W, Nk, K, d, scatter_ridge, bad, a2, L, sh):
-                        status = _collapsed_mstep(code, W, Nk, &cov[0, 0, 0], cv, K, d,
-                                                  scatter_ridge, bad, inner_maxiter,
-                                                  inner_tol, mm_maxiter, mm_tol, mws,
-                                                  order, sub)
-                    else:
-                        status = _decomposed_mstep(code, W, Nk, ntot, &cov[0, 0, 0], cv, K,
-                                                   d, inner_maxiter, inner_tol, mm_maxiter,
-                                                   mm_tol, mws, order)
-                    if status:
+    if _ctx_open(&x, XT, c, K, code, shared, reg, floor, diag, inner_maxiter, inner_tol,
+                 mm_maxiter, mm_tol, scatter_ridge, repair_floor, 2 * P):
+        raise MemoryError()
+    cdef double* un = x.buf
+    cdef double* sn = un + P
+    with nogil:
+        for step in range(maxsteps):
+            status = _step(&x, &s[0], &u[0], un, sn, &llnew)
+            if status:
+                break
+            for i in range(P):
+                u[i] = un[i]
+                s[i] = sn[i]
+            trace[steps] = llnew
+            steps += 1
+            if _small_increase(llnew, ll, tol, scale_cap, roundoff):
+                break
+            ll = llnew
+    _ctx_close(&x)
+    return steps, status
+
+
+def small_squarem_run(const double[:, ::1] XT, const double[::1] c, double[::1] u,
+                      double[::1] s, int code, bint shared, double reg, double floor,
+                      bint diag, double ll, int maxsteps, double tol, double scale_cap,
+                      double roundoff, double[::1] trace, int inner_maxiter,
+                      double inner_tol, int mm_maxiter, double mm_tol, double scatter_ridge,
+                      bint repair_floor, double[::1] step_max):
+    """Up to ``maxsteps`` SQUAREM cycles of ``SmallEM._squarem_step`` (Varadhan & Roland's
+    S3, the extrapolation in the natural parameters ``u``, its EM step kept only when its
+    log-likelihood is at least the second plain step's; ``step_max[0]`` the bound on the
+    step length, updated), the EM steps those of :func:`small_em_run` (same arguments);
+    the stop after a small increase as there.  Returns (cycles, status): status 3 when a
+    cycle needs the Python M-step (the state is that before the cycle), 1 or 2 when a
+    plain EM step failed."""
+    cdef Py_ssize_t d = XT.shape[0], K, P, i
+    cdef _Ctx x
+    cdef int status = 0, cycles = 0, cyc, st
+    cdef double ll1 = 0.0, ll2 = 0.0, lle = 0.0, llq = 0.0, nr, nv, alpha, smax, lnew
+    cdef bint valid
+    K = u.shape[0] // (1 + d + d * d)
+    P = K * (1 + d + d * d)
+    if u.shape[0] != P or s.shape[0] != P:
+        raise ValueError("u and s must have K (1 + d + d^2) entries")
+    if maxsteps > trace.shape[0]:
+        raise ValueError("maxsteps exceeds the length of trace")
+    if _ctx_open(&x, XT, c, K, code, shared, reg, floor, diag, inner_maxiter, inner_tol,
+                 mm_maxiter, mm_tol, scatter_ridge, repair_floor, 8 * P):
+        raise MemoryError()
+    cdef double* u1 = x.buf
+    cdef double* s1 = u1 + P
+    cdef double* u2 = s1 + P
+    cdef double* s2 = u2 + P
+    cdef double* ue = s2 + P
+    cdef double* se = ue + P
+    cdef double* uq = se + P
+    cdef double* sq = uq + P
+    cdef double* ures
+    cdef double* sres
+    smax = step_max[0]
+    with nogil:
+        for cyc in range(maxsteps):
+            status = _step(&x, &s[0], &u[0], u1, s1, &ll1)
+            if status == 0:
+                status = _step(&x, s1, u1, u2, s2, &ll2)
+            if status:
+                break
+            ures = u2
+            sres = s2
+            lnew = ll2
+            nr = 0.0
+            nv = 0.0
+            for i in range(P):
+                nr += (u1[i] - u[i]) * (u1[i] - u[i])
+                nv += (u2[i] - 2.0 * u1[i] + u[i]) * (u2[i] - 2.0 * u1[i] + u[i])
+            nv = sqrt(nv)
+            if nv - nv == 0.0 and nv > 0.0:
+                alpha = sqrt(nr) / nv
+                alpha = -(alpha if alpha > 1.0 else 1.0)
+                if alpha < -smax:
+                    alpha = -smax
+                valid = 1
+                for i in range(P):
+                    ue[i] = (u[i] - 2.0 * alpha * (u1[i] - u[i])
+                             + alpha * alpha * (u2[i] - 2.0 * u1[i] + u[i]))
+                    if ue[i] - ue[i] != 0.0 or (i < K and not (ue[i] >= 0.0)):
+                        valid = 0
+                st = 1
+                if valid and _estep_at(&x, ue, se, &lle) == 0:
+                    st = _step(&x, se, ue, uq, sq, &llq)
+                    if st == 3:
                         status = 3
                         break
-                if reg > 0.0:
-                    for k in range(K):
-                        for a in range(d):
-                            cv[(k * d + a) * d + a] = cv[(k * d + a) * d + a] + reg
-                if repair_floor:
-                    for k in range(K):
-                        if _below_floor(cv + k * d * d, d, floor, L):
-                            if _floor_repair(cv + k * d * d, d, floor, mws, iws):
-                                status = 3
-                                break
+                if st or not (llq >= ll2):
+                    smax = smax / 4.0 if smax / 4.0 > 1.0 else 1.0
                 else:
-                    for k in range(K):
-                        if _below_floor(cv + k * d * d, d, floor, L):
-                            status = 3
-                            break
-                if status:
-                    break
-                # -- the E-step at the new parameters ------------------------------------
-                status = _component_factors(K, d, wn, cv, L, logc)
-                if status == 0:
-                    status = _pass_stats(n, d, K, &XT[0, 0], &c[0], mun, L, logc, idg,
-                                         mloc, aN, a1, a2, NULL, diag, work, &llnew,
-                                         Nn, S1n, S2n)
-                if status == 0 and llnew - llnew != 0.0:
-                    status = 2
-                if status:
-                    break
-                # -- the new state -------------------------------------------------------
-                for k in range(K):
-                    w[k] = wn[k]
-                    N[k] = Nn[k]
-                    for a in range(d):
-                        mu[k, a] = mun[k * d + a]
-                        S1[k, a] = S1n[k * d + a]
-                        for b in range(d):
-                            cov[k, a, b] = cv[(k * d + a) * d + b]
-                            S2[k, a, b] = S2n[(k * d + a) * d + b]
-                trace[steps] = llnew
-                steps += 1
-                q = 1.0 + (llnew if llnew > 0.0 else -llnew)
-                if llnew - prev <= (tol * (q if q < scale_cap else scale_cap)
-                                    if tol * (q if q < scale_cap else scale_cap)
-                                    > roundoff * q else roundoff * q):
-                    break
-                prev = llnew
-    finally:
-        free(ws); free(order); free(bad); free(iws)
-    return steps, status
+                    if alpha == -smax:
+                        smax *= 4.0
+                    ures = uq
+                    sres = sq
+                    lnew = llq
+            for i in range(P):
+                u[i] = ures[i]
+                s[i] = sres[i]
+            trace[cycles] = lnew
+            cycles += 1
+            if _small_increase(lnew, ll, tol, scale_cap, roundoff):
+                break
+            ll = lnew
+    _ctx_close(&x)
+    step_max[0] = smax
+    return cycles, status

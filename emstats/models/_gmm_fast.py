@@ -177,11 +177,10 @@ class SmallEM:
         if st is None:
             raise FloatingPointError(f"the log-likelihood at the start values is {ll}")
         mon.record(ll, np.nan)
-        if not squarem and self._code >= 0:
-            return self._run_kernel(p, st, ll, mon, int(maxiter))
+        self._step_max = np.ones(1)
+        if self._code >= 0:
+            return self._run_kernel(p, st, ll, mon, int(maxiter), squarem)
         converged = False
-        self._step_max = 1.0
-        tol = mon.tol
         for it in range(int(maxiter)):
             prev = ll
             p, st, ll = (self._squarem_step if squarem else self._em_step)(p, st, ll)
@@ -193,7 +192,7 @@ class SmallEM:
 
     def _stop(self, mon, it, prev, ll):
         """After iteration ``it`` (0-based; ``prev`` and ``ll`` the log-likelihoods before
-        and after it): whether the run stops, with ``_stop.converged``.  An increase above
+        and after it): (whether the run stops, whether it converged).  An increase above
         the threshold is not converged whatever the rate (the estimated distance is at
         least the last increase): the rule is not asked (the threshold is
         ConvergenceMonitor.threshold, inline, as the kernel's).  Every ``STALL_SPAN``
@@ -206,36 +205,49 @@ class SmallEM:
         return (it >= 2 * STALL_SPAN and it % STALL_SPAN == 0
                 and _stalled(mon.loglik, mon.threshold())), False
 
-    def _state(self, p, st):
-        """Fresh C-contiguous copies of the parameters and statistics (the kernel updates
-        them in place)."""
-        return [np.array(a, dtype=float, order="C") for a in
-                (p.weights, p.means, p.covariances, st[0], st[1], st[2])]
+    @staticmethod
+    def _flat(p, st):
+        """The kernel's state: the parameters (weights, means, covariances) and the
+        statistics (N, S1, S2), each as one new flat array."""
+        return (np.concatenate([p.weights, np.ravel(p.means), np.ravel(p.covariances)]),
+                np.concatenate([st[0], np.ravel(st[1]), np.ravel(st[2])]))
 
-    def _kernel(self, state, ll, maxsteps, tol):
-        w, m, cv, N, S1, S2 = state
+    def _unflat(self, u, s=None):
+        """Views of a flat state: the parameters (and the statistics)."""
+        K, d = self.model.K, self.model.d
+        p = GMMParams(u[:K], u[K:K + K * d].reshape(K, d), u[K + K * d:].reshape(K, d, d))
+        if s is None:
+            return p
+        return p, (s[:K], s[K:K + K * d].reshape(K, d), s[K + K * d:].reshape(K, d, d))
+
+    def _kernel(self, u, s, ll, maxsteps, tol, squarem=False):
+        """``maxsteps`` EM steps (SQUAREM cycles) of the kernel on the flat state (u, s),
+        updated in place: (steps, status), status 3 where Python's step is needed."""
         inner = self._inner
-        steps, status = gmm_small.small_em_run(
-            self.XT, self.c, N, S1, S2, w, m, cv, self._code, self._shared,
-            self.model.reg_covar, self.model._floor, self.diag, ll, maxsteps, tol,
-            SCALE_CAP, ROUNDOFF, self._trace, inner[0], inner[1], inner[2], inner[3],
-            inner[4], REPAIR_FLOOR)
+        args = (self.XT, self.c, u, s, self._code, self._shared, self.model.reg_covar,
+                self.model._floor, self.diag, ll, maxsteps, tol, SCALE_CAP, ROUNDOFF,
+                self._trace, inner[0], inner[1], inner[2], inner[3], inner[4], REPAIR_FLOOR)
+        if squarem:
+            steps, status = gmm_small.small_squarem_run(*args, self._step_max)
+        else:
+            steps, status = gmm_small.small_em_run(*args)
         self.n_e_steps += steps
         if status not in (0, 3):
             raise FloatingPointError("the log-likelihood became non-finite")
         return steps, status
 
-    def _run_kernel(self, p, st, ll, mon, maxiter):
-        """Plain EM by :func:`gmm_small.small_em_run`: the steps in C up to the next
-        iteration where the stopping rule or the cycle test is asked (the kernel stops
-        after an increase below the threshold; the cycle test every ``STALL_SPAN``
-        iterations), a step the kernel leaves to Python (status 3) by :meth:`m_step`."""
-        state = self._state(p, st)
+    def _run_kernel(self, p, st, ll, mon, maxiter, squarem):
+        """Plain EM (SQUAREM) by the kernel: the steps in C up to the next iteration where
+        the stopping rule or the cycle test is asked (the kernel stops after an increase
+        below the threshold; the cycle test every ``STALL_SPAN`` iterations), an
+        iteration the kernel leaves to Python (status 3) by :meth:`_em_step`
+        (:meth:`_squarem_step`)."""
+        u, s = self._flat(p, st)
         it, converged = 0, False
         while it < maxiter:
             check = -(-max(it, 2 * STALL_SPAN) // STALL_SPAN) * STALL_SPAN
-            steps, status = self._kernel(state, ll, min(check - it + 1, maxiter - it),
-                                         mon.tol)
+            steps, status = self._kernel(u, s, ll, min(check - it + 1, maxiter - it),
+                                         mon.tol, squarem)
             if steps:
                 tr = self._trace[:steps].tolist()
                 mon.loglik.extend(tr)
@@ -245,29 +257,31 @@ class SmallEM:
                 ll = tr[-1]
             elif status == 3:
                 prev = ll
-                q = self.m_step(state[3:], GMMParams(*state[:3]))
-                st, ll, _ = self.e_step(q)
-                if st is None:
-                    raise FloatingPointError("the log-likelihood became non-finite")
-                state = self._state(q, st)
+                q, st, ll = (self._squarem_step if squarem else self._python_step)(
+                    *self._unflat(u, s), ll)
+                u, s = self._flat(q, st)
                 mon.record(ll, 0.0)
                 it += 1
             stop, converged = self._stop(mon, it - 1, prev, ll)
             if stop:
                 break
-        return GMMParams(*state[:3]), ll, mon, converged
+        return self._unflat(u), ll, mon, converged
 
-    def _em_step(self, p, st, ll):
-        if self._code >= 0:
-            state = self._state(p, st)
-            steps, _ = self._kernel(state, -np.inf if ll is None else ll, 1, 0.0)
-            if steps:
-                return GMMParams(*state[:3]), tuple(state[3:]), float(self._trace[0])
+    def _python_step(self, p, st, ll=None):
         q = self.m_step(st, p)
         st, ll, _ = self.e_step(q)
         if st is None:
             raise FloatingPointError("the log-likelihood became non-finite")
         return q, st, ll
+
+    def _em_step(self, p, st, ll):
+        if self._code >= 0:
+            u, s = self._flat(p, st)
+            steps, _ = self._kernel(u, s, -np.inf if ll is None else ll, 1, 0.0)
+            if steps:
+                q, st = self._unflat(u, s)
+                return q, st, float(self._trace[0])
+        return self._python_step(p, st)
 
     def _squarem_step(self, p0, st0, ll0):
         p1, st1, _ = self._em_step(p0, st0, ll0)
@@ -279,7 +293,7 @@ class SmallEM:
         nv = float(np.sqrt(v @ v))
         if not (np.isfinite(nv) and nv > 0.0):
             return p2, st2, ll2
-        alpha = max(-max(1.0, float(np.sqrt(r @ r)) / nv), -self._step_max)
+        alpha = max(-max(1.0, float(np.sqrt(r @ r)) / nv), -float(self._step_max[0]))
         u = u0 - 2.0 * alpha * r + alpha * alpha * v
         K, d = self.model.K, self.model.d
         w = u[:K]
@@ -293,10 +307,10 @@ class SmallEM:
                 except FloatingPointError:
                     q = None
         if q is None or not (ll_q >= ll2):
-            self._step_max = max(1.0, self._step_max / 4.0)
+            self._step_max[0] = max(1.0, self._step_max[0] / 4.0)
             return p2, st2, ll2
-        if alpha == -self._step_max:
-            self._step_max *= 4.0
+        if alpha == -self._step_max[0]:
+            self._step_max[0] *= 4.0
         return q, st_q, ll_q
 
     def _best_start(self, starts, maxiter):
