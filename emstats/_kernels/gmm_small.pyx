@@ -1319,6 +1319,39 @@ cdef inline bint _small_increase(double ll, double prev, double tol, double scal
     return ll - prev <= thr
 
 
+cdef Py_ssize_t _run_open(_Ctx* x, const double[:, ::1] XT, const double[::1] c,
+                          double[::1] u, double[::1] s, double[::1] trace, int maxsteps,
+                          int code, bint shared, double reg, double floor, bint diag,
+                          int inner_maxiter, double inner_tol, int mm_maxiter, double mm_tol,
+                          double ridge, bint repair_floor, int nstates) except -1:
+    """The arguments of small_em_run / small_squarem_run checked and ``x`` opened with
+    ``nstates`` flat states of scratch at ``x.buf``; returns P = K (1 + d + d^2)."""
+    cdef Py_ssize_t d = XT.shape[0], K = u.shape[0] // (1 + d + d * d)
+    cdef Py_ssize_t P = K * (1 + d + d * d)
+    if u.shape[0] != P or s.shape[0] != P:
+        raise ValueError("u and s must have K (1 + d + d^2) entries")
+    if maxsteps > trace.shape[0]:
+        raise ValueError("maxsteps exceeds the length of trace")
+    if _ctx_open(x, XT, c, K, code, shared, reg, floor, diag, inner_maxiter, inner_tol,
+                 mm_maxiter, mm_tol, ridge, repair_floor, nstates * P):
+        raise MemoryError()
+    return P
+
+
+cdef inline bint _record(double* u, double* s, const double* un, const double* sn,
+                         Py_ssize_t P, double* trace, int* count, double llnew, double ll,
+                         double tol, double scale_cap, double roundoff) noexcept nogil:
+    """The new state (un, sn) into (u, s), its log-likelihood into trace[count] (count
+    incremented); whether the increase over ``ll`` is small (:func:`_small_increase`)."""
+    cdef Py_ssize_t i
+    for i in range(P):
+        u[i] = un[i]
+        s[i] = sn[i]
+    trace[count[0]] = llnew
+    count[0] += 1
+    return _small_increase(llnew, ll, tol, scale_cap, roundoff)
+
+
 def small_em_run(const double[:, ::1] XT, const double[::1] c, double[::1] u,
                  double[::1] s, int code, bint shared, double reg, double floor, bint diag,
                  double ll, int maxsteps, double tol, double scale_cap, double roundoff,
@@ -1343,19 +1376,12 @@ def small_em_run(const double[:, ::1] XT, const double[::1] c, double[::1] u,
     M-step (an empty component, a branch of a decomposed structure's M-step not taken
     here), 1 or 2 as :func:`small_estep`; the state is that of the last step done.
     """
-    cdef Py_ssize_t d = XT.shape[0], K, P, i
+    cdef Py_ssize_t P
     cdef _Ctx x
     cdef int status = 0, steps = 0, step
     cdef double llnew = 0.0
-    K = u.shape[0] // (1 + d + d * d)
-    P = K * (1 + d + d * d)
-    if u.shape[0] != P or s.shape[0] != P:
-        raise ValueError("u and s must have K (1 + d + d^2) entries")
-    if maxsteps > trace.shape[0]:
-        raise ValueError("maxsteps exceeds the length of trace")
-    if _ctx_open(&x, XT, c, K, code, shared, reg, floor, diag, inner_maxiter, inner_tol,
-                 mm_maxiter, mm_tol, scatter_ridge, repair_floor, 2 * P):
-        raise MemoryError()
+    P = _run_open(&x, XT, c, u, s, trace, maxsteps, code, shared, reg, floor, diag,
+                  inner_maxiter, inner_tol, mm_maxiter, mm_tol, scatter_ridge, repair_floor, 2)
     cdef double* un = x.buf
     cdef double* sn = un + P
     with nogil:
@@ -1363,12 +1389,8 @@ def small_em_run(const double[:, ::1] XT, const double[::1] c, double[::1] u,
             status = _step(&x, &s[0], &u[0], un, sn, &llnew)
             if status:
                 break
-            for i in range(P):
-                u[i] = un[i]
-                s[i] = sn[i]
-            trace[steps] = llnew
-            steps += 1
-            if _small_increase(llnew, ll, tol, scale_cap, roundoff):
+            if _record(&u[0], &s[0], un, sn, P, &trace[0], &steps, llnew, ll, tol, scale_cap,
+                       roundoff):
                 break
             ll = llnew
     _ctx_close(&x)
@@ -1388,20 +1410,13 @@ def small_squarem_run(const double[:, ::1] XT, const double[::1] c, double[::1] 
     the stop after a small increase as there.  Returns (cycles, status): status 3 when a
     cycle needs the Python M-step (the state is that before the cycle), 1 or 2 when a
     plain EM step failed."""
-    cdef Py_ssize_t d = XT.shape[0], K, P, i
+    cdef Py_ssize_t P, K = 0, i
     cdef _Ctx x
     cdef int status = 0, cycles = 0, cyc, st
     cdef double ll1 = 0.0, ll2 = 0.0, lle = 0.0, llq = 0.0, nr, nv, alpha, smax, lnew
     cdef bint valid
-    K = u.shape[0] // (1 + d + d * d)
-    P = K * (1 + d + d * d)
-    if u.shape[0] != P or s.shape[0] != P:
-        raise ValueError("u and s must have K (1 + d + d^2) entries")
-    if maxsteps > trace.shape[0]:
-        raise ValueError("maxsteps exceeds the length of trace")
-    if _ctx_open(&x, XT, c, K, code, shared, reg, floor, diag, inner_maxiter, inner_tol,
-                 mm_maxiter, mm_tol, scatter_ridge, repair_floor, 8 * P):
-        raise MemoryError()
+    P = _run_open(&x, XT, c, u, s, trace, maxsteps, code, shared, reg, floor, diag,
+                  inner_maxiter, inner_tol, mm_maxiter, mm_tol, scatter_ridge, repair_floor, 8)
     cdef double* u1 = x.buf
     cdef double* s1 = u1 + P
     cdef double* u2 = s1 + P
@@ -1412,6 +1427,7 @@ def small_squarem_run(const double[:, ::1] XT, const double[::1] c, double[::1] 
     cdef double* sq = uq + P
     cdef double* ures
     cdef double* sres
+    K = x.K
     smax = step_max[0]
     with nogil:
         for cyc in range(maxsteps):
@@ -1454,12 +1470,8 @@ def small_squarem_run(const double[:, ::1] XT, const double[::1] c, double[::1] 
                     ures = uq
                     sres = sq
                     lnew = llq
-            for i in range(P):
-                u[i] = ures[i]
-                s[i] = sres[i]
-            trace[cycles] = lnew
-            cycles += 1
-            if _small_increase(lnew, ll, tol, scale_cap, roundoff):
+            if _record(&u[0], &s[0], ures, sres, P, &trace[0], &cycles, lnew, ll, tol,
+                       scale_cap, roundoff):
                 break
             ll = lnew
     _ctx_close(&x)
