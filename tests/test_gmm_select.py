@@ -330,6 +330,10 @@ def test_select_shares_the_structure_free_starts():
             np.testing.assert_allclose(q.means, p.means, rtol=1e-12)
             np.testing.assert_allclose(q.covariances, p.covariances, rtol=1e-10, atol=1e-14)
     assert len({key[:3] for key in cache}) == 8      # (kind, k, seed): 4 of each kind
+    # the k-means++ partitions' moments: one entry per partition for the full structures
+    # (VVV and VEV share them) and one for the diagonal ones
+    moments = [key for key in cache if "moments" in key]
+    assert len(moments) == 8 and {key[-1] for key in moments} == {False, True}
 
 
 def test_jacobi_eigen_decomposition_and_orientation():
