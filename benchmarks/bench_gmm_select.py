@@ -19,7 +19,10 @@ Measured (``--repeat 3``, quiet shared 2-core machine; docs/gmm.md "Model select
 the history): before the changes of 3 December 2026 (main at 29cfe92) faithful 4.118 s
 against mclust 0.485 s (8.49x), iris 4.978 s against 0.449 s (11.09x); after (h-sel3)
 faithful 5.003 s against 0.669 s (7.48x), iris 4.154 s against 0.520 s (7.99x), the same
-BIC tables.  Targets: 3x on faithful, iris under 2 s.
+BIC tables.  After h-sel4 (the whole EM step and the SQUAREM cycles in C; ``--repeat 2``,
+main and the new code in turn, load about 2): faithful 4.28-4.31 s -> 2.25-2.28 s against
+mclust 0.62-0.66 s (6.5x -> 3.4-3.7x), iris 3.97-5.01 s -> 2.34-2.40 s against 0.47-0.56 s
+(7.8-10.6x -> 4.2-5.1x), the same BIC tables.  Targets: 3x on faithful, iris under 2 s.
 """
 
 from __future__ import annotations

@@ -230,6 +230,62 @@ def test_fast_m_step_is_the_models(cov):
     np.testing.assert_allclose(q.covariances, ref.covariances, rtol=1e-9, atol=1e-12)
 
 
+def _python_step(fast, p, st):
+    q = fast.m_step(st, p)
+    st2, ll, _ = fast.e_step(q)
+    return q, st2, ll
+
+
+@pytest.mark.parametrize("cov", G.ALL_STRUCTURES)
+def test_kernel_em_step_is_the_python_step(cov):
+    # small_em_run's step (M-step in C, floor, E-step) against SmallEM.m_step + e_step, on
+    # iris from a k-means++ start, and on data with a collinear component (a singular
+    # scatter matrix: the ridge and the floor of the collapsed component)
+    X, lab = _degenerate_data()
+    for data, start in ((np.array(_iris()["X"]), None), (X, lab)):
+        m = emstats.gmm(data, k=3 if start is None else 2, covariance=cov)
+        fast = SmallEM(m)
+        assert fast._code >= 0
+        if start is None:
+            p = m.initial_starts("kmeans++", 1, np.random.default_rng(1))[0][1]
+        else:
+            p = m._params_from_labels(start)
+        st, ll, _ = fast.e_step(p)
+        for _ in range(3):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                q, st_q, ll_q = _python_step(fast, p, st)
+            p_k, st_k, ll_k = fast._em_step(p, st, ll)
+            assert ll_k == pytest.approx(ll_q, abs=1e-9)
+            np.testing.assert_allclose(p_k.weights, q.weights, rtol=1e-10)
+            np.testing.assert_allclose(p_k.means, q.means, rtol=1e-10, atol=1e-10)
+            np.testing.assert_allclose(p_k.covariances, q.covariances, rtol=1e-7,
+                                       atol=1e-10 * float(np.abs(q.covariances).max()))
+            for a, b in zip(st_k, st_q, strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+            p, st, ll = q, st_q, ll_q
+
+
+def test_kernel_floor_repair_is_the_guard():
+    from emstats._kernels import gmm_small
+
+    rng = np.random.default_rng(3)
+    X = np.array(_iris()["X"])
+    m = emstats.gmm(X, k=2, covariance="VVV")
+    for d in (1, 2, 4):
+        A = rng.normal(size=(d, d))
+        w, V = np.linalg.eigh(A @ A.T)
+        w[0] = 0.1 * m._floor
+        S = (V * w) @ V.T
+        ref = m._guard(S[None].copy())[0]        # eigenvalues raised to the floor
+        out = S.copy()
+        assert gmm_small.floor_repair(out, m._floor) == 0
+        np.testing.assert_allclose(out, ref, rtol=1e-13, atol=1e-15 * w.max())
+    bad = np.full((3, 3), np.nan)
+    assert gmm_small.floor_repair(bad, 2.0) == 0
+    np.testing.assert_array_equal(bad, 2.0 * np.eye(3))
+
+
 def test_repeated_starts_run_once_and_change_nothing():
     f = emstats.datasets.load("faithful")
     m = emstats.gmm(f, k=2, covariance="VVV")
@@ -274,6 +330,10 @@ def test_select_shares_the_structure_free_starts():
             np.testing.assert_allclose(q.means, p.means, rtol=1e-12)
             np.testing.assert_allclose(q.covariances, p.covariances, rtol=1e-10, atol=1e-14)
     assert len({key[:3] for key in cache}) == 8      # (kind, k, seed): 4 of each kind
+    # the k-means++ partitions' moments: one entry per partition for the full structures
+    # (VVV and VEV share them) and one for the diagonal ones
+    moments = [key for key in cache if "moments" in key]
+    assert len(moments) == 8 and {key[-1] for key in moments} == {False, True}
 
 
 def test_jacobi_eigen_decomposition_and_orientation():

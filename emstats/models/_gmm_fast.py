@@ -26,6 +26,8 @@ from .gmm import GMMParams
 
 #: the fast loop is used up to this many rows (above it the chunked kernel's threads pay)
 FAST_MAX_ROWS = 20000
+#: the kernel repairs a covariance below the floor itself (else the step is Python's)
+REPAIR_FLOOR = True
 #: the window of the cycle test (:func:`_stalled`)
 STALL_SPAN = 50
 
@@ -101,10 +103,17 @@ class SmallEM:
         self.c = np.ascontiguousarray(model.centre, dtype=float)
         self.diag = bool(model.structure.diag)
         st = model.structure
-        #: the structures linear in their elements get their covariances from the kernel
-        self._linear = {"full": 0, "diagonal": 1, "spherical": 2}[st.kind] \
-            if getattr(st, "linear", False) else -1
+        #: the kernel's code of the structure (small_em_run): the linear kinds 0-2, the
+        #: decomposed structures gmm_small.DECOMPOSED_CODES; -1: every step in Python
+        if getattr(st, "linear", False):
+            self._code = {"full": 0, "diagonal": 1, "spherical": 2}[st.kind]
+        else:
+            self._code = gmm_small.DECOMPOSED_CODES.get(getattr(st, "name", None), -1)
         self._shared = bool(getattr(st, "shared", False))
+        self._inner = (int(getattr(st, "INNER_MAXITER", 0)), float(getattr(st, "INNER_TOL", 0.0)),
+                       int(getattr(st, "MM_MAXITER", 0)), float(getattr(st, "MM_TOL", 0.0)),
+                       float(getattr(st, "SCATTER_RIDGE", 0.0)))
+        self._trace = np.empty(2 * STALL_SPAN + 1)
         self._noresp = np.empty((0, model.K))
         self._bad = np.empty(model.K, dtype=np.uint8)     # below_floor's flags
         self._ridge = model.reg_covar * np.eye(model.d)[None] if model.reg_covar > 0 \
@@ -138,10 +147,11 @@ class SmallEM:
         N, S1, S2 = st
         K, d = model.K, model.d
         Nk, means, W = np.empty(K), np.empty((K, d)), np.empty((K, d, d))
-        covs = np.empty((K, d, d)) if self._linear >= 0 else W
+        linear = self._code if 0 <= self._code < 10 else -1
+        covs = np.empty((K, d, d)) if linear >= 0 else W
         n, nempty = gmm_small.small_moments(N, S1, S2, self.c, Nk, means, W, covs,
-                                            self._linear, self._shared)
-        if self._linear < 0:
+                                            linear, self._shared)
+        if linear < 0:
             covs = model.structure.mstep(Nk, W, n, p.covariances)
         if nempty:
             empty = N <= 1e-10 * max(n, 1.0)
@@ -167,47 +177,111 @@ class SmallEM:
         if st is None:
             raise FloatingPointError(f"the log-likelihood at the start values is {ll}")
         mon.record(ll, np.nan)
+        self._step_max = np.ones(1)
+        if self._code >= 0:
+            return self._run_kernel(p, st, ll, mon, int(maxiter), squarem)
         converged = False
-        step = self._squarem_step if squarem else self._em_step
-        self._step_max = 1.0
-        tol = mon.tol
         for it in range(int(maxiter)):
             prev = ll
-            p, st, ll = step(p, st, ll)
+            p, st, ll = (self._squarem_step if squarem else self._em_step)(p, st, ll)
             mon.record(ll, 0.0)
-            # an increase above the threshold is not converged whatever the rate (the
-            # estimated distance is at least the last increase): the rule is not asked
-            # (the threshold is ConvergenceMonitor.threshold, inline)
-            scale = 1.0 + abs(ll)
-            if (ll - prev <= max(tol * min(scale, SCALE_CAP), ROUNDOFF * scale)
-                    and mon.converged()):
-                converged = True
-                break
-            if (it >= 2 * STALL_SPAN and it % STALL_SPAN == 0
-                    and _stalled(mon.loglik, mon.threshold())):
+            stop, converged = self._stop(mon, it, prev, ll)
+            if stop:
                 break
         return p, ll, mon, converged
 
-    def _em_step(self, p, st, ll):
-        if self._linear >= 0:
-            # the structures linear in their elements: M-step and E-step in one call; the
-            # general path where a component is empty or a covariance reaches the floor
-            K, d = self.model.K, self.model.d
-            w, m, cv = np.empty(K), np.empty((K, d)), np.empty((K, d, d))
-            N, S1, S2 = np.empty(K), np.empty((K, d)), np.empty((K, d, d))
-            ll, status = gmm_small.small_em_linear(
-                self.XT, self.c, st[0], st[1], st[2], self._linear, self._shared,
-                self.model.reg_covar, self.model._floor, self.diag, w, m, cv, N, S1, S2)
-            if status != 3:
-                self.n_e_steps += 1
-                if status or not np.isfinite(ll):
-                    raise FloatingPointError("the log-likelihood became non-finite")
-                return GMMParams(w, m, cv), (N, S1, S2), ll
+    def _stop(self, mon, it, prev, ll):
+        """After iteration ``it`` (0-based; ``prev`` and ``ll`` the log-likelihoods before
+        and after it): (whether the run stops, whether it converged).  An increase above
+        the threshold is not converged whatever the rate (the estimated distance is at
+        least the last increase): the rule is not asked (the threshold is
+        ConvergenceMonitor.threshold, inline, as the kernel's).  Every ``STALL_SPAN``
+        iterations from ``2 STALL_SPAN`` on, a cycle (:func:`_stalled`) stops the run,
+        not converged."""
+        scale = 1.0 + abs(ll)
+        if (ll - prev <= max(mon.tol * min(scale, SCALE_CAP), ROUNDOFF * scale)
+                and mon.converged()):
+            return True, True
+        return (it >= 2 * STALL_SPAN and it % STALL_SPAN == 0
+                and _stalled(mon.loglik, mon.threshold())), False
+
+    @staticmethod
+    def _flat(p, st):
+        """The kernel's state: the parameters (weights, means, covariances) and the
+        statistics (N, S1, S2), each as one new flat array."""
+        return (np.concatenate([p.weights, np.ravel(p.means), np.ravel(p.covariances)]),
+                np.concatenate([st[0], np.ravel(st[1]), np.ravel(st[2])]))
+
+    def _unflat(self, u, s=None):
+        """Views of a flat state: the parameters (and the statistics)."""
+        K, d = self.model.K, self.model.d
+        p = GMMParams(u[:K], u[K:K + K * d].reshape(K, d), u[K + K * d:].reshape(K, d, d))
+        if s is None:
+            return p
+        return p, (s[:K], s[K:K + K * d].reshape(K, d), s[K + K * d:].reshape(K, d, d))
+
+    def _kernel(self, u, s, ll, maxsteps, tol, squarem=False):
+        """``maxsteps`` EM steps (SQUAREM cycles) of the kernel on the flat state (u, s),
+        updated in place: (steps, status), status 3 where Python's step is needed."""
+        inner = self._inner
+        args = (self.XT, self.c, u, s, self._code, self._shared, self.model.reg_covar,
+                self.model._floor, self.diag, ll, maxsteps, tol, SCALE_CAP, ROUNDOFF,
+                self._trace, inner[0], inner[1], inner[2], inner[3], inner[4], REPAIR_FLOOR)
+        if squarem:
+            steps, status = gmm_small.small_squarem_run(*args, self._step_max)
+        else:
+            steps, status = gmm_small.small_em_run(*args)
+        self.n_e_steps += steps
+        if status not in (0, 3):
+            raise FloatingPointError("the log-likelihood became non-finite")
+        return steps, status
+
+    def _run_kernel(self, p, st, ll, mon, maxiter, squarem):
+        """Plain EM (SQUAREM) by the kernel: the steps in C up to the next iteration where
+        the stopping rule or the cycle test is asked (the kernel stops after an increase
+        below the threshold; the cycle test every ``STALL_SPAN`` iterations), an
+        iteration the kernel leaves to Python (status 3) by :meth:`_em_step`
+        (:meth:`_squarem_step`)."""
+        u, s = self._flat(p, st)
+        it, converged = 0, False
+        while it < maxiter:
+            check = -(-max(it, 2 * STALL_SPAN) // STALL_SPAN) * STALL_SPAN
+            steps, status = self._kernel(u, s, ll, min(check - it + 1, maxiter - it),
+                                         mon.tol, squarem)
+            if steps:
+                tr = self._trace[:steps].tolist()
+                mon.loglik.extend(tr)
+                mon.step.extend([0.0] * steps)
+                it += steps
+                prev = mon.loglik[-2]
+                ll = tr[-1]
+            elif status == 3:
+                prev = ll
+                q, st, ll = (self._squarem_step if squarem else self._python_step)(
+                    *self._unflat(u, s), ll)
+                u, s = self._flat(q, st)
+                mon.record(ll, 0.0)
+                it += 1
+            stop, converged = self._stop(mon, it - 1, prev, ll)
+            if stop:
+                break
+        return self._unflat(u), ll, mon, converged
+
+    def _python_step(self, p, st, ll=None):
         q = self.m_step(st, p)
         st, ll, _ = self.e_step(q)
         if st is None:
             raise FloatingPointError("the log-likelihood became non-finite")
         return q, st, ll
+
+    def _em_step(self, p, st, ll):
+        if self._code >= 0:
+            u, s = self._flat(p, st)
+            steps, _ = self._kernel(u, s, -np.inf if ll is None else ll, 1, 0.0)
+            if steps:
+                q, st = self._unflat(u, s)
+                return q, st, float(self._trace[0])
+        return self._python_step(p, st)
 
     def _squarem_step(self, p0, st0, ll0):
         p1, st1, _ = self._em_step(p0, st0, ll0)
@@ -219,7 +293,7 @@ class SmallEM:
         nv = float(np.sqrt(v @ v))
         if not (np.isfinite(nv) and nv > 0.0):
             return p2, st2, ll2
-        alpha = max(-max(1.0, float(np.sqrt(r @ r)) / nv), -self._step_max)
+        alpha = max(-max(1.0, float(np.sqrt(r @ r)) / nv), -float(self._step_max[0]))
         u = u0 - 2.0 * alpha * r + alpha * alpha * v
         K, d = self.model.K, self.model.d
         w = u[:K]
@@ -228,13 +302,15 @@ class SmallEM:
             ext = GMMParams(w, u[K:K + K * d].reshape(K, d), u[K + K * d:].reshape(K, d, d))
             st_e, ll_e, _ = self.e_step(ext)
             if st_e is not None:
-                q = self.m_step(st_e, ext)
-                st_q, ll_q, _ = self.e_step(q)
-        if q is None or st_q is None or not (ll_q >= ll2):
-            self._step_max = max(1.0, self._step_max / 4.0)
+                try:
+                    q, st_q, ll_q = self._em_step(ext, st_e, ll_e)
+                except FloatingPointError:
+                    q = None
+        if q is None or not (ll_q >= ll2):
+            self._step_max[0] = max(1.0, self._step_max[0] / 4.0)
             return p2, st2, ll2
-        if alpha == -self._step_max:
-            self._step_max *= 4.0
+        if alpha == -self._step_max[0]:
+            self._step_max[0] *= 4.0
         return q, st_q, ll_q
 
     def _best_start(self, starts, maxiter):

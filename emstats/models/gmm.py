@@ -1861,11 +1861,20 @@ class GaussianMixture(FitMixin, ChunkedModel):
             yield slice(a, b), R
 
     def _params_from_resp(self, resp: np.ndarray | None = None, *,
-                          codes: np.ndarray | None = None) -> GMMParams:
+                          codes: np.ndarray | None = None, cache=None,
+                          key=None) -> GMMParams:
         """One M-step from responsibilities (n x K) or from a hard partition (``codes``,
         integer labels 0..K-1) of the rows (with missing values, of the rows with the
         column means in their place).  Two passes over row blocks: the counts and means,
-        then the scatter matrices about the means (no n x d or n x K temporary)."""
+        then the scatter matrices about the means (no n x d or n x K temporary).  The
+        statistics and the seed covariances do not depend on the structure: with a
+        ``cache`` (``_start_cache``) they are kept under ``key`` (which must tell the
+        diagonal structures apart: their S2 is diagonal) for the other models of
+        :func:`gmm_select`'s table."""
+        hit = None if cache is None else cache.get(key)
+        if hit is not None:
+            stats, N, mu, cov0 = hit
+            return self.m_step(stats, GMMParams(N / N.sum(), mu.copy(), cov0.copy()))
         X = self._X_start
         K, d = self.K, self.d
         N = np.zeros(K)
@@ -1887,6 +1896,8 @@ class GaussianMixture(FitMixin, ChunkedModel):
         # the previous covariances only seed the inner iterations of VEI, VEE, VEV
         cov0 = _sym(S2 / N[:, None, None])
         cov0 = self._guard(cov0 + 1e-12 * np.eye(self.d)[None])
+        if cache is not None:
+            cache[key] = (stats, N, mu.copy(), cov0.copy())
         return self.m_step(stats, GMMParams(N / N.sum(), mu, cov0))
 
     def _params_from_labels(self, labels) -> GMMParams:
@@ -1923,6 +1934,10 @@ class GaussianMixture(FitMixin, ChunkedModel):
                 return self._init_random(rng)
             if cache is not None:
                 cache[key] = lab
+        if cache is not None and lab.min() == 0 and lab.max() == self.K - 1:
+            # the partition's moments are shared by the table's structures
+            return self._params_from_resp(codes=lab.astype(np.intp, copy=False), cache=cache,
+                                          key=key + ("moments", self.structure.diag))
         return self._params_from_labels(lab)
 
     def _start_key(self, kind, rng, *extra):
