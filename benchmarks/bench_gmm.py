@@ -114,6 +114,50 @@ def sk_from(p, structure, **kw):
                  precisions_init=prec, random_state=0, **kw)
 
 
+def louis_cost(rep, X, k, st, p, tol_rel, threads, repeat):
+    """One pass of Louis' pieces (log-likelihood, score, complete and missing information)
+    against one E-step, both at the maximum reached from ``p``, in E-step equivalents."""
+    import time
+
+    from emstats.em.problem import Problem
+    from emstats.models.gmm import LOUIS_CERTAIN
+
+    em = EM_NAME[st]
+    model = emstats.gmm(X, k=k, covariance=em)
+    r = model.fit(start_params=p, n_init=1, tol=tol_rel, maxiter=100_000, method="em",
+                  n_threads=max(threads), cov_type=None)
+    est = model.from_inference(r.params.to_numpy())
+    R = r.predict_proba().to_numpy()
+    rest = R.sum(axis=1) - R.max(axis=1)
+    unc = rest > LOUIS_CERTAIN
+    pairs = ((R[unc] > LOUIS_CERTAIN).sum(axis=1) * ((R[unc] > LOUIS_CERTAIN).sum(axis=1) + 1)
+             // 2).mean() if unc.any() else 0.0
+    del R
+    rows = []
+    for t in threads:
+        prob = Problem(model, n_threads=t)
+
+        def best(f):
+            ts = []
+            for _ in range(max(repeat, 3)):
+                t0 = time.perf_counter()
+                f()
+                ts.append(time.perf_counter() - t0)
+            return min(ts)
+
+        te = best(lambda prob=prob: prob.e_step(est))
+        tl = best(lambda prob=prob: prob.newton_pieces(est))
+        rows.append([t, te, tl, tl / te])
+    rep.table(f"{st}: one pass of Louis' pieces against one E-step, at the maximum",
+              ["threads", "E-step s", "Louis pieces s", "E-step equivalents"], rows,
+              formats={"E-step s": ".3f", "Louis pieces s": ".3f", "E-step equivalents": ".2f"},
+              note=f"{unc.mean():.1%} of the rows of uncertain membership (responsibilities "
+                   f"other than the largest above {LOUIS_CERTAIN:g}), {pairs:.2f} of the "
+                   f"{k * (k + 1) // 2} pairs of components kept per such row.  The default "
+                   "fit evaluates the pieces once above NEWTON_MAX_ROWS rows (SQUAREM, then "
+                   "the standard errors), at every Newton step below.")
+
+
 def headline_fitters(X, k, structures, n_init):
     out = {}
     for st in structures:
@@ -201,6 +245,9 @@ def main(argv=None):
                    threads, repeat, in_bytes,
                    note=f"sklearn tol = {a.tol:g} per row, emstats tol = {tol_rel:.3g} "
                         "relative (the same change of the log-likelihood); reg_covar = 0.")
+
+        if hasattr(model, "newton_pieces") or hasattr(model, "chunk_louis"):
+            louis_cost(rep, X, a.k, st, p, tol_rel, threads, repeat)
 
         def em_iters(m, t, em=em, p=p, se_kw=se_kw, no_se=no_se):
             r = emstats.gmm(X, k=a.k, covariance=em).fit(start_params=p, n_init=1, tol=1e-300,
