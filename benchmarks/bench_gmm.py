@@ -3,6 +3,7 @@
     python benchmarks/bench_gmm.py                    # n = 1e6, d = 8, k = 8, full and diag
     python benchmarks/bench_gmm.py --quick            # n = 10000, one repetition
     python benchmarks/bench_gmm.py --n 20000 --structures full --json gmm.json
+    python benchmarks/bench_gmm.py --n 200000 --structures full --schemes   # Newton vs SQUAREM
 
 Headline (public API end to end, 1 and all threads, alternated, best of --repeat), per
 covariance structure (full = emstats "VVV", diag = "VVI"):
@@ -186,6 +187,9 @@ def main(argv=None):
     ap.add_argument("--tol", type=float, default=1e-8,
                     help="scikit-learn's tol (change of the mean log-likelihood per row) for "
                          "the identical-start runs")
+    ap.add_argument("--schemes", action="store_true",
+                    help="also time the default fit with method='newton' against 'squarem' "
+                         "(alternated; the choice behind NEWTON_MAX_ROWS)")
     H.add_common_args(ap)
     a = ap.parse_args(argv)
     n = a.n or (10_000 if a.quick else 1_000_000)
@@ -216,6 +220,18 @@ def main(argv=None):
         H.headline(rep, f"Headline, {st} ({em}): public API end to end (construct + fit + SEs "
                    f"for emstats)", fitters[st], "sklearn defaults (n_init=1)", threads, repeat,
                    in_bytes, note="scikit-learn computes no standard errors.")
+
+        if a.schemes:
+            def scheme(t, meth, em=em):
+                r = emstats.gmm(X, k=a.k, covariance=em).fit(n_threads=t, method=meth)
+                return {"llf": r.llf, "n_iter": r.convergence.n_iter}
+
+            H.headline(rep, f"{st}: the default fit with each scheme (starts, fit, SEs)",
+                       {"Louis-Newton": lambda t, f=scheme: f(t, "newton"),
+                        "SQUAREM": lambda t, f=scheme: f(t, "squarem")}, "Louis-Newton",
+                       threads, repeat, in_bytes,
+                       note="fit(method=...) with the default starts; the standard errors "
+                            "are Louis' in both.")
 
         # identical starts, same stopping rule
         p = start_values(X, a.k, st)
