@@ -187,6 +187,9 @@ def main(argv=None):
     ap.add_argument("--tol", type=float, default=1e-8,
                     help="scikit-learn's tol (change of the mean log-likelihood per row) for "
                          "the identical-start runs")
+    ap.add_argument("--parts", default="headline,same,louis,iter",
+                    help="which tables: headline (public API end to end), same (identical "
+                         "starts), louis (Louis' pieces in E-steps), iter (per iteration)")
     ap.add_argument("--schemes", action="store_true",
                     help="also time the default fit with method='newton' against 'squarem' "
                          "(alternated; the choice behind NEWTON_MAX_ROWS)")
@@ -215,11 +218,13 @@ def main(argv=None):
     tmp = tempfile.TemporaryDirectory()
     if not a.no_memory:
         H.save_arrays(tmp.name, X=X)
+    parts = set(a.parts.split(","))
     for st in structures:
         em = EM_NAME[st]
-        H.headline(rep, f"Headline, {st} ({em}): public API end to end (construct + fit + SEs "
-                   f"for emstats)", fitters[st], "sklearn defaults (n_init=1)", threads, repeat,
-                   in_bytes, note="scikit-learn computes no standard errors.")
+        if "headline" in parts:
+            H.headline(rep, f"Headline, {st} ({em}): public API end to end (construct + fit + "
+                       f"SEs for emstats)", fitters[st], "sklearn defaults (n_init=1)", threads,
+                       repeat, in_bytes, note="scikit-learn computes no standard errors.")
 
         if a.schemes:
             def scheme(t, meth, em=em):
@@ -256,18 +261,21 @@ def main(argv=None):
         same = {"emstats EM": ours,
                 "emstats SQUAREM": lambda t, f=ours: f(t, method="squarem"),
                 "sklearn": sk}
-        H.headline(rep, f"{st}: time to the same log-likelihood from identical starts"
-                   + ("" if no_se else " (emstats incl. its standard errors)"), same, "sklearn",
-                   threads, repeat, in_bytes,
-                   note=f"sklearn tol = {a.tol:g} per row, emstats tol = {tol_rel:.3g} "
-                        "relative (the same change of the log-likelihood); reg_covar = 0.")
+        if "same" in parts:
+            H.headline(rep, f"{st}: time to the same log-likelihood from identical starts"
+                       + ("" if no_se else " (emstats incl. its standard errors)"), same,
+                       "sklearn", threads, repeat, in_bytes,
+                       note=f"sklearn tol = {a.tol:g} per row, emstats tol = {tol_rel:.3g} "
+                            "relative (the same change of the log-likelihood); reg_covar = 0.")
 
-        if hasattr(model, "newton_pieces") or hasattr(model, "chunk_louis"):
+        if "louis" in parts and hasattr(model, "chunk_louis"):
             louis_cost(rep, X, a.k, st, p, tol_rel, threads, repeat)
 
         def em_iters(m, t, em=em, p=p, se_kw=se_kw, no_se=no_se):
+            # method="em": the default scheme of a large fit is SQUAREM (3 EM maps a cycle)
             r = emstats.gmm(X, k=a.k, covariance=em).fit(start_params=p, n_init=1, tol=1e-300,
-                                                         maxiter=m, n_threads=t, **se_kw)
+                                                         maxiter=m, n_threads=t, method="em",
+                                                         **se_kw)
             c = r.convergence
             return c.n_iter if no_se else (c.n_iter, c.wall_time)
 
@@ -275,12 +283,15 @@ def main(argv=None):
             return int(sk_from(p, st, tol=0.0, max_iter=m).fit(X).n_iter_)
 
         flops = 4.0 * n * a.k * a.d**2 if st == "full" else 7.0 * n * a.k * a.d
-        H.per_iteration(rep, f"{st}: seconds per EM iteration (marginal: maxiter 2m vs m)",
-                        {"emstats EM iteration": em_iters, "sklearn EM iteration": sk_iters},
-                        "sklearn EM iteration", threads, a.m, repeat, flops=flops,
-                        nbytes=8.0 * n * a.d, n_exp=float(n * a.k),
-                        note=f"m = {a.m}" + ("" if no_se else "; emstats timed by its engine "
-                                             "clock (its fit() cannot skip the SEs)") + ".")
+        if "iter" in parts:
+            H.per_iteration(rep, f"{st}: seconds per EM iteration (marginal: maxiter 2m vs m)",
+                            {"emstats EM iteration": em_iters,
+                             "sklearn EM iteration": sk_iters},
+                            "sklearn EM iteration", threads, a.m, repeat, flops=flops,
+                            nbytes=8.0 * n * a.d, n_exp=float(n * a.k),
+                            note=f"m = {a.m}" + ("" if no_se else "; emstats timed by its "
+                                                 "engine clock (its fit() cannot skip the "
+                                                 "SEs)") + ".")
         if not a.no_memory:
             H.memory_table(rep, f"{st}: peak memory of each headline fit", __file__,
                            [f"{st}::{k}" for k in fitters[st]], tmp.name, in_bytes,
