@@ -1529,9 +1529,11 @@ class GaussianMixture(FitMixin, ChunkedModel):
             N, S1, S2, ll = windows.totals()
         # -- the score, from the statistics
         score = np.zeros(P)
+        ne = st.B.shape[0]
+        BfT = np.swapaxes(st.B, 1, 2).reshape(ne, d * d)       # B_m' flattened
         for k in range(K):
             Q = Pm[k] @ S2[k] @ Pm[k]                     # sum_i r z z'
-            gc = 0.5 * (np.einsum("mab,ba->m", st.B, Q) - N[k] * trPB[k])
+            gc = 0.5 * (BfT @ Q.ravel() - N[k] * trPB[k])      # tr(B_m Q)
             score[idx[k]] += np.concatenate([N[k] * aw[k], Pm[k] @ S1[k], gc])
         # -- the complete information, from the statistics
         comp = np.zeros((P, P))
@@ -1543,13 +1545,15 @@ class GaussianMixture(FitMixin, ChunkedModel):
             im = off_mu + k * d + np.arange(d)
             ic = off_cov + st.idx[k]
             comp[np.ix_(im, im)] += N[k] * Pk
-            Qb = np.einsum("ab,mbc,cd->mad", Pk, st.B, Pk)          # P B_m P
-            mc = np.einsum("mad,d->am", Qb, S1[k])                   # (d, nb)
+            # (matrix products instead of einsum's loops: the fixed cost of a pass)
+            Qb = Pk @ st.B @ Pk                                      # P B_m P
+            mc = (Qb @ S1[k]).T                                      # (d, nb)
             comp[np.ix_(im, ic)] += mc
             comp[np.ix_(ic, im)] += mc.T
             SP = S2[k] @ Pk
-            t1 = np.einsum("mab,nbc,ca->mn", st.B, Qb, SP)
-            t2 = np.einsum("nab,mba->mn", Qb, st.B)
+            # t1[m, n] = tr(B_m Qb_n SP), t2[m, n] = tr(Qb_n B_m)
+            t1 = BfT @ (Qb @ SP).reshape(ne, d * d).T
+            t2 = BfT @ Qb.reshape(ne, d * d).T
             comp[np.ix_(ic, ic)] += t1 - 0.5 * N[k] * t2
         return Stats(loglik=ll, score=score, complete=comp, missing=missing)
 
@@ -1570,7 +1574,7 @@ class GaussianMixture(FitMixin, ChunkedModel):
             aw[k, k - 1] = 1.0 / pi[k]
         if K > 1:
             aw[0, :] = -1.0 / pi[0]
-        trPB = np.einsum("kab,mba->km", Pm, st.B)          # tr(P_k B_m)
+        trPB = Pm.reshape(K, d * d) @ np.swapaxes(st.B, 1, 2).reshape(-1, d * d).T  # tr(P_k B_m)
         return st, Pm, aw, trPB, idx, nw + K * d + st.n_var()
 
     def chunk_scores(self, params: GMMParams, chunk) -> np.ndarray:
@@ -1751,7 +1755,7 @@ class GaussianMixture(FitMixin, ChunkedModel):
             A = Pm[k]
             b = -A @ (params.means[k] - self.centre)
             Bb = st.B @ b                                           # (ne, d)
-            C = 0.5 * np.einsum("ae,mab,bg->meg", A, st.B, A)
+            C = 0.5 * (A.T @ st.B @ A)                              # A' B_m A / 2
             Tk = np.zeros((nw + d + st.B.shape[0], 1 + d + qa.size))
             Tk[:nw, 0] = aw[k]
             Tk[nw:nw + d, 0] = b
