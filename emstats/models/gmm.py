@@ -785,10 +785,13 @@ START_BLOCK = 8192
 #: the information far below the rounding of its sums
 LOUIS_CERTAIN = 1e-13
 
-#: ``fit(method=None)`` on complete data: Louis-Newton up to this many rows, SQUAREM above
-#: (the same log-likelihood in equal time at 20,000 rows, 1.6x faster engine at 200,000;
+#: ``fit(method=None)`` on complete data: Louis-Newton up to this many rows and
+#: NEWTON_MAX_PARAMS free parameters, SQUAREM otherwise (SQUAREM reached the same
+#: log-likelihood 1.2-1.7x faster from 20,000 to 200,000 rows at d = k = 8, 2-4x faster at
+#: 1,000-10,000 rows with 104-359 parameters, in equal time on faithful and iris;
 #: docs/gmm.md, "Large fits")
 NEWTON_MAX_ROWS = 20_000
+NEWTON_MAX_PARAMS = 50
 
 #: the kinds of start of ``fit(init=...)`` and how many of each ``n_init=None`` means
 INIT_COUNTS = {"kmeans++": 5, "random": 5, "hc": 1, "short-em": 20, "hc+kmeans++": 6}
@@ -1005,14 +1008,15 @@ class GaussianMixture(FitMixin, ChunkedModel):
         """The scheme of ``fit(method=None)``: SQUAREM with missing values (Louis' pieces
         then cost several E-steps, and the Newton finish computes them every iteration:
         measured 28 s against 70 s to the same maximum at n = 20000, d = 10, k = 3, 49
-        patterns, benchmarks/bench_gmm_missing.py) and above NEWTON_MAX_ROWS complete rows
-        (SQUAREM to the engine's rule, then one pass of Louis' pieces for the standard
-        errors: the Newton finish evaluates them three or four times, each about four
-        E-steps' worth, to save a few SQUAREM cycles; docs/gmm.md, "Large fits"), else
-        the engine's default (Louis-Newton)."""
+        patterns, benchmarks/bench_gmm_missing.py), above NEWTON_MAX_ROWS complete rows or
+        NEWTON_MAX_PARAMS free parameters (SQUAREM to the engine's rule, then one pass of
+        Louis' pieces for the standard errors: the Newton finish evaluates them at every
+        step and every halving of its line search, a few E-steps' worth each, to save a
+        few SQUAREM cycles; docs/gmm.md, "Large fits"), else the engine's default
+        (Louis-Newton)."""
         if self.incomplete:
             return "squarem"
-        if self.has_louis and self.n > NEWTON_MAX_ROWS:
+        if self.has_louis and (self.n > NEWTON_MAX_ROWS or self.n_free > NEWTON_MAX_PARAMS):
             return "squarem"
         return None
 
@@ -2271,9 +2275,10 @@ class GaussianMixture(FitMixin, ChunkedModel):
             Hessian of the log-posterior with a prior.
         method : str, optional
             Default: Louis-Newton without a prior and without missing values up to
-            ``NEWTON_MAX_ROWS`` (20,000) rows, SQUAREM otherwise (above that the Newton
-            finish's repeated Louis passes cost more than the SQUAREM cycles they save;
-            the standard errors then take one Louis pass at the estimate).  ``"stochastic"``
+            ``NEWTON_MAX_ROWS`` (20,000) rows and ``NEWTON_MAX_PARAMS`` (50) free
+            parameters, SQUAREM otherwise (there the Newton finish's repeated Louis passes
+            cost more than the SQUAREM cycles they save; the standard errors then take one
+            Louis pass at the estimate).  ``"stochastic"``
             (Celeux & Diebolt's stochastic EM; the chain is in
             ``res.convergence.extra["chain"]``) and ``"mcem"`` run from one k-means++ or
             random start and keep its component order.
