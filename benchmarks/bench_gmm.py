@@ -3,6 +3,7 @@
     python benchmarks/bench_gmm.py                    # n = 1e6, d = 8, k = 8, full and diag
     python benchmarks/bench_gmm.py --quick            # n = 10000, one repetition
     python benchmarks/bench_gmm.py --n 20000 --structures full --json gmm.json
+    python benchmarks/bench_gmm.py --n 200000 --structures full --schemes   # Newton vs SQUAREM
 
 Headline (public API end to end, 1 and all threads, alternated, best of --repeat), per
 covariance structure (full = emstats "VVV", diag = "VVI"):
@@ -114,6 +115,50 @@ def sk_from(p, structure, **kw):
                  precisions_init=prec, random_state=0, **kw)
 
 
+def louis_cost(rep, X, k, st, p, tol_rel, threads, repeat):
+    """One pass of Louis' pieces (log-likelihood, score, complete and missing information)
+    against one E-step, both at the maximum reached from ``p``, in E-step equivalents."""
+    import time
+
+    from emstats.em.problem import Problem
+    from emstats.models.gmm import LOUIS_CERTAIN
+
+    em = EM_NAME[st]
+    model = emstats.gmm(X, k=k, covariance=em)
+    r = model.fit(start_params=p, n_init=1, tol=tol_rel, maxiter=100_000, method="em",
+                  n_threads=max(threads), cov_type=None)
+    est = model.from_inference(r.params.to_numpy())
+    R = r.predict_proba().to_numpy()
+    rest = R.sum(axis=1) - R.max(axis=1)
+    unc = rest > LOUIS_CERTAIN
+    pairs = ((R[unc] > LOUIS_CERTAIN).sum(axis=1) * ((R[unc] > LOUIS_CERTAIN).sum(axis=1) + 1)
+             // 2).mean() if unc.any() else 0.0
+    del R
+    rows = []
+    for t in threads:
+        prob = Problem(model, n_threads=t)
+
+        def best(f):
+            ts = []
+            for _ in range(max(repeat, 3)):
+                t0 = time.perf_counter()
+                f()
+                ts.append(time.perf_counter() - t0)
+            return min(ts)
+
+        te = best(lambda prob=prob: prob.e_step(est))
+        tl = best(lambda prob=prob: prob.newton_pieces(est))
+        rows.append([t, te, tl, tl / te])
+    rep.table(f"{st}: one pass of Louis' pieces against one E-step, at the maximum",
+              ["threads", "E-step s", "Louis pieces s", "E-step equivalents"], rows,
+              formats={"E-step s": ".3f", "Louis pieces s": ".3f", "E-step equivalents": ".2f"},
+              note=f"{unc.mean():.1%} of the rows of uncertain membership (responsibilities "
+                   f"other than the largest above {LOUIS_CERTAIN:g}), {pairs:.2f} of the "
+                   f"{k * (k + 1) // 2} pairs of components kept per such row.  The default "
+                   "fit evaluates the pieces once above NEWTON_MAX_ROWS rows (SQUAREM, then "
+                   "the standard errors), at every Newton step below.")
+
+
 def headline_fitters(X, k, structures, n_init):
     out = {}
     for st in structures:
@@ -142,6 +187,12 @@ def main(argv=None):
     ap.add_argument("--tol", type=float, default=1e-8,
                     help="scikit-learn's tol (change of the mean log-likelihood per row) for "
                          "the identical-start runs")
+    ap.add_argument("--parts", default="headline,same,louis,iter",
+                    help="which tables: headline (public API end to end), same (identical "
+                         "starts), louis (Louis' pieces in E-steps), iter (per iteration)")
+    ap.add_argument("--schemes", action="store_true",
+                    help="also time the default fit with method='newton' against 'squarem' "
+                         "(alternated; the choice behind NEWTON_MAX_ROWS)")
     H.add_common_args(ap)
     a = ap.parse_args(argv)
     n = a.n or (10_000 if a.quick else 1_000_000)
@@ -167,11 +218,25 @@ def main(argv=None):
     tmp = tempfile.TemporaryDirectory()
     if not a.no_memory:
         H.save_arrays(tmp.name, X=X)
+    parts = set(a.parts.split(","))
     for st in structures:
         em = EM_NAME[st]
-        H.headline(rep, f"Headline, {st} ({em}): public API end to end (construct + fit + SEs "
-                   f"for emstats)", fitters[st], "sklearn defaults (n_init=1)", threads, repeat,
-                   in_bytes, note="scikit-learn computes no standard errors.")
+        if "headline" in parts:
+            H.headline(rep, f"Headline, {st} ({em}): public API end to end (construct + fit + "
+                       f"SEs for emstats)", fitters[st], "sklearn defaults (n_init=1)", threads,
+                       repeat, in_bytes, note="scikit-learn computes no standard errors.")
+
+        if a.schemes:
+            def scheme(t, meth, em=em):
+                r = emstats.gmm(X, k=a.k, covariance=em).fit(n_threads=t, method=meth)
+                return {"llf": r.llf, "n_iter": r.convergence.n_iter}
+
+            H.headline(rep, f"{st}: the default fit with each scheme (starts, fit, SEs)",
+                       {"Louis-Newton": lambda t, f=scheme: f(t, "newton"),
+                        "SQUAREM": lambda t, f=scheme: f(t, "squarem")}, "Louis-Newton",
+                       threads, repeat, in_bytes,
+                       note="fit(method=...) with the default starts; the standard errors "
+                            "are Louis' in both.")
 
         # identical starts, same stopping rule
         p = start_values(X, a.k, st)
@@ -196,15 +261,21 @@ def main(argv=None):
         same = {"emstats EM": ours,
                 "emstats SQUAREM": lambda t, f=ours: f(t, method="squarem"),
                 "sklearn": sk}
-        H.headline(rep, f"{st}: time to the same log-likelihood from identical starts"
-                   + ("" if no_se else " (emstats incl. its standard errors)"), same, "sklearn",
-                   threads, repeat, in_bytes,
-                   note=f"sklearn tol = {a.tol:g} per row, emstats tol = {tol_rel:.3g} "
-                        "relative (the same change of the log-likelihood); reg_covar = 0.")
+        if "same" in parts:
+            H.headline(rep, f"{st}: time to the same log-likelihood from identical starts"
+                       + ("" if no_se else " (emstats incl. its standard errors)"), same,
+                       "sklearn", threads, repeat, in_bytes,
+                       note=f"sklearn tol = {a.tol:g} per row, emstats tol = {tol_rel:.3g} "
+                            "relative (the same change of the log-likelihood); reg_covar = 0.")
+
+        if "louis" in parts and hasattr(model, "chunk_louis"):
+            louis_cost(rep, X, a.k, st, p, tol_rel, threads, repeat)
 
         def em_iters(m, t, em=em, p=p, se_kw=se_kw, no_se=no_se):
+            # method="em": the default scheme of a large fit is SQUAREM (3 EM maps a cycle)
             r = emstats.gmm(X, k=a.k, covariance=em).fit(start_params=p, n_init=1, tol=1e-300,
-                                                         maxiter=m, n_threads=t, **se_kw)
+                                                         maxiter=m, n_threads=t, method="em",
+                                                         **se_kw)
             c = r.convergence
             return c.n_iter if no_se else (c.n_iter, c.wall_time)
 
@@ -212,12 +283,15 @@ def main(argv=None):
             return int(sk_from(p, st, tol=0.0, max_iter=m).fit(X).n_iter_)
 
         flops = 4.0 * n * a.k * a.d**2 if st == "full" else 7.0 * n * a.k * a.d
-        H.per_iteration(rep, f"{st}: seconds per EM iteration (marginal: maxiter 2m vs m)",
-                        {"emstats EM iteration": em_iters, "sklearn EM iteration": sk_iters},
-                        "sklearn EM iteration", threads, a.m, repeat, flops=flops,
-                        nbytes=8.0 * n * a.d, n_exp=float(n * a.k),
-                        note=f"m = {a.m}" + ("" if no_se else "; emstats timed by its engine "
-                                             "clock (its fit() cannot skip the SEs)") + ".")
+        if "iter" in parts:
+            H.per_iteration(rep, f"{st}: seconds per EM iteration (marginal: maxiter 2m vs m)",
+                            {"emstats EM iteration": em_iters,
+                             "sklearn EM iteration": sk_iters},
+                            "sklearn EM iteration", threads, a.m, repeat, flops=flops,
+                            nbytes=8.0 * n * a.d, n_exp=float(n * a.k),
+                            note=f"m = {a.m}" + ("" if no_se else "; emstats timed by its "
+                                                 "engine clock (its fit() cannot skip the "
+                                                 "SEs)") + ".")
         if not a.no_memory:
             H.memory_table(rep, f"{st}: peak memory of each headline fit", __file__,
                            [f"{st}::{k}" for k in fitters[st]], tmp.name, in_bytes,

@@ -6,6 +6,8 @@ derivatives of the covariance map against finite differences."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from statsmodels.tools.numdiff import approx_hess3
@@ -158,3 +160,31 @@ def test_newton_with_louis_for_a_nonlinear_structure():
     c = gmm(FAITHFUL, k=2, covariance="VEV").fit(method="em", tol=1e-12,
                                                  cov_type="numerical")
     np.testing.assert_allclose(b.bse, c.bse, rtol=1e-4)
+
+
+def test_large_default_fit_is_squarem_then_one_louis_pass():
+    """Above NEWTON_MAX_ROWS complete rows (or NEWTON_MAX_PARAMS parameters) the default
+    scheme is SQUAREM (the standard errors from one Louis pass at its estimate); it reaches
+    the maximum Louis-Newton reaches from the same start, with the same standard errors."""
+    from emstats.models.gmm import NEWTON_MAX_PARAMS, NEWTON_MAX_ROWS
+
+    rng = np.random.default_rng(7)
+    n = NEWTON_MAX_ROWS + 5_000
+    X = np.vstack([rng.normal(0, 1, (n // 2, 2)),
+                   rng.normal(2.5, 0.8, (n - n // 2, 2)) @ np.array([[1, 0.4], [0, 1]])])
+    assert gmm(X[:NEWTON_MAX_ROWS], k=2).preferred_method is None
+    # and on few rows with more than NEWTON_MAX_PARAMS free parameters
+    wide = gmm(rng.normal(size=(500, 6)), k=3)
+    assert wide.n_free > NEWTON_MAX_PARAMS and wide.preferred_method == "squarem"
+    m = gmm(X, k=2)
+    assert m.preferred_method == "squarem"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")      # a start three EM steps from the k-means one
+        start = m.fit(method="em", maxiter=3, cov_type=None, n_init=1).params
+    start = m.from_inference(start.to_numpy())
+    a = gmm(X, k=2).fit(start_params=start, tol=1e-12)
+    b = gmm(X, k=2).fit(start_params=start, tol=1e-12, method="newton")
+    assert a.convergence.method == "squarem" and a.convergence.converged
+    assert abs(a.llf - b.llf) < 1e-10 * abs(b.llf)
+    assert np.max(np.abs(a.params - b.params) / b.bse) < 1e-4
+    np.testing.assert_allclose(a.bse, b.bse, rtol=1e-5)

@@ -91,3 +91,42 @@ def test_louis_moments_match_their_definition(diag):
         outs.append(part.sum(axis=0))
     np.testing.assert_allclose(outs[0], ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())
     np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_louis_moments_drop_only_pairs_within_the_stated_bound():
+    """Rows with some responsibilities below ``certain``: the kernel drops those pairs, and
+    differs from the moments of all the pairs by at most ``certain`` x |monomial| x (number
+    of dropped pairs) summed over the rows, the bound its docstring states."""
+    rng = np.random.default_rng(11)
+    n, d, K, certain = 6_000, 3, 4, 1e-13
+    X = rng.normal(size=(n, d))
+    R = rng.dirichlet(np.full(K, 0.7), size=n)
+    tiny = rng.random((n, K)) < 0.4
+    R[tiny] = 10.0 ** rng.uniform(-30, -13.5, size=int(tiny.sum()))   # negligible components
+    R /= R.sum(axis=1, keepdims=True)
+    centre = X.mean(axis=0)
+    I, J, _, qa, qb = _poly_basis(d, False)
+    full, used_ref = _moments_reference(X, R, centre, False, certain)
+    part = np.zeros((gmm_louis.n_chunks(n), K * (K + 1) // 2, I.size))
+    scratch = np.empty((1, gmm_louis.scratch_size(d, K, qa.size, I.size)))
+    used = gmm_louis.louis_moments(X, R, centre, qa, qb, I, J, certain, part, scratch, 1)
+    assert used == used_ref
+    got = part.sum(axis=0)
+    # the pairs the kernel keeps, from the rule: (k, k) and (k, l) need r_k, r_l > certain
+    Y = X - centre
+    phi = np.column_stack([np.ones(n), Y, Y[:, qa] * Y[:, qb]])
+    mono = phi[:, I] * phi[:, J]
+    top = np.argmax(R, axis=1)
+    keep_row = R.sum(axis=1) - R[np.arange(n), top] > certain
+    on = R > certain
+    kept = [on[:, k] for k in range(K)] + [on[:, k] & on[:, j] for k in range(K)
+                                           for j in range(k + 1, K)]
+    W = [R[:, k] * (1 - R[:, k]) for k in range(K)]
+    W += [R[:, k] * R[:, j] for k in range(K) for j in range(k + 1, K)]
+    W = np.column_stack(W) * np.column_stack(kept) * keep_row[:, None]
+    ref = W.T @ mono
+    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())
+    dropped = (~np.column_stack(kept)) & keep_row[:, None]
+    assert dropped.sum() > 1000                       # the rule is exercised
+    bound = certain * (dropped.sum(axis=1) @ np.abs(mono))
+    assert np.all(np.abs(got - full).max(axis=0) <= bound + 1e-10 * np.abs(ref).max())

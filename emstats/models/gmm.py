@@ -782,9 +782,18 @@ LOUIS_WINDOW = 8 * LOUIS_BLOCK
 #: rows per block of the M-step from a partition or responsibilities (the starts)
 START_BLOCK = 8192
 #: a row's share of the missing information is dropped when its membership is this
-#: certain (1 - max_k r_ik below it, so every r_ik r_il and r_ik (1 - r_ik) is too): a
-#: relative change of the information far below the rounding of its sums
+#: certain (1 - max_k r_ik below it, so every r_ik r_il and r_ik (1 - r_ik) is too), and in
+#: the other rows every pair (k, k), (k, l) with r_ik at most this: a relative change of
+#: the information far below the rounding of its sums
 LOUIS_CERTAIN = 1e-13
+
+#: ``fit(method=None)`` on complete data: Louis-Newton up to this many rows and
+#: NEWTON_MAX_PARAMS free parameters, SQUAREM otherwise (SQUAREM reached the same
+#: log-likelihood 1.2-1.7x faster from 20,000 to 200,000 rows at d = k = 8, 2-4x faster at
+#: 1,000-10,000 rows with 104-359 parameters, in equal time on faithful and iris;
+#: docs/gmm.md, "Large fits")
+NEWTON_MAX_ROWS = 20_000
+NEWTON_MAX_PARAMS = 50
 
 #: the kinds of start of ``fit(init=...)`` and how many of each ``n_init=None`` means
 INIT_COUNTS = {"kmeans++": 5, "random": 5, "hc": 1, "short-em": 20, "hc+kmeans++": 6}
@@ -1001,8 +1010,17 @@ class GaussianMixture(FitMixin, ChunkedModel):
         """The scheme of ``fit(method=None)``: SQUAREM with missing values (Louis' pieces
         then cost several E-steps, and the Newton finish computes them every iteration:
         measured 28 s against 70 s to the same maximum at n = 20000, d = 10, k = 3, 49
-        patterns, benchmarks/bench_gmm_missing.py), else the engine's default."""
-        return "squarem" if self.incomplete else None
+        patterns, benchmarks/bench_gmm_missing.py), above NEWTON_MAX_ROWS complete rows or
+        NEWTON_MAX_PARAMS free parameters (SQUAREM to the engine's rule, then one pass of
+        Louis' pieces for the standard errors: the Newton finish evaluates them at every
+        step and every halving of its line search, a few E-steps' worth each, to save a
+        few SQUAREM cycles; docs/gmm.md, "Large fits"), else the engine's default
+        (Louis-Newton)."""
+        if self.incomplete:
+            return "squarem"
+        if self.has_louis and (self.n > NEWTON_MAX_ROWS or self.n_free > NEWTON_MAX_PARAMS):
+            return "squarem"
+        return None
 
     @property
     def n_free(self) -> int:
@@ -1517,9 +1535,11 @@ class GaussianMixture(FitMixin, ChunkedModel):
             N, S1, S2, ll = windows.totals()
         # -- the score, from the statistics
         score = np.zeros(P)
+        ne = st.B.shape[0]
+        BfT = np.swapaxes(st.B, 1, 2).reshape(ne, d * d)       # B_m' flattened
         for k in range(K):
             Q = Pm[k] @ S2[k] @ Pm[k]                     # sum_i r z z'
-            gc = 0.5 * (np.einsum("mab,ba->m", st.B, Q) - N[k] * trPB[k])
+            gc = 0.5 * (BfT @ Q.ravel() - N[k] * trPB[k])      # tr(B_m Q)
             score[idx[k]] += np.concatenate([N[k] * aw[k], Pm[k] @ S1[k], gc])
         # -- the complete information, from the statistics
         comp = np.zeros((P, P))
@@ -1531,13 +1551,15 @@ class GaussianMixture(FitMixin, ChunkedModel):
             im = off_mu + k * d + np.arange(d)
             ic = off_cov + st.idx[k]
             comp[np.ix_(im, im)] += N[k] * Pk
-            Qb = np.einsum("ab,mbc,cd->mad", Pk, st.B, Pk)          # P B_m P
-            mc = np.einsum("mad,d->am", Qb, S1[k])                   # (d, nb)
+            # (matrix products instead of einsum's loops: the fixed cost of a pass)
+            Qb = Pk @ st.B @ Pk                                      # P B_m P
+            mc = (Qb @ S1[k]).T                                      # (d, nb)
             comp[np.ix_(im, ic)] += mc
             comp[np.ix_(ic, im)] += mc.T
             SP = S2[k] @ Pk
-            t1 = np.einsum("mab,nbc,ca->mn", st.B, Qb, SP)
-            t2 = np.einsum("nab,mba->mn", Qb, st.B)
+            # t1[m, n] = tr(B_m Qb_n SP), t2[m, n] = tr(Qb_n B_m)
+            t1 = BfT @ (Qb @ SP).reshape(ne, d * d).T
+            t2 = BfT @ Qb.reshape(ne, d * d).T
             comp[np.ix_(ic, ic)] += t1 - 0.5 * N[k] * t2
         return Stats(loglik=ll, score=score, complete=comp, missing=missing)
 
@@ -1558,7 +1580,7 @@ class GaussianMixture(FitMixin, ChunkedModel):
             aw[k, k - 1] = 1.0 / pi[k]
         if K > 1:
             aw[0, :] = -1.0 / pi[0]
-        trPB = np.einsum("kab,mba->km", Pm, st.B)          # tr(P_k B_m)
+        trPB = Pm.reshape(K, d * d) @ np.swapaxes(st.B, 1, 2).reshape(-1, d * d).T  # tr(P_k B_m)
         return st, Pm, aw, trPB, idx, nw + K * d + st.n_var()
 
     def chunk_scores(self, params: GMMParams, chunk) -> np.ndarray:
@@ -1701,8 +1723,14 @@ class GaussianMixture(FitMixin, ChunkedModel):
         information is T_k (sum_i w_i phi_i phi_i') T_l' with the weights
         w_i = r_ik (1 - r_ik) (k = l) or -r_ik r_il, and phi phi' holds the monomials
         of degree <= 4 of y, each once: the kernel ``gmm_louis.louis_moments`` accumulates
-        them (weights x monomials, one matrix product per block of rows, OpenMP over
-        chunks of rows).
+        them (OpenMP over chunks of rows; per row the weight times the monomials for each
+        pair kept).  Rows of certain membership (the responsibilities other than the
+        largest summing to at most LOUIS_CERTAIN) and, in the other rows, the pairs with a
+        responsibility r_k <= LOUIS_CERTAIN are skipped: every dropped weight is at most
+        LOUIS_CERTAIN, so an entry of the missing information changes by at most
+        LOUIS_CERTAIN x sum_i |T_k phi_i| |T_l phi_i| over the dropped (row, pair) terms --
+        relative to the complete information, whose entries are sums of the same scores
+        with weights r_ik, of the order of LOUIS_CERTAIN.
         """
         K, d = self.K, self.d
         nw = K - 1
@@ -1733,7 +1761,7 @@ class GaussianMixture(FitMixin, ChunkedModel):
             A = Pm[k]
             b = -A @ (params.means[k] - self.centre)
             Bb = st.B @ b                                           # (ne, d)
-            C = 0.5 * np.einsum("ae,mab,bg->meg", A, st.B, A)
+            C = 0.5 * (A.T @ st.B @ A)                              # A' B_m A / 2
             Tk = np.zeros((nw + d + st.B.shape[0], 1 + d + qa.size))
             Tk[:nw, 0] = aw[k]
             Tk[nw:nw + d, 0] = b
@@ -2263,8 +2291,11 @@ class GaussianMixture(FitMixin, ChunkedModel):
             Default: Louis' method for every structure without a prior, a numerical
             Hessian of the log-posterior with a prior.
         method : str, optional
-            Default: Louis-Newton without a prior and without missing values, SQUAREM
-            otherwise.  ``"stochastic"``
+            Default: Louis-Newton without a prior and without missing values up to
+            ``NEWTON_MAX_ROWS`` (20,000) rows and ``NEWTON_MAX_PARAMS`` (50) free
+            parameters, SQUAREM otherwise (there the Newton finish's repeated Louis passes
+            cost more than the SQUAREM cycles they save; the standard errors then take one
+            Louis pass at the estimate).  ``"stochastic"``
             (Celeux & Diebolt's stochastic EM; the chain is in
             ``res.convergence.extra["chain"]``) and ``"mcem"`` run from one k-means++ or
             random start and keep its component order.
