@@ -134,7 +134,9 @@ class Method:
 
 
 def line_search(model: EMModel, state: State, theta, d, max_halvings: int, evaluate=None):
-    """Halve the step ``d`` (inference coordinates) until the log-likelihood does not drop.
+    """Halve the step ``d`` (inference coordinates) until the log-likelihood does not drop
+    by more than its round-off (at the maximum to rounding, the two sums differ by their
+    rounding whatever the step: such a step is no worse than staying).
 
     ``evaluate(params)`` returns ``(loglik, *extra)`` (default: the E-step's
     log-likelihood).  Returns ``(State, *extra)`` for the accepted point, or None.
@@ -154,7 +156,7 @@ def line_search(model: EMModel, state: State, theta, d, max_halvings: int, evalu
                     stats = None  # E-step statistics only if a fall-back needs them
         except (ValueError, FloatingPointError, np.linalg.LinAlgError):
             ll = -np.inf
-        if np.isfinite(ll) and ll >= state.loglik:
+        if np.isfinite(ll) and ll >= state.loglik - ROUNDOFF * (1.0 + abs(state.loglik)):
             return (State(cand, stats, float(ll)), *extra)
         t *= 0.5
     return None
