@@ -148,6 +148,9 @@ class MVN(SpecMaps, FitMixin, ChunkedModel):
     ----------------
     _dropped_before : int
         Internal: rows already dropped by :func:`emstats.mvn` (counted in the summary).
+    _singular_ok : bool
+        Internal: accept a singular sample covariance (probabilistic PCA, whose likelihood
+        is bounded there); otherwise an exactly dependent column is a DataError.
 
     Attributes
     ----------
