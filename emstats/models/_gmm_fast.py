@@ -169,6 +169,27 @@ class SmallEM:
             covs = model._guard(covs)
         return GMMParams(weights, means, covs)
 
+    def start_m_step(self, stats, p):
+        """``GaussianMixture.m_step`` for a start (``GaussianMixture._start_m_step``): the
+        kernel's M-step (one step of :func:`gmm_small.small_em_run` from the statistics at
+        ``p``, its E-step unused), the model's where the kernel leaves it to Python (an
+        empty component, a branch not in C).  Equal to the model's up to rounding."""
+        K, d = self.model.K, self.model.d
+        N = np.asarray(stats["N"], dtype=float)
+        S1 = np.asarray(stats["S1"], dtype=float)
+        S2 = np.asarray(stats["S2"], dtype=float)
+        u = np.concatenate([np.asarray(p.weights, dtype=float), np.ravel(p.means),
+                            np.ravel(p.covariances)])
+        s = np.concatenate([N, S1.ravel(), S2.ravel()])
+        try:
+            steps, _ = self._kernel(u, s, -np.inf, 1, 0.0)
+        except FloatingPointError:
+            steps = 0
+        if not steps:
+            return self.model.m_step(stats, p)
+        return GMMParams(u[:K].copy(), u[K:K + K * d].reshape(K, d).copy(),
+                         u[K + K * d:].reshape(K, d, d).copy())
+
     # -- the loops -----------------------------------------------------------------------
     def run(self, p, maxiter, tol, squarem=False):
         """EM (or SQUAREM) from ``p``: (params, loglik, monitor, converged)."""
@@ -345,7 +366,11 @@ class SmallEM:
         best continued (as :func:`emstats.em.engine.run_starts`; by SQUAREM when
         ``squarem``)."""
         model = self.model
-        starts = model.initial_starts(init, n_init, np.random.default_rng(seed))
+        model._fast_start_m_step = self.start_m_step if self._code >= 0 else None
+        try:
+            starts = model.initial_starts(init, n_init, np.random.default_rng(seed))
+        finally:
+            model._fast_start_m_step = None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             p, used = self._best_start(starts, maxiter)
