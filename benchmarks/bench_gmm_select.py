@@ -22,7 +22,11 @@ faithful 5.003 s against 0.669 s (7.48x), iris 4.154 s against 0.520 s (7.99x), 
 BIC tables.  After h-sel4 (the whole EM step and the SQUAREM cycles in C; ``--repeat 2``,
 main and the new code in turn, load about 2): faithful 4.28-4.31 s -> 2.25-2.28 s against
 mclust 0.62-0.66 s (6.5x -> 3.4-3.7x), iris 3.97-5.01 s -> 2.34-2.40 s against 0.47-0.56 s
-(7.8-10.6x -> 4.2-5.1x), the same BIC tables.  Targets: 3x on faithful, iris under 2 s.
+(7.8-10.6x -> 4.2-5.1x), the same BIC tables.  After h-sel5 (the starts' M-step in C;
+``--repeat 2``, main and the new code in turn, three rounds, load about 2): faithful
+2.07-2.32 s -> 1.76-2.16 s against mclust 0.61-0.71 s (3.31-3.43x -> 2.75-3.04x), iris
+2.00-2.36 s -> 2.01-2.35 s against 0.44-0.54 s (4.4-4.5x -> 4.2-4.4x), the same BIC
+tables.  Targets: 3x on faithful, iris under 2 s.
 """
 
 from __future__ import annotations

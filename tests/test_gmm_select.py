@@ -12,7 +12,7 @@ import pytest
 
 import emstats
 from emstats.models import gmm as G
-from emstats.models._gmm_fast import SmallEM
+from emstats.models._gmm_fast import SmallEM, _start_key
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -335,6 +335,34 @@ def test_select_shares_the_structure_free_starts():
     moments = [key for key in cache if "moments" in key]
     assert len(moments) == 8 and {key[-1] for key in moments} == {False, True}
 
+
+
+@pytest.mark.parametrize("cov", G.ALL_STRUCTURES)
+def test_kernel_starts_are_the_models(cov):
+    # the starts made by SmallEM's kernel M-step (random, k-means++, hc) are the model's
+    # up to rounding, and the E-step kept for each start's short run is the E-step there
+    X = np.array(_iris()["X"])
+    m = emstats.gmm(X, k=3, covariance=cov)
+    fast = SmallEM(m)
+    for init, count in (("short-em", 4), ("kmeans++", 3), ("hc", None)):
+        ref = m.initial_starts(init, count, np.random.default_rng(2))
+        fast._start_hits = {}
+        m._fast_start_m_step = fast.start_m_step
+        try:
+            got = m.initial_starts(init, count, np.random.default_rng(2))
+        finally:
+            m._fast_start_m_step = None
+        assert len(got) == len(ref)
+        for (_, p), (_, q) in zip(ref, got, strict=True):
+            np.testing.assert_allclose(q.weights, p.weights, rtol=1e-12)
+            np.testing.assert_allclose(q.means, p.means, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(q.covariances, p.covariances, rtol=1e-9,
+                                       atol=1e-12 * float(np.abs(p.covariances).max()))
+            st, ll = fast._start_hits[_start_key(q)]
+            st_ref, ll_ref, _ = fast.e_step(q)
+            assert ll == pytest.approx(ll_ref, abs=1e-9)
+            for a, b in zip(st, st_ref, strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
 
 def test_jacobi_eigen_decomposition_and_orientation():
     # the M-steps' small eigen-decompositions against LAPACK, including a badly scaled

@@ -120,6 +120,8 @@ class SmallEM:
             else None
         self.squarem = bool(squarem)
         self.n_e_steps = 0
+        #: the E-steps done by :meth:`start_m_step`, by start (:func:`_start_key`)
+        self._start_hits = {}
 
     # -- one E-step, one M-step --------------------------------------------------------
     def e_step(self, p, want_resp=False):
@@ -169,11 +171,42 @@ class SmallEM:
             covs = model._guard(covs)
         return GMMParams(weights, means, covs)
 
+    def start_m_step(self, stats, p):
+        """``GaussianMixture.m_step`` for a start (``GaussianMixture._start_m_step``): the
+        kernel's M-step (one step of :func:`gmm_small.small_em_run` from the statistics at
+        ``p``, its E-step unused), the model's where the kernel leaves it to Python (an
+        empty component, a branch not in C).  Equal to the model's up to rounding."""
+        K, d = self.model.K, self.model.d
+        N = np.asarray(stats["N"], dtype=float)
+        S1 = np.asarray(stats["S1"], dtype=float)
+        S2 = np.asarray(stats["S2"], dtype=float)
+        u = np.concatenate([np.asarray(p.weights, dtype=float), np.ravel(p.means),
+                            np.ravel(p.covariances)])
+        s = np.concatenate([N, S1.ravel(), S2.ravel()])
+        try:
+            steps, _ = self._kernel(u, s, -np.inf, 1, 0.0)
+        except FloatingPointError:
+            steps = 0
+        if not steps:
+            return self.model.m_step(stats, p)
+        q = GMMParams(u[:K].copy(), u[K:K + K * d].reshape(K, d).copy(),
+                      u[K + K * d:].reshape(K, d, d).copy())
+        # the step's E-step is that of the start's run (:meth:`run`): kept under the key
+        # of the start in the canonical order (GMMParams.sorted), its statistics permuted
+        # alike (equal to a new E-step there up to rounding)
+        order = np.lexsort(q.means.T[::-1])
+        st = (s[:K][order], s[K:K + K * d].reshape(K, d)[order],
+              s[K + K * d:].reshape(K, d, d)[order])
+        srt = GMMParams(q.weights[order], q.means[order], q.covariances[order])
+        self._start_hits[_start_key(srt)] = (st, float(self._trace[0]))
+        return q
+
     # -- the loops -----------------------------------------------------------------------
     def run(self, p, maxiter, tol, squarem=False):
         """EM (or SQUAREM) from ``p``: (params, loglik, monitor, converged)."""
         mon = _Trace(tol=tol, maxiter=int(maxiter), monotone=True)
-        st, ll, _ = self.e_step(p)
+        hit = self._start_hits.pop(_start_key(p), None) if self._start_hits else None
+        st, ll, _ = self.e_step(p) if hit is None else (hit[0], hit[1], None)
         if st is None:
             raise FloatingPointError(f"the log-likelihood at the start values is {ll}")
         mon.record(ll, np.nan)
@@ -345,7 +378,12 @@ class SmallEM:
         best continued (as :func:`emstats.em.engine.run_starts`; by SQUAREM when
         ``squarem``)."""
         model = self.model
-        starts = model.initial_starts(init, n_init, np.random.default_rng(seed))
+        self._start_hits = {}
+        model._fast_start_m_step = self.start_m_step if self._code >= 0 else None
+        try:
+            starts = model.initial_starts(init, n_init, np.random.default_rng(seed))
+        finally:
+            model._fast_start_m_step = None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             p, used = self._best_start(starts, maxiter)

@@ -1902,7 +1902,7 @@ class GaussianMixture(FitMixin, ChunkedModel):
         hit = None if cache is None else cache.get(key)
         if hit is not None:
             stats, N, mu, cov0 = hit
-            return self.m_step(stats, GMMParams(N / N.sum(), mu.copy(), cov0.copy()))
+            return self._start_m_step(stats, GMMParams(N / N.sum(), mu.copy(), cov0.copy()))
         X = self._X_start
         K, d = self.K, self.d
         N = np.zeros(K)
@@ -1926,7 +1926,15 @@ class GaussianMixture(FitMixin, ChunkedModel):
         cov0 = self._guard(cov0 + 1e-12 * np.eye(self.d)[None])
         if cache is not None:
             cache[key] = (stats, N, mu.copy(), cov0.copy())
-        return self.m_step(stats, GMMParams(N / N.sum(), mu, cov0))
+        return self._start_m_step(stats, GMMParams(N / N.sum(), mu, cov0))
+
+    def _start_m_step(self, stats, params: GMMParams) -> GMMParams:
+        """The M-step that makes a start from its statistics: :meth:`m_step`, or the
+        one-call kernel's (``_fast_start_m_step``, set by
+        :class:`~emstats.models._gmm_fast.SmallEM` while it draws its starts; the same
+        step up to rounding)."""
+        fast = getattr(self, "_fast_start_m_step", None)
+        return self.m_step(stats, params) if fast is None else fast(stats, params)
 
     def _params_from_labels(self, labels) -> GMMParams:
         lab = np.asarray(labels)
@@ -2045,7 +2053,7 @@ class GaussianMixture(FitMixin, ChunkedModel):
         stats, ll = hit
         if not np.isfinite(ll):
             raise DataError("the random start has a non-finite log-likelihood")
-        return self.m_step(stats, p)
+        return self._start_m_step(stats, p)
 
     def _hc_start(self, rng) -> HCStart:
         """mclust's agglomeration of the rows (one for every k; kept when it does not
