@@ -59,7 +59,7 @@ import pandas as pd
 from .._kernels import mixreg_kernels as mk
 from ..components.glm import get_family, weighted_irls
 from ..components.hc import hc_labels
-from ..em.data import ArrayData
+from ..em.data import ROW_BLOCK, ArrayData
 from ..em.params import Free, ParamSpec, SpecMaps
 from ..em.protocol import ChunkedModel, LouisPieces
 from ..em.stats import Stats, tree_sum
@@ -618,12 +618,20 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
             raise DataError(f"response {self.endog_name!r} is constant ({y[0]:g}): a Gaussian "
                             "mixture of regressions needs a response that varies (every "
                             "component's variance would be zero)")
-        D = np.column_stack([X, X2]) if X2.shape[1] else X
-        G = D.T @ (D * w[:, None])
-        b = D.T @ (w * y)
+        # the pooled least squares by blocks of rows (no n-row copy of the design)
+        n, q = X.shape[0], X.shape[1] + X2.shape[1]
+        blocks = [slice(s, min(s + ROW_BLOCK, n)) for s in range(0, n, ROW_BLOCK)]
+
+        def design(rows):
+            return np.hstack([X[rows], X2[rows]]) if X2.shape[1] else X[rows]
+        G, b = np.zeros((q, q)), np.zeros(q)
+        for rows in blocks:
+            D = design(rows)
+            G += D.T @ (D * w[rows, None])
+            b += D.T @ (w[rows] * y[rows])
         coef = np.linalg.lstsq(G, b, rcond=None)[0]
-        r = y - D @ coef
-        if not float(w @ r ** 2) > 1e-20 * tss:
+        rss = sum(float(w[rows] @ (y[rows] - design(rows) @ coef) ** 2) for rows in blocks)
+        if not rss > 1e-20 * tss:
             raise DataError(f"response {self.endog_name!r} is an exact linear function of the "
                             f"regressors ({', '.join(self.exog_names or [])}; residual sum "
                             "of squares 0): a mixture of regressions is not identified (every "
