@@ -49,20 +49,11 @@ def em_map(model: EMModel, state: State) -> State:
         return new
     # a generalised M-step (one Newton step of Q) overshot: its direction ascends Q, whose
     # gradient at the current parameters is the log-likelihood's, so a shorter step along
-    # it does not lower the log-likelihood
-    u0 = model.pack(state.params)
-    d = model.pack(new.params) - u0
-    t = 0.5
-    for _ in range(GEM_HALVINGS):
-        try:
-            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-                cand = _evaluate(model, model.unpack(u0 + t * d))
-        except (ValueError, FloatingPointError, np.linalg.LinAlgError):
-            cand = None
-        if cand is not None and np.isfinite(cand.loglik) and cand.loglik >= state.loglik:
-            return cand
-        t *= 0.5
-    return new
+    # it does not lower the log-likelihood (the full step is the one just refused)
+    theta = model.to_inference(state.params)
+    shorter = line_search(model, state, theta, model.to_inference(new.params) - theta,
+                          GEM_HALVINGS, t0=0.5)
+    return shorter[0] if shorter is not None else new
 
 
 class Method:
@@ -133,15 +124,17 @@ class Method:
         return None
 
 
-def line_search(model: EMModel, state: State, theta, d, max_halvings: int, evaluate=None):
+def line_search(model: EMModel, state: State, theta, d, max_halvings: int, evaluate=None,
+                t0: float = 1.0):
     """Halve the step ``d`` (inference coordinates) until the log-likelihood does not drop
     by more than its round-off (at the maximum to rounding, the two sums differ by their
     rounding whatever the step: such a step is no worse than staying).
 
     ``evaluate(params)`` returns ``(loglik, *extra)`` (default: the E-step's
-    log-likelihood).  Returns ``(State, *extra)`` for the accepted point, or None.
+    log-likelihood).  The first trial is ``theta + t0 d``.  Returns ``(State, *extra)`` for
+    the accepted point, or None.
     """
-    t = 1.0
+    t = float(t0)
     for _ in range(max_halvings):
         try:
             # a trial point may lie outside the parameter space (a negative rate): its

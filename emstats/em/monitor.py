@@ -347,9 +347,10 @@ def user_stacklevel() -> int:
     pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
     skip = os.path.abspath(contextlib.__file__)
     frame, level = sys._getframe(1), 1
-    while frame is not None and (
-            os.path.abspath(frame.f_code.co_filename).startswith(pkg)
-            or os.path.abspath(frame.f_code.co_filename) == skip):
+    while frame is not None:
+        path = os.path.abspath(frame.f_code.co_filename)
+        if not (path.startswith(pkg) or path == skip):
+            break
         frame, level = frame.f_back, level + 1
     return level
 

@@ -111,6 +111,13 @@ def _sorted_codes(lab: np.ndarray) -> np.ndarray:
     return pd.factorize(lab, sort=True)[0]
 
 
+def constant_response(name: str, value: float) -> DataError:
+    """The error of a Gaussian mixture of regressions whose response is constant."""
+    return DataError(f"response {name!r} is constant ({value:g}): a Gaussian mixture of "
+                     "regressions needs a response that varies (every component's variance "
+                     "would be zero)")
+
+
 class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
     """Finite mixture of ``k`` regressions (see the module docstring and :func:`mixreg`).
 
@@ -615,9 +622,7 @@ class MixtureRegression(SpecMaps, FitMixin, ChunkedModel):
         if not check:
             return max(tss / ws, 1e-300)
         if not tss > 1e-28 * max(float(w @ y ** 2), 1e-300):
-            raise DataError(f"response {self.endog_name!r} is constant ({y[0]:g}): a Gaussian "
-                            "mixture of regressions needs a response that varies (every "
-                            "component's variance would be zero)")
+            raise constant_response(self.endog_name, y[0])
         # the pooled least squares by blocks of rows (no n-row copy of the design)
         n, q = X.shape[0], X.shape[1] + X2.shape[1]
         blocks = [slice(s, min(s + ROW_BLOCK, n)) for s in range(0, n, ROW_BLOCK)]

@@ -41,7 +41,7 @@ from ..formula import (
 from .censored import IntervalRegression, Tobit, check_rows, tobit_bounds
 from .gmm import GaussianMixture, map_log_responsibility_of
 from .hmm import HiddenMarkovModel
-from .mixreg import MixtureRegression, MixtureRegressionResults, log_softmax
+from .mixreg import MixtureRegression, MixtureRegressionResults, constant_response, log_softmax
 from .mvn import MVN, row_scores
 from .zeroinfl import HurdleRegression, ZeroInflatedRegression
 
@@ -1293,9 +1293,7 @@ class StreamedMixtureRegression(_OutOfCoreSandwich, MixtureRegression):
         if self.family.name == "gaussian":
             ymin, ymax = min(p[9][2] for p in parts), max(p[9][3] for p in parts)
             if ymin == ymax:
-                raise DataError(f"response {self.endog_name!r} is constant ({ymin:g}): a "
-                                "Gaussian mixture of regressions needs a response that varies "
-                                "(every component's variance would be zero)")
+                raise constant_response(self.endog_name, ymin)
             ybar = sum(p[9][0] for p in parts) / sum_w
             var = max(sum(p[9][1] for p in parts) / sum_w - ybar * ybar, 0.0)
             self.var_floor = 1e-10 * (var if var > 0.0 else (ymax - ymin) ** 2 / 4.0)
