@@ -306,12 +306,15 @@ def test_cycle_at_the_floor_stops_before_maxiter():
     assert _gmm_fast._stalled(cycle, 1e-9)
     climb = [-154.36 + 1e-12 * i for i in range(2 * span + 1)]      # slow, but a climb
     assert not _gmm_fast._stalled(climb, 1e-9)
-    # iris, VVV, k = 3: short EM's winner keeps a component at the floor and cycles
+    # iris, VVV, k = 3: short EM's winner often keeps a component at the floor, where EM
+    # either settles or cycles between two points depending on the last bits of the
+    # E-step's sums (the machine's vector width): over a few seeds none runs to maxiter,
+    # and some stop by the cycle test
     X = np.array(_iris()["X"])
     m = emstats.gmm(X, k=3, covariance="VVV")
-    out = SmallEM(m).fit("short-em", None, 0, 5000, 1e-10)
-    assert not out.converged and out.n_iter < 5000
-    assert m.collapsed_components(out.params)
+    outs = [SmallEM(m).fit("short-em", None, seed, 5000, 1e-10) for seed in range(6)]
+    assert all(o.n_iter < 5000 for o in outs)
+    assert any(not o.converged and m.collapsed_components(o.params) for o in outs)
 
 
 def test_select_shares_the_structure_free_starts():

@@ -15,33 +15,49 @@
  * N_k, sum r_ik (x_i - c), sum r_ik (x_i - c)(x_i - c)'; resp (n x K) when ``resp`` is
  * not NULL; *ll the log-likelihood.  work: (K + 2 d + 3) EMS_BLK doubles.
  * Returns 0, or 2 when a row has zero density under every component (or a NaN).
+ *
+ * The rows are cut into equal blocks (one block up to EMS_BLK rows), so that few of
+ * the weighted sums end in a short remainder.  A row's log-likelihood is its largest
+ * log-density plus the log of its sum of exponentials (in [1, K]); those sums are
+ * multiplied over EMS_LOG_GROUP rows before one log, instead of one log per row (the
+ * log is not vectorised; the product's rounding, EMS_LOG_GROUP half-ulps relative, is
+ * far below the stopping rule's resolution).
  */
 #ifndef EMSTATS_GMM_SMALL_H
 #define EMSTATS_GMM_SMALL_H
 
 #include "emmath.h"
 
-#define EMS_BLK 64
+/* rows per block (the row range is cut into equal blocks of at most EMS_BLK) */
+#define EMS_BLK 256
+/* rows whose sums of exponentials are multiplied before one log (each sum is in
+ * [1, K], so the product of EMS_LOG_GROUP of them stays finite for K < 2^32) */
+#define EMS_LOG_GROUP 32
 
 EMSTATS_CLONES
 static int emstats_small_pass(long n, long d, long K, const double *XT, const double *c,
-                              const double *L, const double *idg, const double *mu,
-                              const double *logc, double *aN, double *a1, double *a2,
-                              double *resp, int diag, double *work, double *ll_out)
+                    const double *L, const double *idg, const double *mu,
+                    const double *logc, double *aN, double *a1, double *a2,
+                    double *resp, int diag, double *work, double *ll_out)
 {
-    double *lp = work;                      /* K x EMS_BLK log-densities, then weights */
-    double *z = lp + K * EMS_BLK;           /* d x EMS_BLK whitened residuals */
-    double *e = z + d * EMS_BLK;            /* d x EMS_BLK rows about the centre */
-    double *top = e + d * EMS_BLK;          /* EMS_BLK */
-    double *inv = top + EMS_BLK;            /* EMS_BLK */
-    double *r = inv + EMS_BLK;              /* EMS_BLK */
+    double *lp = work;
+    double *z = lp + K * EMS_BLK;
+    double *e = z + d * EMS_BLK;
+    double *top = e + d * EMS_BLK;
+    double *inv = top + EMS_BLK;
+    double *r = inv + EMS_BLK;
     double ll = 0.0;
-    long i0, j, k, a, b, m;
-    for (i0 = 0; i0 < n; i0 += EMS_BLK) {
-        m = n - i0 < EMS_BLK ? n - i0 : EMS_BLK;
+    long nb = (n + EMS_BLK - 1) / EMS_BLK;
+    long bs = nb > 0 ? (n + nb - 1) / nb : 0;
+    long i0, j, k, a, b, m, g;
+    for (i0 = 0; i0 < n; i0 += bs) {
+        m = n - i0 < bs ? n - i0 : bs;
+        for (j = 0; j < m; j++)
+            top[j] = -INFINITY;
         for (k = 0; k < K; k++) {
             const double *Lk = L + k * d * d;
             double *lk = lp + k * EMS_BLK;
+            const double lc = logc[k];
             for (j = 0; j < m; j++)
                 lk[j] = 0.0;
             for (a = 0; a < d; a++) {
@@ -58,24 +74,24 @@ static int emstats_small_pass(long n, long d, long K, const double *XT, const do
                     for (j = 0; j < m; j++)
                         za[j] -= l * zb[j];
                 }
+                if (a + 1 < d) {
 #pragma omp simd
-                for (j = 0; j < m; j++) {
-                    za[j] *= ia;
-                    lk[j] += za[j] * za[j];
+                    for (j = 0; j < m; j++) {
+                        za[j] *= ia;
+                        lk[j] += za[j] * za[j];
+                    }
+                } else {
+                    /* the last variable: the log-density, and the running maximum over
+                     * the components */
+#pragma omp simd
+                    for (j = 0; j < m; j++) {
+                        const double q = za[j] * ia;
+                        const double v = lc - 0.5 * (lk[j] + q * q);
+                        lk[j] = v;
+                        top[j] = v > top[j] ? v : top[j];
+                    }
                 }
             }
-            const double lc = logc[k];
-#pragma omp simd
-            for (j = 0; j < m; j++)
-                lk[j] = lc - 0.5 * lk[j];
-        }
-        for (j = 0; j < m; j++)
-            top[j] = -INFINITY;
-        for (k = 0; k < K; k++) {
-            const double *lk = lp + k * EMS_BLK;
-#pragma omp simd
-            for (j = 0; j < m; j++)
-                top[j] = lk[j] > top[j] ? lk[j] : top[j];
         }
         for (j = 0; j < m; j++) {
             if (!(top[j] > -INFINITY))
@@ -91,10 +107,24 @@ static int emstats_small_pass(long n, long d, long K, const double *XT, const do
                 inv[j] += v;
             }
         }
-        for (j = 0; j < m; j++) {
-            ll += top[j] + log(inv[j]);
-            inv[j] = 1.0 / inv[j];
+        {
+            double st = 0.0;
+#pragma omp simd reduction(+:st)
+            for (j = 0; j < m; j++)
+                st += top[j];
+            ll += st;
         }
+        for (g = 0; g < m; g += EMS_LOG_GROUP) {
+            long ge = g + EMS_LOG_GROUP < m ? g + EMS_LOG_GROUP : m;
+            double p = 1.0;
+#pragma omp simd reduction(*:p)
+            for (j = g; j < ge; j++)
+                p *= inv[j];
+            ll += log(p);
+        }
+#pragma omp simd
+        for (j = 0; j < m; j++)
+            inv[j] = 1.0 / inv[j];
         for (a = 0; a < d; a++) {
             const double *xa = XT + a * n + i0;
             double *ea = e + a * EMS_BLK;
@@ -117,17 +147,20 @@ static int emstats_small_pass(long n, long d, long K, const double *XT, const do
                     resp[(i0 + j) * K + k] = r[j];
             for (a = 0; a < d; a++) {
                 const double *ea = e + a * EMS_BLK;
+                double *t = z;      /* scratch: r e_a */
                 double s1 = 0.0;
 #pragma omp simd reduction(+:s1)
-                for (j = 0; j < m; j++)
-                    s1 += r[j] * ea[j];
+                for (j = 0; j < m; j++) {
+                    t[j] = r[j] * ea[j];
+                    s1 += t[j];
+                }
                 a1[k * d + a] += s1;
                 for (b = diag ? a : 0; b <= a; b++) {
                     const double *eb = e + b * EMS_BLK;
                     double s2 = 0.0;
 #pragma omp simd reduction(+:s2)
                     for (j = 0; j < m; j++)
-                        s2 += r[j] * ea[j] * eb[j];
+                        s2 += t[j] * eb[j];
                     a2[(k * d + a) * d + b] += s2;
                 }
             }
