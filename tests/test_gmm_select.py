@@ -4,6 +4,7 @@ decomposed structures, and the common-orientation structures against mclust on i
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -393,3 +394,11 @@ def test_jacobi_eigen_decomposition_and_orientation():
             np.testing.assert_allclose(D, U, atol=1e-10)
     bad = np.full((1, 2, 2), np.nan)
     assert gmm_small.eig_desc(bad, np.empty((1, 2)), np.empty((1, 2, 2))) == 1
+
+
+@pytest.mark.parametrize("ks, named", [([0, 1], "0"), ([2, -1], "-1"), ([1.5], "1.5"),
+                                       (["a", 2], "'a'"), ([True], "True")])
+def test_select_refuses_bad_k_upfront(ks, named):
+    f = emstats.datasets.load("faithful")
+    with pytest.raises(ValueError, match=r"k must be positive integers.*" + re.escape(named)):
+        emstats.gmm_select(f, k=ks, covariance="VVV")

@@ -3073,6 +3073,11 @@ def gmm_select(spec=None, k=range(1, 10), covariance=("VVV", "EEE", "VVI", "VII"
     covs = [covariance] if isinstance(covariance, str) else list(covariance)
     if not ks or not covs:
         raise ValueError("give at least one k and one covariance structure")
+    bad = [kk for kk in ks if isinstance(kk, (bool, np.bool_))
+           or not isinstance(kk, (int, np.integer)) or kk < 1]
+    if bad:
+        raise ValueError("k must be positive integers (numbers of components), got "
+                         + ", ".join(map(repr, bad)))
     rows, fits, estimates = [], {}, {}
     n = prepared[0].shape[0]
     hc_shared, start_shared = None, {}
